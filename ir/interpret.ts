@@ -1,0 +1,98 @@
+/**
+ * The reference interpreter: executes a problem under any schedule, honouring tails, in float64.
+ * It is the oracle every code generator is checked against.
+ */
+import { elementCount, tensorStrides, type Problem } from './problem.ts';
+import type { Schedule } from './schedule.ts';
+
+export type NumericArray = Float32Array | Float64Array;
+
+/**
+ * Runs `schedule` on `inputs` (one array per input tensor) starting from `initialOutput` (zeros if
+ * omitted); returns the output in float64.
+ */
+export function interpret(schedule: Schedule, inputs: readonly NumericArray[], initialOutput?: NumericArray): Float64Array {
+  const p = schedule.problem;
+  const out = new Float64Array(elementCount(p.tensors[0]!));
+  if (initialOutput) out.set(initialOutput);
+  const strides = tensorStrides(p);
+  const a = inputs[0]!;
+  const b = inputs[1] ?? inputs[0]!;
+  const point = pointFunction(p, out, a, b);
+  const loops = schedule.loops;
+  const steps = schedule.steps;
+  const range = p.vars.map((v) => v.extent);
+  const nT = strides.length;
+  // offsets per depth: offs[d * nT + t] is tensor t's element offset on entry to loop d
+  const offs = new Float64Array((loops.length + 1) * nT);
+
+  const run = (d: number): void => {
+    if (d === loops.length) {
+      point(offs[d * nT]!, offs[d * nT + 1]!, nT > 2 ? offs[d * nT + 2]! : 0);
+      return;
+    }
+    const l = loops[d]!;
+    const v = l.var;
+    const step = steps[d]!;
+    const r = range[v]!;
+    const full = Math.floor(r / step);
+    const rem = r - full * step;
+    const base = d * nT;
+    const next = base + nT;
+    range[v] = step;
+    for (let it = 0; it <= full; it++) {
+      if (it === full) {
+        if (rem === 0) break;
+        range[v] = rem;
+      }
+      for (let t = 0; t < nT; t++) offs[next + t] = offs[base + t]! + strides[t]![v]! * step * it;
+      run(d + 1);
+    }
+    range[v] = r;
+  };
+  run(0);
+  return out;
+}
+
+type PointFn = (o: number, i0: number, i1: number) => void;
+
+function pointFunction(p: Problem, out: Float64Array, a: NumericArray, b: NumericArray): PointFn {
+  switch (p.combine) {
+    case 'fma': return (o, i, j) => { out[o] = out[o]! + a[i]! * b[j]!; };
+    case 'sum': return (o, i) => { out[o] = out[o]! + a[i]!; };
+    case 'max': return (o, i) => { out[o] = Math.max(out[o]!, a[i]!); };
+    case 'add': return (o, i, j) => { out[o] = a[i]! + b[j]!; };
+    case 'mul': return (o, i, j) => { out[o] = a[i]! * b[j]!; };
+    case 'relu': return (o, i) => { out[o] = Math.max(a[i]!, 0); };
+    case 'copy': return (o, i) => { out[o] = a[i]!; };
+  }
+}
+
+/** Largest relative error of `actual` against `expected`, scaled by the magnitude of the values. */
+export function maxRelativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  let scale = 1e-30;
+  for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i]!));
+  let worst = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const e = expected[i]!;
+    const x = actual[i]!;
+    if (Number.isNaN(x) !== Number.isNaN(e)) return Infinity;
+    const err = Math.abs(x - e) / Math.max(Math.abs(e), scale * 1e-3);
+    if (err > worst) worst = err;
+  }
+  return worst;
+}
+
+/** Deterministic pseudo-random values in [-1, 1) (mulberry32), for reproducible checks. */
+export function randomArray(n: number, seed: number): Float32Array {
+  const arr = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    arr[i] = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
+  }
+  return arr;
+}

@@ -1,0 +1,75 @@
+/**
+ * Seeded random problems and schedules, for property tests, the differential fuzz and random
+ * search. Sizes are small so that the interpreter stays fast, and include 1s and odd numbers.
+ */
+import { parseProblem } from './spec.ts';
+import type { Problem } from './problem.ts';
+import { Schedule } from './schedule.ts';
+import { applyAction } from './transforms.ts';
+
+/** mulberry32: small, fast, good enough for test-case generation. */
+export class Rng {
+  private s: number;
+  constructor(seed: number) {
+    this.s = seed >>> 0;
+  }
+  next(): number {
+    this.s = (this.s + 0x6d2b79f5) >>> 0;
+    let t = this.s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+  /** integer in [lo, hi] */
+  int(lo: number, hi: number): number {
+    return lo + Math.floor(this.next() * (hi - lo + 1));
+  }
+  pick<T>(items: readonly T[]): T {
+    return items[Math.floor(this.next() * items.length)]!;
+  }
+}
+
+export const RANDOM_OPS = ['matmul', 'bmm', 'conv1d', 'conv2d', 'conv3d', 'add', 'mul', 'relu', 'reduce', 'copy', 'transpose'] as const;
+
+/** A random small problem of the given op (or any op); `scale` bounds its sizes. */
+export function randomProblem(rng: Rng, op: string = rng.pick(RANDOM_OPS), scale = 1): Problem {
+  const size = (max: number) => (rng.next() < 0.1 ? 1 : rng.int(1, Math.max(1, Math.round(max * scale))));
+  const shape = (rank: number, max: number) => Array.from({ length: rank }, () => size(max)).join('x');
+  const stride = rng.next() < 0.7 ? 1 : rng.int(2, 3);
+  switch (op) {
+    case 'matmul': return parseProblem(`matmul ${size(40)}x${size(40)}x${size(40)}`);
+    case 'bmm': return parseProblem(`bmm b${size(3)} m${size(20)} n${size(20)} k${size(20)}`);
+    case 'conv1d': {
+      const s = size(5);
+      return parseProblem(`conv1d n${size(2)} c${size(6)} w${s + size(20)} k${size(6)} s${s} stride${stride}`);
+    }
+    case 'conv2d': {
+      const r = size(3), s = size(3);
+      return parseProblem(`conv2d n${size(2)} c${size(5)} h${r + size(8)} w${s + size(12)} k${size(5)} r${r} s${s} stride${stride}`);
+    }
+    case 'conv3d': {
+      const t = size(2), r = size(2), s = size(3);
+      return parseProblem(`conv3d n1 c${size(3)} d${t + size(4)} h${r + size(4)} w${s + size(6)} k${size(3)} t${t} r${r} s${s} stride${stride}`);
+    }
+    case 'reduce': {
+      const rank = rng.int(1, 3);
+      return parseProblem(`reduce ${shape(rank, 24)} axis${rng.int(0, rank - 1)}`);
+    }
+    case 'transpose': return parseProblem(`transpose ${shape(2, 40)}`);
+    default: return parseProblem(`${op} ${shape(rng.int(1, 3), 30)}`);
+  }
+}
+
+export const DEFAULT_ACTIONS = ['up', 'down', 'swap_up', 'swap_down', 'split_2', 'split_3', 'split_4', 'split_8', 'split_16', 'merge'] as const;
+
+/** A schedule reached by `steps` random legal actions from the default (illegal picks are skipped). */
+export function randomSchedule(problem: Problem, rng: Rng, steps = 12, actions: readonly string[] = DEFAULT_ACTIONS, maxLoops = 10): Schedule {
+  let s = Schedule.initial(problem);
+  for (let i = 0; i < steps; i++) {
+    const a = rng.pick(actions);
+    if (a.startsWith('split') && s.loops.length >= maxLoops) continue;
+    const r = applyAction(s, a);
+    if (r.ok) s = r.schedule;
+  }
+  return s;
+}

@@ -1,0 +1,135 @@
+/**
+ * A schedule: the loops of a problem, outermost first, plus a cursor. Each variable's loops, read
+ * outer to inner, cover its extent exactly: a loop of `size` full iterations of `step` elements
+ * (step = extent of the next inner loop of the same variable, 1 for the innermost) plus a tail of
+ * `tail` < step elements, so extent = size * step + tail. Tails propagate: inside the tail of an outer
+ * loop, the inner loops of that variable cover only the remainder. Schedules are immutable values.
+ */
+import { fail } from './errors.ts';
+import { type Problem, varIndex } from './problem.ts';
+
+/** GPU mapping of a loop (read by the cuda target only; CPU targets ignore it). */
+export type LoopBinding = 'block' | 'thread';
+
+export interface Loop {
+  readonly var: number;
+  readonly size: number;
+  readonly tail: number;
+  readonly bind?: LoopBinding;
+}
+
+export class Schedule {
+  readonly problem: Problem;
+  readonly loops: readonly Loop[];
+  readonly cursor: number;
+  /** elements of the loop's variable one full iteration covers */
+  readonly steps: readonly number[];
+
+  constructor(problem: Problem, loops: readonly Loop[], cursor = 0) {
+    this.problem = problem;
+    this.loops = Object.freeze(loops.map((l) => Object.freeze({ ...l })));
+    this.steps = Object.freeze(computeSteps(problem, this.loops));
+    if (!Number.isInteger(cursor) || cursor < 0 || cursor >= loops.length) {
+      fail(`cursor ${cursor} is outside the ${loops.length} loops`);
+    }
+    this.cursor = cursor;
+    Object.freeze(this);
+  }
+
+  /** LoopTune's default: one loop per variable, output variables outer, reductions inner, in declaration order. */
+  static initial(problem: Problem): Schedule {
+    const outVars = new Set(problem.output.index.flatMap((ix) => ix.terms.map((t) => t.var)));
+    const order = [
+      ...problem.vars.map((_, i) => i).filter((i) => outVars.has(i)),
+      ...problem.vars.map((_, i) => i).filter((i) => !outVars.has(i)),
+    ];
+    return new Schedule(problem, order.map((v) => ({ var: v, size: problem.vars[v]!.extent, tail: 0 })));
+  }
+
+  /** Parses the textual form, e.g. "m:6r4 n:60 k:70 m:16" (outermost first, var:size or var:sizerTAIL). */
+  static parse(problem: Problem, text: string, cursor = 0): Schedule {
+    const tokens = text.trim().split(/\s+/).filter((t) => t.length > 0);
+    if (tokens.length === 0) fail('empty schedule (expected loops such as "m:64 n:4 k:256 m:4 n:64")');
+    const loops = tokens.map((tok): Loop => {
+      const m = /^([A-Za-z_]\w*):(\d+)(?:r(\d+))?([bt])?$/.exec(tok);
+      if (!m) fail(`cannot read loop '${tok}' (expected var:size or var:sizerTAIL, e.g. m:6r4)`);
+      const size = Number(m[2]);
+      if (size < 1) fail(`loop '${tok}' must have a size of at least 1`);
+      const bind = m[4] === 'b' ? 'block' : m[4] === 't' ? 'thread' : undefined;
+      return { var: varIndex(problem, m[1]!), size, tail: m[3] === undefined ? 0 : Number(m[3]), ...(bind ? { bind } : {}) };
+    });
+    return new Schedule(problem, loops, Math.min(cursor, loops.length - 1));
+  }
+
+  /** Loops outermost first as "var:size" or "var:sizerTAIL" (+ "b"/"t" for GPU bindings). */
+  text(): string {
+    return this.loops.map((l) => loopText(this.problem, l)).join(' ');
+  }
+
+  toString(): string {
+    return this.text();
+  }
+
+  /** Stable structural hash of the loops (not the cursor: it does not change the code). */
+  hash(): string {
+    return fnv1a64(this.text());
+  }
+
+  extent(i: number): number {
+    const l = this.loops[i]!;
+    return l.size * this.steps[i]! + l.tail;
+  }
+
+  withCursor(cursor: number): Schedule {
+    return new Schedule(this.problem, this.loops, cursor);
+  }
+
+  withLoops(loops: readonly Loop[], cursor: number): Schedule {
+    return new Schedule(this.problem, loops, cursor);
+  }
+
+  equals(other: Schedule): boolean {
+    return this.text() === other.text();
+  }
+}
+
+export function loopText(problem: Problem, l: Loop): string {
+  const name = problem.vars[l.var]!.name;
+  const bind = l.bind === 'block' ? 'b' : l.bind === 'thread' ? 't' : '';
+  return `${name}:${l.size}${l.tail > 0 ? `r${l.tail}` : ''}${bind}`;
+}
+
+function computeSteps(problem: Problem, loops: readonly Loop[]): number[] {
+  const steps = new Array<number>(loops.length).fill(1);
+  const innerExtent = new Map<number, number>();
+  for (let i = loops.length - 1; i >= 0; i--) {
+    const l = loops[i]!;
+    if (!Number.isInteger(l.var) || l.var < 0 || l.var >= problem.vars.length) fail(`loop ${i} names no variable of ${problem.op}`);
+    const step = innerExtent.get(l.var) ?? 1;
+    const text = loopText(problem, l);
+    if (!Number.isInteger(l.size) || l.size < 1) fail(`loop '${text}' must have a size of at least 1`);
+    if (!Number.isInteger(l.tail) || l.tail < 0 || l.tail >= step) {
+      fail(step === 1
+        ? `loop '${text}' is the innermost loop of ${problem.vars[l.var]!.name} and cannot have a tail`
+        : `tail ${l.tail} of loop '${text}' must be smaller than its step ${step}`);
+    }
+    steps[i] = step;
+    innerExtent.set(l.var, l.size * step + l.tail);
+  }
+  problem.vars.forEach((v, i) => {
+    const covered = innerExtent.get(i);
+    if (covered === undefined) fail(`variable ${v.name} has no loop in the schedule`);
+    if (covered !== v.extent) fail(`the loops of ${v.name} cover ${covered} elements but ${problem.spec} has ${v.name}=${v.extent}`);
+  });
+  return steps;
+}
+
+function fnv1a64(text: string): string {
+  let h = 0xcbf29ce484222325n;
+  const prime = 0x100000001b3n;
+  for (let i = 0; i < text.length; i++) {
+    h ^= BigInt(text.charCodeAt(i));
+    h = (h * prime) & 0xffffffffffffffffn;
+  }
+  return h.toString(16).padStart(16, '0');
+}

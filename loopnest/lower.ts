@@ -1,0 +1,287 @@
+/**
+ * Lowering a Schedule to a LoopProgram, LoopNest-style:
+ *  1. the vector variable is the one indexing the output's last (unit-stride) dimension, when every
+ *     input moves along it with stride 0 (broadcast) or 1 (vector load);
+ *  2. the unrolled region is the longest suffix of the loops whose output tile fits in the
+ *     registers (accumulators + 2 operand registers) and whose unrolled body fits the unroll
+ *     budget; it must contain the vector variable's innermost loop, else the scalar path is used;
+ *  3. reduction loops directly above the unrolled region join the register tile, so accumulators
+ *     stay in registers across them;
+ *  4. every loop with a tail is instantiated twice (full iterations, then the remainder), so all
+ *     trip counts and tails are compile-time constants.
+ */
+import { ACCUMULATES, elementCount, isReduction, tensorStrides, type Problem } from '../ir/problem.ts';
+import type { Schedule } from '../ir/schedule.ts';
+import type { TargetCaps } from '../targets/kernel.ts';
+import type {
+  Accumulator, ComputeNode, ComputeOp, LoopNode, LoopProgram, Operand, ProgramNode, TileDecision,
+} from './program.ts';
+
+/** Registers the tile leaves free for operands: one streamed operand and one reused operand. */
+const OPERAND_RESERVE = 2;
+
+export function lower(schedule: Schedule, caps: TargetCaps): LoopProgram {
+  const problem = schedule.problem;
+  const strides = tensorStrides(problem);
+  const decision = decideTile(schedule, caps, strides);
+  const builder = new Builder(schedule, strides, decision);
+  const range = problem.vars.map((v) => v.extent);
+  const zero = strides.map(() => 0);
+  return {
+    problem,
+    schedule: schedule.text(),
+    combine: problem.combine,
+    tensors: problem.tensors.map((t) => ({ name: t.name, elements: elementCount(t) })),
+    decision,
+    body: builder.nodes(0, range, zero),
+  };
+}
+
+/** The variable of the output's unit-stride dimension, if every input can follow it. */
+export function vectorVariable(problem: Problem, strides: number[][]): { var: number | null; reason?: string } {
+  const last = problem.output.index[problem.output.index.length - 1]!;
+  if (last.terms.length !== 1 || last.terms[0]!.coef !== 1) return { var: null, reason: 'the output has no unit-stride variable' };
+  const v = last.terms[0]!.var;
+  for (let t = 1; t < strides.length; t++) {
+    const s = strides[t]![v]!;
+    if (s !== 0 && s !== 1) {
+      return { var: null, reason: `${problem.tensors[t]!.name} moves by ${s} elements along ${problem.vars[v]!.name}` };
+    }
+  }
+  return { var: v };
+}
+
+function decideTile(schedule: Schedule, caps: TargetCaps, strides: number[][]): TileDecision {
+  const problem = schedule.problem;
+  const loops = schedule.loops;
+  const vv = vectorVariable(problem, strides);
+  const pick = (lanes: number, vecVar: number | null, registers: number) => {
+    let unrollFrom = loops.length;
+    let size = { accumulators: 1, ops: 1 };
+    for (let u = loops.length - 1; u >= 0; u--) {
+      const s = tileSize(schedule, u, lanes, vecVar);
+      if (s.accumulators > registers - OPERAND_RESERVE || s.ops > caps.unrollBudget) break;
+      unrollFrom = u;
+      size = s;
+    }
+    return { unrollFrom, size };
+  };
+  let lanes = caps.vectorLanes;
+  let vectorVar = vv.var;
+  let scalarReason = vv.reason;
+  let chosen = vectorVar === null ? undefined : pick(lanes, vectorVar, caps.vectorRegisters);
+  if (chosen && vectorVar !== null && lanes > 1) {
+    const innermost = innermostLoopOf(schedule, vectorVar);
+    if (innermost < chosen.unrollFrom) {
+      scalarReason = `the innermost loop of ${problem.vars[vectorVar]!.name} is outside the unrolled register tile`;
+      chosen = undefined;
+    }
+  }
+  if (!chosen || lanes === 1) {
+    lanes = 1;
+    vectorVar = null;
+    chosen = pick(1, null, caps.scalarRegisters);
+  } else {
+    scalarReason = undefined;
+  }
+  let tileFrom = chosen.unrollFrom;
+  while (tileFrom > 0 && isReduction(problem, loops[tileFrom - 1]!.var)) tileFrom--;
+  return {
+    lanes, vectorVar, unrollFrom: chosen.unrollFrom, tileFrom,
+    accumulators: chosen.size.accumulators, unrolledOps: chosen.size.ops,
+    ...(scalarReason ? { scalarReason } : {}),
+  };
+}
+
+function innermostLoopOf(schedule: Schedule, v: number): number {
+  for (let i = schedule.loops.length - 1; i >= 0; i--) if (schedule.loops[i]!.var === v) return i;
+  return -1;
+}
+
+/** Accumulators and vector operations of the unrolled region loops[u..] in a full iteration. */
+function tileSize(schedule: Schedule, u: number, lanes: number, vecVar: number | null): { accumulators: number; ops: number } {
+  const problem = schedule.problem;
+  const extentInRegion = new Map<number, number>();
+  const innermostSize = new Map<number, number>();
+  for (let i = u; i < schedule.loops.length; i++) {
+    const l = schedule.loops[i]!;
+    if (!extentInRegion.has(l.var)) extentInRegion.set(l.var, schedule.extent(i));
+    innermostSize.set(l.var, l.size);
+  }
+  let accumulators = 1;
+  let reductionPoints = 1;
+  for (const [v, extent] of extentInRegion) {
+    let n = extent;
+    if (v === vecVar && lanes > 1) {
+      const s1 = innermostSize.get(v)!;
+      n = Math.floor(extent / s1) * Math.ceil(s1 / lanes) + Math.ceil((extent % s1) / lanes);
+    }
+    if (isReduction(problem, v)) reductionPoints *= n;
+    else accumulators *= n;
+  }
+  return { accumulators, ops: accumulators * reductionPoints };
+}
+
+/** Instantiates the loop tree for concrete ranges, so every trip count is a constant. */
+class Builder {
+  private readonly loops;
+  private readonly steps;
+  private readonly problem: Problem;
+  private readonly accumulate: boolean;
+
+  constructor(schedule: Schedule, private readonly strides: number[][], private readonly decision: TileDecision) {
+    this.loops = schedule.loops;
+    this.steps = schedule.steps;
+    this.problem = schedule.problem;
+    this.accumulate = ACCUMULATES[schedule.problem.combine];
+  }
+
+  /** Nodes for loops[d..] with `range[v]` elements of each variable left and static pointer offsets. */
+  nodes(d: number, range: number[], offsets: number[]): ProgramNode[] {
+    if (d === this.decision.tileFrom) return [this.tile(range, offsets)];
+    return this.loopLevel(d, range, offsets, (dd, r, o) => this.nodes(dd, r, o));
+  }
+
+  /** One schedule loop: its full iterations (a LoopNode, or inline when there is one) then its tail. */
+  private loopLevel(
+    d: number, range: number[], offsets: number[],
+    inner: (d: number, range: number[], offsets: number[]) => ProgramNode[],
+  ): ProgramNode[] {
+    const l = this.loops[d]!;
+    const step = this.steps[d]!;
+    const r = range[l.var]!;
+    const full = Math.floor(r / step);
+    const rem = r % step;
+    const out: ProgramNode[] = [];
+    const advance = this.strides.map((s) => s[l.var]! * step);
+    if (full > 0) {
+      const innerRange = withValue(range, l.var, step);
+      if (full === 1) {
+        out.push(...inner(d + 1, innerRange, offsets));
+      } else {
+        const node: LoopNode = {
+          kind: 'loop', var: l.var, count: full, offsets, advance,
+          body: inner(d + 1, innerRange, offsets.map(() => 0)),
+        };
+        out.push(node);
+      }
+    }
+    if (rem > 0) {
+      out.push(...inner(d + 1, withValue(range, l.var, rem), offsets.map((o, t) => o + advance[t]! * full)));
+    }
+    return out;
+  }
+
+  private tile(range: number[], offsets: number[]): ProgramNode {
+    const accIndex = new Map<number, number>();
+    const accumulators: Accumulator[] = [];
+    const accFor = (offset: number, count: number): number => {
+      let i = accIndex.get(offset);
+      if (i === undefined) {
+        i = accumulators.length;
+        accIndex.set(offset, i);
+        accumulators.push({ offset, count });
+      }
+      return i;
+    };
+    // the output pointer stays at the tile; the offsets of output accesses are folded into accumulators
+    const outBase = offsets[0]!;
+    const inTile = (d: number, r: number[], o: number[]): ProgramNode[] => {
+      if (d === this.decision.unrollFrom) return [this.compute(r, o, outBase, accFor)];
+      return this.loopLevel(d, r, o, inTile);
+    };
+    const body = inTile(this.decision.tileFrom, range, offsets.map((o, t) => (t === 0 ? 0 : o)));
+    return { kind: 'tile', accumulators, loadOutput: this.accumulate, body };
+  }
+
+  /** The fully unrolled region for concrete ranges: one group per point of its reduction loops. */
+  private compute(range: number[], offsets: number[], outBase: number, accFor: (offset: number, count: number) => number): ComputeNode {
+    const { lanes, vectorVar, unrollFrom } = this.decision;
+    const loops = this.loops;
+    const groups = new Map<string, ComputeOp[]>();
+    const values = this.problem.vars.map(() => 0);
+    const reductionVars = this.problem.vars.map((_, v) => isReduction(this.problem, v));
+    const emit = (count: number) => {
+      const key = values.filter((_, v) => reductionVars[v]).join(',');
+      let g = groups.get(key);
+      if (!g) groups.set(key, (g = []));
+      const off = (t: number) => offsets[t]! + this.strides[t]!.reduce((s, st, v) => s + st * values[v]!, 0);
+      const acc = accFor(outBase + off(0), count);
+      const inputs: Operand[] = this.problem.inputs.map((_, i) => {
+        const t = i + 1;
+        const vector = vectorVar !== null && this.strides[t]![vectorVar] === 1;
+        return { tensor: t, offset: off(t), mode: vector ? 'vector' : 'broadcast', count: vector ? count : 1 };
+      });
+      g.push({ acc, inputs });
+    };
+    const walk = (d: number, r: number[]): void => {
+      if (d === loops.length) {
+        emit(1);
+        return;
+      }
+      const l = loops[d]!;
+      const step = this.steps[d]!;
+      const n = r[l.var]!;
+      const base = values[l.var]!;
+      if (l.var === vectorVar && step === 1) {
+        // the vectorized loop advances a whole register at a time
+        for (let x = 0; x < n; x += lanes) {
+          values[l.var] = base + x;
+          walkVector(d + 1, r, Math.min(lanes, n - x));
+        }
+      } else {
+        const full = Math.floor(n / step);
+        const rem = n % step;
+        for (let it = 0; it <= full; it++) {
+          const len = it < full ? step : rem;
+          if (len === 0) break;
+          values[l.var] = base + it * step;
+          walk(d + 1, withValue(r, l.var, len));
+        }
+      }
+      values[l.var] = base;
+    };
+    // below the vectorized loop, the remaining loops are walked with the vector's lane count fixed
+    const walkVector = (d: number, r: number[], count: number): void => {
+      if (d === loops.length) {
+        emit(count);
+        return;
+      }
+      const l = loops[d]!;
+      const step = this.steps[d]!;
+      const n = r[l.var]!;
+      const base = values[l.var]!;
+      const full = Math.floor(n / step);
+      const rem = n % step;
+      for (let it = 0; it <= full; it++) {
+        const len = it < full ? step : rem;
+        if (len === 0) break;
+        values[l.var] = base + it * step;
+        walkVector(d + 1, withValue(r, l.var, len), count);
+      }
+      values[l.var] = base;
+    };
+    walk(unrollFrom, range);
+    return { kind: 'compute', groups: [...groups.values()].map((g) => orderGroup(g)) };
+  }
+}
+
+/**
+ * Orders a group in runs that share the operand of the input with MORE distinct operands: the
+ * emitter loads that operand once per run, while the other input's few operands stay in registers.
+ */
+function orderGroup(ops: ComputeOp[]): ComputeOp[] {
+  if (ops.length < 2 || ops[0]!.inputs.length < 2) return ops;
+  const distinct = ops[0]!.inputs.map((_, i) => new Set(ops.map((o) => o.inputs[i]!.offset)).size);
+  const runKey = distinct[0]! >= distinct[1]! ? 0 : 1;
+  return ops
+    .map((op, i) => ({ op, i }))
+    .sort((a, b) => a.op.inputs[runKey]!.offset - b.op.inputs[runKey]!.offset || a.i - b.i)
+    .map((x) => x.op);
+}
+
+function withValue(range: number[], v: number, value: number): number[] {
+  const r = range.slice();
+  r[v] = value;
+  return r;
+}

@@ -1,0 +1,104 @@
+/**
+ * What the machine we run on can execute and how big its caches are (Linux: /proc and /sys).
+ * /proc/cpuinfo flags are already masked by the kernel for OS support (XSAVE state), so a flag
+ * listed there is usable.
+ */
+import { readFileSync, readdirSync } from 'node:fs';
+import os from 'node:os';
+
+export interface HostIsa {
+  /** Node's process.arch: 'x64', 'arm64', ... */
+  arch: string;
+  avx2: boolean;
+  /** AVX-512 Foundation (zmm registers, opmasks): all the x86 emitter needs. */
+  avx512: boolean;
+  fma: boolean;
+  model: string;
+}
+
+export interface HostCaches {
+  /** bytes per core (L1d, L2) and of the last level (L3, shared); 0 when unknown. */
+  l1d: number;
+  l2: number;
+  l3: number;
+}
+
+export type HostTarget = 'avx512' | 'avx2';
+
+let isa: HostIsa | undefined;
+
+export function isX86Host(): boolean {
+  return process.arch === 'x64';
+}
+
+export function hostIsa(): HostIsa {
+  if (isa) return isa;
+  const cpuinfo = readText('/proc/cpuinfo');
+  const field = (name: string): string => cpuinfo.match(new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm'))?.[1]?.trim() ?? '';
+  const flags = new Set(field('flags').split(/\s+/));
+  const x86 = isX86Host();
+  // x86 says "model name"; arm64 kernels have no model string, so fall back to Node's view.
+  const model = field('model name') || os.cpus()[0]?.model || `unknown ${process.arch} CPU`;
+  isa = {
+    arch: process.arch,
+    avx2: x86 && flags.has('avx2'),
+    avx512: x86 && flags.has('avx512f'),
+    fma: x86 && flags.has('fma'),
+    model,
+  };
+  return isa;
+}
+
+/** The best native x86 target of this host; throws on hosts that cannot run x86-64 AVX2 code. */
+export function hostTarget(): HostTarget {
+  const h = hostIsa();
+  if (h.arch !== 'x64') {
+    throw new Error(`host is ${h.arch} (${h.model}), not x86-64: native x86 kernels cannot run here`);
+  }
+  if (h.avx512) return 'avx512';
+  if (h.avx2 && h.fma) return 'avx2';
+  throw new Error(`host CPU ${h.model} has no AVX2+FMA: native x86 kernels cannot run here`);
+}
+
+/** Cache sizes of cpu0 from /sys/devices/system/cpu/cpu0/cache/index*. */
+export function hostCaches(): HostCaches {
+  const caches: HostCaches = { l1d: 0, l2: 0, l3: 0 };
+  const dir = '/sys/devices/system/cpu/cpu0/cache';
+  let entries: string[];
+  try {
+    entries = readdirSync(dir).filter((e) => /^index\d+$/.test(e));
+  } catch {
+    return caches;
+  }
+  for (const entry of entries) {
+    const level = Number(readText(`${dir}/${entry}/level`).trim());
+    const type = readText(`${dir}/${entry}/type`).trim();
+    const size = parseCacheSize(readText(`${dir}/${entry}/size`));
+    if (type === 'Instruction') continue;
+    if (level === 1) caches.l1d = size;
+    else if (level === 2) caches.l2 = size;
+    else if (level === 3) caches.l3 = size;
+  }
+  return caches;
+}
+
+/** "48K" / "1024K" / "32M" → bytes. */
+export function parseCacheSize(text: string): number {
+  const m = text.trim().match(/^(\d+)\s*([KMG]?)/i);
+  if (!m) return 0;
+  const unit = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G'];
+  return Number(m[1]) * unit;
+}
+
+/** CPUs this process may run on (its affinity mask; a cgroup CPU quota is not seen). */
+export function hostCores(): number {
+  return os.availableParallelism();
+}
+
+function readText(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}

@@ -1,0 +1,307 @@
+/**
+ * MeasurementPool: runs and times generated kernels in persistent child processes, so that a
+ * kernel that crashes (SIGSEGV, SIGILL, SIGBUS) or hangs becomes an error result instead of
+ * taking the caller down. A dead or hung worker is killed and replaced on the next job.
+ *
+ * Concurrency defaults to 1: one measurement at a time keeps timings clean on a small machine.
+ * An idle pool does not keep Node alive (its workers are unref'd), but call close() when done.
+ * Worker stderr is captured (its last line appears in error messages), never printed.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import pLimit, { type LimitFunction } from 'p-limit';
+import { assertRunnableKernel, type NativeKernel } from './executable-memory.ts';
+import { openblasEnvironment } from './openblas.ts';
+import type { Job, JobMessage, JobValues, OpenblasTiming, WorkerMessage } from './protocol.ts';
+import { DEFAULT_MIN_SECONDS, type Timing } from './timing.ts';
+
+export type FailureReason = 'crash' | 'timeout' | 'error';
+
+export interface Failure {
+  ok: false;
+  /** crash: killed by a signal; timeout: ran past the limit; error: the job threw or the worker could not start. */
+  reason: FailureReason;
+  /** one line, e.g. 'kernel crashed (SIGSEGV)', 'kernel timed out after 10 s'. */
+  error: string;
+}
+
+export type Result<T> = ({ ok: true } & T) | Failure;
+export type RunResult = Result<JobValues['run']>;
+export type TimeResult = Result<Timing>;
+export type OpenblasResult = Result<OpenblasTiming>;
+export type PingResult = Result<JobValues['ping']>;
+
+export interface PoolOptions {
+  /** jobs measured at once, each in its own worker (default 1). */
+  concurrency?: number;
+  /** per-job limit in seconds, start-up excluded (default 10). */
+  timeoutSeconds?: number;
+  /** limit for a worker to start (load tsx, koffi) in seconds (default 30). */
+  startupTimeoutSeconds?: number;
+  /** default minimum sampled time of time/openblas jobs in seconds (default 0.05). */
+  minSeconds?: number;
+  /** pin OpenBLAS to a kernel set ('Haswell', 'SkylakeX', ...) instead of letting it choose. */
+  openblasCoretype?: string;
+}
+
+export interface JobOptions {
+  timeoutSeconds?: number;
+}
+
+export interface RunOptions extends JobOptions {
+  /** allocate every tensor so that it ends at a PROT_NONE page (see buffers.ts). */
+  guard?: boolean;
+}
+
+export interface TimeOptions extends JobOptions {
+  minSeconds?: number;
+}
+
+const WORKER_ENTRY = new URL('./worker.ts', import.meta.url);
+/** The worker is TypeScript: it runs through tsx's loader, resolved from this package. */
+const WORKER_EXEC_ARGV = WORKER_ENTRY.pathname.endsWith('.ts') ? ['--import', import.meta.resolve('tsx')] : [];
+const STDERR_TAIL_CHARS = 2000;
+
+export class MeasurementPool {
+  readonly #limit: LimitFunction;
+  readonly #timeoutSeconds: number;
+  readonly #startupTimeoutSeconds: number;
+  readonly #minSeconds: number;
+  readonly #env: NodeJS.ProcessEnv;
+  readonly #idle: MeasurementWorker[] = [];
+  readonly #workers = new Set<MeasurementWorker>();
+  readonly #inFlight = new Set<Promise<unknown>>();
+  #closed = false;
+  #replaced = 0;
+
+  constructor(options: PoolOptions = {}) {
+    this.#limit = pLimit(options.concurrency ?? 1);
+    this.#timeoutSeconds = options.timeoutSeconds ?? 10;
+    this.#startupTimeoutSeconds = options.startupTimeoutSeconds ?? 30;
+    this.#minSeconds = options.minSeconds ?? DEFAULT_MIN_SECONDS;
+    // OpenBLAS loads only in workers: give them an environment that lets it pick its best kernels.
+    this.#env = openblasEnvironment(process.env, options.openblasCoretype);
+  }
+
+  /** Run the kernel once (reps = 1) on copies of `tensors` (ABI order, output first); returns the output. */
+  run(kernel: NativeKernel, tensors: Float32Array[], options: RunOptions = {}): Promise<RunResult> {
+    assertRunnableKernel(kernel);
+    const abi = kernel.abi.tensors;
+    if (tensors.length !== abi.length) throw new RangeError(`kernel takes ${abi.length} tensors, got ${tensors.length}`);
+    tensors.forEach((t, i) => {
+      if (t.length !== abi[i]!.elements) {
+        throw new RangeError(`tensor ${i} (${abi[i]!.name}) must have ${abi[i]!.elements} elements, got ${t.length}`);
+      }
+    });
+    return this.#submit({ kind: 'run', code: kernel.code, tensors, guard: options.guard ?? false }, options);
+  }
+
+  /** Time the kernel on random aligned buffers: best/median seconds per repetition, GFLOPS from the best. */
+  time(kernel: NativeKernel, options: TimeOptions = {}): Promise<TimeResult> {
+    assertRunnableKernel(kernel);
+    const elements = kernel.abi.tensors.map((t) => t.elements);
+    const job = { kind: 'time', code: kernel.code, elements, flops: kernel.flops, minSeconds: options.minSeconds ?? this.#minSeconds } as const;
+    return this.#submit(job, options);
+  }
+
+  /** Time OpenBLAS cblas_sgemm, C[m×n] += A[m×k]·B[k×n], single-threaded, after checking it against float64. */
+  openblasSgemm(m: number, n: number, k: number, options: TimeOptions = {}): Promise<OpenblasResult> {
+    for (const d of [m, n, k]) if (!Number.isInteger(d) || d < 1) throw new RangeError(`sgemm sizes must be positive integers, got ${m}x${n}x${k}`);
+    return this.#submit({ kind: 'openblas', m, n, k, minSeconds: options.minSeconds ?? this.#minSeconds }, options);
+  }
+
+  /** A job that does nothing: measures the round trip and starts a worker ahead of time. */
+  ping(options: JobOptions = {}): Promise<PingResult> {
+    return this.#submit({ kind: 'ping' }, options);
+  }
+
+  /** workers killed so far after a crash or timeout (each replaced on the next job). */
+  get workersReplaced(): number {
+    return this.#replaced;
+  }
+
+  /** Wait for queued jobs, then stop every worker. Later submissions reject. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.allSettled([...this.#inFlight]);
+    this.#idle.length = 0;
+    await Promise.all([...this.#workers].map((w) => w.stop()));
+    this.#workers.clear();
+  }
+
+  #submit<J extends Job>(job: J, options: JobOptions): Promise<Result<JobValues[J['kind']]>> {
+    if (this.#closed) return Promise.reject(new Error('MeasurementPool is closed'));
+    const timeoutSeconds = options.timeoutSeconds ?? this.#timeoutSeconds;
+    const promise = this.#limit(() => this.#execute(job, timeoutSeconds));
+    this.#inFlight.add(promise);
+    void promise.finally(() => this.#inFlight.delete(promise));
+    return promise;
+  }
+
+  async #execute<J extends Job>(job: J, timeoutSeconds: number): Promise<Result<JobValues[J['kind']]>> {
+    let worker = this.#takeIdle();
+    if (!worker) {
+      worker = new MeasurementWorker(this.#env);
+      this.#workers.add(worker);
+      const startError = await worker.start(this.#startupTimeoutSeconds);
+      if (startError) {
+        this.#workers.delete(worker);
+        return { ok: false, reason: 'error', error: startError };
+      }
+    }
+    const result = await worker.execute(job, timeoutSeconds);
+    if (worker.alive && !this.#closed) {
+      this.#idle.push(worker);
+    } else {
+      if (!worker.alive) this.#replaced++;
+      this.#workers.delete(worker);
+      await worker.stop();
+    }
+    return result;
+  }
+
+  /** An idle worker that is still alive (one may have died while idle). */
+  #takeIdle(): MeasurementWorker | undefined {
+    for (let w = this.#idle.pop(); w; w = this.#idle.pop()) {
+      if (w.alive) return w;
+      this.#workers.delete(w);
+    }
+    return undefined;
+  }
+}
+
+/** What ended a wait on the worker. */
+type Outcome =
+  | { kind: 'message'; message: WorkerMessage }
+  | { kind: 'exit'; code: number | null; signal: NodeJS.Signals | null }
+  | { kind: 'error'; error: Error }
+  | { kind: 'timeout' };
+
+/** One child process and the single job (or start-up) it is busy with. */
+class MeasurementWorker {
+  readonly #child: ChildProcess;
+  #stderrTail = '';
+  #death: Outcome | undefined;
+  #waiter: ((outcome: Outcome) => void) | undefined;
+  #accept: (message: WorkerMessage) => boolean = () => false;
+  #nextId = 1;
+
+  constructor(env: NodeJS.ProcessEnv) {
+    this.#child = fork(WORKER_ENTRY, [], {
+      execArgv: WORKER_EXEC_ARGV,
+      env,
+      serialization: 'advanced',
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+    });
+    this.#child.stderr?.setEncoding('utf8');
+    this.#child.stderr?.on('data', (chunk: string) => {
+      this.#stderrTail = (this.#stderrTail + chunk).slice(-STDERR_TAIL_CHARS);
+    });
+    this.#child.on('message', (message: WorkerMessage) => {
+      if (this.#accept(message)) this.#waiter?.({ kind: 'message', message });
+    });
+    // 'close' rather than 'exit': it comes after stderr is drained, so error lines are complete.
+    this.#child.on('close', (code, signal) => this.#die({ kind: 'exit', code, signal }));
+    this.#child.on('error', (error) => {
+      this.#die({ kind: 'error', error });
+      this.#child.kill('SIGKILL');
+    });
+  }
+
+  get alive(): boolean {
+    return this.#death === undefined;
+  }
+
+  /** Wait for the worker's 'ready'; returns an error line, or undefined once it is ready. */
+  async start(timeoutSeconds: number): Promise<string | undefined> {
+    const outcome = await this.#wait(timeoutSeconds, (m) => m.type === 'ready');
+    if (outcome.kind === 'message') {
+      this.#setRef(false);
+      return undefined;
+    }
+    this.#child.kill('SIGKILL');
+    return `measurement worker failed to start: ${this.#describe(outcome, 'worker', timeoutSeconds)}`;
+  }
+
+  async execute<J extends Job>(job: J, timeoutSeconds: number): Promise<Result<JobValues[J['kind']]>> {
+    const id = this.#nextId++;
+    const subject = job.kind === 'openblas' ? 'cblas_sgemm' : job.kind === 'ping' ? 'measurement worker' : 'kernel';
+    this.#setRef(true);
+    const waiting = this.#wait(timeoutSeconds, (m) => m.type === 'result' && m.id === id);
+    try {
+      this.#child.send({ id, job } satisfies JobMessage);
+    } catch (e) {
+      this.#die({ kind: 'error', error: e instanceof Error ? e : new Error(String(e)) });
+    }
+    const outcome = await waiting;
+    if (this.alive) this.#setRef(false);
+    if (outcome.kind === 'message' && outcome.message.type === 'result') {
+      const m = outcome.message;
+      if (!m.ok) return { ok: false, reason: 'error', error: m.error };
+      // The answer to job `id` carries the value of that job's kind, J['kind'].
+      return { ok: true, ...m.value } as unknown as Result<JobValues[J['kind']]>;
+    }
+    if (outcome.kind === 'timeout') this.#child.kill('SIGKILL');
+    const reason: FailureReason = outcome.kind === 'timeout' ? 'timeout' : outcome.kind === 'exit' && outcome.signal ? 'crash' : 'error';
+    return { ok: false, reason, error: this.#describe(outcome, subject, timeoutSeconds) };
+  }
+
+  /** Ask the worker to exit (it exits when the IPC channel closes); kill it if it does not. */
+  async stop(): Promise<void> {
+    if (!this.alive) return;
+    this.#setRef(true);
+    const exited = this.#wait(2, () => false);
+    if (this.#child.connected) this.#child.disconnect();
+    else this.#child.kill('SIGKILL');
+    if ((await exited).kind === 'timeout') this.#child.kill('SIGKILL');
+  }
+
+  #wait(timeoutSeconds: number, accept: (message: WorkerMessage) => boolean): Promise<Outcome> {
+    if (this.#death) return Promise.resolve(this.#death);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => finish({ kind: 'timeout' }), timeoutSeconds * 1000);
+      const finish = (outcome: Outcome): void => {
+        clearTimeout(timer);
+        this.#waiter = undefined;
+        this.#accept = () => false;
+        resolve(outcome);
+      };
+      this.#accept = accept;
+      this.#waiter = finish;
+    });
+  }
+
+  #die(outcome: Outcome): void {
+    this.#death ??= outcome;
+    this.#waiter?.(outcome);
+  }
+
+  /** Referenced while a job runs (so Node waits for the answer), unreferenced while idle. */
+  #setRef(ref: boolean): void {
+    const handles = [this.#child, this.#child.channel, this.#child.stderr as unknown as { ref(): void; unref(): void } | null];
+    for (const h of handles) {
+      if (!h) continue;
+      if (ref) h.ref();
+      else h.unref();
+    }
+  }
+
+  #describe(outcome: Outcome, subject: string, timeoutSeconds: number): string {
+    switch (outcome.kind) {
+      case 'timeout':
+        return `${subject} timed out after ${timeoutSeconds} s`;
+      case 'exit':
+        if (outcome.signal) return `${subject} crashed (${outcome.signal})`;
+        return `measurement worker exited with code ${outcome.code}${this.#lastStderrLine()}`;
+      case 'error':
+        return `measurement worker failed: ${outcome.error.message}${this.#lastStderrLine()}`;
+      case 'message':
+        return `unexpected message from measurement worker: ${outcome.message.type}`;
+    }
+  }
+
+  #lastStderrLine(): string {
+    const lines = this.#stderrTail.trim().split('\n');
+    const last = lines[lines.length - 1]?.trim();
+    return last ? `: ${last}` : '';
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * The machine's single-core fp32 FMA peak in GFLOPS: the denominator of every reward and every
+ * "% of peak" figure. Measured with a generated kernel of independent FMA chains (enough of them
+ * to cover FMA latency × pipes), best over a few chain counts, cached per (isa, CPU model).
+ *
+ * The probe runs in-process: its code is fixed and known-safe.
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { NativeFloat32Buffer } from './buffers.ts';
+import { ExecutableCode } from './executable-memory.ts';
+import { hostIsa, hostTarget, type HostTarget } from './host.ts';
+import { timeRepetitions } from './timing.ts';
+
+/** `void f(float *dummy, int64_t reps)` running `chains` independent FMA chains for itersPerRep iterations per rep. */
+export type PeakKernelFactory = (isa: HostTarget, chains: number, itersPerRep: number) => Uint8Array;
+
+export interface PeakOptions {
+  /** ignore the cached figure and measure again. */
+  fresh?: boolean;
+  /** chain counts to try (default 8, 12, 16, 24); counts the factory rejects are skipped. */
+  chains?: number[];
+  /** FMA iterations per repetition (default 1000). */
+  itersPerRep?: number;
+  /** minimum sampled time per chain count in seconds (default 0.05). */
+  minSeconds?: number;
+  /** cache file (default ~/.cache/looptune/peak.json); null disables the cache. */
+  cacheFile?: string | null;
+  /** kernel generator (default: peakKernel from targets/x86/peak-kernel.ts). */
+  kernel?: PeakKernelFactory;
+}
+
+export interface PeakRecord {
+  isa: HostTarget;
+  model: string;
+  gflops: number;
+  /** chain count that reached `gflops`. */
+  chains: number;
+  perChains: { chains: number; gflops: number }[];
+  /** ISO date of the measurement. */
+  measuredAt: string;
+  /** whether this came from the cache file. */
+  cached: boolean;
+}
+
+const DEFAULT_CHAINS = [8, 12, 16, 24];
+const LANES: Record<HostTarget, number> = { avx2: 8, avx512: 16 };
+
+/** Peak fp32 GFLOPS of one core for `isa` (default: the host's best). */
+export async function peak(isa: HostTarget = hostTarget(), options: PeakOptions = {}): Promise<number> {
+  return (await peakRecord(isa, options)).gflops;
+}
+
+/** Peak with its details: which chain count won, every count's figure, whether it was cached. */
+export async function peakRecord(isa: HostTarget = hostTarget(), options: PeakOptions = {}): Promise<PeakRecord> {
+  const host = hostIsa();
+  if (isa === 'avx512' ? !host.avx512 : !(host.avx2 && host.fma)) {
+    throw new Error(`host CPU ${host.model} cannot run ${isa} code`);
+  }
+  const cacheFile = options.cacheFile === undefined ? defaultPeakCacheFile() : options.cacheFile;
+  const key = `${isa}|${host.model}`;
+  if (cacheFile && !options.fresh) {
+    const hit = readCache(cacheFile)[key];
+    if (hit) return { ...hit, cached: true };
+  }
+  const factory = options.kernel ?? (await loadPeakKernelFactory());
+  const record = measurePeak(isa, host.model, factory, options);
+  if (cacheFile) writeCache(cacheFile, { ...readCache(cacheFile), [key]: { ...record, cached: false } });
+  return record;
+}
+
+export function defaultPeakCacheFile(): string {
+  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
+  return path.join(base, 'looptune', 'peak.json');
+}
+
+function measurePeak(isa: HostTarget, model: string, factory: PeakKernelFactory, options: PeakOptions): PeakRecord {
+  const iters = options.itersPerRep ?? 1000;
+  const dummy = NativeFloat32Buffer.alloc(64);
+  const perChains: PeakRecord['perChains'] = [];
+  try {
+    for (const chains of options.chains ?? DEFAULT_CHAINS) {
+      let bytes: Uint8Array;
+      try {
+        bytes = factory(isa, chains, iters);
+      } catch {
+        continue; // e.g. more chains than the ISA has registers
+      }
+      const code = new ExecutableCode(bytes, 1);
+      try {
+        const fn = code.fn;
+        const flops = chains * LANES[isa] * 2 * iters;
+        const t = timeRepetitions((reps) => fn(dummy.address, reps), flops, { minSeconds: options.minSeconds ?? 0.05 });
+        perChains.push({ chains, gflops: t.gflops });
+      } finally {
+        code.free();
+      }
+    }
+  } finally {
+    dummy.free();
+  }
+  if (perChains.length === 0) throw new Error(`the peak kernel generator accepted none of the chain counts for ${isa}`);
+  const best = perChains.reduce((a, b) => (b.gflops > a.gflops ? b : a));
+  return { isa, model, gflops: best.gflops, chains: best.chains, perChains, measuredAt: new Date().toISOString(), cached: false };
+}
+
+async function loadPeakKernelFactory(): Promise<PeakKernelFactory> {
+  // Imported lazily by URL: the runtime does not otherwise depend on the x86 emitter.
+  const url = new URL('../x86/peak-kernel.ts', import.meta.url);
+  if (!existsSync(url)) throw new Error('targets/x86/peak-kernel.ts is missing: peak() needs its peakKernel generator');
+  const mod = (await import(url.href)) as { peakKernel?: unknown };
+  if (typeof mod.peakKernel !== 'function') throw new Error('targets/x86/peak-kernel.ts does not export peakKernel()');
+  return mod.peakKernel as PeakKernelFactory;
+}
+
+type PeakCache = Record<string, PeakRecord>;
+
+function readCache(file: string): PeakCache {
+  try {
+    const parsed: unknown = JSON.parse(readFileSync(file, 'utf8'));
+    return parsed && typeof parsed === 'object' ? (parsed as PeakCache) : {};
+  } catch {
+    return {}; // missing or corrupt: measure again
+  }
+}
+
+function writeCache(file: string, cache: PeakCache): void {
+  try {
+    mkdirSync(path.dirname(file), { recursive: true });
+    // Write then rename, so a concurrent reader never sees half a file.
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify(cache, null, 2) + '\n');
+    renameSync(tmp, file);
+  } catch {
+    // A read-only home must not make peak() fail: the figure is still returned.
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * The timing loop shared by the measurement worker and the in-process path: warm up, calibrate
+ * a repetition count so that one native call is long enough to time, then sample until a
+ * minimum total time. Figures are per single repetition.
+ */
+
+export interface TimingOptions {
+  /** minimum total sampled time in seconds (default 0.05). */
+  minSeconds?: number;
+  /** minimum number of samples (default 3). */
+  minSamples?: number;
+}
+
+export interface Timing {
+  /** fastest repetition (least noise): the figure rewards and comparisons use. */
+  bestSeconds: number;
+  medianSeconds: number;
+  /** flops / bestSeconds / 1e9. */
+  gflops: number;
+  /** repetitions per native call after calibration. */
+  reps: number;
+  samples: number;
+}
+
+export const DEFAULT_MIN_SECONDS = 0.05;
+const DEFAULT_MIN_SAMPLES = 3;
+/** one timed call should last at least minSeconds / CALL_FRACTION. */
+const CALL_FRACTION = 5;
+/** calibration stops here: a kernel that ignores `reps` must not grow it forever. */
+const MAX_REPS = 2 ** 30;
+
+/**
+ * Time `runReps(reps)`, which performs `reps` repetitions of work worth `flops` each.
+ * A sample is one native call divided by its reps.
+ */
+export function timeRepetitions(runReps: (reps: number) => void, flops: number, options: TimingOptions = {}): Timing {
+  const minSeconds = options.minSeconds ?? DEFAULT_MIN_SECONDS;
+  const minSamples = options.minSamples ?? DEFAULT_MIN_SAMPLES;
+  const callSeconds = minSeconds / CALL_FRACTION;
+  const timed = (reps: number): number => {
+    const t0 = process.hrtime.bigint();
+    runReps(reps);
+    return Number(process.hrtime.bigint() - t0) / 1e9;
+  };
+
+  // Warm-up: page in buffers and code, bring caches and clocks up.
+  timed(1);
+  // Calibrate: grow reps until one call is long enough; these calls also warm up.
+  let reps = 1;
+  for (let t = timed(reps); t < callSeconds && reps < MAX_REPS; t = timed(reps)) {
+    reps = Math.min(MAX_REPS, t < callSeconds / 10 ? reps * 10 : Math.ceil((reps * callSeconds * 1.1) / t));
+  }
+
+  const samples: number[] = [];
+  let total = 0;
+  while (total < minSeconds || samples.length < minSamples) {
+    const t = timed(reps);
+    total += t;
+    samples.push(t / reps);
+  }
+  samples.sort((a, b) => a - b);
+  const bestSeconds = samples[0]!;
+  const mid = samples.length >> 1;
+  const medianSeconds = samples.length % 2 ? samples[mid]! : (samples[mid - 1]! + samples[mid]!) / 2;
+  return { bestSeconds, medianSeconds, gflops: flops / bestSeconds / 1e9, reps, samples: samples.length };
+}
