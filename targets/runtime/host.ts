@@ -14,6 +14,9 @@ export interface HostIsa {
   avx512: boolean;
   fma: boolean;
   model: string;
+  /** model name plus vendor, family, model and stepping numbers: tells CPUs apart whose
+   *  model name is generic (a VM may report just "AMD EPYC"). */
+  signature: string;
 }
 
 export interface HostCaches {
@@ -45,6 +48,9 @@ export function hostIsa(): HostIsa {
     avx512: x86 && flags.has('avx512f'),
     fma: x86 && flags.has('fma'),
     model,
+    signature: x86
+      ? `${model} (${field('vendor_id')} family ${field('cpu family')} model ${field('model')} stepping ${field('stepping')})`
+      : model,
   };
   return isa;
 }

@@ -8,6 +8,8 @@
  * Worker stderr is captured (its last line appears in error messages), never printed.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 import pLimit, { type LimitFunction } from 'p-limit';
 import { assertRunnableKernel, type NativeKernel } from './executable-memory.ts';
 import { openblasEnvironment } from './openblas.ts';
@@ -57,8 +59,14 @@ export interface TimeOptions extends JobOptions {
 }
 
 const WORKER_ENTRY = new URL('./worker.ts', import.meta.url);
-/** The worker is TypeScript: it runs through tsx's loader, resolved from this package. */
-const WORKER_EXEC_ARGV = WORKER_ENTRY.pathname.endsWith('.ts') ? ['--import', import.meta.resolve('tsx')] : [];
+/**
+ * The worker is TypeScript: it runs through tsx's loader, resolved from this package (not from
+ * the cwd). createRequire rather than import.meta.resolve: this module may itself have been
+ * loaded as CommonJS by tsx (uvu's `-r tsx`), where import.meta.resolve does not exist.
+ */
+const WORKER_EXEC_ARGV = WORKER_ENTRY.pathname.endsWith('.ts')
+  ? ['--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href]
+  : [];
 const STDERR_TAIL_CHARS = 2000;
 
 export class MeasurementPool {
@@ -92,14 +100,16 @@ export class MeasurementPool {
         throw new RangeError(`tensor ${i} (${abi[i]!.name}) must have ${abi[i]!.elements} elements, got ${t.length}`);
       }
     });
-    return this.#submit({ kind: 'run', code: kernel.code, tensors, guard: options.guard ?? false }, options);
+    const job = { kind: 'run', code: compact(kernel.code), tensors: tensors.map(compact), guard: options.guard ?? false } as const;
+    return this.#submit(job, options);
   }
 
   /** Time the kernel on random aligned buffers: best/median seconds per repetition, GFLOPS from the best. */
   time(kernel: NativeKernel, options: TimeOptions = {}): Promise<TimeResult> {
     assertRunnableKernel(kernel);
     const elements = kernel.abi.tensors.map((t) => t.elements);
-    const job = { kind: 'time', code: kernel.code, elements, flops: kernel.flops, minSeconds: options.minSeconds ?? this.#minSeconds } as const;
+    const minSeconds = options.minSeconds ?? this.#minSeconds;
+    const job = { kind: 'time', code: compact(kernel.code), elements, flops: kernel.flops, minSeconds } as const;
     return this.#submit(job, options);
   }
 
@@ -133,7 +143,8 @@ export class MeasurementPool {
     const timeoutSeconds = options.timeoutSeconds ?? this.#timeoutSeconds;
     const promise = this.#limit(() => this.#execute(job, timeoutSeconds));
     this.#inFlight.add(promise);
-    void promise.finally(() => this.#inFlight.delete(promise));
+    const forget = (): void => void this.#inFlight.delete(promise);
+    promise.then(forget, forget);
     return promise;
   }
 
@@ -149,12 +160,12 @@ export class MeasurementPool {
       }
     }
     const result = await worker.execute(job, timeoutSeconds);
-    if (worker.alive && !this.#closed) {
+    if (worker.alive) {
+      // Even when closing: jobs queued before close() still run, on this worker; close() stops it.
       this.#idle.push(worker);
     } else {
-      if (!worker.alive) this.#replaced++;
+      this.#replaced++;
       this.#workers.delete(worker);
-      await worker.stop();
     }
     return result;
   }
@@ -167,6 +178,14 @@ export class MeasurementPool {
     }
     return undefined;
   }
+}
+
+/**
+ * The view alone: structured clone sends a typed array's whole backing buffer, so a small
+ * subarray of a large emitter buffer would otherwise cross the IPC channel in full.
+ */
+function compact<T extends Uint8Array | Float32Array>(view: T): T {
+  return view.byteOffset === 0 && view.byteLength === view.buffer.byteLength ? view : (view.slice() as T);
 }
 
 /** What ended a wait on the worker. */
@@ -203,7 +222,7 @@ class MeasurementWorker {
     this.#child.on('close', (code, signal) => this.#die({ kind: 'exit', code, signal }));
     this.#child.on('error', (error) => {
       this.#die({ kind: 'error', error });
-      this.#child.kill('SIGKILL');
+      this.#kill();
     });
   }
 
@@ -218,7 +237,7 @@ class MeasurementWorker {
       this.#setRef(false);
       return undefined;
     }
-    this.#child.kill('SIGKILL');
+    this.#kill();
     return `measurement worker failed to start: ${this.#describe(outcome, 'worker', timeoutSeconds)}`;
   }
 
@@ -240,19 +259,27 @@ class MeasurementWorker {
       // The answer to job `id` carries the value of that job's kind, J['kind'].
       return { ok: true, ...m.value } as unknown as Result<JobValues[J['kind']]>;
     }
-    if (outcome.kind === 'timeout') this.#child.kill('SIGKILL');
+    if (outcome.kind === 'timeout') this.#kill();
     const reason: FailureReason = outcome.kind === 'timeout' ? 'timeout' : outcome.kind === 'exit' && outcome.signal ? 'crash' : 'error';
     return { ok: false, reason, error: this.#describe(outcome, subject, timeoutSeconds) };
   }
 
-  /** Ask the worker to exit (it exits when the IPC channel closes); kill it if it does not. */
+  /**
+   * End the worker (it holds no state worth a graceful exit) and wait for it. SIGTERM, not
+   * disconnect(): after a parent-side disconnect Node never emits the child's 'close' event.
+   */
   async stop(): Promise<void> {
     if (!this.alive) return;
     this.#setRef(true);
     const exited = this.#wait(2, () => false);
-    if (this.#child.connected) this.#child.disconnect();
-    else this.#child.kill('SIGKILL');
-    if ((await exited).kind === 'timeout') this.#child.kill('SIGKILL');
+    this.#child.kill('SIGTERM');
+    if ((await exited).kind === 'timeout') this.#kill();
+  }
+
+  /** SIGKILL, and count the worker as dead now: its 'close' event comes later. */
+  #kill(): void {
+    this.#death ??= { kind: 'error', error: new Error('killed') };
+    this.#child.kill('SIGKILL');
   }
 
   #wait(timeoutSeconds: number, accept: (message: WorkerMessage) => boolean): Promise<Outcome> {

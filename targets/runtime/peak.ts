@@ -3,15 +3,17 @@
  * "% of peak" figure. Measured with a generated kernel of independent FMA chains (enough of them
  * to cover FMA latency × pipes), best over a few chain counts, cached per (isa, CPU model).
  *
- * The probe runs in-process: its code is fixed and known-safe.
+ * The probe runs in-process by default (its code is fixed and known-safe), or in a
+ * MeasurementPool worker when one is given. Cached figures live in
+ * ~/.cache/looptune/peak.json; pass `fresh: true` to re-measure (on an idle machine).
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { NativeFloat32Buffer } from './buffers.ts';
-import { ExecutableCode } from './executable-memory.ts';
+import type { NativeKernel } from './executable-memory.ts';
 import { hostIsa, hostTarget, type HostTarget } from './host.ts';
-import { timeRepetitions } from './timing.ts';
+import { timeInProcess } from './in-process.ts';
+import type { MeasurementPool } from './measure.ts';
 
 /** `void f(float *dummy, int64_t reps)` running `chains` independent FMA chains for itersPerRep iterations per rep. */
 export type PeakKernelFactory = (isa: HostTarget, chains: number, itersPerRep: number) => Uint8Array;
@@ -29,6 +31,8 @@ export interface PeakOptions {
   cacheFile?: string | null;
   /** kernel generator (default: peakKernel from targets/x86/peak-kernel.ts). */
   kernel?: PeakKernelFactory;
+  /** measure in this pool's worker instead of in-process (a broken generator then fails cleanly). */
+  pool?: MeasurementPool;
 }
 
 export interface PeakRecord {
@@ -59,14 +63,17 @@ export async function peakRecord(isa: HostTarget = hostTarget(), options: PeakOp
     throw new Error(`host CPU ${host.model} cannot run ${isa} code`);
   }
   const cacheFile = options.cacheFile === undefined ? defaultPeakCacheFile() : options.cacheFile;
-  const key = `${isa}|${host.model}`;
+  const key = `${isa}|${host.signature}`;
   if (cacheFile && !options.fresh) {
     const hit = readCache(cacheFile)[key];
     if (hit) return { ...hit, cached: true };
   }
   const factory = options.kernel ?? (await loadPeakKernelFactory());
-  const record = measurePeak(isa, host.model, factory, options);
-  if (cacheFile) writeCache(cacheFile, { ...readCache(cacheFile), [key]: { ...record, cached: false } });
+  const record = await measurePeak(isa, host.model, factory, options);
+  if (cacheFile) {
+    const { cached: _, ...stored } = record;
+    writeCache(cacheFile, { ...readCache(cacheFile), [key]: stored });
+  }
   return record;
 }
 
@@ -75,30 +82,31 @@ export function defaultPeakCacheFile(): string {
   return path.join(base, 'looptune', 'peak.json');
 }
 
-function measurePeak(isa: HostTarget, model: string, factory: PeakKernelFactory, options: PeakOptions): PeakRecord {
+async function measurePeak(isa: HostTarget, model: string, factory: PeakKernelFactory, options: PeakOptions): Promise<PeakRecord> {
   const iters = options.itersPerRep ?? 1000;
-  const dummy = NativeFloat32Buffer.alloc(64);
+  const minSeconds = options.minSeconds ?? 0.05;
   const perChains: PeakRecord['perChains'] = [];
-  try {
-    for (const chains of options.chains ?? DEFAULT_CHAINS) {
-      let bytes: Uint8Array;
-      try {
-        bytes = factory(isa, chains, iters);
-      } catch {
-        continue; // e.g. more chains than the ISA has registers
-      }
-      const code = new ExecutableCode(bytes, 1);
-      try {
-        const fn = code.fn;
-        const flops = chains * LANES[isa] * 2 * iters;
-        const t = timeRepetitions((reps) => fn(dummy.address, reps), flops, { minSeconds: options.minSeconds ?? 0.05 });
-        perChains.push({ chains, gflops: t.gflops });
-      } finally {
-        code.free();
-      }
+  for (const chains of options.chains ?? DEFAULT_CHAINS) {
+    let code: Uint8Array;
+    try {
+      code = factory(isa, chains, iters);
+    } catch {
+      continue; // e.g. more chains than the ISA has registers
     }
-  } finally {
-    dummy.free();
+    const kernel: NativeKernel = {
+      code,
+      abi: { kind: 'sysv-x86-64', tensors: [{ name: 'dummy', elements: 64 }] },
+      flops: chains * LANES[isa] * 2 * iters,
+    };
+    let gflops: number;
+    if (options.pool) {
+      const r = await options.pool.time(kernel, { minSeconds });
+      if (!r.ok) throw new Error(`peak probe with ${chains} ${isa} chains failed: ${r.error}`);
+      gflops = r.gflops;
+    } else {
+      gflops = timeInProcess(kernel, { minSeconds }).gflops;
+    }
+    perChains.push({ chains, gflops });
   }
   if (perChains.length === 0) throw new Error(`the peak kernel generator accepted none of the chain counts for ${isa}`);
   const best = perChains.reduce((a, b) => (b.gflops > a.gflops ? b : a));
@@ -114,7 +122,8 @@ async function loadPeakKernelFactory(): Promise<PeakKernelFactory> {
   return mod.peakKernel as PeakKernelFactory;
 }
 
-type PeakCache = Record<string, PeakRecord>;
+/** peak.json: records by `${isa}|${host signature}`. */
+type PeakCache = Record<string, Omit<PeakRecord, 'cached'>>;
 
 function readCache(file: string): PeakCache {
   try {

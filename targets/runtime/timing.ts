@@ -28,6 +28,8 @@ const DEFAULT_MIN_SAMPLES = 3;
 const CALL_FRACTION = 5;
 /** calibration stops here: a kernel that ignores `reps` must not grow it forever. */
 const MAX_REPS = 2 ** 30;
+/** ... and sampling stops here, whatever the total: only such a kernel gets this far. */
+const MAX_SAMPLES = 1000;
 
 /**
  * Time `runReps(reps)`, which performs `reps` repetitions of work worth `flops` each.
@@ -47,16 +49,20 @@ export function timeRepetitions(runReps: (reps: number) => void, flops: number, 
   timed(1);
   // Calibrate: grow reps until one call is long enough; these calls also warm up.
   let reps = 1;
-  for (let t = timed(reps); t < callSeconds && reps < MAX_REPS; t = timed(reps)) {
+  let t = timed(reps);
+  while (t < callSeconds && reps < MAX_REPS) {
     reps = Math.min(MAX_REPS, t < callSeconds / 10 ? reps * 10 : Math.ceil((reps * callSeconds * 1.1) / t));
+    t = timed(reps);
   }
 
-  const samples: number[] = [];
-  let total = 0;
-  while (total < minSeconds || samples.length < minSamples) {
-    const t = timed(reps);
-    total += t;
-    samples.push(t / reps);
+  // The call that ended calibration ran warm at the final reps: it is the first sample
+  // (this saves a whole call for slow kernels, where one call is one repetition).
+  const samples = [t / reps];
+  let total = t;
+  while ((total < minSeconds || samples.length < minSamples) && samples.length < MAX_SAMPLES) {
+    const s = timed(reps);
+    total += s;
+    samples.push(s / reps);
   }
   samples.sort((a, b) => a - b);
   const bestSeconds = samples[0]!;

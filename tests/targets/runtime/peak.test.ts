@@ -1,0 +1,71 @@
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { hostIsa } from '../../../targets/runtime/host.ts';
+import { MeasurementPool } from '../../../targets/runtime/measure.ts';
+import { peak, peakRecord } from '../../../targets/runtime/peak.ts';
+import { avx2FmaChains } from './fixtures.ts';
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'looptune-peak-'));
+const cacheFile = path.join(dir, 'peak.json');
+const canRun = hostIsa().avx2 && hostIsa().fma;
+const quick = { kernel: avx2FmaChains, itersPerRep: 100, minSeconds: 0.005, cacheFile };
+
+test.after(() => rmSync(dir, { recursive: true, force: true }));
+
+test('peak keeps the best chain count, skips counts the generator rejects, and caches', async () => {
+  if (!canRun) return;
+  const first = await peakRecord('avx2', { ...quick, chains: [4, 8, 30] });
+  assert.not.ok(first.cached);
+  assert.equal(first.perChains.map((p) => p.chains), [4, 8]);
+  assert.ok(first.gflops > 0);
+  assert.is(first.gflops, Math.max(...first.perChains.map((p) => p.gflops)));
+  assert.ok(existsSync(cacheFile));
+
+  const again = await peakRecord('avx2', { ...quick, chains: [4, 8] });
+  assert.ok(again.cached);
+  assert.is(again.gflops, first.gflops);
+  assert.is(await peak('avx2', quick), first.gflops);
+
+  const fresh = await peakRecord('avx2', { ...quick, chains: [8], fresh: true });
+  assert.not.ok(fresh.cached);
+  assert.equal(fresh.perChains.map((p) => p.chains), [8]);
+});
+
+test('peak without any usable chain count throws', async () => {
+  if (!canRun) return;
+  try {
+    await peakRecord('avx2', { ...quick, chains: [30], cacheFile: null });
+    assert.unreachable();
+  } catch (e) {
+    assert.match(String(e), /none of the chain counts/);
+  }
+});
+
+test('peak measured in a worker: same kernels, and a broken generator fails cleanly', async () => {
+  if (!canRun) return;
+  const pool = new MeasurementPool();
+  try {
+    const r = await peakRecord('avx2', { ...quick, chains: [8], cacheFile: null, pool });
+    assert.ok(r.gflops > 0);
+    const ud2 = () => Uint8Array.of(0x0f, 0x0b);
+    await peakRecord('avx2', { ...quick, kernel: ud2, chains: [8], cacheFile: null, pool }).then(
+      () => assert.unreachable(),
+      (e: unknown) => assert.match(String(e), /kernel crashed \(SIGILL\)/),
+    );
+  } finally {
+    await pool.close();
+  }
+});
+
+test('peak with the x86 emitter peakKernel (when it exists)', async () => {
+  const generator = new URL('../../../targets/x86/peak-kernel.ts', import.meta.url);
+  if (!canRun || !existsSync(generator)) return;
+  const isa = hostIsa().avx512 ? 'avx512' : 'avx2';
+  const r = await peakRecord(isa, { chains: [12], itersPerRep: 100, minSeconds: 0.01, cacheFile: null });
+  assert.ok(r.gflops > 0);
+});
+
+test.run();
