@@ -68,6 +68,34 @@ function pointFunction(p: Problem, out: Float64Array, a: NumericArray, b: Numeri
   }
 }
 
+/**
+ * Error of a float32 result against the float64 oracle, normalized per element by the magnitude
+ * of what was summed there (|init| + sum |terms|, from interpreting on absolute values), so a
+ * long reduction is allowed its rounding: the check passes when the normalized error is at most
+ * `(terms + 2) * 2^-23`, a bound on recursive fp32 summation error.
+ */
+export function checkAgainstOracle(
+  schedule: Schedule, inputs: readonly NumericArray[], initialOutput: NumericArray, actual: ArrayLike<number>,
+): { maxError: number; tolerance: number; ok: boolean } {
+  const p = schedule.problem;
+  const want = interpret(schedule, inputs, initialOutput);
+  const magnitude = interpret(schedule, inputs.map((a) => a.map(Math.abs)), initialOutput.map(Math.abs));
+  let terms = 1;
+  p.vars.forEach((v, i) => {
+    if (p.output.index.every((ix) => ix.terms.every((t) => t.var !== i))) terms *= v.extent;
+  });
+  const tolerance = (terms + 2) * 2 ** -23;
+  let maxError = 0;
+  for (let i = 0; i < want.length; i++) {
+    const x = actual[i]!;
+    const e = want[i]!;
+    if (Number.isNaN(x) !== Number.isNaN(e)) return { maxError: Infinity, tolerance, ok: false };
+    const err = Math.abs(x - e) / Math.max(magnitude[i]!, 1e-30);
+    if (err > maxError) maxError = err;
+  }
+  return { maxError, tolerance, ok: maxError <= tolerance };
+}
+
 /** Largest relative error of `actual` against `expected`, scaled by the magnitude of the values. */
 export function maxRelativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
   let scale = 1e-30;

@@ -101,21 +101,26 @@ function innermostLoopOf(schedule: Schedule, v: number): number {
 /** Accumulators and vector operations of the unrolled region loops[u..] in a full iteration. */
 function tileSize(schedule: Schedule, u: number, lanes: number, vecVar: number | null): { accumulators: number; ops: number } {
   const problem = schedule.problem;
-  const extentInRegion = new Map<number, number>();
-  const innermostSize = new Map<number, number>();
+  // the region's loops of each variable, outer to inner, with their steps
+  const chains = new Map<number, number[]>();
   for (let i = u; i < schedule.loops.length; i++) {
-    const l = schedule.loops[i]!;
-    if (!extentInRegion.has(l.var)) extentInRegion.set(l.var, schedule.extent(i));
-    innermostSize.set(l.var, l.size);
+    const v = schedule.loops[i]!.var;
+    if (!chains.has(v)) chains.set(v, []);
+    chains.get(v)!.push(i);
   }
+  // registers needed along one variable: elements, or for the vector variable, vectors (a tail at
+  // any level starts a new, possibly partial, vector)
+  const count = (chain: number[], level: number, range: number, vector: boolean): number => {
+    const step = schedule.steps[chain[level]!]!;
+    if (step === 1) return vector ? Math.ceil(range / lanes) : range;
+    const full = Math.floor(range / step);
+    const rem = range - full * step;
+    return full * count(chain, level + 1, step, vector) + (rem > 0 ? count(chain, level + 1, rem, vector) : 0);
+  };
   let accumulators = 1;
   let reductionPoints = 1;
-  for (const [v, extent] of extentInRegion) {
-    let n = extent;
-    if (v === vecVar && lanes > 1) {
-      const s1 = innermostSize.get(v)!;
-      n = Math.floor(extent / s1) * Math.ceil(s1 / lanes) + Math.ceil((extent % s1) / lanes);
-    }
+  for (const [v, chain] of chains) {
+    const n = count(chain, 0, schedule.extent(chain[0]!), v === vecVar && lanes > 1);
     if (isReduction(problem, v)) reductionPoints *= n;
     else accumulators *= n;
   }
@@ -196,73 +201,91 @@ class Builder {
 
   /** The fully unrolled region for concrete ranges: one group per point of its reduction loops. */
   private compute(range: number[], offsets: number[], outBase: number, accFor: (offset: number, count: number) => number): ComputeNode {
-    const { lanes, vectorVar, unrollFrom } = this.decision;
-    const loops = this.loops;
-    const groups = new Map<string, ComputeOp[]>();
-    const values = this.problem.vars.map(() => 0);
-    const reductionVars = this.problem.vars.map((_, v) => isReduction(this.problem, v));
-    const emit = (count: number) => {
-      const key = values.filter((_, v) => reductionVars[v]).join(',');
-      let g = groups.get(key);
-      if (!g) groups.set(key, (g = []));
-      const off = (t: number) => offsets[t]! + this.strides[t]!.reduce((s, st, v) => s + st * values[v]!, 0);
-      const acc = accFor(outBase + off(0), count);
-      const inputs: Operand[] = this.problem.inputs.map((_, i) => {
-        const t = i + 1;
-        const vector = vectorVar !== null && this.strides[t]![vectorVar] === 1;
-        return { tensor: t, offset: off(t), mode: vector ? 'vector' : 'broadcast', count: vector ? count : 1 };
-      });
-      g.push({ acc, inputs });
-    };
-    const walk = (d: number, r: number[]): void => {
-      if (d === loops.length) {
-        emit(1);
-        return;
+    const w = new UnrolledWalk(this.problem, this.loops, this.steps, this.strides, this.decision, offsets, outBase, accFor);
+    w.walk(this.decision.unrollFrom, range);
+    return { kind: 'compute', groups: [...w.groups.values()].map((g) => orderGroup(g)) };
+  }
+}
+
+/**
+ * Enumerates the points of the unrolled loops (the vectorized loop a register at a time) and
+ * turns each into one op. Methods rather than closures: this runs for every kernel generated.
+ */
+class UnrolledWalk {
+  readonly groups = new Map<number, ComputeOp[]>();
+  private readonly values: number[];
+  private readonly reductionVars: number[];
+  private readonly nInputs: number;
+
+  constructor(
+    private readonly problem: Problem,
+    private readonly loops: Schedule['loops'],
+    private readonly steps: readonly number[],
+    private readonly strides: number[][],
+    private readonly decision: TileDecision,
+    private readonly offsets: number[],
+    private readonly outBase: number,
+    private readonly accFor: (offset: number, count: number) => number,
+  ) {
+    this.values = problem.vars.map(() => 0);
+    this.reductionVars = problem.vars.map((_, v) => v).filter((v) => isReduction(problem, v));
+    this.nInputs = problem.inputs.length;
+  }
+
+  private offset(t: number): number {
+    const st = this.strides[t]!;
+    let o = this.offsets[t]!;
+    for (let v = 0; v < st.length; v++) o += st[v]! * this.values[v]!;
+    return o;
+  }
+
+  private emit(count: number): void {
+    // group key: the point of the reduction variables (mixed radix over their extents)
+    let key = 0;
+    for (const v of this.reductionVars) key = key * (this.problem.vars[v]!.extent + 1) + this.values[v]!;
+    let g = this.groups.get(key);
+    if (!g) this.groups.set(key, (g = []));
+    const acc = this.accFor(this.outBase + this.offset(0), count);
+    const vectorVar = this.decision.vectorVar;
+    const inputs: Operand[] = [];
+    for (let i = 0; i < this.nInputs; i++) {
+      const t = i + 1;
+      const vector = vectorVar !== null && this.strides[t]![vectorVar] === 1;
+      inputs.push({ tensor: t, offset: this.offset(t), mode: vector ? 'vector' : 'broadcast', count: vector ? count : 1 });
+    }
+    g.push({ acc, inputs });
+  }
+
+  /** `count` = lanes of the current vector once the vectorized loop has been passed, else 0. */
+  walk(d: number, range: number[], count = 0): void {
+    if (d === this.loops.length) {
+      this.emit(count === 0 ? 1 : count);
+      return;
+    }
+    const l = this.loops[d]!;
+    const step = this.steps[d]!;
+    const n = range[l.var]!;
+    const base = this.values[l.var]!;
+    const lanes = this.decision.lanes;
+    if (count === 0 && l.var === this.decision.vectorVar && step === 1) {
+      // the vectorized loop advances a whole register at a time
+      for (let x = 0; x < n; x += lanes) {
+        this.values[l.var] = base + x;
+        this.walk(d + 1, range, Math.min(lanes, n - x));
       }
-      const l = loops[d]!;
-      const step = this.steps[d]!;
-      const n = r[l.var]!;
-      const base = values[l.var]!;
-      if (l.var === vectorVar && step === 1) {
-        // the vectorized loop advances a whole register at a time
-        for (let x = 0; x < n; x += lanes) {
-          values[l.var] = base + x;
-          walkVector(d + 1, r, Math.min(lanes, n - x));
-        }
-      } else {
-        const full = Math.floor(n / step);
-        const rem = n % step;
-        for (let it = 0; it <= full; it++) {
-          const len = it < full ? step : rem;
-          if (len === 0) break;
-          values[l.var] = base + it * step;
-          walk(d + 1, withValue(r, l.var, len));
-        }
-      }
-      values[l.var] = base;
-    };
-    // below the vectorized loop, the remaining loops are walked with the vector's lane count fixed
-    const walkVector = (d: number, r: number[], count: number): void => {
-      if (d === loops.length) {
-        emit(count);
-        return;
-      }
-      const l = loops[d]!;
-      const step = this.steps[d]!;
-      const n = r[l.var]!;
-      const base = values[l.var]!;
+    } else {
       const full = Math.floor(n / step);
-      const rem = n % step;
-      for (let it = 0; it <= full; it++) {
-        const len = it < full ? step : rem;
-        if (len === 0) break;
-        values[l.var] = base + it * step;
-        walkVector(d + 1, withValue(r, l.var, len), count);
+      const rem = n - full * step;
+      for (let it = 0; it < full; it++) {
+        this.values[l.var] = base + it * step;
+        this.walk(d + 1, step === n ? range : withValue(range, l.var, step), count);
       }
-      values[l.var] = base;
-    };
-    walk(unrollFrom, range);
-    return { kind: 'compute', groups: [...groups.values()].map((g) => orderGroup(g)) };
+      if (rem > 0) {
+        this.values[l.var] = base + full * step;
+        this.walk(d + 1, withValue(range, l.var, rem), count);
+      }
+    }
+    this.values[l.var] = base;
   }
 }
 

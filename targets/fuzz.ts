@@ -1,0 +1,75 @@
+/**
+ * Differential fuzz: random problems of every op kind under random legal schedules (odd sizes,
+ * tails, sizes of 1, strided convolutions), compiled for a target, run on guarded buffers (a
+ * PROT_NONE page right after each tensor, so any out-of-bounds access crashes), and compared to
+ * the interpreter. Crashes and hangs are results, not exceptions.
+ */
+import { RANDOM_OPS, Rng, randomProblem, randomSchedule } from '../ir/random.ts';
+import type { Schedule } from '../ir/schedule.ts';
+import { compileSchedule } from './registry.ts';
+import { verifyKernel, type KernelRunner } from './verify.ts';
+
+export interface FuzzFailure {
+  kind: 'mismatch' | 'crash' | 'codegen';
+  problem: string;
+  schedule: string;
+  message: string;
+}
+
+export interface FuzzReport {
+  target: string;
+  seed: number;
+  cases: number;
+  mismatches: number;
+  crashes: number;
+  codegenErrors: number;
+  /** the first few failures, with what reproduces them */
+  failures: FuzzFailure[];
+  perOp: Record<string, number>;
+  seconds: number;
+}
+
+export interface FuzzOptions {
+  target: string;
+  cases: number;
+  seed?: number;
+  runner: KernelRunner;
+  onProgress?: (done: number, failed: number) => void;
+}
+
+export async function fuzzTarget(opts: FuzzOptions): Promise<FuzzReport> {
+  const seed = opts.seed ?? 1;
+  const t0 = performance.now();
+  const report: FuzzReport = {
+    target: opts.target, seed, cases: 0, mismatches: 0, crashes: 0, codegenErrors: 0, failures: [], perOp: {}, seconds: 0,
+  };
+  const fail = (f: FuzzFailure) => {
+    if (report.failures.length < 20) report.failures.push(f);
+  };
+  for (let i = 0; i < opts.cases; i++) {
+    const rng = new Rng(seed * 1_000_003 + i);
+    const op = RANDOM_OPS[i % RANDOM_OPS.length]!;
+    const problem = randomProblem(rng, op);
+    const schedule: Schedule = randomSchedule(problem, rng, rng.int(0, 24));
+    report.perOp[op] = (report.perOp[op] ?? 0) + 1;
+    report.cases++;
+    let kernel;
+    try {
+      kernel = compileSchedule(schedule, opts.target);
+    } catch (e) {
+      report.codegenErrors++;
+      fail({ kind: 'codegen', problem: problem.spec, schedule: schedule.text(), message: (e as Error).message });
+      continue;
+    }
+    const v = await verifyKernel(kernel, schedule, opts.runner, { seed: i + 1, guard: true });
+    if (!v.verified) {
+      const crashed = v.maxRelError === Infinity && v.error !== undefined && !v.error.startsWith('output differs');
+      if (crashed) report.crashes++;
+      else report.mismatches++;
+      fail({ kind: crashed ? 'crash' : 'mismatch', problem: problem.spec, schedule: schedule.text(), message: v.error ?? '' });
+    }
+    opts.onProgress?.(i + 1, report.mismatches + report.crashes + report.codegenErrors);
+  }
+  report.seconds = (performance.now() - t0) / 1000;
+  return report;
+}

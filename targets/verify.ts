@@ -1,0 +1,33 @@
+/**
+ * Differential check of a kernel against the reference interpreter on seeded random inputs.
+ * Runners are target-specific (worker process, qemu, GPU); this only needs one that runs a kernel
+ * once on given tensors and returns the output or an error.
+ */
+import { checkAgainstOracle, randomArray } from '../ir/interpret.ts';
+import { elementCount } from '../ir/problem.ts';
+import type { Schedule } from '../ir/schedule.ts';
+import type { Kernel } from './kernel.ts';
+
+export type RunOutcome = { ok: true; output: Float32Array } | { ok: false; error: string };
+export type KernelRunner = (kernel: Kernel, tensors: Float32Array[], opts: { guard: boolean }) => Promise<RunOutcome>;
+
+export interface Verification {
+  verified: boolean;
+  /** largest error, normalized by the magnitude summed into each element (see checkAgainstOracle) */
+  maxRelError: number;
+  tolerance: number;
+  error?: string;
+}
+
+export async function verifyKernel(
+  kernel: Kernel, schedule: Schedule, run: KernelRunner, opts: { seed?: number; guard?: boolean } = {},
+): Promise<Verification> {
+  const p = schedule.problem;
+  const seed = opts.seed ?? 1;
+  const inputs = p.tensors.slice(1).map((t, i) => randomArray(elementCount(t), seed * 7919 + i + 1));
+  const init = randomArray(elementCount(p.tensors[0]!), seed * 7919);
+  const r = await run(kernel, [init.slice(), ...inputs], { guard: opts.guard ?? false });
+  if (!r.ok) return { verified: false, maxRelError: Infinity, tolerance: 0, error: r.error };
+  const c = checkAgainstOracle(schedule, inputs, init, r.output);
+  return { verified: c.ok, maxRelError: c.maxError, tolerance: c.tolerance, ...(c.ok ? {} : { error: `output differs from the interpreter (error ${c.maxError.toExponential(2)} > ${c.tolerance.toExponential(2)})` }) };
+}

@@ -1,0 +1,394 @@
+/**
+ * The x86-64 emitter: a LoopProgram becomes machine code for AVX2 (ymm, 8 lanes) or AVX-512
+ * (zmm, 16 lanes), or for the scalar path (xmm, 1 lane) when the lowering did not vectorize.
+ *
+ * Registers:
+ *  - tensor pointers stay in their argument registers (rdi = output, rsi, rdx); `reps` and loop
+ *    counters take the free caller-saved registers, then callee-saved ones (saved in the
+ *    prologue), then stack slots;
+ *  - vector registers 0..A-1 hold the tile's accumulators, the rest up to the pool limit cache
+ *    operands (loaded once while they still have uses, freed after their last use);
+ *  - reserved: a zero register (relu) and, on AVX2, ymm15 for the vmaskmovps lane mask; AVX-512
+ *    tails use opmask k1 loaded from a constant table.
+ */
+import type { Combine } from '../../ir/problem.ts';
+import type {
+  Accumulator, ComputeNode, ComputeOp, LoopNode, LoopProgram, Operand, ProgramNode, TileNode,
+} from '../../loopnest/program.ts';
+import { Assembler } from './encoder.ts';
+import {
+  type Gp64, type Label, Mem, type Vec, type Xmm,
+  mem, memRip, qword, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp, r8, r9, r10, r11, r12, r13, r14, r15, k1, xmm, ymm, zmm,
+} from './registers.ts';
+
+export type X86Isa = 'avx2' | 'avx512';
+
+/** vector registers the emitter leaves to accumulators and operands (see the header) */
+export const X86_REGISTER_POOL = { avx2: 14, avx512: 31, scalar: 15 } as const;
+
+const ARG_REGS = [rdi, rsi, rdx, rcx, r8, r9];
+const CALLER_SAVED_POOL = [rax, rcx, r8, r9, r10, rdx, rsi];
+const CALLEE_SAVED = [rbx, rbp, r12, r13, r14, r15];
+const SCRATCH = r11;
+
+type Counter = { kind: 'reg'; reg: Gp64 } | { kind: 'stack'; offset: number };
+
+export function emitX86(program: LoopProgram, isa: X86Isa): Uint8Array {
+  return new X86Emitter(program, isa).emit();
+}
+
+class X86Emitter {
+  private readonly a = new Assembler();
+  private readonly lanes: number;
+  private readonly pointers: Gp64[];
+  private readonly counters: Counter[] = [];
+  private readonly savedRegs: Gp64[] = [];
+  private stackSlots = 0;
+  private readonly poolLimit: number;
+  private readonly zeroReg: number;
+  /** lane count currently held by the tail mask (k1 or ymm15), or -1 when unknown */
+  private maskCount = -1;
+  private maskTable: Label | null = null;
+  private readonly combine: Combine;
+
+  constructor(private readonly program: LoopProgram, private readonly isa: X86Isa) {
+    this.lanes = program.decision.lanes;
+    if (this.lanes !== 1 && this.lanes !== (isa === 'avx512' ? 16 : 8)) {
+      throw new Error(`program was lowered for ${this.lanes} lanes, not for ${isa}`);
+    }
+    this.combine = program.combine;
+    const nTensors = program.tensors.length;
+    if (nTensors > 5) throw new Error('the x86 kernel ABI passes at most 5 tensors');
+    this.pointers = ARG_REGS.slice(0, nTensors);
+    this.poolLimit = this.lanes === 1 ? X86_REGISTER_POOL.scalar : X86_REGISTER_POOL[isa];
+    this.zeroReg = this.poolLimit;
+  }
+
+  emit(): Uint8Array {
+    const a = this.a;
+    const depth = 1 + loopDepth(this.program.body);
+    this.allocateCounters(depth);
+    for (const r of this.savedRegs) a.push(r);
+    if (this.stackSlots > 0) a.sub(rsp, 8 * this.stackSlots);
+    const repsArg = ARG_REGS[this.pointers.length]!;
+    if (this.combine === 'relu') this.zero(this.vec(this.zeroReg));
+    // the repetition loop around the whole nest
+    const reps = this.counters[0]!;
+    this.setCounter(reps, repsArg);
+    const top = a.newLabel();
+    this.bindLoopHead(top);
+    this.nodes(this.program.body, 1);
+    this.countDown(reps, top);
+    if (this.stackSlots > 0) a.add(rsp, 8 * this.stackSlots);
+    for (const r of [...this.savedRegs].reverse()) a.pop(r);
+    if (this.lanes > 1 || this.combine === 'relu') a.vzeroupper();
+    a.ret();
+    this.emitConstants();
+    return a.finish();
+  }
+
+  // ---- loops -------------------------------------------------------------------------------
+
+  private allocateCounters(depth: number): void {
+    const used = new Set(this.pointers.map((p) => p.id));
+    used.add(ARG_REGS[this.pointers.length]!.id); // reps arrives here; it is copied to counter 0 first
+    const free = CALLER_SAVED_POOL.filter((r) => !this.pointers.some((p) => p.id === r.id));
+    // the reps argument register becomes usable once copied, but counter 0 copies it, so keep it out
+    const pool = [...free.filter((r) => r.id !== ARG_REGS[this.pointers.length]!.id), ...CALLEE_SAVED];
+    for (let d = 0; d < depth; d++) {
+      const reg = pool[d];
+      if (reg) {
+        this.counters.push({ kind: 'reg', reg });
+        if (CALLEE_SAVED.includes(reg)) this.savedRegs.push(reg);
+      } else {
+        this.counters.push({ kind: 'stack', offset: 8 * this.stackSlots++ });
+      }
+    }
+    void used;
+  }
+
+  private setCounter(c: Counter, value: number | Gp64): void {
+    if (c.kind === 'reg') {
+      if (typeof value === 'number') this.a.mov(c.reg, value);
+      else this.a.mov(c.reg, value);
+    } else if (typeof value === 'number') {
+      this.a.mov(qword(rsp, c.offset), value);
+    } else {
+      this.a.mov(qword(rsp, c.offset), value);
+    }
+  }
+
+  private countDown(c: Counter, top: Label): void {
+    if (c.kind === 'reg') this.a.dec(c.reg);
+    else this.a.dec(qword(rsp, c.offset));
+    this.a.jnz(top);
+    this.maskCount = -1;
+  }
+
+  private bindLoopHead(label: Label): void {
+    this.a.bind(label);
+    // the mask register's content is unknown at a join point
+    this.maskCount = -1;
+  }
+
+  /** ptr += elements * 4, through the scratch register when the byte count exceeds imm32. */
+  private addPointer(ptr: Gp64, elements: number): void {
+    const bytes = elements * 4;
+    if (bytes === 0) return;
+    if (bytes >= -0x8000_0000 && bytes <= 0x7fff_ffff) {
+      if (bytes > 0) this.a.add(ptr, bytes);
+      else this.a.sub(ptr, -bytes);
+    } else {
+      this.a.mov(SCRATCH, bytes);
+      this.a.add(ptr, SCRATCH);
+    }
+  }
+
+  private nodes(nodes: readonly ProgramNode[], depth: number): void {
+    for (const n of nodes) {
+      if (n.kind === 'loop') this.loop(n, depth);
+      else if (n.kind === 'tile') this.tile(n, depth);
+      else this.compute(n);
+    }
+  }
+
+  private loop(n: LoopNode, depth: number): void {
+    const a = this.a;
+    this.pointers.forEach((p, t) => this.addPointer(p, n.offsets[t]!));
+    const c = this.counters[depth]!;
+    this.setCounter(c, n.count);
+    const top = a.newLabel();
+    this.bindLoopHead(top);
+    this.nodes(n.body, depth + 1);
+    this.pointers.forEach((p, t) => this.addPointer(p, n.advance[t]!));
+    this.countDown(c, top);
+    this.pointers.forEach((p, t) => this.addPointer(p, -(n.advance[t]! * n.count + n.offsets[t]!)));
+  }
+
+  // ---- the register tile ---------------------------------------------------------------------
+
+  private accumulators: Accumulator[] = [];
+  /** operand key -> register, in least-recently-used order (Map keeps insertion order) */
+  private cache = new Map<string, number>();
+  private remainingUses = new Map<string, number>();
+  private freeRegs: number[] = [];
+
+  private tile(n: TileNode, depth: number): void {
+    if (n.accumulators.length > this.poolLimit - 2) {
+      throw new Error(`tile of ${n.accumulators.length} accumulators exceeds the register pool`);
+    }
+    this.accumulators = n.accumulators;
+    n.accumulators.forEach((acc, i) => {
+      if (n.loadOutput) this.loadVector(this.vec(i), this.pointers[0]!, acc.offset, acc.count);
+    });
+    this.nodes(n.body, depth);
+    n.accumulators.forEach((acc, i) => this.storeVector(this.vec(i), acc.offset, acc.count));
+  }
+
+  private compute(n: ComputeNode): void {
+    const first = this.accumulators.length;
+    this.freeRegs = [];
+    for (let r = first; r < this.poolLimit; r++) this.freeRegs.push(r);
+    this.cache.clear();
+    this.remainingUses.clear();
+    for (const g of n.groups) {
+      for (const op of g) {
+        for (const x of op.inputs) this.remainingUses.set(key(x), (this.remainingUses.get(key(x)) ?? 0) + 1);
+      }
+    }
+    for (const g of n.groups) for (const op of g) this.op(op);
+  }
+
+  private op(op: ComputeOp): void {
+    const acc = this.vec(op.acc);
+    const [x, y] = op.inputs;
+    const a = this.a;
+    const ss = this.lanes === 1;
+    switch (this.combine) {
+      case 'fma': {
+        // one source must be a register; let the operand with more remaining uses be it
+        const [regOp, memOp] = this.uses(x!) >= this.uses(y!) ? [x!, y!] : [y!, x!];
+        const r = this.register(regOp, [memOp]);
+        const m = this.source(memOp, [regOp]);
+        if (ss) a.vfmadd231ss(acc.xmm, r.xmm, asScalar(m));
+        else a.vfmadd231ps(acc, r, m);
+        break;
+      }
+      case 'sum':
+        if (ss) a.vaddss(acc.xmm, acc.xmm, asScalar(this.source(x!, [])));
+        else a.vaddps(acc, acc, this.source(x!, []));
+        break;
+      case 'max':
+        if (ss) a.vmaxss(acc.xmm, acc.xmm, asScalar(this.source(x!, [])));
+        else a.vmaxps(acc, acc, this.source(x!, []));
+        break;
+      case 'add':
+      case 'mul': {
+        const r = this.register(x!, [y!]);
+        const m = this.source(y!, [x!]);
+        if (this.combine === 'add') {
+          if (ss) a.vaddss(acc.xmm, r.xmm, asScalar(m));
+          else a.vaddps(acc, r, m);
+        } else if (ss) a.vmulss(acc.xmm, r.xmm, asScalar(m));
+        else a.vmulps(acc, r, m);
+        break;
+      }
+      case 'relu':
+        // max(zero, x): with equal or unordered inputs vmaxps returns the second (memory) operand
+        if (ss) a.vmaxss(acc.xmm, xmm(this.zeroReg), asScalar(this.source(x!, [])));
+        else a.vmaxps(acc, this.vec(this.zeroReg), this.source(x!, []));
+        break;
+      case 'copy':
+        this.loadOperand(acc, x!);
+        break;
+    }
+    for (const i of op.inputs) this.used(i);
+  }
+
+  private uses(x: Operand): number {
+    return this.remainingUses.get(key(x)) ?? 0;
+  }
+
+  /** After an op: the operand has one use less; its register returns to the pool after the last. */
+  private used(x: Operand): void {
+    const k = key(x);
+    const left = (this.remainingUses.get(k) ?? 1) - 1;
+    this.remainingUses.set(k, left);
+    if (left <= 0) {
+      const r = this.cache.get(k);
+      if (r !== undefined) {
+        this.cache.delete(k);
+        this.freeRegs.push(r);
+      }
+    }
+  }
+
+  /** The operand as an instruction source: a memory operand when it is used once and encodable. */
+  private source(x: Operand, pinned: Operand[]): Vec | Mem {
+    const k = key(x);
+    const cached = this.cache.get(k);
+    if (cached !== undefined) return this.touch(k, cached);
+    if (this.uses(x) <= 1) {
+      const m = this.memoryOperand(x);
+      if (m) return m;
+    }
+    return this.register(x, pinned);
+  }
+
+  /** The operand in a register, loading it (and evicting the least recently used) if needed. */
+  private register(x: Operand, pinned: Operand[]): Vec {
+    const k = key(x);
+    const cached = this.cache.get(k);
+    if (cached !== undefined) return this.touch(k, cached);
+    let r = this.freeRegs.pop();
+    if (r === undefined) {
+      const keep = new Set(pinned.map(key));
+      const victim = [...this.cache.keys()].find((c) => !keep.has(c));
+      if (victim === undefined) throw new Error('operand register pool exhausted');
+      r = this.cache.get(victim)!;
+      this.cache.delete(victim);
+    }
+    const reg = this.vec(r);
+    this.loadOperand(reg, x);
+    this.cache.set(k, r);
+    return reg;
+  }
+
+  private touch(k: string, r: number): Vec {
+    this.cache.delete(k);
+    this.cache.set(k, r);
+    return this.vec(r);
+  }
+
+  private loadOperand(reg: Vec, x: Operand): void {
+    const ptr = this.pointers[x.tensor]!;
+    if (x.mode === 'broadcast' && this.lanes > 1) this.a.vbroadcastss(reg, mem(ptr, x.offset * 4));
+    else this.loadVector(reg, ptr, x.offset, x.mode === 'broadcast' ? 1 : x.count);
+  }
+
+  /** A memory operand for the operand, when the ISA can read it directly from memory. */
+  private memoryOperand(x: Operand): Mem | null {
+    const m = mem(this.pointers[x.tensor]!, x.offset * 4);
+    if (this.lanes === 1) return m;
+    if (x.mode === 'broadcast') return this.isa === 'avx512' ? m.bcst() : null;
+    return x.count === this.lanes ? m : null;
+  }
+
+  // ---- vector loads and stores with tails ----------------------------------------------------
+
+  private vec(i: number): Vec {
+    if (this.lanes === 1) return xmm(i);
+    return this.isa === 'avx512' ? zmm(i) : ymm(i);
+  }
+
+  private zero(v: Vec): void {
+    if (this.isa === 'avx512' && this.lanes > 1) this.a.vpxord(zmm(v.id), zmm(v.id), zmm(v.id));
+    else this.a.vxorps(v, v, v);
+  }
+
+  private loadVector(reg: Vec, ptr: Gp64, offset: number, count: number): void {
+    const m = mem(ptr, offset * 4);
+    if (this.lanes === 1) this.a.vmovss(reg.xmm, m);
+    else if (count === this.lanes) this.a.vmovups(reg, m);
+    else if (this.isa === 'avx512') {
+      this.ensureMask(count);
+      this.a.vmovups(zmm(reg.id).k(k1).z(), m);
+    } else {
+      this.ensureMask(count);
+      this.a.vmaskmovps(ymm(reg.id), ymm(15), m);
+    }
+  }
+
+  private storeVector(reg: Vec, offset: number, count: number): void {
+    const m = mem(this.pointers[0]!, offset * 4);
+    if (this.lanes === 1) this.a.vmovss(m, reg.xmm);
+    else if (count === this.lanes) this.a.vmovups(m, reg);
+    else if (this.isa === 'avx512') {
+      this.ensureMask(count);
+      this.a.vmovups(m.k(k1), zmm(reg.id));
+    } else {
+      this.ensureMask(count);
+      this.a.vmaskmovps(m, ymm(15), ymm(reg.id));
+    }
+  }
+
+  /** Loads the lane mask for `count` lanes into k1 (AVX-512) or ymm15 (AVX2) unless it is there. */
+  private ensureMask(count: number): void {
+    if (this.maskCount === count) return;
+    this.maskTable ??= this.a.newLabel();
+    if (this.isa === 'avx512') this.a.kmovw(k1, memRip(this.maskTable, count * 2));
+    else this.a.vmovups(ymm(15), memRip(this.maskTable, (8 - count) * 4));
+    this.maskCount = count;
+  }
+
+  private emitConstants(): void {
+    if (!this.maskTable) return;
+    this.a.align(64);
+    this.a.bind(this.maskTable);
+    if (this.isa === 'avx512') {
+      // kmovw k1, [table + 2c] gives the low c lanes
+      for (let c = 0; c <= 16; c++) this.a.emitU16((1 << c) - 1);
+    } else {
+      // vmovups ymm15, [table + 4(8 - c)]: eight all-ones dwords then eight zeros
+      for (let i = 0; i < 16; i++) this.a.emitU32(i < 8 ? 0xffffffff : 0);
+    }
+  }
+}
+
+/** the xmm view of a register source (scalar forms take xmm registers or m32) */
+function asScalar(x: Vec | Mem): Xmm | Mem {
+  return x instanceof Mem ? x : x.xmm;
+}
+
+function key(x: Operand): string {
+  return `${x.tensor}:${x.offset}:${x.mode}:${x.count}`;
+}
+
+function loopDepth(nodes: readonly ProgramNode[]): number {
+  let d = 0;
+  for (const n of nodes) {
+    if (n.kind === 'loop') d = Math.max(d, 1 + loopDepth(n.body));
+    else if (n.kind === 'tile') d = Math.max(d, loopDepth(n.body));
+  }
+  return d;
+}

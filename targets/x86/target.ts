@@ -1,0 +1,41 @@
+/** The avx2 and avx512 targets: caps for the lowering, and compile = emit machine code. */
+import type { LoopProgram } from '../../loopnest/program.ts';
+import type { Kernel, Target, TargetCaps } from '../kernel.ts';
+import { flops } from '../../ir/problem.ts';
+import { emitX86, X86_REGISTER_POOL, type X86Isa } from './emit.ts';
+import { disassembleX86 } from './disassemble.ts';
+
+export function x86Caps(isa: X86Isa): TargetCaps {
+  return {
+    vectorLanes: isa === 'avx512' ? 16 : 8,
+    vectorRegisters: X86_REGISTER_POOL[isa],
+    scalarRegisters: X86_REGISTER_POOL.scalar,
+    hasMaskedTails: true,
+    // Zen 4/5 and recent Intel: 4-cycle FMA on 2 pipes, so >= 8 independent accumulators
+    fmaLatency: 4,
+    fmaPorts: 2,
+    unrollBudget: 512,
+  };
+}
+
+export function x86Target(isa: X86Isa): Target {
+  return {
+    name: isa,
+    caps: x86Caps(isa),
+    compile(program: LoopProgram): Kernel {
+      const t0 = performance.now();
+      const code = emitX86(program, isa);
+      return {
+        target: isa,
+        code,
+        abi: { kind: 'sysv-x86-64', tensors: program.tensors },
+        flops: flops(program.problem),
+        program,
+        codegenMicros: (performance.now() - t0) * 1000,
+      };
+    },
+    disassemble(kernel: Kernel): string {
+      return disassembleX86(kernel.code);
+    },
+  };
+}
