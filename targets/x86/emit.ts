@@ -169,8 +169,8 @@ class X86Emitter {
 
   private accumulators: Accumulator[] = [];
   /** operand key -> register, in least-recently-used order (Map keeps insertion order) */
-  private cache = new Map<string, number>();
-  private remainingUses = new Map<string, number>();
+  private cache = new Map<number, number>();
+  private remainingUses = new Map<number, number>();
   private freeRegs: number[] = [];
 
   private tile(n: TileNode, depth: number): void {
@@ -193,7 +193,10 @@ class X86Emitter {
     this.remainingUses.clear();
     for (const g of n.groups) {
       for (const op of g) {
-        for (const x of op.inputs) this.remainingUses.set(key(x), (this.remainingUses.get(key(x)) ?? 0) + 1);
+        for (const x of op.inputs) {
+          const k = key(x);
+          this.remainingUses.set(k, (this.remainingUses.get(k) ?? 0) + 1);
+        }
       }
     }
     for (const g of n.groups) for (const op of g) this.op(op);
@@ -294,7 +297,7 @@ class X86Emitter {
     return reg;
   }
 
-  private touch(k: string, r: number): Vec {
+  private touch(k: number, r: number): Vec {
     this.cache.delete(k);
     this.cache.set(k, r);
     return this.vec(r);
@@ -380,8 +383,9 @@ function asScalar(x: Vec | Mem): Xmm | Mem {
   return x instanceof Mem ? x : x.xmm;
 }
 
-function key(x: Operand): string {
-  return `${x.tensor}:${x.offset}:${x.mode}:${x.count}`;
+/** a number identifying the operand (tensor, offset, mode, count), cheaper than a string key */
+function key(x: Operand): number {
+  return ((x.offset * 8 + x.tensor) * 2 + (x.mode === 'vector' ? 1 : 0)) * 32 + x.count;
 }
 
 function loopDepth(nodes: readonly ProgramNode[]): number {

@@ -191,7 +191,7 @@ export type Scale = 1 | 2 | 4 | 8;
 /** A Gp64 index is ordinary addressing; a vector index is VSIB (gathers only). */
 export type MemIndex = Gp64 | Xmm | Ymm | Zmm;
 /** operand size in bytes of a memory operand, for forms where no register tells it (0: unknown) */
-export type MemSize = 0 | 2 | 4 | 8;
+export type MemSize = 0 | 4 | 8;
 
 /**
  * A memory operand `[base + index*scale + disp]`, or `[rip + label + disp]`.
@@ -242,9 +242,6 @@ export class Mem {
   }
   dword(): Mem {
     return this.derive({ size: 4 });
-  }
-  word(): Mem {
-    return this.derive({ size: 2 });
   }
   toString(): string {
     const parts: string[] = [];
