@@ -202,7 +202,7 @@ class Builder {
   /** The fully unrolled region for concrete ranges: one group per point of its reduction loops. */
   private compute(range: number[], offsets: number[], outBase: number, accFor: (offset: number, count: number) => number): ComputeNode {
     const w = new UnrolledWalk(this.problem, this.loops, this.steps, this.strides, this.decision, offsets, outBase, accFor);
-    w.walk(this.decision.unrollFrom, range);
+    w.walk(this.decision.unrollFrom, range.slice());
     return { kind: 'compute', groups: [...w.groups.values()].map((g) => orderGroup(g)) };
   }
 }
@@ -274,16 +274,20 @@ class UnrolledWalk {
         this.walk(d + 1, range, Math.min(lanes, n - x));
       }
     } else {
+      // the range of this variable below this loop: a full step, then the remainder (restored after)
       const full = Math.floor(n / step);
       const rem = n - full * step;
+      range[l.var] = step;
       for (let it = 0; it < full; it++) {
         this.values[l.var] = base + it * step;
-        this.walk(d + 1, step === n ? range : withValue(range, l.var, step), count);
+        this.walk(d + 1, range, count);
       }
       if (rem > 0) {
         this.values[l.var] = base + full * step;
-        this.walk(d + 1, withValue(range, l.var, rem), count);
+        range[l.var] = rem;
+        this.walk(d + 1, range, count);
       }
+      range[l.var] = n;
     }
     this.values[l.var] = base;
   }

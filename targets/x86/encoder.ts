@@ -748,8 +748,7 @@ export class Assembler {
   vmovss(dst: Mem, src: Xmm): void;
   vmovss(dst: Xmm | Mem, src: Xmm | Mem): void {
     const ops = [dst, src];
-    const isX = (v: Xmm | Mem): boolean => v instanceof Xmm;
-    if (!(dst instanceof Mem && isX(src)) && !(isX(dst) && src instanceof Mem)) {
+    if (!(dst instanceof Mem && src instanceof Xmm) && !(dst instanceof Xmm && src instanceof Mem)) {
       fail('vmovss', ops, 'forms are vmovss xmm, m32 and vmovss m32, xmm (copy registers with vmovaps)');
     }
     this.move(VEC.vmovss_load, VEC.vmovss_store, dst, src);
@@ -902,15 +901,14 @@ export class Assembler {
   kmovw(dst: Gp32 | Mem, src: KReg): void;
   kmovw(dst: KReg | Gp32 | Mem, src: KReg | Gp32 | Mem): void {
     const ops = [dst, src];
-    const memOk = (m: Mem): Mem => this.gpMem('kmovw', ops, m, 0);
     if (dst instanceof KReg) {
       if (src instanceof KReg) this.kop(KOP.kmovw_k_km, 0, dst.id, 0, src.id);
       else if (src instanceof Gp32) this.kop(KOP.kmovw_k_r, 0, dst.id, 0, src.id);
-      else if (src instanceof Mem) this.kop(KOP.kmovw_k_km, 0, dst.id, 0, memOk(src));
+      else if (src instanceof Mem) this.kop(KOP.kmovw_k_km, 0, dst.id, 0, this.gpMem('kmovw', ops, src, 0));
       else fail('kmovw', ops, 'source must be k, r32 or m16');
     } else if (src instanceof KReg) {
       if (dst instanceof Gp32) this.kop(KOP.kmovw_r_k, 0, dst.id, 0, src.id);
-      else if (dst instanceof Mem) this.kop(KOP.kmovw_m_k, 0, src.id, 0, memOk(dst));
+      else if (dst instanceof Mem) this.kop(KOP.kmovw_m_k, 0, src.id, 0, this.gpMem('kmovw', ops, dst, 0));
       else fail('kmovw', ops, 'destination must be k, r32 or m16');
     } else {
       fail('kmovw', ops, 'one operand must be an opmask register');

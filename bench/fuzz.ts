@@ -1,0 +1,42 @@
+/**
+ * `npm run fuzz -- [--target avx512|avx2|...] [--cases N] [--seed S]`: the differential fuzz of
+ * generated kernels against the interpreter, on guarded buffers. Exits non-zero on any mismatch,
+ * crash or code-generation error, printing what reproduces the first ones. Writes
+ * bench/results/fuzz-<target>.json.
+ */
+import { writeFileSync, mkdirSync } from 'node:fs';
+import { Command } from 'commander';
+import cliProgress from 'cli-progress';
+import { fuzzTarget } from '../targets/fuzz.ts';
+import { executorFor } from '../targets/executor.ts';
+import { getTarget } from '../targets/registry.ts';
+import { hostTarget } from '../targets/runtime/host.ts';
+
+const opts = new Command()
+  .option('--target <name>', 'target to fuzz (default: the host\'s best x86 ISA)')
+  .option('--cases <n>', 'number of random problem x schedule cases', (v) => Number(v), 10000)
+  .option('--seed <n>', 'seed of the case generator', (v) => Number(v), 1)
+  .parse(process.argv)
+  .opts<{ target?: string; cases: number; seed: number }>();
+
+const target = opts.target ?? hostTarget();
+getTarget(target);
+const executor = executorFor(target, { timeoutSeconds: 30 });
+const bar = new cliProgress.SingleBar({ format: `fuzz ${target} [{bar}] {value}/{total} cases, {failed} failed, {eta_formatted} left` }, cliProgress.Presets.shades_classic);
+bar.start(opts.cases, 0, { failed: 0 });
+try {
+  const report = await fuzzTarget({
+    target, cases: opts.cases, seed: opts.seed, runner: executor.run,
+    onProgress: (done, failed) => bar.update(done, { failed }),
+  });
+  bar.stop();
+  mkdirSync('bench/results', { recursive: true });
+  writeFileSync(`bench/results/fuzz-${target}.json`, JSON.stringify(report, null, 2) + '\n');
+  console.log(`${report.cases} cases in ${report.seconds.toFixed(1)} s: ${report.mismatches} mismatches, ${report.crashes} crashes, ${report.codegenErrors} code-generation errors`);
+  console.log(`per op: ${Object.entries(report.perOp).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  for (const f of report.failures.slice(0, 5)) console.log(`  ${f.kind}: looptune run "${f.problem}" --schedule "${f.schedule}" --target ${target}  # ${f.message}`);
+  process.exitCode = report.mismatches + report.crashes + report.codegenErrors > 0 ? 1 : 0;
+} finally {
+  bar.stop();
+  await executor.close();
+}

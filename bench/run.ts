@@ -1,0 +1,25 @@
+/**
+ * `npm run bench [-- <name> ...] [--quick]`: runs the named benchmarks (default: all that are
+ * available on this machine) one after another, never two at once, and writes their JSON under
+ * bench/results/.
+ */
+import { benchCodegen } from './codegen.ts';
+
+type Bench = (opts: { quick: boolean }) => Promise<unknown>;
+const BENCHES: Record<string, () => Promise<Bench>> = {
+  codegen: async () => benchCodegen,
+};
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const names = args.filter((a) => !a.startsWith('--'));
+const unknown = names.filter((n) => !(n in BENCHES));
+if (unknown.length) {
+  console.error(`bench: unknown benchmark ${unknown.join(', ')} (expected: ${Object.keys(BENCHES).join(', ')})`);
+  process.exit(1);
+}
+for (const name of names.length ? names : Object.keys(BENCHES)) {
+  console.log(`== ${name}`);
+  const run = await BENCHES[name]!();
+  await run({ quick });
+}
