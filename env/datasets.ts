@@ -1,0 +1,229 @@
+/**
+ * Named problem sets with deterministic train/test splits.
+ *
+ * Split rule (every dataset): the entries' indices are shuffled by Fisher-Yates with ir's Rng seeded
+ * by SPLIT_SEED (j = rng.int(0, i) for i = N-1 down to 1); the first round(N * 0.1) shuffled indices
+ * (at least 1) form `test`, the rest `train`; both are returned in the dataset's own order. The split
+ * depends only on N and SPLIT_SEED, so it never changes between runs or machines. For mm64-256
+ * (N = 2,197) that is 220 test and 1,977 train problems.
+ *
+ * Our IR has no padding: for padded convolutions the spatial sizes below are those of the PADDED
+ * input (a 56x56 3x3 pad-1 layer is h58 w58), so the output size matches the real layer.
+ */
+import { fail } from '../ir/errors.ts';
+import type { Problem } from '../ir/problem.ts';
+import { Rng } from '../ir/random.ts';
+import { parseProblem } from '../ir/spec.ts';
+
+export type SplitName = 'train' | 'test' | 'all';
+
+export interface DatasetEntry {
+  /** short name, e.g. 'layer2.0.conv1' or 'm64n80k96'. */
+  name: string;
+  spec: string;
+  /** how many times the shape occurs in the network (for weighted totals); 1 if absent. */
+  count?: number;
+  note?: string;
+}
+
+export interface Dataset {
+  name: string;
+  description: string;
+  entries: readonly DatasetEntry[];
+}
+
+export interface DatasetSummary {
+  name: string;
+  description: string;
+  size: number;
+  train: number;
+  test: number;
+}
+
+export const SPLIT_SEED = 20240605;
+export const TEST_FRACTION = 0.1;
+
+function mm64to256(): DatasetEntry[] {
+  const sizes = Array.from({ length: 13 }, (_, i) => 64 + 16 * i);
+  const out: DatasetEntry[] = [];
+  for (const m of sizes) for (const n of sizes) for (const k of sizes) out.push({ name: `m${m}n${n}k${k}`, spec: `matmul ${m}x${n}x${k}` });
+  return out;
+}
+
+/** ResNet-18 (torchvision), batch 1, 224x224 input: every distinct conv2d shape, with its count. */
+const RESNET18: DatasetEntry[] = [
+  { name: 'conv1', spec: 'conv2d n1 c3 h230 w230 k64 r7 s7 stride2', count: 1, note: '7x7/2 pad 3, 224 -> 112' },
+  { name: 'layer1.conv3x3', spec: 'conv2d n1 c64 h58 w58 k64 r3 s3 stride1', count: 4, note: '3x3 pad 1, 56x56' },
+  { name: 'layer2.0.conv1', spec: 'conv2d n1 c64 h58 w58 k128 r3 s3 stride2', count: 1, note: '3x3/2 pad 1, 56 -> 28' },
+  { name: 'layer2.0.downsample', spec: 'conv2d n1 c64 h56 w56 k128 r1 s1 stride2', count: 1, note: '1x1/2, 56 -> 28' },
+  { name: 'layer2.conv3x3', spec: 'conv2d n1 c128 h30 w30 k128 r3 s3 stride1', count: 3, note: '3x3 pad 1, 28x28' },
+  { name: 'layer3.0.conv1', spec: 'conv2d n1 c128 h30 w30 k256 r3 s3 stride2', count: 1, note: '3x3/2 pad 1, 28 -> 14' },
+  { name: 'layer3.0.downsample', spec: 'conv2d n1 c128 h28 w28 k256 r1 s1 stride2', count: 1, note: '1x1/2, 28 -> 14' },
+  { name: 'layer3.conv3x3', spec: 'conv2d n1 c256 h16 w16 k256 r3 s3 stride1', count: 3, note: '3x3 pad 1, 14x14' },
+  { name: 'layer4.0.conv1', spec: 'conv2d n1 c256 h16 w16 k512 r3 s3 stride2', count: 1, note: '3x3/2 pad 1, 14 -> 7' },
+  { name: 'layer4.0.downsample', spec: 'conv2d n1 c256 h14 w14 k512 r1 s1 stride2', count: 1, note: '1x1/2, 14 -> 7' },
+  { name: 'layer4.conv3x3', spec: 'conv2d n1 c512 h9 w9 k512 r3 s3 stride1', count: 3, note: '3x3 pad 1, 7x7' },
+];
+
+/**
+ * BERT-base (hidden 768, 12 heads, FFN 3072, 12 layers) and BERT-large (1024, 16 heads, 4096, 24
+ * layers), batch 1, sequence lengths 128 and 384. Per layer: fused QKV projection, attention output
+ * projection, FFN up and down (matmul tokens x out x in), and per-head attention as bmm: scores
+ * Q.K^T (K stored transposed, k = head dim 64) and context P.V.
+ */
+function bert(): DatasetEntry[] {
+  const models = [
+    { model: 'base', hidden: 768, heads: 12, ffn: 3072, layers: 12 },
+    { model: 'large', hidden: 1024, heads: 16, ffn: 4096, layers: 24 },
+  ];
+  const out: DatasetEntry[] = [];
+  for (const { model, hidden: h, heads, ffn, layers } of models) {
+    for (const seq of [128, 384]) {
+      const p = `bert-${model}-s${seq}`;
+      out.push(
+        { name: `${p}.qkv`, spec: `matmul ${seq}x${3 * h}x${h}`, count: layers },
+        { name: `${p}.attn-out`, spec: `matmul ${seq}x${h}x${h}`, count: layers },
+        { name: `${p}.ffn-up`, spec: `matmul ${seq}x${ffn}x${h}`, count: layers },
+        { name: `${p}.ffn-down`, spec: `matmul ${seq}x${h}x${ffn}`, count: layers },
+        { name: `${p}.scores`, spec: `bmm b${heads} m${seq} n${seq} k64`, count: layers, note: 'Q.K^T per head' },
+        { name: `${p}.context`, spec: `bmm b${heads} m${seq} n64 k${seq}`, count: layers, note: 'P.V per head' },
+      );
+    }
+  }
+  return out;
+}
+
+/**
+ * Small volumetric layers (10-150 MFLOP each; spatial sizes are padded inputs): a 3D U-Net for
+ * electron-microscopy segmentation on a 16x32x32 anisotropic patch (isotropic and 1x3x3 in-plane
+ * convolutions, a 2x2x2 strided downsampling, the 1x1x1 affinity head) and an SSCNet-style
+ * semantic scene completion network at reduced resolution (7x7x7/2 stem, 3x3x3 body, 1x1x1
+ * classifier).
+ */
+const CONV3D_SMALL: DatasetEntry[] = [
+  { name: 'unet-em.l1.in', spec: 'conv3d n1 c1 d18 h34 w34 k12 t3 r3 s3 stride1', note: '1 -> 12, 3x3x3, out 16x32x32' },
+  { name: 'unet-em.l1.aniso', spec: 'conv3d n1 c12 d16 h34 w34 k12 t1 r3 s3 stride1', note: '12 -> 12, 1x3x3, out 16x32x32' },
+  { name: 'unet-em.down1', spec: 'conv3d n1 c12 d16 h32 w32 k24 t2 r2 s2 stride2', note: '12 -> 24, 2x2x2/2, out 8x16x16' },
+  { name: 'unet-em.l2', spec: 'conv3d n1 c24 d10 h18 w18 k24 t3 r3 s3 stride1', note: '24 -> 24, 3x3x3, out 8x16x16' },
+  { name: 'unet-em.l3', spec: 'conv3d n1 c48 d6 h10 w10 k48 t3 r3 s3 stride1', note: '48 -> 48, 3x3x3, out 4x8x8' },
+  { name: 'unet-em.head', spec: 'conv3d n1 c12 d16 h32 w32 k3 t1 r1 s1 stride1', note: '12 -> 3 affinities, 1x1x1' },
+  { name: 'ssc.stem', spec: 'conv3d n1 c1 d37 h37 w37 k16 t7 r7 s7 stride2', note: '1 -> 16, 7x7x7/2, out 16x16x16' },
+  { name: 'ssc.body', spec: 'conv3d n1 c32 d18 h12 w18 k32 t3 r3 s3 stride1', note: '32 -> 32, 3x3x3, out 16x10x16' },
+  { name: 'ssc.head', spec: 'conv3d n1 c64 d16 h10 w16 k12 t1 r1 s1 stride1', note: '64 -> 12 classes, 1x1x1' },
+];
+
+/** Tall-skinny and long-reduction matmuls (M x N x K): panels, embeddings, projections onto few features. */
+const TALL_SKINNY: DatasetEntry[] = [
+  { name: 'wide-n32k', spec: 'matmul 256x32768x64' },
+  { name: 'wide-n16k', spec: 'matmul 128x16384x32' },
+  { name: 'tall-m32k', spec: 'matmul 32768x256x64' },
+  { name: 'tall-m16k', spec: 'matmul 16384x128x32' },
+  { name: 'skinny-n16', spec: 'matmul 8192x16x512' },
+  { name: 'long-k16k', spec: 'matmul 64x64x16384' },
+  { name: 'long-k64k', spec: 'matmul 32x32x65536' },
+];
+
+const DEFINITIONS: Record<string, { description: string; entries: () => DatasetEntry[] }> = {
+  'mm64-256': { description: "LoopTune's matmul set: M, N, K each in 64..256 step 16 (13^3 = 2,197 problems)", entries: mm64to256 },
+  'resnet18-conv2d': { description: 'ResNet-18 conv2d layers, batch 1, 224x224 input (padded input sizes; 11 distinct shapes)', entries: () => RESNET18 },
+  'bert-gemm': { description: 'BERT-base/large GEMMs at sequence 128/384: QKV, attention out, FFN up/down, attention bmm', entries: bert },
+  'conv3d-small': { description: 'small 3D convolutions: 3D U-Net (EM segmentation) and SSCNet-style scene completion', entries: () => CONV3D_SMALL },
+  'tall-skinny': { description: 'tall-skinny and long-reduction matmuls', entries: () => TALL_SKINNY },
+};
+
+const datasets = new Map<string, Dataset>();
+const splitCache = new Map<string, { train: number[]; test: number[] }>();
+const problemCache = new Map<string, Problem>();
+
+export function datasetNames(): string[] {
+  return Object.keys(DEFINITIONS);
+}
+
+export function getDataset(name: string): Dataset {
+  const cached = datasets.get(name);
+  if (cached) return cached;
+  const def = DEFINITIONS[name];
+  if (!def) fail(`unknown dataset '${name}' (expected one of: ${datasetNames().join(', ')})`);
+  const d: Dataset = { name, description: def.description, entries: Object.freeze(def.entries()) };
+  datasets.set(name, d);
+  return d;
+}
+
+/** Indices of the train and test parts, each ascending (see the header for the rule). */
+export function splitIndices(size: number, seed = SPLIT_SEED, testFraction = TEST_FRACTION): { train: number[]; test: number[] } {
+  const order = Array.from({ length: size }, (_, i) => i);
+  const rng = new Rng(seed);
+  for (let i = size - 1; i >= 1; i--) {
+    const j = rng.int(0, i);
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  const testCount = size <= 1 ? size : Math.max(1, Math.round(size * testFraction));
+  const test = order.slice(0, testCount).sort((a, b) => a - b);
+  const train = order.slice(testCount).sort((a, b) => a - b);
+  return { train, test };
+}
+
+function indicesOf(name: string, which: SplitName): number[] {
+  const d = getDataset(name);
+  if (which === 'all') return d.entries.map((_, i) => i);
+  if (which !== 'train' && which !== 'test') fail(`unknown split '${String(which)}' (expected train, test or all)`);
+  let s = splitCache.get(name);
+  if (!s) {
+    s = splitIndices(d.entries.length);
+    splitCache.set(name, s);
+  }
+  return s[which];
+}
+
+export function splitEntries(name: string, which: SplitName = 'all'): DatasetEntry[] {
+  const d = getDataset(name);
+  return indicesOf(name, which).map((i) => d.entries[i]!);
+}
+
+function problemOf(spec: string): Problem {
+  let p = problemCache.get(spec);
+  if (!p) {
+    p = parseProblem(spec);
+    problemCache.set(spec, p);
+  }
+  return p;
+}
+
+/** The problems of a dataset split (parsed once, then shared). */
+export function split(name: string, which: SplitName = 'all'): Problem[] {
+  return splitEntries(name, which).map((e) => problemOf(e.spec));
+}
+
+export function listDatasets(): DatasetSummary[] {
+  return datasetNames().map((name) => {
+    const d = getDataset(name);
+    return { name, description: d.description, size: d.entries.length, train: indicesOf(name, 'train').length, test: indicesOf(name, 'test').length };
+  });
+}
+
+/**
+ * Problems from a reference: a dataset name with an optional split ("mm64-256:test",
+ * "resnet18-conv2d"), a problem spec ("matmul 64x64x64"), or a list of specs/problems.
+ */
+export function resolveProblems(ref: string | readonly (string | Problem)[]): Problem[] {
+  if (typeof ref !== 'string') return ref.map((r) => (typeof r === 'string' ? resolveOne(r) : r));
+  return [...resolveDatasetOrSpec(ref)];
+}
+
+function resolveOne(spec: string): Problem {
+  return problemOf(spec);
+}
+
+function resolveDatasetOrSpec(ref: string): Problem[] {
+  const t = ref.trim();
+  const m = /^([A-Za-z0-9][\w-]*)(?::(\w+))?$/.exec(t);
+  if (m) {
+    // one word: a dataset name, with an optional split (no problem spec is a single word)
+    if (m[2] !== undefined || DEFINITIONS[m[1]!]) {
+      getDataset(m[1]!);
+      return split(m[1]!, (m[2] ?? 'all') as SplitName);
+    }
+    fail(`'${t}' is neither a dataset (${datasetNames().join(', ')}) nor a problem spec such as "matmul 64x64x64"`);
+  }
+  return [problemOf(t)];
+}

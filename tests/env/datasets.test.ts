@@ -1,0 +1,82 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { flops, LoopTuneError } from '../../ir/index.ts';
+import { getDataset, listDatasets, resolveProblems, split, splitEntries, splitIndices, datasetNames } from '../../env/datasets.ts';
+
+test('mm64-256: 2,197 matmuls with M, N, K in 64..256 step 16', () => {
+  const all = split('mm64-256', 'all');
+  assert.is(all.length, 2197);
+  assert.is(new Set(all.map((p) => p.spec)).size, 2197);
+  const extents = new Set(all.flatMap((p) => p.vars.map((v) => v.extent)));
+  assert.equal([...extents].sort((a, b) => a - b), Array.from({ length: 13 }, (_, i) => 64 + 16 * i));
+  assert.ok(all.every((p) => p.op === 'matmul'));
+});
+
+test('90/10 split: disjoint, covering, deterministic', () => {
+  const train = split('mm64-256', 'train').map((p) => p.spec);
+  const test_ = split('mm64-256', 'test').map((p) => p.spec);
+  assert.is(train.length, 1977);
+  assert.is(test_.length, 220);
+  const t = new Set(test_);
+  assert.ok(train.every((s) => !t.has(s)));
+  assert.is(new Set([...train, ...test_]).size, 2197);
+  // deterministic: recomputing the rule gives the same indices; documented examples stay put
+  const again = splitIndices(2197);
+  assert.equal(again.test.map((i) => getDataset('mm64-256').entries[i]!.spec), test_);
+  assert.equal(splitIndices(2197), again);
+  assert.not.equal(splitIndices(2197, 1).test, again.test);
+  assert.equal(test_.slice(0, 3), splitEntries('mm64-256', 'test').slice(0, 3).map((e) => e.spec));
+});
+
+test('every dataset parses, has train and test parts, and documents its entries', () => {
+  const sizes = Object.fromEntries(listDatasets().map((d) => [d.name, d.size]));
+  assert.equal(sizes, { 'mm64-256': 2197, 'resnet18-conv2d': 11, 'bert-gemm': 24, 'conv3d-small': 9, 'tall-skinny': 7 });
+  for (const d of listDatasets()) {
+    assert.is(d.train + d.test, d.size, d.name);
+    assert.ok(d.test >= 1 && d.train >= 1, d.name);
+    const ps = split(d.name);
+    assert.is(ps.length, d.size);
+  }
+});
+
+test('ResNet-18 layers have the real output sizes (padded inputs)', () => {
+  const ps = split('resnet18-conv2d');
+  const out = ps.map((p) => {
+    const v = Object.fromEntries(p.vars.map((x) => [x.name, x.extent]));
+    return `${v.k}x${v.h}x${v.w}`;
+  });
+  assert.equal(out, ['64x112x112', '64x56x56', '128x28x28', '128x28x28', '128x28x28', '256x14x14', '256x14x14', '256x14x14', '512x7x7', '512x7x7', '512x7x7']);
+  const total = splitEntries('resnet18-conv2d').reduce((a, e, i) => a + (e.count ?? 1) * flops(ps[i]!), 0);
+  // ResNet-18 is about 1.8 GMACs = 3.6 GFLOP of convolutions
+  assert.ok(total > 3.4e9 && total < 3.8e9, String(total));
+});
+
+test('conv3d-small layers are small (well under a second even untuned)', () => {
+  for (const p of split('conv3d-small')) assert.ok(flops(p) < 2e8, p.spec);
+});
+
+test('BERT GEMM shapes', () => {
+  const specs = splitEntries('bert-gemm').map((e) => `${e.name}=${e.spec}`);
+  assert.ok(specs.includes('bert-base-s128.qkv=matmul 128x2304x768'));
+  assert.ok(specs.includes('bert-large-s384.ffn-down=matmul 384x1024x4096'));
+  assert.ok(specs.includes('bert-base-s384.scores=bmm b12 m384 n384 k64'));
+  assert.ok(specs.includes('bert-large-s128.context=bmm b16 m128 n64 k128'));
+});
+
+test('unknown dataset or split: one clear line', () => {
+  assert.throws(() => getDataset('imagenet'), (e: unknown) => e instanceof LoopTuneError
+    && e.message === `unknown dataset 'imagenet' (expected one of: ${datasetNames().join(', ')})`);
+  assert.throws(() => split('mm64-256', 'val' as 'train'), /unknown split 'val'/);
+  assert.throws(() => resolveProblems('mm64-256:val'), /unknown split 'val'/);
+  assert.throws(() => resolveProblems('imagenet:test'), /unknown dataset 'imagenet'/);
+  assert.throws(() => resolveProblems('resnet50'), /neither a dataset/);
+});
+
+test('resolveProblems: dataset refs, specs and lists', () => {
+  assert.is(resolveProblems('mm64-256:test').length, 220);
+  assert.is(resolveProblems('tall-skinny').length, 7);
+  assert.equal(resolveProblems('matmul 64x64x64').map((p) => p.spec), ['matmul 64x64x64']);
+  assert.equal(resolveProblems(['matmul 8x8x8', 'bmm b2 m4 n4 k4']).map((p) => p.op), ['matmul', 'bmm']);
+});
+
+test.run();
