@@ -14,12 +14,50 @@ import { executorFor } from './targets/executor.ts';
 import { runSchedule, type RunReport } from './targets/run-schedule.ts';
 import { hostTarget } from './targets/runtime/host.ts';
 import { peakRecord } from './targets/runtime/peak.ts';
+import { runSearch, runCompare, DEFAULT_COMPARE_SEARCHERS, type SearchTarget } from './agent/search/run.ts';
+import { SEARCHER_NAMES } from './agent/search/index.ts';
+import type { Budget, SearchProgress } from './agent/searcher.ts';
 
 function scheduleFor(spec: string, opts: { schedule?: string; actions?: string }): Schedule {
   const problem = parseProblem(spec);
   let s = opts.schedule ? Schedule.parse(problem, opts.schedule) : Schedule.initial(problem);
   if (opts.actions) s = applyActions(s, opts.actions.split(',').map((a) => a.trim()).filter((a) => a));
   return s;
+}
+
+/** "10s" (seconds), "200" or "200m" (measurements), "50steps"; several joined by commas. */
+export function parseBudget(text: string): Budget {
+  const budget: Budget = {};
+  for (const part of text.split(',').map((x) => x.trim()).filter((x) => x)) {
+    const m = /^(\d+(?:\.\d+)?)(s|m|steps)?$/.exec(part);
+    if (!m || Number(m[1]) <= 0) throw new InvalidArgumentError(`cannot read budget '${part}' (expected e.g. 10s, 200m for measurements, 50steps)`);
+    const n = Number(m[1]);
+    if (m[2] === 's') budget.seconds = n;
+    else if (m[2] === 'steps') budget.steps = Math.ceil(n);
+    else budget.measurements = Math.ceil(n);
+  }
+  return budget;
+}
+
+/** One status line on stderr while a long run goes on (only when stderr is a terminal). */
+function progressLine(): { update(text: string): void; done(): void } {
+  const tty = process.stderr.isTTY;
+  let last = 0;
+  return {
+    update(text) {
+      const now = Date.now();
+      if (!tty || now - last < 100) return;
+      last = now;
+      process.stderr.write(`\r\x1b[K${text}`);
+    },
+    done() {
+      if (tty) process.stderr.write('\r\x1b[K');
+    },
+  };
+}
+
+function describeProgress(p: SearchProgress): string {
+  return `${p.searcher} ${p.problem}: ${p.measurements} measured, best ${p.bestGflops.toFixed(1)} GFLOPS (default ${p.defaultGflops.toFixed(1)}), ${p.seconds.toFixed(1)} s, ${(100 * p.fraction).toFixed(0)}% of budget`;
 }
 
 function positiveNumber(value: string): number {
@@ -118,6 +156,79 @@ export function buildCli(): Command {
       } finally {
         await executor.close();
       }
+    });
+
+  program
+    .command('search')
+    .description('search for a fast schedule with a baseline searcher; prints the best schedule, its GFLOPS, speed-up over the default schedule and OpenBLAS ratio')
+    .argument('<spec>', 'problem, e.g. "matmul 256x256x256"')
+    .option('--searcher <name>', `one of ${SEARCHER_NAMES.join(', ')} (greedy:D lookahead, beam:W width)`, 'evolution')
+    .option('--budget <budget>', 'e.g. 10s, 200m (measurements), 50steps, or 10s,200m', parseBudget, { seconds: 10 } as Budget)
+    .option('--target <name>', 'avx512 or avx2 (default: the host\'s best), or synthetic (a toy model, no code runs)')
+    .option('--compare <what>', 'also measure a baseline in the same run: openblas')
+    .option('--records <file>', 'tuning records (JSONL): reused as a cache and appended with every measurement')
+    .option('--seed <n>', 'random seed', (v) => Number(v), 0)
+    .option('--json', 'print the result as JSON (the fields of run plus schedule, speedupOverDefault, measurements, seconds)')
+    .action(async (spec: string, opts: { searcher: string; budget: Budget; target?: string; compare?: string; records?: string; seed: number; json?: boolean }) => {
+      if (opts.compare !== undefined && opts.compare !== 'openblas') throw new LoopTuneError(`--compare: unknown baseline '${opts.compare}' (expected openblas)`);
+      const problem = parseProblem(spec);
+      const target = (opts.target ?? hostTarget()) as SearchTarget;
+      const line = progressLine();
+      const r = await runSearch(problem, {
+        searcher: opts.searcher, budget: opts.budget, target, recordsPath: opts.records ?? null, seed: opts.seed,
+        onProgress: (p) => line.update(describeProgress(p)),
+      });
+      line.done();
+      let run: RunReport | undefined;
+      if (target !== 'synthetic') {
+        // the best schedule, verified against the interpreter and measured side by side with OpenBLAS
+        const executor = executorFor(target);
+        try {
+          run = await runSchedule(Schedule.parse(problem, r.schedule), target, executor, { compareOpenblas: opts.compare === 'openblas' });
+        } finally {
+          await executor.close();
+        }
+      }
+      const out = {
+        ...(run ?? { problem: r.problem, target: r.target, gflops: r.gflops, peakGflops: r.peakGflops }),
+        schedule: r.schedule, searcher: r.searcher, searchGflops: r.gflops, defaultGflops: r.defaultGflops,
+        speedupOverDefault: (run?.gflops ?? r.gflops) / r.defaultGflops,
+        measurements: r.measurements, seconds: r.seconds, stopReason: r.stopReason,
+      };
+      if (opts.json) {
+        console.log(JSON.stringify({ ...out, history: r.history }, null, 2));
+      } else {
+        console.log(`${r.searcher}: ${r.measurements} schedules measured in ${r.seconds.toFixed(1)} s (${r.stopReason})`);
+        console.log(`best schedule: ${r.schedule}`);
+        if (run) console.log(formatRun(run));
+        console.log(`speed-up over the default schedule (${r.defaultGflops.toFixed(2)} GFLOPS): ${out.speedupOverDefault.toFixed(1)}x`);
+      }
+      if (run && !run.verified) process.exitCode = 1;
+    });
+
+  program
+    .command('compare')
+    .description('run several searchers side by side with equal budgets; writes an HTML report with SVG plots and a JSON file')
+    .argument('<problems>', 'a spec, or a dataset and split such as "mm64-256:test"')
+    .option('--searchers <list>', 'comma-separated searchers', DEFAULT_COMPARE_SEARCHERS.join(','))
+    .option('--budget <budget>', 'per problem and searcher, e.g. 10s or 200m', parseBudget, { seconds: 10 } as Budget)
+    .option('--target <name>', 'avx512 or avx2 (default: the host\'s best), or synthetic')
+    .option('--limit <n>', 'use only the first N problems', (v) => Number(v))
+    .option('--out <dir>', 'report folder', 'runs/compare')
+    .option('--compare <what>', 'also measure OpenBLAS per matmul: openblas')
+    .option('--records <file>', 'tuning records (JSONL) shared by all searchers')
+    .option('--seed <n>', 'random seed', (v) => Number(v), 0)
+    .action(async (problems: string, opts: { searchers: string; budget: Budget; target?: string; limit?: number; out: string; compare?: string; records?: string; seed: number }) => {
+      const line = progressLine();
+      const r = await runCompare(problems, {
+        searchers: opts.searchers.split(',').map((x) => x.trim()).filter((x) => x),
+        budget: opts.budget, target: (opts.target ?? hostTarget()) as SearchTarget, outDir: opts.out,
+        compareOpenblas: opts.compare === 'openblas', recordsPath: opts.records ?? null, seed: opts.seed,
+        ...(opts.limit !== undefined ? { limit: opts.limit } : {}),
+        onProgress: (p) => line.update(`[${p.problemIndex + 1}/${p.problemCount}] ${describeProgress(p)}`),
+      });
+      line.done();
+      console.log(`report: ${r.html ?? '(none)'}\ndata: ${r.json ?? '(none)'}`);
     });
 
   program

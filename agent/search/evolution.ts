@@ -1,7 +1,8 @@
 /**
  * Evolutionary search in the style of Ansor / MetaSchedule:
- *  - a population of measured schedules, seeded with the default and random samples of the action
- *    space;
+ *  - a population of measured schedules, seeded with the default, Ansor-style sketches (multi-level
+ *    tiling with a register tile that fits the target, see sketch.ts) and random samples of the
+ *    action space;
  *  - each generation breeds candidates from parents picked by tournament on fitness; a child is a
  *    mutation (a short random action sequence at a random cursor, a re-tiling of one variable, a
  *    loop moved to another legal position, a split or merge anywhere) or, with probability
@@ -19,6 +20,7 @@
 import type { Problem } from '../../ir/problem.ts';
 import { Schedule } from '../../ir/schedule.ts';
 import { runWithBudget, type SearchContext, type SearchOptions, type SearchResult, type Searcher } from '../searcher.ts';
+import { sampleSketch, sketchTargetFor } from './sketch.ts';
 import { crossover, mutateOrder, mutateSplitMerge, mutateTiles, randomWalk, sampleSchedule } from './moves.ts';
 
 export interface EvolutionSearchOptions {
@@ -66,7 +68,12 @@ export function evolutionSearch(params: EvolutionSearchOptions = {}): Searcher {
       return runWithBudget('evolution', problem, options, async (ctx) => {
         const initial = Schedule.initial(problem);
         let pop: Member[] = [{ s: initial, v: ctx.defaultGflops }];
-        const fresh = (): Schedule => sampleSchedule(initial, ctx.rng, ctx.actions, ctx.maxLoops);
+        // fresh schedules: mostly Ansor-style sketches (multi-level tiling with a register tile that
+        // fits), sometimes random walks in the action space
+        const sketchTarget = sketchTargetFor(ctx.evaluator.target);
+        const fresh = (): Schedule => (ctx.rng.next() < 0.7
+          ? sampleSketch(problem, ctx.rng, sketchTarget, ctx.maxLoops)
+          : undefined) ?? sampleSchedule(initial, ctx.rng, ctx.actions, ctx.maxLoops);
         const add = (m: Member) => {
           if (!pop.some((p) => p.s.hash() === m.s.hash())) pop.push(m);
         };

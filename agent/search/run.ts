@@ -19,6 +19,9 @@ import { createSearcher } from './index.ts';
 
 export const DEFAULT_BUDGET: Budget = Object.freeze({ measurements: 100 });
 export const DEFAULT_SEARCHER = 'evolution';
+/** Searches time each candidate briefly (best of >= 3 samples over 10 ms); the winner is re-measured
+ *  properly by whoever reports it. */
+export const SEARCH_MIN_SECONDS = 0.01;
 export const DEFAULT_COMPARE_SEARCHERS = ['random', 'greedy', 'beam', 'beam-dfs', 'evolution'];
 
 /** 'avx512' | 'avx2' measure real kernels; 'synthetic' uses env/synthetic.ts (no code runs). */
@@ -42,7 +45,7 @@ export async function createEvaluator(setup: EvaluatorSetup = {}): Promise<Evalu
   return MeasuredEvaluator.create({
     records,
     ...(setup.target ? { target: setup.target } : {}),
-    ...(setup.minSeconds !== undefined ? { minSeconds: setup.minSeconds } : {}),
+    minSeconds: setup.minSeconds ?? SEARCH_MIN_SECONDS,
   });
 }
 

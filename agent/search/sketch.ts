@@ -1,0 +1,100 @@
+/**
+ * Ansor-style sketches: the multi-level tiling structure that data-reuse computations want,
+ * instantiated with random tile sizes. For any problem (not only matmul):
+ *
+ *   [outer tiles of the output variables, random order] [outer tiles of the reductions]
+ *   [inner reduction loops] [register tile: inner output tiles, the unit-stride variable last]
+ *
+ * The register tile is drawn so that its accumulators fit the target's registers (inner tile of
+ * the vector variable a multiple of the lanes), which is what makes the unrolled micro-kernel of
+ * the lowering near-peak; the searchers then mutate sizes and order from there.
+ */
+import { isReduction, type Problem } from '../../ir/problem.ts';
+import type { Rng } from '../../ir/random.ts';
+import { Schedule, type Loop } from '../../ir/schedule.ts';
+import { tensorStrides } from '../../ir/problem.ts';
+import { vectorVariable } from '../../loopnest/lower.ts';
+
+export interface SketchTarget {
+  /** fp32 lanes per vector register */
+  lanes: number;
+  /** registers for accumulators and operands */
+  registers: number;
+}
+
+const ROW_TILES = [1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14];
+const REDUCTION_TILES = [8, 16, 32, 64, 128, 256];
+
+function splitLoops(v: number, extent: number, inner: number): { outer?: Loop; inner: Loop } {
+  if (inner >= extent) return { inner: { var: v, size: extent, tail: 0 } };
+  return { outer: { var: v, size: Math.floor(extent / inner), tail: extent % inner }, inner: { var: v, size: inner, tail: 0 } };
+}
+
+function shuffle<T>(xs: T[], rng: Rng): T[] {
+  for (let i = xs.length - 1; i > 0; i--) {
+    const j = rng.int(0, i);
+    [xs[i], xs[j]] = [xs[j]!, xs[i]!];
+  }
+  return xs;
+}
+
+/** Lanes and registers of a target name; the x86 figures for names this process cannot compile. */
+export function sketchTargetFor(targetName: string): SketchTarget {
+  if (targetName.endsWith('avx2')) return { lanes: 8, registers: 14 };
+  if (targetName === 'neon') return { lanes: 4, registers: 28 };
+  return { lanes: 16, registers: 31 };
+}
+
+/** A random sketch instance, or undefined when the draw does not fit `maxLoops`. */
+export function sampleSketch(problem: Problem, rng: Rng, target: SketchTarget, maxLoops = 10): Schedule | undefined {
+  const strides = tensorStrides(problem);
+  const vv = vectorVariable(problem, strides).var;
+  const outVars = problem.vars.map((_, i) => i).filter((v) => !isReduction(problem, v));
+  const redVars = problem.vars.map((_, i) => i).filter((v) => isReduction(problem, v));
+  const extent = (v: number) => problem.vars[v]!.extent;
+  // register tile: vector variable gets 1..4 vectors, the other output variables row tiles, within the registers
+  const tile = new Map<number, number>();
+  let accumulators = 1;
+  if (vv !== null) {
+    const vectors = rng.int(1, Math.max(1, Math.min(4, Math.ceil(extent(vv) / target.lanes))));
+    tile.set(vv, Math.min(extent(vv), vectors * target.lanes));
+    accumulators = Math.ceil(tile.get(vv)! / target.lanes);
+  }
+  for (const v of shuffle(outVars.filter((x) => x !== vv), rng)) {
+    const room = Math.floor((target.registers - 2) / accumulators);
+    const choices = ROW_TILES.filter((t) => t <= room && t <= extent(v));
+    const t = choices.length ? rng.pick(choices) : 1;
+    tile.set(v, t);
+    accumulators *= t;
+  }
+  const outerOut: Loop[] = [];
+  const innerOut: Loop[] = [];
+  for (const v of outVars) {
+    const s = splitLoops(v, extent(v), tile.get(v) ?? 1);
+    if (s.outer) outerOut.push(s.outer);
+    if ((tile.get(v) ?? 1) > 1 || !s.outer) innerOut.push(s.inner);
+    else outerOut[outerOut.length - 1] = { var: v, size: extent(v), tail: 0 };
+  }
+  const outerRed: Loop[] = [];
+  const innerRed: Loop[] = [];
+  for (const v of redVars) {
+    // small reductions (convolution windows) stay whole; long ones are blocked for the caches
+    const choices = REDUCTION_TILES.filter((t) => t < extent(v));
+    const block = extent(v) <= 8 || choices.length === 0 || rng.next() < 0.4 ? extent(v) : rng.pick(choices);
+    const s = splitLoops(v, extent(v), block);
+    if (s.outer) outerRed.push(s.outer);
+    innerRed.push(s.inner);
+  }
+  shuffle(outerOut, rng);
+  shuffle(innerRed, rng);
+  // the vector variable innermost in the register tile, other tile loops in random order above it
+  const tileLoops = shuffle(innerOut.filter((l) => l.var !== vv), rng);
+  const vecLoop = innerOut.find((l) => l.var === vv);
+  const loops = [...outerOut, ...outerRed, ...innerRed, ...tileLoops, ...(vecLoop ? [vecLoop] : [])];
+  if (loops.length > maxLoops) return undefined;
+  try {
+    return new Schedule(problem, loops);
+  } catch {
+    return undefined;
+  }
+}
