@@ -6,13 +6,19 @@ import { fail } from '../ir/errors.ts';
 import type { Schedule } from '../ir/schedule.ts';
 import { lower } from '../loopnest/lower.ts';
 import type { Kernel, Target } from './kernel.ts';
+import { llvmTarget } from './llvm/target.ts';
 import { x86Target } from './x86/target.ts';
+import { arm64Target } from './arm64/target.ts';
 
 export type TargetName = 'avx2' | 'avx512' | (string & {});
 
 const factories = new Map<string, () => Target>([
   ['avx2', () => x86Target('avx2')],
   ['avx512', () => x86Target('avx512')],
+  // the LLVM baseline; compile throws one line naming what to install when LLVM is missing
+  ['llvm-avx2', () => llvmTarget('avx2')],
+  ['llvm-avx512', () => llvmTarget('avx512')],
+  ['neon', () => arm64Target()],
 ]);
 const cache = new Map<string, Target>();
 
