@@ -79,8 +79,10 @@ function formatRun(r: RunReport): string {
     ? `verified against the interpreter (max error ${r.maxRelError.toExponential(1)}), codegen ${r.codegenMicros.toFixed(0)} us`
     : `NOT verified: ${r.error ?? 'mismatch'}`);
   if (r.verified && r.gflops > 0) {
-    const emulated = r.native ? '' : ' (emulated: not comparable with native figures)';
-    lines.push(`best ${(r.bestSeconds * 1e3).toFixed(3)} ms, median ${(r.medianSeconds * 1e3).toFixed(3)} ms: ${r.gflops.toFixed(1)} GFLOPS = ${r.percentOfPeak.toFixed(1)}% of peak ${r.peakGflops.toFixed(1)}${emulated}`);
+    const timing = `best ${(r.bestSeconds * 1e3).toFixed(3)} ms, median ${(r.medianSeconds * 1e3).toFixed(3)} ms: ${r.gflops.toFixed(1)} GFLOPS`;
+    lines.push(r.native
+      ? `${timing} = ${r.percentOfPeak.toFixed(1)}% of peak ${r.peakGflops.toFixed(1)}`
+      : `${timing} under emulation (not comparable with native figures)`);
   }
   if (r.openblasGflops !== undefined) {
     lines.push(`OpenBLAS sgemm (${r.openblasCorename}, 1 thread): ${r.openblasGflops.toFixed(1)} GFLOPS -> ${r.openblasRatio!.toFixed(2)}x OpenBLAS`);

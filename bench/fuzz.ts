@@ -9,6 +9,7 @@ import { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { fuzzTarget } from '../targets/fuzz.ts';
 import { executorFor } from '../targets/executor.ts';
+import { fuzzNeon } from '../targets/arm64/runner.ts';
 import { getTarget } from '../targets/registry.ts';
 import { hostTarget } from '../targets/runtime/host.ts';
 
@@ -21,14 +22,15 @@ const opts = new Command()
 
 const target = opts.target ?? hostTarget();
 getTarget(target);
-const executor = executorFor(target, { timeoutSeconds: 30 });
+// neon runs batched under qemu (one emulator process per batch); the others through their executor
+const executor = target === 'neon' ? null : executorFor(target, { timeoutSeconds: 30 });
 const bar = new cliProgress.SingleBar({ format: `fuzz ${target} [{bar}] {value}/{total} cases, {failed} failed, {eta_formatted} left` }, cliProgress.Presets.shades_classic);
 bar.start(opts.cases, 0, { failed: 0 });
 try {
-  const report = await fuzzTarget({
-    target, cases: opts.cases, seed: opts.seed, runner: executor.run,
-    onProgress: (done, failed) => bar.update(done, { failed }),
-  });
+  const onProgress = (done: number, failed: number) => bar.update(done, { failed });
+  const report = executor
+    ? await fuzzTarget({ target, cases: opts.cases, seed: opts.seed, runner: executor.run, onProgress })
+    : await fuzzNeon(opts.cases, opts.seed, onProgress);
   bar.stop();
   mkdirSync('bench/results', { recursive: true });
   writeFileSync(`bench/results/fuzz-${target}.json`, JSON.stringify(report, null, 2) + '\n');
@@ -38,5 +40,5 @@ try {
   process.exitCode = report.mismatches + report.crashes + report.codegenErrors > 0 ? 1 : 0;
 } finally {
   bar.stop();
-  await executor.close();
+  await executor?.close();
 }

@@ -55,6 +55,7 @@ function decideTile(schedule: Schedule, caps: TargetCaps, strides: number[][]): 
   const problem = schedule.problem;
   const loops = schedule.loops;
   const vv = vectorVariable(problem, strides);
+  const zeroRegister = problem.combine === 'relu' && caps.zeroRegisterForRelu;
   const pick = (lanes: number, vecVar: number | null, registers: number) => {
     let unrollFrom = loops.length;
     let size = { accumulators: 1, ops: 1 };
@@ -69,7 +70,9 @@ function decideTile(schedule: Schedule, caps: TargetCaps, strides: number[][]): 
   let lanes = caps.vectorLanes;
   let vectorVar = vv.var;
   let scalarReason = vv.reason;
-  let chosen = vectorVar === null ? undefined : pick(lanes, vectorVar, caps.vectorRegisters);
+  let maskRegister = caps.maskRegisterForTails && vectorVar !== null && hasPartialVectors(schedule, vectorVar, lanes);
+  const vectorRegisters = caps.vectorRegisters - (zeroRegister ? 1 : 0) - (maskRegister ? 1 : 0);
+  let chosen = vectorVar === null ? undefined : pick(lanes, vectorVar, vectorRegisters);
   if (chosen && vectorVar !== null && lanes > 1) {
     const innermost = innermostLoopOf(schedule, vectorVar);
     if (innermost < chosen.unrollFrom) {
@@ -80,7 +83,8 @@ function decideTile(schedule: Schedule, caps: TargetCaps, strides: number[][]): 
   if (!chosen || lanes === 1) {
     lanes = 1;
     vectorVar = null;
-    chosen = pick(1, null, caps.scalarRegisters);
+    maskRegister = false;
+    chosen = pick(1, null, caps.scalarRegisters - (zeroRegister ? 1 : 0));
   } else {
     scalarReason = undefined;
   }
@@ -88,9 +92,21 @@ function decideTile(schedule: Schedule, caps: TargetCaps, strides: number[][]): 
   while (tileFrom > 0 && isReduction(problem, loops[tileFrom - 1]!.var)) tileFrom--;
   return {
     lanes, vectorVar, unrollFrom: chosen.unrollFrom, tileFrom,
-    accumulators: chosen.size.accumulators, unrolledOps: chosen.size.ops,
+    accumulators: chosen.size.accumulators, unrolledOps: chosen.size.ops, zeroRegister, maskRegister,
     ...(scalarReason ? { scalarReason } : {}),
   };
+}
+
+/** Whether any instance of the vector variable's innermost loop covers a count that is not a multiple of the lanes. */
+function hasPartialVectors(schedule: Schedule, v: number, lanes: number): boolean {
+  const chain = schedule.loops.flatMap((l, i) => (l.var === v ? [i] : []));
+  const partial = (level: number, range: number): boolean => {
+    const step = schedule.steps[chain[level]!]!;
+    if (step === 1) return range % lanes !== 0;
+    const rem = range % step;
+    return (range >= step && partial(level + 1, step)) || (rem > 0 && partial(level + 1, rem));
+  };
+  return partial(0, schedule.problem.vars[v]!.extent);
 }
 
 function innermostLoopOf(schedule: Schedule, v: number): number {

@@ -76,6 +76,9 @@ export interface TileDecision {
   accumulators: number;
   /** vector operations of one full unrolled body */
   unrolledOps: number;
+  /** registers set aside from the tile: a zero vector (relu) and a lane mask (partial vectors) */
+  zeroRegister: boolean;
+  maskRegister: boolean;
   /** why vectorization was not used, when it was not */
   scalarReason?: string;
 }

@@ -11,6 +11,8 @@ import type { Timing } from './runtime/timing.ts';
 import { hostIsa } from './runtime/host.ts';
 import { workerRunner } from './native-runner.ts';
 import type { KernelRunner } from './verify.ts';
+import { arm64Runner } from './arm64/runner.ts';
+import { runArm64Kernel } from './arm64/qemu-runner.ts';
 
 export type TimeOutcome = ({ ok: true } & Timing) | { ok: false; error: string };
 
@@ -47,12 +49,43 @@ export function x86Executor(isa: 'avx2' | 'avx512', options: PoolOptions = {}): 
   };
 }
 
+/**
+ * neon under qemu-aarch64 on an x86 host: correct results, emulated timings (reported as such, never
+ * as a fraction of a native peak: peakGflops is NaN).
+ */
+export function emulatedArm64Executor(): Executor {
+  const runner = arm64Runner();
+  return {
+    native: false,
+    run: runner,
+    async time(kernel, opts) {
+      const tensors = kernel.abi.tensors.map((t) => new Float32Array(t.elements).fill(0.5));
+      const samples: number[] = [];
+      let reps = 1;
+      const minSeconds = opts?.minSeconds ?? 0.05;
+      for (let total = 0; samples.length < 3 || total < minSeconds;) {
+        const r = await runArm64Kernel(kernel.code, tensors, { reps });
+        if (!r.ok) return { ok: false, error: r.error };
+        samples.push(r.seconds / reps);
+        total += r.seconds;
+        if (r.seconds < minSeconds / 5) reps *= 2;
+      }
+      const best = Math.min(...samples);
+      const sorted = [...samples].sort((a, b) => a - b);
+      return { ok: true, bestSeconds: best, medianSeconds: sorted[Math.floor(sorted.length / 2)]!, gflops: kernel.flops / best / 1e9, reps, samples: samples.length };
+    },
+    peakGflops: async () => NaN,
+    close: async () => {},
+  };
+}
+
 type ExecutorFactory = (options: PoolOptions) => Executor;
 const executors = new Map<string, ExecutorFactory>([
   ['avx2', (o) => x86Executor('avx2', o)],
   ['avx512', (o) => x86Executor('avx512', o)],
   ['llvm-avx2', (o) => x86Executor('avx2', o)],
   ['llvm-avx512', (o) => x86Executor('avx512', o)],
+  ['neon', () => emulatedArm64Executor()],
 ]);
 
 export function registerExecutor(target: string, factory: ExecutorFactory): void {

@@ -13,10 +13,14 @@ import type { LoopProgram } from '../loopnest/program.ts';
 export interface TargetCaps {
   /** fp32 lanes of one vector register (1 for a scalar-only target). */
   vectorLanes: number;
-  /** vector registers available to accumulators and operands (after any the emitter reserves). */
+  /** vector registers of the ISA the tile may use (accumulators, operands, and the ones below). */
   vectorRegisters: number;
   /** registers available when the nest cannot be vectorized and runs one element per register. */
   scalarRegisters: number;
+  /** relu keeps a zero vector in a register of its own */
+  zeroRegisterForRelu: boolean;
+  /** partial vectors need a lane-mask vector register (AVX2's vmaskmovps; AVX-512 uses opmasks) */
+  maskRegisterForTails: boolean;
   /** whether partial vectors can be loaded/stored without touching memory past the tail. */
   hasMaskedTails: boolean;
   /** FMA latency in cycles and FMA pipes: at least latency x ports accumulators hide latency. */

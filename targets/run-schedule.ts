@@ -53,7 +53,7 @@ export async function runSchedule(
   const t = await executor.time(kernel, opts.minSeconds === undefined ? {} : { minSeconds: opts.minSeconds });
   if (!t.ok) return { ...base, gflops: 0, percentOfPeak: 0, bestSeconds: NaN, medianSeconds: NaN, error: t.error };
   const report: RunReport = {
-    ...base, gflops: t.gflops, percentOfPeak: (100 * t.gflops) / peakGflops, bestSeconds: t.bestSeconds, medianSeconds: t.medianSeconds,
+    ...base, gflops: t.gflops, percentOfPeak: Number.isFinite(peakGflops) ? (100 * t.gflops) / peakGflops : NaN, bestSeconds: t.bestSeconds, medianSeconds: t.medianSeconds,
   };
   const shape = gemmShape(schedule.problem);
   if (opts.compareOpenblas && shape && executor.openblas) {

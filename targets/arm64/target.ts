@@ -14,6 +14,8 @@ export function arm64Caps(): TargetCaps {
     scalarRegisters: NEON_REGISTER_POOL.scalar,
     // NEON has no masked loads; tails are single-lane / 64-bit loads (see emit.ts)
     hasMaskedTails: false,
+    zeroRegisterForRelu: false,
+    maskRegisterForTails: false,
     // Cortex-A76 / Neoverse N1-V1: 4-cycle FMA, 2 FP/ASIMD pipes, so >= 8 accumulators
     fmaLatency: 4,
     fmaPorts: 2,

@@ -8,8 +8,9 @@
  *    prologue), then stack slots;
  *  - vector registers 0..A-1 hold the tile's accumulators, the rest up to the pool limit cache
  *    operands (loaded once while they still have uses, freed after their last use);
- *  - reserved: a zero register (relu) and, on AVX2, ymm15 for the vmaskmovps lane mask; AVX-512
- *    tails use opmask k1 loaded from a constant table.
+ *  - set aside at the top of the register file when the lowering decided so: a zero register
+ *    (relu), and below it, on AVX2, the vmaskmovps lane mask; AVX-512 tails use opmask k1 loaded
+ *    from a constant table.
  */
 import type { Combine } from '../../ir/problem.ts';
 import type {
@@ -23,8 +24,6 @@ import {
 
 export type X86Isa = 'avx2' | 'avx512';
 
-/** vector registers the emitter leaves to accumulators and operands (see the header) */
-export const X86_REGISTER_POOL = { avx2: 14, avx512: 31, scalar: 15 } as const;
 
 const ARG_REGS = [rdi, rsi, rdx, rcx, r8, r9];
 const CALLER_SAVED_POOL = [rax, rcx, r8, r9, r10, rdx, rsi];
@@ -46,6 +45,7 @@ class X86Emitter {
   private stackSlots = 0;
   private readonly poolLimit: number;
   private readonly zeroReg: number;
+  private readonly maskReg: number;
   /** lane count currently held by the tail mask (k1 or ymm15), or -1 when unknown */
   private maskCount = -1;
   private maskTable: Label | null = null;
@@ -60,8 +60,11 @@ class X86Emitter {
     const nTensors = program.tensors.length;
     if (nTensors > 5) throw new Error('the x86 kernel ABI passes at most 5 tensors');
     this.pointers = ARG_REGS.slice(0, nTensors);
-    this.poolLimit = this.lanes === 1 ? X86_REGISTER_POOL.scalar : X86_REGISTER_POOL[isa];
-    this.zeroReg = this.poolLimit;
+    const d = program.decision;
+    const total = this.lanes === 1 ? 16 : isa === 'avx512' ? 32 : 16;
+    this.zeroReg = d.zeroRegister ? total - 1 : -1;
+    this.maskReg = d.maskRegister ? total - 1 - (d.zeroRegister ? 1 : 0) : -1;
+    this.poolLimit = total - (d.zeroRegister ? 1 : 0) - (d.maskRegister ? 1 : 0);
   }
 
   emit(): Uint8Array {
@@ -71,7 +74,7 @@ class X86Emitter {
     for (const r of this.savedRegs) a.push(r);
     if (this.stackSlots > 0) a.sub(rsp, 8 * this.stackSlots);
     const repsArg = ARG_REGS[this.pointers.length]!;
-    if (this.combine === 'relu') this.zero(this.vec(this.zeroReg));
+    if (this.zeroReg >= 0) this.zero(this.vec(this.zeroReg));
     // the repetition loop around the whole nest
     const reps = this.counters[0]!;
     this.setCounter(reps, repsArg);
@@ -81,7 +84,7 @@ class X86Emitter {
     this.countDown(reps, top);
     if (this.stackSlots > 0) a.add(rsp, 8 * this.stackSlots);
     for (const r of [...this.savedRegs].reverse()) a.pop(r);
-    if (this.lanes > 1 || this.combine === 'relu') a.vzeroupper();
+    if (this.lanes > 1 || this.zeroReg >= 0) a.vzeroupper();
     a.ret();
     this.emitConstants();
     return a.finish();
@@ -338,7 +341,7 @@ class X86Emitter {
       this.a.vmovups(zmm(reg.id).k(k1).z(), m);
     } else {
       this.ensureMask(count);
-      this.a.vmaskmovps(ymm(reg.id), ymm(15), m);
+      this.a.vmaskmovps(ymm(reg.id), ymm(this.maskRegister()), m);
     }
   }
 
@@ -351,8 +354,13 @@ class X86Emitter {
       this.a.vmovups(m.k(k1), zmm(reg.id));
     } else {
       this.ensureMask(count);
-      this.a.vmaskmovps(m, ymm(15), ymm(reg.id));
+      this.a.vmaskmovps(m, ymm(this.maskRegister()), ymm(reg.id));
     }
+  }
+
+  private maskRegister(): number {
+    if (this.maskReg < 0) throw new Error('a partial vector appeared where the lowering reserved no mask register');
+    return this.maskReg;
   }
 
   /** Loads the lane mask for `count` lanes into k1 (AVX-512) or ymm15 (AVX2) unless it is there. */
@@ -360,7 +368,7 @@ class X86Emitter {
     if (this.maskCount === count) return;
     this.maskTable ??= this.a.newLabel();
     if (this.isa === 'avx512') this.a.kmovw(k1, memRip(this.maskTable, count * 2));
-    else this.a.vmovups(ymm(15), memRip(this.maskTable, (8 - count) * 4));
+    else this.a.vmovups(ymm(this.maskRegister()), memRip(this.maskTable, (8 - count) * 4));
     this.maskCount = count;
   }
 

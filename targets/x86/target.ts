@@ -2,14 +2,16 @@
 import type { LoopProgram } from '../../loopnest/program.ts';
 import type { Kernel, Target, TargetCaps } from '../kernel.ts';
 import { flops } from '../../ir/problem.ts';
-import { emitX86, X86_REGISTER_POOL, type X86Isa } from './emit.ts';
+import { emitX86, type X86Isa } from './emit.ts';
 import { disassembleX86 } from './disassemble.ts';
 
 export function x86Caps(isa: X86Isa): TargetCaps {
   return {
     vectorLanes: isa === 'avx512' ? 16 : 8,
-    vectorRegisters: X86_REGISTER_POOL[isa],
-    scalarRegisters: X86_REGISTER_POOL.scalar,
+    vectorRegisters: isa === 'avx512' ? 32 : 16,
+    scalarRegisters: 16,
+    zeroRegisterForRelu: true,
+    maskRegisterForTails: isa === 'avx2',
     hasMaskedTails: true,
     // Zen 4/5 and recent Intel: 4-cycle FMA on 2 pipes, so >= 8 independent accumulators
     fmaLatency: 4,
