@@ -48,6 +48,8 @@ export async function benchCodegen(opts: { quick?: boolean } = {}): Promise<obje
   const result: Record<string, unknown> = { host: isa.model, date: new Date().toISOString(), targets: {} };
   for (const target of targets) {
     const exec = x86Executor(target, { timeoutSeconds: 60 });
+    // AVX2 rows are also put next to OpenBLAS pinned to its AVX2 (Haswell) kernels: the same ISA
+    const avx2Blas = target === 'avx2' ? x86Executor('avx2', { openblasCoretype: 'Haswell' }) : null;
     try {
       const peak = await peakRecord(target, { fresh: true });
       console.log(`${target}: peak ${peak.gflops.toFixed(1)} GFLOPS (${peak.chains} chains)`);
@@ -74,6 +76,7 @@ export async function benchCodegen(opts: { quick?: boolean } = {}): Promise<obje
         if (!best) throw new Error(`no candidate ran for ${shape}`);
         const v = await verifyKernel(best.k, best.s, exec.run);
         const blas = await exec.openblas!(M, N, K);
+        const blasAvx2 = avx2Blas ? await avx2Blas.openblas!(M, N, K) : null;
         const row = {
           shape, schedule: best.s.text(), candidates: cands.length, verified: v.verified,
           gflops: best.gflops, percentOfPeak: (100 * best.gflops) / peak.gflops,
@@ -81,13 +84,19 @@ export async function benchCodegen(opts: { quick?: boolean } = {}): Promise<obje
           registerTile: best.k.program.decision,
           openblasGflops: blas.ok ? blas.gflops : null, openblasCorename: blas.ok ? blas.corename : null,
           ratioToOpenblas: blas.ok ? best.gflops / blas.gflops : null,
+          ...(blasAvx2 ? {
+            openblasAvx2Gflops: blasAvx2.ok ? blasAvx2.gflops : null,
+            ratioToOpenblasAvx2: blasAvx2.ok ? best.gflops / blasAvx2.gflops : null,
+          } : {}),
         };
-        console.log(`${target} ${shape.padEnd(15)} ${row.gflops.toFixed(1).padStart(6)} GFLOPS ${row.percentOfPeak.toFixed(1).padStart(5)}% peak  OpenBLAS ${row.openblasGflops?.toFixed(1)} -> ${row.ratioToOpenblas?.toFixed(2)}x  ${row.schedule}`);
+        const avx2Note = blasAvx2?.ok ? `  OpenBLAS-Haswell ${blasAvx2.gflops.toFixed(1)} -> ${(best.gflops / blasAvx2.gflops).toFixed(2)}x` : '';
+        console.log(`${target} ${shape.padEnd(15)} ${row.gflops.toFixed(1).padStart(6)} GFLOPS ${row.percentOfPeak.toFixed(1).padStart(5)}% peak  OpenBLAS ${row.openblasGflops?.toFixed(1)} -> ${row.ratioToOpenblas?.toFixed(2)}x${avx2Note}  ${row.schedule}`);
         rows.push(row);
       }
       (result.targets as Record<string, unknown>)[target] = { peakGflops: peak.gflops, peakChains: peak.chains, codegen: speed, matmul: rows };
     } finally {
       await exec.close();
+      await avx2Blas?.close();
     }
   }
   mkdirSync('bench/results', { recursive: true });
