@@ -4,10 +4,12 @@
  * bench/results/.
  */
 import { benchCodegen } from './codegen.ts';
+import { benchSearch } from './search.ts';
 
 type Bench = (opts: { quick: boolean }) => Promise<unknown>;
 const BENCHES: Record<string, () => Promise<Bench>> = {
   codegen: async () => benchCodegen,
+  search: async () => benchSearch,
 };
 
 const args = process.argv.slice(2);
