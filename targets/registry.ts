@@ -9,6 +9,7 @@ import type { Kernel, Target } from './kernel.ts';
 import { llvmTarget } from './llvm/target.ts';
 import { x86Target } from './x86/target.ts';
 import { arm64Target } from './arm64/target.ts';
+import { cudaTarget } from './cuda/target.ts';
 
 export type TargetName = 'avx2' | 'avx512' | (string & {});
 
@@ -19,6 +20,7 @@ const factories = new Map<string, () => Target>([
   ['llvm-avx2', () => llvmTarget('avx2')],
   ['llvm-avx512', () => llvmTarget('avx512')],
   ['neon', () => arm64Target()],
+  ['cuda', () => cudaTarget()],
 ]);
 const cache = new Map<string, Target>();
 

@@ -1,0 +1,216 @@
+/**
+ * LoopProgram -> scalar LLVM IR through llvm-bindings: the same program the direct x86 emitter
+ * consumes, written the way a C compiler front end would write it, so that LLVM's optimizer
+ * (SLP and loop vectorizers, scheduling, register allocation) does what the direct emitter does
+ * by construction.
+ *
+ *   void @kernel(float* %t0, ..., float* %tN, i64 %reps)
+ *
+ * - the repetition loop wraps the whole nest;
+ * - a LoopNode becomes a counted loop (do-while form: every LoopNode has count >= 2) with an i64
+ *   induction variable; each tensor's current pointer inside it is a GEP from the pointer at entry
+ *   (+ `offsets`) by iv * `advance`, as `p + i*stride` in C;
+ * - a TileNode's accumulators are SSA values: one scalar per valid lane, loaded from the output
+ *   (accumulating combines) before the tile's body, carried through the loops inside the tile by
+ *   phis, stored after it;
+ * - a ComputeNode's vector op over `count` lanes becomes `count` scalar ops on consecutive
+ *   elements (a broadcast operand is one load): LLVM's SLP vectorizer has to rebuild the vectors.
+ *
+ * fp semantics are the interpreter's and the direct emitter's: fp32, each accumulator lane sums
+ * its terms in program order. fma is `llvm.fmuladd.f32` (fused where the target has FMA, as the
+ * direct emitter's vfmadd231ps); max and relu are `a > b ? a : b` (what x86 maxps computes). No
+ * fast-math flags (llvm-bindings 0.4.2 cannot set them), so LLVM may not reassociate reductions.
+ */
+import type { Combine } from '../../ir/problem.ts';
+import type { ComputeNode, LoopNode, LoopProgram, Operand, ProgramNode, TileNode } from '../../loopnest/program.ts';
+import { bindings, type BasicBlock, type IRBuilder, type LlvmBindings, type LlvmFunction, type Module, type Type, type Value } from './bindings.ts';
+
+export const X86_64_TRIPLE = 'x86_64-pc-linux-gnu';
+/** LLVM 14's data layout for x86_64-pc-linux-gnu (what `llc -mtriple=x86_64-pc-linux-gnu` uses). */
+export const X86_64_DATA_LAYOUT = 'e-m:e-p270:32:32-p271:32:32-p272:64:64-i64:64-f80:128-n8:16:32:64-S128';
+/** the kernel's symbol in the module and object file */
+export const KERNEL_SYMBOL = 'kernel';
+
+export interface LlvmModule {
+  module: Module;
+  llvm: LlvmBindings;
+}
+
+/** Builds the module for `program` (a fresh LLVMContext each time: modules are independent). */
+export function buildModule(program: LoopProgram): LlvmModule {
+  const llvm = bindings();
+  const module = new IrBuilder(llvm, program).build();
+  if (llvm.verifyModule(module)) throw new Error(`internal error: the LLVM IR for '${program.schedule}' does not verify`);
+  return { module, llvm };
+}
+
+/** The module's text (for `looptune show --ir`): the IR before any optimization. */
+export function llvmIr(program: LoopProgram): string {
+  return buildModule(program).module.print();
+}
+
+class IrBuilder {
+  private readonly b: IRBuilder;
+  private readonly module: Module;
+  private readonly fn: LlvmFunction;
+  private readonly f32: Type;
+  private readonly i64: Type;
+  private readonly fmuladd: LlvmFunction | undefined;
+  private readonly combine: Combine;
+  private readonly lanes: number;
+  /** per tensor, the current pointer (the LoopProgram's "pointer t") */
+  private pointers: Value[] = [];
+  /** the accumulator lanes of the current tile: acc * lanes + lane -> value (undefined past count) */
+  private acc: (Value | undefined)[] = [];
+  /** valid lanes of each accumulator of the current tile */
+  private accCounts: number[] = [];
+  private blocks = 0;
+
+  constructor(private readonly llvm: LlvmBindings, private readonly program: LoopProgram) {
+    const context = new llvm.LLVMContext();
+    this.module = new llvm.Module(KERNEL_SYMBOL, context);
+    this.module.setTargetTriple(X86_64_TRIPLE);
+    this.module.setDataLayout(X86_64_DATA_LAYOUT);
+    this.b = new llvm.IRBuilder(context);
+    this.f32 = this.b.getFloatTy();
+    this.i64 = this.b.getInt64Ty();
+    const ptr = llvm.Type.getFloatPtrTy(context);
+    const params = [...program.tensors.map(() => ptr), this.i64];
+    const type = llvm.FunctionType.get(this.b.getVoidTy(), params, false);
+    this.fn = llvm.Function.Create(type, llvm.Function.LinkageTypes.ExternalLinkage, KERNEL_SYMBOL, this.module);
+    this.combine = program.combine;
+    this.lanes = program.decision.lanes;
+    if (this.combine === 'fma') this.fmuladd = llvm.Intrinsic.getDeclaration(this.module, llvm.Intrinsic.fmuladd, [this.f32]);
+    this.newBlock = (name: string) => llvm.BasicBlock.Create(context, `${name}${this.blocks++}`, this.fn);
+  }
+
+  /** a new basic block at the end of the kernel */
+  private readonly newBlock: (name: string) => BasicBlock;
+
+  build(): Module {
+    const b = this.b;
+    const entry = this.newBlock('entry');
+    b.SetInsertPoint(entry);
+    this.pointers = this.program.tensors.map((_, t) => this.fn.getArg(t));
+    const reps = this.fn.getArg(this.program.tensors.length);
+    // reps >= 1 (the kernel ABI), so the repetition loop is a do-while loop like the others
+    this.countedLoop(reps, () => this.nodes(this.program.body));
+    b.CreateRetVoid();
+    return this.module;
+  }
+
+  private nodes(nodes: readonly ProgramNode[]): void {
+    for (const n of nodes) {
+      if (n.kind === 'loop') this.loop(n);
+      else if (n.kind === 'tile') this.tile(n);
+      else this.compute(n);
+    }
+  }
+
+  /**
+   * `for (iv = 0; ; ) { body(iv); if (++iv == count) break; }`: the header carries the induction
+   * variable and one phi per live accumulator lane (a tile's loops update them).
+   */
+  private countedLoop(count: Value, body: (iv: Value) => void): void {
+    const b = this.b;
+    const pre = b.GetInsertBlock()!;
+    const header = this.newBlock('loop');
+    b.CreateBr(header);
+    b.SetInsertPoint(header);
+    const iv = b.CreatePHI(this.i64, 2, 'iv');
+    iv.addIncoming(b.getInt64(0), pre);
+    const accPhis = this.acc.map((v) => {
+      if (!v) return undefined;
+      const phi = b.CreatePHI(this.f32, 2);
+      phi.addIncoming(v, pre);
+      return phi;
+    });
+    this.acc = accPhis.map((p) => p);
+    body(iv);
+    const latch = b.GetInsertBlock()!;
+    const next = b.CreateAdd(iv, b.getInt64(1), 'iv.next');
+    iv.addIncoming(next, latch);
+    accPhis.forEach((phi, i) => phi?.addIncoming(this.acc[i]!, latch));
+    const exit = this.newBlock('exit');
+    b.CreateCondBr(b.CreateICmpNE(next, count), header, exit);
+    b.SetInsertPoint(exit);
+    // leaving through the latch: the accumulators hold the last iteration's values (this.acc)
+  }
+
+  private loop(n: LoopNode): void {
+    const b = this.b;
+    const outer = this.pointers;
+    const entry = outer.map((p, t) => this.offsetPointer(p, n.offsets[t]!));
+    this.countedLoop(b.getInt64(n.count), (iv) => {
+      this.pointers = entry.map((p, t) => {
+        const step = n.advance[t]!;
+        if (step === 0) return p;
+        return b.CreateInBoundsGEP(this.f32, p, step === 1 ? iv : b.CreateMul(iv, b.getInt64(step)));
+      });
+      this.nodes(n.body);
+    });
+    this.pointers = outer;
+  }
+
+  private offsetPointer(p: Value, elements: number): Value {
+    return elements === 0 ? p : this.b.CreateInBoundsGEP(this.f32, p, this.b.getInt64(elements));
+  }
+
+  private tile(n: TileNode): void {
+    const lanes = this.lanes;
+    const out = this.pointers[0]!;
+    const zero = this.llvm.ConstantFP.get(this.f32, 0);
+    this.acc = new Array<Value | undefined>(n.accumulators.length * lanes).fill(undefined);
+    this.accCounts = n.accumulators.map((a) => a.count);
+    n.accumulators.forEach((a, i) => {
+      for (let l = 0; l < a.count; l++) {
+        this.acc[i * lanes + l] = n.loadOutput ? this.b.CreateLoad(this.f32, this.offsetPointer(out, a.offset + l)) : zero;
+      }
+    });
+    this.nodes(n.body);
+    n.accumulators.forEach((a, i) => {
+      for (let l = 0; l < a.count; l++) this.b.CreateStore(this.acc[i * lanes + l]!, this.offsetPointer(out, a.offset + l));
+    });
+    this.acc = [];
+  }
+
+  private compute(n: ComputeNode): void {
+    // one load per distinct element of the node (what EarlyCSE would leave), in first-use order
+    const loads = new Map<number, Value>();
+    const load = (x: Operand, lane: number): Value => {
+      const offset = x.offset + (x.mode === 'vector' ? lane : 0);
+      const key = offset * 8 + x.tensor;
+      let v = loads.get(key);
+      if (!v) {
+        v = this.b.CreateLoad(this.f32, this.offsetPointer(this.pointers[x.tensor]!, offset));
+        loads.set(key, v);
+      }
+      return v;
+    };
+    for (const group of n.groups) {
+      for (const op of group) {
+        for (let l = 0; l < this.accCounts[op.acc]!; l++) {
+          const slot = op.acc * this.lanes + l;
+          const inputs = op.inputs.map((x) => load(x, l));
+          this.acc[slot] = this.apply(this.acc[slot]!, inputs);
+        }
+      }
+    }
+  }
+
+  private apply(acc: Value, [x, y]: Value[]): Value {
+    const b = this.b;
+    switch (this.combine) {
+      case 'fma': return b.CreateCall(this.fmuladd!, [x!, y!, acc]);
+      case 'sum': return b.CreateFAdd(acc, x!);
+      case 'max': return b.CreateSelect(b.CreateFCmpOGT(acc, x!), acc, x!);
+      case 'add': return b.CreateFAdd(x!, y!);
+      case 'mul': return b.CreateFMul(x!, y!);
+      case 'relu': {
+        const zero = this.llvm.ConstantFP.get(this.f32, 0);
+        return b.CreateSelect(b.CreateFCmpOGT(zero, x!), zero, x!);
+      }
+      case 'copy': return x!;
+    }
+  }
+}

@@ -1,0 +1,146 @@
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { verifyKernel } from '../../../targets/verify.ts';
+import { parseProblem } from '../../../ir/spec.ts';
+import { Schedule } from '../../../ir/schedule.ts';
+import { lower } from '../../../loopnest/lower.ts';
+import { fuzzTarget } from '../../../targets/fuzz.ts';
+import { llvmAvailable, llvmIr, llvmTarget } from '../../../targets/llvm/index.ts';
+import { workerRunner } from '../../../targets/native-runner.ts';
+import { getTarget } from '../../../targets/registry.ts';
+import { hostIsa } from '../../../targets/runtime/host.ts';
+import { MeasurementPool } from '../../../targets/runtime/measure.ts';
+
+const pool = new MeasurementPool({ timeoutSeconds: 20 });
+const isa = hostIsa();
+const availability = llvmAvailable();
+
+function requireLlvm(): void {
+  if (!availability.ok) assert.unreachable(`the LLVM targets must be available on the test machine: ${availability.reason}`);
+}
+
+/** a fresh parent folder for the pipeline's temporary folders, so leftovers are visible */
+function withTmpRoot<T>(body: (root: string) => T): T {
+  const root = mkdtempSync(join(tmpdir(), 'looptune-llvm-test-'));
+  try {
+    return body(root);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+function program(spec: string, schedule: string, isaName: 'avx2' | 'avx512' = 'avx512') {
+  const s = Schedule.parse(parseProblem(spec), schedule);
+  return { schedule: s, program: lower(s, llvmTarget(isaName).caps) };
+}
+
+for (const target of ['llvm-avx512', 'llvm-avx2'] as const) {
+  test(`differential fuzz ${target}: 100 random problems x schedules, guarded buffers, zero mismatches`, async () => {
+    requireLlvm();
+    const needs = target === 'llvm-avx512' ? 'avx512' : 'avx2';
+    if (!isa[needs]) assert.unreachable(`this host lacks ${needs}; the test machine must have it`);
+    const r = await fuzzTarget({ target, cases: 100, seed: 20261108, runner: workerRunner(pool) });
+    assert.is(r.cases, 100);
+    assert.equal(r.failures, [], JSON.stringify(r.failures.slice(0, 3)));
+    assert.is(r.mismatches + r.crashes + r.codegenErrors, 0);
+    assert.is(Object.keys(r.perOp).length, 11);
+  });
+}
+
+test('both ways to the bytes run correctly: the text section alone, and text linked with its constant pool', async () => {
+  requireLlvm();
+  const t = llvmTarget('avx512');
+  // 4x64 register tile, k inside the tile: no constants
+  const plain = program('matmul 24x64x40', 'm:6 k:40 m:4 n:64');
+  // odd tails (17 = 16 + 1 lanes, 3 rows): LLVM gathers with permutes whose indices live in .rodata
+  const pooled = program('matmul 35x17x26', 'm:2r3 m:1r7 m:3 m:3 n:17 k:26');
+  const a = t.compileDetailed(plain.program);
+  const b = t.compileDetailed(pooled.program);
+  assert.is(a.result.linked, false);
+  assert.is(a.result.code.length, a.result.codeSize);
+  assert.is(b.result.linked, true);
+  assert.ok(b.result.code.length > b.result.codeSize, 'constants follow the code');
+  for (const [k, s] of [[a.kernel, plain.schedule], [b.kernel, pooled.schedule]] as const) {
+    const v = await verifyKernel(k, s, workerRunner(pool), { guard: true });
+    assert.ok(v.verified, `${s.text()}: ${v.error}`);
+  }
+  // the listing stops decoding where the constants start
+  assert.match(t.disassemble!(b.kernel), /vfmadd/);
+});
+
+test('the kernel runs with the same vector width as the direct emitter (zmm for avx512, ymm for avx2)', () => {
+  requireLlvm();
+  const p = 'matmul 24x64x40';
+  const s = 'm:6 k:40 m:4 n:64';
+  const zmm = llvmTarget('avx512');
+  const ymm = llvmTarget('avx2');
+  assert.match(zmm.disassemble!(zmm.compile(program(p, s, 'avx512').program)), /vfmadd\d+ps\s+zmm/);
+  const avx2 = ymm.disassemble!(ymm.compile(program(p, 'm:6 k:40 m:4 n:8 n:8', 'avx2').program));
+  assert.match(avx2, /vfmadd\d+ps\s+ymm/);
+  assert.not.match(avx2, /zmm/);
+});
+
+test('temporary folders are removed after a compile', () => {
+  requireLlvm();
+  withTmpRoot((tmpRoot) => {
+    llvmTarget('avx2', { tmpRoot }).compile(program('matmul 8x16x8', 'm:8 n:16 k:8', 'avx2').program);
+    assert.equal(readdirSync(tmpRoot), []);
+  });
+});
+
+test("a failing llc surfaces LLVM's message, and the temporary folder is still removed", () => {
+  requireLlvm();
+  withTmpRoot((tmpRoot) => {
+    const t = llvmTarget('avx512', { tmpRoot, llcArgs: ['-no-such-llc-option'] });
+    assert.throws(() => t.compile(program('matmul 8x16x8', 'm:8 n:16 k:8').program), (e: Error) =>
+      /llc-14 exited with status 1: .*Unknown command line argument '-no-such-llc-option'/s.test(e.message));
+    assert.equal(readdirSync(tmpRoot), []);
+  });
+});
+
+test("a failing opt surfaces LLVM's message", () => {
+  requireLlvm();
+  withTmpRoot((tmpRoot) => {
+    const t = llvmTarget('avx512', { tmpRoot, optPipeline: 'no-such-pass' });
+    assert.throws(() => t.compile(program('matmul 8x16x8', 'm:8 n:16 k:8').program), (e: Error) =>
+      /opt-14 exited with status 1: .*unknown pass name 'no-such-pass'/is.test(e.message));
+    assert.equal(readdirSync(tmpRoot), []);
+  });
+});
+
+test('a missing tool makes the target unavailable with one line naming the package', () => {
+  const tools = { lld: '/nonexistent/ld.lld-14' };
+  const a = llvmAvailable({ tools });
+  assert.is(a.ok, false);
+  if (!a.ok) {
+    assert.not.match(a.reason, /\n/);
+    // when llvm-bindings itself is missing, that is the first thing reported
+    assert.match(a.reason, availability.ok ? /\/nonexistent\/ld\.lld-14 not found \(install the Debian package lld-14/ : /llvm-14-dev/);
+  }
+  assert.throws(() => llvmTarget('avx512', { tools }).compile(program('matmul 8x16x8', 'm:8 n:16 k:8').program),
+    /^target llvm-avx512 is unavailable: /);
+});
+
+test('llvmIr: scalar IR for the x86-64 triple, one kernel with the ABI signature', () => {
+  requireLlvm();
+  const ir = llvmIr(program('matmul 8x16x8', 'm:8 n:16 k:8').program);
+  assert.match(ir, /target triple = "x86_64-pc-linux-gnu"/);
+  assert.match(ir, /target datalayout = "e-m:e/);
+  assert.match(ir, /define void @kernel\(float\* %0, float\* %1, float\* %2, i64 %3\)/);
+  assert.match(ir, /call float @llvm\.fmuladd\.f32/);
+  assert.not.match(ir, /<\d+ x float>/);
+});
+
+test('registered as llvm-avx2 and llvm-avx512', () => {
+  assert.is(getTarget('llvm-avx512').name, 'llvm-avx512');
+  assert.is(getTarget('llvm-avx2').caps.vectorLanes, 8);
+});
+
+test.after(async () => {
+  await pool.close();
+});
+
+test.run();
