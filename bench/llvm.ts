@@ -10,19 +10,19 @@
  *   - both kernels' outputs on the same inputs, compared (they sum in the same order).
  * Writes bench/results/llvm.json.
  *
- * Schedules: hand-written ones (the naive initial nest, good register tiles) plus schedules from
- * a seeded random generator (randomSchedule from the initial nest, 6-20 random actions, at most
- * 8 loops, Rng seeds 8000+i, duplicates skipped). The search issue's best-so-far histories were
- * not available when this was written; they are the natural replacement for the random part.
+ * Schedules: the initial nest and one hand-written register tile per problem, then the
+ * schedules of an evolutionary search on this machine that raised its best-so-far (bad to good),
+ * filled up with other measured schedules of that search spread over its GFLOPS range.
  *
- *   npx tsx bench/llvm.ts [--quick]      (--quick: 4 + 2 schedules, for trying the script)
+ *   npm run bench -- llvm [--quick]      (--quick: 4 + 2 schedules, for trying the script)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { maxRelativeError, randomArray } from '../ir/interpret.ts';
 import type { Problem } from '../ir/problem.ts';
 import { elementCount } from '../ir/problem.ts';
-import { DEFAULT_ACTIONS, Rng, randomSchedule } from '../ir/random.ts';
+import { createEvaluator, runSearch } from '../agent/search/run.ts';
+import type { Evaluator } from '../env/evaluator.ts';
 import { Schedule } from '../ir/schedule.ts';
 import { parseProblem } from '../ir/spec.ts';
 import { lower } from '../loopnest/lower.ts';
@@ -42,7 +42,7 @@ const GENERATOR_SEED = 8000;
 interface Case {
   problem: Problem;
   schedule: Schedule;
-  origin: 'hand-written' | 'random';
+  origin: 'hand-written' | 'search';
 }
 
 const MATMUL = 'matmul 256x256x256';
@@ -67,27 +67,56 @@ const HAND_WRITTEN: Record<string, string[]> = {
   ],
 };
 
-/** `count` distinct random schedules (none hand-written), reproducible from GENERATOR_SEED. */
-function generated(problem: Problem, count: number, exclude: Set<string>): Schedule[] {
+/**
+ * `count` schedules from an evolutionary search's history on this machine (issue 8 asks for the
+ * search's best-so-far histories, so the set ranges from bad to good): every schedule that raised
+ * the best-so-far, then, if more are needed, measured schedules spread evenly over the GFLOPS range.
+ */
+async function fromSearchHistory(problem: Problem, count: number, exclude: Set<string>): Promise<Schedule[]> {
+  const inner = await createEvaluator({ target: 'avx512' });
+  const log: { s: Schedule; gflops: number }[] = [];
+  const logging: Evaluator = {
+    target: inner.target, peakGflops: inner.peakGflops,
+    evaluate: async (sch) => {
+      const e = await inner.evaluate(sch);
+      if (e.source === 'measured') log.push({ s: sch, gflops: e.gflops });
+      return e;
+    },
+  };
+  try {
+    await runSearch(problem, { searcher: 'evolution', budget: { measurements: 120 }, evaluator: logging, seed: GENERATOR_SEED });
+  } finally {
+    await inner.close();
+  }
   const out: Schedule[] = [];
-  for (let i = 0; out.length < count && i < 10_000; i++) {
-    const rng = new Rng(GENERATOR_SEED + i);
-    const s = randomSchedule(problem, rng, rng.int(6, 20), DEFAULT_ACTIONS, 8);
-    if (exclude.has(s.text())) continue;
-    exclude.add(s.text());
-    out.push(s);
+  const take = (s: Schedule) => {
+    if (out.length < count && !exclude.has(s.text())) {
+      exclude.add(s.text());
+      out.push(s);
+    }
+  };
+  let best = -1;
+  for (const e of log) {
+    if (e.gflops > best) {
+      best = e.gflops;
+      take(e.s);
+    }
+  }
+  const byGflops = [...log].filter((e) => e.gflops > 0).sort((a, b) => a.gflops - b.gflops);
+  for (let i = 0; out.length < count && i < byGflops.length; i++) {
+    take(byGflops[Math.floor((i * 7919) % byGflops.length)]!.s);
   }
   return out;
 }
 
-function cases(quick: boolean): Case[] {
+async function cases(quick: boolean): Promise<Case[]> {
   const out: Case[] = [];
   for (const [spec, total] of [[MATMUL, quick ? 4 : 20], [CONV, quick ? 2 : 10]] as const) {
     const problem = parseProblem(spec);
-    const hand = HAND_WRITTEN[spec]!.slice(quick ? -Math.ceil(total / 2) : 0).map((t) => Schedule.parse(problem, t));
+    const hand = HAND_WRITTEN[spec]!.slice(0, quick ? 1 : 2).map((t) => Schedule.parse(problem, t));
     const seen = new Set(hand.map((s) => s.text()));
     out.push(...hand.map((schedule) => ({ problem, schedule, origin: 'hand-written' as const })));
-    out.push(...generated(problem, total - hand.length, seen).map((schedule) => ({ problem, schedule, origin: 'random' as const })));
+    out.push(...(await fromSearchHistory(problem, total - hand.length, seen)).map((schedule) => ({ problem, schedule, origin: 'search' as const })));
   }
   return out;
 }
@@ -160,7 +189,7 @@ export async function benchLlvm(opts: { quick?: boolean } = {}): Promise<object>
   const llvm = llvmTarget('avx512');
   try {
     const peakGflops = await peak('avx512', { pool });
-    const list = cases(opts.quick ?? false);
+    const list = await cases(opts.quick ?? false);
     // warm-up: JIT of the direct path, and loading llvm-bindings (110 MB addon) once
     compileSchedule(list[0]!.schedule, getTarget('avx512'));
     llvm.compile(lower(list[0]!.schedule, llvm.caps));
@@ -243,8 +272,7 @@ export async function benchLlvm(opts: { quick?: boolean } = {}): Promise<object>
         directCompile: `median of ${DIRECT_REPS} compileSchedule(s, 'avx512') after 3 warm-ups (lowering + emission)`,
         llvmCompile: `median of ${LLVM_REPS} (lowering + IR + opt + llc + extraction), llvm-bindings loaded beforehand`,
         runtime: `MeasurementPool.time (minSeconds ${MIN_SECONDS}), ${ROUNDS} rounds alternating direct/LLVM; gflops: the best repetition of all rounds; medianGflops: median of the rounds' medians`,
-        generator: `randomSchedule(problem, new Rng(${GENERATOR_SEED} + i), 6..20 actions, ${DEFAULT_ACTIONS.join('/')}, at most 8 loops), duplicates skipped`,
-        note: "the search issue's best-so-far histories were not ready: random + hand-written schedules instead",
+        generator: `the initial nest and one hand-written schedule per problem, then the schedules of an evolutionary search (seed ${GENERATOR_SEED}, 120 measurements on avx512) that raised its best-so-far, then measured schedules spread over its GFLOPS range`,
       },
       summary,
       rows,

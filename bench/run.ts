@@ -5,11 +5,13 @@
  */
 import { benchCodegen } from './codegen.ts';
 import { benchSearch } from './search.ts';
+import { benchLlvm } from './llvm.ts';
 
 type Bench = (opts: { quick: boolean }) => Promise<unknown>;
 const BENCHES: Record<string, () => Promise<Bench>> = {
   codegen: async () => benchCodegen,
   search: async () => benchSearch,
+  llvm: async () => benchLlvm,
 };
 
 const args = process.argv.slice(2);
