@@ -10,6 +10,7 @@ import { Schedule } from './ir/schedule.ts';
 import { applyActions } from './ir/transforms.ts';
 import { prettyPrint } from './ir/pretty.ts';
 import { compileSchedule, getTarget, targetNames } from './targets/registry.ts';
+import { lower } from './loopnest/lower.ts';
 import { executorFor } from './targets/executor.ts';
 import { runSchedule, type RunReport } from './targets/run-schedule.ts';
 import { hostTarget } from './targets/runtime/host.ts';
@@ -106,9 +107,17 @@ export function buildCli(): Command {
     .option('--actions <list>', 'comma-separated actions applied at the cursor, e.g. split_16,down,swap_up')
     .option('--json', 'print the schedule as JSON')
     .option('--asm', 'also print the generated machine code (disassembled) and the register tile')
+    .option('--ir', 'print the LLVM IR of the nest (the llvm-avx2/llvm-avx512 targets\' input)')
     .option('--target <name>', `target for --asm (${targetNames().join(', ')}; default: the host's best)`)
-    .action((spec: string, opts: { schedule?: string; actions?: string; json?: boolean; asm?: boolean; target?: string }) => {
+    .action(async (spec: string, opts: { schedule?: string; actions?: string; json?: boolean; asm?: boolean; ir?: boolean; target?: string }) => {
       const s = scheduleFor(spec, opts);
+      if (opts.ir) {
+        const { llvmIr } = await import('./targets/llvm/index.ts');
+        const name = opts.target ?? `llvm-${hostTarget()}`;
+        const isa = name.endsWith('avx2') ? 'avx2' : 'avx512';
+        console.log(llvmIr(lower(s, getTarget(isa).caps)));
+        return;
+      }
       if (opts.asm) {
         const target = getTarget(opts.target ?? hostTarget());
         const k = compileSchedule(s, target);
