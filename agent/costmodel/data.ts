@@ -1,0 +1,95 @@
+/**
+ * Tuning records as training data: grouped by problem (a cost model ranks schedules of ONE problem),
+ * failed measurements dropped, one figure per schedule (the best record of its hash, as the record
+ * store answers), schedules parsed back from their text.
+ */
+import { parseProblem } from '../../ir/spec.ts';
+import { Schedule } from '../../ir/schedule.ts';
+import type { Problem } from '../../ir/problem.ts';
+import { RecordStore, type TuningRecord } from '../../env/records.ts';
+
+export interface RecordGroup {
+  problem: string;
+  schedules: Schedule[];
+  /** measured GFLOPS, aligned with `schedules`. */
+  gflops: number[];
+}
+
+export interface GroupStats {
+  records: number;
+  used: number;
+  failed: number;
+  otherTarget: number;
+  unreadable: number;
+}
+
+const problems = new Map<string, Problem>();
+function problemOf(spec: string): Problem {
+  let p = problems.get(spec);
+  if (!p) {
+    p = parseProblem(spec);
+    problems.set(spec, p);
+  }
+  return p;
+}
+
+/** Every record of the JSONL files, in order. */
+export function readRecordFiles(files: readonly string[]): TuningRecord[] {
+  const out: TuningRecord[] = [];
+  for (const f of files) out.push(...RecordStore.open(f).records());
+  return out;
+}
+
+/**
+ * Groups records by problem. `target` keeps only that target's records (and `host` that host's);
+ * failed records (error or 0 GFLOPS) are dropped; several records of one schedule keep the best.
+ */
+export function groupRecords(records: readonly TuningRecord[], options: { target?: string; host?: string } = {}): { groups: RecordGroup[]; stats: GroupStats } {
+  const stats: GroupStats = { records: records.length, used: 0, failed: 0, otherTarget: 0, unreadable: 0 };
+  const byProblem = new Map<string, Map<string, { text: string; gflops: number }>>();
+  for (const r of records) {
+    if ((options.target !== undefined && r.target !== options.target) || (options.host !== undefined && r.host !== options.host)) {
+      stats.otherTarget++;
+      continue;
+    }
+    if (r.error !== undefined || !(r.gflops > 0)) {
+      stats.failed++;
+      continue;
+    }
+    let m = byProblem.get(r.problem);
+    if (!m) byProblem.set(r.problem, (m = new Map()));
+    const prev = m.get(r.hash);
+    if (!prev || r.gflops > prev.gflops) m.set(r.hash, { text: r.schedule, gflops: r.gflops });
+  }
+  const groups: RecordGroup[] = [];
+  for (const [spec, m] of byProblem) {
+    let problem: Problem;
+    try {
+      problem = problemOf(spec);
+    } catch {
+      stats.unreadable += m.size;
+      continue;
+    }
+    const g: RecordGroup = { problem: spec, schedules: [], gflops: [] };
+    for (const { text, gflops } of m.values()) {
+      try {
+        g.schedules.push(Schedule.parse(problem, text));
+        g.gflops.push(gflops);
+      } catch {
+        stats.unreadable++;
+      }
+    }
+    if (g.schedules.length > 0) {
+      stats.used += g.schedules.length;
+      groups.push(g);
+    }
+  }
+  return { groups, stats };
+}
+
+/** Records or groups, as groups. */
+export function asGroups(data: readonly TuningRecord[] | readonly RecordGroup[], target?: string): RecordGroup[] {
+  if (data.length === 0) return [];
+  if ('schedules' in data[0]!) return data as RecordGroup[];
+  return groupRecords(data as readonly TuningRecord[], target !== undefined ? { target } : {}).groups;
+}
