@@ -51,7 +51,8 @@ export function vectorVariable(problem: Problem, strides: number[][]): { var: nu
   return { var: v };
 }
 
-function decideTile(schedule: Schedule, caps: TargetCaps, strides: number[][]): TileDecision {
+/** The register tile the lowering chooses for a schedule (exported for the cost model, which needs it without lowering). */
+export function decideTile(schedule: Schedule, caps: TargetCaps, strides: number[][] = tensorStrides(schedule.problem)): TileDecision {
   const problem = schedule.problem;
   const loops = schedule.loops;
   const vv = vectorVariable(problem, strides);

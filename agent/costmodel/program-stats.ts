@@ -19,12 +19,9 @@
  */
 import { ACCUMULATES, isReduction, tensorStrides, type Problem } from '../../ir/problem.ts';
 import type { Schedule } from '../../ir/schedule.ts';
-import { vectorVariable } from '../../loopnest/lower.ts';
+import { decideTile } from '../../loopnest/lower.ts';
 import type { ComputeNode, LoopProgram, ProgramNode, TileDecision } from '../../loopnest/program.ts';
-import type { TargetCaps } from '../../targets/kernel.ts';
 
-/** Registers the tile leaves free for operands (lower.ts's OPERAND_RESERVE). */
-const OPERAND_RESERVE = 2;
 
 export interface TileStats {
   /** ops run (exec-weighted: each compute node times how often it runs). */
@@ -113,67 +110,9 @@ export function programStats(program: LoopProgram): TileStats {
 
 // ---- from the schedule ---------------------------------------------------------------------------
 
-/** lower.ts's decideTile: the register tile the lowering will choose. */
-export function tileDecision(schedule: Schedule, caps: TargetCaps, strides: number[][] = tensorStrides(schedule.problem)): TileDecision {
-  const problem = schedule.problem;
-  const loops = schedule.loops;
-  const vv = vectorVariable(problem, strides);
-  const zeroRegister = problem.combine === 'relu' && caps.zeroRegisterForRelu;
-  const pick = (lanes: number, vecVar: number | null, registers: number) => {
-    let unrollFrom = loops.length;
-    let size = { accumulators: 1, ops: 1 };
-    for (let u = loops.length - 1; u >= 0; u--) {
-      const s = regionSize(schedule, u, lanes, vecVar);
-      if (s.accumulators > registers - OPERAND_RESERVE || s.ops > caps.unrollBudget) break;
-      unrollFrom = u;
-      size = s;
-    }
-    return { unrollFrom, size };
-  };
-  let lanes = caps.vectorLanes;
-  let vectorVar = vv.var;
-  let scalarReason = vv.reason;
-  let maskRegister = caps.maskRegisterForTails && vectorVar !== null && hasPartialVectors(schedule, vectorVar, lanes);
-  const vectorRegisters = caps.vectorRegisters - (zeroRegister ? 1 : 0) - (maskRegister ? 1 : 0);
-  let chosen = vectorVar === null ? undefined : pick(lanes, vectorVar, vectorRegisters);
-  if (chosen && vectorVar !== null && lanes > 1) {
-    let innermost = -1;
-    for (let i = loops.length - 1; i >= 0; i--) {
-      if (loops[i]!.var === vectorVar) {
-        innermost = i;
-        break;
-      }
-    }
-    if (innermost < chosen.unrollFrom) {
-      scalarReason = `the innermost loop of ${problem.vars[vectorVar]!.name} is outside the unrolled register tile`;
-      chosen = undefined;
-    }
-  }
-  if (!chosen || lanes === 1) {
-    lanes = 1;
-    vectorVar = null;
-    maskRegister = false;
-    chosen = pick(1, null, caps.scalarRegisters - (zeroRegister ? 1 : 0));
-  } else {
-    scalarReason = undefined;
-  }
-  let tileFrom = chosen.unrollFrom;
-  while (tileFrom > 0 && isReduction(problem, loops[tileFrom - 1]!.var)) tileFrom--;
-  return {
-    lanes, vectorVar, unrollFrom: chosen.unrollFrom, tileFrom,
-    accumulators: chosen.size.accumulators, unrolledOps: chosen.size.ops, zeroRegister, maskRegister,
-    ...(scalarReason ? { scalarReason } : {}),
-  };
-}
+/** The register tile the lowering will choose (lower.ts's decideTile, without building the program). */
+export const tileDecision = decideTile;
 
-/** lower.ts's hasPartialVectors: does any instance of v's innermost loop cover a count that is not a multiple of the lanes? */
-function hasPartialVectors(schedule: Schedule, v: number, lanes: number): boolean {
-  const chain: number[] = [];
-  schedule.loops.forEach((l, i) => {
-    if (l.var === v) chain.push(i);
-  });
-  return positions(schedule.steps, chain, 0, schedule.problem.vars[v]!.extent, lanes, true, true) > 0;
-}
 
 /**
  * Positions along one variable in the unrolled region for `range` elements: its region loops
@@ -193,25 +132,6 @@ function positions(steps: readonly number[], chain: readonly number[], level: nu
     + (rem > 0 ? positions(steps, chain, level + 1, rem, lanes, vector, partial) : 0);
 }
 
-/** lower.ts's tileSize: accumulators and ops of a full unrolled region loops[u..]. */
-function regionSize(schedule: Schedule, u: number, lanes: number, vecVar: number | null): { accumulators: number; ops: number } {
-  const problem = schedule.problem;
-  const chains = new Map<number, number[]>();
-  for (let i = u; i < schedule.loops.length; i++) {
-    const v = schedule.loops[i]!.var;
-    let c = chains.get(v);
-    if (!c) chains.set(v, (c = []));
-    c.push(i);
-  }
-  let accumulators = 1;
-  let reductionPoints = 1;
-  for (const [v, chain] of chains) {
-    const n = positions(schedule.steps, chain, 0, schedule.extent(chain[0]!), lanes, v === vecVar && lanes > 1, false);
-    if (isReduction(problem, v)) reductionPoints *= n;
-    else accumulators *= n;
-  }
-  return { accumulators, ops: accumulators * reductionPoints };
-}
 
 /** The statistics programStats(lower(schedule)) would give, without lowering (see the header). */
 export function analyticStats(schedule: Schedule, d: TileDecision, strides: number[][] = tensorStrides(schedule.problem)): TileStats {
