@@ -74,6 +74,10 @@ function describeDecision(k: Kernel): string {
   return `${d.accumulators} accumulators, ${d.unrolledOps} unrolled ops per body, ${vec}; unrolled from loop ${d.unrollFrom}, registers held from loop ${d.tileFrom}`;
 }
 
+function formatCostModelEval(r: { spearman: number; pairwiseAccuracy: number; top10Recall: number; records: number; problems: number }): string {
+  return `${r.records} records of ${r.problems} problems: Spearman ${r.spearman.toFixed(3)}, pairwise accuracy ${r.pairwiseAccuracy.toFixed(3)}, top-10 recall ${r.top10Recall.toFixed(2)} (within each problem, averaged)`;
+}
+
 function formatRun(r: RunReport): string {
   const lines = [`${r.problem}   schedule ${r.schedule}   target ${r.target}`];
   lines.push(r.verified
@@ -240,6 +244,46 @@ export function buildCli(): Command {
       });
       line.done();
       console.log(`report: ${r.html ?? '(none)'}\ndata: ${r.json ?? '(none)'}`);
+    });
+
+  const costmodel = program
+    .command('costmodel')
+    .description('the learned cost model: train it from tuning records, evaluate its ranking quality');
+  costmodel
+    .command('train')
+    .description('train a cost model on tuning records (JSONL) and save it in the tfjs format')
+    .argument('<records...>', 'record files, e.g. agent/costmodel/shipped/records-avx512.jsonl')
+    .option('--out <dir>', 'where model.json and weights.bin go', 'runs/costmodel')
+    .option('--target <name>', 'the records\' target (default: the host\'s)')
+    .option('--epochs <n>', 'training epochs', (v) => Number(v))
+    .option('--init <model>', 'warm start (transfer) from this model ("default" or a folder)')
+    .option('--validation <file>', 'held-out records evaluated after training')
+    .action(async (records: string[], opts: { out: string; target?: string; epochs?: number; init?: string; validation?: string }) => {
+      const { trainCostModel } = await import('./agent/costmodel/cli.ts');
+      const line = progressLine();
+      const r = await trainCostModel(records, {
+        out: opts.out, target: opts.target ?? hostTarget(),
+        ...(opts.epochs ? { epochs: opts.epochs } : {}), ...(opts.init ? { init: opts.init } : {}),
+        ...(opts.validation ? { validation: [opts.validation] } : {}),
+        onProgress: (p) => line.update(`epoch ${p.epoch}/${p.epochs} loss ${p.loss.toFixed(4)} (${p.seconds.toFixed(1)} s)`),
+      });
+      line.done();
+      console.log(`saved ${r.out}`);
+      if (r.validation) console.log(formatCostModelEval(r.validation));
+    });
+  costmodel
+    .command('eval')
+    .description('ranking quality on records: Spearman and pairwise accuracy within each problem, top-10 recall of the measured best')
+    .argument('<model>', '"default" (the shipped model for the host target) or a model folder')
+    .argument('<records>', 'record file (JSONL)')
+    .option('--json', 'print {spearman, pairwiseAccuracy, top10Recall, records, ...} as JSON')
+    .action(async (model: string, records: string, opts: { json?: boolean }) => {
+      const { evalCostModel } = await import('./agent/costmodel/cli.ts');
+      const r = await evalCostModel(model, records);
+      if (opts.json) {
+        const { perProblem: _, ...summary } = r;
+        console.log(JSON.stringify(summary, null, 2));
+      } else console.log(formatCostModelEval(r));
     });
 
   program
