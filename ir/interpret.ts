@@ -4,6 +4,7 @@
  */
 import { elementCount, tensorStrides, type Problem } from './problem.ts';
 import type { Schedule } from './schedule.ts';
+import { Rng } from './random.ts';
 
 export type NumericArray = Float32Array | Float64Array;
 
@@ -111,16 +112,10 @@ export function maxRelativeError(actual: ArrayLike<number>, expected: ArrayLike<
   return worst;
 }
 
-/** Deterministic pseudo-random values in [-1, 1) (mulberry32), for reproducible checks. */
+/** Deterministic pseudo-random values in [-1, 1) (the seeded Rng of ir/random.ts), for reproducible checks. */
 export function randomArray(n: number, seed: number): Float32Array {
+  const rng = new Rng(seed);
   const arr = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    arr[i] = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  }
+  for (let i = 0; i < n; i++) arr[i] = rng.next() * 2 - 1;
   return arr;
 }
