@@ -1,0 +1,67 @@
+/**
+ * LoopTune's policy form: an MLP on the fixed 10 loops x 20 features vector (ir/graph.ts
+ * vectorEncoding), a shared torso and three linear heads (policy, value, auxiliary GFLOPS).
+ * Initialization follows CleanRL: orthogonal, gain sqrt(2) in the torso, 0.01 on the policy head
+ * (near-uniform first policy), 1 on the value and auxiliary heads.
+ */
+import { tf } from '../backend.ts';
+import { LOOP_FEATURES, MAX_LOOPS } from '../../ir/graph.ts';
+import {
+  ParamStore, activate, applyDense, type Dense, type MlpConfig, type NetworkOutput, type Observation, type PolicyNetwork, type PolicySpec,
+} from './network.ts';
+
+export const VECTOR_SIZE = MAX_LOOPS * LOOP_FEATURES;
+
+export class MlpPolicy implements PolicyNetwork {
+  readonly spec: PolicySpec;
+  readonly #store: ParamStore;
+  readonly #torso: Dense[];
+  readonly #pi: Dense;
+  readonly #v: Dense;
+  readonly #aux: Dense;
+  readonly #config: MlpConfig;
+
+  constructor(spec: PolicySpec, seed: number | null) {
+    if (spec.network.kind !== 'mlp') throw new TypeError('MlpPolicy needs an mlp network config');
+    if (spec.observation !== 'vector') throw new TypeError(`the MLP reads the 'vector' observation, not '${spec.observation}'`);
+    this.spec = spec;
+    this.#config = spec.network;
+    this.#store = new ParamStore(seed);
+    let width = VECTOR_SIZE;
+    this.#torso = this.#config.hidden.map((h, i) => {
+      const d = this.#store.dense(`torso/${i}`, width, h, Math.SQRT2);
+      width = h;
+      return d;
+    });
+    this.#pi = this.#store.dense('policy', width, spec.actions.length, 0.01);
+    this.#v = this.#store.dense('value', width, 1, 1);
+    this.#aux = this.#store.dense('aux', width, 1, 1);
+  }
+
+  get params() {
+    return this.#store.params;
+  }
+
+  inputs(observations: readonly Observation[]): tf.Tensor[] {
+    const x = new Float32Array(observations.length * VECTOR_SIZE);
+    observations.forEach((o, i) => {
+      if (!(o instanceof Float32Array) || o.length !== VECTOR_SIZE) throw new TypeError(`the MLP needs ${VECTOR_SIZE}-float vector observations`);
+      x.set(o, i * VECTOR_SIZE);
+    });
+    return [tf.tensor2d(x, [observations.length, VECTOR_SIZE])];
+  }
+
+  apply(inputs: readonly tf.Tensor[]): NetworkOutput {
+    let h = inputs[0] as tf.Tensor2D;
+    for (const d of this.#torso) h = activate(applyDense(d, h), this.#config.activation);
+    return {
+      logits: applyDense(this.#pi, h),
+      value: tf.reshape(applyDense(this.#v, h), [-1]) as tf.Tensor1D,
+      aux: tf.reshape(applyDense(this.#aux, h), [-1]) as tf.Tensor1D,
+    };
+  }
+
+  dispose(): void {
+    this.#store.dispose();
+  }
+}

@@ -1,0 +1,325 @@
+/**
+ * `tune`: inference-time tuning of one problem with a trained policy, in about a second.
+ *
+ * Where the time goes, and why the steps are in this order:
+ *  - the measurement worker takes a few hundred ms to start: the default schedule's measurement is
+ *    submitted first, so the worker starts while the policy loads;
+ *  - the policy is cheap (a forward pass is 0.1-2 ms) and a measurement is not (10-40 ms for a
+ *    256^3 matmul): the policy proposes many schedules (greedy rollout + a beam over its top
+ *    actions), only its greedy final and the best-ranked proposals are measured (ranked by the cost
+ *    model when there is one, else by the policy's auxiliary GFLOPS head), and the rest of the
+ *    budget goes to an evolution that uses the policy as one of its mutation operators
+ *    (agent/ppo/search.ts);
+ *  - tuning records come first: the best recorded schedule of the problem (any host) is a root of
+ *    the rollouts and is measured first; schedules already measured on this host cost nothing;
+ *  - the best kernel is verified against the reference interpreter (verifyKernel); if it fails, the
+ *    next best measured schedule is tried. Verification (about 1 s for a 256^3 matmul: the
+ *    interpreter) and the optional OpenBLAS timing come after the budget (`verifySeconds`).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { fail } from '../ir/errors.ts';
+import type { Problem } from '../ir/problem.ts';
+import { Schedule } from '../ir/schedule.ts';
+import { parseProblem } from '../ir/spec.ts';
+import { CachingEvaluator, type Evaluation, type Evaluator, type NativeTargetName, type PredictFunction } from '../env/evaluator.ts';
+import { RecordStore } from '../env/records.ts';
+import type { Kernel } from '../targets/kernel.ts';
+import { compileSchedule, getTarget } from '../targets/registry.ts';
+import { executorFor, type Executor } from '../targets/executor.ts';
+import { gemmShape } from '../targets/run-schedule.ts';
+import { hostIsa, hostTarget } from '../targets/runtime/host.ts';
+import { verifyKernel } from '../targets/verify.ts';
+import { initBackend } from './backend.ts';
+import { loadPolicy, type PolicyNetwork } from './policy/index.ts';
+import { policySearcher } from './ppo/search.ts';
+import type { HistoryPoint, SearchProgress, StopReason } from './searcher.ts';
+
+export interface LoadedPolicy {
+  policy: PolicyNetwork;
+  metadata: Record<string, unknown>;
+  /** where it was loaded from. */
+  path: string;
+}
+
+export interface TuneOptions {
+  /** 'avx512' or 'avx2' (default: the host's best). */
+  target?: NativeTargetName;
+  /** seconds for proposing and measuring, setup included (default 1; the search itself gets at least
+   *  half of it however long the setup took); verification comes after. */
+  budgetSeconds?: number;
+  /** at most this many distinct schedules measured (default 40). */
+  maxMeasurements?: number;
+  /** a policy folder (model.json + weights.bin) or a loaded policy (default: the shipped one of the target). */
+  policy?: string | LoadedPolicy;
+  /** tuning records: a JSONL path or a store (default $LOOPTUNE_RECORDS or ~/.cache/looptune/records.jsonl). */
+  records?: string | RecordStore;
+  /** neither read nor write tuning records. */
+  noRecords?: boolean;
+  /** also time OpenBLAS sgemm on matmuls, in the same run. */
+  compareOpenblas?: boolean;
+  /** measure with this executor (it is not closed); default executorFor(target). */
+  executor?: Executor;
+  /** minimum sampled seconds per measurement (default 0.01). */
+  minSeconds?: number;
+  /** beam width of the proposal (default 4). */
+  beamWidth?: number;
+  /** rollout depth (default: the policy's training episode length). */
+  depth?: number;
+  /** a cost model to rank proposals before measuring; overrides `costModel`. */
+  predict?: PredictFunction;
+  /** rank proposals with this cost model ('default' = agent/costmodel's shipped model of the target,
+   *  or a model folder); false: rank with the policy's auxiliary head. Default: 'default' when the
+   *  target has a shipped cost model, else the auxiliary head. */
+  costModel?: string | false;
+  /** verify the returned kernel against the interpreter (default true). */
+  verify?: boolean;
+  seed?: number;
+  onProgress?: (p: SearchProgress) => void;
+}
+
+/** Field names follow runSearch's result (agent/search/run.ts) and RunReport (targets/run-schedule.ts). */
+export interface TuneResult {
+  problem: string;
+  target: string;
+  searcher: string;
+  /** the tuned schedule's text; `best` is the Schedule itself. */
+  schedule: string;
+  best: Schedule;
+  kernel: Kernel;
+  gflops: number;
+  peakGflops: number;
+  fractionOfPeak: number;
+  percentOfPeak: number;
+  defaultGflops: number;
+  speedupOverDefault: number;
+  bestSeconds?: number;
+  medianSeconds?: number;
+  openblasGflops?: number;
+  openblasCorename?: string;
+  openblasRatio?: number;
+  openblasError?: string;
+  verified: boolean;
+  maxRelError: number;
+  /** distinct schedules charged (see agent/searcher.ts) / really timed now / repeats. */
+  measurements: number;
+  timed: number;
+  cacheHits: number;
+  steps: number;
+  /** schedules the policy proposed (before ranking). */
+  proposals: number;
+  /** what ranked the proposals: 'costmodel' or 'policy' (the auxiliary head). */
+  ranking: 'costmodel' | 'policy';
+  /** the best recorded schedule of the problem, if the records had one. */
+  recordSchedule?: string;
+  /** the result is the recorded schedule (the policy found nothing faster). */
+  fromRecords: boolean;
+  /** wall time of the whole call; its parts: search (setup, proposals, measurements), verification. */
+  seconds: number;
+  /** until the default schedule was measured and the policy loaded (worker start-up included). */
+  setupSeconds: number;
+  searchSeconds: number;
+  verifySeconds: number;
+  stopReason: StopReason;
+  history: HistoryPoint[];
+  policy: string;
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+/** The shipped policy folder of a target (agent/pretrained/<target>). */
+export function pretrainedPolicyDir(target: string): string {
+  return path.join(here, 'pretrained', target);
+}
+
+export function defaultRecordsPath(): string {
+  return process.env.LOOPTUNE_RECORDS ?? path.join(os.homedir(), '.cache', 'looptune', 'records.jsonl');
+}
+
+const policyCache = new Map<string, LoadedPolicy>();
+
+/** Loads (once per process) the policy of a folder. */
+export async function loadTunePolicy(dir: string): Promise<LoadedPolicy> {
+  const key = path.resolve(dir);
+  const hit = policyCache.get(key);
+  if (hit) return hit;
+  if (!existsSync(path.join(dir, 'model.json'))) {
+    fail(`no policy at ${dir} (train one: npx tsx experiments/main.ts train experiments/ppo-mm-<target>.yaml, then export)`);
+  }
+  await initBackend();
+  const { policy, metadata } = loadPolicy(dir);
+  const loaded = { policy, metadata, path: dir };
+  policyCache.set(key, loaded);
+  return loaded;
+}
+
+const costModelCache = new Map<string, Promise<PredictFunction | undefined>>();
+
+/** A cost model's PredictFunction, loaded once per process; undefined if it cannot be loaded. */
+export function costModelRanker(ref: string, target: string): Promise<PredictFunction | undefined> {
+  const key = ref === 'default' ? `default:${target}` : path.resolve(ref);
+  let p = costModelCache.get(key);
+  if (!p) {
+    p = (async () => {
+      const dir = ref === 'default' ? path.join(here, 'costmodel', 'shipped', target) : ref;
+      if (!existsSync(path.join(dir, 'model.json'))) return undefined;
+      try {
+        const cm = await import('./costmodel/evaluator.ts');
+        return cm.costModelPredict(await cm.resolveCostModel(dir));
+      } catch {
+        return undefined;
+      }
+    })();
+    costModelCache.set(key, p);
+  }
+  return p;
+}
+
+/** The manifest of a shipped policy, if it has one. */
+export function readManifest(dir: string): Record<string, unknown> | undefined {
+  const f = path.join(dir, 'manifest.json');
+  return existsSync(f) ? (JSON.parse(readFileSync(f, 'utf8')) as Record<string, unknown>) : undefined;
+}
+
+export async function tune(spec: string | Problem, options: TuneOptions = {}): Promise<TuneResult> {
+  const t0 = performance.now();
+  const elapsed = () => (performance.now() - t0) / 1000;
+  const problem = typeof spec === 'string' ? parseProblem(spec) : spec;
+  const target = options.target ?? hostTarget();
+  getTarget(target);
+  const minSeconds = options.minSeconds ?? 0.01;
+  const budgetSeconds = options.budgetSeconds ?? 1;
+  const executor = options.executor ?? executorFor(target, { minSeconds });
+  const ownsExecutor = options.executor === undefined;
+  try {
+    const store = options.noRecords ? RecordStore.open(null)
+      : options.records instanceof RecordStore ? options.records
+        : RecordStore.open(options.records ?? defaultRecordsPath());
+    const peakGflops = await executor.peakGflops();
+    const kernels = new Map<string, Kernel>();
+    const measured = new Map<string, { schedule: Schedule; gflops: number; bestSeconds?: number; medianSeconds?: number }>();
+    const evaluator: Evaluator = new CachingEvaluator({
+      target, peakGflops, records: store, host: hostIsa().model,
+      measure: async (s) => {
+        let kernel: Kernel;
+        try {
+          kernel = compileSchedule(s, target);
+        } catch (e) {
+          return { gflops: 0, error: `code generation failed: ${e instanceof Error ? e.message : String(e)}` };
+        }
+        kernels.set(s.hash(), kernel);
+        const r = await executor.time(kernel, { minSeconds });
+        if (!r.ok) return { gflops: 0, error: r.error, codegenMicros: kernel.codegenMicros };
+        return { gflops: r.gflops, bestSeconds: r.bestSeconds, medianSeconds: r.medianSeconds, codegenMicros: kernel.codegenMicros };
+      },
+    });
+    // every evaluation the search makes, for the fallback order if verification fails
+    const tracking: Evaluator = {
+      target, peakGflops,
+      async evaluate(s): Promise<Evaluation> {
+        const e = await evaluator.evaluate(s);
+        if (e.gflops > 0 && !measured.has(e.hash)) {
+          measured.set(e.hash, {
+            schedule: s, gflops: e.gflops,
+            ...(e.bestSeconds !== undefined ? { bestSeconds: e.bestSeconds } : {}),
+            ...(e.medianSeconds !== undefined ? { medianSeconds: e.medianSeconds } : {}),
+          });
+        }
+        return e;
+      },
+    };
+    // start the worker now: the default schedule is measured while the policy loads
+    const initial = Schedule.initial(problem);
+    const warm = tracking.evaluate(initial);
+
+    const loaded = typeof options.policy === 'object' ? options.policy : await loadTunePolicy(options.policy ?? pretrainedPolicyDir(target));
+    const recorded = options.noRecords ? undefined : store.best(problem.spec, target);
+    let recordSchedule: Schedule | undefined;
+    if (recorded) {
+      try {
+        recordSchedule = Schedule.parse(problem, recorded.schedule);
+      } catch {
+        recordSchedule = undefined; // a record from an older schedule syntax: ignore it
+      }
+    }
+    const depth = options.depth ?? (typeof loaded.metadata.episodeSteps === 'number' ? loaded.metadata.episodeSteps : 10);
+    let proposals = 0;
+    const searcher = policySearcher(loaded.policy, {
+      beamWidth: options.beamWidth ?? 4, depth,
+      roots: () => (recordSchedule ? [recordSchedule] : []),
+      onProposals: (n) => (proposals = n),
+    });
+    const predict = options.predict
+      ?? (options.costModel === false ? undefined : await costModelRanker(options.costModel ?? 'default', target));
+    if (typeof options.costModel === 'string' && options.costModel !== 'default' && !predict) {
+      fail(`tune: cannot load the cost model ${options.costModel}`);
+    }
+    await warm;
+    const setupSeconds = elapsed();
+    // the budget counts from the call, but a slow start (a busy machine) never starves the search
+    const remaining = Math.max(0.5 * budgetSeconds, budgetSeconds - setupSeconds);
+    const r = await searcher.search(problem, {
+      evaluator: tracking, budget: { seconds: remaining, measurements: options.maxMeasurements ?? 40 }, seed: options.seed ?? 0,
+      ...(predict ? { predict } : {}),
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    });
+    const searchSeconds = elapsed();
+
+    // verify the best; fall back to the next best measured schedule if it fails
+    const order = [...measured.values()].sort((a, b) => b.gflops - a.gflops);
+    if (order.length === 0) fail(`tune: no schedule of ${problem.spec} could be measured`);
+    let chosen = order[0]!;
+    let kernel = kernels.get(chosen.schedule.hash()) ?? compileSchedule(chosen.schedule, target);
+    let verification = { verified: false, maxRelError: NaN };
+    if (options.verify ?? true) {
+      for (const cand of order.slice(0, 5)) {
+        const k = kernels.get(cand.schedule.hash()) ?? compileSchedule(cand.schedule, target);
+        const v = await verifyKernel(k, cand.schedule, executor.run);
+        if (v.verified) {
+          chosen = cand;
+          kernel = k;
+          verification = { verified: true, maxRelError: v.maxRelError };
+          break;
+        }
+        verification = { verified: false, maxRelError: v.maxRelError };
+      }
+    }
+    const verifySeconds = elapsed() - searchSeconds;
+    const result: TuneResult = {
+      problem: problem.spec, target, searcher: r.searcher,
+      schedule: chosen.schedule.text(), best: chosen.schedule, kernel,
+      gflops: chosen.gflops, peakGflops,
+      fractionOfPeak: chosen.gflops / peakGflops, percentOfPeak: (100 * chosen.gflops) / peakGflops,
+      defaultGflops: r.defaultGflops, speedupOverDefault: r.defaultGflops > 0 ? chosen.gflops / r.defaultGflops : Infinity,
+      ...(chosen.bestSeconds !== undefined ? { bestSeconds: chosen.bestSeconds } : {}),
+      ...(chosen.medianSeconds !== undefined ? { medianSeconds: chosen.medianSeconds } : {}),
+      verified: verification.verified, maxRelError: verification.maxRelError,
+      measurements: r.measurements, timed: r.timed, cacheHits: r.cacheHits, steps: r.steps, proposals,
+      ranking: predict ? 'costmodel' : 'policy',
+      ...(recordSchedule ? { recordSchedule: recordSchedule.text() } : {}),
+      fromRecords: recordSchedule !== undefined && recordSchedule.hash() === chosen.schedule.hash(),
+      seconds: 0, setupSeconds, searchSeconds, verifySeconds, stopReason: r.stopReason, history: r.history, policy: loaded.path,
+    };
+    const shape = gemmShape(problem);
+    if (options.compareOpenblas) {
+      if (!shape) result.openblasError = `OpenBLAS comparison covers matmul only, not ${problem.op}`;
+      else if (!executor.openblas) result.openblasError = `the ${target} executor has no OpenBLAS`;
+      else {
+        const o = await executor.openblas(shape.m, shape.n, shape.k);
+        if (o.ok) {
+          result.openblasGflops = o.gflops;
+          result.openblasCorename = o.corename;
+          result.openblasRatio = chosen.gflops / o.gflops;
+        } else {
+          result.openblasError = o.error;
+        }
+      }
+    }
+    result.seconds = elapsed();
+    return result;
+  } finally {
+    if (ownsExecutor) await executor.close();
+  }
+}

@@ -1,0 +1,65 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setBackendLogging, initBackend } from '../../agent/backend.ts';
+import { createPolicy } from '../../agent/policy/index.ts';
+import { pretrainedPolicyDir, tune, type LoadedPolicy } from '../../agent/tune.ts';
+import { LOOPTUNE_ACTIONS } from '../../env/loopnest-env.ts';
+import { RecordStore } from '../../env/records.ts';
+import { parseProblem, Schedule } from '../../ir/index.ts';
+import { hostIsa } from '../../targets/runtime/host.ts';
+
+setBackendLogging(false);
+const host = hostIsa();
+const canRun = host.arch === 'x64' && host.avx2 && host.fma;
+const target = host.avx512 ? 'avx512' : 'avx2';
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'looptune-tune-'));
+
+async function randomPolicy(): Promise<LoadedPolicy> {
+  await initBackend();
+  const policy = createPolicy({ network: { kind: 'mlp', hidden: [16], activation: 'tanh' }, actions: [...LOOPTUNE_ACTIONS], observation: 'vector', maxLoops: 10 }, 4);
+  return { policy, metadata: { episodeSteps: 6 }, path: '(random test policy)' };
+}
+
+test('tune returns a verified kernel, measured, faster than the default', async () => {
+  if (!canRun) return;
+  const r = await tune('matmul 64x48x80', { target, policy: await randomPolicy(), noRecords: true, budgetSeconds: 1.5, maxMeasurements: 12 });
+  assert.ok(r.verified, `not verified: ${r.schedule}`);
+  assert.ok(r.kernel.code.length > 0);
+  assert.ok(r.gflops > 0 && r.gflops >= r.defaultGflops, `${r.gflops} vs default ${r.defaultGflops}`);
+  assert.ok(r.speedupOverDefault >= 1);
+  assert.ok(r.measurements >= 1 && r.measurements <= 12);
+  assert.ok(r.proposals > 1);
+  assert.is(Schedule.parse(parseProblem(r.problem), r.schedule).text(), r.schedule);
+  assert.ok(Math.abs(r.percentOfPeak - 100 * r.fractionOfPeak) < 1e-9);
+  assert.ok(r.seconds >= r.searchSeconds);
+});
+
+test('tune starts from the tuning records and reuses their measurements', async () => {
+  if (!canRun) return;
+  const file = path.join(tmp, 'records.jsonl');
+  const policy = await randomPolicy();
+  const first = await tune('matmul 64x64x64', { target, policy, records: file, budgetSeconds: 1, maxMeasurements: 8, verify: false });
+  assert.ok(existsSync(file));
+  const store = RecordStore.open(file);
+  assert.ok(store.size >= first.timed);
+  const second = await tune('matmul 64x64x64', { target, policy, records: file, budgetSeconds: 1, maxMeasurements: 8 });
+  assert.is(second.recordSchedule, store.best('matmul 64x64x64', target)!.schedule);
+  assert.ok(second.gflops >= first.gflops * 0.999, 'the recorded best is a candidate again');
+  assert.ok(second.verified);
+});
+
+test('tune with no arguments uses the shipped policy of the host', async () => {
+  if (!canRun || !existsSync(path.join(pretrainedPolicyDir(target), 'model.json'))) return;
+  const r = await tune('matmul 96x80x112', { noRecords: true, compareOpenblas: true });
+  assert.ok(r.verified);
+  assert.is(r.target, target);
+  assert.ok(r.policy.endsWith(path.join('pretrained', target)));
+  assert.ok(r.openblasGflops === undefined || r.openblasRatio! > 0);
+});
+
+test.after(() => rmSync(tmp, { recursive: true, force: true }));
+
+test.run();
