@@ -222,9 +222,94 @@ export function buildCli(): Command {
     });
 
   program
+    .command('tune')
+    .description('tune a kernel with the shipped policy (records first, then policy proposals, a few measurements, verification); the main job')
+    .argument('<spec>', 'problem, e.g. "matmul 512x512x512"')
+    .option('--target <name>', 'avx512 or avx2 (default: the host\'s best)')
+    .option('--budget <seconds>', 'seconds for proposing and measuring (e.g. 1 or 1s)', (v) => positiveNumber(v.replace(/s$/, '')), 1)
+    .option('--policy <dir>', 'a policy folder (default: agent/pretrained/<target>)')
+    .option('--compare <what>', 'also measure OpenBLAS in the same run: openblas')
+    .option('--records <file>', 'tuning records (default $LOOPTUNE_RECORDS or ~/.cache/looptune/records.jsonl)')
+    .option('--no-records', 'neither read nor write tuning records (measure the policy itself)')
+    .option('--seed <n>', 'random seed', (v) => Number(v), 0)
+    .option('--json', 'print the result as JSON (the field names of search)')
+    .action(async (spec: string, opts: { target?: string; budget: number; policy?: string; compare?: string; records?: string | boolean; seed: number; json?: boolean }) => {
+      if (opts.compare !== undefined && opts.compare !== 'openblas') throw new LoopTuneError(`--compare: unknown baseline '${opts.compare}' (expected openblas)`);
+      const target = opts.target ?? hostTarget();
+      if (target !== 'avx512' && target !== 'avx2') throw new LoopTuneError(`tune: target '${target}' has no shipped policy here (expected avx512 or avx2)`);
+      const { tune } = await import('./agent/tune.ts');
+      const line = progressLine();
+      const r = await tune(parseProblem(spec), {
+        target, budgetSeconds: opts.budget, seed: opts.seed, compareOpenblas: opts.compare === 'openblas',
+        ...(opts.policy ? { policy: opts.policy } : {}),
+        ...(opts.records === false ? { noRecords: true } : typeof opts.records === 'string' ? { records: opts.records } : {}),
+        onProgress: (p) => line.update(describeProgress(p)),
+      });
+      line.done();
+      const { best: _b, kernel: _k, ...fields } = r;
+      if (opts.json) {
+        console.log(JSON.stringify({ ...fields, codegenMicros: r.kernel.codegenMicros }, null, 2));
+      } else {
+        console.log(`${r.problem}   target ${r.target}   policy ${r.policy}`);
+        console.log(`best schedule: ${r.schedule}${r.fromRecords ? '  (from tuning records)' : ''}`);
+        console.log(r.verified ? `verified against the interpreter (max error ${r.maxRelError.toExponential(1)})` : 'NOT verified');
+        console.log(`${r.gflops.toFixed(1)} GFLOPS = ${r.percentOfPeak.toFixed(1)}% of peak ${r.peakGflops.toFixed(1)}; ${r.speedupOverDefault.toFixed(1)}x over the default schedule (${r.defaultGflops.toFixed(2)} GFLOPS)`);
+        if (r.openblasGflops !== undefined) console.log(`OpenBLAS sgemm (${r.openblasCorename}, 1 thread): ${r.openblasGflops.toFixed(1)} GFLOPS -> ${r.openblasRatio!.toFixed(2)}x OpenBLAS`);
+        else if (r.openblasError && opts.compare) console.log(`OpenBLAS: ${r.openblasError}`);
+        console.log(`tuned in ${r.seconds.toFixed(2)} s (setup ${r.setupSeconds.toFixed(2)}, search ${r.searchSeconds.toFixed(2)}, verify ${r.verifySeconds.toFixed(2)}); ${r.measurements} schedules measured of ${r.proposals} proposed (ranked by ${r.ranking})`);
+      }
+      if (!r.verified) process.exitCode = 1;
+    });
+
+  program
+    .command('train')
+    .description('train a PPO policy from an experiment file (progress bar, checkpoints; resumes after a kill)')
+    .argument('<experiment>', 'e.g. experiments/ppo-mm-avx512.yaml')
+    .option('--fresh', 'start over instead of resuming from the newest checkpoint')
+    .option('--stop-after <n>', 'stop after n iterations (resume later)', (v) => Number(v))
+    .option('--variant <name...>', 'train only these variants of the file')
+    .action(async (file: string, o: { fresh?: boolean; stopAfter?: number; variant?: string[] }) => {
+      const { trainExperiment } = await import('./experiments/runner.ts');
+      const r = await trainExperiment(file, {
+        resume: !o.fresh, ...(o.stopAfter ? { stopAfter: o.stopAfter } : {}), ...(o.variant ? { variants: o.variant } : {}),
+      });
+      for (const v of r.variants) {
+        console.log(`${v.name}: iteration ${v.iteration}, ${v.globalStep} env steps, ${v.stepsPerSecond?.toFixed(1) ?? '-'} steps/s, checkpoint ${v.checkpoint ?? '-'}${v.policyDir ? `, policy ${v.policyDir}` : ''}`);
+      }
+    });
+
+  program
+    .command('eval')
+    .description('run an experiment\'s policy on its test split (writes eval.json in the run folder)')
+    .argument('<experiment>', 'e.g. experiments/ppo-mm-avx512.yaml')
+    .option('--checkpoint <dir>', 'a policy or checkpoints folder (default: the newest checkpoint)')
+    .option('--problems <n>', 'only the first n test problems', (v) => Number(v))
+    .option('--variant <name>', 'which variant of the file')
+    .action(async (file: string, o: { checkpoint?: string; problems?: number; variant?: string }) => {
+      const { evalExperiment } = await import('./experiments/runner.ts');
+      const r = await evalExperiment(file, {
+        ...(o.checkpoint ? { checkpoint: o.checkpoint } : {}), ...(o.problems ? { problems: o.problems } : {}), ...(o.variant ? { variant: o.variant } : {}),
+      });
+      console.log(JSON.stringify(r.map((x) => ({ variant: x.variant, policy: x.policy, ...x.summary })), null, 2));
+    });
+
+  program
+    .command('export')
+    .description('ship an experiment\'s trained policy (tfjs files + manifest) to agent/pretrained/<target>')
+    .argument('<experiment>', 'e.g. experiments/ppo-mm-avx512.yaml')
+    .option('--to <dir>', 'destination (default agent/pretrained/<target>)')
+    .option('--variant <name>', 'which variant of the file')
+    .option('--checkpoint <dir>', 'a checkpoint other than the newest')
+    .action(async (file: string, o: { to?: string; variant?: string; checkpoint?: string }) => {
+      const { exportPolicy } = await import('./experiments/runner.ts');
+      const r = await exportPolicy(file, { ...(o.to ? { to: o.to } : {}), ...(o.variant ? { variant: o.variant } : {}), ...(o.checkpoint ? { checkpoint: o.checkpoint } : {}) });
+      console.log(JSON.stringify(r.manifest, null, 2));
+    });
+
+  program
     .command('compare')
-    .description('run several searchers side by side with equal budgets; writes an HTML report with SVG plots and a JSON file')
-    .argument('<problems>', 'a spec, or a dataset and split such as "mm64-256:test"')
+    .description('searchers side by side with equal budgets (or, given an experiment file, PPO against its baselines); writes an HTML report with SVG plots and JSON')
+    .argument('<problems>', 'a spec, a dataset and split such as "mm64-256:test", or an experiment file (.yaml)')
     .option('--searchers <list>', 'comma-separated searchers', DEFAULT_COMPARE_SEARCHERS.join(','))
     .option('--budget <budget>', 'per problem and searcher, e.g. 10s or 200m', parseBudget, { seconds: 10 } as Budget)
     .option('--target <name>', 'avx512 or avx2 (default: the host\'s best), or synthetic')
@@ -234,6 +319,12 @@ export function buildCli(): Command {
     .option('--records <file>', 'tuning records (JSONL) shared by all searchers')
     .option('--seed <n>', 'random seed', (v) => Number(v), 0)
     .action(async (problems: string, opts: { searchers: string; budget: Budget; target?: string; limit?: number; out: string; compare?: string; records?: string; seed: number }) => {
+      if (/\.ya?ml$/.test(problems)) {
+        const { compareExperiment } = await import('./experiments/runner.ts');
+        const r = await compareExperiment(problems, opts.limit !== undefined ? { problems: opts.limit } : {});
+        console.log(`report: ${r.html}`);
+        return;
+      }
       const line = progressLine();
       const r = await runCompare(problems, {
         searchers: opts.searchers.split(',').map((x) => x.trim()).filter((x) => x),

@@ -146,7 +146,7 @@ export async function loadTunePolicy(dir: string): Promise<LoadedPolicy> {
   const hit = policyCache.get(key);
   if (hit) return hit;
   if (!existsSync(path.join(dir, 'model.json'))) {
-    fail(`no policy at ${dir} (train one: npx tsx experiments/main.ts train experiments/ppo-mm-<target>.yaml, then export)`);
+    fail(`no policy at ${dir} (train one: npx looptune train experiments/ppo-mm-<target>.yaml, then export)`);
   }
   await initBackend();
   const { policy, metadata } = loadPolicy(dir);
