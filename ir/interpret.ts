@@ -16,10 +16,14 @@ export function interpret(schedule: Schedule, inputs: readonly NumericArray[], i
   const p = schedule.problem;
   const out = new Float64Array(elementCount(p.tensors[0]!));
   if (initialOutput) out.set(initialOutput);
+  walkNest(schedule, pointFunction(p, out, inputs[0]!, inputs[1] ?? inputs[0]!));
+  return out;
+}
+
+/** Calls `point` with the element offsets of the output and the inputs for every point, in schedule order. */
+function walkNest(schedule: Schedule, point: PointFn): void {
+  const p = schedule.problem;
   const strides = tensorStrides(p);
-  const a = inputs[0]!;
-  const b = inputs[1] ?? inputs[0]!;
-  const point = pointFunction(p, out, a, b);
   const loops = schedule.loops;
   const steps = schedule.steps;
   const range = p.vars.map((v) => v.extent);
@@ -52,7 +56,6 @@ export function interpret(schedule: Schedule, inputs: readonly NumericArray[], i
     range[v] = r;
   };
   run(0);
-  return out;
 }
 
 type PointFn = (o: number, i0: number, i1: number) => void;
@@ -79,8 +82,17 @@ export function checkAgainstOracle(
   schedule: Schedule, inputs: readonly NumericArray[], initialOutput: NumericArray, actual: ArrayLike<number>,
 ): { maxError: number; tolerance: number; ok: boolean } {
   const p = schedule.problem;
-  const want = interpret(schedule, inputs, initialOutput);
-  const magnitude = interpret(schedule, inputs.map((a) => a.map(Math.abs)), initialOutput.map(Math.abs));
+  // one walk computes the result and the magnitude |init| + sum |terms| of every element
+  const want = new Float64Array(elementCount(p.tensors[0]!));
+  want.set(initialOutput);
+  const magnitude = Float64Array.from(initialOutput, Math.abs);
+  const absInputs = inputs.map((a) => a.map(Math.abs));
+  const value = pointFunction(p, want, inputs[0]!, inputs[1] ?? inputs[0]!);
+  const size = pointFunction(p, magnitude, absInputs[0]!, absInputs[1] ?? absInputs[0]!);
+  walkNest(schedule, (o, i, j) => {
+    value(o, i, j);
+    size(o, i, j);
+  });
   let terms = 1;
   p.vars.forEach((v, i) => {
     if (p.output.index.every((ix) => ix.terms.every((t) => t.var !== i))) terms *= v.extent;
