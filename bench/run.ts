@@ -6,12 +6,14 @@
 import { benchCodegen } from './codegen.ts';
 import { benchSearch } from './search.ts';
 import { benchLlvm } from './llvm.ts';
+import { benchTune } from './tune.ts';
 
 type Bench = (opts: { quick: boolean }) => Promise<unknown>;
 const BENCHES: Record<string, () => Promise<Bench>> = {
   codegen: async () => benchCodegen,
   search: async () => benchSearch,
   llvm: async () => benchLlvm,
+  tune: async () => benchTune,
 };
 
 const args = process.argv.slice(2);
