@@ -7,15 +7,19 @@ import type { Problem } from './problem.ts';
 import { Schedule } from './schedule.ts';
 import { applyAction } from './transforms.ts';
 
-/** mulberry32: small, fast, good enough for test-case generation. */
+/**
+ * mulberry32: small, fast, good enough for test cases and search. `state` is public so that a
+ * checkpoint can store it and a resumed run draws exactly the numbers it would have drawn.
+ */
 export class Rng {
-  private s: number;
+  state: number;
   constructor(seed: number) {
-    this.s = seed >>> 0;
+    this.state = seed >>> 0;
   }
+  /** uniform in [0, 1) */
   next(): number {
-    this.s = (this.s + 0x6d2b79f5) >>> 0;
-    let t = this.s;
+    this.state = (this.state + 0x6d2b79f5) >>> 0;
+    let t = this.state;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;

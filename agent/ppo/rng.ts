@@ -1,33 +1,10 @@
 /**
- * The agent's random generator: mulberry32 (the same generator as ir's Rng) with its state exposed,
- * so that a checkpoint can store it and a resumed run draws exactly the numbers the uninterrupted
- * run would have drawn.
+ * The agent's random generator: ir's seeded Rng (whose state a checkpoint stores) plus the draws
+ * PPO needs: normals, permutations, masked categorical samples.
  */
-export class AgentRng {
-  state: number;
+import { Rng } from '../../ir/random.ts';
 
-  constructor(seed: number) {
-    this.state = seed >>> 0;
-  }
-
-  /** uniform in [0, 1) */
-  next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-
-  /** integer in [lo, hi] */
-  int(lo: number, hi: number): number {
-    return lo + Math.floor(this.next() * (hi - lo + 1));
-  }
-
-  pick<T>(items: readonly T[]): T {
-    return items[Math.floor(this.next() * items.length)]!;
-  }
-
+export class AgentRng extends Rng {
   /** standard normal (Box-Muller). */
   normal(): number {
     const u = 1 - this.next();
