@@ -16,6 +16,8 @@ export interface Loop {
   readonly size: number;
   readonly tail: number;
   readonly bind?: LoopBinding;
+  /** cuda: stage the inputs this loop's body reads into shared memory, once per iteration (text suffix `s`). */
+  readonly shared?: boolean;
 }
 
 export class Schedule {
@@ -51,17 +53,20 @@ export class Schedule {
     const tokens = text.trim().split(/\s+/).filter((t) => t.length > 0);
     if (tokens.length === 0) fail('empty schedule (expected loops such as "m:64 n:4 k:256 m:4 n:64")');
     const loops = tokens.map((tok): Loop => {
-      const m = /^([A-Za-z_]\w*):(\d+)(?:r(\d+))?([bt])?$/.exec(tok);
+      const m = /^([A-Za-z_]\w*):(\d+)(?:r(\d+))?([bt])?(s)?$/.exec(tok);
       if (!m) fail(`cannot read loop '${tok}' (expected var:size or var:sizerTAIL, e.g. m:6r4)`);
       const size = Number(m[2]);
       if (size < 1) fail(`loop '${tok}' must have a size of at least 1`);
       const bind = m[4] === 'b' ? 'block' : m[4] === 't' ? 'thread' : undefined;
-      return { var: varIndex(problem, m[1]!), size, tail: m[3] === undefined ? 0 : Number(m[3]), ...(bind ? { bind } : {}) };
+      return {
+        var: varIndex(problem, m[1]!), size, tail: m[3] === undefined ? 0 : Number(m[3]),
+        ...(bind ? { bind } : {}), ...(m[5] ? { shared: true } : {}),
+      };
     });
     return new Schedule(problem, loops, Math.min(cursor, loops.length - 1));
   }
 
-  /** Loops outermost first as "var:size" or "var:sizerTAIL" (+ "b"/"t" for GPU bindings). */
+  /** Loops outermost first as "var:size" or "var:sizerTAIL" (+ "b"/"t" for GPU bindings, then "s" for shared staging). */
   text(): string {
     return this.loops.map((l) => loopText(this.problem, l)).join(' ');
   }
@@ -96,7 +101,7 @@ export class Schedule {
 export function loopText(problem: Problem, l: Loop): string {
   const name = problem.vars[l.var]!.name;
   const bind = l.bind === 'block' ? 'b' : l.bind === 'thread' ? 't' : '';
-  return `${name}:${l.size}${l.tail > 0 ? `r${l.tail}` : ''}${bind}`;
+  return `${name}:${l.size}${l.tail > 0 ? `r${l.tail}` : ''}${bind}${l.shared ? 's' : ''}`;
 }
 
 function computeSteps(problem: Problem, loops: readonly Loop[]): number[] {

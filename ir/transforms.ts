@@ -3,7 +3,8 @@
  * transform is illegal here; none ever mutates its input.
  */
 import { fail } from './errors.ts';
-import { Schedule, type Loop, loopText } from './schedule.ts';
+import { isReduction } from './problem.ts';
+import { Schedule, type Loop, type LoopBinding, loopText } from './schedule.ts';
 
 export type TransformResult = { ok: true; schedule: Schedule } | { ok: false; error: string };
 
@@ -81,7 +82,67 @@ export function merge(s: Schedule): TransformResult {
   return ok(s.withLoops(loops, i));
 }
 
-/** Action names: up, down, swap_up, swap_down, split_N (N >= 2), merge. */
+/** Most threads a CUDA block may have: bind_thread refuses to go past it. */
+export const MAX_GPU_THREADS = 1024;
+
+/** Iterations of a loop: its full iterations plus one for a tail. */
+function iterations(l: Loop): number {
+  return l.size + (l.tail > 0 ? 1 : 0);
+}
+
+function toggleBinding(s: Schedule, bind: LoopBinding, name: string): TransformResult {
+  const i = s.cursor;
+  const l = s.loops[i]!;
+  const text = loopText(s.problem, l);
+  if (isReduction(s.problem, l.var)) {
+    if (bind === 'block') return illegal(`${name}: ${text} is a reduction loop; a reduction stays inside one block`);
+    const tailAbove = s.loops.slice(0, i + 1).find((x) => x.var === l.var && x.tail > 0);
+    if (tailAbove) return illegal(`${name}: a reduction loop bound to threads needs whole ranges, and ${loopText(s.problem, tailAbove)} has a tail`);
+  }
+  if (l.shared) return illegal(`${name}: ${text} is staged in shared memory; only serial loops can be`);
+  if (l.bind === bind) {
+    const { bind: _drop, ...rest } = l;
+    return ok(s.withLoops(s.loops.map((x, j) => (j === i ? rest : x)), i));
+  }
+  if (bind === 'thread') {
+    const threads = s.loops.reduce((p, x, j) => (j !== i && x.bind === 'thread' ? p * iterations(x) : p), 1) * iterations(l);
+    if (threads > MAX_GPU_THREADS) {
+      return illegal(`${name}: binding ${text} would give ${threads} threads per block, more than ${MAX_GPU_THREADS}`);
+    }
+  }
+  return ok(s.withLoops(s.loops.map((x, j) => (j === i ? { ...l, bind } : x)), i));
+}
+
+/** cuda: binds the cursor's loop to grid blocks (or unbinds it if it already is). Output loops only. */
+export function bindBlock(s: Schedule): TransformResult {
+  return toggleBinding(s, 'block', 'bind_block');
+}
+
+/**
+ * cuda: binds the cursor's loop to threads of a block (or unbinds it), up to 1024 threads. A
+ * reduction loop bound to threads splits the reduction inside the block (no loop of its variable
+ * at or above it may have a tail).
+ */
+export function bindThread(s: Schedule): TransformResult {
+  return toggleBinding(s, 'thread', 'bind_thread');
+}
+
+/** cuda: stages the inputs read by the cursor's loop body in shared memory (or stops staging). Reduction loops only. */
+export function stageShared(s: Schedule): TransformResult {
+  const i = s.cursor;
+  const l = s.loops[i]!;
+  if (!isReduction(s.problem, l.var)) {
+    return illegal(`stage_shared: ${loopText(s.problem, l)} is not a reduction loop; only a reduction loop's body can be staged`);
+  }
+  if (l.bind) return illegal(`stage_shared: ${loopText(s.problem, l)} is bound to threads; only a serial loop can be staged`);
+  const next: Loop = l.shared ? (({ shared: _drop, ...rest }) => rest)(l) : { ...l, shared: true };
+  return ok(s.withLoops(s.loops.map((x, j) => (j === i ? next : x)), i));
+}
+
+/** The extra actions of the cuda target (the env offers them only there): they annotate the cursor's loop. */
+export const CUDA_ACTIONS: readonly string[] = Object.freeze(['bind_block', 'bind_thread', 'stage_shared']);
+
+/** Action names: up, down, swap_up, swap_down, split_N (N >= 2), merge; for cuda also bind_block, bind_thread, stage_shared. */
 export function applyAction(s: Schedule, action: string): TransformResult {
   switch (action) {
     case 'up': return up(s);
@@ -89,6 +150,9 @@ export function applyAction(s: Schedule, action: string): TransformResult {
     case 'swap_up': return swapUp(s);
     case 'swap_down': return swapDown(s);
     case 'merge': return merge(s);
+    case 'bind_block': return bindBlock(s);
+    case 'bind_thread': return bindThread(s);
+    case 'stage_shared': return stageShared(s);
   }
   const m = /^split_(\d+)$/.exec(action);
   if (m) return split(s, Number(m[1]));
@@ -96,7 +160,7 @@ export function applyAction(s: Schedule, action: string): TransformResult {
 }
 
 export function isKnownAction(action: string): boolean {
-  return ['up', 'down', 'swap_up', 'swap_down', 'merge'].includes(action) || /^split_\d+$/.test(action);
+  return ['up', 'down', 'swap_up', 'swap_down', 'merge', ...CUDA_ACTIONS].includes(action) || /^split_\d+$/.test(action);
 }
 
 /** Applies actions in order; throws a LoopTuneError naming the first illegal one. */

@@ -12,7 +12,7 @@ import { Schedule } from '../../ir/schedule.ts';
 import type { LoopProgram } from '../../loopnest/program.ts';
 import type { Kernel, Target, TargetCaps } from '../kernel.ts';
 import { describeMapping, type GpuMapping, MAX_ACCUMULATORS, MAX_UNROLLED } from './mapping.ts';
-import { emitPtx, type CudaLaunch } from './ptx.ts';
+import { emitPtx, type CudaLaunch, type EmitOptions } from './ptx.ts';
 
 export interface CudaKernel extends Kernel {
   launch: CudaLaunch;
@@ -41,8 +41,8 @@ export function cudaCaps(): TargetCaps {
 
 const encoder = new TextEncoder();
 
-function kernelFor(schedule: Schedule, program: LoopProgram, t0: number): CudaKernel {
-  const e = emitPtx(schedule);
+function kernelFor(schedule: Schedule, program: LoopProgram, t0: number, options: EmitOptions = {}): CudaKernel {
+  const e = emitPtx(schedule, options);
   return {
     target: 'cuda',
     code: encoder.encode(e.ptx),
@@ -75,9 +75,9 @@ function scheduleProgram(s: Schedule, m: GpuMapping | null): LoopProgram {
 }
 
 /** Schedule -> PTX kernel directly (what searches use: no CPU lowering in between). */
-export function compileCuda(schedule: Schedule): CudaKernel {
+export function compileCuda(schedule: Schedule, options: EmitOptions = {}): CudaKernel {
   const t0 = performance.now();
-  const k = kernelFor(schedule, scheduleProgram(schedule, null), t0);
+  const k = kernelFor(schedule, scheduleProgram(schedule, null), t0, options);
   k.program = scheduleProgram(schedule, k.mapping);
   return k;
 }

@@ -1,0 +1,89 @@
+/**
+ * Builds `.device/looptune/`: what a GPU machine without Node.js or node_modules needs to run
+ * looptune's cuda commands (bench/cuda.ts: info, run, search, fuzz, bench).
+ *
+ *   npx tsx targets/cuda/bundle.ts          (npm run bundle)
+ *
+ * It writes
+ *   .device/looptune/looptune-cuda.mjs        esbuild bundle of bench/cuda.ts (ESM, node 20)
+ *   .device/looptune/node_modules/koffi       koffi's JS (kept external: it finds its native
+ *   .device/looptune/node_modules/@koromix/koffi-linux-x64   module relative to itself)
+ *   .device/looptune/run.sh                   unpacks ../node.xz to /tmp/node once and runs the bundle
+ * and checks that it stays under 40 MB. Pack Node itself with `bash ../shared/tools/device-node.sh`
+ * (.device/node.xz, about 24 MB). On the GPU machine, from the repository root:
+ *
+ *   sh .device/looptune/run.sh bench --out $OUT/cuda.json
+ */
+import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const out = join(root, '.device', 'looptune');
+const LIMIT = 40 * 1024 * 1024;
+
+function size(path: string): number {
+  const st = statSync(path);
+  if (!st.isDirectory()) return st.size;
+  return readdirSync(path).reduce((a, e) => a + size(join(path, e)), 0);
+}
+
+async function main(): Promise<void> {
+  rmSync(out, { recursive: true, force: true });
+  mkdirSync(out, { recursive: true });
+  const t0 = performance.now();
+  await build({
+    entryPoints: [join(root, 'bench', 'cuda.ts')],
+    outfile: join(out, 'looptune-cuda.mjs'),
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    external: ['koffi'],
+    banner: { js: "import { createRequire as __looptuneRequire } from 'node:module'; const require = __looptuneRequire(import.meta.url);" },
+    legalComments: 'none',
+    logLevel: 'warning',
+  });
+  // koffi, and its linux x64 native module, laid out as in node_modules
+  const req = createRequire(join(root, 'package.json'));
+  // koffi's exports map hides package.json: walk up from its main file
+  let koffiDir = dirname(req.resolve('koffi'));
+  while (!existsSync(join(koffiDir, 'package.json'))) koffiDir = dirname(koffiDir);
+  const skip = new Set(['doc', 'vendor', 'lib', 'cnoke.cjs', 'CHANGELOG.md']);
+  cpSync(koffiDir, join(out, 'node_modules', 'koffi'), {
+    recursive: true,
+    filter: (src) => {
+      const rel = relative(koffiDir, src);
+      const top = rel.split('/')[0] ?? '';
+      return !skip.has(top);
+    },
+  });
+  const nativeDir = join(dirname(koffiDir), '@koromix', 'koffi-linux-x64');
+  if (!existsSync(nativeDir)) throw new Error(`koffi's native module for linux x64 is missing (${nativeDir})`);
+  cpSync(nativeDir, join(out, 'node_modules', '@koromix', 'koffi-linux-x64'), {
+    recursive: true,
+    filter: (src) => !relative(nativeDir, src).startsWith('musl'),
+  });
+  const run = join(out, 'run.sh');
+  writeFileSync(run, [
+    '#!/bin/sh',
+    '# Runs looptune\'s cuda commands on a machine without Node.js: sh .device/looptune/run.sh <command> [options]',
+    'set -e',
+    'here=$(cd "$(dirname "$0")" && pwd)',
+    'node=${LOOPTUNE_NODE:-/tmp/looptune-node}',
+    'if [ ! -x "$node" ]; then xz -dc "$here/../node.xz" > "$node.tmp" && chmod +x "$node.tmp" && mv "$node.tmp" "$node"; fi',
+    'exec "$node" "$here/looptune-cuda.mjs" "$@"',
+    '',
+  ].join('\n'));
+  chmodSync(run, 0o755);
+  const total = size(out);
+  if (total > LIMIT) throw new Error(`.device/looptune is ${(total / 2 ** 20).toFixed(1)} MB, over the 40 MB limit`);
+  const node = join(root, '.device', 'node.xz');
+  console.log(`bundled .device/looptune (${(total / 2 ** 20).toFixed(1)} MB) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  if (!existsSync(node)) console.log('note: .device/node.xz is missing; pack Node with: bash ../shared/tools/device-node.sh');
+  console.log('on the GPU machine: sh .device/looptune/run.sh bench --out $OUT/cuda.json');
+}
+
+await main();

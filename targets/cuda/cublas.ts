@@ -1,0 +1,109 @@
+/**
+ * cuBLAS through koffi: the baseline every GPU figure is compared with, measured in the same run.
+ * Row-major C = A·B + C (M x N = M x K · K x N) is column-major C^T = B^T·A^T + C^T, so the call
+ * is sgemm(N, N, n=N, m=M, k=K, B, ldb=N, A, lda=K, C, ldc=N) with alpha = beta = 1.
+ * The math mode is CUBLAS_DEFAULT_MATH (plain fp32, no TF32 tensor cores).
+ * The library is found as libcublas.so.13 / .so.12 / .so on the loader's path, then in the usual
+ * CUDA folders and in Python's nvidia-cublas wheels (CUBLAS_PATH names a file or folder to use).
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import koffi from 'koffi';
+import { CudaError, type DevicePtr } from './driver.ts';
+
+const NAMES = ['libcublas.so.13', 'libcublas.so.12', 'libcublas.so'];
+const CUBLAS_OP_N = 0;
+const CUBLAS_DEFAULT_MATH = 0;
+
+type Fn = (...args: unknown[]) => number;
+
+function candidateDirs(): string[] {
+  const dirs: string[] = [];
+  const env = process.env.CUBLAS_PATH;
+  if (env) dirs.push(env);
+  for (const d of (process.env.LD_LIBRARY_PATH ?? '').split(':')) if (d) dirs.push(d);
+  const globDirs = (root: string, pattern: RegExp, tail: string[]) => {
+    try {
+      for (const e of readdirSync(root)) if (pattern.test(e)) dirs.push(join(root, e, ...tail));
+    } catch {
+      // not there
+    }
+  };
+  globDirs('/usr/local', /^cuda/, ['lib64']);
+  globDirs('/usr/local', /^cuda/, ['targets', 'x86_64-linux', 'lib']);
+  dirs.push('/usr/lib/x86_64-linux-gnu', '/usr/local/nvidia/lib64');
+  for (const root of ['/opt/torch/.venv/lib', '/usr/local/lib', '/usr/lib']) {
+    try {
+      for (const py of readdirSync(root)) {
+        if (!/^python3/.test(py)) continue;
+        for (const sp of ['site-packages', 'dist-packages']) {
+          const nv = join(root, py, sp, 'nvidia');
+          if (!existsSync(nv)) continue;
+          for (const pkg of readdirSync(nv)) dirs.push(join(nv, pkg, 'lib'));
+        }
+      }
+    } catch {
+      // not there
+    }
+  }
+  return dirs;
+}
+
+function loadLibrary(): { lib: ReturnType<typeof koffi.load>; path: string } {
+  const tried: string[] = [];
+  const env = process.env.CUBLAS_PATH;
+  if (env && /\.so/.test(env)) {
+    return { lib: koffi.load(env), path: env };
+  }
+  for (const n of NAMES) {
+    try {
+      return { lib: koffi.load(n), path: n };
+    } catch {
+      tried.push(n);
+    }
+  }
+  for (const d of candidateDirs()) {
+    for (const n of NAMES) {
+      const p = join(d, n);
+      if (!existsSync(p)) continue;
+      try {
+        return { lib: koffi.load(p), path: p };
+      } catch (e) {
+        tried.push(`${p} (${(e as Error).message})`);
+      }
+    }
+  }
+  throw new CudaError(`cuBLAS not found (tried ${tried.slice(0, 8).join(', ')}${tried.length > 8 ? ', ...' : ''}); set CUBLAS_PATH`);
+}
+
+export class Cublas {
+  readonly path: string;
+  private readonly handle: unknown;
+  private readonly sgemm: Fn;
+  private readonly one = new Float32Array([1]);
+  readonly version: number;
+
+  constructor() {
+    const { lib, path } = loadLibrary();
+    this.path = path;
+    const f = (d: string): Fn => lib.func(d) as Fn;
+    const create = f('int cublasCreate_v2(_Out_ void **handle)');
+    const setMath = f('int cublasSetMathMode(void *handle, int mode)');
+    const getVersion = f('int cublasGetVersion_v2(void *handle, _Out_ int *version)');
+    this.sgemm = f('int cublasSgemm_v2(void *handle, int transa, int transb, int m, int n, int k, const float *alpha, uint64_t A, int lda, uint64_t B, int ldb, const float *beta, uint64_t C, int ldc)');
+    const h: [unknown] = [null];
+    const rc = create(h);
+    if (rc !== 0) throw new CudaError(`cublasCreate_v2 failed (cublasStatus ${rc})`, rc);
+    this.handle = h[0];
+    setMath(this.handle, CUBLAS_DEFAULT_MATH);
+    const v: [number] = [0];
+    getVersion(this.handle, v);
+    this.version = v[0];
+  }
+
+  /** Row-major C[M,N] += A[M,K] · B[K,N] on device buffers (asynchronous). */
+  gemm(m: number, n: number, k: number, A: DevicePtr, B: DevicePtr, C: DevicePtr): void {
+    const rc = this.sgemm(this.handle, CUBLAS_OP_N, CUBLAS_OP_N, n, m, k, this.one, B, n, A, k, this.one, C, n);
+    if (rc !== 0) throw new CudaError(`cublasSgemm_v2 failed (cublasStatus ${rc})`, rc);
+  }
+}

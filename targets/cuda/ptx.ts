@@ -1,0 +1,1431 @@
+/**
+ * PTX emitter: one `.entry` per schedule (`.version 8.0`, `.target sm_80`, which the driver also
+ * JIT-compiles for sm_90), following the mapping rule of mapping.ts. Deterministic text: the same
+ * schedule always gives the same kernel.
+ *
+ * Per thread, the emitter walks the schedule's loops in order with, for every variable, the range
+ * the enclosing loops leave it (a constant, or a register when it depends on a block/thread index):
+ *  - a bound loop takes its index from %ctaid/%tid (decoded once at entry) and narrows the range of
+ *    its variable: min(step, range - index*step); a thread whose range becomes empty skips the
+ *    subtree (or, under a barrier, keeps going with every store predicated off);
+ *  - a serial loop with a constant range is instantiated like the CPU lowering does: its full
+ *    iterations as a counted loop, its tail as a second copy with constant trip counts; with a
+ *    register range it becomes a loop with a run-time trip count;
+ *  - the register tile (mapping.ts) keeps its accumulators in registers across its reduction loops
+ *    and is fully unrolled below `unrollFrom`. Its output points are enumerated at compile time;
+ *    each point's validity is a compile-time fact or a few predicates (`setp` on per-thread sums of
+ *    bound-loop offsets), which guard the global loads and the final read-modify-write of the output;
+ *  - the staged loop copies, per iteration, the box each input tensor's block footprint covers into
+ *    shared memory (layout: the dimension the register tile walks along is made innermost, rows
+ *    padded against bank conflicts), double-buffered with a register prefetch of the next box (the
+ *    loop unrolled by two, one copy per buffer); boxes too large for registers are copied by a loop;
+ *  - split reductions (reduction loops bound to threads): after the tile's loops, the partial
+ *    accumulators go through shared memory and the threads with reduction index 0 add them in a
+ *    fixed order and write the output;
+ *  - operands loaded for one point of the unrolled reductions stay in registers for the next ones
+ *    (a window of the most recent 48), so a convolution's overlapping windows load each input once;
+ *  - vector accesses: runs of 4 (or 2) consecutive elements whose address is provably 16-byte (8)
+ *    aligned become ld/st .v4 (.v2), for global and shared memory alike.
+ *
+ * Kernel parameters: one .u64 global pointer per tensor, output first (targets/kernel.ts ABI order).
+ * Accumulating combines (fma, sum, max) add into the output's contents (beta = 1). `.reqntid` gives
+ * ptxas the block size; `.maxnreg` caps registers for two blocks per multiprocessor when the
+ * register tile allows (autoRegisterCap). A kernel over MAX_PTX_LINES is emitted again with a
+ * smaller unroll budget.
+ */
+import { fail } from '../../ir/errors.ts';
+import { ACCUMULATES, elementCount, isReduction, tensorStrides, type Problem } from '../../ir/problem.ts';
+import type { Schedule } from '../../ir/schedule.ts';
+import { gpuMapping, loopIterations, MAX_UNROLLED, type GpuMapping } from './mapping.ts';
+import { PtxBuilder, addr, f32Hex, gcd } from './ptx-builder.ts';
+
+export const PTX_VERSION = '8.0';
+export const PTX_TARGET = 'sm_80';
+/** static shared memory a block may use without opting in */
+export const MAX_STATIC_SHARED = 48 * 1024;
+
+export interface CudaLaunch {
+  entry: string;
+  grid: [number, number, number];
+  block: [number, number, number];
+  /** static shared memory of the kernel, bytes */
+  sharedBytes: number;
+  /** the `.maxnreg` cap written into the kernel, if any */
+  maxRegisters: number | null;
+}
+
+export interface CudaEmission {
+  ptx: string;
+  launch: CudaLaunch;
+  mapping: GpuMapping;
+}
+
+type Range = { kind: 'const'; value: number } | { kind: 'reg'; reg: string; max: number };
+
+/** Where a tensor's elements come from: a global pointer (u64) or a shared address (u32). */
+interface Src {
+  space: 'global' | 'shared';
+  reg: string;
+  /** static element offset folded into address immediates */
+  off: number;
+  /** gcd, in elements, of everything added to the register at run time (0: nothing) */
+  align: number;
+  /** element stride of each variable */
+  strides: number[];
+}
+
+interface Ctx {
+  range: Range[];
+  /** per tensor: output (global) first, then inputs */
+  srcs: Src[];
+  /** whether a thread with an empty range may branch over the rest (no barrier below) */
+  canSkip: boolean;
+}
+
+interface TensorLayout {
+  tensor: number;
+  /** natural dims in shared order (outer to inner) */
+  order: number[];
+  /** shared element stride of each natural dim */
+  sstride: number[];
+  /** shared element stride of each variable */
+  sv: number[];
+  regionOffset: number;
+  bytes: number;
+}
+
+interface StageLayout {
+  tensors: TensorLayout[];
+  bufferBytes: number;
+  double: boolean;
+  /** shared spans of each variable the layout was made for */
+  spans: number[];
+}
+
+interface Acc {
+  reg: string;
+  /** per input tensor (index t - 1): predicate guarding its global loads */
+  loadPreds: (string | null)[];
+  /** static offset of each variable (0 for reductions) */
+  offs: number[];
+  pred: string | null;
+  /** per variable: predicate of its tuple (null: always valid) */
+  varPreds: (string | null)[];
+}
+
+interface TileState {
+  accs: Acc[];
+  predCache: Map<string, string>;
+}
+
+const ZERO = f32Hex(0);
+/** operands kept in registers across the groups of an unrolled body (most recently used) */
+const OPERAND_WINDOW = 48;
+/** copy items a thread keeps in registers per staged box (beyond: a copy loop) */
+const MAX_COPY_ITEMS = 8;
+const NEG_INF = '0fFF800000';
+
+export interface EmitOptions {
+  /**
+   * Register cap per thread (`.maxnreg`). 'auto' (default): when a register tile of at least 32
+   * accumulators would still fit, cap the registers so that two blocks fit on a multiprocessor
+   * (65536 / (2 x threads), in multiples of 8); 'none': let ptxas choose; or a number.
+   */
+  maxRegisters?: 'auto' | 'none' | number;
+}
+
+/** Kernels longer than this are emitted again with a smaller unroll budget (ptxas time grows fast with size). */
+export const MAX_PTX_LINES = 16000;
+
+export function emitPtx(input: Schedule, options: EmitOptions = {}): CudaEmission {
+  let budget = MAX_UNROLLED;
+  for (;;) {
+    const e = new Emitter(input, options, budget).run();
+    const lines = e.ptx.length / 28; // about 28 characters a line
+    if (lines <= MAX_PTX_LINES || budget <= 1) return e;
+    budget = Math.max(1, Math.floor(budget / 4));
+  }
+}
+
+/**
+ * The register cap the 'auto' rule picks, or null: two blocks per multiprocessor (65536 registers,
+ * allocated per warp) when a register tile of at least 32 accumulators still has 48 registers to
+ * spare. Otherwise ptxas chooses; `.reqntid` already makes it fit one block.
+ */
+export function autoRegisterCap(threads: number, accumulators: number): number | null {
+  const warps = Math.ceil(threads / 32);
+  const two = Math.floor(65536 / (2 * warps * 32) / 8) * 8;
+  if (accumulators >= 32 && two < 255 && two >= accumulators + 48) return two;
+  return null;
+}
+
+/** Kernel entry name: deterministic per schedule. */
+export function entryName(s: Schedule): string {
+  return `looptune_${s.problem.op}_${s.hash()}`;
+}
+
+class Emitter {
+  private readonly b = new PtxBuilder();
+  private m: GpuMapping;
+  private readonly s: Schedule;
+  private readonly p: Problem;
+  private readonly strides: number[][];
+  private readonly n: number;
+  private readonly idx = new Map<number, string>();
+  private stage: StageLayout | null = null;
+  /** per tensor: byte offset of the thread-loop contributions (u64), when staging */
+  private threadOff64: string[] = [];
+  /** per input tensor: shared byte address of the thread's origin in its region (u32) */
+  private sThread: string[] = [];
+  private sAlign: number[] = [];
+  private tensorBase: string[] = [];
+  private tidLinear = '';
+  private tile: TileState | null = null;
+  /** split reductions: where the partial sums meet, and who adds them */
+  private split: { areaOffset: number; chunk: number; siblings: number[]; rho0: string; slot: string } | null = null;
+
+  constructor(input: Schedule, private readonly options: EmitOptions, unrollBudget = MAX_UNROLLED) {
+    this.m = gpuMapping(input, { maxUnrolled: unrollBudget });
+    this.s = this.m.schedule;
+    this.p = this.s.problem;
+    this.strides = tensorStrides(this.p);
+    this.n = this.s.loops.length;
+    for (const t of this.p.tensors) {
+      if (elementCount(t) * 4 >= 2 ** 31) fail(`cuda: tensor ${t.name} has ${elementCount(t)} elements; kernels use 32-bit offsets (at most 2^29 elements)`);
+    }
+    if (!ACCUMULATES[this.p.combine] && this.p.vars.some((_, v) => isReduction(this.p, v))) {
+      fail(`cuda: ${this.p.combine} with reduction variables is not supported`);
+    }
+    if (this.m.staged !== null) {
+      const layout = this.stageLayout(this.m.staged);
+      if (layout.bufferBytes > MAX_STATIC_SHARED) {
+        this.m = { ...this.m, staged: null, stageNote: `shared boxes need ${layout.bufferBytes} bytes, more than ${MAX_STATIC_SHARED}` };
+      } else {
+        this.stage = layout;
+      }
+    }
+    if (this.m.reductionThreads > 1) {
+      const T = this.m.threads;
+      const stagingBytes = this.stage ? this.stage.bufferBytes * (this.stage.double ? 2 : 1) : 0;
+      // the area may reuse the staging buffers once the staged loop is over, i.e. when it is inside the tile
+      const areaOffset = this.m.staged !== null && this.m.staged < this.m.tileFrom ? stagingBytes : 0;
+      const chunk = Math.min(this.m.accumulators, Math.floor((MAX_STATIC_SHARED - areaOffset) / (4 * T)));
+      if (chunk < 1) fail(`cuda: no shared memory left for the partial sums of ${T} threads`);
+      // linear thread-id offsets of the other reduction threads of an output point
+      const strideOf = (loop: number): number => {
+        const ix = this.m.indices.find((x) => x.loop === loop)!;
+        const [bx, by] = this.m.block;
+        return ix.div * (ix.dim === 'x' ? 1 : ix.dim === 'y' ? bx : bx * by);
+      };
+      let siblings = [0];
+      for (const j of this.m.reductionThreadLoops) {
+        const c = loopIterations(this.loops[j]!);
+        const st = strideOf(j);
+        siblings = siblings.flatMap((o) => Array.from({ length: c }, (_, i) => o + i * st));
+      }
+      this.split = { areaOffset, chunk, siblings: siblings.slice(1), rho0: '', slot: '' };
+    }
+  }
+
+  private get loops() { return this.s.loops; }
+  private get steps() { return this.s.steps; }
+
+  run(): CudaEmission {
+    const b = this.b;
+    const entry = entryName(this.s);
+    this.prologue();
+    const ctx: Ctx = {
+      range: this.p.vars.map((v) => ({ kind: 'const', value: v.extent })),
+      srcs: this.p.tensors.map((_, t) => this.threadPointer(t)),
+      canSkip: this.m.staged === null && this.m.reductionThreads === 1,
+    };
+    this.walk(0, ctx);
+    b.place('$EXIT');
+    b.emit('ret');
+    const stagingBytes = this.stage ? this.stage.bufferBytes * (this.stage.double ? 2 : 1) : 0;
+    const splitBytes = this.split ? this.split.areaOffset + this.split.chunk * this.m.threads * 4 : 0;
+    const sharedBytes = Math.max(stagingBytes, splitBytes);
+    const opt = this.options.maxRegisters ?? 'auto';
+    const maxnreg = opt === 'none' ? null : opt === 'auto' ? autoRegisterCap(this.m.threads, this.m.accumulators) : opt;
+    const launch: CudaLaunch = { entry, grid: this.m.grid, block: this.m.block, sharedBytes, maxRegisters: maxnreg };
+    const header = [
+      '//',
+      `// looptune cuda kernel for ${this.p.spec}`,
+      `// schedule: ${this.s.text()}`,
+      `// launch: grid=(${launch.grid.join(',')}) block=(${launch.block.join(',')}) shared=${sharedBytes}`,
+      '//',
+      `.version ${PTX_VERSION}`,
+      `.target ${PTX_TARGET}`,
+      '.address_size 64',
+      '',
+      `.visible .entry ${entry}(`,
+      this.p.tensors.map((_, t) => `\t.param .u64 ${entry}_param_${t}`).join(',\n'),
+      ')',
+      `.reqntid ${launch.block.join(', ')}`,
+      ...(maxnreg ? [`.maxnreg ${maxnreg}`] : []),
+      '{',
+      ...b.declarations(),
+      ...(sharedBytes > 0 ? [`\t.shared .align 16 .b8 smem[${sharedBytes}];`] : []),
+    ];
+    const ptx = [...header, ...b.lines, '}', ''].join('\n');
+    return { ptx, launch, mapping: this.m };
+  }
+
+  // ---------------------------------------------------------------- entry: indices and pointers
+
+  private prologue(): void {
+    const b = this.b;
+    const specials = new Map<string, string>();
+    const special = (name: string): string => {
+      let r = specials.get(name);
+      if (!r) {
+        r = b.r();
+        b.emit(`mov.u32 ${r}, ${name}`);
+        specials.set(name, r);
+      }
+      return r;
+    };
+    for (const ix of this.m.indices) {
+      let r = special(`%${ix.source}.${ix.dim}`);
+      if (ix.div > 1) {
+        const q = b.r();
+        b.emit(`div.u32 ${q}, ${r}, ${ix.div}`);
+        r = q;
+      }
+      if (ix.mod > 0) {
+        const q = b.r();
+        b.emit(`rem.u32 ${q}, ${r}, ${ix.mod}`);
+        r = q;
+      }
+      this.idx.set(ix.loop, r);
+    }
+    const entry = entryName(this.s);
+    this.p.tensors.forEach((_, t) => {
+      const raw = b.rd();
+      const g = b.rd();
+      b.emit(`ld.param.u64 ${raw}, [${entry}_param_${t}]`);
+      b.emit(`cvta.to.global.u64 ${g}, ${raw}`);
+      this.tensorBase.push(g);
+    });
+    if (this.stage || this.split) {
+      const [bx, by] = this.m.block;
+      let lin = special('%tid.x');
+      if (this.m.block[1] > 1 || this.m.block[2] > 1) {
+        const yz = b.r();
+        const l2 = b.r();
+        if (this.m.block[2] > 1) {
+          b.emit(`mad.lo.u32 ${yz}, ${special('%tid.z')}, ${by}, ${special('%tid.y')}`);
+        } else {
+          b.emit(`mov.u32 ${yz}, ${special('%tid.y')}`);
+        }
+        b.emit(`mad.lo.u32 ${l2}, ${yz}, ${bx}, ${lin}`);
+        lin = l2;
+      }
+      this.tidLinear = lin;
+    }
+    if (this.split) {
+      const base = b.r();
+      b.emit(`mov.u32 ${base}, smem`);
+      const slot = b.r();
+      b.emit(`mad.lo.u32 ${slot}, ${this.tidLinear}, 4, ${base}`);
+      if (this.split.areaOffset) b.emit(`add.u32 ${slot}, ${slot}, ${this.split.areaOffset}`);
+      let rho0 = '';
+      for (const j of this.m.reductionThreadLoops) {
+        const q = b.p();
+        b.emit(`setp.eq.u32 ${q}, ${this.idx.get(j)!}, 0`);
+        if (rho0) {
+          const a = b.p();
+          b.emit(`and.pred ${a}, ${rho0}, ${q}`);
+          rho0 = a;
+        } else rho0 = q;
+      }
+      this.split.rho0 = rho0;
+      this.split.slot = slot;
+    }
+    if (this.stage) {
+      const base = b.r();
+      b.emit(`mov.u32 ${base}, smem`);
+      for (const tl of this.stage.tensors) {
+        const terms = this.m.threadLoops.map((j) => ({ j, c: this.steps[j]! * tl.sv[this.loops[j]!.var]! })).filter((x) => x.c !== 0);
+        let r = base;
+        let al = 4;
+        if (tl.regionOffset > 0 || terms.length > 0) {
+          r = b.r();
+          b.emit(`add.u32 ${r}, ${base}, ${tl.regionOffset}`);
+          for (const { j, c } of terms) {
+            b.emit(`mad.lo.u32 ${r}, ${this.idx.get(j)!}, ${c * 4}, ${r}`);
+            al = gcd(al, c);
+          }
+        }
+        this.sThread[tl.tensor] = r;
+        this.sAlign[tl.tensor] = al;
+      }
+    }
+  }
+
+  /** The thread's global pointer for tensor t: base + every bound loop's offset. */
+  private threadPointer(t: number): Src {
+    const b = this.b;
+    const st = this.strides[t]!;
+    const contrib = (loops: number[]) => loops
+      .map((j) => ({ j, c: this.steps[j]! * st[this.loops[j]!.var]! }))
+      .filter((x) => x.c !== 0);
+    const blockTerms = contrib(this.m.blockLoops);
+    const threadTerms = contrib(this.m.threadLoops);
+    let align = 0;
+    const sum32 = (terms: { j: number; c: number }[]): string | null => {
+      if (terms.length === 0) return null;
+      const r = b.r();
+      terms.forEach(({ j, c }, k) => {
+        align = gcd(align, c);
+        if (k === 0) b.emit(`mul.lo.u32 ${r}, ${this.idx.get(j)!}, ${c * 4}`);
+        else b.emit(`mad.lo.u32 ${r}, ${this.idx.get(j)!}, ${c * 4}, ${r}`);
+      });
+      return r;
+    };
+    let ptr = this.tensorBase[t]!;
+    const blockOff = sum32(blockTerms);
+    const threadOff = sum32(threadTerms);
+    for (const off of [blockOff, threadOff]) {
+      if (!off) continue;
+      const w = b.rd();
+      const q = b.rd();
+      b.emit(`cvt.u64.u32 ${w}, ${off}`);
+      b.emit(`add.s64 ${q}, ${ptr}, ${w}`);
+      ptr = q;
+    }
+    if (this.stage) {
+      if (threadOff) {
+        const w = b.rd();
+        b.emit(`cvt.u64.u32 ${w}, ${threadOff}`);
+        this.threadOff64[t] = w;
+      } else {
+        this.threadOff64[t] = '';
+      }
+    }
+    return { space: 'global', reg: ptr, off: 0, align, strides: st };
+  }
+
+  // ---------------------------------------------------------------- the walk
+
+  private walk(d: number, ctx: Ctx): void {
+    if (d === this.m.tileFrom) return this.emitTile(ctx);
+    const l = this.loops[d]!;
+    if (l.bind) return this.boundLevel(d, ctx, (c) => this.walk(d + 1, c));
+    if (d === this.m.staged) return this.stagedLevel(d, ctx, (dd, c) => this.walk(dd, c));
+    return this.serialLevel(d, ctx, (c) => this.walk(d + 1, c));
+  }
+
+  private withRange(ctx: Ctx, v: number, r: Range): Ctx {
+    const range = ctx.range.slice();
+    range[v] = r;
+    return { ...ctx, range };
+  }
+
+  /** A bound loop: its index is fixed per thread; it narrows its variable's range. */
+  private boundLevel(d: number, ctx: Ctx, cont: (c: Ctx) => void): void {
+    const b = this.b;
+    const l = this.loops[d]!;
+    const v = l.var;
+    const st = this.steps[d]!;
+    const c = loopIterations(l);
+    const i = this.idx.get(d)!;
+    const r = ctx.range[v]!;
+    let next: Range;
+    let mayBeEmpty: boolean;
+    if (r.kind === 'const') {
+      const full = Math.floor(r.value / st);
+      if (c <= full) {
+        cont(this.withRange(ctx, v, { kind: 'const', value: st }));
+        return;
+      }
+      const t = b.r();
+      const u = b.r();
+      b.emit(`mul.lo.s32 ${t}, ${i}, ${st}`);
+      b.emit(`sub.s32 ${u}, ${r.value}, ${t}`);
+      b.emit(`min.s32 ${u}, ${u}, ${st}`);
+      next = { kind: 'reg', reg: u, max: st };
+      mayBeEmpty = (c - 1) * st >= r.value;
+    } else {
+      const t = b.r();
+      const u = b.r();
+      b.emit(`mul.lo.s32 ${t}, ${i}, ${st}`);
+      b.emit(`sub.s32 ${u}, ${r.reg}, ${t}`);
+      b.emit(`min.s32 ${u}, ${u}, ${st}`);
+      next = { kind: 'reg', reg: u, max: Math.min(st, r.max) };
+      mayBeEmpty = true;
+    }
+    if (mayBeEmpty && ctx.canSkip) {
+      const skip = b.label('SKIP');
+      const p = b.p();
+      b.emit(`setp.le.s32 ${p}, ${next.reg}, 0`);
+      b.emit(`@${p} bra ${skip}`);
+      cont(this.withRange(ctx, v, next));
+      b.place(skip);
+    } else {
+      cont(this.withRange(ctx, v, next));
+    }
+  }
+
+  private advanceSrcs(ctx: Ctx, v: number, st: number, times: number): Src[] {
+    return ctx.srcs.map((s) => ({ ...s, off: s.off + s.strides[v]! * st * times }));
+  }
+
+  /** A serial loop: constant range -> counted loop + constant tail; register range -> run-time loop. */
+  private serialLevel(d: number, ctx: Ctx, cont: (c: Ctx) => void): void {
+    const l = this.loops[d]!;
+    const v = l.var;
+    const st = this.steps[d]!;
+    const r = ctx.range[v]!;
+    if (r.kind === 'const') {
+      const full = Math.floor(r.value / st);
+      const rem = r.value % st;
+      const inner = this.withRange(ctx, v, { kind: 'const', value: st });
+      if (full === 1) cont(inner);
+      else if (full > 1) this.countedLoop(v, st, full, inner, cont);
+      if (rem > 0) {
+        cont({ ...this.withRange(ctx, v, { kind: 'const', value: rem }), srcs: this.advanceSrcs(ctx, v, st, full) });
+      }
+      return;
+    }
+    this.runtimeLoop(v, st, r, ctx, cont);
+  }
+
+  /** Registers that walk with a loop: one per tensor that moves along v. */
+  private loopPointers(ctx: Ctx, v: number, st: number): { srcs: Src[]; moves: { t: number; bytes: number }[] } {
+    const b = this.b;
+    const moves: { t: number; bytes: number }[] = [];
+    const srcs = ctx.srcs.map((s, t) => {
+      const delta = s.strides[v]! * st;
+      if (delta === 0) return s;
+      const reg = s.space === 'global' ? b.rd() : b.r();
+      b.emit(`mov.${s.space === 'global' ? 'b64' : 'b32'} ${reg}, ${s.reg}`);
+      moves.push({ t, bytes: delta * 4 });
+      return { ...s, reg, align: gcd(s.align, delta) };
+    });
+    return { srcs, moves };
+  }
+
+  private bump(srcs: Src[], moves: { t: number; bytes: number }[]): void {
+    for (const { t, bytes } of moves) {
+      const s = srcs[t]!;
+      this.b.emit(`add.${s.space === 'global' ? 's64' : 'u32'} ${s.reg}, ${s.reg}, ${bytes}`);
+    }
+  }
+
+  private countedLoop(v: number, st: number, count: number, ctx: Ctx, cont: (c: Ctx) => void): void {
+    const b = this.b;
+    const { srcs, moves } = this.loopPointers(ctx, v, st);
+    const cnt = b.r();
+    const p = b.p();
+    const top = b.label('LOOP');
+    b.emit(`mov.u32 ${cnt}, 0`);
+    b.place(top);
+    cont({ ...ctx, srcs });
+    this.bump(srcs, moves);
+    b.emit(`add.u32 ${cnt}, ${cnt}, 1`);
+    b.emit(`setp.lt.u32 ${p}, ${cnt}, ${count}`);
+    b.emit(`@${p} bra ${top}`);
+  }
+
+  private runtimeLoop(v: number, st: number, r: { reg: string; max: number }, ctx: Ctx, cont: (c: Ctx) => void): void {
+    const b = this.b;
+    const { srcs, moves } = this.loopPointers(ctx, v, st);
+    const x = b.r();
+    const p = b.p();
+    const q = b.p();
+    const top = b.label('LOOP');
+    const end = b.label('END');
+    b.emit(`mov.u32 ${x}, 0`);
+    b.emit(`setp.le.s32 ${p}, ${r.reg}, 0`);
+    b.emit(`@${p} bra ${end}`);
+    b.place(top);
+    const inner = b.r();
+    b.emit(`sub.s32 ${inner}, ${r.reg}, ${x}`);
+    b.emit(`min.s32 ${inner}, ${inner}, ${st}`);
+    cont({ ...this.withRange(ctx, v, { kind: 'reg', reg: inner, max: Math.min(st, r.max) }), srcs });
+    this.bump(srcs, moves);
+    b.emit(`add.s32 ${x}, ${x}, ${st}`);
+    b.emit(`setp.lt.s32 ${q}, ${x}, ${r.reg}`);
+    b.emit(`@${q} bra ${top}`);
+    b.place(end);
+  }
+
+  // ---------------------------------------------------------------- the register tile
+
+  private emitTile(ctx: Ctx): void {
+    const b = this.b;
+    const p = this.p;
+    const predCache = new Map<string, string>();
+    const dCache = new Map<string, string>();
+    // per output variable: its tuples (static offset + predicate)
+    const perVar: { v: number; tuples: { off: number; pred: string | null }[] }[] = [];
+    for (let v = 0; v < p.vars.length; v++) {
+      if (isReduction(p, v)) continue;
+      perVar.push({ v, tuples: this.outputTuples(v, ctx.range[v]!, predCache, dCache) });
+    }
+    // accumulators: the product of the tuples, the first variable outermost
+    let combos: { offs: number[]; preds: (string | null)[] }[] = [{ offs: p.vars.map(() => 0), preds: p.vars.map(() => null) }];
+    for (const { v, tuples } of perVar) {
+      const next: typeof combos = [];
+      for (const c of combos) {
+        for (const t of tuples) {
+          const offs = c.offs.slice();
+          const preds = c.preds.slice();
+          offs[v] = t.off;
+          preds[v] = t.pred;
+          next.push({ offs, preds });
+        }
+      }
+      combos = next;
+    }
+    if (combos.length === 0) return;
+    const init = p.combine === 'max' ? NEG_INF : ZERO;
+    const accs: Acc[] = combos.map((c) => {
+      const reg = b.f();
+      if (ACCUMULATES[p.combine]) b.emit(`mov.f32 ${reg}, ${init}`);
+      const loadPreds = p.inputs.map((_, i) => this.andPreds(p.vars.map((__, v) => (this.strides[i + 1]![v] !== 0 ? c.preds[v]! : null)), predCache));
+      const storePreds = this.split ? [...c.preds, this.split.rho0] : c.preds;
+      return { reg, offs: c.offs, varPreds: c.preds, loadPreds, pred: this.andPreds(storePreds, predCache) };
+    });
+    const saved = this.tile;
+    this.tile = { accs, predCache };
+    this.tileWalk(this.m.tileFrom, ctx);
+    if (this.split) this.combinePartials(accs);
+    this.epilogue(ctx.srcs[0]!, accs);
+    this.tile = saved;
+  }
+
+  /**
+   * Split reduction: every thread writes its partial accumulators to shared memory (a round of
+   * `chunk` accumulators at a time), then the threads whose reduction indices are all 0 add their
+   * siblings' partials in a fixed order. Two barriers per round.
+   */
+  private combinePartials(accs: Acc[]): void {
+    const b = this.b;
+    const sp = this.split!;
+    const T = this.m.threads;
+    for (let a0 = 0; a0 < accs.length; a0 += sp.chunk) {
+      const round = accs.slice(a0, a0 + sp.chunk);
+      round.forEach((acc, k) => b.emit(`st.shared.f32 ${addr(sp.slot, k * T * 4)}, ${acc.reg}`));
+      b.emit('bar.sync 0');
+      const skip = b.label('PARTIALS');
+      b.emit(`@!${sp.rho0} bra ${skip}`);
+      round.forEach((acc, k) => {
+        for (const o of sp.siblings) {
+          const x = b.f();
+          b.emit(`ld.shared.f32 ${x}, ${addr(sp.slot, (k * T + o) * 4)}`);
+          if (this.p.combine === 'max') b.emit(`max.f32 ${acc.reg}, ${acc.reg}, ${x}`);
+          else b.emit(`add.rn.f32 ${acc.reg}, ${acc.reg}, ${x}`);
+        }
+      });
+      b.place(skip);
+      b.emit('bar.sync 0');
+    }
+  }
+
+  private andPreds(preds: (string | null)[], cache: Map<string, string>): string | null {
+    const list = [...new Set(preds.filter((x): x is string => x !== null))];
+    if (list.length === 0) return null;
+    if (list.length === 1) return list[0]!;
+    const key = `and:${list.join(',')}`;
+    let r = cache.get(key);
+    if (!r) {
+      let acc = list[0]!;
+      for (let k = 1; k < list.length; k++) {
+        const q = this.b.p();
+        this.b.emit(`and.pred ${q}, ${acc}, ${list[k]!}`);
+        acc = q;
+      }
+      r = acc;
+      cache.set(key, r);
+    }
+    return r;
+  }
+
+  /**
+   * The points of output variable v inside the tile: every combination of its serial loops in
+   * [tileFrom, end), with the conditions that make a point valid (see mapping.ts): for each loop
+   * with a tail, the offset of the loops from it inwards must stay below the step of the loop of v
+   * around it; and the whole offset below the range the tile starts with. Offsets of bound loops are
+   * per-thread registers; conditions that do not involve them are decided here.
+   */
+  private outputTuples(v: number, entry: Range, predCache: Map<string, string>, dCache: Map<string, string>): { off: number; pred: string | null }[] {
+    const b = this.b;
+    const chain: number[] = [];
+    for (let j = this.m.tileFrom; j < this.n; j++) if (this.loops[j]!.var === v) chain.push(j);
+    const serial = chain.filter((j) => !this.loops[j]!.bind);
+    const counts = serial.map((j) => loopIterations(this.loops[j]!));
+    // dynamic suffix sums and their maxima
+    const dMax = (k: number) => chain.slice(k).reduce((a, j) => (this.loops[j]!.bind ? a + (loopIterations(this.loops[j]!) - 1) * this.steps[j]! : a), 0);
+    const dReg = (k: number): string => {
+      const key = `${v}:${k}`;
+      let r = dCache.get(key);
+      if (!r) {
+        const bound = chain.slice(k).filter((j) => this.loops[j]!.bind);
+        r = b.r();
+        bound.forEach((j, n) => {
+          if (n === 0) b.emit(`mul.lo.s32 ${r}, ${this.idx.get(j)!}, ${this.steps[j]!}`);
+          else b.emit(`mad.lo.s32 ${r}, ${this.idx.get(j)!}, ${this.steps[j]!}, ${r}`);
+        });
+        dCache.set(key, r!);
+      }
+      return r!;
+    };
+    const pred = (key: string, make: () => string): string => {
+      let r = predCache.get(key);
+      if (!r) {
+        r = make();
+        predCache.set(key, r);
+      }
+      return r;
+    };
+    const out: { off: number; pred: string | null }[] = [];
+    const index = serial.map(() => 0);
+    const total = counts.reduce((a, c) => a * c, 1);
+    for (let it = 0; it < total; it++) {
+      let rest = it;
+      for (let k = serial.length - 1; k >= 0; k--) {
+        index[k] = rest % counts[k]!;
+        rest = Math.floor(rest / counts[k]!);
+      }
+      // static suffix sums per chain position
+      const sSuffix = new Array<number>(chain.length + 1).fill(0);
+      for (let k = chain.length - 1; k >= 0; k--) {
+        const j = chain[k]!;
+        const sk = serial.indexOf(j);
+        sSuffix[k] = sSuffix[k + 1]! + (sk >= 0 ? index[sk]! * this.steps[j]! : 0);
+      }
+      const preds: string[] = [];
+      let valid = true;
+      // (a) the whole offset stays below the entry range
+      {
+        const s0 = sSuffix[0]!;
+        const dm = dMax(0);
+        if (entry.kind === 'const') {
+          if (s0 >= entry.value) valid = false;
+          else if (s0 + dm >= entry.value) {
+            const thr = entry.value - s0;
+            preds.push(pred(`a:${v}:${thr}`, () => {
+              const q = b.p();
+              b.emit(`setp.lt.s32 ${q}, ${dReg(0)}, ${thr}`);
+              return q;
+            }));
+          }
+        } else {
+          if (s0 >= entry.max) valid = false;
+          else {
+            const rr = pred(`rr:${v}`, () => {
+              if (dm === 0) return entry.reg;
+              const q = b.r();
+              b.emit(`sub.s32 ${q}, ${entry.reg}, ${dReg(0)}`);
+              return q;
+            });
+            preds.push(pred(`ad:${v}:${s0}`, () => {
+              const q = b.p();
+              b.emit(`setp.gt.s32 ${q}, ${rr}, ${s0}`);
+              return q;
+            }));
+          }
+        }
+      }
+      // (b) loops with a tail inside the chain
+      for (let k = 1; k < chain.length && valid; k++) {
+        const j = chain[k]!;
+        if (this.loops[j]!.tail === 0) continue;
+        const bound = this.steps[chain[k - 1]!]!;
+        const sk = sSuffix[k]!;
+        const dm = dMax(k);
+        if (sk >= bound) valid = false;
+        else if (sk + dm >= bound) {
+          const thr = bound - sk;
+          preds.push(pred(`b:${v}:${k}:${thr}`, () => {
+            const q = b.p();
+            b.emit(`setp.lt.s32 ${q}, ${dReg(k)}, ${thr}`);
+            return q;
+          }));
+        }
+      }
+      if (!valid) continue;
+      out.push({ off: sSuffix[0]!, pred: this.andPreds(preds, predCache) });
+    }
+    return out;
+  }
+
+  private tileWalk(d: number, ctx: Ctx): void {
+    if (d === this.m.unrollFrom) return this.compute(ctx);
+    const l = this.loops[d]!;
+    if (l.bind) {
+      // output loops: their points' validity is in the tile's predicates; a reduction loop bound to
+      // threads has whole ranges (mapping.ts), so inside it the range is its step
+      if (!isReduction(this.p, l.var)) return this.tileWalk(d + 1, ctx);
+      return this.tileWalk(d + 1, this.withRange(ctx, l.var, { kind: 'const', value: this.steps[d]! }));
+    }
+    if (d === this.m.staged) return this.stagedLevel(d, ctx, (dd, c) => this.tileWalk(dd, c));
+    return this.serialLevel(d, ctx, (c) => this.tileWalk(d + 1, c));
+  }
+
+  /** Offsets of a reduction variable in the unrolled region for a constant range (exact, tails included). */
+  private reductionOffsets(v: number, r: Range): number[] {
+    if (r.kind !== 'const') throw new Error(`internal: reduction variable ${this.p.vars[v]!.name} has a run-time range`);
+    const chain: number[] = [];
+    for (let j = this.m.unrollFrom; j < this.n; j++) if (this.loops[j]!.var === v) chain.push(j);
+    const out: number[] = [];
+    const rec = (k: number, range: number, base: number) => {
+      if (k === chain.length) {
+        out.push(base);
+        return;
+      }
+      const st = this.steps[chain[k]!]!;
+      // a reduction loop bound to threads: whole ranges (mapping.ts), its offset is in the pointers
+      if (this.loops[chain[k]!]!.bind) return rec(k + 1, st, base);
+      const full = Math.floor(range / st);
+      const rem = range % st;
+      for (let i = 0; i < full; i++) rec(k + 1, st, base + i * st);
+      if (rem > 0) rec(k + 1, rem, base + full * st);
+    };
+    rec(0, r.value, 0);
+    return out;
+  }
+
+  /** The fully unrolled body: one group per point of the reduction variables, each updating every accumulator. */
+  private compute(ctx: Ctx): void {
+    const p = this.p;
+    const tile = this.tile!;
+    const redVars = p.vars.map((_, v) => v).filter((v) => isReduction(p, v));
+    let groups: number[][] = [p.vars.map(() => 0)];
+    for (const v of redVars) {
+      const offs = this.reductionOffsets(v, ctx.range[v]!);
+      const next: number[][] = [];
+      for (const g of groups) for (const o of offs) {
+        const x = g.slice();
+        x[v] = o;
+        next.push(x);
+      }
+      groups = next;
+    }
+    const nIn = p.inputs.length;
+    // operands loaded in earlier groups stay available (a sliding window of registers): a
+    // convolution's neighbouring window points read overlapping inputs
+    const cache = new Map<string, string>();
+    for (const g of groups) {
+      // operands: (tensor, element offset, predicate) -> register
+      const need = new Map<string, { t: number; off: number; pred: string | null }>();
+      const opKeys: string[][] = [];
+      for (const acc of tile.accs) {
+        const keys: string[] = [];
+        for (let i = 0; i < nIn; i++) {
+          const t = i + 1;
+          const src = ctx.srcs[t]!;
+          let off = src.off;
+          for (let v = 0; v < p.vars.length; v++) off += src.strides[v]! * (isReduction(p, v) ? g[v]! : acc.offs[v]!);
+          const pred = src.space === 'global' ? acc.loadPreds[i]! : null;
+          const key = `${t}:${off}:${pred ?? ''}`;
+          if (!need.has(key) && !cache.has(key)) need.set(key, { t, off, pred });
+          keys.push(key);
+        }
+        opKeys.push(keys);
+      }
+      const loaded = this.loadOperands(ctx, [...need.entries()]);
+      const regs = (k: string): string => {
+        const r = loaded.get(k) ?? cache.get(k)!;
+        cache.delete(k);
+        cache.set(k, r);
+        return r;
+      };
+      tile.accs.forEach((acc, a) => {
+        const ops = opKeys[a]!.map(regs);
+        this.combineOp(acc.reg, ops);
+      });
+      while (cache.size > OPERAND_WINDOW) cache.delete(cache.keys().next().value!);
+    }
+  }
+
+  private combineOp(acc: string, ops: string[]): void {
+    const b = this.b;
+    switch (this.p.combine) {
+      case 'fma': b.emit(`fma.rn.f32 ${acc}, ${ops[0]}, ${ops[1]}, ${acc}`); break;
+      case 'sum': b.emit(`add.rn.f32 ${acc}, ${acc}, ${ops[0]}`); break;
+      case 'max': b.emit(`max.f32 ${acc}, ${acc}, ${ops[0]}`); break;
+      case 'add': b.emit(`add.rn.f32 ${acc}, ${ops[0]}, ${ops[1]}`); break;
+      case 'mul': b.emit(`mul.rn.f32 ${acc}, ${ops[0]}, ${ops[1]}`); break;
+      case 'relu': b.emit(`max.f32 ${acc}, ${ops[0]}, ${ZERO}`); break;
+      case 'copy': b.emit(`mov.f32 ${acc}, ${ops[0]}`); break;
+    }
+  }
+
+  /** Loads operands, grouping runs of consecutive aligned elements into .v4/.v2 accesses. */
+  private loadOperands(ctx: Ctx, need: [string, { t: number; off: number; pred: string | null }][]): Map<string, string> {
+    const b = this.b;
+    const regs = new Map<string, string>();
+    // bucket by tensor and predicate, keep first-seen order of buckets
+    const buckets = new Map<string, { t: number; pred: string | null; offs: Map<number, string> }>();
+    for (const [key, x] of need) {
+      const bk = `${x.t}:${x.pred ?? ''}`;
+      let bucket = buckets.get(bk);
+      if (!bucket) buckets.set(bk, (bucket = { t: x.t, pred: x.pred, offs: new Map() }));
+      bucket.offs.set(x.off, key);
+    }
+    for (const { t, pred, offs } of buckets.values()) {
+      const src = ctx.srcs[t]!;
+      const sorted = [...offs.keys()].sort((a, c) => a - c);
+      const done = new Set<number>();
+      for (const o of sorted) {
+        if (done.has(o)) continue;
+        let width = 1;
+        for (const w of [4, 2]) {
+          if (o % w !== 0 || (src.align !== 0 && src.align % w !== 0)) continue;
+          let all = true;
+          for (let k = 1; k < w; k++) if (!offs.has(o + k) || done.has(o + k)) all = false;
+          if (all) { width = w; break; }
+        }
+        const rs = Array.from({ length: width }, () => b.f());
+        for (let k = 0; k < width; k++) {
+          done.add(o + k);
+          regs.set(offs.get(o + k)!, rs[k]!);
+        }
+        const space = src.space === 'global' ? 'global.nc' : 'shared';
+        const vec = width === 1 ? '' : `.v${width}`;
+        const dst = width === 1 ? rs[0]! : `{${rs.join(', ')}}`;
+        if (pred) for (const r of rs) b.emit(`mov.f32 ${r}, ${ZERO}`);
+        b.emit(`${pred ? `@${pred} ` : ''}ld.${space}${vec}.f32 ${dst}, ${addr(src.reg, o * 4)}`);
+      }
+    }
+    return regs;
+  }
+
+  /** out = out (+|max) acc for accumulating combines, out = acc otherwise; predicated per point. */
+  private epilogue(out: Src, accs: Acc[]): void {
+    const b = this.b;
+    const p = this.p;
+    const accumulate = ACCUMULATES[p.combine];
+    const items = accs.map((a) => {
+      let off = out.off;
+      for (let v = 0; v < p.vars.length; v++) off += out.strides[v]! * a.offs[v]!;
+      return { a, off };
+    });
+    const byOff = new Map<number, typeof items[number]>();
+    for (const it of items) {
+      if (byOff.has(it.off)) throw new Error(`internal: two accumulators share output offset ${it.off}`);
+      byOff.set(it.off, it);
+    }
+    const done = new Set<number>();
+    for (const it of items) {
+      if (done.has(it.off)) continue;
+      const o = it.off;
+      let width = 1;
+      const pureSplit = this.split && it.a.pred === this.split.rho0;
+      if ((it.a.pred === null || pureSplit) && o % 4 === 0 && (out.align === 0 || out.align % 4 === 0)) {
+        let all = true;
+        for (let k = 1; k < 4; k++) {
+          const x = byOff.get(o + k);
+          if (!x || x.a.pred !== it.a.pred || done.has(o + k)) all = false;
+        }
+        if (all) width = 4;
+      }
+      const group = Array.from({ length: width }, (_, k) => byOff.get(o + k)!);
+      group.forEach((g) => done.add(g.off));
+      const pred = it.a.pred;
+      const at = pred ? `@${pred} ` : '';
+      const a = addr(out.reg, o * 4);
+      if (!accumulate) {
+        const src = width === 1 ? group[0]!.a.reg : `{${group.map((g) => g.a.reg).join(', ')}}`;
+        b.emit(`${at}st.global${width === 1 ? '' : '.v4'}.f32 ${a}, ${src}`);
+        continue;
+      }
+      const cs = group.map(() => b.f());
+      b.emit(`${at}ld.global${width === 1 ? '' : '.v4'}.f32 ${width === 1 ? cs[0] : `{${cs.join(', ')}}`}, ${a}`);
+      group.forEach((g, k) => {
+        if (p.combine === 'max') b.emit(`max.f32 ${cs[k]}, ${cs[k]}, ${g.a.reg}`);
+        else b.emit(`add.rn.f32 ${cs[k]}, ${cs[k]}, ${g.a.reg}`);
+      });
+      b.emit(`${at}st.global${width === 1 ? '' : '.v4'}.f32 ${a}, ${width === 1 ? cs[0] : `{${cs.join(', ')}}`}`);
+    }
+  }
+
+  // ---------------------------------------------------------------- shared-memory staging
+
+  /** The loops of v that vary inside one iteration of the staged loop, across the block. */
+  private varyingLoops(v: number, staged: number): number[] {
+    const out: number[] = [];
+    this.loops.forEach((l, j) => {
+      if (l.var !== v) return;
+      if (l.bind === 'thread' || (!l.bind && j > staged)) out.push(j);
+    });
+    return out;
+  }
+
+  /** Span of each variable across one staged iteration: exact for reductions (given their ranges), a bound for outputs. */
+  private spans(staged: number, reductionRange: (v: number) => number): number[] {
+    return this.p.vars.map((_, v) => {
+      const vary = this.varyingLoops(v, staged);
+      if (vary.length === 0) return 1;
+      if (isReduction(this.p, v) && !vary.some((j) => j > staged)) {
+        // only thread loops vary it: each thread's slice is one point wide
+        return 1 + vary.reduce((a, j) => a + (loopIterations(this.loops[j]!) - 1) * this.steps[j]!, 0);
+      }
+      if (isReduction(this.p, v)) {
+        // thread loops of v above the staged loop put the threads' slices side by side
+        const above = vary.filter((j) => j < staged).reduce((a, j) => a + (loopIterations(this.loops[j]!) - 1) * this.steps[j]!, 0);
+        return above + reductionRange(v);
+      }
+      return 1 + vary.reduce((a, j) => a + (loopIterations(this.loops[j]!) - 1) * this.steps[j]!, 0);
+    });
+  }
+
+  /** Box extent of each dimension of an input tensor for given variable spans. */
+  private boxSpans(t: number, spans: number[]): number[] {
+    const access = t === 0 ? this.p.output : this.p.inputs[t - 1]!;
+    return access.index.map((ix) => 1 + ix.terms.reduce((a, term) => a + term.coef * (spans[term.var]! - 1), 0));
+  }
+
+  private stageLayout(staged: number): StageLayout {
+    const p = this.p;
+    const lv = this.loops[staged]!.var;
+    const spans = this.spans(staged, (v) => {
+      if (v === lv) return this.steps[staged]!;
+      const first = this.loops.findIndex((l, j) => j > staged && l.var === v);
+      return this.s.extent(first);
+    });
+    // the variable the register tile (or else the thread layout) walks along
+    const innerVar = (t: number): number | null => {
+      for (let j = this.n - 1; j >= this.m.unrollFrom; j--) {
+        const l = this.loops[j]!;
+        if (!l.bind && !isReduction(p, l.var) && this.strides[t]![l.var] !== 0) return l.var;
+      }
+      for (let k = this.m.threadLoops.length - 1; k >= 0; k--) {
+        const l = this.loops[this.m.threadLoops[k]!]!;
+        if (this.strides[t]![l.var] !== 0) return l.var;
+      }
+      return null;
+    };
+    const tensors: TensorLayout[] = [];
+    let offset = 0;
+    for (let t = 1; t < p.tensors.length; t++) {
+      const access = p.inputs[t - 1]!;
+      const box = this.boxSpans(t, spans);
+      const nd = box.length;
+      let order = box.map((_, d) => d);
+      const iv = innerVar(t);
+      if (iv !== null) {
+        let dim = -1;
+        access.index.forEach((ix, d) => { if (ix.terms.some((x) => x.var === iv)) dim = d; });
+        if (dim >= 0 && dim !== nd - 1) order = [...order.filter((d) => d !== dim), dim];
+      }
+      const permuted = order[nd - 1] !== nd - 1;
+      const sstride = new Array<number>(nd).fill(0);
+      let row = box[order[nd - 1]!]!;
+      if (permuted && row % 32 === 0) row += 4;
+      let acc = 1;
+      for (let k = nd - 1; k >= 0; k--) {
+        const d = order[k]!;
+        sstride[d] = acc;
+        acc *= k === nd - 1 ? row : box[d]!;
+      }
+      const bytes = Math.ceil((acc * 4) / 16) * 16;
+      const sv = p.vars.map((_, v) => access.index.reduce((a, ix, d) => a + ix.terms.reduce((x, term) => x + (term.var === v ? term.coef : 0), 0) * sstride[d]!, 0));
+      tensors.push({ tensor: t, order, sstride, sv, regionOffset: offset, bytes });
+      offset += bytes;
+    }
+    return { tensors, bufferBytes: offset, double: offset * 2 <= MAX_STATIC_SHARED, spans };
+  }
+
+  /** Alignment (elements) of the block's box origin in tensor t: gcd of everything that can move it. */
+  private boxAlign(t: number, staged: number, staticOff: number): number {
+    const st = this.strides[t]!;
+    let a = staticOff;
+    this.loops.forEach((l, j) => {
+      if (l.bind === 'thread') return;
+      if (l.bind === 'block' || j <= staged) a = gcd(a, this.steps[j]! * st[l.var]!);
+    });
+    return a;
+  }
+
+  /**
+   * The staged loop: per iteration, every input's box is copied to shared memory by all threads,
+   * then the body reads it there. Double-buffered (when both buffers fit): the loop is unrolled by
+   * two, one copy per buffer; each half loads the next box into registers before its body and
+   * stores it to the other buffer after it, with one barrier per iteration.
+   */
+  private stagedLevel(d: number, ctx: Ctx, cont: (d: number, c: Ctx) => void): void {
+    const b = this.b;
+    const layout = this.stage!;
+    const l = this.loops[d]!;
+    const v = l.var;
+    const st = this.steps[d]!;
+    const r = ctx.range[v]!;
+    if (r.kind !== 'const') throw new Error('internal: the staged loop has a run-time range');
+    const full = Math.floor(r.value / st);
+    const rem = r.value % st;
+    const inputs = layout.tensors;
+    // block origin pointers
+    const origin = inputs.map((tl) => {
+      const src = ctx.srcs[tl.tensor]!;
+      let reg = src.reg;
+      const toff = this.threadOff64[tl.tensor];
+      if (toff) {
+        const q = b.rd();
+        b.emit(`sub.s64 ${q}, ${reg}, ${toff}`);
+        reg = q;
+      }
+      return { reg, off: src.off, align: this.boxAlign(tl.tensor, d, src.off) };
+    });
+    const advance = inputs.map((tl) => st * this.strides[tl.tensor]![v]! * 4);
+    const inner = (range: number, buffer: number): Ctx => {
+      const srcs = ctx.srcs.map((s, t): Src => {
+        const tl = inputs.find((x) => x.tensor === t);
+        if (!tl) return s;
+        return { space: 'shared', reg: this.sThread[t]!, off: (buffer * layout.bufferBytes) / 4, align: this.sAlign[t]!, strides: tl.sv };
+      });
+      return { range: this.withRange(ctx, v, { kind: 'const', value: range }).range, srcs, canSkip: this.m.reductionThreads === 1 };
+    };
+    const bufBytes = layout.bufferBytes;
+    if (full > 0) {
+      const spans = this.spans(d, (x) => (x === v ? st : (ctx.range[x] as { value: number }).value));
+      const plans = inputs.map((tl, k) => this.copyPlan(tl, spans, origin[k]!.align));
+      const copy = this.copyStart(plans, origin.map((o) => o.reg), origin.map((o) => o.off));
+      this.copyLoad(copy);
+      this.copyStore(copy, 0);
+      b.emit('bar.sync 0');
+      if (full === 1) {
+        cont(d + 1, inner(st, 0));
+        b.emit('bar.sync 0');
+      } else if (!layout.double) {
+        // single buffer: barrier, load, store, barrier, body
+        const cnt = b.r();
+        const pr = b.p();
+        const top = b.label('STAGE');
+        const done = b.label('STAGED');
+        b.emit(`mov.u32 ${cnt}, 0`);
+        b.place(top);
+        cont(d + 1, inner(st, 0));
+        b.emit('bar.sync 0');
+        b.emit(`add.u32 ${cnt}, ${cnt}, 1`);
+        b.emit(`setp.lt.u32 ${pr}, ${cnt}, ${full}`);
+        b.emit(`@!${pr} bra ${done}`);
+        this.copyAdvance(copy, advance);
+        this.copyLoad(copy);
+        this.copyStore(copy, 0);
+        b.emit('bar.sync 0');
+        b.emit(`bra ${top}`);
+        b.place(done);
+      } else {
+        const cnt = b.r();
+        const top = b.label('STAGE');
+        const done = b.label('STAGED');
+        b.emit(`mov.u32 ${cnt}, 0`);
+        b.place(top);
+        for (const half of [0, 1]) {
+          const next = b.r();
+          const more = b.p();
+          const noLoad = b.label('NOLOAD');
+          const noStore = b.label('NOSTORE');
+          b.emit(`add.u32 ${next}, ${cnt}, ${half + 1}`);
+          b.emit(`setp.lt.u32 ${more}, ${next}, ${full}`);
+          b.emit(`@!${more} bra ${noLoad}`);
+          this.copyAdvance(copy, advance);
+          this.copyLoad(copy);
+          b.place(noLoad);
+          cont(d + 1, inner(st, half));
+          b.emit(`@!${more} bra ${noStore}`);
+          this.copyStore(copy, (1 - half) * bufBytes);
+          b.place(noStore);
+          b.emit('bar.sync 0');
+          if (half === 0) b.emit(`@!${more} bra ${done}`);
+          else {
+            b.emit(`mov.u32 ${cnt}, ${next}`);
+            b.emit(`@${more} bra ${top}`);
+          }
+        }
+        b.place(done);
+      }
+    }
+    if (rem > 0) {
+      const spans = this.spans(d, (x) => (x === v ? rem : (ctx.range[x] as { value: number }).value));
+      const offs = origin.map((o, k) => o.off + full * st * this.strides[inputs[k]!.tensor]![v]!);
+      const plans = inputs.map((tl, k) => this.copyPlan(tl, spans, gcd(origin[k]!.align, offs[k]!)));
+      const copy = this.copyStart(plans, origin.map((o) => o.reg), offs);
+      this.copyLoad(copy);
+      this.copyStore(copy, 0);
+      b.emit('bar.sync 0');
+      cont(d + 1, inner(rem, 0));
+      b.emit('bar.sync 0');
+    }
+  }
+
+  /** How the block's threads copy one box: items of `width` elements, each thread's items precomputed. */
+  private copyPlan(tl: TensorLayout, spans: number[], originAlign: number): CopyPlan {
+    const b = this.b;
+    const t = tl.tensor;
+    const shape = this.p.tensors[t]!.shape;
+    const box = this.boxSpans(t, spans);
+    const nd = box.length;
+    const gstride = new Array<number>(nd).fill(1);
+    for (let d = nd - 2; d >= 0; d--) gstride[d] = gstride[d + 1]! * shape[d + 1]!;
+    const width = box[nd - 1]! % 4 === 0 && shape[nd - 1]! % 4 === 0 && originAlign % 4 === 0 ? 4 : 1;
+    const perRow = box[nd - 1]! / width;
+    const nv = box.slice(0, nd - 1).reduce((a, x) => a * x, perRow);
+    const T = this.m.threads;
+    const count = Math.ceil(nv / T);
+    // can the box reach past the tensor? only through output variables with tails
+    const check = this.p.vars.some((_, v) => !isReduction(this.p, v) && this.strides[t]![v] !== 0 && this.s.loops.some((l) => l.var === v && l.tail > 0));
+    const elements = elementCount(this.p.tensors[t]!);
+    const naturalInner = tl.order[nd - 1] === nd - 1;
+    if (count > MAX_COPY_ITEMS) {
+      // too many items per thread to keep in registers: a loop copies straight to shared memory
+      return { tl, width, items: [], check, naturalInner, innerStride: tl.sstride[nd - 1]!, looped: { box, perRow, nv, gstride, elements } };
+    }
+    const items: CopyItem[] = [];
+    const smemBase = b.r();
+    b.emit(`mov.u32 ${smemBase}, smem`);
+    for (let k = 0; k < count; k++) {
+      const q = b.r();
+      b.emit(`add.u32 ${q}, ${this.tidLinear}, ${k * T}`);
+      let valid: string | null = null;
+      if ((k + 1) * T > nv) {
+        valid = b.p();
+        b.emit(`setp.lt.u32 ${valid}, ${q}, ${nv}`);
+      }
+      // coordinates, innermost first
+      const coords: string[] = new Array(nd);
+      let rest = q;
+      for (let d = nd - 1; d >= 0; d--) {
+        const n = d === nd - 1 ? perRow : box[d]!;
+        if (d === 0) {
+          coords[d] = rest;
+          break;
+        }
+        const c = b.r();
+        const r2 = b.r();
+        b.emit(`rem.u32 ${c}, ${rest}, ${n}`);
+        b.emit(`div.u32 ${r2}, ${rest}, ${n}`);
+        coords[d] = c;
+        rest = r2;
+      }
+      const g = b.r();
+      const s = b.r();
+      b.emit(`mul.lo.u32 ${g}, ${coords[nd - 1]!}, ${width * 4}`);
+      b.emit(`mul.lo.u32 ${s}, ${coords[nd - 1]!}, ${width * tl.sstride[nd - 1]! * 4}`);
+      for (let d = nd - 2; d >= 0; d--) {
+        b.emit(`mad.lo.u32 ${g}, ${coords[d]!}, ${gstride[d]! * 4}, ${g}`);
+        b.emit(`mad.lo.u32 ${s}, ${coords[d]!}, ${tl.sstride[d]! * 4}, ${s}`);
+      }
+      const g64 = b.rd();
+      b.emit(`cvt.u64.u32 ${g64}, ${g}`);
+      const sAbs = b.r();
+      b.emit(`add.u32 ${sAbs}, ${s}, ${tl.regionOffset}`);
+      b.emit(`add.u32 ${sAbs}, ${sAbs}, ${smemBase}`);
+      let limit: string | null = null;
+      if (check) {
+        limit = b.r();
+        // elements - goff, in elements
+        b.emit(`shr.u32 ${limit}, ${g}, 2`);
+        b.emit(`sub.s32 ${limit}, ${elements}, ${limit}`);
+      }
+      items.push({ g64, sAbs, valid, limit });
+    }
+    return { tl, width, items, check, naturalInner, innerStride: tl.sstride[nd - 1]!, looped: null };
+  }
+
+  /**
+   * Starts a copy: registers for the values, and the pointers it advances (without a bounds check
+   * each item keeps its own global pointer; with one, the box origin is kept to check against).
+   */
+  private copyStart(plans: CopyPlan[], origins: string[], offs: number[]): CopyState {
+    const b = this.b;
+    const vals = plans.map((pl) => pl.items.map(() => Array.from({ length: pl.width }, () => b.f())));
+    const cur: string[] = [];
+    const itemPtrs: string[][] = [];
+    plans.forEach((pl, k) => {
+      if (pl.check || pl.looped) {
+        const c = b.rd();
+        b.emit(`mov.b64 ${c}, ${origins[k]!}`);
+        cur.push(c);
+        itemPtrs.push([]);
+      } else {
+        cur.push('');
+        itemPtrs.push(pl.items.map((it) => {
+          const a = b.rd();
+          b.emit(`add.s64 ${a}, ${origins[k]!}, ${it.g64}`);
+          return a;
+        }));
+      }
+    });
+    return { plans, vals, cur, itemPtrs, offs };
+  }
+
+  private copyAdvance(c: CopyState, bytes: number[]): void {
+    c.plans.forEach((pl, k) => {
+      if (bytes[k] === 0) return;
+      const regs = pl.check || pl.looped ? [c.cur[k]!] : c.itemPtrs[k]!;
+      for (const r of regs) this.b.emit(`add.s64 ${r}, ${r}, ${bytes[k]}`);
+    });
+  }
+
+  private copyLoad(c: CopyState): void {
+    const b = this.b;
+    c.plans.forEach((pl, k) => {
+      if (pl.looped) return;
+      const t = pl.tl.tensor;
+      const off = c.offs[k]!;
+      const originElems = pl.check ? this.originElements(c.cur[k]!, t, off) : null;
+      pl.items.forEach((it, i) => {
+        const regs = c.vals[k]![i]!;
+        let pred = it.valid;
+        let a: string;
+        if (pl.check) {
+          const q = b.p();
+          b.emit(`setp.lt.s32 ${q}, ${originElems!}, ${it.limit!}`);
+          if (pred) {
+            const x = b.p();
+            b.emit(`and.pred ${x}, ${q}, ${pred}`);
+            pred = x;
+          } else pred = q;
+          a = b.rd();
+          b.emit(`add.s64 ${a}, ${c.cur[k]!}, ${it.g64}`);
+        } else {
+          a = c.itemPtrs[k]![i]!;
+        }
+        if (pred) for (const r of regs) b.emit(`mov.f32 ${r}, ${ZERO}`);
+        const dst = regs.length === 1 ? regs[0]! : `{${regs.join(', ')}}`;
+        b.emit(`${pred ? `@${pred} ` : ''}ld.global.nc${regs.length === 1 ? '' : `.v${regs.length}`}.f32 ${dst}, ${addr(a, off * 4)}`);
+      });
+    });
+  }
+
+  /** Element offset of a box origin in its tensor: (ptr - base) / 4 + off. */
+  private originElements(ptr: string, t: number, off: number): string {
+    const b = this.b;
+    const diff = b.rd();
+    b.emit(`sub.s64 ${diff}, ${ptr}, ${this.tensorBase[t]!}`);
+    const r = b.r();
+    b.emit(`cvt.u32.u64 ${r}, ${diff}`);
+    b.emit(`shr.u32 ${r}, ${r}, 2`);
+    if (off) b.emit(`add.u32 ${r}, ${r}, ${off}`);
+    return r;
+  }
+
+  /** A looped copy of a whole box: for (q = thread; q < items; q += threads) shared[q] = global[q]. */
+  private copyLooped(pl: CopyPlan, ptr: string, off: number, bufBytes: number): void {
+    const b = this.b;
+    const L = pl.looped!;
+    const nd = L.box.length;
+    const T = this.m.threads;
+    const originElems = pl.check ? this.originElements(ptr, pl.tl.tensor, off) : null;
+    const smemBase = b.r();
+    b.emit(`mov.u32 ${smemBase}, smem`);
+    const q = b.r();
+    const p = b.p();
+    const top = b.label('COPY');
+    const done = b.label('COPIED');
+    b.emit(`mov.u32 ${q}, ${this.tidLinear}`);
+    b.emit(`setp.ge.u32 ${p}, ${q}, ${L.nv}`);
+    b.emit(`@${p} bra ${done}`);
+    b.place(top);
+    const coords: string[] = new Array(nd);
+    let rest = q;
+    for (let d = nd - 1; d >= 0; d--) {
+      if (d === 0) {
+        coords[d] = rest;
+        break;
+      }
+      const n = d === nd - 1 ? L.perRow : L.box[d]!;
+      const c = b.r();
+      const r2 = b.r();
+      b.emit(`rem.u32 ${c}, ${rest}, ${n}`);
+      b.emit(`div.u32 ${r2}, ${rest}, ${n}`);
+      coords[d] = c;
+      rest = r2;
+    }
+    const g = b.r();
+    const sh = b.r();
+    b.emit(`mul.lo.u32 ${g}, ${coords[nd - 1]!}, ${pl.width * 4}`);
+    b.emit(`mul.lo.u32 ${sh}, ${coords[nd - 1]!}, ${pl.width * pl.tl.sstride[nd - 1]! * 4}`);
+    for (let d = nd - 2; d >= 0; d--) {
+      b.emit(`mad.lo.u32 ${g}, ${coords[d]!}, ${L.gstride[d]! * 4}, ${g}`);
+      b.emit(`mad.lo.u32 ${sh}, ${coords[d]!}, ${pl.tl.sstride[d]! * 4}, ${sh}`);
+    }
+    b.emit(`add.u32 ${sh}, ${sh}, ${smemBase}`);
+    const g64 = b.rd();
+    const a = b.rd();
+    b.emit(`cvt.u64.u32 ${g64}, ${g}`);
+    b.emit(`add.s64 ${a}, ${ptr}, ${g64}`);
+    const regs = Array.from({ length: pl.width }, () => b.f());
+    let pred: string | null = null;
+    if (originElems) {
+      const e = b.r();
+      pred = b.p();
+      b.emit(`shr.u32 ${e}, ${g}, 2`);
+      b.emit(`add.u32 ${e}, ${e}, ${originElems}`);
+      b.emit(`setp.lt.u32 ${pred}, ${e}, ${L.elements}`);
+      for (const r of regs) b.emit(`mov.f32 ${r}, ${ZERO}`);
+    }
+    const dst = regs.length === 1 ? regs[0]! : `{${regs.join(', ')}}`;
+    b.emit(`${pred ? `@${pred} ` : ''}ld.global.nc${regs.length === 1 ? '' : `.v${regs.length}`}.f32 ${dst}, ${addr(a, off * 4)}`);
+    const imm = bufBytes + pl.tl.regionOffset;
+    if (pl.naturalInner) {
+      b.emit(`st.shared${regs.length === 1 ? '' : `.v${regs.length}`}.f32 ${addr(sh, imm)}, ${dst}`);
+    } else {
+      regs.forEach((r, lane) => b.emit(`st.shared.f32 ${addr(sh, imm + lane * pl.innerStride * 4)}, ${r}`));
+    }
+    b.emit(`add.u32 ${q}, ${q}, ${T}`);
+    b.emit(`setp.lt.u32 ${p}, ${q}, ${L.nv}`);
+    b.emit(`@${p} bra ${top}`);
+    b.place(done);
+  }
+
+  private copyStore(c: CopyState, bufBytes: number): void {
+    const b = this.b;
+    c.plans.forEach((pl, k) => {
+      if (pl.looped) {
+        this.copyLooped(pl, c.cur[k]!, c.offs[k]!, bufBytes);
+        return;
+      }
+      pl.items.forEach((it, i) => {
+        const regs = c.vals[k]![i]!;
+        const at = it.valid ? `@${it.valid} ` : '';
+        if (pl.naturalInner) {
+          const src = regs.length === 1 ? regs[0]! : `{${regs.join(', ')}}`;
+          b.emit(`${at}st.shared${regs.length === 1 ? '' : `.v${regs.length}`}.f32 ${addr(it.sAbs, bufBytes)}, ${src}`);
+        } else {
+          regs.forEach((r, lane) => b.emit(`${at}st.shared.f32 ${addr(it.sAbs, bufBytes + lane * pl.innerStride * 4)}, ${r}`));
+        }
+      });
+    });
+  }
+}
+
+interface CopyState {
+  plans: CopyPlan[];
+  vals: string[][][];
+  /** per plan: the box origin pointer (plans with a bounds check) */
+  cur: string[];
+  /** per plan, per item: the item's global pointer (plans without a check) */
+  itemPtrs: string[][];
+  /** per plan: static element offset of the origin */
+  offs: number[];
+}
+
+interface CopyItem {
+  /** byte offset of the item in the box, global (u64) */
+  g64: string;
+  /** shared byte address of the item in buffer 0 (u32) */
+  sAbs: string;
+  /** the item exists (the box does not divide among the threads evenly) */
+  valid: string | null;
+  /** elements - item offset: the item lies in the tensor when the origin's element offset is below it */
+  limit: string | null;
+}
+
+interface CopyPlan {
+  tl: TensorLayout;
+  width: number;
+  items: CopyItem[];
+  check: boolean;
+  /** whether the tensor's own innermost dimension is innermost in shared memory too */
+  naturalInner: boolean;
+  /** shared element stride of the tensor's innermost dimension */
+  innerStride: number;
+  /** boxes with more than MAX_COPY_ITEMS items per thread are copied by a loop (no prefetch) */
+  looped: { box: number[]; perRow: number; nv: number; gstride: number[]; elements: number } | null;
+}

@@ -1,0 +1,215 @@
+/**
+ * Running and timing cuda kernels on the GPU (CUDA driver API, driver.ts):
+ *  - `runner()` is the KernelRunner for verify/fuzz: fresh device buffers per run, each tensor
+ *    inside a guard zone filled with a canary pattern that is checked afterwards (an out-of-bounds
+ *    write becomes an error result); a launch that faults resets the context and becomes an error
+ *    result too, so a fuzz run goes on;
+ *  - `time()` measures with CUDA events: one warm-up launch, a calibrated number of launches per
+ *    sample (at least ~1 ms of GPU time), samples until a minimum total time; best and median
+ *    seconds per launch, and GFLOPS from the best (the figure comparisons use).
+ * Modules are cached by entry name and text; JIT time is recorded per module.
+ */
+import type { Timing } from '../runtime/timing.ts';
+import type { KernelRunner, RunOutcome } from '../verify.ts';
+import type { Kernel } from '../kernel.ts';
+import { CudaDevice, CudaError, type DevicePtr, type LoadedModule } from './driver.ts';
+import { isCudaKernel, type CudaKernel } from './target.ts';
+
+const GUARD_BYTES = 4096;
+/** CUresults after which the context is unusable (illegal address, launch failure, misaligned address...). */
+export const STICKY_ERRORS = new Set([700, 702, 714, 715, 716, 717, 718, 719]);
+const CANARY = 0x7fc0dead;
+
+export interface TimeOptions {
+  /** minimum total sampled GPU time, seconds (default 0.05) */
+  minSeconds?: number;
+  /** minimum samples (default 5) */
+  minSamples?: number;
+  /** GPU time one sample should last at least, seconds (default 0.001) */
+  sampleSeconds?: number;
+}
+
+function fnv(text: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h.toString(16);
+}
+
+export class CudaRunner {
+  readonly device: CudaDevice;
+  private readonly modules = new Map<string, LoadedModule>();
+
+  constructor(ordinal = 0) {
+    this.device = new CudaDevice(ordinal);
+  }
+
+  private key(k: CudaKernel): string {
+    return `${k.launch.entry}:${k.text!.length}:${fnv(k.text!)}`;
+  }
+
+  /** JIT-compiles (or finds) the kernel's module. */
+  load(kernel: CudaKernel): LoadedModule {
+    const key = this.key(kernel);
+    let m = this.modules.get(key);
+    if (!m) {
+      m = this.device.loadPtx(kernel.text!, kernel.launch.entry);
+      this.modules.set(key, m);
+    }
+    return m;
+  }
+
+  /** Unloads a kernel's module (searches and fuzzing load thousands). */
+  unload(kernel: CudaKernel): void {
+    const key = this.key(kernel);
+    const m = this.modules.get(key);
+    if (m) {
+      this.modules.delete(key);
+      this.device.unload(m);
+    }
+  }
+
+  launch(kernel: CudaKernel, pointers: readonly DevicePtr[]): void {
+    const m = this.load(kernel);
+    this.device.launch(m.func, kernel.launch.grid, kernel.launch.block, 0, pointers);
+  }
+
+  /** After a fault the context is gone: reset it and forget every module. */
+  recover(): void {
+    this.modules.clear();
+    this.device.reset();
+  }
+
+  /** Runs once on copies of `tensors` (ABI order); returns the output or an error line. */
+  async run(kernel: Kernel, tensors: Float32Array[], opts: { guard?: boolean } = {}): Promise<RunOutcome> {
+    if (!isCudaKernel(kernel)) return { ok: false, error: 'not a cuda kernel' };
+    const guard = opts.guard ?? true;
+    const bases: DevicePtr[] = [];
+    try {
+      const ptrs = tensors.map((t) => {
+        const bytes = t.byteLength + (guard ? 2 * GUARD_BYTES : 0);
+        const base = this.device.alloc(bytes);
+        bases.push(base);
+        if (guard) this.device.fill32(base, CANARY, bytes / 4);
+        const p = guard ? base + BigInt(GUARD_BYTES) : base;
+        if (t.length > 0) this.device.upload(p, t);
+        return p;
+      });
+      this.launch(kernel, ptrs);
+      this.device.synchronize();
+      const out = new Float32Array(tensors[0]!.length);
+      this.device.download(out, ptrs[0]!);
+      if (guard) {
+        const zone = new Uint32Array(GUARD_BYTES / 4);
+        for (let t = 0; t < tensors.length; t++) {
+          for (const [where, p] of [['before', bases[t]!], ['after', ptrs[t]! + BigInt(tensors[t]!.byteLength)]] as const) {
+            this.device.download(zone, p);
+            const bad = zone.findIndex((x) => x !== CANARY);
+            if (bad >= 0) return { ok: false, error: `out-of-bounds write ${where} tensor ${t} (${kernel.abi.tensors[t]?.name ?? t}), ${bad * 4} bytes into the guard zone` };
+          }
+        }
+      }
+      return { ok: true, output: out };
+    } catch (e) {
+      if (!(e instanceof CudaError)) throw e;
+      const sticky = STICKY_ERRORS.has(e.code);
+      if (sticky) {
+        bases.length = 0;
+        this.recover();
+      }
+      return { ok: false, error: e.message.split('\n').slice(0, 6).join(' | ') };
+    } finally {
+      for (const b of bases) {
+        try {
+          this.device.free(b);
+        } catch {
+          // the context was reset
+        }
+      }
+    }
+  }
+
+  runner(opts: { unloadAfter?: boolean } = {}): KernelRunner {
+    return async (kernel, tensors, o) => {
+      const r = await this.run(kernel, tensors, { guard: o.guard });
+      if (opts.unloadAfter && isCudaKernel(kernel)) {
+        try {
+          this.unload(kernel);
+        } catch {
+          // the module went with a reset context
+        }
+      }
+      return r;
+    };
+  }
+
+  /** Device buffers for a kernel's tensors, filled with seeded random values in [-1, 1). */
+  randomTensors(kernel: Kernel, seed = 1): DevicePtr[] {
+    return kernel.abi.tensors.map((t, i) => {
+      const p = this.device.alloc(t.elements * 4);
+      this.device.upload(p, randomValues(t.elements, seed * 7919 + i));
+      return p;
+    });
+  }
+
+  freeAll(ptrs: DevicePtr[]): void {
+    for (const p of ptrs) this.device.free(p);
+  }
+
+  /** Times launches of the kernel on the given buffers. */
+  time(kernel: CudaKernel, pointers: readonly DevicePtr[], opts: TimeOptions = {}): Timing {
+    this.load(kernel);
+    return this.timeLaunches(() => this.launch(kernel, pointers), kernel.flops, opts);
+  }
+
+  /** The timing loop for any launch sequence (also used for cuBLAS). */
+  timeLaunches(launch: () => void, flops: number, opts: TimeOptions = {}): Timing {
+    const d = this.device;
+    const minSeconds = opts.minSeconds ?? 0.05;
+    const minSamples = opts.minSamples ?? 5;
+    const sampleSeconds = opts.sampleSeconds ?? 0.001;
+    const start = d.event();
+    const end = d.event();
+    try {
+      const measure = (reps: number): number => {
+        d.record(start);
+        for (let i = 0; i < reps; i++) launch();
+        d.record(end);
+        return d.elapsed(start, end) / 1000;
+      };
+      measure(1); // warm-up
+      const one = measure(1);
+      const reps = Math.max(1, Math.min(10000, Math.ceil(sampleSeconds / Math.max(one, 1e-7))));
+      const samples: number[] = [];
+      let total = 0;
+      while ((total < minSeconds || samples.length < minSamples) && samples.length < 500) {
+        const t = measure(reps);
+        total += t;
+        samples.push(t / reps);
+      }
+      samples.sort((a, b) => a - b);
+      const mid = samples.length >> 1;
+      const medianSeconds = samples.length % 2 ? samples[mid]! : (samples[mid - 1]! + samples[mid]!) / 2;
+      return { bestSeconds: samples[0]!, medianSeconds, gflops: flops / samples[0]! / 1e9, reps, samples: samples.length };
+    } finally {
+      d.destroyEvent(start);
+      d.destroyEvent(end);
+    }
+  }
+}
+
+/** Seeded values in [-1, 1) (mulberry32, as ir/interpret's randomArray). */
+export function randomValues(n: number, seed: number): Float32Array {
+  const arr = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    arr[i] = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
+  }
+  return arr;
+}

@@ -1,0 +1,516 @@
+/**
+ * A simulator for the PTX subset that ptx.ts emits, so kernels can be checked without a GPU: it
+ * parses the module text (the very text the driver would JIT) and runs every block of the grid,
+ * the threads of a block one after the other between barriers. It is strict where hardware is
+ * silent:
+ *  - a global access outside its tensor, or not aligned to its width, is an error (with the
+ *    instruction and the offending offset);
+ *  - shared memory: out-of-range or misaligned accesses, and data races between barriers (a word
+ *    written by one thread and read or written by another in the same barrier interval), are errors;
+ *  - a barrier that not all threads of a block reach is an error.
+ * Floating point follows fp32 (Math.fround per operation; fma rounds a*b+c once from double).
+ * It is an oracle for tests and a development aid, far slower than a GPU: keep problems small.
+ */
+
+export class SimError extends Error {
+  override name = 'SimError';
+}
+
+export interface SimLaunch {
+  entry?: string;
+  grid: [number, number, number];
+  block: [number, number, number];
+}
+
+export interface SimStats {
+  instructions: number;
+  blocks: number;
+  barriers: number;
+}
+
+type Fn = (R: Float64Array, th: ThreadCtx) => void;
+
+interface Ins {
+  text: string;
+  guard: number;
+  neg: boolean;
+  kind: 'op' | 'bra' | 'bar' | 'ret';
+  fn?: Fn;
+  target?: number;
+  label?: string;
+}
+
+interface ThreadCtx {
+  tid: [number, number, number];
+  ctaid: [number, number, number];
+  linear: number;
+}
+
+const TENSOR_SPAN = 2 ** 32;
+
+interface Module {
+  entry: string;
+  params: string[];
+  regs: Map<string, number>;
+  sharedBytes: number;
+  sharedName: string | null;
+  prog: Ins[];
+}
+
+function parseModule(text: string): Module {
+  const lines = text.split('\n').map((l) => l.replace(/\/\/.*$/, '').trim()).filter((l) => l.length > 0);
+  let entry = '';
+  const params: string[] = [];
+  let sharedBytes = 0;
+  let sharedName: string | null = null;
+  const body: string[] = [];
+  let inBody = false;
+  for (const l of lines) {
+    if (!inBody) {
+      const e = /\.entry\s+([\w$]+)\s*\(/.exec(l);
+      if (e) entry = e[1]!;
+      for (const pm of l.matchAll(/\.param\s+\.u64\s+([\w$]+)/g)) params.push(pm[1]!);
+      if (l === '{') inBody = true;
+      continue;
+    }
+    if (l === '}') break;
+    const sh = /^\.shared\s+\.align\s+\d+\s+\.b8\s+([\w$]+)\[(\d+)\];$/.exec(l);
+    if (sh) {
+      sharedName = sh[1]!;
+      sharedBytes = Number(sh[2]);
+      continue;
+    }
+    if (l.startsWith('.reg')) continue;
+    body.push(l);
+  }
+  if (!entry) throw new SimError('no .entry in the module');
+  const regs = new Map<string, number>();
+  const slot = (name: string): number => {
+    let s = regs.get(name);
+    if (s === undefined) {
+      s = regs.size;
+      regs.set(name, s);
+    }
+    return s;
+  };
+  const labels = new Map<string, number>();
+  const raw: { text: string; label?: string }[] = [];
+  for (const l of body) {
+    const lab = /^([\w$]+):$/.exec(l);
+    if (lab) {
+      labels.set(lab[1]!, raw.length);
+      continue;
+    }
+    if (!l.endsWith(';')) throw new SimError(`cannot read line '${l}'`);
+    raw.push({ text: l.slice(0, -1).trim() });
+  }
+  const prog = raw.map(({ text }) => compile(text, slot, params, sharedName));
+  for (const ins of prog) {
+    if (ins.kind === 'bra') {
+      const t = labels.get(ins.label!);
+      if (t === undefined) throw new SimError(`unknown label ${ins.label}`);
+      ins.target = t;
+    }
+  }
+  return { entry, params, regs, sharedBytes, sharedName, prog };
+}
+
+function splitOperands(s: string): string[] {
+  const out: string[] = [];
+  let depth = 0;
+  let cur = '';
+  for (const ch of s) {
+    if (ch === '{' || ch === '[') depth++;
+    if (ch === '}' || ch === ']') depth--;
+    if (ch === ',' && depth === 0) {
+      out.push(cur.trim());
+      cur = '';
+    } else cur += ch;
+  }
+  if (cur.trim()) out.push(cur.trim());
+  return out;
+}
+
+function f32FromHex(h: string): number {
+  const dv = new DataView(new ArrayBuffer(4));
+  dv.setUint32(0, parseInt(h.slice(2), 16));
+  return dv.getFloat32(0);
+}
+
+// Memory access goes through these, set per run.
+let globalMem: Float32Array[] = [];
+let sharedMem: Float32Array = new Float32Array(0);
+let sharedMeta: Int32Array = new Int32Array(0);
+let epoch = 0;
+let currentThread = 0;
+let paramValues: number[] = [];
+
+function globalIndex(addr: number, width: number, text: string): [Float32Array, number] {
+  const t = Math.floor(addr / TENSOR_SPAN) - 1;
+  const off = addr - (t + 1) * TENSOR_SPAN;
+  const buf = globalMem[t];
+  if (!buf) throw new SimError(`global access at a non-tensor address 0x${addr.toString(16)} (${text})`);
+  if (off % (4 * width) !== 0) throw new SimError(`misaligned ${width * 4}-byte global access at byte ${off} of tensor ${t} (${text})`);
+  if (off < 0 || off / 4 + width > buf.length) {
+    throw new SimError(`out-of-bounds global access: tensor ${t} element ${off / 4} (+${width}) of ${buf.length} (${text})`);
+  }
+  return [buf, off / 4];
+}
+
+function sharedIndex(addr: number, width: number, text: string): number {
+  if (addr % (4 * width) !== 0) throw new SimError(`misaligned ${width * 4}-byte shared access at ${addr} (${text})`);
+  if (addr < 0 || addr / 4 + width > sharedMem.length) throw new SimError(`out-of-bounds shared access at byte ${addr} of ${sharedMem.length * 4} (${text})`);
+  return addr / 4;
+}
+
+// sharedMeta per word: [writeEpoch, writer, readEpoch, reader(-2 = several)]
+function noteShared(word: number, write: boolean, text: string): void {
+  const m = sharedMeta;
+  const k = word * 4;
+  const me = currentThread;
+  if (write) {
+    if (m[k] === epoch && m[k + 1] !== me) throw new SimError(`shared-memory race: word ${word} written by threads ${m[k + 1]} and ${me} between barriers (${text})`);
+    if (m[k + 2] === epoch && m[k + 3] !== me) throw new SimError(`shared-memory race: word ${word} read by thread ${m[k + 3] === -2 ? 'several' : m[k + 3]} then written by ${me} between barriers (${text})`);
+    m[k] = epoch;
+    m[k + 1] = me;
+  } else {
+    if (m[k] === epoch && m[k + 1] !== me) throw new SimError(`shared-memory race: word ${word} written by thread ${m[k + 1]} and read by ${me} between barriers (${text})`);
+    if (m[k + 2] === epoch) {
+      if (m[k + 3] !== me) m[k + 3] = -2;
+    } else {
+      m[k + 2] = epoch;
+      m[k + 3] = me;
+    }
+  }
+}
+
+function compile(text: string, slot: (r: string) => number, params: string[], sharedName: string | null): Ins {
+  let guard = -1;
+  let neg = false;
+  let rest = text;
+  const g = /^@(!?)(%\w+)\s+(.*)$/.exec(text);
+  if (g) {
+    neg = g[1] === '!';
+    guard = slot(g[2]!);
+    rest = g[3]!;
+  }
+  const sp = rest.indexOf(' ');
+  const op = sp < 0 ? rest : rest.slice(0, sp);
+  const args = sp < 0 ? [] : splitOperands(rest.slice(sp + 1));
+  const base = { text, guard, neg };
+  if (op === 'ret') return { ...base, kind: 'ret' };
+  if (op === 'bar.sync') return { ...base, kind: 'bar' };
+  if (op === 'bra') return { ...base, kind: 'bra', label: args[0]! };
+
+  const reg = (a: string): number => {
+    if (!/^%[a-z]+\d+$/.test(a)) throw new SimError(`expected a register, got '${a}' in '${text}'`);
+    return slot(a);
+  };
+  /** integer operand: register or immediate */
+  const ival = (a: string): ((R: Float64Array) => number) => {
+    if (/^-?\d+$/.test(a)) {
+      const v = Number(a);
+      return () => v;
+    }
+    const s = reg(a);
+    return (R) => R[s]!;
+  };
+  const fval = (a: string): ((R: Float64Array) => number) => {
+    if (/^0f[0-9A-Fa-f]{8}$/.test(a)) {
+      const v = f32FromHex(a);
+      return () => v;
+    }
+    const s = reg(a);
+    return (R) => R[s]!;
+  };
+  const address = (a: string): { reg: number; imm: number } => {
+    const m = /^\[(%\w+)(?:\+(-?\d+))?\]$/.exec(a);
+    if (!m) throw new SimError(`cannot read address '${a}' in '${text}'`);
+    return { reg: slot(m[1]!), imm: m[2] ? Number(m[2]) : 0 };
+  };
+  const vec = (a: string): number[] => (a.startsWith('{') ? a.slice(1, -1).split(',').map((x) => reg(x.trim())) : [reg(a)]);
+  const u32 = (x: number) => x >>> 0;
+  const s32 = (x: number) => x | 0;
+  const parts = op.split('.');
+  const name = parts[0]!;
+  const type = parts[parts.length - 1]!;
+  const mk = (fn: Fn): Ins => ({ ...base, kind: 'op', fn });
+
+  switch (name) {
+    case 'mov': {
+      const d = reg(args[0]!);
+      const a = args[1]!;
+      const sm = /^%(tid|ctaid|ntid|nctaid)\.([xyz])$/.exec(a);
+      if (sm) {
+        const k = 'xyz'.indexOf(sm[2]!);
+        if (sm[1] === 'tid') return mk((R, th) => { R[d] = th.tid[k]!; });
+        if (sm[1] === 'ctaid') return mk((R, th) => { R[d] = th.ctaid[k]!; });
+        throw new SimError(`unsupported special register ${a}`);
+      }
+      if (sharedName !== null && a === sharedName) return mk((R) => { R[d] = 0; });
+      if (type === 'f32') {
+        const v = fval(a);
+        return mk((R) => { R[d] = v(R); });
+      }
+      const v = ival(a);
+      return mk((R) => { R[d] = v(R); });
+    }
+    case 'ld':
+    case 'st': {
+      const space = parts[1]!;
+      if (space === 'param') {
+        const d = reg(args[0]!);
+        const pm = /^\[([\w$]+)\]$/.exec(args[1]!);
+        const k = pm ? params.indexOf(pm[1]!) : -1;
+        if (k < 0) throw new SimError(`unknown parameter in '${text}'`);
+        return mk((R) => { R[d] = paramValues[k]!; });
+      }
+      const width = parts.includes('v4') ? 4 : parts.includes('v2') ? 2 : 1;
+      if (type !== 'f32') throw new SimError(`unsupported access type in '${text}'`);
+      if (name === 'ld') {
+        const dst = vec(args[0]!);
+        const { reg: ar, imm } = address(args[1]!);
+        if (dst.length !== width) throw new SimError(`vector width mismatch in '${text}'`);
+        if (space === 'global') {
+          return mk((R) => {
+            const [buf, i] = globalIndex(R[ar]! + imm, width, text);
+            for (let k = 0; k < width; k++) R[dst[k]!] = buf[i + k]!;
+          });
+        }
+        if (space === 'shared') {
+          return mk((R) => {
+            const i = sharedIndex(R[ar]! + imm, width, text);
+            for (let k = 0; k < width; k++) {
+              noteShared(i + k, false, text);
+              R[dst[k]!] = sharedMem[i + k]!;
+            }
+          });
+        }
+      } else {
+        const { reg: ar, imm } = address(args[0]!);
+        const src = vec(args[1]!);
+        if (src.length !== width) throw new SimError(`vector width mismatch in '${text}'`);
+        if (space === 'global') {
+          return mk((R) => {
+            const [buf, i] = globalIndex(R[ar]! + imm, width, text);
+            for (let k = 0; k < width; k++) buf[i + k] = R[src[k]!]!;
+          });
+        }
+        if (space === 'shared') {
+          return mk((R) => {
+            const i = sharedIndex(R[ar]! + imm, width, text);
+            for (let k = 0; k < width; k++) {
+              noteShared(i + k, true, text);
+              sharedMem[i + k] = R[src[k]!]!;
+            }
+          });
+        }
+      }
+      throw new SimError(`unsupported state space in '${text}'`);
+    }
+    case 'cvta': {
+      const d = reg(args[0]!);
+      const a = reg(args[1]!);
+      return mk((R) => { R[d] = R[a]!; });
+    }
+    case 'cvt': {
+      const d = reg(args[0]!);
+      const a = reg(args[1]!);
+      if (op === 'cvt.u64.u32') return mk((R) => { R[d] = u32(R[a]!); });
+      if (op === 'cvt.u32.u64') return mk((R) => { R[d] = ((R[a]! % TENSOR_SPAN) + TENSOR_SPAN) % TENSOR_SPAN; });
+      throw new SimError(`unsupported conversion '${text}'`);
+    }
+    case 'add':
+    case 'sub':
+    case 'mul':
+    case 'mad':
+    case 'div':
+    case 'rem':
+    case 'min':
+    case 'max':
+    case 'shr':
+    case 'shl':
+    case 'xor':
+    case 'and':
+    case 'fma': {
+      const d = reg(args[0]!);
+      if (type === 'f32') {
+        const a = fval(args[1]!);
+        const b2 = fval(args[2]!);
+        const f = Math.fround;
+        switch (name) {
+          case 'add': return mk((R) => { R[d] = f(a(R) + b2(R)); });
+          case 'sub': return mk((R) => { R[d] = f(a(R) - b2(R)); });
+          case 'mul': return mk((R) => { R[d] = f(a(R) * b2(R)); });
+          case 'max': return mk((R) => {
+            const x = a(R), y = b2(R);
+            R[d] = Number.isNaN(x) ? y : Number.isNaN(y) ? x : Math.max(x, y);
+          });
+          case 'min': return mk((R) => { R[d] = Math.min(a(R), b2(R)); });
+          case 'fma': {
+            const c = fval(args[3]!);
+            return mk((R) => { R[d] = f(a(R) * b2(R) + c(R)); });
+          }
+        }
+        throw new SimError(`unsupported float op '${text}'`);
+      }
+      if (type === 'pred') {
+        const a = reg(args[1]!);
+        const b2 = reg(args[2]!);
+        if (name === 'and') return mk((R) => { R[d] = R[a]! !== 0 && R[b2]! !== 0 ? 1 : 0; });
+        throw new SimError(`unsupported predicate op '${text}'`);
+      }
+      const a = ival(args[1]!);
+      const b2 = ival(args[2]!);
+      if (type === 's64' || type === 'u64' || type === 'b64') {
+        if (name === 'add') return mk((R) => { R[d] = a(R) + b2(R); });
+        if (name === 'sub') return mk((R) => { R[d] = a(R) - b2(R); });
+        throw new SimError(`unsupported 64-bit op '${text}'`);
+      }
+      const signed = type === 's32';
+      const norm = signed ? s32 : u32;
+      switch (name) {
+        case 'add': return mk((R) => { R[d] = u32(norm(a(R)) + norm(b2(R))); });
+        case 'sub': return mk((R) => { R[d] = u32(norm(a(R)) - norm(b2(R))); });
+        case 'mul':
+          if (parts[1] === 'wide') return mk((R) => { R[d] = u32(a(R)) * u32(b2(R)); });
+          if (parts[1] !== 'lo') throw new SimError(`unsupported multiply '${text}'`);
+          return mk((R) => { R[d] = u32(Math.imul(a(R), b2(R))); });
+        case 'mad': {
+          const c = ival(args[3]!);
+          return mk((R) => { R[d] = u32(Math.imul(a(R), b2(R)) + norm(c(R))); });
+        }
+        case 'div': return mk((R) => {
+          const y = norm(b2(R));
+          if (y === 0) throw new SimError(`division by zero in '${text}'`);
+          R[d] = u32(Math.trunc(norm(a(R)) / y));
+        });
+        case 'rem': return mk((R) => {
+          const y = norm(b2(R));
+          if (y === 0) throw new SimError(`division by zero in '${text}'`);
+          R[d] = u32(norm(a(R)) % y);
+        });
+        case 'min': return mk((R) => { R[d] = u32(Math.min(norm(a(R)), norm(b2(R)))); });
+        case 'max': return mk((R) => { R[d] = u32(Math.max(norm(a(R)), norm(b2(R)))); });
+        case 'shr': return mk((R) => { R[d] = signed ? u32(s32(a(R)) >> b2(R)) : u32(a(R)) >>> b2(R); });
+        case 'shl': return mk((R) => { R[d] = u32(a(R) << b2(R)); });
+        case 'xor': return mk((R) => { R[d] = u32(a(R) ^ b2(R)); });
+        case 'and': return mk((R) => { R[d] = u32(a(R) & b2(R)); });
+      }
+      throw new SimError(`unsupported integer op '${text}'`);
+    }
+    case 'setp': {
+      const cmp = parts[1]!;
+      const t = parts[2]!;
+      const d = reg(args[0]!);
+      const a = ival(args[1]!);
+      const b2 = ival(args[2]!);
+      const norm = t === 's32' ? s32 : t === 'u32' ? u32 : null;
+      if (!norm) throw new SimError(`unsupported comparison type '${text}'`);
+      const f: Record<string, (x: number, y: number) => boolean> = {
+        lt: (x, y) => x < y, le: (x, y) => x <= y, gt: (x, y) => x > y, ge: (x, y) => x >= y, eq: (x, y) => x === y, ne: (x, y) => x !== y,
+      };
+      const c = f[cmp];
+      if (!c) throw new SimError(`unsupported comparison '${text}'`);
+      return mk((R) => { R[d] = c(norm(a(R)), norm(b2(R))) ? 1 : 0; });
+    }
+  }
+  throw new SimError(`unsupported instruction '${text}'`);
+}
+
+const moduleCache = new Map<string, Module>();
+
+/**
+ * Runs the kernel over the whole grid. `tensors` are the kernel's pointer parameters in order
+ * (output first); they are updated in place.
+ */
+export function simulate(ptx: string, launch: SimLaunch, tensors: Float32Array[], opts: { maxInstructions?: number } = {}): SimStats {
+  let mod = moduleCache.get(ptx);
+  if (!mod) {
+    mod = parseModule(ptx);
+    if (moduleCache.size > 64) moduleCache.clear();
+    moduleCache.set(ptx, mod);
+  }
+  if (launch.entry && launch.entry !== mod.entry) throw new SimError(`entry ${launch.entry} is not in the module (it has ${mod.entry})`);
+  if (tensors.length !== mod.params.length) throw new SimError(`the kernel takes ${mod.params.length} pointers, got ${tensors.length}`);
+  globalMem = tensors;
+  paramValues = tensors.map((_, t) => (t + 1) * TENSOR_SPAN);
+  const [gx, gy, gz] = launch.grid;
+  const [bx, by, bz] = launch.block;
+  const nThreads = bx * by * bz;
+  const maxIns = opts.maxInstructions ?? 2e8;
+  const stats: SimStats = { instructions: 0, blocks: 0, barriers: 0 };
+  const nRegs = mod.regs.size;
+  const prog = mod.prog;
+  const regs = Array.from({ length: nThreads }, () => new Float64Array(nRegs));
+  const threads: ThreadCtx[] = [];
+  for (let z = 0; z < bz; z++) for (let y = 0; y < by; y++) for (let x = 0; x < bx; x++) {
+    threads.push({ tid: [x, y, z], ctaid: [0, 0, 0], linear: x + bx * (y + by * z) });
+  }
+  const pcs = new Int32Array(nThreads);
+  const state = new Int8Array(nThreads); // 0 running, 1 at barrier, 2 exited
+  for (let cz = 0; cz < gz; cz++) for (let cy = 0; cy < gy; cy++) for (let cx = 0; cx < gx; cx++) {
+    stats.blocks++;
+    sharedMem = new Float32Array(mod.sharedBytes / 4);
+    sharedMem.fill(NaN);
+    sharedMeta = new Int32Array((mod.sharedBytes / 4) * 4).fill(-1);
+    epoch = 0;
+    pcs.fill(0);
+    state.fill(0);
+    for (const th of threads) th.ctaid = [cx, cy, cz];
+    for (const R of regs) R.fill(0);
+    let barrierPc = -1;
+    for (;;) {
+      for (let t = 0; t < nThreads; t++) {
+        if (state[t] !== 0) continue;
+        currentThread = t;
+        const R = regs[t]!;
+        const th = threads[t]!;
+        let pc = pcs[t]!;
+        let n = 0;
+        for (;;) {
+          const ins = prog[pc];
+          if (ins === undefined) throw new SimError('fell off the end of the kernel');
+          n++;
+          if (ins.guard >= 0 && (R[ins.guard] !== 0) === ins.neg) {
+            pc++;
+            continue;
+          }
+          if (ins.kind === 'op') {
+            ins.fn!(R, th);
+            pc++;
+          } else if (ins.kind === 'bra') {
+            pc = ins.target!;
+            if (n > maxIns) throw new SimError('instruction limit exceeded (a loop that does not end?)');
+          } else if (ins.kind === 'bar') {
+            pcs[t] = pc + 1;
+            state[t] = 1;
+            if (barrierPc < 0) barrierPc = pc;
+            else if (barrierPc !== pc) throw new SimError(`threads of a block wait at different barriers (instructions ${barrierPc} and ${pc})`);
+            break;
+          } else {
+            state[t] = 2;
+            break;
+          }
+        }
+        stats.instructions += n;
+        if (stats.instructions > maxIns) throw new SimError(`instruction limit ${maxIns} exceeded`);
+      }
+      let atBar = 0;
+      let exited = 0;
+      for (let t = 0; t < nThreads; t++) {
+        if (state[t] === 1) atBar++;
+        else if (state[t] === 2) exited++;
+      }
+      if (exited === nThreads) break;
+      if (atBar + exited === nThreads) {
+        if (exited > 0) throw new SimError(`${exited} threads exited while ${atBar} wait at a barrier`);
+        for (let t = 0; t < nThreads; t++) state[t] = 0;
+        epoch++;
+        stats.barriers++;
+        barrierPc = -1;
+      }
+    }
+  }
+  return stats;
+}
