@@ -11,7 +11,7 @@ import { applyActions } from './ir/transforms.ts';
 import { prettyPrint } from './ir/pretty.ts';
 import { compileSchedule, getTarget, targetNames } from './targets/registry.ts';
 import { lower } from './loopnest/lower.ts';
-import { executorFor } from './targets/executor.ts';
+import { executorFor, openExecutor } from './targets/executor.ts';
 import { runSchedule, type RunReport } from './targets/run-schedule.ts';
 import { hostTarget } from './targets/runtime/host.ts';
 import { peakRecord } from './targets/runtime/peak.ts';
@@ -85,12 +85,14 @@ function formatRun(r: RunReport): string {
     : `NOT verified: ${r.error ?? 'mismatch'}`);
   if (r.verified && r.gflops > 0) {
     const timing = `best ${(r.bestSeconds * 1e3).toFixed(3)} ms, median ${(r.medianSeconds * 1e3).toFixed(3)} ms: ${r.gflops.toFixed(1)} GFLOPS`;
-    lines.push(r.native
-      ? `${timing} = ${r.percentOfPeak.toFixed(1)}% of peak ${r.peakGflops.toFixed(1)}`
-      : `${timing} under emulation (not comparable with native figures)`);
+    lines.push(!r.native ? `${timing} under emulation (not comparable with native figures)`
+      : Number.isFinite(r.peakGflops) ? `${timing} = ${r.percentOfPeak.toFixed(1)}% of peak ${r.peakGflops.toFixed(1)}` : timing);
   }
   if (r.openblasGflops !== undefined) {
-    lines.push(`OpenBLAS sgemm (${r.openblasCorename}, 1 thread): ${r.openblasGflops.toFixed(1)} GFLOPS -> ${r.openblasRatio!.toFixed(2)}x OpenBLAS`);
+    const cublas = r.openblasCorename?.startsWith('cuBLAS');
+    lines.push(cublas
+      ? `${r.openblasCorename} sgemm: ${r.openblasGflops.toFixed(1)} GFLOPS -> ${r.openblasRatio!.toFixed(2)}x cuBLAS`
+      : `OpenBLAS sgemm (${r.openblasCorename}, 1 thread): ${r.openblasGflops.toFixed(1)} GFLOPS -> ${r.openblasRatio!.toFixed(2)}x OpenBLAS`);
   }
   if (r.error && r.verified) lines.push(`error: ${r.error}`);
   return lines.join('\n');
@@ -112,9 +114,22 @@ export function buildCli(): Command {
     .option('--json', 'print the schedule as JSON')
     .option('--asm', 'also print the generated machine code (disassembled) and the register tile')
     .option('--ir', 'print the LLVM IR of the nest (the llvm-avx2/llvm-avx512 targets\' input)')
+    .option('--ptx', 'print only the PTX module of the cuda target (ready for ptxas)')
     .option('--target <name>', `target for --asm (${targetNames().join(', ')}; default: the host's best)`)
-    .action(async (spec: string, opts: { schedule?: string; actions?: string; json?: boolean; asm?: boolean; ir?: boolean; target?: string }) => {
+    .action(async (spec: string, opts: { schedule?: string; actions?: string; json?: boolean; asm?: boolean; ir?: boolean; ptx?: boolean; target?: string }) => {
       const s = scheduleFor(spec, opts);
+      if (opts.ptx || opts.target === 'cuda') {
+        const { compileCuda } = await import('./targets/cuda/target.ts');
+        const { describeMapping } = await import('./targets/cuda/mapping.ts');
+        const k = compileCuda(s);
+        if (!opts.ptx) {
+          console.log(prettyPrint(s));
+          console.log(`schedule: ${s.text()}`);
+          console.log(describeMapping(k.mapping));
+        }
+        console.log(k.text);
+        return;
+      }
       if (opts.ir) {
         const { llvmIr } = await import('./targets/llvm/index.ts');
         const name = opts.target ?? `llvm-${hostTarget()}`;
@@ -152,18 +167,20 @@ export function buildCli(): Command {
     .option('--schedule <text>', 'schedule text, e.g. "m:64 n:4 k:256 m:4 n:64"')
     .option('--actions <list>', 'comma-separated actions applied at the cursor')
     .option('--target <name>', `target (${targetNames().join(', ')}; default: the host's best)`)
-    .option('--compare <what>', 'also measure a baseline in the same run: openblas')
+    .option('--compare <what>', 'also measure the BLAS baseline in the same run: openblas (cuBLAS for --target cuda)')
     .option('--min-seconds <s>', 'minimum measured time per figure', positiveNumber)
     .option('--json', 'print the result as JSON')
     .action(async (spec: string, opts: { schedule?: string; actions?: string; target?: string; compare?: string; minSeconds?: number; json?: boolean }) => {
-      if (opts.compare !== undefined && opts.compare !== 'openblas') throw new LoopTuneError(`--compare: unknown baseline '${opts.compare}' (expected openblas)`);
+      if (opts.compare !== undefined && opts.compare !== 'openblas' && opts.compare !== 'cublas') {
+        throw new LoopTuneError(`--compare: unknown baseline '${opts.compare}' (expected openblas, or cublas for --target cuda)`);
+      }
       const s = scheduleFor(spec, opts);
       const target = opts.target ?? hostTarget();
       getTarget(target);
-      const executor = executorFor(target);
+      const executor = await openExecutor(target);
       try {
         const r = await runSchedule(s, target, executor, {
-          compareOpenblas: opts.compare === 'openblas', ...(opts.minSeconds ? { minSeconds: opts.minSeconds } : {}),
+          compareOpenblas: opts.compare !== undefined, ...(opts.minSeconds ? { minSeconds: opts.minSeconds } : {}),
         });
         if (opts.json) console.log(JSON.stringify(r, null, 2));
         else console.log(formatRun(r));

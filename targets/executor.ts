@@ -79,13 +79,65 @@ export function emulatedArm64Executor(): Executor {
   };
 }
 
-type ExecutorFactory = (options: PoolOptions) => Executor;
+/**
+ * cuda: kernels run on the first GPU through the CUDA driver API; `openblas` is answered by cuBLAS
+ * sgemm (the GPU's BLAS baseline) measured in the same process. Throws one line when there is no
+ * CUDA driver.
+ */
+async function cudaExecutor(): Promise<Executor> {
+  const { CudaRunner } = await import('./cuda/runner.ts');
+  const { Cublas } = await import('./cuda/cublas.ts');
+  let runner: InstanceType<typeof CudaRunner>;
+  try {
+    runner = new CudaRunner();
+  } catch (e) {
+    fail(e instanceof Error ? e.message : String(e));
+  }
+  const withBuffers = <T>(elements: number[], use: (ptrs: bigint[]) => T): T => {
+    const ptrs = elements.map((n) => {
+      const p = runner.device.alloc(n * 4);
+      runner.device.upload(p, new Float32Array(n).fill(0.5));
+      return p;
+    });
+    try {
+      return use(ptrs);
+    } finally {
+      for (const p of ptrs) runner.device.free(p);
+    }
+  };
+  return {
+    native: true,
+    run: (kernel, tensors, opts) => runner.run(kernel, tensors, opts),
+    async time(kernel, opts) {
+      try {
+        const k = kernel as Parameters<typeof runner.time>[0];
+        return { ok: true, ...withBuffers(kernel.abi.tensors.map((t) => t.elements), (ptrs) => runner.time(k, ptrs, opts?.minSeconds ? { minSeconds: opts.minSeconds } : {})) };
+      } catch (e) {
+        return { ok: false, error: e instanceof Error ? e.message : String(e) };
+      }
+    },
+    peakGflops: async () => NaN,
+    async openblas(m, n, k) {
+      try {
+        const blas = new Cublas();
+        const t = withBuffers([m * n, m * k, k * n], ([C, A, B]) => runner.timeLaunches(() => blas.gemm(m, n, k, A!, B!, C!), 2 * m * n * k));
+        return { ok: true, corename: `cuBLAS ${blas.version}`, ...t };
+      } catch (e) {
+        return { ok: false, error: e instanceof Error ? e.message : String(e) };
+      }
+    },
+    close: async () => {},
+  };
+}
+
+type ExecutorFactory = (options: PoolOptions) => Executor | Promise<Executor>;
 const executors = new Map<string, ExecutorFactory>([
   ['avx2', (o) => x86Executor('avx2', o)],
   ['avx512', (o) => x86Executor('avx512', o)],
   ['llvm-avx2', (o) => x86Executor('avx2', o)],
   ['llvm-avx512', (o) => x86Executor('avx512', o)],
   ['neon', () => emulatedArm64Executor()],
+  ['cuda', () => cudaExecutor()],
 ]);
 
 export function registerExecutor(target: string, factory: ExecutorFactory): void {
@@ -93,6 +145,15 @@ export function registerExecutor(target: string, factory: ExecutorFactory): void
 }
 
 export function executorFor(target: string, options: PoolOptions = {}): Executor {
+  const f = executors.get(target);
+  if (!f) fail(`no way to run '${target}' kernels on this machine`);
+  const e = f(options);
+  if (e instanceof Promise) fail(`'${target}' kernels need an asynchronous executor: use openExecutor`);
+  return e;
+}
+
+/** Like executorFor, for every target (cuda loads its driver bindings on demand). */
+export async function openExecutor(target: string, options: PoolOptions = {}): Promise<Executor> {
   const f = executors.get(target);
   if (!f) fail(`no way to run '${target}' kernels on this machine`);
   return f(options);
