@@ -17,6 +17,12 @@ import type {
   Accumulator, ComputeNode, ComputeOp, LoopNode, LoopProgram, Operand, ProgramNode, TileDecision,
 } from './program.ts';
 
+/**
+ * The scalar path unrolls at most 1/8 of the budget: its accumulator chains are latency-bound
+ * whether unrolled or looped, so a long unrolled scalar body only costs code size and codegen time.
+ */
+const SCALAR_UNROLL_DIVISOR = 8;
+
 /** Registers the tile leaves free for operands: one streamed operand and one reused operand. */
 const OPERAND_RESERVE = 2;
 
@@ -57,12 +63,12 @@ export function decideTile(schedule: Schedule, caps: TargetCaps, strides: number
   const loops = schedule.loops;
   const vv = vectorVariable(problem, strides);
   const zeroRegister = problem.combine === 'relu' && caps.zeroRegisterForRelu;
-  const pick = (lanes: number, vecVar: number | null, registers: number) => {
+  const pick = (lanes: number, vecVar: number | null, registers: number, budget: number) => {
     let unrollFrom = loops.length;
     let size = { accumulators: 1, ops: 1 };
     for (let u = loops.length - 1; u >= 0; u--) {
       const s = tileSize(schedule, u, lanes, vecVar);
-      if (s.accumulators > registers - OPERAND_RESERVE || s.ops > caps.unrollBudget) break;
+      if (s.accumulators > registers - OPERAND_RESERVE || s.ops > budget) break;
       unrollFrom = u;
       size = s;
     }
@@ -73,7 +79,7 @@ export function decideTile(schedule: Schedule, caps: TargetCaps, strides: number
   let scalarReason = vv.reason;
   let maskRegister = caps.maskRegisterForTails && vectorVar !== null && hasPartialVectors(schedule, vectorVar, lanes);
   const vectorRegisters = caps.vectorRegisters - (zeroRegister ? 1 : 0) - (maskRegister ? 1 : 0);
-  let chosen = vectorVar === null ? undefined : pick(lanes, vectorVar, vectorRegisters);
+  let chosen = vectorVar === null ? undefined : pick(lanes, vectorVar, vectorRegisters, caps.unrollBudget);
   if (chosen && vectorVar !== null && lanes > 1) {
     const innermost = innermostLoopOf(schedule, vectorVar);
     if (innermost < chosen.unrollFrom) {
@@ -85,7 +91,7 @@ export function decideTile(schedule: Schedule, caps: TargetCaps, strides: number
     lanes = 1;
     vectorVar = null;
     maskRegister = false;
-    chosen = pick(1, null, caps.scalarRegisters - (zeroRegister ? 1 : 0));
+    chosen = pick(1, null, caps.scalarRegisters - (zeroRegister ? 1 : 0), Math.max(16, caps.unrollBudget / SCALAR_UNROLL_DIVISOR));
   } else {
     scalarReason = undefined;
   }
