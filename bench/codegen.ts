@@ -21,7 +21,7 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
-/** Median microseconds from schedule to executable bytes, per schedule, after warm-up. */
+/** Median microseconds from schedule to executable bytes, per schedule, after warm-up (600 kernels). */
 function codegenSpeed(target: string): { schedules: { schedule: string; medianMicros: number; bytes: number; ops: number }[]; medianMicros: number } {
   const p = parseProblem('matmul 256x256x256');
   const t = getTarget(target);
@@ -31,8 +31,9 @@ function codegenSpeed(target: string): { schedules: { schedule: string; medianMi
       .map((x) => Schedule.parse(p, x)),
     ...Array.from({ length: 15 }, () => randomSchedule(p, rng, 16)),
   ];
+  // steady state, as in a search: the generator's code is JIT-optimized after a few hundred kernels
+  for (let round = 0; round < 30; round++) for (const s of schedules) compileSchedule(s, t);
   const rows = schedules.map((s) => {
-    for (let i = 0; i < 20; i++) compileSchedule(s, t);
     const xs = Array.from({ length: 50 }, () => compileSchedule(s, t).codegenMicros);
     const k = compileSchedule(s, t);
     return { schedule: s.text(), medianMicros: median(xs), bytes: k.code.length, ops: k.program.decision.unrolledOps };
