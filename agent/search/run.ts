@@ -10,7 +10,7 @@ import { parseProblem } from '../../ir/spec.ts';
 import { hostIsa } from '../../targets/runtime/host.ts';
 import type { MeasurementPool } from '../../targets/runtime/measure.ts';
 import { resolveProblems } from '../../env/datasets.ts';
-import { MeasuredEvaluator, type Evaluator, type NativeTargetName, type PredictFunction } from '../../env/evaluator.ts';
+import { MeasuredEvaluator, PredictedEvaluator, type Evaluator, type NativeTargetName, type PredictFunction } from '../../env/evaluator.ts';
 import { RecordStore } from '../../env/records.ts';
 import { syntheticEvaluator } from '../../env/synthetic.ts';
 import type { Budget, HistoryPoint, SearchProgress, Searcher, StopReason } from '../searcher.ts';
@@ -24,8 +24,8 @@ export const DEFAULT_SEARCHER = 'evolution';
 export const SEARCH_MIN_SECONDS = 0.01;
 export const DEFAULT_COMPARE_SEARCHERS = ['random', 'greedy', 'beam', 'beam-dfs', 'evolution'];
 
-/** 'avx512' | 'avx2' measure real kernels; 'synthetic' uses env/synthetic.ts (no code runs). */
-export type SearchTarget = NativeTargetName | 'synthetic';
+/** 'avx512' | 'avx2' measure real kernels; 'neon' is predicted by the analytic cost model; 'synthetic' uses env/synthetic.ts (no code runs). */
+export type SearchTarget = NativeTargetName | 'neon' | 'synthetic';
 
 export interface EvaluatorSetup {
   target?: SearchTarget;
@@ -39,8 +39,15 @@ export interface EvaluatorSetup {
 export async function createEvaluator(setup: EvaluatorSetup = {}): Promise<Evaluator & { close(): Promise<void> }> {
   const records = RecordStore.open(setup.recordsPath ?? null);
   if (setup.target === 'synthetic') return syntheticEvaluator({ records });
+  if (setup.target === 'neon') {
+    // no Arm hardware here: the analytic cost model is the reward (see agent/costmodel/analytic.ts)
+    const { analyticPredict } = await import('../costmodel/analytic.ts');
+    const { predict, peakGflops } = analyticPredict('neon');
+    const e = new PredictedEvaluator({ target: 'neon', peakGflops, predict });
+    return Object.assign(e, { close: async () => {} });
+  }
   if (setup.target !== undefined && setup.target !== 'avx512' && setup.target !== 'avx2') {
-    fail(`unknown target '${setup.target}' for search (expected avx512, avx2 or synthetic)`);
+    fail(`unknown target '${setup.target}' for search (expected avx512, avx2, neon or synthetic)`);
   }
   return MeasuredEvaluator.create({
     records,
