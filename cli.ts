@@ -367,10 +367,13 @@ export function buildCli(): Command {
     .option('--compare <what>', 'also measure OpenBLAS per matmul: openblas')
     .option('--records <file>', 'tuning records (JSONL) shared by all searchers')
     .option('--seed <n>', 'random seed', (v) => Number(v), 0)
-    .action(async (problems: string, opts: { searchers: string; budget: Budget; target?: string; limit?: number; out: string; compare?: string; records?: string; seed: number }) => {
+    .option('--checkpoint <dir>', 'with an experiment file: the policy to compare (default: its newest checkpoint)')
+    .action(async (problems: string, opts: { searchers: string; budget: Budget; target?: string; limit?: number; out: string; compare?: string; records?: string; seed: number; checkpoint?: string }) => {
       if (/\.ya?ml$/.test(problems)) {
         const { compareExperiment } = await import('./experiments/runner.ts');
-        const r = await compareExperiment(problems, opts.limit !== undefined ? { problems: opts.limit } : {});
+        const r = await compareExperiment(problems, {
+          ...(opts.limit !== undefined ? { problems: opts.limit } : {}), ...(opts.checkpoint ? { checkpoint: opts.checkpoint } : {}),
+        });
         console.log(`report: ${r.html}`);
         return;
       }
