@@ -31,7 +31,8 @@ import { Cublas } from '../targets/cuda/cublas.ts';
 import { type DevicePtr } from '../targets/cuda/driver.ts';
 import { CUDA_FUZZ_OPS, fuzzCuda, randomCudaSchedule, type CudaFuzzReport } from '../targets/cuda/fuzz.ts';
 import { describeMapping, gpuMapping } from '../targets/cuda/mapping.ts';
-import { CudaRunner, randomValues, STICKY_ERRORS } from '../targets/cuda/runner.ts';
+import { CudaRunner, STICKY_ERRORS } from '../targets/cuda/runner.ts';
+import { randomArray } from '../ir/interpret.ts';
 import { compileCuda, type CudaKernel } from '../targets/cuda/target.ts';
 import {
   familyOf, mutateParams, paramsKey, randomParams, templateSchedule, type ConvParams, type GemmParams, type TemplateParams,
@@ -295,9 +296,9 @@ interface MatmulRecord {
 
 function benchMatmul(b: Bench, size: number, budget: number, rng: Rng): MatmulRecord {
   const p = parseProblem(`matmul ${size}x${size}x${size}`);
-  const A = b.upload(randomValues(size * size, 11));
-  const B = b.upload(randomValues(size * size, 12));
-  const C = b.upload(randomValues(size * size, 13));
+  const A = b.upload(randomArray(size * size, 11));
+  const B = b.upload(randomArray(size * size, 12));
+  const C = b.upload(randomArray(size * size, 13));
   const ptrs = [C, A, B];
   const flops = 2 * size ** 3;
   const blas = b.cublas();
@@ -365,7 +366,7 @@ interface ConvRecord {
 
 function benchConv(b: Bench, layer: string, spec: string, budget: number, rng: Rng): ConvRecord {
   const p = parseProblem(spec);
-  const ins = p.tensors.map((t, i) => randomValues(elementCount(t), 21 + i));
+  const ins = p.tensors.map((t, i) => randomArray(elementCount(t), 21 + i));
   const ptrs = ins.map((x) => b.upload(x));
   const flops = 2 * p.vars.reduce((a, v) => a * v.extent, 1);
   const blas = b.cublas();
@@ -527,7 +528,7 @@ async function cmdSearch(b: Bench, a: Args): Promise<void> {
   const p = parseProblem(spec);
   const budget = num(a, 'budget', 40);
   const rng = new Rng(num(a, 'seed', 1));
-  const ptrs = p.tensors.map((t, i) => b.upload(randomValues(elementCount(t), 31 + i)));
+  const ptrs = p.tensors.map((t, i) => b.upload(randomArray(elementCount(t), 31 + i)));
   let best: Candidate | null = null;
   const t0 = performance.now();
   if (familyOf(p)) {

@@ -9,6 +9,7 @@
  *    seconds per launch, and GFLOPS from the best (the figure comparisons use).
  * Modules are cached by entry name and text; JIT time is recorded per module.
  */
+import { randomArray } from '../../ir/interpret.ts';
 import type { Timing } from '../runtime/timing.ts';
 import type { KernelRunner, RunOutcome } from '../verify.ts';
 import type { Kernel } from '../kernel.ts';
@@ -149,7 +150,7 @@ export class CudaRunner {
   randomTensors(kernel: Kernel, seed = 1): DevicePtr[] {
     return kernel.abi.tensors.map((t, i) => {
       const p = this.device.alloc(t.elements * 4);
-      this.device.upload(p, randomValues(t.elements, seed * 7919 + i));
+      this.device.upload(p, randomArray(t.elements, seed * 7919 + i));
       return p;
     });
   }
@@ -200,16 +201,3 @@ export class CudaRunner {
   }
 }
 
-/** Seeded values in [-1, 1) (mulberry32, as ir/interpret's randomArray). */
-export function randomValues(n: number, seed: number): Float32Array {
-  const arr = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    arr[i] = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  }
-  return arr;
-}
