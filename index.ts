@@ -8,3 +8,31 @@ export type {
 export { lower, vectorVariable } from './loopnest/lower.ts';
 export type { Kernel, KernelAbi, Target, TargetCaps, TensorArg } from './targets/kernel.ts';
 export { getTarget, registerTarget, targetNames, compileSchedule } from './targets/registry.ts';
+
+// running and checking kernels
+export { executorFor, openExecutor, registerExecutor, type Executor } from './targets/executor.ts';
+export { runSchedule, type RunReport } from './targets/run-schedule.ts';
+export { verifyKernel, type KernelRunner, type Verification } from './targets/verify.ts';
+export { fuzzTarget, type FuzzReport } from './targets/fuzz.ts';
+export { peak, peakRecord } from './targets/runtime/peak.ts';
+export { hostTarget, hostIsa } from './targets/runtime/host.ts';
+
+// the environment (Gymnasium-style), datasets, evaluators and tuning records
+export { Discrete, Box, GraphSpace, TimeLimit, VectorEnv, Wrapper, type Env, type Space } from './env/core.ts';
+export { LoopNestEnv, LOOPTUNE_ACTIONS } from './env/loopnest-env.ts';
+export { RecordStore, type TuningRecord } from './env/records.ts';
+export { MeasuredEvaluator, PredictedEvaluator, CachingEvaluator, type Evaluator, type Evaluation } from './env/evaluator.ts';
+export { getDataset, listDatasets, datasetNames, resolveProblems, split as datasetSplit } from './env/datasets.ts';
+
+// searchers, the comparison report, tuning with the shipped policy
+export type { Searcher, SearchOptions, SearchResult, Budget } from './agent/searcher.ts';
+export { createSearcher, randomSearch, greedySearch, beamSearch, evolutionSearch, SEARCHER_NAMES } from './agent/search/index.ts';
+export { runSearch, runCompare } from './agent/search/run.ts';
+export { writeCompareReport } from './agent/report/index.ts';
+export { tune, type TuneOptions, type TuneResult } from './agent/tune.ts';
+
+// the cost model, PPO and experiments
+export { CostModel, trainCostModel, evalCostModel, CostModelEvaluator, HybridEvaluator, costModelPredict } from './agent/costmodel/index.ts';
+export { PPOTrainer, ppoConfig, policySearcher } from './agent/ppo/index.ts';
+export { createPolicy, loadPolicy, savePolicy } from './agent/policy/index.ts';
+export { trainExperiment, evalExperiment, compareExperiment, exportPolicy } from './experiments/runner.ts';
