@@ -41,6 +41,55 @@ export function parseBudget(text: string): Budget {
   return budget;
 }
 
+/**
+ * search/tune for the cuda target: the GPU tuner's evolution over template parameters (tile sizes,
+ * thread layout, register tile, reduction slice, staging) for matmul/bmm/conv, random GPU
+ * schedules otherwise; every candidate timed on the device. One line when there is no driver.
+ */
+async function searchOnGpu(spec: string, evaluations: number, seed: number): Promise<{ schedule: string; gflops: number; evaluations: number; seconds: number; mapping: string } | null> {
+  const { CudaTuner, seedsFor } = await import('./targets/cuda/tuner.ts');
+  const { randomCudaSchedule } = await import('./targets/cuda/fuzz.ts');
+  const { randomArray } = await import('./ir/interpret.ts');
+  const { elementCount } = await import('./ir/problem.ts');
+  const { Rng } = await import('./ir/random.ts');
+  const problem = parseProblem(spec);
+  let tuner: InstanceType<typeof CudaTuner>;
+  try {
+    tuner = new CudaTuner();
+  } catch (e) {
+    throw new LoopTuneError(e instanceof Error ? e.message : String(e));
+  }
+  const ptrs = problem.tensors.map((t, i) => tuner.upload(randomArray(elementCount(t), 31 + i)));
+  const rng = new Rng(seed + 1);
+  const t0 = performance.now();
+  try {
+    const seeds = seedsFor(problem);
+    if (seeds.length) {
+      const r = tuner.search(problem, ptrs, evaluations, seeds, rng);
+      return r.best && { schedule: r.best.schedule, gflops: r.best.gflops, evaluations: r.evaluations, seconds: r.seconds, mapping: r.best.mapping };
+    }
+    let best: { schedule: string; gflops: number; mapping: string } | null = null;
+    const seen = new Set<string>();
+    for (let i = 0; i < evaluations * 4 && seen.size < evaluations; i++) {
+      const { schedule } = randomCudaSchedule(problem, rng);
+      if (seen.has(schedule.text())) continue;
+      seen.add(schedule.text());
+      const c = tuner.evaluate(schedule, ptrs, 0.02);
+      if (typeof c !== 'string' && (!best || c.gflops > best.gflops)) best = c;
+    }
+    return best && { ...best, evaluations: seen.size, seconds: (performance.now() - t0) / 1000 };
+  } finally {
+    tuner.gpu.freeAll(ptrs);
+  }
+}
+
+async function printGpuSearch(spec: string, evaluations: number, seed: number, json: boolean | undefined): Promise<void> {
+  const r = await searchOnGpu(spec, evaluations, seed);
+  if (!r) throw new LoopTuneError(`cuda: no schedule of ${spec} ran on the GPU`);
+  if (json) console.log(JSON.stringify({ problem: parseProblem(spec).spec, target: 'cuda', ...r }, null, 2));
+  else console.log(`best schedule: ${r.schedule}\n${r.mapping}\n${r.gflops.toFixed(0)} GFLOPS on the GPU; ${r.evaluations} schedules timed in ${r.seconds.toFixed(1)} s`);
+}
+
 /** One status line on stderr while a long run goes on (only when stderr is a terminal). */
 function progressLine(): { update(text: string): void; done(): void } {
   const tty = process.stderr.isTTY;
@@ -197,13 +246,17 @@ export function buildCli(): Command {
     .argument('<spec>', 'problem, e.g. "matmul 256x256x256"')
     .option('--searcher <name>', `one of ${SEARCHER_NAMES.join(', ')} (greedy:D lookahead, beam:W width)`, 'evolution')
     .option('--budget <budget>', 'e.g. 10s, 200m (measurements), 50steps, or 10s,200m', parseBudget, { seconds: 10 } as Budget)
-    .option('--target <name>', 'avx512 or avx2 (default: the host\'s best, measured), neon (analytic cost model; the winner is verified under qemu), or synthetic (a toy model)')
+    .option('--target <name>', 'avx512 or avx2 (default: the host\'s best, measured), neon (analytic cost model; the winner is verified under qemu), cuda (timed on the GPU; --budget in schedules, e.g. 128m), or synthetic (a toy model)')
     .option('--compare <what>', 'also measure a baseline in the same run: openblas')
     .option('--records <file>', 'tuning records (JSONL): reused as a cache and appended with every measurement')
     .option('--seed <n>', 'random seed', (v) => Number(v), 0)
     .option('--json', 'print the result as JSON (the fields of run plus schedule, speedupOverDefault, measurements, seconds)')
     .action(async (spec: string, opts: { searcher: string; budget: Budget; target?: string; compare?: string; records?: string; seed: number; json?: boolean }) => {
       if (opts.compare !== undefined && opts.compare !== 'openblas') throw new LoopTuneError(`--compare: unknown baseline '${opts.compare}' (expected openblas)`);
+      if (opts.target === 'cuda') {
+        await printGpuSearch(spec, opts.budget.measurements ?? 128, opts.seed, opts.json);
+        return;
+      }
       const problem = parseProblem(spec);
       const target = (opts.target ?? hostTarget()) as SearchTarget;
       const line = progressLine();
@@ -247,7 +300,7 @@ export function buildCli(): Command {
     .command('tune')
     .description('tune a kernel with the shipped policy (records first, then policy proposals, a few measurements, verification); the main job')
     .argument('<spec>', 'problem, e.g. "matmul 512x512x512"')
-    .option('--target <name>', 'avx512 or avx2 (default: the host\'s best), or neon (analytic cost model, verified under qemu)')
+    .option('--target <name>', 'avx512 or avx2 (default: the host\'s best), neon (analytic cost model, verified under qemu), or cuda (GPU tuner, 24 schedules)')
     .option('--budget <seconds>', 'seconds for proposing and measuring (e.g. 1 or 1s)', (v) => positiveNumber(v.replace(/s$/, '')), 1)
     .option('--policy <dir>', 'a policy folder (default: agent/pretrained/<target>)')
     .option('--compare <what>', 'also measure OpenBLAS in the same run: openblas')
@@ -258,6 +311,11 @@ export function buildCli(): Command {
     .action(async (spec: string, opts: { target?: string; budget: number; policy?: string; compare?: string; records?: string | boolean; seed: number; json?: boolean }) => {
       if (opts.compare !== undefined && opts.compare !== 'openblas') throw new LoopTuneError(`--compare: unknown baseline '${opts.compare}' (expected openblas)`);
       const target = opts.target ?? hostTarget();
+      if (target === 'cuda') {
+        // no shipped GPU policy: a short run of the GPU tuner from its known-good seeds
+        await printGpuSearch(spec, 24, opts.seed, opts.json);
+        return;
+      }
       if (target === 'neon') {
         // no Arm hardware to train or measure on: tuning is an evolutionary search on the analytic
         // cost model within the budget; the result is verified under qemu

@@ -27,18 +27,14 @@ import { Rng } from '../ir/random.ts';
 import { Schedule } from '../ir/schedule.ts';
 import { parseProblem } from '../ir/spec.ts';
 import { im2colFor } from '../targets/cuda/baselines.ts';
-import { Cublas } from '../targets/cuda/cublas.ts';
-import { type DevicePtr } from '../targets/cuda/driver.ts';
 import { CUDA_FUZZ_OPS, fuzzCuda, randomCudaSchedule, type CudaFuzzReport } from '../targets/cuda/fuzz.ts';
 import { describeMapping, gpuMapping } from '../targets/cuda/mapping.ts';
-import { CudaRunner, STICKY_ERRORS } from '../targets/cuda/runner.ts';
+import { STICKY_ERRORS } from '../targets/cuda/runner.ts';
 import { randomArray } from '../ir/interpret.ts';
-import { compileCuda, type CudaKernel } from '../targets/cuda/target.ts';
-import {
-  familyOf, mutateParams, paramsKey, randomParams, templateSchedule, type ConvParams, type GemmParams, type TemplateParams,
-} from '../targets/cuda/templates.ts';
-import type { EmitOptions } from '../targets/cuda/ptx.ts';
+import { compileCuda } from '../targets/cuda/target.ts';
+import { familyOf, templateSchedule, type TemplateParams } from '../targets/cuda/templates.ts';
 import { verifyKernel } from '../targets/verify.ts';
+import { CudaTuner, GEMM_SEEDS, CONV_SEEDS, type Candidate, type CudaSearchResult } from '../targets/cuda/tuner.ts';
 import { CudaError } from '../targets/cuda/driver.ts';
 
 type Args = { _: string[]; [k: string]: string | boolean | string[] };
@@ -66,175 +62,7 @@ const log = (...x: unknown[]) => console.error('[cuda]', ...x);
 
 // ------------------------------------------------------------------------------------- evaluation
 
-interface Candidate {
-  schedule: string;
-  params?: TemplateParams;
-  gflops: number;
-  bestMs: number;
-  medianMs: number;
-  registers: number;
-  localBytes: number;
-  jitMs: number;
-  occupancy: number;
-  launch: CudaKernel['launch'];
-  mapping: string;
-}
-
-interface SearchResult {
-  best: Candidate | null;
-  evaluations: number;
-  failures: number;
-  seconds: number;
-  history: { t: number; evaluations: number; bestGflops: number }[];
-  failuresSample: string[];
-}
-
-class Bench {
-  readonly gpu: CudaRunner;
-  private cublasLib: Cublas | null | undefined;
-
-  constructor() {
-    this.gpu = new CudaRunner(0);
-  }
-
-  cublas(): Cublas | null {
-    if (this.cublasLib === undefined) {
-      try {
-        this.cublasLib = new Cublas();
-      } catch (e) {
-        log('cuBLAS unavailable:', (e as Error).message);
-        this.cublasLib = null;
-      }
-    }
-    return this.cublasLib;
-  }
-
-  upload(data: Float32Array): DevicePtr {
-    const p = this.gpu.device.alloc(data.byteLength);
-    this.gpu.device.upload(p, data);
-    return p;
-  }
-
-  /** Compiles, loads and times one schedule on the given buffers; null (with a reason) on failure. */
-  evaluate(s: Schedule, ptrs: DevicePtr[], minSeconds: number, opts: EmitOptions = {}, params?: TemplateParams): Candidate | string {
-    let k: CudaKernel;
-    try {
-      k = compileCuda(s, opts);
-    } catch (e) {
-      return `codegen: ${(e as Error).message}`;
-    }
-    try {
-      const m = this.gpu.load(k);
-      const t = this.gpu.time(k, ptrs, { minSeconds, minSamples: 3 });
-      const threads = k.launch.block[0] * k.launch.block[1] * k.launch.block[2];
-      const c: Candidate = {
-        schedule: s.text(), ...(params ? { params } : {}), gflops: t.gflops, bestMs: t.bestSeconds * 1e3, medianMs: t.medianSeconds * 1e3,
-        registers: m.registers, localBytes: m.localBytes, jitMs: m.jitMs, occupancy: this.gpu.device.occupancy(m, threads),
-        launch: k.launch, mapping: describeMapping(k.mapping),
-      };
-      return c;
-    } catch (e) {
-      if (e instanceof CudaError && STICKY_ERRORS.has(e.code)) throw e;
-      return `${(e as Error).message.split('\n')[0]}`;
-    } finally {
-      try {
-        this.gpu.unload(k);
-      } catch {
-        // gone with a reset
-      }
-    }
-  }
-
-  /**
-   * Evolution over template parameters: seeds + random members, then each round mutates one of
-   * the best few; every distinct valid schedule is measured once.
-   */
-  search(p: Problem, ptrs: DevicePtr[], budget: number, seeds: TemplateParams[], rng: Rng, minSeconds = 0.02, minThreads = 0): SearchResult {
-    const t0 = performance.now();
-    const seen = new Set<string>();
-    const pop: Candidate[] = [];
-    const res: SearchResult = { best: null, evaluations: 0, failures: 0, seconds: 0, history: [], failuresSample: [] };
-    const tryParams = (params: TemplateParams): void => {
-      const key = paramsKey(params);
-      if (seen.has(key)) return;
-      seen.add(key);
-      const s = templateSchedule(p, params);
-      if (!s) return;
-      res.evaluations++;
-      const c = this.evaluate(s, ptrs, minSeconds, {}, params);
-      if (typeof c === 'string') {
-        res.failures++;
-        if (res.failuresSample.length < 5) res.failuresSample.push(`${s.text()}: ${c}`);
-        return;
-      }
-      pop.push(c);
-      pop.sort((a, b) => b.gflops - a.gflops);
-      if (!res.best || c.gflops > res.best.gflops) res.best = c;
-      res.history.push({ t: (performance.now() - t0) / 1000, evaluations: res.evaluations, bestGflops: res.best.gflops });
-    };
-    for (const s of seeds) if (res.evaluations < budget) tryParams(s);
-    let guard = 0;
-    while (res.evaluations < Math.min(budget, seeds.length + 8) && guard++ < 500) {
-      const r = randomParams(p, rng);
-      if (r) tryParams(r);
-    }
-    guard = 0;
-    while (res.evaluations < budget && guard++ < 20 * budget) {
-      if (pop.length === 0) {
-        const r = randomParams(p, rng);
-        if (r) tryParams(r);
-        continue;
-      }
-      const parent = pop[Math.min(pop.length - 1, Math.floor(rng.next() ** 2 * Math.min(6, pop.length)))]!;
-      let child = mutateParams(parent.params!, rng);
-      if (rng.next() < 0.4) child = mutateParams(child, rng);
-      tryParams(child);
-    }
-    res.seconds = (performance.now() - t0) / 1000;
-    return res;
-  }
-}
-
-// ------------------------------------------------------------------------------------- seeds
-
-const GEMM_SEEDS: GemmParams[] = [
-  // the best of the last run on an H200 (2048 and 4096; 1024)
-  { family: 'gemm', ty: 16, tx: 16, rmo: 1, rmi: 8, rno: 2, rni: 4, bk: 8, stage: true },
-  { family: 'gemm', ty: 8, tx: 16, rmo: 1, rmi: 4, rno: 1, rni: 4, bk: 16, stage: true },
-  // split reductions (more threads per output tile)
-  { family: 'gemm', ty: 8, tx: 16, rmo: 1, rmi: 4, rno: 1, rni: 4, bk: 16, sk: 2, stage: true },
-  { family: 'gemm', ty: 8, tx: 8, rmo: 2, rmi: 4, rno: 2, rni: 4, bk: 16, sk: 4, stage: true },
-  { family: 'gemm', ty: 16, tx: 16, rmo: 1, rmi: 4, rno: 1, rni: 4, bk: 16, sk: 2, stage: true },
-  { family: 'gemm', ty: 16, tx: 16, rmo: 2, rmi: 4, rno: 2, rni: 4, bk: 8, stage: true },
-  { family: 'gemm', ty: 16, tx: 16, rmo: 2, rmi: 4, rno: 2, rni: 4, bk: 16, stage: true },
-  { family: 'gemm', ty: 8, tx: 16, rmo: 2, rmi: 4, rno: 2, rni: 4, bk: 8, stage: true },
-  { family: 'gemm', ty: 16, tx: 8, rmo: 2, rmi: 4, rno: 2, rni: 4, bk: 8, stage: true },
-  { family: 'gemm', ty: 8, tx: 32, rmo: 2, rmi: 4, rno: 1, rni: 4, bk: 8, stage: true },
-  // 64 x 64 block tiles, for sizes where 128 x 128 leaves multiprocessors idle
-  { family: 'gemm', ty: 8, tx: 8, rmo: 2, rmi: 4, rno: 2, rni: 4, bk: 8, stage: true },
-  { family: 'gemm', ty: 16, tx: 8, rmo: 1, rmi: 4, rno: 2, rni: 4, bk: 8, stage: true },
-  { family: 'gemm', ty: 16, tx: 16, rmo: 1, rmi: 4, rno: 1, rni: 4, bk: 16, stage: true },
-];
-
-const CONV_SEEDS: ConvParams[] = [
-  // the best of the last run on an H200 (conv2_x; conv3_1)
-  { family: 'conv', tk: 16, th: 2, tw: 32, rk: 2, rh: 1, rw: 1, bc: 2, stage: true },
-  { family: 'conv', tk: 4, th: 1, tw: 4, rk: 1, rh: 4, rw: 1, bc: 1, stage: false },
-  // split reductions over input channels, for the deep layers' few outputs
-  { family: 'conv', tk: 8, th: 2, tw: 4, rk: 2, rh: 2, rw: 2, bc: 16, sc: 4, stage: true },
-  { family: 'conv', tk: 16, th: 1, tw: 4, rk: 2, rh: 1, rw: 2, bc: 32, sc: 8, stage: true },
-  { family: 'conv', tk: 32, th: 1, tw: 2, rk: 2, rh: 1, rw: 1, bc: 16, sc: 4, stage: true },
-  { family: 'conv', tk: 16, th: 2, tw: 8, rk: 2, rh: 1, rw: 1, bc: 8, sc: 2, stage: true },
-  { family: 'conv', tk: 16, th: 1, tw: 8, rk: 4, rh: 1, rw: 1, bc: 32, sc: 4, stage: false },
-  { family: 'conv', tk: 8, th: 2, tw: 8, rk: 4, rh: 1, rw: 2, bc: 8, stage: true },
-  { family: 'conv', tk: 16, th: 2, tw: 4, rk: 4, rh: 2, rw: 2, bc: 8, stage: true },
-  { family: 'conv', tk: 8, th: 4, tw: 8, rk: 2, rh: 1, rw: 2, bc: 8, stage: true },
-  { family: 'conv', tk: 16, th: 1, tw: 8, rk: 4, rh: 2, rw: 2, bc: 16, stage: true },
-  { family: 'conv', tk: 32, th: 1, tw: 4, rk: 2, rh: 1, rw: 2, bc: 16, stage: true },
-  { family: 'conv', tk: 32, th: 2, tw: 2, rk: 4, rh: 1, rw: 1, bc: 8, stage: true },
-  { family: 'conv', tk: 16, th: 2, tw: 8, rk: 4, rh: 2, rw: 4, bc: 8, stage: true },
-  { family: 'conv', tk: 32, th: 2, tw: 2, rk: 2, rh: 2, rw: 2, bc: 32, stage: true },
-];
+class Bench extends CudaTuner {}
 
 /** Threads a template schedule launches in all (random draws prefer ones that fill the machine). */
 function gridThreads(p: Problem, params: TemplateParams): number {
@@ -290,7 +118,7 @@ interface MatmulRecord {
   ratioMedian: number | null;
   check: { maxAbs: number; maxRel: number; norm: number } | null;
   noRegisterCap: { gflops: number; registers: number } | null;
-  search: Omit<SearchResult, 'best'>;
+  search: Omit<CudaSearchResult, 'best'>;
   defaultSchedule: { schedule: string; gflops: number } | null;
 }
 
@@ -361,7 +189,7 @@ interface ConvRecord {
   ratio: number | null;
   ratioVsGemmOnly: number | null;
   check: { maxAbs: number; maxRel: number; norm: number } | null;
-  search: Omit<SearchResult, 'best'>;
+  search: Omit<CudaSearchResult, 'best'>;
 }
 
 function benchConv(b: Bench, layer: string, spec: string, budget: number, rng: Rng): ConvRecord {
