@@ -29,7 +29,7 @@ import { RecordStore } from '../env/records.ts';
 import type { Kernel } from '../targets/kernel.ts';
 import { compileSchedule, getTarget } from '../targets/registry.ts';
 import { executorFor, type Executor } from '../targets/executor.ts';
-import { gemmShape } from '../targets/run-schedule.ts';
+import { compareWithBlas } from '../targets/run-schedule.ts';
 import { hostIsa, hostTarget } from '../targets/runtime/host.ts';
 import { verifyKernel } from '../targets/verify.ts';
 import { initBackend } from './backend.ts';
@@ -302,21 +302,7 @@ export async function tune(spec: string | Problem, options: TuneOptions = {}): P
       fromRecords: recordSchedule !== undefined && recordSchedule.hash() === chosen.schedule.hash(),
       seconds: 0, setupSeconds, searchSeconds, verifySeconds, stopReason: r.stopReason, history: r.history, policy: loaded.path,
     };
-    const shape = gemmShape(problem);
-    if (options.compareOpenblas) {
-      if (!shape) result.openblasError = `OpenBLAS comparison covers matmul only, not ${problem.op}`;
-      else if (!executor.openblas) result.openblasError = `the ${target} executor has no OpenBLAS`;
-      else {
-        const o = await executor.openblas(shape.m, shape.n, shape.k);
-        if (o.ok) {
-          result.openblasGflops = o.gflops;
-          result.openblasCorename = o.corename;
-          result.openblasRatio = chosen.gflops / o.gflops;
-        } else {
-          result.openblasError = o.error;
-        }
-      }
-    }
+    if (options.compareOpenblas) Object.assign(result, await compareWithBlas(problem, executor, chosen.gflops));
     result.seconds = elapsed();
     return result;
   } finally {

@@ -55,16 +55,28 @@ export async function runSchedule(
   const report: RunReport = {
     ...base, gflops: t.gflops, percentOfPeak: Number.isFinite(peakGflops) ? (100 * t.gflops) / peakGflops : NaN, bestSeconds: t.bestSeconds, medianSeconds: t.medianSeconds,
   };
-  const shape = gemmShape(schedule.problem);
-  if (opts.compareOpenblas && shape && executor.openblas) {
-    const o = await executor.openblas(shape.m, shape.n, shape.k);
-    if (o.ok) {
-      report.openblasGflops = o.gflops;
-      report.openblasCorename = o.corename;
-      report.openblasRatio = t.gflops / o.gflops;
-    } else {
-      report.error = `OpenBLAS: ${o.error}`;
-    }
+  if (opts.compareOpenblas && gemmShape(schedule.problem) && executor.openblas) {
+    const { openblasError, ...blas } = await compareWithBlas(schedule.problem, executor, t.gflops);
+    Object.assign(report, blas);
+    if (openblasError) report.error = `OpenBLAS: ${openblasError}`;
   }
   return report;
+}
+
+export interface BlasComparison {
+  openblasGflops?: number;
+  openblasCorename?: string;
+  /** our GFLOPS / the BLAS's */
+  openblasRatio?: number;
+  openblasError?: string;
+}
+
+/** The executor's BLAS sgemm (OpenBLAS, or cuBLAS on cuda) on a matmul's shape, beside `gflops`. */
+export async function compareWithBlas(problem: Problem, executor: Executor, gflops: number): Promise<BlasComparison> {
+  const shape = gemmShape(problem);
+  if (!shape) return { openblasError: `OpenBLAS comparison covers matmul only, not ${problem.op}` };
+  if (!executor.openblas) return { openblasError: 'this executor has no BLAS to compare with' };
+  const o = await executor.openblas(shape.m, shape.n, shape.k);
+  if (!o.ok) return { openblasError: o.error };
+  return { openblasGflops: o.gflops, openblasCorename: o.corename, openblasRatio: gflops / o.gflops };
 }
