@@ -19,6 +19,7 @@ import { peakRecord } from './targets/runtime/peak.ts';
 import { runSearch, runCompare, DEFAULT_COMPARE_SEARCHERS, type SearchTarget } from './agent/search/run.ts';
 import { SEARCHER_NAMES } from './agent/search/index.ts';
 import type { Budget, SearchProgress } from './agent/searcher.ts';
+import type { PredictFunction } from './env/evaluator.ts';
 
 function scheduleFor(spec: string, opts: { schedule?: string; actions?: string }): Schedule {
   const problem = parseProblem(spec);
@@ -42,52 +43,60 @@ export function parseBudget(text: string): Budget {
 }
 
 /**
- * search/tune for the cuda target: the GPU tuner's evolution over template parameters (tile sizes,
- * thread layout, register tile, reduction slice, staging) for matmul/bmm/conv, random GPU
- * schedules otherwise; every candidate timed on the device. One line when there is no driver.
+ * The shipped cuda cost model as a predict function (tune screens GPU candidates with it); undefined,
+ * with a note on stderr, where none was shipped or it cannot load.
  */
-async function searchOnGpu(spec: string, evaluations: number, seed: number): Promise<{ schedule: string; gflops: number; evaluations: number; seconds: number; mapping: string } | null> {
-  const { CudaTuner, seedsFor } = await import('./targets/cuda/tuner.ts');
-  const { randomCudaSchedule } = await import('./targets/cuda/fuzz.ts');
-  const { randomArray } = await import('./ir/interpret.ts');
-  const { elementCount } = await import('./ir/problem.ts');
-  const { Rng } = await import('./ir/random.ts');
-  const problem = parseProblem(spec);
-  let tuner: InstanceType<typeof CudaTuner>;
+async function cudaCostModel(): Promise<PredictFunction | undefined> {
   try {
-    tuner = new CudaTuner();
+    const { CostModel } = await import('./agent/costmodel/model.ts');
+    const { costModelPredict } = await import('./agent/costmodel/evaluator.ts');
+    return costModelPredict(await CostModel.load('default:cuda'));
   } catch (e) {
-    throw new LoopTuneError(e instanceof Error ? e.message : String(e));
-  }
-  const ptrs = problem.tensors.map((t, i) => tuner.upload(randomArray(elementCount(t), 31 + i)));
-  const rng = new Rng(seed + 1);
-  const t0 = performance.now();
-  try {
-    const seeds = seedsFor(problem);
-    if (seeds.length) {
-      const r = tuner.search(problem, ptrs, evaluations, seeds, rng);
-      return r.best && { schedule: r.best.schedule, gflops: r.best.gflops, evaluations: r.evaluations, seconds: r.seconds, mapping: r.best.mapping };
-    }
-    let best: { schedule: string; gflops: number; mapping: string } | null = null;
-    const seen = new Set<string>();
-    for (let i = 0; i < evaluations * 4 && seen.size < evaluations; i++) {
-      const { schedule } = randomCudaSchedule(problem, rng);
-      if (seen.has(schedule.text())) continue;
-      seen.add(schedule.text());
-      const c = tuner.evaluate(schedule, ptrs, 0.02);
-      if (typeof c !== 'string' && (!best || c.gflops > best.gflops)) best = c;
-    }
-    return best && { ...best, evaluations: seen.size, seconds: (performance.now() - t0) / 1000 };
-  } finally {
-    tuner.gpu.freeAll(ptrs);
+    process.stderr.write(`[cuda] searching without a cost model: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}\n`);
+    return undefined;
   }
 }
 
-async function printGpuSearch(spec: string, evaluations: number, seed: number, json: boolean | undefined): Promise<void> {
-  const r = await searchOnGpu(spec, evaluations, seed);
-  if (!r) throw new LoopTuneError(`cuda: no schedule of ${spec} ran on the GPU`);
-  if (json) console.log(JSON.stringify({ problem: parseProblem(spec).spec, target: 'cuda', ...r }, null, 2));
-  else console.log(`best schedule: ${r.schedule}\n${r.mapping}\n${r.gflops.toFixed(0)} GFLOPS on the GPU; ${r.evaluations} schedules timed in ${r.seconds.toFixed(1)} s`);
+/** Default tuning seconds on the GPU: a JIT plus timing costs 30-100 ms per candidate there. */
+const CUDA_TUNE_SECONDS = 5;
+
+/**
+ * tune --target cuda: there is no shipped GPU policy (PPO needs thousands of GPU measurements to
+ * learn one), so tuning is the environment's evolution on the GPU, every generation's candidates
+ * screened by the shipped cuda cost model, the known-good template points first; the winner is
+ * verified against the interpreter and timed beside cuBLAS for matmul.
+ */
+async function tuneOnGpu(spec: string, seconds: number, opts: { compare?: string; records?: string | boolean; seed: number; json?: boolean }): Promise<void> {
+  const problem = parseProblem(spec);
+  const t0 = performance.now();
+  const predict = await cudaCostModel();
+  const line = progressLine();
+  const r = await runSearch(problem, {
+    searcher: 'evolution', budget: { seconds }, target: 'cuda', seed: opts.seed,
+    recordsPath: typeof opts.records === 'string' ? opts.records : null,
+    ...(predict ? { predict } : {}),
+    onProgress: (p) => line.update(describeProgress(p)),
+  });
+  line.done();
+  const executor = await openExecutor('cuda');
+  let run: RunReport;
+  try {
+    run = await runSchedule(Schedule.parse(problem, r.schedule), 'cuda', executor, { compareOpenblas: opts.compare !== undefined || problem.op === 'matmul' });
+  } finally {
+    await executor.close();
+  }
+  const out = {
+    ...run, searchGflops: r.gflops, defaultGflops: r.defaultGflops, speedupOverDefault: run.gflops / r.defaultGflops,
+    ranking: predict ? 'cuda cost model' : 'none', measurements: r.measurements, searchSeconds: r.seconds, seconds: (performance.now() - t0) / 1000,
+  };
+  if (opts.json) console.log(JSON.stringify(out, null, 2));
+  else {
+    console.log(`${problem.spec}   target cuda   evolution${predict ? ' screened by the cuda cost model' : ''}`);
+    console.log(`best schedule: ${r.schedule}`);
+    console.log(formatRun(run));
+    console.log(`tuned in ${out.seconds.toFixed(1)} s: ${r.measurements} schedules timed on the GPU in ${r.seconds.toFixed(1)} s; ${out.speedupOverDefault.toFixed(1)}x over the default mapping`);
+  }
+  if (!run.verified) process.exitCode = 1;
 }
 
 /** One status line on stderr while a long run goes on (only when stderr is a terminal). */
@@ -246,17 +255,13 @@ export function buildCli(): Command {
     .argument('<spec>', 'problem, e.g. "matmul 256x256x256"')
     .option('--searcher <name>', `one of ${SEARCHER_NAMES.join(', ')} (greedy:D lookahead, beam:W width)`, 'evolution')
     .option('--budget <budget>', 'e.g. 10s, 200m (measurements), 50steps, or 10s,200m', parseBudget, { seconds: 10 } as Budget)
-    .option('--target <name>', 'avx512 or avx2 (default: the host\'s best, measured), neon (analytic cost model; the winner is verified under qemu), cuda (timed on the GPU; --budget in schedules, e.g. 128m), or synthetic (a toy model)')
-    .option('--compare <what>', 'also measure a baseline in the same run: openblas')
+    .option('--target <name>', 'avx512 or avx2 (default: the host\'s best, measured), neon (analytic cost model; the winner is verified under qemu), cuda (PTX timed on the GPU, with the bind/stage actions), or synthetic (a toy model)')
+    .option('--compare <what>', 'also measure a baseline in the same run: openblas (cuBLAS sgemm for --target cuda; cublas is accepted too)')
     .option('--records <file>', 'tuning records (JSONL): reused as a cache and appended with every measurement')
     .option('--seed <n>', 'random seed', (v) => Number(v), 0)
     .option('--json', 'print the result as JSON (the fields of run plus schedule, speedupOverDefault, measurements, seconds)')
     .action(async (spec: string, opts: { searcher: string; budget: Budget; target?: string; compare?: string; records?: string; seed: number; json?: boolean }) => {
-      if (opts.compare !== undefined && opts.compare !== 'openblas') throw new LoopTuneError(`--compare: unknown baseline '${opts.compare}' (expected openblas)`);
-      if (opts.target === 'cuda') {
-        await printGpuSearch(spec, opts.budget.measurements ?? 128, opts.seed, opts.json);
-        return;
-      }
+      if (opts.compare !== undefined && opts.compare !== 'openblas' && opts.compare !== 'cublas') throw new LoopTuneError(`--compare: unknown baseline '${opts.compare}' (expected openblas, or cublas for --target cuda)`);
       const problem = parseProblem(spec);
       const target = (opts.target ?? hostTarget()) as SearchTarget;
       const line = progressLine();
@@ -268,9 +273,9 @@ export function buildCli(): Command {
       let run: RunReport | undefined;
       if (target !== 'synthetic') {
         // the best schedule, verified against the interpreter and measured side by side with OpenBLAS
-        const executor = executorFor(target);
+        const executor = await openExecutor(target);
         try {
-          run = await runSchedule(Schedule.parse(problem, r.schedule), target, executor, { compareOpenblas: opts.compare === 'openblas' });
+          run = await runSchedule(Schedule.parse(problem, r.schedule), target, executor, { compareOpenblas: opts.compare !== undefined });
         } finally {
           await executor.close();
         }
@@ -300,20 +305,21 @@ export function buildCli(): Command {
     .command('tune')
     .description('tune a kernel with the shipped policy (records first, then policy proposals, a few measurements, verification); the main job')
     .argument('<spec>', 'problem, e.g. "matmul 512x512x512"')
-    .option('--target <name>', 'avx512 or avx2 (default: the host\'s best), neon (analytic cost model, verified under qemu), or cuda (GPU tuner, 24 schedules)')
-    .option('--budget <seconds>', 'seconds for proposing and measuring (e.g. 1 or 1s)', (v) => positiveNumber(v.replace(/s$/, '')), 1)
+    .option('--target <name>', 'avx512 or avx2 (default: the host\'s best), neon (analytic cost model, verified under qemu), or cuda (evolution on the GPU, candidates screened by the cuda cost model)')
+    .option('--budget <seconds>', `seconds for proposing and measuring (e.g. 1 or 1s; ${CUDA_TUNE_SECONDS} s on cuda)`, (v) => positiveNumber(v.replace(/s$/, '')), 1)
     .option('--policy <dir>', 'a policy folder (default: agent/pretrained/<target>)')
     .option('--compare <what>', 'also measure OpenBLAS in the same run: openblas')
     .option('--records <file>', 'tuning records (default $LOOPTUNE_RECORDS or ~/.cache/looptune/records.jsonl)')
     .option('--no-records', 'neither read nor write tuning records (measure the policy itself)')
     .option('--seed <n>', 'random seed', (v) => Number(v), 0)
     .option('--json', 'print the result as JSON (the field names of search)')
-    .action(async (spec: string, opts: { target?: string; budget: number; policy?: string; compare?: string; records?: string | boolean; seed: number; json?: boolean }) => {
-      if (opts.compare !== undefined && opts.compare !== 'openblas') throw new LoopTuneError(`--compare: unknown baseline '${opts.compare}' (expected openblas)`);
+    .action(async (spec: string, opts: { target?: string; budget: number; policy?: string; compare?: string; records?: string | boolean; seed: number; json?: boolean }, command: Command) => {
       const target = opts.target ?? hostTarget();
+      if (opts.compare !== undefined && opts.compare !== 'openblas' && !(target === 'cuda' && opts.compare === 'cublas')) {
+        throw new LoopTuneError(`--compare: unknown baseline '${opts.compare}' (expected openblas${target === 'cuda' ? ' or cublas' : ''})`);
+      }
       if (target === 'cuda') {
-        // no shipped GPU policy: a short run of the GPU tuner from its known-good seeds
-        await printGpuSearch(spec, 24, opts.seed, opts.json);
+        await tuneOnGpu(spec, command.getOptionValueSource('budget') === 'default' ? CUDA_TUNE_SECONDS : opts.budget, opts);
         return;
       }
       if (target === 'neon') {

@@ -20,7 +20,7 @@ import type { Problem } from '../ir/problem.ts';
 import { Schedule } from '../ir/schedule.ts';
 import { Rng } from '../ir/random.ts';
 import type { Evaluation, Evaluator, PredictFunction } from '../env/evaluator.ts';
-import { LOOPTUNE_ACTIONS, DEFAULT_MAX_LOOPS } from '../env/loopnest-env.ts';
+import { actionsForTarget, maxLoopsForTarget } from '../env/loopnest-env.ts';
 
 export interface Budget {
   /** wall-clock seconds. */
@@ -58,7 +58,7 @@ export interface SearchOptions {
   onProgress?: (p: SearchProgress) => void;
   /** transforms the searcher may apply (default LoopTune's 7). */
   actions?: readonly string[];
-  /** at most this many loops (default 10). */
+  /** at most this many loops (default 10; 16 on cuda). */
   maxLoops?: number;
   /** a cost model to rank candidates before spending measurements on them (evolution uses it). */
   predict?: PredictFunction;
@@ -134,8 +134,8 @@ export class SearchContext {
     this.evaluator = options.evaluator;
     this.budget = b;
     this.rng = new Rng(options.seed ?? 0);
-    this.actions = options.actions ?? LOOPTUNE_ACTIONS;
-    this.maxLoops = options.maxLoops ?? DEFAULT_MAX_LOOPS;
+    this.actions = options.actions ?? actionsForTarget(options.evaluator.target);
+    this.maxLoops = options.maxLoops ?? maxLoopsForTarget(options.evaluator.target);
     this.predictFn = options.predict;
     this.#onProgress = options.onProgress;
     this.best = { schedule: Schedule.initial(problem), gflops: 0 };
@@ -160,6 +160,11 @@ export class SearchContext {
     return (b.measurements !== undefined && this.measurements >= b.measurements)
       || (b.steps !== undefined && this.steps >= b.steps)
       || (b.seconds !== undefined && this.seconds >= b.seconds);
+  }
+
+  /** whether the target can run `s` at all (Evaluator.validate; always true where it has no such check). */
+  feasible(s: Schedule): boolean {
+    return this.evaluator.validate?.(s) === undefined;
   }
 
   /** GFLOPS if this search already evaluated `s` (then asking again is free), else undefined. */
@@ -187,6 +192,16 @@ export class SearchContext {
       return { ...seen, source: 'cached' };
     }
     if (this.exhausted) throw new BudgetExhausted();
+    const obstacle = this.evaluator.validate?.(s);
+    if (obstacle !== undefined) {
+      // no kernel exists for it on this target: nothing to measure, nothing charged
+      const e: Evaluation = { gflops: 0, source: 'cached', hash, error: obstacle };
+      this.#seen.set(hash, e);
+      this.steps++;
+      this.cacheHits++;
+      if (++this.#sinceCharge > STALL_LIMIT) throw new BudgetExhausted('stalled');
+      return e;
+    }
     const e = await this.evaluator.evaluate(s);
     this.steps++;
     this.measurements++;
@@ -213,6 +228,7 @@ export class SearchContext {
       target: source.target,
       peakGflops: source.peakGflops,
       evaluate: (s) => this.evaluation(s),
+      ...(source.validate ? { validate: (s: Schedule) => source.validate!(s) } : {}),
     };
   }
 

@@ -5,20 +5,26 @@
  *   info                                  device, driver, cuBLAS
  *   run <spec> [--schedule S]             compile, check (against the interpreter when small, else
  *                                         cuBLAS for matmul), time; prints GFLOPS and the launch
- *   search <spec> [--budget N]            evolutionary search over the tuned schedule families
- *                                         (templates.ts) for matmul/bmm/conv, random GPU schedules
- *                                         otherwise; prints the best schedule
+ *   search <spec> [--budget N] [--model M] the environment's evolution (agent/search, CudaEvaluator:
+ *                                         GPU sketches, the cuda actions), optionally screened by a
+ *                                         cuda cost model; prints the best schedule
+ *   collect [--problems N] [--budget N] --records F
+ *                                         a record campaign for the cuda cost model: evolution
+ *                                         searches on random matmul/bmm/conv2d shapes, every
+ *                                         measurement appended to F
  *   fuzz [--cases N] [--seed S] [--ops a,b] [--scale X]
  *                                         differential fuzz on the GPU against the interpreter
- *   bench [--sizes 1024,2048,4096] [--budget N] [--conv-budget N] [--fuzz N] [--out F]
+ *   bench [--sizes 1024,2048,4096] [--budget N] [--conv-budget N] [--fuzz N] [--model M] [--out F]
  *                                         everything the report needs, in one process: fuzz,
  *                                         matmul vs cuBLAS sgemm, ResNet-18 conv2d layers vs
- *                                         im2col + cuBLAS, with search (tuning) time per problem
+ *                                         im2col + cuBLAS, with search (tuning) time per problem;
+ *                                         with --model also a second, model-screened search per
+ *                                         problem (its tuning time and best)
  *
  * Every figure is a ratio measured side by side in this process (CUDA events, best of repeated
- * launches; medians are reported too). The search is this file's own (evolution over template
- * parameters: tile sizes, thread layout, register tile, reduction slice, staging); the lead's
- * agent/search searchers work on action sequences and do not propose GPU bindings.
+ * launches; medians are reported too). Searches are `looptune search --target cuda --searcher
+ * evolution`'s: agent/search's evolution on env/cuda-evaluator.ts, in the same environment as the
+ * CPU targets.
  */
 import { writeFileSync } from 'node:fs';
 import { LoopTuneError } from '../ir/errors.ts';
@@ -27,15 +33,18 @@ import { Rng } from '../ir/random.ts';
 import { Schedule } from '../ir/schedule.ts';
 import { parseProblem } from '../ir/spec.ts';
 import { im2colFor } from '../targets/cuda/baselines.ts';
-import { CUDA_FUZZ_OPS, fuzzCuda, randomCudaSchedule, type CudaFuzzReport } from '../targets/cuda/fuzz.ts';
-import { describeMapping, gpuMapping } from '../targets/cuda/mapping.ts';
+import { CUDA_FUZZ_OPS, fuzzCuda, type CudaFuzzReport } from '../targets/cuda/fuzz.ts';
+import { describeMapping } from '../targets/cuda/mapping.ts';
 import { STICKY_ERRORS } from '../targets/cuda/runner.ts';
 import { randomArray } from '../ir/interpret.ts';
 import { compileCuda } from '../targets/cuda/target.ts';
-import { familyOf, templateSchedule, type TemplateParams } from '../targets/cuda/templates.ts';
 import { verifyKernel } from '../targets/verify.ts';
-import { CudaTuner, GEMM_SEEDS, CONV_SEEDS, type Candidate, type CudaSearchResult } from '../targets/cuda/tuner.ts';
+import { CudaTuner, type Candidate } from '../targets/cuda/tuner.ts';
 import { CudaError } from '../targets/cuda/driver.ts';
+import { CudaEvaluator } from '../env/cuda-evaluator.ts';
+import { RecordStore } from '../env/records.ts';
+import type { PredictFunction } from '../env/evaluator.ts';
+import { runSearch, type RunSearchResult } from '../agent/search/run.ts';
 
 type Args = { _: string[]; [k: string]: string | boolean | string[] };
 
@@ -62,18 +71,53 @@ const log = (...x: unknown[]) => console.error('[cuda]', ...x);
 
 // ------------------------------------------------------------------------------------- evaluation
 
-class Bench extends CudaTuner {}
+/** The GPU tuner plus the environment's evaluator on it (one context, one record store). */
+class Bench extends CudaTuner {
+  #evaluator: CudaEvaluator | undefined;
+  records: RecordStore | null = null;
 
-/** Threads a template schedule launches in all (random draws prefer ones that fill the machine). */
-function gridThreads(p: Problem, params: TemplateParams): number {
-  const s = templateSchedule(p, params);
-  if (!s) return 0;
-  try {
-    const m = gpuMapping(s);
-    return m.blocks * m.threads;
-  } catch {
-    return 0;
+  evaluator(): CudaEvaluator {
+    this.#evaluator ??= CudaEvaluator.create({ tuner: this, records: this.records });
+    return this.#evaluator;
   }
+}
+
+/** What a bench record keeps of a search. */
+interface SearchSummary {
+  searcher: string;
+  measurements: number;
+  timed: number;
+  seconds: number;
+  stopReason: string;
+  defaultGflops: number;
+  firstGflops: number;
+  history: RunSearchResult['history'];
+  modelScreened: boolean;
+}
+
+/** `fresh`: an evaluator with an empty cache (its search measures everything it asks for). */
+async function searchOn(b: Bench, p: Problem, budget: number, seed: number, predict?: PredictFunction, fresh = false): Promise<RunSearchResult> {
+  const evaluator = fresh ? CudaEvaluator.create({ tuner: b, records: null, peakGflops: b.evaluator().peakGflops }) : b.evaluator();
+  return runSearch(p, {
+    searcher: 'evolution', budget: { measurements: budget }, evaluator, seed,
+    ...(predict ? { predict } : {}),
+  });
+}
+
+function summary(r: RunSearchResult, modelScreened: boolean): SearchSummary {
+  return {
+    searcher: r.searcher, measurements: r.measurements, timed: r.timed, seconds: r.seconds, stopReason: r.stopReason,
+    defaultGflops: r.defaultGflops, firstGflops: r.history.find((h) => h.measurements > 1)?.bestGflops ?? 0, history: r.history, modelScreened,
+  };
+}
+
+async function loadModel(ref: string | undefined): Promise<PredictFunction | undefined> {
+  if (!ref) return undefined;
+  const { CostModel } = await import('../agent/costmodel/model.ts');
+  const { costModelPredict } = await import('../agent/costmodel/evaluator.ts');
+  const m = await CostModel.load(ref === 'default' ? 'default:cuda' : ref);
+  log(`cost model ${ref}: ${m.meta.target}, ${m.meta.featureSet} features`);
+  return costModelPredict(m);
 }
 
 // ------------------------------------------------------------------------------------- checks
@@ -118,11 +162,13 @@ interface MatmulRecord {
   ratioMedian: number | null;
   check: { maxAbs: number; maxRel: number; norm: number } | null;
   noRegisterCap: { gflops: number; registers: number } | null;
-  search: Omit<CudaSearchResult, 'best'>;
+  search: SearchSummary;
+  /** the same search screened by the cost model (--model) */
+  screened?: SearchSummary & { gflops: number; schedule: string; ratio: number | null };
   defaultSchedule: { schedule: string; gflops: number } | null;
 }
 
-function benchMatmul(b: Bench, size: number, budget: number, rng: Rng): MatmulRecord {
+async function benchMatmul(b: Bench, size: number, budget: number, seed: number, predict?: PredictFunction): Promise<MatmulRecord> {
   const p = parseProblem(`matmul ${size}x${size}x${size}`);
   const A = b.upload(randomArray(size * size, 11));
   const B = b.upload(randomArray(size * size, 12));
@@ -136,16 +182,22 @@ function benchMatmul(b: Bench, size: number, budget: number, rng: Rng): MatmulRe
     cublas = { gflops: t.gflops, bestMs: t.bestSeconds * 1e3, medianMs: t.medianSeconds * 1e3 };
     log(`matmul ${size}: cuBLAS ${t.gflops.toFixed(0)} GFLOPS`);
   }
-  const sms = b.gpu.device.info().multiprocessors;
-  const sr = b.search(p, ptrs, budget, GEMM_SEEDS, rng, 0.02, sms * 256);
-  log(`matmul ${size}: search ${sr.evaluations} schedules in ${sr.seconds.toFixed(1)} s, best ${sr.best?.gflops.toFixed(0)} GFLOPS ${sr.best?.schedule}`);
+  // the screened search first: its tuning time must not profit from the driver's JIT cache
+  let screened: MatmulRecord['screened'];
+  if (predict) {
+    const m = await searchOn(b, p, Math.max(8, Math.round(budget / 4)), seed, predict, true);
+    screened = { ...summary(m, true), gflops: m.gflops, schedule: m.schedule, ratio: cublas ? m.gflops / cublas.gflops : null };
+    log(`matmul ${size}: model-screened search ${m.measurements} schedules in ${m.seconds.toFixed(1)} s, best ${m.gflops.toFixed(0)} GFLOPS`);
+  }
+  const sr = await searchOn(b, p, budget, seed);
+  log(`matmul ${size}: search ${sr.measurements} schedules in ${sr.seconds.toFixed(1)} s, best ${sr.gflops.toFixed(0)} GFLOPS ${sr.schedule}`);
   let best: Candidate | null = null;
   let check: MatmulRecord['check'] = null;
   let noCap: MatmulRecord['noRegisterCap'] = null;
-  if (sr.best) {
-    const s = Schedule.parse(p, sr.best.schedule);
-    const again = b.evaluate(s, ptrs, 0.3, {}, sr.best.params);
-    best = typeof again === 'string' ? sr.best : again;
+  if (sr.gflops > 0) {
+    const s = Schedule.parse(p, sr.schedule);
+    const again = b.evaluate(s, ptrs, 0.3);
+    best = typeof again === 'string' ? null : again;
     const nc = b.evaluate(s, ptrs, 0.1, { maxRegisters: 'none' });
     if (typeof nc !== 'string') noCap = { gflops: nc.gflops, registers: nc.registers };
     if (blas) {
@@ -172,12 +224,11 @@ function benchMatmul(b: Bench, size: number, budget: number, rng: Rng): MatmulRe
     if (typeof d !== 'string') def = { schedule: d.mapping, gflops: d.gflops };
   }
   b.gpu.freeAll(ptrs);
-  const { best: _b, ...rest } = sr;
   return {
     problem: p.spec, cublas, looptune: best,
     ratio: best && cublas ? best.gflops / cublas.gflops : null,
     ratioMedian: best && cublas ? cublas.medianMs / best.medianMs : null,
-    check, noRegisterCap: noCap, search: rest, defaultSchedule: def,
+    check, noRegisterCap: noCap, search: summary(sr, false), ...(screened ? { screened } : {}), defaultSchedule: def,
   };
 }
 
@@ -189,10 +240,11 @@ interface ConvRecord {
   ratio: number | null;
   ratioVsGemmOnly: number | null;
   check: { maxAbs: number; maxRel: number; norm: number } | null;
-  search: Omit<CudaSearchResult, 'best'>;
+  search: SearchSummary;
+  screened?: SearchSummary & { gflops: number; schedule: string; ratio: number | null };
 }
 
-function benchConv(b: Bench, layer: string, spec: string, budget: number, rng: Rng): ConvRecord {
+async function benchConv(b: Bench, layer: string, spec: string, budget: number, seed: number, predict?: PredictFunction): Promise<ConvRecord> {
   const p = parseProblem(spec);
   const ins = p.tensors.map((t, i) => randomArray(elementCount(t), 21 + i));
   const ptrs = ins.map((x) => b.upload(x));
@@ -223,14 +275,21 @@ function benchConv(b: Bench, layer: string, spec: string, budget: number, rng: R
     b.gpu.device.unload(m);
     log(`${layer}: im2col+cuBLAS ${t.gflops.toFixed(0)} GFLOPS (gemm alone ${g.gflops.toFixed(0)})`);
   }
-  const sr = b.search(p, ptrs, budget, CONV_SEEDS, rng, 0.02, b.gpu.device.info().multiprocessors * 256);
-  log(`${layer}: search ${sr.evaluations} in ${sr.seconds.toFixed(1)} s, best ${sr.best?.gflops.toFixed(0)} GFLOPS ${sr.best?.schedule}`);
+  // the screened search first: its tuning time must not profit from the driver's JIT cache
+  let screened: ConvRecord['screened'];
+  if (predict) {
+    const m = await searchOn(b, p, Math.max(8, Math.round(budget / 4)), seed, predict, true);
+    screened = { ...summary(m, true), gflops: m.gflops, schedule: m.schedule, ratio: baseline ? m.gflops / baseline.gflops : null };
+    log(`${layer}: model-screened search ${m.measurements} in ${m.seconds.toFixed(1)} s, best ${m.gflops.toFixed(0)} GFLOPS`);
+  }
+  const sr = await searchOn(b, p, budget, seed);
+  log(`${layer}: search ${sr.measurements} in ${sr.seconds.toFixed(1)} s, best ${sr.gflops.toFixed(0)} GFLOPS ${sr.schedule}`);
   let best: Candidate | null = null;
   let check: ConvRecord['check'] = null;
-  if (sr.best) {
-    const s = Schedule.parse(p, sr.best.schedule);
-    const again = b.evaluate(s, ptrs, 0.2, {}, sr.best.params);
-    best = typeof again === 'string' ? sr.best : again;
+  if (sr.gflops > 0) {
+    const s = Schedule.parse(p, sr.schedule);
+    const again = b.evaluate(s, ptrs, 0.2);
+    best = typeof again === 'string' ? null : again;
     if (refOut) {
       const O = b.upload(new Float32Array(elementCount(p.tensors[0]!)));
       const k = compileCuda(s);
@@ -244,12 +303,11 @@ function benchConv(b: Bench, layer: string, spec: string, budget: number, rng: R
     }
   }
   b.gpu.freeAll(ptrs);
-  const { best: _b, ...rest } = sr;
   return {
     problem: p.spec, layer, baseline, looptune: best,
     ratio: best && baseline ? best.gflops / baseline.gflops : null,
     ratioVsGemmOnly: best && baseline ? best.gflops / baseline.gemmOnlyGflops : null,
-    check, search: rest,
+    check, search: summary(sr, false), ...(screened ? { screened } : {}),
   };
 }
 
@@ -270,8 +328,13 @@ async function cmdBench(b: Bench, a: Args): Promise<void> {
     generated: new Date().toISOString(), device: b.gpu.device.info(), node: process.version,
     cublas: b.cublas() ? { path: b.cublas()!.path, version: b.cublas()!.version } : null,
     method: 'CUDA events around back-to-back launches; best (and median) per launch over samples of >= 1 ms; cuBLAS measured in the same process on the same buffers; GFLOPS = 2*M*N*K / best time',
-    search: 'bench/cuda.ts evolution over templates.ts parameters (tile sizes, thread layout, register tile, reduction slice, split reduction, staging), seeded with 8-9 points (hand-picked, and the winners of earlier runs on an H200), then random members that launch >= 256 threads per multiprocessor, then mutations of the best six; each distinct schedule compiled (PTX + driver JIT) and timed once (>= 20 ms of samples); the best re-timed (>= 0.3 s) and checked against cuBLAS / im2col+cuBLAS on the same inputs',
+    search: 'looptune search --target cuda --searcher evolution: agent/search evolution on env/cuda-evaluator.ts (the environment\'s evaluator; actions include bind_block, bind_thread, stage_shared), population seeded with the templates.ts seed points and GPU sketches (random template points), then mutations (re-tiling, loop moves, random action walks); candidates without a legal GPU mapping are dropped before measuring; each distinct schedule compiled (PTX + driver JIT) and timed once (>= 20 ms of samples); the best re-timed (>= 0.3 s) and checked against cuBLAS / im2col+cuBLAS on the same inputs',
   };
+  const predict = await loadModel(typeof a.model === 'string' ? a.model : undefined);
+  if (typeof a.records === 'string') b.records = RecordStore.open(a.records);
+  const gpuPeak = b.evaluator().peakGflops;
+  result.peakGflops = gpuPeak;
+  log(`GPU FMA peak ${gpuPeak.toFixed(0)} GFLOPS`);
   const save = () => writeFileSync(out, JSON.stringify(result, null, 1));
   const phase = async (name: string, f: () => Promise<void> | void): Promise<void> => {
     try {
@@ -296,12 +359,12 @@ async function cmdBench(b: Bench, a: Args): Promise<void> {
       save();
     });
   }
-  const rng = new Rng(num(a, 'seed', 20261122));
+  const seed = num(a, 'seed', 20261122);
   const sizes = str(a, 'sizes', '1024,2048,4096').split(',').filter((x) => x).map(Number);
   const matmul: MatmulRecord[] = [];
   for (const n of sizes) {
-    await phase(`matmul ${n}`, () => {
-      matmul.push(benchMatmul(b, n, num(a, 'budget', 56), rng));
+    await phase(`matmul ${n}`, async () => {
+      matmul.push(await benchMatmul(b, n, num(a, 'budget', 128), seed, predict));
       result.matmul = matmul;
       save();
     });
@@ -310,8 +373,8 @@ async function cmdBench(b: Bench, a: Args): Promise<void> {
   const only = typeof a.layers === 'string' ? a.layers.split(',').map(Number) : null;
   const layers = a['no-conv'] ? [] : RESNET18_LAYERS.filter((_, i) => !only || only.includes(i));
   for (const [layer, spec] of layers) {
-    await phase(layer, () => {
-      conv.push(benchConv(b, layer, spec, num(a, 'conv-budget', 56), rng));
+    await phase(layer, async () => {
+      conv.push(await benchConv(b, layer, spec, num(a, 'conv-budget', 96), seed, predict));
       result.conv = conv;
       save();
     });
@@ -321,10 +384,10 @@ async function cmdBench(b: Bench, a: Args): Promise<void> {
   // summary table
   console.log(`device: ${(result.device as { name: string }).name}`);
   for (const r of matmul) {
-    console.log(`${r.problem.padEnd(24)} looptune ${r.looptune?.gflops.toFixed(0).padStart(6)} GFLOPS  cuBLAS ${r.cublas?.gflops.toFixed(0).padStart(6)}  ${(100 * (r.ratio ?? 0)).toFixed(1)}%  (median ${(100 * (r.ratioMedian ?? 0)).toFixed(1)}%)  tuned ${r.search.seconds.toFixed(1)} s/${r.search.evaluations}  err ${r.check?.maxRel.toExponential(1)}  ${r.looptune?.schedule}`);
+    console.log(`${r.problem.padEnd(24)} looptune ${r.looptune?.gflops.toFixed(0).padStart(6)} GFLOPS  cuBLAS ${r.cublas?.gflops.toFixed(0).padStart(6)}  ${(100 * (r.ratio ?? 0)).toFixed(1)}%  (median ${(100 * (r.ratioMedian ?? 0)).toFixed(1)}%)  tuned ${r.search.seconds.toFixed(1)} s/${r.search.measurements}${r.screened ? `  screened: ${(100 * (r.screened.ratio ?? 0)).toFixed(1)}% in ${r.screened.seconds.toFixed(1)} s/${r.screened.measurements}` : ''}  err ${r.check?.maxRel.toExponential(1)}  ${r.looptune?.schedule}`);
   }
   for (const r of conv) {
-    console.log(`${r.layer.padEnd(14)} looptune ${r.looptune?.gflops.toFixed(0).padStart(6)}  im2col+cuBLAS ${r.baseline?.gflops.toFixed(0).padStart(6)}  ${(100 * (r.ratio ?? 0)).toFixed(1)}%  (gemm only ${(100 * (r.ratioVsGemmOnly ?? 0)).toFixed(1)}%)  tuned ${r.search.seconds.toFixed(1)} s  err ${r.check?.maxRel.toExponential(1)}  ${r.looptune?.schedule}`);
+    console.log(`${r.layer.padEnd(14)} looptune ${r.looptune?.gflops.toFixed(0).padStart(6)}  im2col+cuBLAS ${r.baseline?.gflops.toFixed(0).padStart(6)}  ${(100 * (r.ratio ?? 0)).toFixed(1)}%  (gemm only ${(100 * (r.ratioVsGemmOnly ?? 0)).toFixed(1)}%)  tuned ${r.search.seconds.toFixed(1)} s/${r.search.measurements}${r.screened ? `  screened: ${(100 * (r.screened.ratio ?? 0)).toFixed(1)}% in ${r.screened.seconds.toFixed(1)} s/${r.screened.measurements}` : ''}  err ${r.check?.maxRel.toExponential(1)}  ${r.looptune?.schedule}`);
   }
   console.log(`wrote ${out} (${(result.seconds as number).toFixed(0)} s)`);
 }
@@ -354,33 +417,54 @@ async function cmdSearch(b: Bench, a: Args): Promise<void> {
   const spec = a._[1];
   if (!spec) throw new LoopTuneError('search: missing problem spec');
   const p = parseProblem(spec);
-  const budget = num(a, 'budget', 40);
-  const rng = new Rng(num(a, 'seed', 1));
-  const ptrs = p.tensors.map((t, i) => b.upload(randomArray(elementCount(t), 31 + i)));
-  let best: Candidate | null = null;
+  if (typeof a.records === 'string') b.records = RecordStore.open(a.records);
+  const predict = await loadModel(typeof a.model === 'string' ? a.model : undefined);
+  const r = await searchOn(b, p, num(a, 'budget', 64), num(a, 'seed', 1), predict);
+  console.log(JSON.stringify(r, null, 1));
+}
+
+/** Random shapes for the cost model's record campaign: matmul, bmm and conv2d of many sizes. */
+function randomShape(rng: Rng): string {
+  const pick = <T>(xs: readonly T[]) => rng.pick(xs);
+  const r = rng.next();
+  if (r < 0.45) {
+    const dim = () => (rng.next() < 0.8 ? pick([128, 256, 384, 512, 768, 1024, 1536, 2048]) : rng.int(100, 1500));
+    return `matmul ${dim()}x${dim()}x${dim()}`;
+  }
+  if (r < 0.6) return `bmm b${pick([2, 4, 8, 16])} m${pick([64, 128, 256, 512])} n${pick([64, 128, 256, 512])} k${pick([64, 128, 256, 512])}`;
+  const c = pick([3, 16, 32, 64, 128, 256]);
+  const k = pick([32, 64, 128, 256, 512]);
+  const hw = pick([9, 16, 30, 32, 58, 64]);
+  const f = pick([1, 3, 3, 5]);
+  return `conv2d n1 c${c} h${hw + f - 1} w${hw + f - 1} k${k} r${f} s${f} stride1`;
+}
+
+async function cmdCollect(b: Bench, a: Args): Promise<void> {
+  const path = str(a, 'records', '');
+  if (!path) throw new LoopTuneError('collect: --records <file.jsonl> is required');
+  b.records = RecordStore.open(path);
+  const rng = new Rng(num(a, 'seed', 5));
+  const problems = num(a, 'problems', 24);
+  const budget = num(a, 'budget', 48);
   const t0 = performance.now();
-  if (familyOf(p)) {
-    const r = b.search(p, ptrs, budget, familyOf(p) === 'gemm' ? GEMM_SEEDS : CONV_SEEDS, rng);
-    best = r.best;
-  } else {
-    const seen = new Set<string>();
-    for (let i = 0; i < budget * 4 && seen.size < budget; i++) {
-      const { schedule } = randomCudaSchedule(p, rng);
-      if (seen.has(schedule.text())) continue;
-      seen.add(schedule.text());
-      const c = b.evaluate(schedule, ptrs, 0.02);
-      if (typeof c !== 'string' && (!best || c.gflops > best.gflops)) best = c;
+  for (let i = 0; i < problems; i++) {
+    const spec = randomShape(rng);
+    try {
+      const r = await searchOn(b, parseProblem(spec), budget, 100 + i);
+      log(`collect ${i + 1}/${problems} ${spec}: ${r.measurements} schedules, best ${r.gflops.toFixed(0)} GFLOPS, ${r.seconds.toFixed(1)} s`);
+    } catch (e) {
+      log(`collect ${spec}: ${(e as Error).message.split('\n')[0]}`);
+      if (e instanceof CudaError && STICKY_ERRORS.has(e.code)) b.gpu.recover();
     }
   }
-  b.gpu.freeAll(ptrs);
-  console.log(JSON.stringify({ problem: p.spec, seconds: (performance.now() - t0) / 1000, best }, null, 1));
+  console.log(`collect: ${problems} problems in ${((performance.now() - t0) / 1000).toFixed(0)} s -> ${path}`);
 }
 
 async function main(): Promise<void> {
   const a = parseArgs(process.argv.slice(2));
   const cmd = a._[0] ?? 'help';
   if (cmd === 'help' || a.help) {
-    console.log('usage: looptune-cuda info | run <spec> [--schedule S] | search <spec> [--budget N] | fuzz [--cases N] [--seed S] [--ops a,b] [--scale X] [--out F] | bench [--sizes 1024,2048,4096] [--budget N] [--conv-budget N] [--fuzz N] [--out F]');
+    console.log('usage: looptune-cuda info | run <spec> [--schedule S] | search <spec> [--budget N] [--model M] [--records F] | collect --records F [--problems N] [--budget N] | fuzz [--cases N] [--seed S] [--ops a,b] [--scale X] [--out F] | bench [--sizes 1024,2048,4096] [--budget N] [--conv-budget N] [--fuzz N] [--model M] [--records F] [--out F]');
     return;
   }
   const b = new Bench();
@@ -392,6 +476,7 @@ async function main(): Promise<void> {
     }
     case 'run': return cmdRun(b, a);
     case 'search': return cmdSearch(b, a);
+    case 'collect': return cmdCollect(b, a);
     case 'fuzz': {
       const ops = typeof a.ops === 'string' ? a.ops.split(',') : CUDA_FUZZ_OPS;
       const r = await cmdFuzz(b, num(a, 'cases', 500), num(a, 'seed', 1), ops, num(a, 'scale', 1));
@@ -403,7 +488,7 @@ async function main(): Promise<void> {
     }
     case 'bench': return cmdBench(b, a);
   }
-  throw new LoopTuneError(`unknown command '${cmd}' (expected info, run, search, fuzz, bench)`);
+  throw new LoopTuneError(`unknown command '${cmd}' (expected info, run, search, collect, fuzz, bench)`);
 }
 
 main().catch((e) => {

@@ -34,6 +34,9 @@ export interface Evaluator {
   evaluate(schedule: Schedule): Promise<Evaluation>;
   /** several at once (a cost model predicts a batch in one call); defaults to evaluate() in order. */
   evaluateMany?(schedules: readonly Schedule[]): Promise<Evaluation[]>;
+  /** why `schedule` cannot be measured at all on this target (undefined when it can); checked without
+   *  measuring, so searches skip such schedules free of charge (the cuda target: no legal GPU mapping). */
+  validate?(schedule: Schedule): string | undefined;
   close?(): Promise<void>;
 }
 

@@ -1,10 +1,12 @@
 /**
  * LoopNestEnv: LoopTune's environment. The state is a schedule with its cursor; an action is a
  * schedule transform at the cursor (default: up, down, swap_up, swap_down, split_4, split_8,
- * split_16); the reward is (GFLOPS after - GFLOPS before) / peak, GFLOPS from the Evaluator.
+ * split_16, and for the cuda target also bind_block, bind_thread, stage_shared); the reward is (GFLOPS after - GFLOPS before) / peak, GFLOPS from the Evaluator.
  *
  *  - Illegal actions (those applyAction rejects, and splits that would exceed maxLoops loops) are
  *    no-ops: the state stays, reward 0, `info.illegal` says why. `actionMask()` lists legal ones.
+ *  - The cuda actions exist only when the evaluator's target is 'cuda' (asking for them elsewhere is
+ *    an error); there the vector observation also carries each loop's GPU binding (ir/graph.ts).
  *  - Cursor moves do not change the code (the hash excludes the cursor): they reuse the current
  *    figure and cost no measurement.
  *  - Episodes are truncated after `maxSteps` steps (default 10); nothing terminates them.
@@ -12,18 +14,38 @@
  *    problem); `reset({ options: { problem, schedule } })` starts from a given problem/schedule.
  */
 import { fail } from '../ir/errors.ts';
-import { graphEncoding, vectorEncoding, MAX_LOOPS, LOOP_FEATURES, NODE_FEATURES, type LoopGraph } from '../ir/graph.ts';
+import { graphEncoding, vectorEncoding, vectorSize, GPU_MAX_LOOPS, NODE_FEATURES, type LoopGraph } from '../ir/graph.ts';
 import type { Problem } from '../ir/problem.ts';
 import { Rng } from '../ir/random.ts';
 import { Schedule } from '../ir/schedule.ts';
 import { parseProblem } from '../ir/spec.ts';
-import { applyAction, isKnownAction, type TransformResult } from '../ir/transforms.ts';
+import { applyAction, isKnownAction, CUDA_ACTIONS, type TransformResult } from '../ir/transforms.ts';
 import { Box, Discrete, GraphSpace, type Env, type ResetOptions, type ResetResult, type Space, type StepResult } from './core.ts';
 import { split as datasetSplit, type SplitName } from './datasets.ts';
 import type { EvaluationSource, Evaluator } from './evaluator.ts';
 
 export const LOOPTUNE_ACTIONS: readonly string[] = Object.freeze(['up', 'down', 'swap_up', 'swap_down', 'split_4', 'split_8', 'split_16']);
 export const DEFAULT_MAX_LOOPS = 10;
+/** GPU nests carry block, thread and register levels (a staged conv tile has 13-14 loops). */
+export { GPU_MAX_LOOPS };
+
+/** The default loop limit of a target. */
+export function maxLoopsForTarget(target: string): number {
+  return target === 'cuda' ? GPU_MAX_LOOPS : DEFAULT_MAX_LOOPS;
+}
+
+/** The default actions of a target: LoopTune's, plus the GPU mapping actions on cuda. */
+export function actionsForTarget(target: string): readonly string[] {
+  return target === 'cuda' ? Object.freeze([...LOOPTUNE_ACTIONS, ...CUDA_ACTIONS]) : LOOPTUNE_ACTIONS;
+}
+
+/** Rejects actions a target does not have (the cuda actions anywhere but on cuda). */
+export function checkActionsForTarget(actions: readonly string[], target: string): void {
+  for (const a of actions) {
+    if (!isKnownAction(a)) fail(`unknown action '${a}' (expected up, down, swap_up, swap_down, split_N or merge; bind_block, bind_thread, stage_shared on cuda)`);
+    if (CUDA_ACTIONS.includes(a) && target !== 'cuda') fail(`action '${a}' exists only on the cuda target (this evaluator's target is ${target})`);
+  }
+}
 export const DEFAULT_EPISODE_STEPS = 10;
 
 /** applyAction plus the loop-count limit on splits: the legality rule shared by the env and searchers. */
@@ -59,6 +81,7 @@ export interface LoopNestEnvOptions<K extends ObservationKind = 'vector'> {
   /** split of a named dataset (default 'train'). */
   split?: SplitName;
   actions?: readonly string[];
+  /** at most this many loops (default 10; 16 on cuda). */
   maxLoops?: number;
   /** steps per episode before truncation (default 10; Infinity to leave it to a TimeLimit wrapper). */
   maxSteps?: number;
@@ -96,6 +119,8 @@ export class LoopNestEnv<K extends ObservationKind = 'vector'> implements Env<Ob
   readonly maxLoops: number;
   readonly maxSteps: number;
   readonly observationKind: K;
+  /** the target is a GPU: observations carry the bindings. */
+  readonly gpu: boolean;
   #rng = new Rng(0);
   #schedule: Schedule | undefined;
   #gflops = 0;
@@ -105,15 +130,15 @@ export class LoopNestEnv<K extends ObservationKind = 'vector'> implements Env<Ob
 
   constructor(options: LoopNestEnvOptions<K>) {
     this.evaluator = options.evaluator;
-    this.actions = Object.freeze([...(options.actions ?? LOOPTUNE_ACTIONS)]);
+    this.actions = Object.freeze([...(options.actions ?? actionsForTarget(this.evaluator.target))]);
     if (this.actions.length === 0) fail('LoopNestEnv: the action list is empty');
-    for (const a of this.actions) {
-      if (!isKnownAction(a)) fail(`unknown action '${a}' (expected up, down, swap_up, swap_down, split_N or merge)`);
-    }
+    checkActionsForTarget(this.actions, this.evaluator.target);
+    this.gpu = this.evaluator.target === 'cuda';
     this.actionSpace = new Discrete(this.actions.length);
-    this.maxLoops = options.maxLoops ?? DEFAULT_MAX_LOOPS;
+    this.maxLoops = options.maxLoops ?? maxLoopsForTarget(this.evaluator.target);
     this.maxSteps = options.maxSteps ?? DEFAULT_EPISODE_STEPS;
     this.observationKind = (options.observation ?? 'vector') as K;
+    if (this.gpu && this.observationKind === 'graph') fail('LoopNestEnv: the graph observation does not encode GPU bindings yet; use the vector observation on cuda');
     const ds = options.dataset ?? 'mm64-256';
     this.problems = typeof ds === 'string'
       ? datasetSplit(ds, options.split ?? 'train')
@@ -121,7 +146,7 @@ export class LoopNestEnv<K extends ObservationKind = 'vector'> implements Env<Ob
     if (this.problems.length === 0) fail('LoopNestEnv: no problems to pick from');
     this.observationSpace = (this.observationKind === 'graph'
       ? new GraphSpace(NODE_FEATURES, ['nest', 'access', 'compute'], this.maxLoops + 8)
-      : new Box(0, 8, [MAX_LOOPS * LOOP_FEATURES])) as unknown as Space<ObservationOf<K>>;
+      : new Box(0, 8, [vectorSize(this.gpu)])) as unknown as Space<ObservationOf<K>>;
   }
 
   /** the current schedule (after reset). */
@@ -139,7 +164,7 @@ export class LoopNestEnv<K extends ObservationKind = 'vector'> implements Env<Ob
   }
 
   observe(s: Schedule = this.schedule): ObservationOf<K> {
-    return (this.observationKind === 'graph' ? graphEncoding(s) : vectorEncoding(s)) as ObservationOf<K>;
+    return (this.observationKind === 'graph' ? graphEncoding(s) : vectorEncoding(s, this.gpu)) as ObservationOf<K>;
   }
 
   async reset(options: ResetOptions = {}): Promise<ResetResult<ObservationOf<K>, LoopNestInfo>> {

@@ -19,6 +19,10 @@
  *   5..19  histogram over the tensors of log2 of the loop's per-iteration stride in elements:
  *          bucket 0 = stride 0 (loop does not move the tensor), bucket b = 1 + floor(log2(stride)),
  *          clipped to the last bucket; the output counts 1, each input 1.
+ * For the cuda target (a policy must see the GPU mapping it edits, and GPU nests are deeper: block,
+ * thread and register levels) the vector form has GPU_MAX_LOOPS rows, and appends GPU_MAX_LOOPS x
+ * GPU_LOOP_FEATURES more: per loop, bound to blocks, bound to threads, staged in shared memory.
+ * CPU observations keep LoopTune's 200 features, so policies trained on them stay loadable.
  */
 import { isReduction, tensorStrides, elementCount } from './problem.ts';
 import type { Schedule } from './schedule.ts';
@@ -28,6 +32,8 @@ export const LOOP_FEATURES = 20;
 export const STRIDE_BUCKETS = 15;
 export const NODE_KINDS = 3;
 export const NODE_FEATURES = NODE_KINDS + LOOP_FEATURES;
+export const GPU_LOOP_FEATURES = 3;
+export const GPU_MAX_LOOPS = 16;
 
 export type NodeKind = 'loop' | 'tensor' | 'statement';
 
@@ -72,12 +78,27 @@ export function loopFeatures(s: Schedule, i: number, strides = tensorStrides(s.p
   return f;
 }
 
-/** LoopTune's fixed-size observation: MAX_LOOPS x LOOP_FEATURES, flattened row-major. */
-export function vectorEncoding(s: Schedule): Float32Array {
-  const v = new Float32Array(MAX_LOOPS * LOOP_FEATURES);
+/** Length of the vector observation (with the GPU mapping block for the cuda target). */
+export function vectorSize(gpu = false): number {
+  return gpu ? GPU_MAX_LOOPS * (LOOP_FEATURES + GPU_LOOP_FEATURES) : MAX_LOOPS * LOOP_FEATURES;
+}
+
+/** LoopTune's fixed-size observation: MAX_LOOPS x LOOP_FEATURES, flattened row-major; `gpu` appends the bindings. */
+export function vectorEncoding(s: Schedule, gpu = false): Float32Array {
+  const v = new Float32Array(vectorSize(gpu));
   const strides = tensorStrides(s.problem);
-  const n = Math.min(s.loops.length, MAX_LOOPS);
+  const rows = gpu ? GPU_MAX_LOOPS : MAX_LOOPS;
+  const n = Math.min(s.loops.length, rows);
   for (let i = 0; i < n; i++) v.set(loopFeatures(s, i, strides), i * LOOP_FEATURES);
+  if (gpu) {
+    const base = rows * LOOP_FEATURES;
+    for (let i = 0; i < n; i++) {
+      const l = s.loops[i]!;
+      v[base + i * GPU_LOOP_FEATURES] = l.bind === 'block' ? 1 : 0;
+      v[base + i * GPU_LOOP_FEATURES + 1] = l.bind === 'thread' ? 1 : 0;
+      v[base + i * GPU_LOOP_FEATURES + 2] = l.shared ? 1 : 0;
+    }
+  }
   return v;
 }
 

@@ -93,6 +93,7 @@ async function cudaExecutor(): Promise<Executor> {
   } catch (e) {
     fail(e instanceof Error ? e.message : String(e));
   }
+  let peak: number | undefined;
   const withBuffers = <T>(elements: number[], use: (ptrs: bigint[]) => T): T => {
     const ptrs = elements.map((n) => {
       const p = runner.device.alloc(n * 4);
@@ -116,7 +117,13 @@ async function cudaExecutor(): Promise<Executor> {
         return { ok: false, error: e instanceof Error ? e.message : String(e) };
       }
     },
-    peakGflops: async () => NaN,
+    async peakGflops() {
+      if (peak === undefined) {
+        const { measureGpuPeak } = await import('./cuda/peak.ts');
+        peak = measureGpuPeak(runner).gflops;
+      }
+      return peak;
+    },
     async openblas(m, n, k) {
       try {
         const blas = new Cublas();

@@ -30,16 +30,18 @@ import {
   FEATURE_COUNT, FeatureCache, LOOPTUNE_FEATURE_COUNT, featureContext, featurize, featurizeLooptune, resolveCaches, type FeatureContext,
 } from './features.ts';
 import { fileIO, readModelMetadata } from './io.ts';
+import { CUDA_FEATURE_COUNT, featurizeCuda } from './cuda-features.ts';
 import { rankingMetrics, type RankingMetrics } from './metrics.ts';
 
-export type FeatureSet = 'program' | 'looptune';
+/** 'program': LoopProgram features (CPU targets); 'looptune': LoopTune's 10x20 encoding; 'cuda': GPU mapping + PTX mix (cuda-features.ts). */
+export type FeatureSet = 'program' | 'looptune' | 'cuda';
 export type Arch = 'mlp' | 'linear';
 export type RankLoss = 'pairwise' | 'listwise';
 /** 'joint': frac = sigmoid(score), one output ranked AND regressed; 'separate': two heads. */
 export type Heads = 'joint' | 'separate';
 
 /** Nominal single-core fp32 peaks (FACTS.md, Zen 5); the regression scale is 1.25x these. */
-export const NOMINAL_PEAK_GFLOPS: Record<string, number> = { avx512: 230, avx2: 115 };
+export const NOMINAL_PEAK_GFLOPS: Record<string, number> = { avx512: 230, avx2: 115, cuda: 67000 };
 export const META_KEY = 'looptune';
 export const META_FORMAT = 'looptune-costmodel';
 
@@ -186,8 +188,9 @@ interface Prepared {
 export class CostModel {
   net: tf.LayersModel;
   meta: CostModelMeta;
-  readonly featureContext: FeatureContext;
   readonly cache = new FeatureCache();
+  readonly #cudaCache = new Map<string, Float32Array>();
+  #featureContext: FeatureContext | undefined;
   /** records the hybrid evaluator fed in by update(), per problem (bounded). */
   readonly #online = new Map<string, { schedules: Schedule[]; gflops: number[] }>();
   #onlineCount = 0;
@@ -195,16 +198,21 @@ export class CostModel {
   private constructor(net: tf.LayersModel, meta: CostModelMeta) {
     this.net = net;
     this.meta = meta;
-    this.featureContext = featureContext(meta.featureTarget, meta.caches);
+  }
+
+  /** the CPU feature context (built on first use: GPU models never need it). */
+  get featureContext(): FeatureContext {
+    this.#featureContext ??= featureContext(this.meta.featureTarget, this.meta.caches);
+    return this.#featureContext;
   }
 
   /** A fresh, untrained model. */
   static async create(options: CostModelOptions): Promise<CostModel> {
     await initBackend();
-    const featureSet = options.featureSet ?? 'program';
+    const featureSet = options.featureSet ?? (options.target === 'cuda' ? 'cuda' : 'program');
     const arch = options.arch ?? 'mlp';
     const hidden = arch === 'linear' ? [] : (options.hidden ?? [128, 128]);
-    const featureCount = featureSet === 'program' ? FEATURE_COUNT : LOOPTUNE_FEATURE_COUNT;
+    const featureCount = featureSet === 'program' ? FEATURE_COUNT : featureSet === 'cuda' ? CUDA_FEATURE_COUNT : LOOPTUNE_FEATURE_COUNT;
     const nominal = NOMINAL_PEAK_GFLOPS[options.target];
     const meta: CostModelMeta = {
       format: META_FORMAT, version: 1,
@@ -246,6 +254,7 @@ export class CostModel {
 
   /** Raw (unstandardized) feature rows. */
   features(schedules: readonly Schedule[]): Float32Array {
+    if (this.meta.featureSet === 'cuda') return featurizeCuda(schedules, this.#cudaCache);
     return this.meta.featureSet === 'program'
       ? featurize(schedules, this.featureContext, this.cache)
       : featurizeLooptune(schedules);

@@ -12,6 +12,10 @@
  *  - a batch of `batch` real measurements per generation, of which a fraction `epsilon` are fresh
  *    random schedules (eps-greedy exploration);
  *  - survivors: the best `population` distinct schedules of parents and children.
+ * On the cuda target the sketches are GPU ones (gpu-sketch.ts: block/thread/register tiling with a
+ * staged reduction), the known-good template points are measured first, the actions include
+ * bind_block, bind_thread and stage_shared, and candidates without a legal GPU mapping are dropped
+ * before they cost a measurement.
  * Crossover defaults to off: Ansor dropped it, and here it showed no gain either. On the synthetic
  * evaluator (30 mm64-256 test problems, 60 measurements, 2-4 seeds each) crossover probabilities
  * 0 / 0.1 / 0.3 / 0.5 gave geomean best/peak of 0.37-0.41 / 0.34 / 0.40-0.42 / 0.38: within seed
@@ -21,6 +25,7 @@ import type { Problem } from '../../ir/problem.ts';
 import { Schedule } from '../../ir/schedule.ts';
 import { runWithBudget, type SearchContext, type SearchOptions, type SearchResult, type Searcher } from '../searcher.ts';
 import { sampleSketch, sketchTargetFor } from './sketch.ts';
+import { gpuSeedSchedules, sampleGpuSketch } from './gpu-sketch.ts';
 import { crossover, mutateOrder, mutateSplitMerge, mutateTiles, randomWalk, sampleSchedule } from './moves.ts';
 
 export interface EvolutionSearchOptions {
@@ -70,16 +75,20 @@ export function evolutionSearch(params: EvolutionSearchOptions = {}): Searcher {
         let pop: Member[] = [{ s: initial, v: ctx.defaultGflops }];
         // fresh schedules: mostly Ansor-style sketches (multi-level tiling with a register tile that
         // fits), sometimes random walks in the action space
+        const gpu = ctx.evaluator.target === 'cuda';
         const sketchTarget = sketchTargetFor(ctx.evaluator.target);
-        const fresh = (): Schedule => (ctx.rng.next() < 0.7
-          ? sampleSketch(problem, ctx.rng, sketchTarget, ctx.maxLoops)
+        // (on the GPU nearly always sketches: a random walk from the default mapping is usually a
+        // kernel thousands of times slower, and costs its full run time to measure)
+        const fresh = (): Schedule => (ctx.rng.next() < (gpu ? 0.95 : 0.7)
+          ? (gpu ? sampleGpuSketch(problem, ctx.rng, ctx.maxLoops) : sampleSketch(problem, ctx.rng, sketchTarget, ctx.maxLoops))
           : undefined) ?? sampleSchedule(initial, ctx.rng, ctx.actions, ctx.maxLoops);
         const add = (m: Member) => {
           if (!pop.some((p) => p.s.hash() === m.s.hash())) pop.push(m);
         };
+        if (gpu) for (const s of gpuSeedSchedules(problem, ctx.maxLoops)) if (ctx.known(s) === undefined) add({ s, v: await ctx.evaluate(s) });
         for (let i = 0, tries = 0; i < nInitial && tries < nInitial * 20; tries++) {
           const s = fresh();
-          if (ctx.known(s) !== undefined) continue;
+          if (ctx.known(s) !== undefined || !ctx.feasible(s)) continue;
           add({ s, v: await ctx.evaluate(s) });
           i++;
         }
@@ -95,7 +104,7 @@ export function evolutionSearch(params: EvolutionSearchOptions = {}): Searcher {
           for (let tries = 0; cands.length < want && tries < want * 20; tries++) {
             const parent = tournament();
             const child = pop.length > 1 && ctx.rng.next() < pCross ? crossover(parent.s, tournament().s, ctx.maxLoops) : mutate(ctx, parent.s);
-            if (!child || ctx.known(child) !== undefined || hashes.has(child.hash())) continue;
+            if (!child || ctx.known(child) !== undefined || hashes.has(child.hash()) || !ctx.feasible(child)) continue;
             hashes.add(child.hash());
             cands.push(child);
           }
@@ -110,7 +119,7 @@ export function evolutionSearch(params: EvolutionSearchOptions = {}): Searcher {
           }
           for (let i = 0, tries = 0; i < nRandom && tries < nRandom * 20; tries++) {
             const s = fresh();
-            if (ctx.known(s) !== undefined || hashes.has(s.hash())) continue;
+            if (ctx.known(s) !== undefined || hashes.has(s.hash()) || !ctx.feasible(s)) continue;
             hashes.add(s.hash());
             chosen.push(s);
             i++;

@@ -22,10 +22,12 @@ export const DEFAULT_SEARCHER = 'evolution';
 /** Searches time each candidate briefly (best of >= 3 samples over 10 ms); the winner is re-measured
  *  properly by whoever reports it. */
 export const SEARCH_MIN_SECONDS = 0.01;
+/** GPU kernels: >= 20 ms of CUDA-event samples per candidate (a launch is often tens of microseconds). */
+export const CUDA_SEARCH_MIN_SECONDS = 0.02;
 export const DEFAULT_COMPARE_SEARCHERS = ['random', 'greedy', 'beam', 'beam-dfs', 'evolution'];
 
-/** 'avx512' | 'avx2' measure real kernels; 'neon' is predicted by the analytic cost model; 'synthetic' uses env/synthetic.ts (no code runs). */
-export type SearchTarget = NativeTargetName | 'neon' | 'synthetic';
+/** 'avx512' | 'avx2' measure real kernels; 'cuda' times PTX kernels on the GPU; 'neon' is predicted by the analytic cost model; 'synthetic' uses env/synthetic.ts (no code runs). */
+export type SearchTarget = NativeTargetName | 'cuda' | 'neon' | 'synthetic';
 
 export interface EvaluatorSetup {
   target?: SearchTarget;
@@ -46,8 +48,12 @@ export async function createEvaluator(setup: EvaluatorSetup = {}): Promise<Evalu
     const e = new PredictedEvaluator({ target: 'neon', peakGflops, predict });
     return Object.assign(e, { close: async () => {} });
   }
+  if (setup.target === 'cuda') {
+    const { CudaEvaluator } = await import('../../env/cuda-evaluator.ts');
+    return CudaEvaluator.create({ records, minSeconds: setup.minSeconds ?? CUDA_SEARCH_MIN_SECONDS });
+  }
   if (setup.target !== undefined && setup.target !== 'avx512' && setup.target !== 'avx2') {
-    fail(`unknown target '${setup.target}' for search (expected avx512, avx2, neon or synthetic)`);
+    fail(`unknown target '${setup.target}' for search (expected avx512, avx2, cuda, neon or synthetic)`);
   }
   return MeasuredEvaluator.create({
     records,
@@ -57,6 +63,7 @@ export async function createEvaluator(setup: EvaluatorSetup = {}): Promise<Evalu
 }
 
 function peakSourceOf(e: Evaluator): string {
+  if (e.target === 'cuda') return 'measured: the GPU FMA peak kernel (targets/cuda/peak.ts)';
   if (e instanceof MeasuredEvaluator) return e.peakSource === 'nominal' ? `nominal: the probe failed (${e.peakError})` : e.peakSource;
   return e.target === 'synthetic' ? 'synthetic' : 'given';
 }

@@ -1,18 +1,25 @@
 /**
  * Builds `.device/looptune/`: what a GPU machine without Node.js or node_modules needs to run
- * looptune's cuda commands (bench/cuda.ts: info, run, search, fuzz, bench).
+ * looptune: the CLI itself (`looptune show|run|search|tune ... --target cuda`) and the cuda
+ * benchmark (bench/cuda.ts: info, run, search, collect, fuzz, bench).
  *
  *   npx tsx targets/cuda/bundle.ts          (npm run bundle)
  *
  * It writes
- *   .device/looptune/looptune-cuda.mjs        esbuild bundle of bench/cuda.ts (ESM, node 20)
+ *   .device/looptune/looptune.mjs             esbuild bundle of cli.ts (ESM, node 20)
+ *   .device/looptune/looptune-cuda.mjs        esbuild bundle of bench/cuda.ts
  *   .device/looptune/node_modules/koffi       koffi's JS (kept external: it finds its native
  *   .device/looptune/node_modules/@koromix/koffi-linux-x64   module relative to itself)
- *   .device/looptune/run.sh                   unpacks ../node.xz to /tmp/node once and runs the bundle
+ *   .device/looptune/*.wasm                   TensorFlow.js's wasm backend (the cost model)
+ *   .device/looptune/shipped/cuda             the shipped cuda cost model (paths in the bundle are
+ *                                             relative to it, as agent/costmodel/ in the tree)
+ *   .device/looptune/run.sh                   unpacks ../node.xz to /tmp once and runs the CLI
+ *   .device/looptune/bench.sh                 the same for the cuda benchmark
  * and checks that it stays under 40 MB. Pack Node itself with `bash ../shared/tools/device-node.sh`
  * (.device/node.xz, about 24 MB). On the GPU machine, from the repository root:
  *
- *   sh .device/looptune/run.sh bench --out $OUT/cuda.json
+ *   sh .device/looptune/run.sh search "matmul 2048x2048x2048" --target cuda --searcher evolution --budget 128m
+ *   sh .device/looptune/bench.sh bench --out $OUT/cuda.json
  */
 import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -34,18 +41,25 @@ async function main(): Promise<void> {
   rmSync(out, { recursive: true, force: true });
   mkdirSync(out, { recursive: true });
   const t0 = performance.now();
-  await build({
-    entryPoints: [join(root, 'bench', 'cuda.ts')],
-    outfile: join(out, 'looptune-cuda.mjs'),
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    external: ['koffi'],
-    banner: { js: "import { createRequire as __looptuneRequire } from 'node:module'; const require = __looptuneRequire(import.meta.url);" },
-    legalComments: 'none',
-    logLevel: 'warning',
-  });
+  for (const [entry, file] of [[join(root, 'cli.ts'), 'looptune.mjs'], [join(root, 'bench', 'cuda.ts'), 'looptune-cuda.mjs']] as const) {
+    await build({
+      entryPoints: [entry],
+      outfile: join(out, file),
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      // native or optional packages: koffi is copied below; the others are optional and absent there
+      external: ['koffi', 'llvm-bindings', '@tensorflow/tfjs-node'],
+      // CommonJS dependencies (TensorFlow.js's wasm loader) expect require and __dirname
+      banner: {
+        js: "import { createRequire as __looptuneRequire } from 'node:module'; import { fileURLToPath as __looptuneUrl } from 'node:url'; import { dirname as __looptuneDir } from 'node:path';"
+          + ' const require = __looptuneRequire(import.meta.url); const __filename = __looptuneUrl(import.meta.url); const __dirname = __looptuneDir(__filename);',
+      },
+      legalComments: 'none',
+      logLevel: 'error',
+    });
+  }
   // koffi, and its linux x64 native module, laid out as in node_modules
   const req = createRequire(join(root, 'package.json'));
   // koffi's exports map hides package.json: walk up from its main file
@@ -66,24 +80,33 @@ async function main(): Promise<void> {
     recursive: true,
     filter: (src) => !relative(nativeDir, src).startsWith('musl'),
   });
-  const run = join(out, 'run.sh');
-  writeFileSync(run, [
-    '#!/bin/sh',
-    '# Runs looptune\'s cuda commands on a machine without Node.js: sh .device/looptune/run.sh <command> [options]',
-    'set -e',
-    'here=$(cd "$(dirname "$0")" && pwd)',
-    'node=${LOOPTUNE_NODE:-/tmp/looptune-node}',
-    'if [ ! -x "$node" ]; then xz -dc "$here/../node.xz" > "$node.tmp" && chmod +x "$node.tmp" && mv "$node.tmp" "$node"; fi',
-    'exec "$node" "$here/looptune-cuda.mjs" "$@"',
-    '',
-  ].join('\n'));
-  chmodSync(run, 0o755);
+  // TensorFlow.js's wasm backend looks for its binaries next to the script that loads it
+  const wasmDir = join(dirname(req.resolve('@tensorflow/tfjs-backend-wasm')), '..');
+  for (const f of readdirSync(join(wasmDir, 'dist')).filter((x) => x.endsWith('.wasm'))) cpSync(join(wasmDir, 'dist', f), join(out, f));
+  const model = join(root, 'agent', 'costmodel', 'shipped', 'cuda');
+  if (existsSync(model)) cpSync(model, join(out, 'shipped', 'cuda'), { recursive: true });
+  else console.log('note: no shipped cuda cost model yet (agent/costmodel/shipped/cuda): searches run without one');
+  for (const [script, bundle, what] of [['run.sh', 'looptune.mjs', 'the looptune CLI'], ['bench.sh', 'looptune-cuda.mjs', 'the cuda benchmark (bench/cuda.ts)']] as const) {
+    const path = join(out, script);
+    writeFileSync(path, [
+      '#!/bin/sh',
+      `# Runs ${what} on a machine without Node.js: sh .device/looptune/${script} <command> [options]`,
+      'set -e',
+      'here=$(cd "$(dirname "$0")" && pwd)',
+      'node=${LOOPTUNE_NODE:-/tmp/looptune-node}',
+      'if [ ! -x "$node" ]; then xz -dc "$here/../node.xz" > "$node.tmp" && chmod +x "$node.tmp" && mv "$node.tmp" "$node"; fi',
+      `exec "$node" "$here/${bundle}" "$@"`,
+      '',
+    ].join('\n'));
+    chmodSync(path, 0o755);
+  }
   const total = size(out);
   if (total > LIMIT) throw new Error(`.device/looptune is ${(total / 2 ** 20).toFixed(1)} MB, over the 40 MB limit`);
   const node = join(root, '.device', 'node.xz');
   console.log(`bundled .device/looptune (${(total / 2 ** 20).toFixed(1)} MB) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   if (!existsSync(node)) console.log('note: .device/node.xz is missing; pack Node with: bash ../shared/tools/device-node.sh');
-  console.log('on the GPU machine: sh .device/looptune/run.sh bench --out $OUT/cuda.json');
+  console.log('on the GPU machine: sh .device/looptune/run.sh search "matmul 2048x2048x2048" --target cuda --budget 128m');
+  console.log('                    sh .device/looptune/bench.sh bench --out $OUT/cuda.json');
 }
 
 await main();

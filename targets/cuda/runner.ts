@@ -28,6 +28,8 @@ export interface TimeOptions {
   minSamples?: number;
   /** GPU time one sample should last at least, seconds (default 0.001) */
   sampleSeconds?: number;
+  /** a first launch at least this long is the whole measurement (default: no limit) */
+  slowSeconds?: number;
 }
 
 function fnv(text: string): string {
@@ -171,6 +173,7 @@ export class CudaRunner {
     const minSeconds = opts.minSeconds ?? 0.05;
     const minSamples = opts.minSamples ?? 5;
     const sampleSeconds = opts.sampleSeconds ?? 0.001;
+    const slowSeconds = opts.slowSeconds ?? Infinity;
     const start = d.event();
     const end = d.event();
     try {
@@ -180,7 +183,11 @@ export class CudaRunner {
         d.record(end);
         return d.elapsed(start, end) / 1000;
       };
-      measure(1); // warm-up
+      const warm = measure(1); // warm-up
+      if (warm >= slowSeconds) {
+        // hopeless next to any good kernel (searches meet many): one launch is figure enough
+        return { bestSeconds: warm, medianSeconds: warm, gflops: flops / warm / 1e9, reps: 1, samples: 1 };
+      }
       const one = measure(1);
       const reps = Math.max(1, Math.min(10000, Math.ceil(sampleSeconds / Math.max(one, 1e-7))));
       const samples: number[] = [];

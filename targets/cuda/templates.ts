@@ -120,6 +120,39 @@ export function templateSchedule(p: Problem, params: TemplateParams): Schedule |
   return Schedule.parse(p, parts.join(' '));
 }
 
+/**
+ * The nearest parameters whose tiles fit the problem: each block dimension that exceeds its extent
+ * is shrunk (outer registers first, then inner registers, then threads, halving), a split
+ * reduction that no longer divides is dropped. Seeds tuned for large shapes then still seed small ones.
+ */
+export function fitParams(p: Problem, params: TemplateParams): TemplateParams | null {
+  const ext = (n: string) => p.vars.find((v) => v.name === n)?.extent ?? 1;
+  const shrink = (q: Record<string, number>, keys: string[], limit: number): void => {
+    for (let guard = 0; keys.reduce((a, k) => a * q[k]!, 1) > limit && guard < 32; guard++) {
+      const k = keys.find((x) => q[x]! > 1);
+      if (!k) return;
+      q[k] = Math.max(1, Math.floor(q[k]! / 2));
+    }
+  };
+  const q = { ...params } as unknown as Record<string, number>;
+  if (params.family === 'gemm') {
+    if (familyOf(p) !== 'gemm') return null;
+    shrink(q, ['rmo', 'rmi', 'ty'], ext('m'));
+    shrink(q, ['rno', 'rni', 'tx'], ext('n'));
+  } else {
+    if (familyOf(p) !== 'conv') return null;
+    const row = p.op === 'conv2d' ? 'h' : p.op === 'conv3d' ? 'h' : null;
+    shrink(q, ['rk', 'tk'], ext('k'));
+    if (row) shrink(q, ['rh', 'th'], ext(row));
+    else Object.assign(q, { th: 1, rh: 1 });
+    shrink(q, ['rw', 'tw'], ext('w'));
+  }
+  const fitted = q as unknown as TemplateParams;
+  if (templateSchedule(p, fitted)) return fitted;
+  const plain = { ...fitted, ...(fitted.family === 'gemm' ? { sk: 1 } : { sc: 1 }) } as TemplateParams;
+  return templateSchedule(p, plain) ? plain : null;
+}
+
 export function randomParams(p: Problem, rng: Rng): TemplateParams | null {
   const fam = familyOf(p);
   const pick = <T>(xs: readonly T[]) => rng.pick(xs);

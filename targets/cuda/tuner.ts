@@ -4,17 +4,33 @@
  * context is lost) propagates so the caller can reset the device.
  */
 import type { Problem } from '../../ir/problem.ts';
-import type { Rng } from '../../ir/random.ts';
 import type { Schedule } from '../../ir/schedule.ts';
 import { Cublas } from './cublas.ts';
-import { CudaError, type DevicePtr } from './driver.ts';
+import { CudaError, type DeviceInfo, type DevicePtr } from './driver.ts';
 import { describeMapping } from './mapping.ts';
 import type { EmitOptions } from './ptx.ts';
 import { CudaRunner, STICKY_ERRORS } from './runner.ts';
 import { compileCuda, type CudaKernel } from './target.ts';
 import {
-  familyOf, mutateParams, paramsKey, randomParams, templateSchedule, type ConvParams, type GemmParams, type TemplateParams,
+  familyOf, type ConvParams, type GemmParams, type TemplateParams,
 } from './templates.ts';
+
+/** A launch this long (50x a good 2048^3 sgemm) is timed once: searches meet many such kernels. */
+export const SLOW_LAUNCH_SECONDS = 0.02;
+/** Kernels whose parallelism cannot finish a launch in this time are not launched at all. */
+export const MAX_LAUNCH_SECONDS = 1;
+
+/**
+ * A lower bound on one launch's time from parallelism alone: each thread retires at most one FMA
+ * per clock, and all of them together at most the device's peak. A search meets schedules that
+ * bind almost nothing (4 threads for a 4096^3 matmul: 320 s per launch, measured); this bound
+ * rejects them before they occupy the GPU.
+ */
+export function launchFloorSeconds(k: CudaKernel, clockGHz: number, peakGflops: number): number {
+  const threads = k.mapping.blocks * k.mapping.threads;
+  const gflops = Math.min(peakGflops, threads * 2 * clockGHz);
+  return k.flops / (gflops * 1e9);
+}
 
 export interface Candidate {
   schedule: string;
@@ -30,23 +46,14 @@ export interface Candidate {
   mapping: string;
 }
 
-export interface CudaSearchResult {
-  best: Candidate | null;
-  evaluations: number;
-  failures: number;
-  seconds: number;
-  history: { t: number; evaluations: number; bestGflops: number }[];
-  failuresSample: string[];
-}
-
 /**
- * The GPU tuner: times schedules on the device and runs an evolution over the template parameters
- * of templates.ts (tile sizes, thread layout, register tile, reduction slice, staging), seeded with
- * known-good parameters. Used by `looptune search/tune --target cuda` and the device benchmark.
+ * The GPU timer: compiles, JIT-loads and times schedules on the device, and holds cuBLAS. The
+ * environment's CudaEvaluator measures through it; the searches themselves are agent/search's.
  */
 export class CudaTuner {
   readonly gpu: CudaRunner;
   private cublasLib: Cublas | null | undefined;
+  private info: DeviceInfo | undefined;
 
   constructor() {
     this.gpu = new CudaRunner(0);
@@ -78,9 +85,15 @@ export class CudaTuner {
     } catch (e) {
       return `codegen: ${(e as Error).message}`;
     }
+    this.info ??= this.gpu.device.info();
+    // fp32 peak from the spec sheet figures: 128 FMA lanes per multiprocessor
+    const floor = launchFloorSeconds(k, this.info.clockMHz / 1000, this.info.multiprocessors * 128 * 2 * this.info.clockMHz / 1000);
+    if (floor > MAX_LAUNCH_SECONDS) {
+      return `not launched: with ${k.mapping.blocks * k.mapping.threads} threads one launch takes at least ${floor.toFixed(1)} s`;
+    }
     try {
       const m = this.gpu.load(k);
-      const t = this.gpu.time(k, ptrs, { minSeconds, minSamples: 3 });
+      const t = this.gpu.time(k, ptrs, { minSeconds, minSamples: 3, slowSeconds: SLOW_LAUNCH_SECONDS });
       const threads = k.launch.block[0] * k.launch.block[1] * k.launch.block[2];
       const c: Candidate = {
         schedule: s.text(), ...(params ? { params } : {}), gflops: t.gflops, bestMs: t.bestSeconds * 1e3, medianMs: t.medianSeconds * 1e3,
@@ -98,55 +111,6 @@ export class CudaTuner {
         // gone with a reset
       }
     }
-  }
-
-  /**
-   * Evolution over template parameters: seeds + random members, then each round mutates one of
-   * the best few; every distinct valid schedule is measured once.
-   */
-  search(p: Problem, ptrs: DevicePtr[], budget: number, seeds: TemplateParams[], rng: Rng, minSeconds = 0.02, minThreads = 0): CudaSearchResult {
-    const t0 = performance.now();
-    const seen = new Set<string>();
-    const pop: Candidate[] = [];
-    const res: CudaSearchResult = { best: null, evaluations: 0, failures: 0, seconds: 0, history: [], failuresSample: [] };
-    const tryParams = (params: TemplateParams): void => {
-      const key = paramsKey(params);
-      if (seen.has(key)) return;
-      seen.add(key);
-      const s = templateSchedule(p, params);
-      if (!s) return;
-      res.evaluations++;
-      const c = this.evaluate(s, ptrs, minSeconds, {}, params);
-      if (typeof c === 'string') {
-        res.failures++;
-        if (res.failuresSample.length < 5) res.failuresSample.push(`${s.text()}: ${c}`);
-        return;
-      }
-      pop.push(c);
-      pop.sort((a, b) => b.gflops - a.gflops);
-      if (!res.best || c.gflops > res.best.gflops) res.best = c;
-      res.history.push({ t: (performance.now() - t0) / 1000, evaluations: res.evaluations, bestGflops: res.best.gflops });
-    };
-    for (const s of seeds) if (res.evaluations < budget) tryParams(s);
-    let guard = 0;
-    while (res.evaluations < Math.min(budget, seeds.length + 8) && guard++ < 500) {
-      const r = randomParams(p, rng);
-      if (r) tryParams(r);
-    }
-    guard = 0;
-    while (res.evaluations < budget && guard++ < 20 * budget) {
-      if (pop.length === 0) {
-        const r = randomParams(p, rng);
-        if (r) tryParams(r);
-        continue;
-      }
-      const parent = pop[Math.min(pop.length - 1, Math.floor(rng.next() ** 2 * Math.min(6, pop.length)))]!;
-      let child = mutateParams(parent.params!, rng);
-      if (rng.next() < 0.4) child = mutateParams(child, rng);
-      tryParams(child);
-    }
-    res.seconds = (performance.now() - t0) / 1000;
-    return res;
   }
 }
 

@@ -64,9 +64,12 @@ const WORKER_ENTRY = new URL('./worker.ts', import.meta.url);
  * the cwd). createRequire rather than import.meta.resolve: this module may itself have been
  * loaded as CommonJS by tsx (uvu's `-r tsx`), where import.meta.resolve does not exist.
  */
-const WORKER_EXEC_ARGV = WORKER_ENTRY.pathname.endsWith('.ts')
-  ? ['--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href]
-  : [];
+function workerExecArgv(): string[] {
+  // resolved when a worker starts, not at import: bundles of the CLI (the GPU machine's) have no tsx
+  return WORKER_ENTRY.pathname.endsWith('.ts')
+    ? ['--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href]
+    : [];
+}
 const STDERR_TAIL_CHARS = 2000;
 
 export class MeasurementPool {
@@ -206,7 +209,7 @@ class MeasurementWorker {
 
   constructor(env: NodeJS.ProcessEnv) {
     this.#child = fork(WORKER_ENTRY, [], {
-      execArgv: WORKER_EXEC_ARGV,
+      execArgv: workerExecArgv(),
       env,
       serialization: 'advanced',
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
