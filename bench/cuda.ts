@@ -33,6 +33,7 @@ import { Rng } from '../ir/random.ts';
 import { Schedule } from '../ir/schedule.ts';
 import { parseProblem } from '../ir/spec.ts';
 import { im2colFor } from '../targets/cuda/baselines.ts';
+import { Cudnn } from '../targets/cuda/cudnn.ts';
 import { CUDA_FUZZ_OPS, fuzzCuda, type CudaFuzzReport } from '../targets/cuda/fuzz.ts';
 import { describeMapping } from '../targets/cuda/mapping.ts';
 import { STICKY_ERRORS } from '../targets/cuda/runner.ts';
@@ -74,6 +75,21 @@ const log = (...x: unknown[]) => console.error('[cuda]', ...x);
 /** The GPU tuner plus the environment's evaluator on it (one context, one record store). */
 class Bench extends CudaTuner {
   #evaluator: CudaEvaluator | undefined;
+  #cudnn: Cudnn | null | undefined;
+
+  /** cuDNN where it is installed (null, with a note, where not). */
+  cudnn(): Cudnn | null {
+    if (this.#cudnn === undefined) {
+      try {
+        this.#cudnn = new Cudnn();
+        log(`cuDNN ${this.#cudnn.version} (${this.#cudnn.path})`);
+      } catch (e) {
+        log(`cuDNN unavailable: ${(e as Error).message}`);
+        this.#cudnn = null;
+      }
+    }
+    return this.#cudnn;
+  }
   records: RecordStore | null = null;
 
   evaluator(): CudaEvaluator {
@@ -239,6 +255,9 @@ interface ConvRecord {
   looptune: Candidate | null;
   ratio: number | null;
   ratioVsGemmOnly: number | null;
+  /** cuDNN's fastest fp32 (FMA math) forward algorithm on the same buffers, where cuDNN is installed */
+  cudnn: { gflops: number; bestMs: number; medianMs: number; algorithm: number; workspaceBytes: number; check: { maxAbs: number; maxRel: number; norm: number } | null } | null;
+  ratioVsCudnn: number | null;
   check: { maxAbs: number; maxRel: number; norm: number } | null;
   search: SearchSummary;
   screened?: SearchSummary & { gflops: number; schedule: string; ratio: number | null };
@@ -275,6 +294,31 @@ async function benchConv(b: Bench, layer: string, spec: string, budget: number, 
     b.gpu.device.unload(m);
     log(`${layer}: im2col+cuBLAS ${t.gflops.toFixed(0)} GFLOPS (gemm alone ${g.gflops.toFixed(0)})`);
   }
+  let cudnn: ConvRecord['cudnn'] = null;
+  const dnn = b.cudnn();
+  if (dnn) {
+    const conv = dnn.conv2d(p, b.gpu.device, ptrs);
+    try {
+      const t = b.gpu.timeLaunches(() => conv.run(), flops, { minSeconds: 0.2 });
+      let dnnCheck: NonNullable<ConvRecord['cudnn']>['check'] = null;
+      if (refOut) {
+        // y = 0 + conv(x, w), against im2col + cuBLAS on the same inputs
+        const O = b.upload(new Float32Array(elementCount(p.tensors[0]!)));
+        const once = dnn.conv2d(p, b.gpu.device, [O, ptrs[1]!, ptrs[2]!]);
+        once.run();
+        b.gpu.device.synchronize();
+        const o = new Float32Array(refOut.length);
+        b.gpu.device.download(o, O);
+        dnnCheck = relErrors(o, refOut);
+        once.dispose();
+        b.gpu.freeAll([O]);
+      }
+      cudnn = { gflops: t.gflops, bestMs: t.bestSeconds * 1e3, medianMs: t.medianSeconds * 1e3, algorithm: conv.algorithm, workspaceBytes: conv.workspaceBytes, check: dnnCheck };
+      log(`${layer}: cuDNN ${t.gflops.toFixed(0)} GFLOPS (algorithm ${conv.algorithm})`);
+    } finally {
+      conv.dispose();
+    }
+  }
   // the screened search first: its tuning time must not profit from the driver's JIT cache
   let screened: ConvRecord['screened'];
   if (predict) {
@@ -307,6 +351,7 @@ async function benchConv(b: Bench, layer: string, spec: string, budget: number, 
     problem: p.spec, layer, baseline, looptune: best,
     ratio: best && baseline ? best.gflops / baseline.gflops : null,
     ratioVsGemmOnly: best && baseline ? best.gflops / baseline.gemmOnlyGflops : null,
+    cudnn, ratioVsCudnn: best && cudnn ? best.gflops / cudnn.gflops : null,
     check, search: summary(sr, false), ...(screened ? { screened } : {}),
   };
 }
@@ -387,7 +432,7 @@ async function cmdBench(b: Bench, a: Args): Promise<void> {
     console.log(`${r.problem.padEnd(24)} looptune ${r.looptune?.gflops.toFixed(0).padStart(6)} GFLOPS  cuBLAS ${r.cublas?.gflops.toFixed(0).padStart(6)}  ${(100 * (r.ratio ?? 0)).toFixed(1)}%  (median ${(100 * (r.ratioMedian ?? 0)).toFixed(1)}%)  tuned ${r.search.seconds.toFixed(1)} s/${r.search.measurements}${r.screened ? `  screened: ${(100 * (r.screened.ratio ?? 0)).toFixed(1)}% in ${r.screened.seconds.toFixed(1)} s/${r.screened.measurements}` : ''}  err ${r.check?.maxRel.toExponential(1)}  ${r.looptune?.schedule}`);
   }
   for (const r of conv) {
-    console.log(`${r.layer.padEnd(14)} looptune ${r.looptune?.gflops.toFixed(0).padStart(6)}  im2col+cuBLAS ${r.baseline?.gflops.toFixed(0).padStart(6)}  ${(100 * (r.ratio ?? 0)).toFixed(1)}%  (gemm only ${(100 * (r.ratioVsGemmOnly ?? 0)).toFixed(1)}%)  tuned ${r.search.seconds.toFixed(1)} s/${r.search.measurements}${r.screened ? `  screened: ${(100 * (r.screened.ratio ?? 0)).toFixed(1)}% in ${r.screened.seconds.toFixed(1)} s/${r.screened.measurements}` : ''}  err ${r.check?.maxRel.toExponential(1)}  ${r.looptune?.schedule}`);
+    console.log(`${r.layer.padEnd(14)} looptune ${r.looptune?.gflops.toFixed(0).padStart(6)}  im2col+cuBLAS ${r.baseline?.gflops.toFixed(0).padStart(6)}  ${(100 * (r.ratio ?? 0)).toFixed(1)}%  (gemm only ${(100 * (r.ratioVsGemmOnly ?? 0)).toFixed(1)}%)  cuDNN ${r.cudnn?.gflops.toFixed(0) ?? '-'} ${r.ratioVsCudnn ? `${(100 * r.ratioVsCudnn).toFixed(1)}%` : ''}  tuned ${r.search.seconds.toFixed(1)} s/${r.search.measurements}${r.screened ? `  screened: ${(100 * (r.screened.ratio ?? 0)).toFixed(1)}% in ${r.screened.seconds.toFixed(1)} s/${r.screened.measurements}` : ''}  err ${r.check?.maxRel.toExponential(1)}  ${r.looptune?.schedule}`);
   }
   console.log(`wrote ${out} (${(result.seconds as number).toFixed(0)} s)`);
 }

@@ -130,6 +130,20 @@ export class CudaEvaluator extends CachingEvaluator {
     }
   }
 
+  /** cuBLAS sgemm on an m x n x k matmul, timed like our kernels (the GPU's BLAS baseline). */
+  cublasSgemm(m: number, n: number, k: number): { gflops: number; version: string } {
+    const blas = this.tuner.cublas();
+    if (!blas) throw new LoopTuneError('cuBLAS (libcublas.so) was not found');
+    const ptrs = [m * n, m * k, k * n].map((e, i) => this.tuner.upload(randomArray(e, 91 + i)));
+    try {
+      const [C, A, B] = ptrs as [DevicePtr, DevicePtr, DevicePtr];
+      const t = this.tuner.gpu.timeLaunches(() => blas.gemm(m, n, k, A, B, C), 2 * m * n * k, { minSeconds: 0.1 });
+      return { gflops: t.gflops, version: `cuBLAS ${blas.version}` };
+    } finally {
+      this.tuner.gpu.freeAll(ptrs);
+    }
+  }
+
   override async close(): Promise<void> {
     for (const ptrs of this.#buffers.values()) {
       try {

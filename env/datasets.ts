@@ -123,7 +123,22 @@ const TALL_SKINNY: DatasetEntry[] = [
   { name: 'long-k64k', spec: 'matmul 32x32x65536' },
 ];
 
+/**
+ * GPU-sized problems for the cuda target: square-ish matmuls of 256-2048 (every m, n, k in
+ * {256, 512, 1024, 2048}), BERT-base's GEMMs and attention bmm at sequence 128 and 384, and the
+ * ResNet-18 conv layers. Problems of mm64-256's size leave most of a GPU idle.
+ */
+function gpuMix(): DatasetEntry[] {
+  const sizes = [256, 512, 1024, 2048];
+  const out: DatasetEntry[] = [];
+  for (const m of sizes) for (const n of sizes) for (const k of sizes) out.push({ name: `m${m}n${n}k${k}`, spec: `matmul ${m}x${n}x${k}` });
+  out.push(...bert().filter((e) => e.name.startsWith('bert-base')));
+  out.push(...RESNET18);
+  return out;
+}
+
 const DEFINITIONS: Record<string, { description: string; entries: () => DatasetEntry[] }> = {
+  'gpu-mix': { description: 'cuda-sized problems: matmul 256-2048 (64 shapes), BERT-base GEMMs and attention bmm, ResNet-18 conv2d', entries: gpuMix },
   'mm64-256': { description: "LoopTune's matmul set: M, N, K each in 64..256 step 16 (13^3 = 2,197 problems)", entries: mm64to256 },
   'resnet18-conv2d': { description: 'ResNet-18 conv2d layers, batch 1, 224x224 input (padded input sizes; 11 distinct shapes)', entries: () => RESNET18 },
   'bert-gemm': { description: 'BERT-base/large GEMMs at sequence 128/384: QKV, attention out, FFN up/down, attention bmm', entries: bert },

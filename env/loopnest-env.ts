@@ -19,6 +19,7 @@ import type { Problem } from '../ir/problem.ts';
 import { Rng } from '../ir/random.ts';
 import { Schedule } from '../ir/schedule.ts';
 import { parseProblem } from '../ir/spec.ts';
+import { randomTemplateSchedule } from '../targets/cuda/templates.ts';
 import { applyAction, isKnownAction, CUDA_ACTIONS, type TransformResult } from '../ir/transforms.ts';
 import { Box, Discrete, GraphSpace, type Env, type ResetOptions, type ResetResult, type Space, type StepResult } from './core.ts';
 import { split as datasetSplit, type SplitName } from './datasets.ts';
@@ -86,6 +87,11 @@ export interface LoopNestEnvOptions<K extends ObservationKind = 'vector'> {
   /** steps per episode before truncation (default 10; Infinity to leave it to a TimeLimit wrapper). */
   maxSteps?: number;
   observation?: K;
+  /** where episodes start when reset() is not given a schedule: LoopTune's default schedule
+   *  ('initial', the default), or on cuda a random GPU sketch ('sketch': block/thread/register tiling,
+   *  targets/cuda/templates.ts), so that episodes refine mapped kernels instead of spending their
+   *  steps building one. */
+  start?: 'initial' | 'sketch';
 }
 
 export interface LoopNestInfo {
@@ -121,6 +127,7 @@ export class LoopNestEnv<K extends ObservationKind = 'vector'> implements Env<Ob
   readonly observationKind: K;
   /** the target is a GPU: observations carry the bindings. */
   readonly gpu: boolean;
+  readonly start: 'initial' | 'sketch';
   #rng = new Rng(0);
   #schedule: Schedule | undefined;
   #gflops = 0;
@@ -134,6 +141,8 @@ export class LoopNestEnv<K extends ObservationKind = 'vector'> implements Env<Ob
     if (this.actions.length === 0) fail('LoopNestEnv: the action list is empty');
     checkActionsForTarget(this.actions, this.evaluator.target);
     this.gpu = this.evaluator.target === 'cuda';
+    this.start = options.start ?? 'initial';
+    if (this.start === 'sketch' && !this.gpu) fail("LoopNestEnv: start 'sketch' is for the cuda target (GPU sketches)");
     this.actionSpace = new Discrete(this.actions.length);
     this.maxLoops = options.maxLoops ?? maxLoopsForTarget(this.evaluator.target);
     this.maxSteps = options.maxSteps ?? DEFAULT_EPISODE_STEPS;
@@ -179,6 +188,7 @@ export class LoopNestEnv<K extends ObservationKind = 'vector'> implements Env<Ob
     let schedule: Schedule;
     if (o.schedule instanceof Schedule) schedule = o.schedule;
     else if (typeof o.schedule === 'string') schedule = Schedule.parse(problem, o.schedule);
+    else if (this.start === 'sketch') schedule = randomTemplateSchedule(problem, this.#rng) ?? Schedule.initial(problem);
     else schedule = Schedule.initial(problem);
     if (schedule.problem.spec !== problem.spec) fail(`reset: the schedule is for ${schedule.problem.spec}, not ${problem.spec}`);
     const e = await this.evaluator.evaluate(schedule);

@@ -42,9 +42,17 @@ export { loadExperiment, parseExperiment, ExperimentError, type Experiment, type
 /** The peak the synthetic evaluator is built with (its GFLOPS are fractions of it). */
 const SYNTHETIC_PEAK = 100;
 
-export function resolveTarget(t: string): NativeTargetName | 'synthetic' {
+export type ExperimentTarget = NativeTargetName | 'cuda' | 'synthetic';
+
+export function resolveTarget(t: string): ExperimentTarget {
   if (t === 'host') return hostTarget();
-  return t as NativeTargetName | 'synthetic';
+  return t as ExperimentTarget;
+}
+
+/** The GPU's evaluator (records in the run's file); one line without a CUDA driver. */
+async function cudaEvaluator(x: Experiment, v: ResolvedVariant, minSeconds: number): Promise<Evaluator> {
+  const { CudaEvaluator } = await import('../env/cuda-evaluator.ts');
+  return CudaEvaluator.create({ records: recordsPath(x, v), minSeconds: Math.max(minSeconds, 0.02) });
 }
 
 function recordsPath(x: Experiment, v: ResolvedVariant): string {
@@ -58,6 +66,7 @@ export async function rewardEvaluator(x: Experiment, v: ResolvedVariant): Promis
   if (source === 'synthetic') return syntheticEvaluator({ peakGflops: SYNTHETIC_PEAK });
   if (target === 'synthetic') fail(`reward source '${source}' needs a real target, not synthetic`);
   if (source === 'measured') {
+    if (target === 'cuda') return cudaEvaluator(x, v, v.reward.min_seconds);
     return MeasuredEvaluator.create({ target, records: recordsPath(x, v), minSeconds: v.reward.min_seconds });
   }
   return costModelEvaluator(x, v, target);
@@ -68,12 +77,21 @@ export async function rewardEvaluator(x: Experiment, v: ResolvedVariant): Promis
  * for measured or synthetic rewards). `reward.costmodel` names the model ('default:<target>' =
  * the shipped one); hybrid measures one evaluation in round(1 / measure_fraction).
  */
-async function costModelEvaluator(x: Experiment, v: ResolvedVariant, target: NativeTargetName): Promise<Evaluator> {
+async function costModelEvaluator(x: Experiment, v: ResolvedVariant, target: NativeTargetName | 'cuda'): Promise<Evaluator> {
   const cm = await import('../agent/costmodel/evaluator.ts');
   const model = await cm.resolveCostModel(v.reward.costmodel ?? `default:${target}`);
   if (v.reward.source === 'costmodel') {
+    if (target === 'cuda') {
+      // no GPU needed to train on the model: the reward's denominator is the nominal H200 peak
+      const { NOMINAL_PEAK_GFLOPS } = await import('../agent/costmodel/model.ts');
+      return new cm.CostModelEvaluator({ model, target, peakGflops: NOMINAL_PEAK_GFLOPS.cuda! });
+    }
     const { peakRecord } = await import('../targets/runtime/peak.ts');
     return new cm.CostModelEvaluator({ model, target, peakGflops: (await peakRecord(target)).gflops });
+  }
+  if (target === 'cuda') {
+    const measured = await cudaEvaluator(x, v, v.reward.min_seconds);
+    return new cm.HybridEvaluator({ model, measured, ownsMeasured: true, every: Math.max(1, Math.round(1 / Math.max(1e-3, v.reward.measure_fraction))) });
   }
   const measured = await MeasuredEvaluator.create({ target, records: recordsPath(x, v), minSeconds: v.reward.min_seconds });
   return new cm.HybridEvaluator({ model, measured, ownsMeasured: true, every: Math.max(1, Math.round(1 / Math.max(1e-3, v.reward.measure_fraction))) });
@@ -84,18 +102,22 @@ export async function measuringEvaluator(x: Experiment): Promise<Evaluator> {
   const target = resolveTarget(x.spec.target);
   if (target === 'synthetic') return syntheticEvaluator({ peakGflops: SYNTHETIC_PEAK });
   const v = x.variants[0]!;
+  if (target === 'cuda') return cudaEvaluator(x, v, x.spec.evaluation.min_seconds);
   return MeasuredEvaluator.create({ target, records: recordsPath(x, v), minSeconds: x.spec.evaluation.min_seconds });
 }
 
-export function policySpecOf(v: ResolvedVariant): PolicySpec {
-  return { network: v.network, actions: [...v.env.actions], observation: observationFor(v.network), maxLoops: v.env.max_loops };
+export function policySpecOf(v: ResolvedVariant, target?: string): PolicySpec {
+  return {
+    network: v.network, actions: [...v.env.actions], observation: observationFor(v.network), maxLoops: v.env.max_loops,
+    ...(target === 'cuda' ? { gpu: true } : {}),
+  };
 }
 
 function makeEnvs(x: Experiment, v: ResolvedVariant, evaluator: Evaluator): PolicyEnvs {
   const observation = observationFor(v.network);
   const envs = Array.from({ length: v.ppo.numEnvs }, () => new LoopNestEnv({
     evaluator, dataset: x.spec.dataset.name, split: x.spec.dataset.train, actions: v.env.actions,
-    maxLoops: v.env.max_loops, maxSteps: v.env.episode_steps, observation,
+    maxLoops: v.env.max_loops, maxSteps: v.env.episode_steps, observation, start: v.env.start,
   }));
   return new VectorEnv(envs) as unknown as PolicyEnvs;
 }
@@ -213,7 +235,7 @@ async function trainVariant(x: Experiment, v: ResolvedVariant, backend: string, 
 
   const evaluator = await rewardEvaluator(x, v);
   const peak = evaluator.peakGflops;
-  const policy = createPolicy(policySpecOf(v), v.ppo.seed);
+  const policy = createPolicy(policySpecOf(v, resolveTarget(x.spec.target)), v.ppo.seed);
   const envs = makeEnvs(x, v, evaluator);
   const trainer = new PPOTrainer({ envs, policy, config: v.ppo, peakGflops: peak });
   let elapsed = 0;

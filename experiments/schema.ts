@@ -4,9 +4,9 @@
  *
  *   name: ppo-mm-avx512            # run name; output defaults to runs/<name>
  *   description: free text
- *   target: avx512                 # avx512 | avx2 | host | synthetic
+ *   target: avx512                 # avx512 | avx2 | host | cuda | synthetic
  *   dataset: { name: mm64-256, train: train, test: test, test_limit: 20 }
- *   env: { actions: [...], episode_steps: 10, max_loops: 10, observation: vector }   # vector | graph
+ *   env: { actions: [...], episode_steps: 10, max_loops: 10, observation: vector, start: initial }   # vector | graph; initial | sketch (cuda)
  *   reward: { source: measured, min_seconds: 0.01, records: path }   # measured | costmodel | hybrid | synthetic
  *   network: { kind: mlp, hidden: [256, 256], activation: tanh }
  *            # or { kind: gnn, hidden: 64, layers: 3, head_hidden: 128, max_nodes: 16 }
@@ -44,7 +44,9 @@ const actionName = z.string().refine(isKnownAction, { message: 'unknown action (
 const Env = z.strictObject({
   actions: z.array(actionName).min(1).default([...LOOPTUNE_ACTIONS]),
   episode_steps: positiveInt.default(10),
-  max_loops: z.number().int().min(2).max(10).default(10),
+  max_loops: z.number().int().min(2).max(16).default(10),
+  /** where episodes start: the default schedule, or (cuda) a random GPU sketch */
+  start: z.enum(['initial', 'sketch']).default('initial'),
   /** observation form; it follows the network (mlp: vector, gnn: graph) and may be stated to check it */
   observation: z.enum(['vector', 'graph']).optional(),
 });
@@ -151,7 +153,7 @@ const Variant = z.strictObject({
 export const ExperimentSchema = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9][\w.-]*$/, 'a name of letters, digits, ".", "-" and "_"'),
   description: z.string().optional(),
-  target: z.enum(['avx512', 'avx2', 'host', 'synthetic']),
+  target: z.enum(['avx512', 'avx2', 'host', 'cuda', 'synthetic']),
   dataset: Dataset,
   env: Env.default(Env.parse({})),
   reward: Reward.default(Reward.parse({})),

@@ -76,6 +76,7 @@ export class GnnPolicy implements PolicyNetwork {
   readonly #aux: Dense;
 
   constructor(spec: PolicySpec, seed: number | null) {
+    if (spec.gpu) throw new TypeError('the GNN policy does not read GPU bindings yet: use the mlp network on cuda');
     if (spec.network.kind !== 'gnn') throw new TypeError('GnnPolicy needs a gnn network config');
     if (spec.observation !== 'graph') throw new TypeError(`the graph network reads the 'graph' observation, not '${spec.observation}'`);
     this.spec = spec;

@@ -1,11 +1,11 @@
 /**
  * LoopTune's policy form: an MLP on the fixed 10 loops x 20 features vector (ir/graph.ts
- * vectorEncoding), a shared torso and three linear heads (policy, value, auxiliary GFLOPS).
+ * vectorEncoding; on cuda its GPU form, 16 loops with bindings), a shared torso and three linear heads (policy, value, auxiliary GFLOPS).
  * Initialization follows CleanRL: orthogonal, gain sqrt(2) in the torso, 0.01 on the policy head
  * (near-uniform first policy), 1 on the value and auxiliary heads.
  */
 import { tf } from '../backend.ts';
-import { LOOP_FEATURES, MAX_LOOPS } from '../../ir/graph.ts';
+import { LOOP_FEATURES, MAX_LOOPS, vectorSize } from '../../ir/graph.ts';
 import {
   ParamStore, activate, applyDense, type Dense, type MlpConfig, type NetworkOutput, type Observation, type PolicyNetwork, type PolicySpec,
 } from './network.ts';
@@ -20,6 +20,8 @@ export class MlpPolicy implements PolicyNetwork {
   readonly #v: Dense;
   readonly #aux: Dense;
   readonly #config: MlpConfig;
+  /** input width: LoopTune's 200 floats, or the GPU form (bindings included) on cuda */
+  readonly #size: number;
 
   constructor(spec: PolicySpec, seed: number | null) {
     if (spec.network.kind !== 'mlp') throw new TypeError('MlpPolicy needs an mlp network config');
@@ -27,7 +29,8 @@ export class MlpPolicy implements PolicyNetwork {
     this.spec = spec;
     this.#config = spec.network;
     this.#store = new ParamStore(seed);
-    let width = VECTOR_SIZE;
+    this.#size = vectorSize(spec.gpu ?? false);
+    let width = this.#size;
     this.#torso = this.#config.hidden.map((h, i) => {
       const d = this.#store.dense(`torso/${i}`, width, h, Math.SQRT2);
       width = h;
@@ -43,12 +46,13 @@ export class MlpPolicy implements PolicyNetwork {
   }
 
   inputs(observations: readonly Observation[]): tf.Tensor[] {
-    const x = new Float32Array(observations.length * VECTOR_SIZE);
+    const n = this.#size;
+    const x = new Float32Array(observations.length * n);
     observations.forEach((o, i) => {
-      if (!(o instanceof Float32Array) || o.length !== VECTOR_SIZE) throw new TypeError(`the MLP needs ${VECTOR_SIZE}-float vector observations`);
-      x.set(o, i * VECTOR_SIZE);
+      if (!(o instanceof Float32Array) || o.length !== n) throw new TypeError(`the MLP needs ${n}-float vector observations`);
+      x.set(o, i * n);
     });
-    return [tf.tensor2d(x, [observations.length, VECTOR_SIZE])];
+    return [tf.tensor2d(x, [observations.length, n])];
   }
 
   apply(inputs: readonly tf.Tensor[]): NetworkOutput {

@@ -48,6 +48,8 @@ export interface PolicySpec {
   observation: 'vector' | 'graph';
   /** loop limit the env used (splits beyond it are illegal). */
   maxLoops: number;
+  /** the env's target is a GPU: observations carry the loop bindings (ir/graph.ts vectorEncoding). */
+  gpu?: boolean;
 }
 
 export interface NetworkOutput {

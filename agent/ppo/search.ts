@@ -30,6 +30,7 @@ import { runWithBudget, type SearchContext, type SearchOptions, type SearchResul
 import { mutate } from '../search/evolution.ts';
 import { sampleSchedule } from '../search/moves.ts';
 import { sampleSketch, sketchTargetFor } from '../search/sketch.ts';
+import { gpuSeedSchedules, sampleGpuSketch } from '../search/gpu-sketch.ts';
 import type { Rng } from '../../ir/random.ts';
 import type { Observation, PolicyNetwork } from '../policy/network.ts';
 import { evaluatePolicy } from './act.ts';
@@ -72,7 +73,7 @@ interface Candidate {
 }
 
 export function observe(policy: PolicyNetwork, s: Schedule): Observation {
-  return policy.spec.observation === 'graph' ? graphEncoding(s) : vectorEncoding(s);
+  return policy.spec.observation === 'graph' ? graphEncoding(s) : vectorEncoding(s, policy.spec.gpu ?? false);
 }
 
 function masks(policy: PolicyNetwork, states: readonly Schedule[]): boolean[][] {
@@ -213,8 +214,9 @@ export function policySearcher(policy: PolicyNetwork, o: PolicySearchOptions = {
         const initial = Schedule.initial(problem);
         measured.set(initial.hash(), { schedule: initial, gflops: ctx.defaultGflops });
 
-        // 1-2: proposals; the roots besides the default (records) and the greedy finals first
-        const roots = [initial, ...(o.roots?.(problem) ?? [])];
+        // 1-2: proposals; the roots besides the default (records; on a GPU the seed sketches) and the greedy finals first
+        const gpu = ctx.evaluator.target === 'cuda';
+        const roots = [initial, ...(o.roots?.(problem) ?? []), ...(gpu ? gpuSeedSchedules(problem, policy.spec.maxLoops) : [])];
         const { candidates, greedyFinals } = proposeCandidates(policy, roots, depth, width);
         o.onProposals?.(candidates.length);
         for (const x of [...roots.slice(1), ...greedyFinals]) await evaluate(x);
@@ -224,7 +226,8 @@ export function policySearcher(policy: PolicyNetwork, o: PolicySearchOptions = {
         const maxLoops = Math.min(ctx.maxLoops, policy.spec.maxLoops);
         const sketchTarget = sketchTargetFor(ctx.evaluator.target);
         const r = rng as unknown as Rng; // same interface as ir's Rng (next, int, pick)
-        const fresh = () => (rng.next() < 0.7 ? sampleSketch(problem, r, sketchTarget, maxLoops) : undefined)
+        const fresh = () => (rng.next() < (gpu ? 0.95 : 0.7)
+          ? (gpu ? sampleGpuSketch(problem, r, maxLoops) : sampleSketch(problem, r, sketchTarget, maxLoops)) : undefined)
           ?? sampleSchedule(initial, r, ctx.actions, maxLoops);
         for (let i = 0, tries = 0; i < randomInitial && tries < randomInitial * 20; tries++) {
           const x = fresh();

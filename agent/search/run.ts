@@ -79,6 +79,17 @@ export async function timeOpenblas(problem: Problem, evaluator: Evaluator, minSe
   if (problem.op !== 'matmul') return { openblasError: `OpenBLAS comparison covers matmul only, not ${problem.op}` };
   if (evaluator.target === 'synthetic') return { openblasError: 'no OpenBLAS figure on the synthetic target' };
   const [m, n, k] = problem.vars.map((v) => v.extent) as [number, number, number];
+  if (evaluator.target === 'cuda') {
+    // the GPU's BLAS: cuBLAS sgemm on the evaluator's device
+    try {
+      const { CudaEvaluator } = await import('../../env/cuda-evaluator.ts');
+      if (!(evaluator instanceof CudaEvaluator)) return { openblasError: 'cuBLAS needs the GPU evaluator' };
+      const r = evaluator.cublasSgemm(m, n, k);
+      return { openblasGflops: r.gflops, openblasCorename: r.version };
+    } catch (e) {
+      return { openblasError: e instanceof Error ? e.message : String(e) };
+    }
+  }
   let pool: MeasurementPool;
   let owned = false;
   if (evaluator instanceof MeasuredEvaluator) pool = evaluator.pool;

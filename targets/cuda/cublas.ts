@@ -17,7 +17,8 @@ const CUBLAS_DEFAULT_MATH = 0;
 
 type Fn = (...args: unknown[]) => number;
 
-function candidateDirs(): string[] {
+/** Folders where NVIDIA libraries live (CUBLAS_PATH first; cuDNN's loader uses them too). */
+export function candidateDirs(): string[] {
   const dirs: string[] = [];
   const env = process.env.CUBLAS_PATH;
   if (env) dirs.push(env);
@@ -49,13 +50,17 @@ function candidateDirs(): string[] {
   return dirs;
 }
 
-function loadLibrary(): { lib: ReturnType<typeof koffi.load>; path: string } {
+/**
+ * Loads an NVIDIA library: the file named by the environment variable `envVar` if it names one,
+ * else each of `names` on the loader's path, then in candidateDirs(); one line naming what was tried.
+ */
+export function loadNvidiaLibrary(names: readonly string[], envVar: string, what: string): { lib: ReturnType<typeof koffi.load>; path: string } {
   const tried: string[] = [];
-  const env = process.env.CUBLAS_PATH;
+  const env = process.env[envVar];
   if (env && /\.so/.test(env)) {
     return { lib: koffi.load(env), path: env };
   }
-  for (const n of NAMES) {
+  for (const n of names) {
     try {
       return { lib: koffi.load(n), path: n };
     } catch {
@@ -63,7 +68,7 @@ function loadLibrary(): { lib: ReturnType<typeof koffi.load>; path: string } {
     }
   }
   for (const d of candidateDirs()) {
-    for (const n of NAMES) {
+    for (const n of names) {
       const p = join(d, n);
       if (!existsSync(p)) continue;
       try {
@@ -73,7 +78,7 @@ function loadLibrary(): { lib: ReturnType<typeof koffi.load>; path: string } {
       }
     }
   }
-  throw new CudaError(`cuBLAS not found (tried ${tried.slice(0, 8).join(', ')}${tried.length > 8 ? ', ...' : ''}); set CUBLAS_PATH`);
+  throw new CudaError(`${what} not found (tried ${tried.slice(0, 8).join(', ')}${tried.length > 8 ? ', ...' : ''}); set ${envVar}`);
 }
 
 export class Cublas {
@@ -84,7 +89,7 @@ export class Cublas {
   readonly version: number;
 
   constructor() {
-    const { lib, path } = loadLibrary();
+    const { lib, path } = loadNvidiaLibrary(NAMES, 'CUBLAS_PATH', 'cuBLAS');
     this.path = path;
     const f = (d: string): Fn => lib.func(d) as Fn;
     const create = f('int cublasCreate_v2(_Out_ void **handle)');

@@ -59,6 +59,19 @@ test('on cuda the env offers the GPU actions and its observation carries the bin
   assert.match(r.info.illegal ?? '', /not a reduction loop/);
 });
 
+test("start 'sketch': episodes begin from GPU tilings; only on cuda", async () => {
+  const env = new LoopNestEnv({ evaluator: fakeGpu(), dataset: ['matmul 256x128x64', 'conv2d n1 c8 h10 w10 k16 r3 s3 stride1'], start: 'sketch' });
+  for (let seed = 0; seed < 6; seed++) {
+    const { info } = await env.reset({ seed });
+    const s = env.schedule;
+    assert.ok(s.loops.some((l) => l.bind === 'block') && s.loops.some((l) => l.bind === 'thread'), info.schedule);
+    assert.ok(s.loops.length > 3, info.schedule);
+    assert.ok(info.gflops > 0);
+  }
+  const cpu = new CachingEvaluator({ target: 'avx2', peakGflops: 100, host: 'x', measure: async () => ({ gflops: 1 }) });
+  assert.throws(() => new LoopNestEnv({ evaluator: cpu, start: 'sketch' }), /start 'sketch' is for the cuda target/);
+});
+
 test('other targets have no GPU actions and refuse them with one line', () => {
   assert.equal([...actionsForTarget('avx512')], [...LOOPTUNE_ACTIONS]);
   const cpu = new CachingEvaluator({ target: 'avx512', peakGflops: 100, host: 'x', measure: async () => ({ gflops: 1 }) });

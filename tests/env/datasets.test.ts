@@ -30,7 +30,7 @@ test('90/10 split: disjoint, covering, deterministic', () => {
 
 test('every dataset parses, has train and test parts, and documents its entries', () => {
   const sizes = Object.fromEntries(listDatasets().map((d) => [d.name, d.size]));
-  assert.equal(sizes, { 'mm64-256': 2197, 'resnet18-conv2d': 11, 'bert-gemm': 24, 'conv3d-small': 9, 'tall-skinny': 7 });
+  assert.equal(sizes, { 'mm64-256': 2197, 'resnet18-conv2d': 11, 'bert-gemm': 24, 'conv3d-small': 9, 'tall-skinny': 7, 'gpu-mix': 87 });
   for (const d of listDatasets()) {
     assert.is(d.train + d.test, d.size, d.name);
     assert.ok(d.test >= 1 && d.train >= 1, d.name);

@@ -1,0 +1,119 @@
+/**
+ * cuDNN through koffi: the conv2d baseline where the GPU machine has it (the other baseline is
+ * im2col + cuBLAS, baselines.ts). Legacy (v7-style) API, which cuDNN 9 still exports:
+ * NCHW float tensors, KCRS filters, no padding (the IR pre-pads), the problem's stride, cross-
+ * correlation, y = x * w + y (alpha = beta = 1: our kernels accumulate too). The math type is
+ * CUDNN_FMA_MATH, so cuDNN may not use TF32 tensor cores on fp32 data (its default on Ampere and
+ * later would), and the algorithm is the fastest of cudnnFindConvolutionForwardAlgorithm's
+ * measured ones: cuDNN at its best in plain fp32.
+ */
+import type { Problem } from '../../ir/problem.ts';
+import { loadNvidiaLibrary } from './cublas.ts';
+import { CudaError, type CudaDevice, type DevicePtr } from './driver.ts';
+
+const NAMES = ['libcudnn.so.9', 'libcudnn.so.8', 'libcudnn.so'];
+const CUDNN_TENSOR_NCHW = 0;
+const CUDNN_DATA_FLOAT = 0;
+const CUDNN_CROSS_CORRELATION = 1;
+const CUDNN_FMA_MATH = 3;
+/** sizeof(cudnnConvolutionFwdAlgoPerf_t): algo, status, time (float), memory (size_t), determinism, mathType, reserved[3] */
+const PERF_BYTES = 48;
+
+type Fn = (...args: unknown[]) => number;
+
+export interface CudnnConv {
+  /** runs y += conv(x, w) once (asynchronous) */
+  run(): void;
+  algorithm: number;
+  workspaceBytes: number;
+  dispose(): void;
+}
+
+export class Cudnn {
+  readonly path: string;
+  readonly version: number;
+  private readonly handle: unknown;
+  private readonly f: Record<string, Fn>;
+
+  constructor() {
+    const { lib, path } = loadNvidiaLibrary(NAMES, 'CUDNN_PATH', 'cuDNN');
+    this.path = path;
+    const decl: Record<string, string> = {
+      create: 'int cudnnCreate(_Out_ void **handle)',
+      version: 'size_t cudnnGetVersion()',
+      errorString: 'const char *cudnnGetErrorString(int status)',
+      createTensor: 'int cudnnCreateTensorDescriptor(_Out_ void **desc)',
+      setTensor: 'int cudnnSetTensor4dDescriptor(void *desc, int format, int dataType, int n, int c, int h, int w)',
+      destroyTensor: 'int cudnnDestroyTensorDescriptor(void *desc)',
+      createFilter: 'int cudnnCreateFilterDescriptor(_Out_ void **desc)',
+      setFilter: 'int cudnnSetFilter4dDescriptor(void *desc, int dataType, int format, int k, int c, int h, int w)',
+      destroyFilter: 'int cudnnDestroyFilterDescriptor(void *desc)',
+      createConv: 'int cudnnCreateConvolutionDescriptor(_Out_ void **desc)',
+      setConv: 'int cudnnSetConvolution2dDescriptor(void *desc, int padH, int padW, int u, int v, int dilationH, int dilationW, int mode, int computeType)',
+      setMath: 'int cudnnSetConvolutionMathType(void *desc, int mathType)',
+      destroyConv: 'int cudnnDestroyConvolutionDescriptor(void *desc)',
+      find: 'int cudnnFindConvolutionForwardAlgorithm(void *handle, void *x, void *w, void *conv, void *y, int requested, _Out_ int *returned, _Out_ uint8_t *perf)',
+      forward: 'int cudnnConvolutionForward(void *handle, const float *alpha, void *x, uint64_t xData, void *w, uint64_t wData, void *conv, int algo, uint64_t workspace, size_t workspaceBytes, const float *beta, void *y, uint64_t yData)',
+    };
+    this.f = Object.fromEntries(Object.entries(decl).map(([k, d]) => [k, lib.func(d) as Fn]));
+    const h: [unknown] = [null];
+    this.check('cudnnCreate', this.f.create!(h));
+    this.handle = h[0];
+    this.version = Number(this.f.version!());
+  }
+
+  private check(what: string, rc: number): void {
+    if (rc !== 0) throw new CudaError(`${what} failed: ${String(this.f.errorString!(rc))} (cudnnStatus ${rc})`, rc);
+  }
+
+  /**
+   * A conv2d problem's forward convolution on its device buffers [output, input, weights]
+   * (looptune's tensor order), with the fastest algorithm cuDNN measures for it.
+   */
+  conv2d(p: Problem, device: CudaDevice, ptrs: readonly DevicePtr[]): CudnnConv {
+    if (p.op !== 'conv2d') throw new CudaError(`cuDNN baseline: conv2d only, not ${p.op}`);
+    const [O, I, W] = p.tensors.map((t) => t.shape) as [number[], number[], number[]];
+    // the stride: the output row's coefficient in the input's row index (h * stride + r)
+    const h = p.vars.findIndex((v) => v.name === 'h');
+    const stride = p.inputs[0]!.index[2]!.terms.find((t) => t.var === h)?.coef ?? 1;
+    const desc = (create: string, set: (d: unknown) => number): unknown => {
+      const d: [unknown] = [null];
+      this.check(create, this.f[create]!(d));
+      this.check(`${create} set`, set(d[0]));
+      return d[0];
+    };
+    const x = desc('createTensor', (d) => this.f.setTensor!(d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, ...I));
+    const y = desc('createTensor', (d) => this.f.setTensor!(d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, ...O));
+    const w = desc('createFilter', (d) => this.f.setFilter!(d, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, ...W));
+    const conv = desc('createConv', (d) => this.f.setConv!(d, 0, 0, stride, stride, 1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    this.check('cudnnSetConvolutionMathType', this.f.setMath!(conv, CUDNN_FMA_MATH));
+    const perf = new Uint8Array(8 * PERF_BYTES);
+    const count: [number] = [0];
+    this.check('cudnnFindConvolutionForwardAlgorithm', this.f.find!(this.handle, x, w, conv, y, 8, count, perf));
+    const view = new DataView(perf.buffer);
+    let best = -1;
+    for (let i = 0; i < count[0]; i++) {
+      const status = view.getInt32(i * PERF_BYTES + 4, true);
+      if (status === 0) {
+        best = i;
+        break; // results come sorted by time
+      }
+    }
+    if (best < 0) throw new CudaError('cuDNN found no working forward algorithm');
+    const algorithm = view.getInt32(best * PERF_BYTES, true);
+    const workspaceBytes = Number(view.getBigUint64(best * PERF_BYTES + 16, true));
+    const workspace = workspaceBytes > 0 ? device.alloc(workspaceBytes) : 0n;
+    const one = new Float32Array([1]);
+    return {
+      algorithm, workspaceBytes,
+      run: () => this.check('cudnnConvolutionForward', this.f.forward!(this.handle, one, x, ptrs[1]!, w, ptrs[2]!, conv, algorithm, workspace, workspaceBytes, one, y, ptrs[0]!)),
+      dispose: () => {
+        if (workspace) device.free(workspace);
+        this.f.destroyTensor!(x);
+        this.f.destroyTensor!(y);
+        this.f.destroyFilter!(w);
+        this.f.destroyConv!(conv);
+      },
+    };
+  }
+}
