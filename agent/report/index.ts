@@ -59,6 +59,8 @@ export interface CompareData {
   summary: CompareSummary[];
   /** geomean over problems of OpenBLAS GFLOPS / peak (problems where it was measured). */
   openblasGeomeanFractionOfPeak?: number;
+  /** what the "openblas" figures are: 'OpenBLAS' on CPUs (default), 'cuBLAS' on cuda */
+  blasName?: string;
 }
 
 export function geomean(values: readonly number[]): number {
@@ -108,20 +110,21 @@ const num = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '–');
 const MAX_PROBLEM_PLOTS = 40;
 
 export function renderCompareHtml(data: CompareData): string {
+  const blas = data.blasName ?? 'OpenBLAS';
   const axis: XAxis = data.budget.measurements !== undefined ? 'measurements' : 't';
   const xLabel = axis === 'measurements' ? 'measurements' : 'seconds';
   const budgetText = Object.entries(data.budget).filter(([, v]) => v !== undefined).map(([k, v]) => `${v} ${k}`).join(', ');
   const agg: Series[] = data.searchers.map((s) => ({ name: s, points: aggregateCurve(data.problems, s, data.peakGflops, axis) }));
   if (data.openblasGeomeanFractionOfPeak) {
     const xMax = Math.max(1, ...agg.flatMap((s) => s.points.map((p) => p[0])));
-    agg.push({ name: 'OpenBLAS', points: [[0, data.openblasGeomeanFractionOfPeak], [xMax, data.openblasGeomeanFractionOfPeak]], dashed: true, color: '#000' });
+    agg.push({ name: blas, points: [[0, data.openblasGeomeanFractionOfPeak], [xMax, data.openblasGeomeanFractionOfPeak]], dashed: true, color: '#000' });
   }
   const bars = barPlot(data.problems.map((p) => ({
     label: p.spec,
     values: [
       { name: 'default', value: p.defaultGflops / data.peakGflops },
       ...p.results.map((r) => ({ name: r.searcher, value: r.fractionOfPeak })),
-      ...(p.openblasGflops ? [{ name: 'OpenBLAS', value: p.openblasGflops / data.peakGflops }] : []),
+      ...(p.openblasGflops ? [{ name: blas, value: p.openblasGflops / data.peakGflops }] : []),
     ],
   })), { title: 'best / peak per problem', yLabel: 'fraction of peak' });
   const summaryRows = data.summary.map((s) => `<tr><td>${esc(s.searcher)}</td><td>${pct(s.geomeanFractionOfPeak)}</td><td>${num(s.geomeanSpeedupOverDefault, 2)}x</td><td>${s.wins}/${data.problems.length}</td><td>${num(s.meanMeasurements)}</td><td>${num(s.meanSeconds, 2)}</td></tr>`).join('');
@@ -129,10 +132,10 @@ export function renderCompareHtml(data: CompareData): string {
     const series: Series[] = p.results.map((r) => ({ name: r.searcher, points: r.history.map((h) => [h[axis], h.bestGflops] as const) }));
     if (p.openblasGflops) {
       const xMax = Math.max(1e-9, ...series.flatMap((s) => s.points.map((q) => q[0])));
-      series.push({ name: 'OpenBLAS', points: [[0, p.openblasGflops], [xMax, p.openblasGflops]], dashed: true, color: '#000' });
+      series.push({ name: blas, points: [[0, p.openblasGflops], [xMax, p.openblasGflops]], dashed: true, color: '#000' });
     }
     const rows = p.results.map((r) => `<tr><td>${esc(r.searcher)}</td><td>${num(r.gflops)}</td><td>${pct(r.fractionOfPeak)}</td><td>${num(r.speedupOverDefault, 2)}x</td><td>${r.measurements} (${r.timed} timed)</td><td>${num(r.seconds, 2)}</td><td>${esc(r.stopReason)}</td><td><code>${esc(r.schedule)}</code></td></tr>`).join('');
-    return `<section><h3>${esc(p.spec)}</h3><p>default ${num(p.defaultGflops)} GFLOPS${p.openblasGflops ? `, OpenBLAS ${num(p.openblasGflops)} GFLOPS` : ''}${p.openblasError ? ` (OpenBLAS: ${esc(p.openblasError)})` : ''}</p>
+    return `<section><h3>${esc(p.spec)}</h3><p>default ${num(p.defaultGflops)} GFLOPS${p.openblasGflops ? `, ${esc(blas)} ${num(p.openblasGflops)} GFLOPS` : ''}${p.openblasError ? ` (${esc(blas)}: ${esc(p.openblasError)})` : ''}</p>
 ${linePlot(series, { title: p.spec, xLabel, yLabel: 'best GFLOPS' })}
 <table><tr><th>searcher</th><th>GFLOPS</th><th>of peak</th><th>vs default</th><th>measurements</th><th>seconds</th><th>stop</th><th>schedule</th></tr>${rows}</table></section>`;
   }).join('\n');

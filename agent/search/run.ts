@@ -271,6 +271,7 @@ export async function runCompare(problemsOrDataset: string | readonly (string | 
     problems: out,
     summary: summarize(out, names),
     ...(blas.length ? { openblasGeomeanFractionOfPeak: geomean(blas) } : {}),
+    ...(evaluator.target === 'cuda' ? { blasName: 'cuBLAS' } : {}),
   };
   if (!options.outDir) return { data };
   return { data, ...writeCompareReport(options.outDir, data) };
