@@ -8,13 +8,16 @@
  *  3. reduction loops directly above the unrolled region join the register tile, so accumulators
  *     stay in registers across them;
  *  4. every loop with a tail is instantiated twice (full iterations, then the remainder), so all
- *     trip counts and tails are compile-time constants.
+ *     trip counts and tails are compile-time constants;
+ *  5. packing (targets whose caps have a PackingRule, see decidePacking): an input whose rows are a
+ *     multiple of 4 KB apart is copied, at the outermost loop where its box fits the rule, into a
+ *     dense buffer that the loops below read instead.
  */
 import { ACCUMULATES, elementCount, isReduction, tensorStrides, type Problem } from '../ir/problem.ts';
 import type { Schedule } from '../ir/schedule.ts';
 import type { TargetCaps } from '../targets/kernel.ts';
 import type {
-  Accumulator, ComputeNode, ComputeOp, LoopNode, LoopProgram, Operand, ProgramNode, TileDecision,
+  Accumulator, ComputeNode, ComputeOp, LoopNode, LoopProgram, Operand, PackNode, ProgramNode, TileDecision,
 } from './program.ts';
 
 /**
@@ -30,7 +33,7 @@ export function lower(schedule: Schedule, caps: TargetCaps): LoopProgram {
   const problem = schedule.problem;
   const strides = tensorStrides(problem);
   const decision = decideTile(schedule, caps, strides);
-  const builder = new Builder(schedule, strides, decision);
+  const builder = new Builder(schedule, strides, decision, decidePacking(schedule, caps, strides, decision));
   const range = problem.vars.map((v) => v.extent);
   const zero = strides.map(() => 0);
   return {
@@ -104,6 +107,49 @@ export function decideTile(schedule: Schedule, caps: TargetCaps, strides: number
   };
 }
 
+export interface PackDecision {
+  /** the input tensor packed */
+  tensor: number;
+  /** the schedule loop whose body reads the packed box (the box is packed on each entry to it) */
+  level: number;
+}
+
+/**
+ * Whether and where to pack (BLIS-style, automatic): a vectorized input tensor with simple indices
+ * (one variable per dimension) and a row stride that is a multiple of `rule.strideMultiple`
+ * elements (rows that far apart fall into the same cache sets: a 1024-wide fp32 matmul ran at 56%
+ * of peak on AVX2 where 1008 wide ran at 96%) is packed at the OUTERMOST loop above the register
+ * tile where its box (the elements the loops below read) has at most `rule.maxElements` elements
+ * and each element is read at least `rule.minReuse` times (by loops of variables that do not move
+ * the tensor), so the copy costs a small fraction of the compute.
+ */
+export function decidePacking(schedule: Schedule, caps: TargetCaps, strides: number[][], decision: TileDecision): PackDecision | null {
+  const rule = caps.packing;
+  if (!rule || decision.vectorVar === null) return null;
+  const p = schedule.problem;
+  const loops = schedule.loops;
+  const rangeAt = (d: number): number[] => p.vars.map((v, vi) => {
+    let r = v.extent;
+    for (let i = 0; i < d; i++) if (loops[i]!.var === vi) r = schedule.steps[i]!;
+    return r;
+  });
+  for (let t = 1; t < strides.length; t++) {
+    const access = p.inputs[t - 1]!;
+    const simple = access.index.every((ix) => ix.terms.length === 1 && ix.terms[0]!.coef === 1);
+    const st = strides[t]!;
+    const vars = st.map((s, v) => (s !== 0 ? v : -1)).filter((v) => v >= 0);
+    if (!simple || st[decision.vectorVar] !== 1 || vars.length > 3) continue;
+    if (!vars.some((v) => st[v]! % rule.strideMultiple === 0)) continue;
+    for (let d = 0; d <= decision.tileFrom; d++) {
+      const r = rangeAt(d);
+      const box = vars.reduce((a, v) => a * r[v]!, 1);
+      const reuse = p.vars.reduce((a, _, v) => (st[v] === 0 ? a * r[v]! : a), 1);
+      if (box <= rule.maxElements && reuse >= rule.minReuse) return { tensor: t, level: d };
+    }
+  }
+  return null;
+}
+
 /** Whether any instance of the vector variable's innermost loop covers a count that is not a multiple of the lanes. */
 function hasPartialVectors(schedule: Schedule, v: number, lanes: number): boolean {
   const chain = schedule.loops.flatMap((l, i) => (l.var === v ? [i] : []));
@@ -157,7 +203,10 @@ class Builder {
   private readonly problem: Problem;
   private readonly accumulate: boolean;
 
-  constructor(schedule: Schedule, private readonly strides: number[][], private readonly decision: TileDecision) {
+  constructor(
+    private readonly schedule: Schedule, private readonly strides: number[][], private readonly decision: TileDecision,
+    private readonly pack: PackDecision | null = null,
+  ) {
     this.loops = schedule.loops;
     this.steps = schedule.steps;
     this.problem = schedule.problem;
@@ -166,6 +215,10 @@ class Builder {
 
   /** Nodes for loops[d..] with `range[v]` elements of each variable left and static pointer offsets. */
   nodes(d: number, range: number[], offsets: number[]): ProgramNode[] {
+    if (this.pack && d === this.pack.level) {
+      const packed = this.packNode(this.pack.tensor, d, range, offsets);
+      if (packed) return [packed];
+    }
     if (d === this.decision.tileFrom) return [this.tile(range, offsets)];
     return this.loopLevel(d, range, offsets, (dd, r, o) => this.nodes(dd, r, o));
   }
@@ -198,6 +251,32 @@ class Builder {
       out.push(...inner(d + 1, withValue(range, l.var, rem), offsets.map((o, t) => o + advance[t]! * full)));
     }
     return out;
+  }
+
+  /**
+   * The box of tensor t that loops[d..] read, for these ranges, copied dense (row-major over the
+   * tensor's variables, largest stride first); the loops below are built with the packed strides.
+   * Null when this instance's box does not suit the emitter (at most two dimensions of more than
+   * one element, the innermost a whole number of vectors).
+   */
+  private packNode(t: number, d: number, range: number[], offsets: number[]): PackNode | null {
+    const st = this.strides[t]!;
+    const vars = st.map((s, v) => (s !== 0 && range[v]! > 1 ? v : -1)).filter((v) => v >= 0).sort((a, b) => st[b]! - st[a]!);
+    const inner = vars[vars.length - 1];
+    if (inner === undefined || st[inner] !== 1 || vars.length > 2 || range[inner]! % this.decision.lanes !== 0) return null;
+    const packedStrides = st.map(() => 0);
+    let s = 1;
+    for (let i = vars.length - 1; i >= 0; i--) {
+      packedStrides[vars[i]!] = s;
+      s *= range[vars[i]!]!;
+    }
+    const strides = this.strides.map((row, u) => (u === t ? packedStrides : row));
+    const inside = new Builder(this.schedule, strides, this.decision, null);
+    return {
+      kind: 'pack', tensor: t, offset: offsets[t]!,
+      dims: vars.map((v) => ({ count: range[v]!, stride: st[v]! })),
+      body: inside.nodes(d, range, offsets.map((o, u) => (u === t ? 0 : o))),
+    };
   }
 
   private tile(range: number[], offsets: number[]): ProgramNode {

@@ -15,6 +15,11 @@
  *   varied tensor changes least often). Each op applies the program's `combine`:
  *     fma: acc += in0*in1   sum: acc += in0   max: acc = max(acc, in0)
  *     add: acc = in0+in1    mul: acc = in0*in1 relu: acc = max(in0, 0)   copy: acc = in0
+ * - PackNode: copies the box of one input tensor that `body` reads (at `offset` from its pointer;
+ *   `dims` outermost first, each a count and a source stride) into a dense scratch buffer, points
+ *   the tensor's pointer at it for `body` (whose offsets and advances for that tensor are in the
+ *   packed layout: row-major over `dims`), and restores the pointer after. BLIS's packing: rows a
+ *   power-of-two stride apart all fall into the same cache sets; packed, they are contiguous.
  * - Operand: `vector` = `count` consecutive elements at `offset` (lanes past `count` must not be
  *   read: masked); `broadcast` = one element at `offset` in every lane. With lanes = 1 both are a
  *   scalar.
@@ -60,7 +65,22 @@ export interface TileNode {
   body: ProgramNode[];
 }
 
-export type ProgramNode = LoopNode | TileNode | ComputeNode;
+export interface PackNode {
+  kind: 'pack';
+  tensor: number;
+  /** element offset of the box from the tensor's pointer at this node */
+  offset: number;
+  /** box dimensions, outermost first; the innermost has stride 1 */
+  dims: { count: number; stride: number }[];
+  body: ProgramNode[];
+}
+
+export type ProgramNode = LoopNode | TileNode | ComputeNode | PackNode;
+
+/** Elements of a pack node's scratch buffer. */
+export function packElements(n: PackNode): number {
+  return n.dims.reduce((a, d) => a * d.count, 1);
+}
 
 /** What the lowering decided, for `show`, the cost model and the reports. */
 export interface TileDecision {

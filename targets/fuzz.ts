@@ -5,7 +5,10 @@
  * the interpreter. Crashes and hangs are results, not exceptions.
  */
 import { RANDOM_OPS, Rng, randomProblem, randomSchedule } from '../ir/random.ts';
+import type { Op, Problem } from '../ir/problem.ts';
 import type { Schedule } from '../ir/schedule.ts';
+import { walkProgram } from '../loopnest/program.ts';
+import type { Target } from './kernel.ts';
 import { compileSchedule } from './registry.ts';
 import { verifyKernel, type KernelRunner } from './verify.ts';
 
@@ -26,31 +29,41 @@ export interface FuzzReport {
   /** the first few failures, with what reproduces them */
   failures: FuzzFailure[];
   perOp: Record<string, number>;
+  /** kernels whose program packs an input (PackNode; x86 fuzz only) */
+  packed?: number;
   seconds: number;
 }
 
 export interface FuzzOptions {
-  target: string;
+  /** a target name, or a Target (e.g. with changed caps, to force a lowering rule) */
+  target: string | Target;
   cases: number;
   seed?: number;
   runner: KernelRunner;
   onProgress?: (done: number, failed: number) => void;
+  /** op kinds to draw from, round robin (default every op) */
+  ops?: readonly Op[];
+  /** problem and schedule generators (default randomProblem, and randomSchedule of 0..24 actions) */
+  problemFor?: (rng: Rng, op: Op) => Problem;
+  scheduleFor?: (problem: Problem, rng: Rng) => Schedule;
 }
 
 export async function fuzzTarget(opts: FuzzOptions): Promise<FuzzReport> {
   const seed = opts.seed ?? 1;
   const t0 = performance.now();
   const report: FuzzReport = {
-    target: opts.target, seed, cases: 0, mismatches: 0, crashes: 0, codegenErrors: 0, failures: [], perOp: {}, seconds: 0,
+    target: typeof opts.target === 'string' ? opts.target : opts.target.name,
+    seed, cases: 0, mismatches: 0, crashes: 0, codegenErrors: 0, failures: [], perOp: {}, packed: 0, seconds: 0,
   };
   const fail = (f: FuzzFailure) => {
     if (report.failures.length < 20) report.failures.push(f);
   };
   for (let i = 0; i < opts.cases; i++) {
     const rng = new Rng(seed * 1_000_003 + i);
-    const op = RANDOM_OPS[i % RANDOM_OPS.length]!;
-    const problem = randomProblem(rng, op);
-    const schedule: Schedule = randomSchedule(problem, rng, rng.int(0, 24));
+    const ops = opts.ops ?? RANDOM_OPS;
+    const op = ops[i % ops.length]!;
+    const problem = opts.problemFor ? opts.problemFor(rng, op) : randomProblem(rng, op);
+    const schedule: Schedule = opts.scheduleFor ? opts.scheduleFor(problem, rng) : randomSchedule(problem, rng, rng.int(0, 24));
     report.perOp[op] = (report.perOp[op] ?? 0) + 1;
     report.cases++;
     let kernel;
@@ -61,6 +74,9 @@ export async function fuzzTarget(opts: FuzzOptions): Promise<FuzzReport> {
       fail({ kind: 'codegen', problem: problem.spec, schedule: schedule.text(), message: (e as Error).message });
       continue;
     }
+    let packs = false;
+    walkProgram(kernel.program.body, (n) => (packs ||= n.kind === 'pack'));
+    if (packs) report.packed = (report.packed ?? 0) + 1;
     const v = await verifyKernel(kernel, schedule, opts.runner, { seed: i + 1, guard: true });
     if (!v.verified) {
       const crashed = v.maxRelError === Infinity && v.error !== undefined && !v.error.startsWith('output differs');

@@ -28,6 +28,18 @@ export interface TargetCaps {
   fmaPorts: number;
   /** most vector operations the lowering may fully unroll into one micro-kernel body. */
   unrollBudget: number;
+  /** when the emitter can pack an input's box into a dense buffer, the rule for doing it (loopnest/lower.ts). */
+  packing?: PackingRule;
+}
+
+/** When the lowering packs (see decidePacking in loopnest/lower.ts). */
+export interface PackingRule {
+  /** pack only tensors with a row stride that is a multiple of this many elements (cache-set conflicts) */
+  strideMultiple: number;
+  /** largest box packed, elements (it should stay in L2) */
+  maxElements: number;
+  /** fewest reads of each packed element (uses of the box by loops that do not move it) */
+  minReuse: number;
 }
 
 export interface TensorArg {

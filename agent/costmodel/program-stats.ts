@@ -67,6 +67,9 @@ export function programStats(program: LoopProgram): TileStats {
         st.tiles++;
         st.accTraffic += exec * n.accumulators.length * (accumulate ? 2 : 1);
         walk(n.body, exec, n.accumulators.map((a) => a.count));
+      } else if (n.kind === 'pack') {
+        // the copy itself is not counted: the stats describe the compute it feeds
+        walk(n.body, exec, accCounts);
       } else {
         let ops = 0, lanesUsed = 0, partial = 0;
         for (const g of n.groups) {

@@ -269,6 +269,7 @@ class Arm64Emitter {
     for (const n of nodes) {
       if (n.kind === 'loop') this.loop(n, depth);
       else if (n.kind === 'tile') this.tile(n, depth);
+      else if (n.kind === 'pack') throw new Error('the neon emitter does not pack (its caps have no packing rule)');
       else this.compute(n);
     }
   }

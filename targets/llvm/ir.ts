@@ -103,6 +103,7 @@ class IrBuilder {
     for (const n of nodes) {
       if (n.kind === 'loop') this.loop(n);
       else if (n.kind === 'tile') this.tile(n);
+      else if (n.kind === 'pack') throw new Error('the LLVM path does not pack (lower it with caps that have no packing rule)');
       else this.compute(n);
     }
   }

@@ -11,10 +11,16 @@
  *  - set aside at the top of the register file when the lowering decided so: a zero register
  *    (relu), and below it, on AVX2, the vmaskmovps lane mask; AVX-512 tails use opmask k1 loaded
  *    from a constant table.
+ * Packing (PackNode): the scratch buffer lives in the frame, 64-byte aligned above the counter
+ * slots (the prologue touches it a page at a time, top down, so the stack grows page by page);
+ * the copy runs on rax, r10 (saved around it) and r11 with vector register 0, which holds no
+ * accumulator outside a tile; the tensor's pointer is parked in a frame slot while the body reads
+ * the scratch buffer.
  */
 import type { Combine } from '../../ir/problem.ts';
-import type {
-  Accumulator, ComputeNode, ComputeOp, LoopNode, LoopProgram, Operand, ProgramNode, TileNode,
+import {
+  packElements, type Accumulator, type ComputeNode, type ComputeOp, type LoopNode, type LoopProgram, type Operand,
+  type PackNode, type ProgramNode, type TileNode,
 } from '../../loopnest/program.ts';
 import { Assembler } from './encoder.ts';
 import {
@@ -50,6 +56,10 @@ class X86Emitter {
   private maskCount = -1;
   private maskTable: Label | null = null;
   private readonly combine: Combine;
+  private packSlot = -1;
+  private packing = false;
+  private scratchBase = 0;
+  private frameBytes = 0;
 
   constructor(private readonly program: LoopProgram, private readonly isa: X86Isa) {
     this.lanes = program.decision.lanes;
@@ -71,8 +81,13 @@ class X86Emitter {
     const a = this.a;
     const depth = 1 + loopDepth(this.program.body);
     this.allocateCounters(depth);
+    const packBytes = maxPackElements(this.program.body) * 4;
+    if (packBytes > 0) this.packSlot = 8 * this.stackSlots++;
+    this.scratchBase = 8 * this.stackSlots;
+    this.frameBytes = this.scratchBase + (packBytes > 0 ? packBytes + 64 : 0);
     for (const r of this.savedRegs) a.push(r);
-    if (this.stackSlots > 0) a.sub(rsp, 8 * this.stackSlots);
+    if (this.frameBytes > 0) a.sub(rsp, this.frameBytes);
+    for (let off = this.frameBytes - 4096; off >= 0 && packBytes > 0; off -= 4096) a.or(qword(rsp, off), 0);
     const repsArg = ARG_REGS[this.pointers.length]!;
     if (this.zeroReg >= 0) this.zero(this.vec(this.zeroReg));
     // the repetition loop around the whole nest
@@ -82,7 +97,7 @@ class X86Emitter {
     this.bindLoopHead(top);
     this.nodes(this.program.body, 1);
     this.countDown(reps, top);
-    if (this.stackSlots > 0) a.add(rsp, 8 * this.stackSlots);
+    if (this.frameBytes > 0) a.add(rsp, this.frameBytes);
     for (const r of [...this.savedRegs].reverse()) a.pop(r);
     if (this.lanes > 1 || this.zeroReg >= 0) a.vzeroupper();
     a.ret();
@@ -151,6 +166,7 @@ class X86Emitter {
     for (const n of nodes) {
       if (n.kind === 'loop') this.loop(n, depth);
       else if (n.kind === 'tile') this.tile(n, depth);
+      else if (n.kind === 'pack') this.pack(n, depth);
       else this.compute(n);
     }
   }
@@ -166,6 +182,46 @@ class X86Emitter {
     this.pointers.forEach((p, t) => this.addPointer(p, n.advance[t]!));
     this.countDown(c, top);
     this.pointers.forEach((p, t) => this.addPointer(p, -(n.advance[t]! * n.count + n.offsets[t]!)));
+  }
+
+  /** Copies the box into the scratch buffer, runs the body on it, restores the tensor pointer. */
+  private pack(n: PackNode, depth: number): void {
+    const a = this.a;
+    const ptr = this.pointers[n.tensor]!;
+    const [outer, inner] = n.dims.length === 2 ? [n.dims[0]!, n.dims[1]!] : [{ count: 1, stride: 0 }, n.dims[0]!];
+    if (n.dims.length > 2 || inner.stride !== 1 || inner.count % this.lanes !== 0 || outer.stride * 4 > 0x7fff_ffff) {
+      throw new Error(`pack node the emitter cannot copy: ${JSON.stringify(n.dims)}`);
+    }
+    if (this.packing) throw new Error('nested pack nodes: the emitter has one pointer slot');
+    this.packing = true;
+    const src = rax, dst = r10, rows = SCRATCH;
+    a.push(rax);
+    a.push(r10);
+    // the frame moved by the two pushes
+    a.lea(dst, mem(rsp, 16 + this.scratchBase + 63));
+    a.and(dst, -64);
+    a.mov(src, ptr);
+    this.addPointer(src, n.offset);
+    a.mov(rows, outer.count);
+    const top = a.newLabel();
+    this.bindLoopHead(top);
+    const v = this.vec(0);
+    for (let j = 0; j < inner.count; j += this.lanes) {
+      a.vmovups(v, mem(src, j * 4));
+      a.vmovups(mem(dst, j * 4), v);
+    }
+    this.addPointer(src, outer.stride);
+    a.add(dst, inner.count * 4);
+    a.dec(rows);
+    a.jnz(top);
+    a.pop(r10);
+    a.pop(rax);
+    a.mov(qword(rsp, this.packSlot), ptr);
+    a.lea(ptr, mem(rsp, this.scratchBase + 63));
+    a.and(ptr, -64);
+    this.nodes(n.body, depth);
+    a.mov(ptr, qword(rsp, this.packSlot));
+    this.packing = false;
   }
 
   // ---- the register tile ---------------------------------------------------------------------
@@ -400,7 +456,17 @@ function loopDepth(nodes: readonly ProgramNode[]): number {
   let d = 0;
   for (const n of nodes) {
     if (n.kind === 'loop') d = Math.max(d, 1 + loopDepth(n.body));
-    else if (n.kind === 'tile') d = Math.max(d, loopDepth(n.body));
+    else if (n.kind === 'tile' || n.kind === 'pack') d = Math.max(d, loopDepth(n.body));
   }
   return d;
+}
+
+/** The largest pack box of the program, elements (0 without packing). */
+function maxPackElements(nodes: readonly ProgramNode[]): number {
+  let m = 0;
+  for (const n of nodes) {
+    if (n.kind === 'pack') m = Math.max(m, packElements(n), maxPackElements(n.body));
+    else if (n.kind !== 'compute') m = Math.max(m, maxPackElements(n.body));
+  }
+  return m;
 }

@@ -17,6 +17,8 @@ export function x86Caps(isa: X86Isa): TargetCaps {
     fmaLatency: 4,
     fmaPorts: 2,
     unrollBudget: 512,
+    // rows 4 KB apart share L1/L2 sets: pack such boxes of up to 192 KB read at least 8 times
+    packing: { strideMultiple: 1024, maxElements: 48 * 1024, minReuse: 8 },
   };
 }
 
