@@ -306,7 +306,7 @@ export function buildCli(): Command {
     .description('tune a kernel with the shipped policy (records first, then policy proposals, a few measurements, verification); the main job')
     .argument('<spec>', 'problem, e.g. "matmul 512x512x512"')
     .option('--target <name>', 'avx512 or avx2 (default: the host\'s best), neon (analytic cost model, verified under qemu), or cuda (evolution on the GPU, candidates screened by the cuda cost model)')
-    .option('--budget <seconds>', `seconds for proposing and measuring (e.g. 1 or 1s; ${CUDA_TUNE_SECONDS} s on cuda)`, (v) => positiveNumber(v.replace(/s$/, '')), 1)
+    .option('--budget <seconds>', `seconds for proposing and measuring (e.g. 1 or 1s; default 1 s, more on large problems: about 40 measurements at peak; ${CUDA_TUNE_SECONDS} s on cuda)`, (v) => positiveNumber(v.replace(/s$/, '')), 1)
     .option('--policy <dir>', 'a policy folder (default: agent/pretrained/<target>)')
     .option('--compare <what>', 'also measure OpenBLAS in the same run: openblas')
     .option('--records <file>', 'tuning records (default $LOOPTUNE_RECORDS or ~/.cache/looptune/records.jsonl)')
@@ -353,7 +353,8 @@ export function buildCli(): Command {
       const { tune } = await import('./agent/tune.ts');
       const line = progressLine();
       const r = await tune(parseProblem(spec), {
-        target, budgetSeconds: opts.budget, seed: opts.seed, compareOpenblas: opts.compare === 'openblas',
+        target, seed: opts.seed, compareOpenblas: opts.compare === 'openblas',
+        ...(command.getOptionValueSource('budget') === 'default' ? {} : { budgetSeconds: opts.budget }),
         ...(opts.policy ? { policy: opts.policy } : {}),
         ...(opts.records === false ? { noRecords: true } : typeof opts.records === 'string' ? { records: opts.records } : {}),
         onProgress: (p) => line.update(describeProgress(p)),
@@ -366,7 +367,9 @@ export function buildCli(): Command {
         console.log(`${r.problem}   target ${r.target}   policy ${r.policy}`);
         console.log(`best schedule: ${r.schedule}${r.fromRecords ? '  (from tuning records)' : ''}`);
         console.log(r.verified ? `verified against the interpreter (max error ${r.maxRelError.toExponential(1)})` : 'NOT verified');
-        console.log(`${r.gflops.toFixed(1)} GFLOPS = ${r.percentOfPeak.toFixed(1)}% of peak ${r.peakGflops.toFixed(1)}; ${r.speedupOverDefault.toFixed(1)}x over the default schedule (${r.defaultGflops.toFixed(2)} GFLOPS)`);
+        console.log(`${r.gflops.toFixed(1)} GFLOPS = ${r.percentOfPeak.toFixed(1)}% of peak ${r.peakGflops.toFixed(1)}; ${r.defaultPredicted
+          ? 'the default schedule was not timed (too slow for the budget)'
+          : `${r.speedupOverDefault.toFixed(1)}x over the default schedule (${r.defaultGflops.toFixed(2)} GFLOPS)`}`);
         if (r.openblasGflops !== undefined) console.log(`OpenBLAS sgemm (${r.openblasCorename}, 1 thread): ${r.openblasGflops.toFixed(1)} GFLOPS -> ${r.openblasRatio!.toFixed(2)}x OpenBLAS`);
         else if (r.openblasError && opts.compare) console.log(`OpenBLAS: ${r.openblasError}`);
         console.log(`tuned in ${r.seconds.toFixed(2)} s (setup ${r.setupSeconds.toFixed(2)}, search ${r.searchSeconds.toFixed(2)}, verify ${r.verifySeconds.toFixed(2)}); ${r.measurements} schedules measured of ${r.proposals} proposed (ranked by ${r.ranking})`);

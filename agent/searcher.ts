@@ -14,7 +14,8 @@
  *  - `cacheHits`: evaluations answered without charge (repeats within this search).
  *  - `steps`: every evaluation request.
  *  - `seconds`: wall time since the search started.
- * Every search starts by evaluating the default schedule (charged like any other).
+ * Every search starts by evaluating the default schedule (charged like any other), unless told to
+ * predict it instead (`skipDefault`).
  */
 import type { Problem } from '../ir/problem.ts';
 import { Schedule } from '../ir/schedule.ts';
@@ -62,6 +63,9 @@ export interface SearchOptions {
   maxLoops?: number;
   /** a cost model to rank candidates before spending measurements on them (evolution uses it). */
   predict?: PredictFunction;
+  /** do not measure the default schedule first: its figure is predicted by `predict` (0 without
+   *  one). For problems whose default kernel alone would take longer than the budget. */
+  skipDefault?: boolean;
 }
 
 export type StopReason = 'budget' | 'converged' | 'stalled';
@@ -276,7 +280,11 @@ export async function runWithBudget(
   const ctx = new SearchContext(searcher, problem, options);
   let reason: StopReason = 'budget';
   try {
-    ctx.defaultGflops = await ctx.evaluate(Schedule.initial(problem));
+    if (options.skipDefault) {
+      ctx.defaultGflops = Math.max(0, (await options.predict?.([Schedule.initial(problem)]))?.[0] ?? 0);
+    } else {
+      ctx.defaultGflops = await ctx.evaluate(Schedule.initial(problem));
+    }
     reason = (await body(ctx)) ?? 'converged';
   } catch (e) {
     if (!(e instanceof BudgetExhausted)) throw e;

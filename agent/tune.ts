@@ -21,7 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fail } from '../ir/errors.ts';
-import type { Problem } from '../ir/problem.ts';
+import { flops, type Problem } from '../ir/problem.ts';
 import { Schedule } from '../ir/schedule.ts';
 import { parseProblem } from '../ir/spec.ts';
 import { CachingEvaluator, type Evaluation, type Evaluator, type NativeTargetName, type PredictFunction } from '../env/evaluator.ts';
@@ -31,6 +31,7 @@ import { compileSchedule, getTarget } from '../targets/registry.ts';
 import { executorFor, type Executor } from '../targets/executor.ts';
 import { compareWithBlas } from '../targets/run-schedule.ts';
 import { hostIsa, hostTarget } from '../targets/runtime/host.ts';
+import { slowSecondsFor } from '../targets/runtime/timing.ts';
 import { verifyKernel } from '../targets/verify.ts';
 import { initBackend } from './backend.ts';
 import { loadPolicy, type PolicyNetwork } from './policy/index.ts';
@@ -94,6 +95,8 @@ export interface TuneResult {
   fractionOfPeak: number;
   percentOfPeak: number;
   defaultGflops: number;
+  /** the default schedule was too slow to time within the budget: its figure is the cost model's */
+  defaultPredicted: boolean;
   speedupOverDefault: number;
   bestSeconds?: number;
   medianSeconds?: number;
@@ -183,6 +186,19 @@ export function readManifest(dir: string): Record<string, unknown> | undefined {
   return existsSync(f) ? (JSON.parse(readFileSync(f, 'utf8')) as Record<string, unknown>) : undefined;
 }
 
+/**
+ * The default budget: a second, or on large problems enough for about 40 measurements of a kernel
+ * at peak (each takes ~4 calls): a 2048^3 matmul needs 70 ms per call at peak on this machine, so
+ * one second would time three candidates.
+ */
+export function defaultBudgetSeconds(problem: Problem, peakGflops: number): number {
+  const callSeconds = flops(problem) / (peakGflops * 1e9);
+  return Math.max(1, Math.round(40 * 4 * callSeconds * 10) / 10);
+}
+
+/** Problems up to this many flops get their default schedule timed (256^3 is 3.4e7; 512^3, 2.7e8, is predicted). */
+export const DEFAULT_TIMED_MAX_FLOPS = 1.5e8;
+
 export async function tune(spec: string | Problem, options: TuneOptions = {}): Promise<TuneResult> {
   const t0 = performance.now();
   const elapsed = () => (performance.now() - t0) / 1000;
@@ -190,7 +206,7 @@ export async function tune(spec: string | Problem, options: TuneOptions = {}): P
   const target = options.target ?? hostTarget();
   getTarget(target);
   const minSeconds = options.minSeconds ?? 0.01;
-  const budgetSeconds = options.budgetSeconds ?? 1;
+  let budgetSeconds = options.budgetSeconds ?? 1;
   const executor = options.executor ?? executorFor(target, { minSeconds });
   const ownsExecutor = options.executor === undefined;
   try {
@@ -198,6 +214,7 @@ export async function tune(spec: string | Problem, options: TuneOptions = {}): P
       : options.records instanceof RecordStore ? options.records
         : RecordStore.open(options.records ?? defaultRecordsPath());
     const peakGflops = await executor.peakGflops();
+    if (options.budgetSeconds === undefined) budgetSeconds = defaultBudgetSeconds(problem, peakGflops);
     const kernels = new Map<string, Kernel>();
     const measured = new Map<string, { schedule: Schedule; gflops: number; bestSeconds?: number; medianSeconds?: number }>();
     const evaluator: Evaluator = new CachingEvaluator({
@@ -210,7 +227,7 @@ export async function tune(spec: string | Problem, options: TuneOptions = {}): P
           return { gflops: 0, error: `code generation failed: ${e instanceof Error ? e.message : String(e)}` };
         }
         kernels.set(s.hash(), kernel);
-        const r = await executor.time(kernel, { minSeconds });
+        const r = await executor.time(kernel, { minSeconds, slowSeconds: slowSecondsFor(kernel.flops, peakGflops) });
         if (!r.ok) return { gflops: 0, error: r.error, codegenMicros: kernel.codegenMicros };
         return { gflops: r.gflops, bestSeconds: r.bestSeconds, medianSeconds: r.medianSeconds, codegenMicros: kernel.codegenMicros };
       },
@@ -232,7 +249,10 @@ export async function tune(spec: string | Problem, options: TuneOptions = {}): P
     };
     // start the worker now: the default schedule is measured while the policy loads
     const initial = Schedule.initial(problem);
-    const warm = tracking.evaluate(initial);
+    // a large problem's default kernel (scalar, 0.5-3 GFLOPS) would take the whole budget to time:
+    // its figure is predicted instead
+    const skipDefault = flops(problem) > DEFAULT_TIMED_MAX_FLOPS;
+    const warm = skipDefault ? Promise.resolve(undefined) : tracking.evaluate(initial);
 
     const loaded = typeof options.policy === 'object' ? options.policy : await loadTunePolicy(options.policy ?? pretrainedPolicyDir(target));
     const recorded = options.noRecords ? undefined : store.best(problem.spec, target);
@@ -264,6 +284,7 @@ export async function tune(spec: string | Problem, options: TuneOptions = {}): P
       evaluator: tracking, budget: { seconds: remaining, measurements: options.maxMeasurements ?? 40 }, seed: options.seed ?? 0,
       ...(predict ? { predict } : {}),
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      skipDefault,
     });
     const searchSeconds = elapsed();
 
@@ -292,7 +313,9 @@ export async function tune(spec: string | Problem, options: TuneOptions = {}): P
       schedule: chosen.schedule.text(), best: chosen.schedule, kernel,
       gflops: chosen.gflops, peakGflops,
       fractionOfPeak: chosen.gflops / peakGflops, percentOfPeak: (100 * chosen.gflops) / peakGflops,
-      defaultGflops: r.defaultGflops, speedupOverDefault: r.defaultGflops > 0 ? chosen.gflops / r.defaultGflops : Infinity,
+      defaultGflops: r.defaultGflops, defaultPredicted: skipDefault,
+      // a predicted default is too rough for a ratio (the model never saw schedules that slow)
+      speedupOverDefault: skipDefault ? NaN : r.defaultGflops > 0 ? chosen.gflops / r.defaultGflops : Infinity,
       ...(chosen.bestSeconds !== undefined ? { bestSeconds: chosen.bestSeconds } : {}),
       ...(chosen.medianSeconds !== undefined ? { medianSeconds: chosen.medianSeconds } : {}),
       verified: verification.verified, maxRelError: verification.maxRelError,

@@ -10,6 +10,7 @@ import pLimit, { type LimitFunction } from 'p-limit';
 import type { Schedule } from '../ir/schedule.ts';
 import type { MeasurementPool } from '../targets/runtime/measure.ts';
 import { hostIsa } from '../targets/runtime/host.ts';
+import { slowSecondsFor } from '../targets/runtime/timing.ts';
 import { RecordStore, recordKey } from './records.ts';
 
 export type EvaluationSource = 'measured' | 'cached' | 'predicted';
@@ -262,7 +263,10 @@ export class MeasuredEvaluator extends CachingEvaluator {
       } catch (e) {
         return { gflops: 0, error: `code generation failed: ${e instanceof Error ? e.message : String(e)}` };
       }
-      const r = await pool.time(kernel, options.minSeconds !== undefined ? { minSeconds: options.minSeconds } : {});
+      const r = await pool.time(kernel, {
+        ...(options.minSeconds !== undefined ? { minSeconds: options.minSeconds } : {}),
+        slowSeconds: slowSecondsFor(kernel.flops, peakGflops),
+      });
       if (!r.ok) return { gflops: 0, error: r.error, codegenMicros: kernel.codegenMicros };
       return { gflops: r.gflops, bestSeconds: r.bestSeconds, medianSeconds: r.medianSeconds, codegenMicros: kernel.codegenMicros };
     };

@@ -18,7 +18,7 @@ export type TimeOutcome = ({ ok: true } & Timing) | { ok: false; error: string }
 
 export interface Executor {
   run: KernelRunner;
-  time(kernel: Kernel, opts?: { minSeconds?: number }): Promise<TimeOutcome>;
+  time(kernel: Kernel, opts?: { minSeconds?: number; slowSeconds?: number }): Promise<TimeOutcome>;
   /** the machine's peak GFLOPS for this target: the denominator of rewards and "% of peak" */
   peakGflops(): Promise<number>;
   /** OpenBLAS sgemm (C += A*B) on this machine, when the executor has it */
@@ -37,7 +37,10 @@ export function x86Executor(isa: 'avx2' | 'avx512', options: PoolOptions = {}): 
     native: true,
     run: workerRunner(pool),
     async time(kernel, opts) {
-      const r = await pool.time(kernel, opts?.minSeconds === undefined ? {} : { minSeconds: opts.minSeconds });
+      const r = await pool.time(kernel, {
+        ...(opts?.minSeconds !== undefined ? { minSeconds: opts.minSeconds } : {}),
+        ...(opts?.slowSeconds !== undefined ? { slowSeconds: opts.slowSeconds } : {}),
+      });
       return r.ok ? r : { ok: false, error: r.error };
     },
     peakGflops: () => peak(isa, { pool }),

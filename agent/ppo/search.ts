@@ -158,6 +158,36 @@ export function proposeCandidates(policy: PolicyNetwork, roots: readonly Schedul
 }
 
 /** Orders candidates best first: cost-model scores when available, else the aux head. */
+/** Draws a fresh schedule is the best of, by the cost model, when there is one. */
+const FRESH_DRAWS = 4;
+
+/** Sketches ranked against the policy's proposals when a cost model is present. */
+const SKETCHES_RANKED = 48;
+
+function sketchCandidates(sketchOf: (g: Rng) => Schedule | undefined, seed: number, n: number): Candidate[] {
+  const g = new AgentRng((seed ^ 0x5bd1e995) >>> 0) as unknown as Rng;
+  const out: Candidate[] = [];
+  for (let i = 0; i < n; i++) {
+    const s = sketchOf(g);
+    if (s) out.push({ schedule: s, aux: 0, logp: -Infinity });
+  }
+  return out;
+}
+
+/**
+ * The greedy finals worth measuring: all of them without a cost model; with one, those predicted at
+ * least a quarter of the best proposal's figure. A policy trained on small shapes can roll out a
+ * schedule that is hopeless on a large one (4 GFLOPS on a 1024^3 matmul: half a second to time),
+ * and the model sees that for free.
+ */
+async function promising(ctx: SearchContext, finals: readonly Schedule[], cands: readonly Candidate[]): Promise<Schedule[]> {
+  if (!ctx.predictFn || finals.length === 0) return [...finals];
+  const scores = await ctx.predict([...finals, ...cands.map((c) => c.schedule)]);
+  if (!scores) return [...finals];
+  const best = Math.max(...scores);
+  return finals.filter((_, i) => scores[i]! >= 0.25 * best);
+}
+
 async function rank(ctx: SearchContext, cands: Candidate[]): Promise<Candidate[]> {
   const fresh = cands.filter((c) => ctx.known(c.schedule) === undefined);
   const predicted = await ctx.predict(fresh.map((c) => c.schedule));
@@ -217,20 +247,33 @@ export function policySearcher(policy: PolicyNetwork, o: PolicySearchOptions = {
         // 1-2: proposals; the roots besides the default (records; on a GPU the seed sketches) and the greedy finals first
         const gpu = ctx.evaluator.target === 'cuda';
         const roots = [initial, ...(o.roots?.(problem) ?? []), ...(gpu ? gpuSeedSchedules(problem, policy.spec.maxLoops) : [])];
-        const { candidates, greedyFinals } = proposeCandidates(policy, roots, depth, width);
-        o.onProposals?.(candidates.length);
-        for (const x of [...roots.slice(1), ...greedyFinals]) await evaluate(x);
-        for (const c of (await rank(ctx, candidates)).slice(0, firstMeasured)) await evaluate(c.schedule);
-
-        // 3: evolution with the policy as one of its mutation operators
         const maxLoops = Math.min(ctx.maxLoops, policy.spec.maxLoops);
         const sketchTarget = sketchTargetFor(ctx.evaluator.target);
+        const sketchOf = (g: Rng) => (gpu ? sampleGpuSketch(problem, g, maxLoops) : sampleSketch(problem, g, sketchTarget, maxLoops));
+        const { candidates, greedyFinals } = proposeCandidates(policy, roots, depth, width);
+        o.onProposals?.(candidates.length);
+        // with a cost model, sketches compete with the policy's proposals from the start (their own
+        // random stream): on shapes far from its training set the policy's proposals can be
+        // hopeless, and timing one costs up to seconds on a large problem
+        const pool = ctx.predictFn ? [...candidates, ...sketchCandidates(sketchOf, options.seed ?? 0, SKETCHES_RANKED)] : candidates;
+        for (const x of [...roots.slice(1), ...(await promising(ctx, greedyFinals, pool))]) await evaluate(x);
+        for (const c of (await rank(ctx, pool)).slice(0, firstMeasured)) await evaluate(c.schedule);
+
+        // 3: evolution with the policy as one of its mutation operators
         const r = rng as unknown as Rng; // same interface as ir's Rng (next, int, pick)
-        const fresh = () => (rng.next() < (gpu ? 0.95 : 0.7)
-          ? (gpu ? sampleGpuSketch(problem, r, maxLoops) : sampleSketch(problem, r, sketchTarget, maxLoops)) : undefined)
+        const draw = () => (rng.next() < (gpu ? 0.95 : 0.7) ? sketchOf(r) : undefined)
           ?? sampleSchedule(initial, r, ctx.actions, maxLoops);
+        // with a cost model, a fresh schedule is the best predicted of a few draws: a random walk
+        // from the default is often a kernel a hundred times slower than the rest, and on a large
+        // problem one call of it takes seconds
+        const fresh = async (): Promise<Schedule> => {
+          if (!ctx.predictFn) return draw();
+          const xs = Array.from({ length: FRESH_DRAWS }, draw);
+          const v = (await ctx.predict(xs))!;
+          return xs[v.indexOf(Math.max(...v))]!;
+        };
         for (let i = 0, tries = 0; i < randomInitial && tries < randomInitial * 20; tries++) {
-          const x = fresh();
+          const x = await fresh();
           if (ctx.known(x) !== undefined) continue;
           await evaluate(x);
           i++;
@@ -259,7 +302,7 @@ export function policySearcher(policy: PolicyNetwork, o: PolicySearchOptions = {
             chosen = chosen.map((x, i) => ({ x, v: scores[i]! })).sort((a, b) => b.v - a.v).slice(0, batch - freshPerRound).map((e) => e.x);
           }
           for (let i = 0, tries = 0; i < freshPerRound && tries < freshPerRound * 20; tries++) {
-            const x = fresh();
+            const x = await fresh();
             if (ctx.known(x) !== undefined || chosen.some((c) => c.hash() === x.hash())) continue;
             chosen.push(x);
             i++;

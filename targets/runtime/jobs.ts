@@ -39,17 +39,17 @@ function runJob(job: RunJob): JobValues['run'] {
 }
 
 function timeJob(job: TimeJob): Timing {
-  return timeKernelCode(job.code, job.elements, job.flops, job.minSeconds);
+  return timeKernelCode(job.code, job.elements, job.flops, job.minSeconds, job.slowSeconds);
 }
 
 /** Time machine code on fresh aligned buffers (inputs random, output zero). */
-export function timeKernelCode(machineCode: Uint8Array, elements: number[], flops: number, minSeconds: number): Timing {
+export function timeKernelCode(machineCode: Uint8Array, elements: number[], flops: number, minSeconds: number, slowSeconds?: number): Timing {
   const buffers = randomBuffers(elements, 1);
   const code = new ExecutableCode(machineCode, buffers.length);
   try {
     const fn = code.fn;
     const pointers = buffers.map((b) => b.address);
-    return timeRepetitions((reps) => fn(...pointers, reps), flops, { minSeconds });
+    return timeRepetitions((reps) => fn(...pointers, reps), flops, { minSeconds, ...(slowSeconds !== undefined ? { slowSeconds } : {}) });
   } finally {
     code.free();
     for (const b of buffers) b.free();

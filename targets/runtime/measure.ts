@@ -56,6 +56,8 @@ export interface RunOptions extends JobOptions {
 
 export interface TimeOptions extends JobOptions {
   minSeconds?: number;
+  /** a warm-up call this long is the whole measurement (timing.ts) */
+  slowSeconds?: number;
 }
 
 const WORKER_ENTRY = new URL('./worker.ts', import.meta.url);
@@ -112,7 +114,10 @@ export class MeasurementPool {
     assertRunnableKernel(kernel);
     const elements = kernel.abi.tensors.map((t) => t.elements);
     const minSeconds = options.minSeconds ?? this.#minSeconds;
-    const job = { kind: 'time', code: compact(kernel.code), elements, flops: kernel.flops, minSeconds } as const;
+    const job = {
+      kind: 'time', code: compact(kernel.code), elements, flops: kernel.flops, minSeconds,
+      ...(options.slowSeconds !== undefined ? { slowSeconds: options.slowSeconds } : {}),
+    } as const;
     return this.#submit(job, options);
   }
 

@@ -30,6 +30,8 @@ export interface TimeJob {
   /** flops of one repetition. */
   flops: number;
   minSeconds: number;
+  /** a warm-up call at least this long is the whole measurement (see timeRepetitions) */
+  slowSeconds?: number;
 }
 
 export interface OpenblasJob {

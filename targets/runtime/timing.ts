@@ -9,6 +9,10 @@ export interface TimingOptions {
   minSeconds?: number;
   /** minimum number of samples (default 3). */
   minSamples?: number;
+  /** when the warm-up call (one repetition) takes at least this long, it is the measurement: a
+   *  search meets many kernels tens of times slower than the good ones, and sampling them properly
+   *  would cost seconds each (default: no limit). */
+  slowSeconds?: number;
 }
 
 export interface Timing {
@@ -23,6 +27,16 @@ export interface Timing {
 }
 
 export const DEFAULT_MIN_SECONDS = 0.05;
+
+/**
+ * The slowSeconds searches use: a kernel under a third of the peak (its warm-up call takes over
+ * three times the peak's time, and at least 20 ms) is timed by that one call: on a 2048^3 matmul
+ * a call at 50 GFLOPS takes a third of a second, and four of them would cost more than the
+ * precision is worth for a kernel that will not win.
+ */
+export function slowSecondsFor(flops: number, peakGflops: number): number {
+  return Math.max(0.02, (3 * flops) / (peakGflops * 1e9));
+}
 const DEFAULT_MIN_SAMPLES = 3;
 /** one timed call should last at least minSeconds / CALL_FRACTION. */
 const CALL_FRACTION = 5;
@@ -46,7 +60,10 @@ export function timeRepetitions(runReps: (reps: number) => void, flops: number, 
   };
 
   // Warm-up: page in buffers and code, bring caches and clocks up.
-  timed(1);
+  const warm = timed(1);
+  if (options.slowSeconds !== undefined && warm >= options.slowSeconds) {
+    return { bestSeconds: warm, medianSeconds: warm, gflops: flops / warm / 1e9, reps: 1, samples: 1 };
+  }
   // Calibrate: grow reps until one call is long enough; these calls also warm up.
   let reps = 1;
   let t = timed(reps);
