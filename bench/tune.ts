@@ -2,12 +2,13 @@
  * `looptune tune` on the matmul test split (issue 6): the shipped policy with a 1 s budget and no
  * tuning records (the policy itself is measured), its kernel re-timed properly beside OpenBLAS in
  * the same run; on a subset, the evolutionary search given 60 s for the "fraction of evolution"
- * figure. Writes bench/results/tune.json.
+ * figure; and large matmuls (512-2048) with the default budget (a second, more on large problems),
+ * where one call of a bad kernel takes seconds. Writes bench/results/tune.json.
  *
  *   npm run bench -- tune [--quick]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { tune } from '../agent/tune.ts';
+import { defaultBudgetSeconds, tune } from '../agent/tune.ts';
 import { runSearch } from '../agent/search/run.ts';
 import { geomean } from '../agent/report/index.ts';
 import { resolveProblems } from '../env/datasets.ts';
@@ -26,6 +27,7 @@ export async function benchTune(opts: { quick?: boolean } = {}): Promise<object>
   const evolutionCount = opts.quick ? 1 : 10;
   const executor = executorFor(target);
   const rows: Record<string, unknown>[] = [];
+  const large: Record<string, unknown>[] = [];
   try {
     for (const [i, problem] of sample.entries()) {
       const r = await tune(problem, { target, budgetSeconds: 1, noRecords: true, executor, compareOpenblas: true, seed: i });
@@ -45,6 +47,20 @@ export async function benchTune(opts: { quick?: boolean } = {}): Promise<object>
       console.log(`${problem.spec.padEnd(24)} ${gflops.toFixed(1).padStart(6)} GFLOPS ${(row.speedupOverDefault as number).toFixed(1)}x default, ${row.fractionOfOpenblas === null ? '-' : (row.fractionOfOpenblas as number).toFixed(2)}x OpenBLAS, ${r.seconds.toFixed(2)} s${row.fractionOfEvolution ? `, ${(row.fractionOfEvolution as number).toFixed(2)} of evolution-60s` : ''}`);
       rows.push(row);
     }
+    if (!opts.quick) {
+      for (const n of [512, 1024, 2048]) {
+        const problem = `matmul ${n}x${n}x${n}`;
+        const r = await tune(problem, { target, noRecords: true, executor, compareOpenblas: true, seed: 0 });
+        const timing = await executor.time(r.kernel, { minSeconds: 0.3 });
+        const gflops = timing.ok ? timing.gflops : 0;
+        large.push({
+          problem, schedule: r.schedule, verified: r.verified, seconds: r.seconds, budgetSeconds: defaultBudgetSeconds(r.best.problem, r.peakGflops),
+          gflops, percentOfPeak: (100 * gflops) / r.peakGflops, openblasGflops: r.openblasGflops,
+          fractionOfOpenblas: r.openblasGflops ? gflops / r.openblasGflops : null, measurements: r.measurements, defaultPredicted: r.defaultPredicted,
+        });
+        console.log(`${problem.padEnd(24)} ${gflops.toFixed(1).padStart(6)} GFLOPS ${((100 * gflops) / r.peakGflops).toFixed(1)}% of peak, ${r.openblasGflops ? (gflops / r.openblasGflops).toFixed(2) : '-'}x OpenBLAS, ${r.seconds.toFixed(2)} s, ${r.measurements} measured`);
+      }
+    }
   } finally {
     await executor.close();
   }
@@ -60,6 +76,6 @@ export async function benchTune(opts: { quick?: boolean } = {}): Promise<object>
   };
   console.log(JSON.stringify(summary, null, 2));
   mkdirSync('bench/results', { recursive: true });
-  writeFileSync('bench/results/tune.json', JSON.stringify({ target, budgetSeconds: 1, summary, rows }, null, 2) + '\n');
+  writeFileSync('bench/results/tune.json', JSON.stringify({ target, budgetSeconds: 1, summary, rows, large }, null, 2) + '\n');
   return summary;
 }
