@@ -12,13 +12,16 @@ import { executorFor } from '../targets/executor.ts';
 import { fuzzNeon } from '../targets/arm64/runner.ts';
 import { getTarget } from '../targets/registry.ts';
 import { hostTarget } from '../targets/runtime/host.ts';
+import type { X86Isa } from '../targets/x86/emit.ts';
+import { forcedPackingFuzz } from './packing-fuzz.ts';
 
 const opts = new Command()
   .option('--target <name>', 'target to fuzz (default: the host\'s best x86 ISA)')
   .option('--cases <n>', 'number of random problem x schedule cases', (v) => Number(v), 10000)
   .option('--seed <n>', 'seed of the case generator', (v) => Number(v), 1)
+  .option('--packing', 'x86: force the packing rule on small matmul/bmm sketches (bench/packing-fuzz.ts); writes fuzz-<target>-packing.json')
   .parse(process.argv)
-  .opts<{ target?: string; cases: number; seed: number }>();
+  .opts<{ target?: string; cases: number; seed: number; packing?: boolean }>();
 
 const target = opts.target ?? hostTarget();
 getTarget(target);
@@ -28,13 +31,17 @@ const bar = new cliProgress.SingleBar({ format: `fuzz ${target} [{bar}] {value}/
 bar.start(opts.cases, 0, { failed: 0 });
 try {
   const onProgress = (done: number, failed: number) => bar.update(done, { failed });
+  if (opts.packing && target !== 'avx2' && target !== 'avx512') throw new Error(`--packing: x86 targets only, not ${target}`);
   const report = executor
-    ? await fuzzTarget({ target, cases: opts.cases, seed: opts.seed, runner: executor.run, onProgress })
+    ? await fuzzTarget({
+      target, cases: opts.cases, seed: opts.seed, runner: executor.run, onProgress,
+      ...(opts.packing ? forcedPackingFuzz(target as X86Isa) : {}),
+    })
     : await fuzzNeon(opts.cases, opts.seed, onProgress);
   bar.stop();
   mkdirSync('bench/results', { recursive: true });
-  writeFileSync(`bench/results/fuzz-${target}.json`, JSON.stringify(report, null, 2) + '\n');
-  console.log(`${report.cases} cases in ${report.seconds.toFixed(1)} s: ${report.mismatches} mismatches, ${report.crashes} crashes, ${report.codegenErrors} code-generation errors`);
+  writeFileSync(`bench/results/fuzz-${target}${opts.packing ? '-packing' : ''}.json`, JSON.stringify(report, null, 2) + '\n');
+  console.log(`${report.cases} cases in ${report.seconds.toFixed(1)} s: ${report.mismatches} mismatches, ${report.crashes} crashes, ${report.codegenErrors} code-generation errors${report.packed !== undefined ? `; ${report.packed} kernels packed` : ''}`);
   console.log(`per op: ${Object.entries(report.perOp).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   for (const f of report.failures.slice(0, 5)) console.log(`  ${f.kind}: looptune run "${f.problem}" --schedule "${f.schedule}" --target ${target}  # ${f.message}`);
   process.exitCode = report.mismatches + report.crashes + report.codegenErrors > 0 ? 1 : 0;

@@ -12,11 +12,10 @@ import { tensorStrides } from '../../../ir/problem.ts';
 import { decideTile, decidePacking, lower } from '../../../loopnest/lower.ts';
 import { walkProgram, type PackNode } from '../../../loopnest/program.ts';
 import { fuzzTarget } from '../../../targets/fuzz.ts';
-import { randomSchedule } from '../../../ir/random.ts';
-import { sampleSketch, sketchTargetFor } from '../../../agent/search/sketch.ts';
+import { forcedPackingFuzz } from '../../../bench/packing-fuzz.ts';
 import { workerRunner } from '../../../targets/native-runner.ts';
 import { MeasurementPool } from '../../../targets/runtime/measure.ts';
-import { x86Caps, x86Target } from '../../../targets/x86/target.ts';
+import { x86Caps } from '../../../targets/x86/target.ts';
 import { compileSchedule } from '../../../targets/registry.ts';
 import { verifyKernel } from '../../../targets/verify.ts';
 
@@ -57,18 +56,7 @@ test('a packed 1024-wide matmul computes what the interpreter does (avx2 and avx
 
 for (const isa of ['avx2', 'avx512'] as const) {
   test(`fuzz with packing forced (${isa}): 600 random cases, zero failures, many of them packed`, async () => {
-    const t = x86Target(isa);
-    const forced = { ...t, caps: { ...t.caps, packing: { strideMultiple: 1, maxElements: 4096, minReuse: 2 } } };
-    const lanes = t.caps.vectorLanes;
-    // register-tiled schedules (Ansor-style sketches, else random ones) of matmuls and bmms whose
-    // n is a whole number of vectors, so that most lowerings vectorize and have a box to pack
-    const r = await fuzzTarget({
-      target: forced, cases: 600, seed: 777, runner: workerRunner(pool), ops: ['matmul', 'bmm'],
-      problemFor: (rng, op) => parseProblem(op === 'matmul'
-        ? `matmul ${rng.int(1, 40)}x${lanes * rng.int(1, 5)}x${rng.int(1, 40)}`
-        : `bmm b${rng.int(1, 3)} m${rng.int(1, 20)} n${lanes * rng.int(1, 3)} k${rng.int(1, 30)}`),
-      scheduleFor: (p, rng) => (rng.next() < 0.8 ? sampleSketch(p, rng, sketchTargetFor(isa)) : undefined) ?? randomSchedule(p, rng, rng.int(0, 16)),
-    });
+    const r = await fuzzTarget({ ...forcedPackingFuzz(isa), cases: 600, seed: 777, runner: workerRunner(pool) });
     assert.equal(r.failures, [], JSON.stringify(r.failures.slice(0, 3)));
     assert.ok((r.packed ?? 0) >= 200, `only ${r.packed} of 600 kernels packed`);
   });
