@@ -286,7 +286,7 @@ export function buildCli(): Command {
         ...(run ?? { problem: r.problem, target: r.target, gflops: r.gflops, peakGflops: r.peakGflops }),
         ...(run && !run.native ? { gflops: r.gflops, peakGflops: r.peakGflops, predicted: true } : {}),
         schedule: r.schedule, searcher: r.searcher, searchGflops: r.gflops, defaultGflops: r.defaultGflops,
-        speedupOverDefault: (measured?.gflops ?? r.gflops) / r.defaultGflops,
+        speedupOverDefault: r.defaultSkipped ? null : (measured?.gflops ?? r.gflops) / r.defaultGflops,
         measurements: r.measurements, seconds: r.seconds, stopReason: r.stopReason,
       };
       if (opts.json) {
@@ -296,7 +296,8 @@ export function buildCli(): Command {
         console.log(`best schedule: ${r.schedule}`);
         if (run) console.log(formatRun(run));
         const predicted = target === 'neon' ? ' predicted by the analytic cost model' : '';
-        console.log(`speed-up over the default schedule (${r.defaultGflops.toFixed(2)} GFLOPS${predicted}): ${out.speedupOverDefault.toFixed(1)}x`);
+        if (r.defaultSkipped) console.log('the default schedule was not timed (too slow for a search of this size)');
+        else console.log(`speed-up over the default schedule (${r.defaultGflops.toFixed(2)} GFLOPS${predicted}): ${out.speedupOverDefault!.toFixed(1)}x`);
       }
       if (run && !run.verified) process.exitCode = 1;
     });

@@ -91,6 +91,13 @@ export interface Searcher {
   search(problem: Problem, options: SearchOptions): Promise<SearchResult>;
 }
 
+/**
+ * Problems up to this many flops get their default schedule timed by the CLI's search and tune
+ * (256^3 is 3.4e7); past it the default kernel (scalar, 0.5-3 GFLOPS) would take seconds to a
+ * minute per call, so it is predicted or left out (`skipDefault`).
+ */
+export const DEFAULT_TIMED_MAX_FLOPS = 1.5e8;
+
 /** Thrown by SearchContext.evaluate once the budget is spent; runSearch catches it. */
 export class BudgetExhausted extends Error {
   constructor(readonly reason: StopReason = 'budget') {

@@ -36,7 +36,7 @@ import { verifyKernel } from '../targets/verify.ts';
 import { initBackend } from './backend.ts';
 import { loadPolicy, type PolicyNetwork } from './policy/index.ts';
 import { policySearcher } from './ppo/search.ts';
-import type { HistoryPoint, SearchProgress, StopReason } from './searcher.ts';
+import { DEFAULT_TIMED_MAX_FLOPS, type HistoryPoint, type SearchProgress, type StopReason } from './searcher.ts';
 
 export interface LoadedPolicy {
   policy: PolicyNetwork;
@@ -195,9 +195,6 @@ export function defaultBudgetSeconds(problem: Problem, peakGflops: number): numb
   const callSeconds = flops(problem) / (peakGflops * 1e9);
   return Math.max(1, Math.round(40 * 4 * callSeconds * 10) / 10);
 }
-
-/** Problems up to this many flops get their default schedule timed (256^3 is 3.4e7; 512^3, 2.7e8, is predicted). */
-export const DEFAULT_TIMED_MAX_FLOPS = 1.5e8;
 
 export async function tune(spec: string | Problem, options: TuneOptions = {}): Promise<TuneResult> {
   const t0 = performance.now();

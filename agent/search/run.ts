@@ -13,7 +13,7 @@ import { resolveProblems } from '../../env/datasets.ts';
 import { MeasuredEvaluator, PredictedEvaluator, type Evaluator, type NativeTargetName, type PredictFunction } from '../../env/evaluator.ts';
 import { RecordStore } from '../../env/records.ts';
 import { syntheticEvaluator } from '../../env/synthetic.ts';
-import type { Budget, HistoryPoint, SearchProgress, Searcher, StopReason } from '../searcher.ts';
+import { DEFAULT_TIMED_MAX_FLOPS, type Budget, type HistoryPoint, type SearchProgress, type Searcher, type StopReason } from '../searcher.ts';
 import { summarize, geomean, writeCompareReport, type CompareData, type CompareProblem } from '../report/index.ts';
 import { createSearcher } from './index.ts';
 
@@ -123,6 +123,8 @@ export interface RunSearchOptions {
   predict?: PredictFunction;
   actions?: readonly string[];
   minSeconds?: number;
+  /** do not time the default schedule (default: on native targets, past DEFAULT_TIMED_MAX_FLOPS) */
+  skipDefault?: boolean;
 }
 
 export interface RunSearchResult extends OpenblasFigure {
@@ -135,6 +137,8 @@ export interface RunSearchResult extends OpenblasFigure {
   peakSource: string;
   fractionOfPeak: number;
   defaultGflops: number;
+  /** the default schedule was not timed (too slow): defaultGflops is a prediction or 0 */
+  defaultSkipped: boolean;
   speedupOverDefault: number;
   measurements: number;
   timed: number;
@@ -154,10 +158,13 @@ export async function runSearch(spec: string | Problem, options: RunSearchOption
     ...(options.minSeconds !== undefined ? { minSeconds: options.minSeconds } : {}),
   }));
   try {
+    // on a CPU the default kernel of a large problem would take the budget to time (see DEFAULT_TIMED_MAX_FLOPS)
+    const skipDefault = options.skipDefault ?? (evaluator instanceof MeasuredEvaluator && problemFlops(problem) > DEFAULT_TIMED_MAX_FLOPS);
     const r = await searcher.search(problem, {
       evaluator,
       budget: options.budget ?? DEFAULT_BUDGET,
       seed: options.seed ?? 0,
+      skipDefault,
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
       ...(options.predict ? { predict: options.predict } : {}),
       ...(options.actions ? { actions: options.actions } : {}),
@@ -168,8 +175,8 @@ export async function runSearch(spec: string | Problem, options: RunSearchOption
       schedule: r.best.schedule.text(), gflops: r.best.gflops,
       peakGflops: evaluator.peakGflops, peakSource: peakSourceOf(evaluator),
       fractionOfPeak: r.best.gflops / evaluator.peakGflops,
-      defaultGflops: r.defaultGflops,
-      speedupOverDefault: r.defaultGflops > 0 ? r.best.gflops / r.defaultGflops : Infinity,
+      defaultGflops: r.defaultGflops, defaultSkipped: skipDefault,
+      speedupOverDefault: skipDefault ? NaN : r.defaultGflops > 0 ? r.best.gflops / r.defaultGflops : Infinity,
       measurements: r.measurements, timed: r.timed, cacheHits: r.cacheHits, steps: r.steps,
       seconds: r.seconds, stopReason: r.stopReason, history: r.history,
       ...blas,
