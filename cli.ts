@@ -19,7 +19,6 @@ import { peakRecord } from './targets/runtime/peak.ts';
 import { runSearch, runCompare, DEFAULT_COMPARE_SEARCHERS, type SearchTarget } from './agent/search/run.ts';
 import { SEARCHER_NAMES } from './agent/search/index.ts';
 import type { Budget, SearchProgress } from './agent/searcher.ts';
-import type { PredictFunction } from './env/evaluator.ts';
 
 function scheduleFor(spec: string, opts: { schedule?: string; actions?: string }): Schedule {
   const problem = parseProblem(spec);
@@ -42,21 +41,6 @@ export function parseBudget(text: string): Budget {
   return budget;
 }
 
-/**
- * The shipped cuda cost model as a predict function (tune screens GPU candidates with it); undefined,
- * with a note on stderr, where none was shipped or it cannot load.
- */
-async function cudaCostModel(): Promise<PredictFunction | undefined> {
-  try {
-    const { CostModel } = await import('./agent/costmodel/model.ts');
-    const { costModelPredict } = await import('./agent/costmodel/evaluator.ts');
-    return costModelPredict(await CostModel.load('default:cuda'));
-  } catch (e) {
-    process.stderr.write(`[cuda] searching without a cost model: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}\n`);
-    return undefined;
-  }
-}
-
 /** Default tuning seconds on the GPU: a JIT plus timing costs 30-100 ms per candidate there. */
 const CUDA_TUNE_SECONDS = 5;
 
@@ -69,7 +53,9 @@ const CUDA_TUNE_SECONDS = 5;
 async function tuneOnGpu(spec: string, seconds: number, opts: { compare?: string; records?: string | boolean; seed: number; json?: boolean }): Promise<void> {
   const problem = parseProblem(spec);
   const t0 = performance.now();
-  const predict = await cudaCostModel();
+  const { costModelRanker } = await import('./agent/tune.ts');
+  const predict = await costModelRanker('default', 'cuda');
+  if (!predict) process.stderr.write('[cuda] searching without a cost model: the shipped cuda model did not load\n');
   const line = progressLine();
   const r = await runSearch(problem, {
     searcher: 'evolution', budget: { seconds }, target: 'cuda', seed: opts.seed,
@@ -307,9 +293,9 @@ export function buildCli(): Command {
     .description('tune a kernel with the shipped policy (records first, then policy proposals, a few measurements, verification); the main job')
     .argument('<spec>', 'problem, e.g. "matmul 512x512x512"')
     .option('--target <name>', 'avx512 or avx2 (default: the host\'s best), neon (analytic cost model, verified under qemu), or cuda (evolution on the GPU, candidates screened by the cuda cost model)')
-    .option('--budget <seconds>', `seconds for proposing and measuring (e.g. 1 or 1s; default 1 s, more on large problems: about 40 measurements at peak; ${CUDA_TUNE_SECONDS} s on cuda)`, (v) => positiveNumber(v.replace(/s$/, '')), 1)
+    .option('--budget <seconds>', `seconds for proposing and measuring (e.g. 1 or 1s); when not given, large problems get about 40 measurements at peak and cuda ${CUDA_TUNE_SECONDS} s`, (v) => positiveNumber(v.replace(/s$/, '')), 1)
     .option('--policy <dir>', 'a policy folder (default: agent/pretrained/<target>)')
-    .option('--compare <what>', 'also measure OpenBLAS in the same run: openblas')
+    .option('--compare <what>', 'also measure the BLAS in the same run: openblas (cuBLAS on cuda, where cublas is accepted too)')
     .option('--records <file>', 'tuning records (default $LOOPTUNE_RECORDS or ~/.cache/looptune/records.jsonl)')
     .option('--no-records', 'neither read nor write tuning records (measure the policy itself)')
     .option('--seed <n>', 'random seed', (v) => Number(v), 0)
@@ -429,7 +415,7 @@ export function buildCli(): Command {
     .argument('<problems>', 'a spec, a dataset and split such as "mm64-256:test", or an experiment file (.yaml)')
     .option('--searchers <list>', 'comma-separated searchers', DEFAULT_COMPARE_SEARCHERS.join(','))
     .option('--budget <budget>', 'per problem and searcher, e.g. 10s or 200m', parseBudget, { seconds: 10 } as Budget)
-    .option('--target <name>', 'avx512 or avx2 (default: the host\'s best), or synthetic')
+    .option('--target <name>', 'avx512 or avx2 (default: the host\'s best), neon (analytic cost model), cuda (timed on the GPU; cuBLAS is its BLAS), or synthetic')
     .option('--limit <n>', 'use only the first N problems', (v) => Number(v))
     .option('--out <dir>', 'report folder', 'runs/compare')
     .option('--compare <what>', 'also measure OpenBLAS per matmul: openblas')

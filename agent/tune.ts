@@ -160,17 +160,19 @@ export async function loadTunePolicy(dir: string): Promise<LoadedPolicy> {
 
 const costModelCache = new Map<string, Promise<PredictFunction | undefined>>();
 
-/** A cost model's PredictFunction, loaded once per process; undefined if it cannot be loaded. */
+/**
+ * A cost model's PredictFunction, loaded once per process; undefined if it cannot be loaded.
+ * 'default' is the target's shipped model, found by the cost model's own rule (resolveModelPath),
+ * which also holds in the GPU machine's bundle.
+ */
 export function costModelRanker(ref: string, target: string): Promise<PredictFunction | undefined> {
   const key = ref === 'default' ? `default:${target}` : path.resolve(ref);
   let p = costModelCache.get(key);
   if (!p) {
     p = (async () => {
-      const dir = ref === 'default' ? path.join(here, 'costmodel', 'shipped', target) : ref;
-      if (!existsSync(path.join(dir, 'model.json'))) return undefined;
       try {
         const cm = await import('./costmodel/evaluator.ts');
-        return cm.costModelPredict(await cm.resolveCostModel(dir));
+        return cm.costModelPredict(await cm.resolveCostModel(ref === 'default' ? key : ref));
       } catch {
         return undefined;
       }

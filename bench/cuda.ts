@@ -46,6 +46,7 @@ import { CudaEvaluator } from '../env/cuda-evaluator.ts';
 import { RecordStore } from '../env/records.ts';
 import type { PredictFunction } from '../env/evaluator.ts';
 import { runSearch, type RunSearchResult } from '../agent/search/run.ts';
+import { costModelRanker } from '../agent/tune.ts';
 
 type Args = { _: string[]; [k: string]: string | boolean | string[] };
 
@@ -129,11 +130,10 @@ function summary(r: RunSearchResult, modelScreened: boolean): SearchSummary {
 
 async function loadModel(ref: string | undefined): Promise<PredictFunction | undefined> {
   if (!ref) return undefined;
-  const { CostModel } = await import('../agent/costmodel/model.ts');
-  const { costModelPredict } = await import('../agent/costmodel/evaluator.ts');
-  const m = await CostModel.load(ref === 'default' ? 'default:cuda' : ref);
-  log(`cost model ${ref}: ${m.meta.target}, ${m.meta.featureSet} features`);
-  return costModelPredict(m);
+  const predict = await costModelRanker(ref, 'cuda');
+  if (!predict) throw new LoopTuneError(`--model ${ref}: no cuda cost model could be loaded`);
+  log(`cost model ${ref} loaded`);
+  return predict;
 }
 
 // ------------------------------------------------------------------------------------- checks

@@ -17,10 +17,11 @@ import { LoopTuneError } from '../ir/errors.ts';
 import { elementCount, type Problem } from '../ir/problem.ts';
 import { randomArray } from '../ir/interpret.ts';
 import type { Schedule } from '../ir/schedule.ts';
+import { timeSgemm } from '../targets/cuda/cublas.ts';
 import { CudaError, type DeviceInfo, type DevicePtr } from '../targets/cuda/driver.ts';
 import { measureGpuPeak } from '../targets/cuda/peak.ts';
 import { STICKY_ERRORS } from '../targets/cuda/runner.ts';
-import { compileCuda } from '../targets/cuda/target.ts';
+import { compileCuda, type CudaKernel } from '../targets/cuda/target.ts';
 import { CudaTuner } from '../targets/cuda/tuner.ts';
 import { CachingEvaluator, type Measurement } from './evaluator.ts';
 import { RecordStore } from './records.ts';
@@ -109,14 +110,15 @@ export class CudaEvaluator extends CachingEvaluator {
 
   async #measure(s: Schedule, minSeconds: number): Promise<Measurement> {
     const t0 = performance.now();
-    let codegenMicros: number;
+    let kernel: CudaKernel;
     try {
-      codegenMicros = compileCuda(s).codegenMicros;
+      kernel = compileCuda(s);
     } catch (e) {
       return { gflops: 0, error: `code generation failed: ${e instanceof Error ? e.message : String(e)}`, codegenMicros: (performance.now() - t0) * 1000 };
     }
+    const codegenMicros = kernel.codegenMicros;
     try {
-      const c = this.tuner.evaluate(s, this.buffers(s.problem), minSeconds);
+      const c = this.tuner.evaluateKernel(kernel, this.buffers(s.problem), minSeconds);
       if (typeof c === 'string') return { gflops: 0, error: c, codegenMicros };
       return { gflops: c.gflops, bestSeconds: c.bestMs / 1e3, medianSeconds: c.medianMs / 1e3, codegenMicros };
     } catch (e) {
@@ -134,14 +136,7 @@ export class CudaEvaluator extends CachingEvaluator {
   cublasSgemm(m: number, n: number, k: number): { gflops: number; version: string } {
     const blas = this.tuner.cublas();
     if (!blas) throw new LoopTuneError('cuBLAS (libcublas.so) was not found');
-    const ptrs = [m * n, m * k, k * n].map((e, i) => this.tuner.upload(randomArray(e, 91 + i)));
-    try {
-      const [C, A, B] = ptrs as [DevicePtr, DevicePtr, DevicePtr];
-      const t = this.tuner.gpu.timeLaunches(() => blas.gemm(m, n, k, A, B, C), 2 * m * n * k, { minSeconds: 0.1 });
-      return { gflops: t.gflops, version: `cuBLAS ${blas.version}` };
-    } finally {
-      this.tuner.gpu.freeAll(ptrs);
-    }
+    return { gflops: timeSgemm(this.tuner.gpu, blas, m, n, k, { minSeconds: 0.1 }).gflops, version: `cuBLAS ${blas.version}` };
   }
 
   override async close(): Promise<void> {

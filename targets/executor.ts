@@ -89,7 +89,7 @@ export function emulatedArm64Executor(): Executor {
  */
 async function cudaExecutor(): Promise<Executor> {
   const { CudaRunner } = await import('./cuda/runner.ts');
-  const { Cublas } = await import('./cuda/cublas.ts');
+  const { Cublas, timeSgemm } = await import('./cuda/cublas.ts');
   let runner: InstanceType<typeof CudaRunner>;
   try {
     runner = new CudaRunner();
@@ -130,8 +130,7 @@ async function cudaExecutor(): Promise<Executor> {
     async openblas(m, n, k) {
       try {
         const blas = new Cublas();
-        const t = withBuffers([m * n, m * k, k * n], ([C, A, B]) => runner.timeLaunches(() => blas.gemm(m, n, k, A!, B!, C!), 2 * m * n * k));
-        return { ok: true, corename: `cuBLAS ${blas.version}`, ...t };
+        return { ok: true, corename: `cuBLAS ${blas.version}`, ...timeSgemm(runner, blas, m, n, k) };
       } catch (e) {
         return { ok: false, error: e instanceof Error ? e.message : String(e) };
       }

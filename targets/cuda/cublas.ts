@@ -9,7 +9,10 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import koffi from 'koffi';
+import { randomArray } from '../../ir/interpret.ts';
+import type { Timing } from '../runtime/timing.ts';
 import { CudaError, type DevicePtr } from './driver.ts';
+import type { CudaRunner, TimeOptions } from './runner.ts';
 
 const NAMES = ['libcublas.so.13', 'libcublas.so.12', 'libcublas.so'];
 const CUBLAS_OP_N = 0;
@@ -110,5 +113,19 @@ export class Cublas {
   gemm(m: number, n: number, k: number, A: DevicePtr, B: DevicePtr, C: DevicePtr): void {
     const rc = this.sgemm(this.handle, CUBLAS_OP_N, CUBLAS_OP_N, n, m, k, this.one, B, n, A, k, this.one, C, n);
     if (rc !== 0) throw new CudaError(`cublasSgemm_v2 failed (cublasStatus ${rc})`, rc);
+  }
+}
+
+/** cuBLAS sgemm on fresh m x n x k buffers (random inputs), timed like our kernels (runner.ts). */
+export function timeSgemm(gpu: CudaRunner, blas: Cublas, m: number, n: number, k: number, opts: TimeOptions = {}): Timing {
+  const [C, A, B] = [m * n, m * k, k * n].map((e, i) => {
+    const p = gpu.device.alloc(e * 4);
+    gpu.device.upload(p, randomArray(e, 91 + i));
+    return p;
+  }) as [DevicePtr, DevicePtr, DevicePtr];
+  try {
+    return gpu.timeLaunches(() => blas.gemm(m, n, k, A, B, C), 2 * m * n * k, opts);
+  } finally {
+    gpu.freeAll([C, A, B]);
   }
 }

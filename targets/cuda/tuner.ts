@@ -34,7 +34,6 @@ export function launchFloorSeconds(k: CudaKernel, clockGHz: number, peakGflops: 
 
 export interface Candidate {
   schedule: string;
-  params?: TemplateParams;
   gflops: number;
   bestMs: number;
   medianMs: number;
@@ -77,14 +76,19 @@ export class CudaTuner {
     return p;
   }
 
-  /** Compiles, loads and times one schedule on the given buffers; null (with a reason) on failure. */
-  evaluate(s: Schedule, ptrs: DevicePtr[], minSeconds: number, opts: EmitOptions = {}, params?: TemplateParams): Candidate | string {
+  /** Compiles, loads and times one schedule on the given buffers; a reason instead on failure. */
+  evaluate(s: Schedule, ptrs: DevicePtr[], minSeconds: number, opts: EmitOptions = {}): Candidate | string {
     let k: CudaKernel;
     try {
       k = compileCuda(s, opts);
     } catch (e) {
       return `codegen: ${(e as Error).message}`;
     }
+    return this.evaluateKernel(k, ptrs, minSeconds);
+  }
+
+  /** Loads and times a compiled kernel (then unloads it); a reason instead on failure. */
+  evaluateKernel(k: CudaKernel, ptrs: DevicePtr[], minSeconds: number): Candidate | string {
     this.info ??= this.gpu.device.info();
     // fp32 peak from the spec sheet figures: 128 FMA lanes per multiprocessor
     const floor = launchFloorSeconds(k, this.info.clockMHz / 1000, this.info.multiprocessors * 128 * 2 * this.info.clockMHz / 1000);
@@ -96,7 +100,7 @@ export class CudaTuner {
       const t = this.gpu.time(k, ptrs, { minSeconds, minSamples: 3, slowSeconds: SLOW_LAUNCH_SECONDS });
       const threads = k.launch.block[0] * k.launch.block[1] * k.launch.block[2];
       const c: Candidate = {
-        schedule: s.text(), ...(params ? { params } : {}), gflops: t.gflops, bestMs: t.bestSeconds * 1e3, medianMs: t.medianSeconds * 1e3,
+        schedule: k.program.schedule, gflops: t.gflops, bestMs: t.bestSeconds * 1e3, medianMs: t.medianSeconds * 1e3,
         registers: m.registers, localBytes: m.localBytes, jitMs: m.jitMs, occupancy: this.gpu.device.occupancy(m, threads),
         launch: k.launch, mapping: describeMapping(k.mapping),
       };
