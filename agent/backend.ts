@@ -34,10 +34,30 @@ async function tryNode(): Promise<boolean> {
   }
 }
 
+/**
+ * The wasm backend's emscripten glue installs process handlers that rethrow any uncaught error,
+ * which makes Node print the module's 39 KB minified source line and exit with code 7. Handlers
+ * it adds while loading are removed again, so errors stay the application's to report.
+ */
+async function withoutAddedProcessHandlers<T>(load: () => Promise<T>): Promise<T> {
+  const beforeErrors = new Set(process.listeners('uncaughtException'));
+  const beforeRejections = new Set(process.listeners('unhandledRejection'));
+  try {
+    return await load();
+  } finally {
+    for (const l of process.listeners('uncaughtException')) if (!beforeErrors.has(l)) process.removeListener('uncaughtException', l);
+    for (const l of process.listeners('unhandledRejection')) if (!beforeRejections.has(l)) process.removeListener('unhandledRejection', l);
+  }
+}
+
 async function tryWasm(): Promise<boolean> {
   try {
-    await import('@tensorflow/tfjs-backend-wasm');
-    return await tf.setBackend('wasm');
+    return await withoutAddedProcessHandlers(async () => {
+      await import('@tensorflow/tfjs-backend-wasm');
+      const ok = await tf.setBackend('wasm');
+      await tf.ready();
+      return ok;
+    });
   } catch {
     return false;
   }

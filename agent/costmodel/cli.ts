@@ -8,6 +8,7 @@
  * (agent/costmodel/shipped/<target>), 'default:avx2' = that target's, else a directory with
  * model.json + weights.bin (or the model.json path).
  */
+import { fail } from '../../ir/errors.ts';
 import { hostTarget } from '../../targets/runtime/host.ts';
 import { readRecordFiles, groupRecords, type GroupStats } from './data.ts';
 import type { ProblemMetrics, RankingMetrics } from './metrics.ts';
@@ -45,17 +46,17 @@ export interface TrainCostModelResult {
 }
 
 export async function trainCostModel(recordFiles: string[], options: TrainCostModelOptions): Promise<TrainCostModelResult> {
-  if (recordFiles.length === 0) throw new Error('trainCostModel: no record files');
+  if (recordFiles.length === 0) fail('trainCostModel: no record files');
   const target = options.target ?? hostTarget();
   const { groups, stats } = groupRecords(readRecordFiles(recordFiles), { target });
-  if (stats.used === 0) throw new Error(`no usable ${target} records in ${recordFiles.join(', ')} (${stats.records} records: ${stats.otherTarget} of other targets, ${stats.failed} failed)`);
+  if (stats.used === 0) fail(`no usable ${target} records in ${recordFiles.join(', ')} (${stats.records} records: ${stats.otherTarget} of other targets, ${stats.failed} failed)`);
   const validation = options.validation?.length
     ? groupRecords(readRecordFiles(options.validation), { target }).groups
     : undefined;
   let model: CostModel;
   if (options.init) {
     model = await CostModel.load(options.init);
-    if (model.target !== target) throw new Error(`warm start: ${options.init} is a ${model.target} model, the records are ${target}`);
+    if (model.target !== target) fail(`warm start: ${options.init} is a ${model.target} model, the records are ${target}`);
     model.meta.training = { ...(model.meta.training ?? ({} as never)), warmStartedFrom: options.init };
   } else {
     model = await CostModel.create({
@@ -153,7 +154,7 @@ export async function evalCostModel(modelPathOrDefault: string, recordFile: stri
   try {
     const files = Array.isArray(recordFile) ? recordFile : [recordFile];
     const { groups, stats } = groupRecords(readRecordFiles(files), { target: model.target });
-    if (stats.used === 0) throw new Error(`no usable ${model.target} records in ${files.join(', ')}`);
+    if (stats.used === 0) fail(`no usable ${model.target} records in ${files.join(', ')}`);
     return evaluateModel(model, groups, files.join(','), resolveModelPath(modelPathOrDefault));
   } finally {
     model.dispose();

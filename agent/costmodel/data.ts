@@ -3,6 +3,8 @@
  * failed measurements dropped, one figure per schedule (the best record of its hash, as the record
  * store answers), schedules parsed back from their text.
  */
+import { statSync } from 'node:fs';
+import { fail } from '../../ir/errors.ts';
 import { parseProblem } from '../../ir/spec.ts';
 import { Schedule } from '../../ir/schedule.ts';
 import type { Problem } from '../../ir/problem.ts';
@@ -36,7 +38,13 @@ function problemOf(spec: string): Problem {
 /** Every record of the JSONL files, in order. */
 export function readRecordFiles(files: readonly string[]): TuningRecord[] {
   const out: TuningRecord[] = [];
-  for (const f of files) out.push(...RecordStore.open(f).records());
+  for (const f of files) {
+    // a file named on purpose must exist (the records store itself treats a missing file as empty)
+    let stat;
+    try { stat = statSync(f); } catch { fail(`records file '${f}' does not exist`); }
+    if (!stat.isFile()) fail(`records file '${f}' is not a file`);
+    out.push(...RecordStore.open(f).records());
+  }
   return out;
 }
 

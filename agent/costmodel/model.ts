@@ -15,6 +15,7 @@
  * everything else needed to predict: the feature set, the standardization (mean/std per feature),
  * the target and its scale, the cache sizes the features were computed with, and how it was trained.
  */
+import { fail } from '../../ir/errors.ts';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -232,10 +233,10 @@ export class CostModel {
     await initBackend();
     const dir = resolveModelPath(ref);
     if (!existsSync(path.join(dir, 'model.json'))) {
-      throw new Error(`no cost model at ${dir} (expected model.json and weights.bin${ref.startsWith('default') ? '; the shipped model for this target has not been trained yet: see bench/costmodel.ts' : ''})`);
+      fail(`no cost model at ${dir} (expected model.json and weights.bin${ref.startsWith('default') ? '; the shipped model for this target has not been trained yet: see bench/costmodel.ts' : ''})`);
     }
     const meta = readModelMetadata(dir)[META_KEY] as CostModelMeta | undefined;
-    if (!meta || meta.format !== META_FORMAT) throw new Error(`${dir}/model.json is a tfjs model but not a looptune cost model (no '${META_KEY}' metadata)`);
+    if (!meta || meta.format !== META_FORMAT) fail(`${dir}/model.json is a tfjs model but not a looptune cost model (no '${META_KEY}' metadata)`);
     const net = await tf.loadLayersModel(fileIO(dir));
     return new CostModel(net, meta);
   }
@@ -347,7 +348,7 @@ export class CostModel {
     const t0 = performance.now();
     const groups = asGroups(data, this.meta.target);
     const raw = this.#prepare(groups);
-    if (raw.length === 0) throw new Error(`no usable ${this.meta.target} records to train on`);
+    if (raw.length === 0) fail(`no usable ${this.meta.target} records to train on`);
     if (!options.keepNormalization) this.#setNormalization(raw);
     for (const p of raw) this.#standardize(p.x);
     const validation = options.validation ? asGroups(options.validation, this.meta.target) : undefined;

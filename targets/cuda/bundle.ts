@@ -6,7 +6,7 @@
  *   npx tsx targets/cuda/bundle.ts          (npm run bundle)
  *
  * It writes
- *   .device/looptune/looptune.mjs             esbuild bundle of cli.ts (ESM, node 20)
+ *   .device/looptune/looptune.mjs             esbuild bundle of cli/main.ts (ESM, node 20)
  *   .device/looptune/looptune-cuda.mjs        esbuild bundle of bench/cuda.ts
  *   .device/looptune/node_modules/koffi       koffi's JS (kept external: it finds its native
  *   .device/looptune/node_modules/@koromix/koffi-linux-x64   module relative to itself)
@@ -41,7 +41,7 @@ async function main(): Promise<void> {
   rmSync(out, { recursive: true, force: true });
   mkdirSync(out, { recursive: true });
   const t0 = performance.now();
-  for (const [entry, file] of [[join(root, 'cli.ts'), 'looptune.mjs'], [join(root, 'bench', 'cuda.ts'), 'looptune-cuda.mjs']] as const) {
+  for (const [entry, file] of [[join(root, 'cli', 'main.ts'), 'looptune.mjs'], [join(root, 'bench', 'cuda.ts'), 'looptune-cuda.mjs']] as const) {
     await build({
       entryPoints: [entry],
       outfile: join(out, file),

@@ -1,0 +1,71 @@
+/** `looptune search`: one baseline searcher on one problem; the winner verified and timed. */
+import type { Command } from 'commander';
+import { LoopTuneError } from '../ir/errors.ts';
+import { parseProblem } from '../ir/spec.ts';
+import { Schedule } from '../ir/schedule.ts';
+import { openExecutor } from '../targets/executor.ts';
+import { runSchedule, type RunReport } from '../targets/run-schedule.ts';
+import { hostTarget } from '../targets/runtime/host.ts';
+import { runSearch, type SearchTarget } from '../agent/search/run.ts';
+import { SEARCHER_NAMES } from '../agent/search/index.ts';
+import type { Budget } from '../agent/searcher.ts';
+import { describeProgress, progressLine } from './progress.ts';
+import { describeSpeedup, formatRun, runFailed, speedupOverDefault } from './format.ts';
+import { nonEmpty, parseBudget, seed } from './options.ts';
+
+interface SearchOptions { searcher: string; budget: Budget; target?: string; compare?: string; records?: string; seed: number; json?: boolean }
+
+export function registerSearch(program: Command): void {
+  program
+    .command('search')
+    .description('search for a fast schedule with a baseline searcher; prints the best schedule, its GFLOPS, speed-up over the default schedule and OpenBLAS ratio')
+    .argument('<spec>', 'problem, e.g. "matmul 256x256x256"')
+    .option('--searcher <name>', `one of ${SEARCHER_NAMES.join(', ')} (greedy:D lookahead, beam:W width)`, 'evolution')
+    .option('--budget <budget>', 'e.g. 10s, 200m (measurements), 50steps, or 10s,200m', parseBudget, { seconds: 10 } as Budget)
+    .option('--target <name>', 'avx512 or avx2 (default: the host\'s best, measured), neon (analytic cost model; the winner is verified under qemu), cuda (PTX timed on the GPU, with the bind/stage actions), or synthetic (a toy model)')
+    .option('--compare <what>', 'also measure a baseline in the same run: openblas (cuBLAS sgemm for --target cuda; cublas is accepted too)')
+    .option('--records <file>', 'tuning records (JSONL): reused as a cache and appended with every measurement', nonEmpty('records path'))
+    .option('--seed <n>', 'random seed', seed, 0)
+    .option('--json', 'print the result as JSON (the fields of run plus schedule, speedupOverDefault, measurements, seconds)')
+    .action(async (spec: string, opts: SearchOptions) => {
+      if (opts.compare !== undefined && opts.compare !== 'openblas' && opts.compare !== 'cublas') throw new LoopTuneError(`--compare: unknown baseline '${opts.compare}' (expected openblas, or cublas for --target cuda)`);
+      const problem = parseProblem(spec);
+      const target = (opts.target ?? hostTarget()) as SearchTarget;
+      const line = progressLine();
+      const r = await runSearch(problem, {
+        searcher: opts.searcher, budget: opts.budget, target, recordsPath: opts.records ?? null, seed: opts.seed,
+        onProgress: (p) => line.update(describeProgress(p)),
+      });
+      line.done();
+      let run: RunReport | undefined;
+      if (target !== 'synthetic') {
+        // the best schedule, verified against the interpreter and measured side by side with OpenBLAS
+        const executor = await openExecutor(target);
+        try {
+          run = await runSchedule(Schedule.parse(problem, r.schedule), target, executor, { compareOpenblas: opts.compare !== undefined });
+        } finally {
+          await executor.close();
+        }
+      }
+      // under emulation the run only verifies: speed figures stay the search's (predicted) ones
+      const measured = run?.native ? run : undefined;
+      const out = {
+        ...(run ?? { problem: r.problem, target: r.target, gflops: r.gflops, peakGflops: r.peakGflops }),
+        ...(run && !run.native ? { gflops: r.gflops, peakGflops: r.peakGflops, predicted: true } : {}),
+        schedule: r.schedule, searcher: r.searcher, searchGflops: r.gflops, defaultGflops: r.defaultGflops,
+        speedupOverDefault: r.defaultSkipped ? null : speedupOverDefault(measured?.gflops ?? r.gflops, r.defaultGflops),
+        measurements: r.measurements, seconds: r.seconds, stopReason: r.stopReason,
+      };
+      if (opts.json) {
+        console.log(JSON.stringify({ ...out, history: r.history }, null, 2));
+      } else {
+        console.log(`${r.searcher}: ${r.measurements} schedules ${target === 'neon' ? 'predicted' : 'measured'} in ${r.seconds.toFixed(1)} s (${r.stopReason})`);
+        console.log(`best schedule: ${r.schedule}`);
+        if (run) console.log(formatRun(run));
+        const predicted = target === 'neon' ? ' predicted by the analytic cost model' : '';
+        if (r.defaultSkipped) console.log('the default schedule was not timed (too slow for a search of this size)');
+        else console.log(`speed-up: ${describeSpeedup(measured?.gflops ?? r.gflops, r.defaultGflops, predicted)}`);
+      }
+      if (run && runFailed(run)) process.exitCode = 1;
+    });
+}
