@@ -4,9 +4,9 @@
  *   npx tsx bench/costmodel.ts ship --target avx512 --fresh        (the whole pipeline, see `ship` below:
  *        records for train and test splits, training, held-out evaluation, throughput; on a QUIET machine)
  *   npx tsx bench/costmodel.ts records  --target avx512 --split train --dataset mm64-256,resnet18-conv2d \
- *        --problems 120 --schedules 40 --out agent/costmodel/shipped/records-avx512.jsonl
- *   npx tsx bench/costmodel.ts train    --target avx512 --records agent/costmodel/shipped/records-avx512.jsonl \
- *        --out agent/costmodel/shipped/avx512 [--validation held-out.jsonl] [--epochs 60] [--init default]
+ *        --problems 120 --schedules 40 --out agent/pretrained/avx512/records.jsonl
+ *   npx tsx bench/costmodel.ts train    --target avx512 --records agent/pretrained/avx512/records.jsonl \
+ *        --out agent/pretrained/avx512/costmodel [--validation held-out.jsonl] [--epochs 60] [--init default]
  *   npx tsx bench/costmodel.ts eval     --model default|<dir> --records held-out.jsonl [--json out.json]
  *   npx tsx bench/costmodel.ts compare-models --target avx512 --records train.jsonl --validation test.jsonl
  *   npx tsx bench/costmodel.ts transfer --target avx512 --records train.jsonl --source-ops matmul,bmm \
@@ -471,9 +471,9 @@ export const SHIP_OTHER_DATASETS = ['resnet18-conv2d', 'conv3d-small', 'bert-gem
 async function ship(o: { target: NativeTargetName; mmProblems: number; otherProblems: number; testProblems: number; schedules: number; epochs: number; fresh: boolean; minSeconds: number; seed: number; dir?: string }) {
   // --dir puts every file under one folder instead (a trial run that leaves the shipped files alone)
   const at = (p: string) => (o.dir ? path.join(o.dir, path.basename(p)) : p);
-  const trainFile = at(`agent/costmodel/shipped/records-${o.target}.jsonl`);
+  const trainFile = at(`agent/pretrained/${o.target}/records.jsonl`);
   const testFile = at(`bench/results/costmodel-heldout-${o.target}.jsonl`);
-  const modelDir = at(`agent/costmodel/shipped/${o.target}`);
+  const modelDir = at(`agent/pretrained/${o.target}/costmodel`);
   const resultFile = at(`bench/results/costmodel-${o.target}.json`);
   if (o.fresh) {
     const { rmSync } = await import('node:fs');

@@ -5,7 +5,7 @@
  *   evalCostModel('default', 'held-out.jsonl') -> { spearman, pairwiseAccuracy, top10Recall, records, ... }
  *
  * Model references: 'default' = the shipped model for this host's target
- * (agent/costmodel/shipped/<target>), 'default:avx2' = that target's, else a directory with
+ * (agent/pretrained/<target>/costmodel), 'default:avx2' = that target's, else a directory with
  * model.json + weights.bin (or the model.json path).
  */
 import { fail } from '../../ir/errors.ts';

@@ -18,8 +18,8 @@
 import { fail } from '../../ir/errors.ts';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { tf } from '../backend.ts';
+import { pretrainedCostModelDir } from '../pretrained-paths.ts';
 import { Rng } from '../../ir/random.ts';
 import type { Schedule } from '../../ir/schedule.ts';
 import type { TuningRecord } from '../../env/records.ts';
@@ -153,9 +153,9 @@ export interface Prediction {
   gflops: Float32Array;
 }
 
-/** Where the shipped default model of a target lives (agent/costmodel/shipped/<target>). */
+/** Where the shipped default model of a target lives (agent/pretrained/<target>/costmodel). */
 export function shippedModelDir(target: string): string {
-  return path.join(path.dirname(fileURLToPath(import.meta.url)), 'shipped', target);
+  return pretrainedCostModelDir(target);
 }
 
 /** 'default' -> the shipped model of the host's target; 'default:<target>' -> that target's; else the path. */

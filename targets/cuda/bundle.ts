@@ -11,8 +11,8 @@
  *   .device/looptune/node_modules/koffi       koffi's JS (kept external: it finds its native
  *   .device/looptune/node_modules/@koromix/koffi-linux-x64   module relative to itself)
  *   .device/looptune/*.wasm                   TensorFlow.js's wasm backend (the cost model)
- *   .device/looptune/shipped/cuda             the shipped cuda cost model (paths in the bundle are
- *                                             relative to it, as agent/costmodel/ in the tree)
+ *   .device/looptune/pretrained/cuda/costmodel   the shipped cuda cost model (paths in the bundle are
+ *                                             relative to it, as agent/ in the tree: agent/pretrained-paths.ts)
  *   .device/looptune/run.sh                   unpacks ../node.xz to /tmp once and runs the CLI
  *   .device/looptune/bench.sh                 the same for the cuda benchmark
  * and checks that it stays under 40 MB. Pack Node itself with `bash ../shared/tools/device-node.sh`
@@ -83,9 +83,9 @@ async function main(): Promise<void> {
   // TensorFlow.js's wasm backend looks for its binaries next to the script that loads it
   const wasmDir = join(dirname(req.resolve('@tensorflow/tfjs-backend-wasm')), '..');
   for (const f of readdirSync(join(wasmDir, 'dist')).filter((x) => x.endsWith('.wasm'))) cpSync(join(wasmDir, 'dist', f), join(out, f));
-  const model = join(root, 'agent', 'costmodel', 'shipped', 'cuda');
-  if (existsSync(model)) cpSync(model, join(out, 'shipped', 'cuda'), { recursive: true });
-  else console.log('note: no shipped cuda cost model yet (agent/costmodel/shipped/cuda): searches run without one');
+  const model = join(root, 'agent', 'pretrained', 'cuda', 'costmodel');
+  if (existsSync(model)) cpSync(model, join(out, 'pretrained', 'cuda', 'costmodel'), { recursive: true });
+  else console.log('note: no shipped cuda cost model yet (agent/pretrained/cuda/costmodel): searches run without one');
   for (const [script, bundle, what] of [['run.sh', 'looptune.mjs', 'the looptune CLI'], ['bench.sh', 'looptune-cuda.mjs', 'the cuda benchmark (bench/cuda.ts)']] as const) {
     const path = join(out, script);
     writeFileSync(path, [

@@ -2,8 +2,10 @@
  * The cuda cost model: its features come from the GPU mapping and the PTX (finite, named, and
  * different where the kernels differ), a fresh model uses them, and the shipped model (trained on
  * H200 records) ranks the measurements of the bench problems, none of which it was trained on,
- * well above chance: Spearman 0.69 when it was shipped (bench/results/cuda.json).
+ * well above chance: Spearman 0.69 when it was shipped (bench/results/cuda.json). The measurements
+ * are a copy of bench/results/cuda-heldout-records.jsonl in tests/fixtures/.
  */
+import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { setBackendLogging } from '../../../agent/backend.ts';
@@ -43,7 +45,7 @@ test('a new cuda model uses the cuda features', async () => {
 });
 
 test('the shipped cuda model ranks unseen H200 measurements: Spearman > 0.6, pairwise accuracy > 0.7', async () => {
-  const e = await evalCostModel('default:cuda', 'bench/results/cuda-heldout-records.jsonl');
+  const e = await evalCostModel('default:cuda', fileURLToPath(new URL('../../fixtures/cuda-heldout-records.jsonl', import.meta.url)));
   assert.is(e.problems, 9);
   assert.ok(e.spearman > 0.6, `spearman ${e.spearman}`);
   assert.ok(e.pairwiseAccuracy > 0.7, `pairwise ${e.pairwiseAccuracy}`);
