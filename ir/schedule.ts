@@ -20,6 +20,13 @@ export interface Loop {
   readonly shared?: boolean;
 }
 
+/**
+ * Most loops a schedule may have. Lowering and code generation recurse once per loop, so a
+ * schedule of thousands of loops would overflow the stack; 64 is far past any useful nest (every
+ * target's search keeps to 10-20).
+ */
+export const MAX_SCHEDULE_LOOPS = 64;
+
 export class Schedule {
   readonly problem: Problem;
   readonly loops: readonly Loop[];
@@ -28,6 +35,7 @@ export class Schedule {
   readonly steps: readonly number[];
 
   constructor(problem: Problem, loops: readonly Loop[], cursor = 0) {
+    if (loops.length > MAX_SCHEDULE_LOOPS) fail(tooManyLoops(loops.length));
     this.problem = problem;
     this.loops = Object.freeze(loops.map((l) => Object.freeze({ ...l })));
     this.steps = Object.freeze(computeSteps(problem, this.loops));
@@ -52,6 +60,7 @@ export class Schedule {
   static parse(problem: Problem, text: string, cursor = 0): Schedule {
     const tokens = text.trim().split(/\s+/).filter((t) => t.length > 0);
     if (tokens.length === 0) fail('empty schedule (expected loops such as "m:64 n:4 k:256 m:4 n:64")');
+    if (tokens.length > MAX_SCHEDULE_LOOPS) fail(tooManyLoops(tokens.length));
     const loops = tokens.map((tok): Loop => {
       const m = /^([A-Za-z_]\w*):(\d+)(?:r(\d+))?([bt])?(s)?$/.exec(tok);
       if (!m) fail(`cannot read loop '${tok}' (expected var:size or var:sizerTAIL, e.g. m:6r4)`);
@@ -96,6 +105,10 @@ export class Schedule {
   equals(other: Schedule): boolean {
     return this.text() === other.text();
   }
+}
+
+function tooManyLoops(count: number): string {
+  return `a schedule has at most ${MAX_SCHEDULE_LOOPS} loops, got ${count}`;
 }
 
 export function loopText(problem: Problem, l: Loop): string {

@@ -44,18 +44,50 @@ function isOp(s: string): s is Op {
   return (OPS as readonly string[]).includes(s);
 }
 
+/**
+ * Largest size of one dimension: typed arrays, kernel loop counters and the ABI's element counts
+ * are sized for it. (Whether a whole problem fits the machine is targets/runtime/memory-limit.ts's
+ * question, asked before anything is allocated.)
+ */
+export const MAX_SIZE = 2 ** 31 - 1;
+
+/** Longest piece of user input an error message repeats; longer input is cut with an ellipsis. */
+const ECHO_CHARS = 40;
+
+/** User input as an error message quotes it: strings in double quotes, cut to ECHO_CHARS. */
+export function echoInput(raw: unknown): string {
+  const text = typeof raw === 'string' ? raw : (JSON.stringify(raw) ?? String(raw));
+  const cut = text.length > ECHO_CHARS ? `${text.slice(0, ECHO_CHARS)}…` : text;
+  return typeof raw === 'string' ? `"${cut}"` : cut;
+}
+
+/** `text` cut to ECHO_CHARS, for quoting inside '…'. */
+function clip(text: string): string {
+  return text.length > ECHO_CHARS ? `${text.slice(0, ECHO_CHARS)}…` : text;
+}
+
 function positiveInt(op: string, name: string, raw: unknown): number {
   const n = typeof raw === 'string' && /^-?\d+$/.test(raw) ? Number(raw) : raw;
+  if (typeof n === 'number' && n > MAX_SIZE) fail(`${op}: size ${name} is too large, got ${echoInput(raw)} (at most ${MAX_SIZE})`);
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) {
-    fail(`${op}: size ${name} must be a positive integer, got ${JSON.stringify(raw)}`);
+    fail(`${op}: size ${name} must be a positive integer, got ${echoInput(raw)}`);
   }
   return n;
 }
 
+/** "64x32x16" (or "64X32X16") into its parts; an empty part reads as 'empty'. */
+function sizeParts(token: string): string[] {
+  return token.split(/x/i).map((p) => (p === '' ? 'empty' : p));
+}
+
+/** A token of sizes joined by x, e.g. 256x256x256 (positional form). */
+function isPositional(token: string): boolean {
+  return /^-?\d/.test(token) && /x/i.test(token);
+}
+
 function parseShape(op: string, token: string | undefined, expected: string): number[] {
   if (token === undefined) fail(`${op}: missing sizes (expected ${expected})`);
-  const parts = token.split('x');
-  return parts.map((p, i) => positiveInt(op, `#${i + 1}`, p === '' ? 'empty' : p));
+  return sizeParts(token).map((p, i) => positiveInt(op, `#${i + 1}`, p));
 }
 
 /** Parses a one-line spec into its object form. */
@@ -63,36 +95,40 @@ export function parseSpecText(text: string): ProblemObject {
   const tokens = text.trim().split(/\s+/).filter((t) => t.length > 0);
   const head = tokens[0];
   if (head === undefined) fail('empty problem spec (expected e.g. "matmul 256x256x256")');
+  // op names, size names and the x separator are read case-insensitively ("MATMUL 8X8X8")
   const op = head.toLowerCase();
-  if (!isOp(op)) fail(`unknown op '${head}' (expected one of: ${OPS.join(', ')})`);
+  if (!isOp(op)) fail(`unknown op '${clip(head)}' (expected one of: ${OPS.join(', ')})`);
   const rest = tokens.slice(1);
   const named = NAMED_SIZES[op];
   const obj: ProblemObject = { op };
-  if (named && rest.length === 1 && /^[\d-]/.test(rest[0]!) && rest[0]!.includes('x')) {
-    // positional form for matmul/bmm: "matmul 256x128x64" is M x N x K
-    const parts = rest[0]!.split('x');
+  if (named && rest.length >= 1 && isPositional(rest[0]!)) {
+    // positional form: "matmul 256x128x64" is M x N x K; nothing may follow it
+    const parts = sizeParts(rest[0]!);
     if (parts.length !== named.length) {
-      fail(`${op} needs ${named.length} sizes ${named.map((n) => n.toUpperCase()).join('x')} (e.g. "${EXAMPLES[op]}"), got "${rest[0]}"`);
+      fail(`${op} needs ${named.length} sizes ${named.map((n) => n.toUpperCase()).join('x')} (e.g. "${EXAMPLES[op]}"), got ${echoInput(rest[0])}`);
     }
-    named.forEach((n, i) => (obj[n] = positiveInt(op, n, parts[i] === '' ? 'empty' : parts[i])));
+    named.forEach((n, i) => (obj[n] = positiveInt(op, n, parts[i])));
+    if (rest.length > 1) fail(`${op}: unexpected '${clip(rest[1]!)}' after the sizes (expected e.g. "${EXAMPLES[op]}")`);
     return obj;
   }
   if (named) {
     for (const tok of rest) {
       const m = /^([a-z]+)(-?\d+)$/i.exec(tok);
-      if (!m) fail(`${op}: cannot read '${tok}' (expected a name and a positive integer, e.g. ${named[0]}64)`);
+      if (!m) fail(`${op}: cannot read '${clip(tok)}' (expected a name and a positive integer, e.g. ${named[0]}64)`);
       const key = m[1]!.toLowerCase();
       if (key in obj) fail(`${op}: size ${key} given twice`);
-      obj[key] = Number(m[2]);
+      // a number past MAX_SIZE stays text, so that the error quotes the digits, not "Infinity"
+      const value = Number(m[2]);
+      obj[key] = value > MAX_SIZE ? m[2]! : value;
     }
     return obj;
   }
   // elementwise, reduce, copy, transpose: a shape, then options
   obj.shape = parseShape(op, rest[0], `a shape such as 1024x1024, e.g. "${EXAMPLES[op]}"`);
   for (const tok of rest.slice(1)) {
-    const m = /^axis(-?\d+)$/.exec(tok);
+    const m = /^axis(-?\d+)$/i.exec(tok);
     if (op === 'reduce' && m) obj.axis = Number(m[1]);
-    else fail(`${op}: unexpected '${tok}' (expected e.g. "${EXAMPLES[op]}")`);
+    else fail(`${op}: unexpected '${clip(tok)}' (expected e.g. "${EXAMPLES[op]}")`);
   }
   return obj;
 }
@@ -110,13 +146,13 @@ function rowMajorVars(rank: number): number[] {
 /** Builds the Problem an object describes. */
 export function problemFromObject(obj: ProblemObject): Problem {
   const op = String(obj.op ?? '').toLowerCase();
-  if (!isOp(op)) fail(`unknown op '${String(obj.op)}' (expected one of: ${OPS.join(', ')})`);
+  if (!isOp(op)) fail(`unknown op '${clip(String(obj.op))}' (expected one of: ${OPS.join(', ')})`);
   const named = NAMED_SIZES[op];
   if (named) {
     const allowed = op.startsWith('conv') ? [...named, 'stride'] : named;
     for (const key of Object.keys(obj)) {
       if (key !== 'op' && !allowed.includes(key)) {
-        fail(`${op}: unknown size '${key}' (expected ${allowed.join(' ')}, e.g. "${EXAMPLES[op]}")`);
+        fail(`${op}: unknown size '${clip(key)}' (expected ${allowed.join(' ')}, e.g. "${EXAMPLES[op]}")`);
       }
     }
     const s: Record<string, number> = {};

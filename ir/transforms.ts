@@ -4,7 +4,7 @@
  */
 import { fail } from './errors.ts';
 import { isReduction } from './problem.ts';
-import { Schedule, type Loop, type LoopBinding, loopText } from './schedule.ts';
+import { MAX_SCHEDULE_LOOPS, Schedule, type Loop, type LoopBinding, loopText } from './schedule.ts';
 
 export type TransformResult = { ok: true; schedule: Schedule } | { ok: false; error: string };
 
@@ -58,6 +58,7 @@ export function split(s: Schedule, factor: number): TransformResult {
   if (factor > l.size) {
     return illegal(`${name}: loop ${loopText(s.problem, l)} has only ${l.size} iterations, cannot split by ${factor}`);
   }
+  if (s.loops.length >= MAX_SCHEDULE_LOOPS) return illegal(`${name}: the schedule already has ${s.loops.length} loops, the most a schedule may have`);
   const step = s.steps[i]!;
   const extent = s.extent(i);
   const innerExtent = factor * step;

@@ -78,6 +78,20 @@ for (const [text, message] of BAD_SCHEDULES) {
   });
 }
 
+test('schedule depth is bounded: 5000 loops is one line, not a stack overflow (issue 13)', () => {
+  const deep = `${'m:1 '.repeat(5000)}m:100 n:60 k:70`;
+  assert.throws(() => Schedule.parse(mm, deep), (e: Error) => e instanceof LoopTuneError && e.message === 'a schedule has at most 64 loops, got 5003');
+  const loops = Array.from({ length: 65 }, () => ({ var: 0, size: 1, tail: 0 }));
+  assert.throws(() => new Schedule(mm, loops), (e: Error) => e instanceof LoopTuneError && e.message === 'a schedule has at most 64 loops, got 65');
+  // 64 loops is allowed; splitting past it is an illegal action, not an exception
+  const p = parseProblem('matmul 1024x4x4');
+  const at64 = Schedule.parse(p, `${'m:1 '.repeat(61)}m:1024 n:4 k:4`);
+  assert.is(at64.loops.length, 64);
+  const r = applyAction(at64.withCursor(61), 'split_4');
+  assert.is(r.ok, false);
+  if (!r.ok) assert.is(r.error, 'split_4: the schedule already has 64 loops, the most a schedule may have');
+});
+
 test('text round-trips; hash depends on loops, not cursor', () => {
   const s = Schedule.parse(mm, 'n:60 m:6r4 k:70 m:16', 1);
   assert.is(Schedule.parse(mm, s.text()).text(), 'n:60 m:6r4 k:70 m:16');

@@ -61,7 +61,28 @@ const BAD: [string | object, string][] = [
   ['transpose 2x3x4', 'transpose: needs a 2-d shape such as 256x512, got 2x3x4'],
   [{ op: 'matmul', m: 4, n: 4, k: 2.5 }, 'matmul: size k must be a positive integer, got 2.5'],
   [{ op: 'relu' }, 'relu: missing shape (expected e.g. "relu 1024x1024")'],
+  // issue 13: the token after the sizes is named, not the sizes
+  ['matmul 64x64x64 extra', 'matmul: unexpected \'extra\' after the sizes (expected e.g. "matmul 256x256x256")'],
+  ['conv1d 1x3x10x4x3 stride2', 'conv1d: unexpected \'stride2\' after the sizes (expected e.g. "conv1d n1 c64 w56 k64 s3 stride1")'],
+  // issue 13: long input is echoed cut to 40 characters; sizes past 2^31-1 are too large, not "Infinity"
+  [`matmul ${'9'.repeat(5000)}x2x2`, `matmul: size m is too large, got "${'9'.repeat(40)}…" (at most 2147483647)`],
+  [`matmul m${'9'.repeat(5000)} n2 k2`, `matmul: size m is too large, got "${'9'.repeat(40)}…" (at most 2147483647)`],
+  ['add 3000000000x2', 'add: size #1 is too large, got "3000000000" (at most 2147483647)'],
+  [{ op: 'matmul', m: 4, n: 4, k: 1e300 }, 'matmul: size k is too large, got 1e+300 (at most 2147483647)'],
+  [`${'z'.repeat(100)} 4x4`, `unknown op '${'z'.repeat(40)}…' (expected one of: matmul, bmm, conv1d, conv2d, conv3d, add, mul, relu, reduce, copy, transpose)`],
+  [`add 4x4 ${'q'.repeat(100)}`, `add: unexpected '${'q'.repeat(40)}…' (expected e.g. "add 1024x1024")`],
+  [`conv2d n1 ${'c'.repeat(100)}`, `conv2d: cannot read '${'c'.repeat(40)}…' (expected a name and a positive integer, e.g. n64)`],
+  [`matmul ${'8x'.repeat(50)}8`, `matmul needs 3 sizes MxNxK (e.g. "matmul 256x256x256"), got "${'8x'.repeat(20)}…"`],
 ];
+
+test('op names, size names and the x separator are case-insensitive (issue 13)', () => {
+  assert.is(parseProblem('MATMUL 8X8X8').spec, 'matmul 8x8x8');
+  assert.is(parseProblem('Matmul 8x4X2').spec, 'matmul 8x4x2');
+  assert.is(parseProblem('BMM B2 M3 N4 K5').spec, 'bmm b2 m3 n4 k5');
+  assert.is(parseProblem('ADD 4X5').spec, 'add 4x5');
+  assert.is(parseProblem('Reduce 4X5 AXIS0').spec, 'reduce 4x5 axis0');
+  assert.is(parseProblem({ op: 'MatMul', m: 2, n: 3, k: 4 }).spec, 'matmul 2x3x4');
+});
 
 for (const [input, message] of BAD) {
   test(`bad spec ${JSON.stringify(input)}`, () => {
