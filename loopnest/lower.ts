@@ -15,7 +15,7 @@
  */
 import { ACCUMULATES, elementCount, isReduction, tensorStrides, type Problem } from '../ir/problem.ts';
 import type { Schedule } from '../ir/schedule.ts';
-import type { TargetCaps } from '../targets/kernel.ts';
+import type { TargetCaps } from './caps.ts';
 import type {
   Accumulator, ComputeNode, ComputeOp, LoopNode, LoopProgram, Operand, PackNode, ProgramNode, TileDecision,
 } from './program.ts';
@@ -66,17 +66,8 @@ export function decideTile(schedule: Schedule, caps: TargetCaps, strides: number
   const loops = schedule.loops;
   const vv = vectorVariable(problem, strides);
   const zeroRegister = problem.combine === 'relu' && caps.zeroRegisterForRelu;
-  const pick = (lanes: number, vecVar: number | null, registers: number, budget: number) => {
-    let unrollFrom = loops.length;
-    let size = { accumulators: 1, ops: 1 };
-    for (let u = loops.length - 1; u >= 0; u--) {
-      const s = tileSize(schedule, u, lanes, vecVar);
-      if (s.accumulators > registers - OPERAND_RESERVE || s.ops > budget) break;
-      unrollFrom = u;
-      size = s;
-    }
-    return { unrollFrom, size };
-  };
+  const pick = (lanes: number, vecVar: number | null, registers: number, budget: number) =>
+    fittingSuffix(loops.length, (u) => tileSize(schedule, u, lanes, vecVar), { accumulators: registers - OPERAND_RESERVE, ops: budget });
   let lanes = caps.vectorLanes;
   let vectorVar = vv.var;
   let scalarReason = vv.reason;
@@ -98,13 +89,41 @@ export function decideTile(schedule: Schedule, caps: TargetCaps, strides: number
   } else {
     scalarReason = undefined;
   }
-  let tileFrom = chosen.unrollFrom;
-  while (tileFrom > 0 && isReduction(problem, loops[tileFrom - 1]!.var)) tileFrom--;
+  const tileFrom = tileStart(chosen.unrollFrom, (i) => isReduction(problem, loops[i]!.var));
   return {
     lanes, vectorVar, unrollFrom: chosen.unrollFrom, tileFrom,
     accumulators: chosen.size.accumulators, unrolledOps: chosen.size.ops, zeroRegister, maskRegister,
     ...(scalarReason ? { scalarReason } : {}),
   };
+}
+
+/** Accumulators and unrolled operations of a register tile. */
+export interface TileSize {
+  accumulators: number;
+  ops: number;
+}
+
+/**
+ * The register-tile rule every lowering shares (this one, and loopnest/gpu.ts per thread): the
+ * unrolled region is the longest suffix loops[u..], u > `above`, whose size fits both limits.
+ */
+export function fittingSuffix(n: number, size: (u: number) => TileSize, limits: TileSize, above = -1): { unrollFrom: number; size: TileSize } {
+  let unrollFrom = n;
+  let best: TileSize = { accumulators: 1, ops: 1 };
+  for (let u = n - 1; u > above; u--) {
+    const s = size(u);
+    if (s.accumulators > limits.accumulators || s.ops > limits.ops) break;
+    unrollFrom = u;
+    best = s;
+  }
+  return { unrollFrom, size: best };
+}
+
+/** The tile starts where the loops directly above the unrolled region stop joining it (reductions: accumulators stay in registers). */
+export function tileStart(unrollFrom: number, joins: (loop: number) => boolean): number {
+  let tileFrom = unrollFrom;
+  while (tileFrom > 0 && joins(tileFrom - 1)) tileFrom--;
+  return tileFrom;
 }
 
 export interface PackDecision {

@@ -49,8 +49,7 @@ export function getTarget(name: TargetName): Target {
 export function compileSchedule(schedule: Schedule, target: Target | TargetName): Kernel {
   const t = typeof target === 'string' ? getTarget(target) : target;
   const t0 = performance.now();
-  const program = lower(schedule, t.caps);
-  const kernel = t.compile(program);
+  const kernel = t.compileSchedule ? t.compileSchedule(schedule) : t.compile(lower(schedule, t.caps));
   kernel.codegenMicros = (performance.now() - t0) * 1000;
   return kernel;
 }

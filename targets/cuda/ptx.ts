@@ -1,9 +1,10 @@
 /**
- * PTX emitter: one `.entry` per schedule (`.version 8.0`, `.target sm_80`, which the driver also
- * JIT-compiles for sm_90), following the mapping rule of mapping.ts. Deterministic text: the same
- * schedule always gives the same kernel.
+ * PTX printer: one `.entry` per GpuProgram (`.version 8.0`, `.target sm_80`, which the driver also
+ * JIT-compiles for sm_90). Every decision (grid, block, bound loops, register tile, staging layout
+ * and copy plans, split reductions, register cap) is the GPU lowering's (loopnest/gpu.ts); this
+ * file only writes it as PTX. Deterministic text: the same program always gives the same kernel.
  *
- * Per thread, the emitter walks the schedule's loops in order with, for every variable, the range
+ * Per thread, the printer walks the schedule's loops in order with, for every variable, the range
  * the enclosing loops leave it (a constant, or a register when it depends on a block/thread index):
  *  - a bound loop takes its index from %ctaid/%tid (decoded once at entry) and narrows the range of
  *    its variable: min(step, range - index*step); a thread whose range becomes empty skips the
@@ -11,17 +12,15 @@
  *  - a serial loop with a constant range is instantiated like the CPU lowering does: its full
  *    iterations as a counted loop, its tail as a second copy with constant trip counts; with a
  *    register range it becomes a loop with a run-time trip count;
- *  - the register tile (mapping.ts) keeps its accumulators in registers across its reduction loops
- *    and is fully unrolled below `unrollFrom`. Its output points are enumerated at compile time;
- *    each point's validity is a compile-time fact or a few predicates (`setp` on per-thread sums of
- *    bound-loop offsets), which guard the global loads and the final read-modify-write of the output;
- *  - the staged loop copies, per iteration, the box each input tensor's block footprint covers into
- *    shared memory (layout: the dimension the register tile walks along is made innermost, rows
- *    padded against bank conflicts), double-buffered with a register prefetch of the next box (the
- *    loop unrolled by two, one copy per buffer); boxes too large for registers are copied by a loop;
- *  - split reductions (reduction loops bound to threads): after the tile's loops, the partial
- *    accumulators go through shared memory and the threads with reduction index 0 add them in a
- *    fixed order and write the output;
+ *  - the register tile keeps its accumulators in registers across its reduction loops and is fully
+ *    unrolled below `unrollFrom`. Its output points are enumerated at compile time; each point's
+ *    validity is a compile-time fact or a few predicates (`setp` on per-thread sums of bound-loop
+ *    offsets), which guard the global loads and the final read-modify-write of the output;
+ *  - the staged loop copies, per iteration, each input's box into its shared region by the
+ *    program's copy plan, double-buffered (when the program says so) with a register prefetch of
+ *    the next box (the loop unrolled by two, one copy per buffer); looped plans copy by a loop;
+ *  - split reductions: after the tile's loops, the partial accumulators go through shared memory
+ *    and the threads with reduction index 0 add them in a fixed order and write the output;
  *  - operands loaded for one point of the unrolled reductions stay in registers for the next ones
  *    (a window of the most recent 48), so a convolution's overlapping windows load each input once;
  *  - vector accesses: runs of 4 (or 2) consecutive elements whose address is provably 16-byte (8)
@@ -29,20 +28,17 @@
  *
  * Kernel parameters: one .u64 global pointer per tensor, output first (targets/kernel.ts ABI order).
  * Accumulating combines (fma, sum, max) add into the output's contents (beta = 1). `.reqntid` gives
- * ptxas the block size; `.maxnreg` caps registers for two blocks per multiprocessor when the
- * register tile allows (autoRegisterCap). A kernel over MAX_PTX_LINES is emitted again with a
- * smaller unroll budget.
+ * ptxas the block size; `.maxnreg` the program's register cap, if any.
  */
-import { fail } from '../../ir/errors.ts';
-import { ACCUMULATES, elementCount, isReduction, tensorStrides, type Problem } from '../../ir/problem.ts';
+import { ACCUMULATES, elementCount, isReduction, type Problem } from '../../ir/problem.ts';
 import type { Schedule } from '../../ir/schedule.ts';
-import { gpuMapping, loopIterations, MAX_UNROLLED, type GpuMapping } from './mapping.ts';
+import {
+  loopIterations, stagedInstanceKey, type CopyPlan, type GpuMapping, type GpuProgram, type GpuStaging, type SharedTensor,
+} from '../../loopnest/gpu.ts';
 import { PtxBuilder, addr, f32Hex, gcd } from './ptx-builder.ts';
 
 export const PTX_VERSION = '8.0';
 export const PTX_TARGET = 'sm_80';
-/** static shared memory a block may use without opting in */
-export const MAX_STATIC_SHARED = 48 * 1024;
 
 export interface CudaLaunch {
   entry: string;
@@ -54,10 +50,9 @@ export interface CudaLaunch {
   maxRegisters: number | null;
 }
 
-export interface CudaEmission {
+export interface PrintedPtx {
   ptx: string;
   launch: CudaLaunch;
-  mapping: GpuMapping;
 }
 
 type Range = { kind: 'const'; value: number } | { kind: 'reg'; reg: string; max: number };
@@ -82,26 +77,6 @@ interface Ctx {
   canSkip: boolean;
 }
 
-interface TensorLayout {
-  tensor: number;
-  /** natural dims in shared order (outer to inner) */
-  order: number[];
-  /** shared element stride of each natural dim */
-  sstride: number[];
-  /** shared element stride of each variable */
-  sv: number[];
-  regionOffset: number;
-  bytes: number;
-}
-
-interface StageLayout {
-  tensors: TensorLayout[];
-  bufferBytes: number;
-  double: boolean;
-  /** shared spans of each variable the layout was made for */
-  spans: number[];
-}
-
 interface Acc {
   reg: string;
   /** per input tensor (index t - 1): predicate guarding its global loads */
@@ -121,42 +96,11 @@ interface TileState {
 const ZERO = f32Hex(0);
 /** operands kept in registers across the groups of an unrolled body (most recently used) */
 const OPERAND_WINDOW = 48;
-/** copy items a thread keeps in registers per staged box (beyond: a copy loop) */
-const MAX_COPY_ITEMS = 8;
 const NEG_INF = '0fFF800000';
 
-export interface EmitOptions {
-  /**
-   * Register cap per thread (`.maxnreg`). 'auto' (default): when a register tile of at least 32
-   * accumulators would still fit, cap the registers so that two blocks fit on a multiprocessor
-   * (65536 / (2 x threads), in multiples of 8); 'none': let ptxas choose; or a number.
-   */
-  maxRegisters?: 'auto' | 'none' | number;
-}
-
-/** Kernels longer than this are emitted again with a smaller unroll budget (ptxas time grows fast with size). */
-export const MAX_PTX_LINES = 16000;
-
-export function emitPtx(input: Schedule, options: EmitOptions = {}): CudaEmission {
-  let budget = MAX_UNROLLED;
-  for (;;) {
-    const e = new Emitter(input, options, budget).run();
-    const lines = e.ptx.length / 28; // about 28 characters a line
-    if (lines <= MAX_PTX_LINES || budget <= 1) return e;
-    budget = Math.max(1, Math.floor(budget / 4));
-  }
-}
-
-/**
- * The register cap the 'auto' rule picks, or null: two blocks per multiprocessor (65536 registers,
- * allocated per warp) when a register tile of at least 32 accumulators still has 48 registers to
- * spare. Otherwise ptxas chooses; `.reqntid` already makes it fit one block.
- */
-export function autoRegisterCap(threads: number, accumulators: number): number | null {
-  const warps = Math.ceil(threads / 32);
-  const two = Math.floor(65536 / (2 * warps * 32) / 8) * 8;
-  if (accumulators >= 32 && two < 255 && two >= accumulators + 48) return two;
-  return null;
+/** Prints a GpuProgram as a PTX module, with the launch it needs. */
+export function printPtx(program: GpuProgram): PrintedPtx {
+  return new Printer(program).run();
 }
 
 /** Kernel entry name: deterministic per schedule. */
@@ -164,15 +108,15 @@ export function entryName(s: Schedule): string {
   return `looptune_${s.problem.op}_${s.hash()}`;
 }
 
-class Emitter {
+class Printer {
   private readonly b = new PtxBuilder();
-  private m: GpuMapping;
+  private readonly m: GpuMapping;
   private readonly s: Schedule;
   private readonly p: Problem;
   private readonly strides: number[][];
   private readonly n: number;
   private readonly idx = new Map<number, string>();
-  private stage: StageLayout | null = null;
+  private readonly stage: GpuStaging | null;
   /** per tensor: byte offset of the thread-loop contributions (u64), when staging */
   private threadOff64: string[] = [];
   /** per input tensor: shared byte address of the thread's origin in its region (u32) */
@@ -181,56 +125,23 @@ class Emitter {
   private tensorBase: string[] = [];
   private tidLinear = '';
   private tile: TileState | null = null;
-  /** split reductions: where the partial sums meet, and who adds them */
-  private split: { areaOffset: number; chunk: number; siblings: number[]; rho0: string; slot: string } | null = null;
+  /** split reductions: the program's plan, and the registers of who adds the partial sums */
+  private readonly split: { areaOffset: number; chunk: number; siblings: number[]; rho0: string; slot: string } | null;
 
-  constructor(input: Schedule, private readonly options: EmitOptions, unrollBudget = MAX_UNROLLED) {
-    this.m = gpuMapping(input, { maxUnrolled: unrollBudget });
-    this.s = this.m.schedule;
-    this.p = this.s.problem;
-    this.strides = tensorStrides(this.p);
+  constructor(private readonly program: GpuProgram) {
+    this.m = program.mapping;
+    this.s = program.schedule;
+    this.p = program.problem;
+    this.strides = program.strides;
     this.n = this.s.loops.length;
-    for (const t of this.p.tensors) {
-      if (elementCount(t) * 4 >= 2 ** 31) fail(`cuda: tensor ${t.name} has ${elementCount(t)} elements; kernels use 32-bit offsets (at most 2^29 elements)`);
-    }
-    if (!ACCUMULATES[this.p.combine] && this.p.vars.some((_, v) => isReduction(this.p, v))) {
-      fail(`cuda: ${this.p.combine} with reduction variables is not supported`);
-    }
-    if (this.m.staged !== null) {
-      const layout = this.stageLayout(this.m.staged);
-      if (layout.bufferBytes > MAX_STATIC_SHARED) {
-        this.m = { ...this.m, staged: null, stageNote: `shared boxes need ${layout.bufferBytes} bytes, more than ${MAX_STATIC_SHARED}` };
-      } else {
-        this.stage = layout;
-      }
-    }
-    if (this.m.reductionThreads > 1) {
-      const T = this.m.threads;
-      const stagingBytes = this.stage ? this.stage.bufferBytes * (this.stage.double ? 2 : 1) : 0;
-      // the area may reuse the staging buffers once the staged loop is over, i.e. when it is inside the tile
-      const areaOffset = this.m.staged !== null && this.m.staged < this.m.tileFrom ? stagingBytes : 0;
-      const chunk = Math.min(this.m.accumulators, Math.floor((MAX_STATIC_SHARED - areaOffset) / (4 * T)));
-      if (chunk < 1) fail(`cuda: no shared memory left for the partial sums of ${T} threads`);
-      // linear thread-id offsets of the other reduction threads of an output point
-      const strideOf = (loop: number): number => {
-        const ix = this.m.indices.find((x) => x.loop === loop)!;
-        const [bx, by] = this.m.block;
-        return ix.div * (ix.dim === 'x' ? 1 : ix.dim === 'y' ? bx : bx * by);
-      };
-      let siblings = [0];
-      for (const j of this.m.reductionThreadLoops) {
-        const c = loopIterations(this.loops[j]!);
-        const st = strideOf(j);
-        siblings = siblings.flatMap((o) => Array.from({ length: c }, (_, i) => o + i * st));
-      }
-      this.split = { areaOffset, chunk, siblings: siblings.slice(1), rho0: '', slot: '' };
-    }
+    this.stage = program.staging;
+    this.split = program.split ? { ...program.split, rho0: '', slot: '' } : null;
   }
 
   private get loops() { return this.s.loops; }
   private get steps() { return this.s.steps; }
 
-  run(): CudaEmission {
+  run(): PrintedPtx {
     const b = this.b;
     const entry = entryName(this.s);
     this.prologue();
@@ -242,11 +153,8 @@ class Emitter {
     this.walk(0, ctx);
     b.place('$EXIT');
     b.emit('ret');
-    const stagingBytes = this.stage ? this.stage.bufferBytes * (this.stage.double ? 2 : 1) : 0;
-    const splitBytes = this.split ? this.split.areaOffset + this.split.chunk * this.m.threads * 4 : 0;
-    const sharedBytes = Math.max(stagingBytes, splitBytes);
-    const opt = this.options.maxRegisters ?? 'auto';
-    const maxnreg = opt === 'none' ? null : opt === 'auto' ? autoRegisterCap(this.m.threads, this.m.accumulators) : opt;
+    const sharedBytes = this.program.sharedBytes;
+    const maxnreg = this.program.registerCap;
     const launch: CudaLaunch = { entry, grid: this.m.grid, block: this.m.block, sharedBytes, maxRegisters: maxnreg };
     const header = [
       '//',
@@ -268,7 +176,7 @@ class Emitter {
       ...(sharedBytes > 0 ? [`\t.shared .align 16 .b8 smem[${sharedBytes}];`] : []),
     ];
     const ptx = [...header, ...b.lines, '}', ''].join('\n');
-    return { ptx, launch, mapping: this.m };
+    return { ptx, launch };
   }
 
   // ---------------------------------------------------------------- entry: indices and pointers
@@ -645,7 +553,7 @@ class Emitter {
 
   /**
    * The points of output variable v inside the tile: every combination of its serial loops in
-   * [tileFrom, end), with the conditions that make a point valid (see mapping.ts): for each loop
+   * [tileFrom, end), with the conditions that make a point valid (see loopnest/gpu.ts): for each loop
    * with a tail, the offset of the loops from it inwards must stay below the step of the loop of v
    * around it; and the whole offset below the range the tile starts with. Offsets of bound loops are
    * per-thread registers; conditions that do not involve them are decided here.
@@ -757,7 +665,7 @@ class Emitter {
     const l = this.loops[d]!;
     if (l.bind) {
       // output loops: their points' validity is in the tile's predicates; a reduction loop bound to
-      // threads has whole ranges (mapping.ts), so inside it the range is its step
+      // threads has whole ranges (loopnest/gpu.ts), so inside it the range is its step
       if (!isReduction(this.p, l.var)) return this.tileWalk(d + 1, ctx);
       return this.tileWalk(d + 1, this.withRange(ctx, l.var, { kind: 'const', value: this.steps[d]! }));
     }
@@ -777,7 +685,7 @@ class Emitter {
         return;
       }
       const st = this.steps[chain[k]!]!;
-      // a reduction loop bound to threads: whole ranges (mapping.ts), its offset is in the pointers
+      // a reduction loop bound to threads: whole ranges (loopnest/gpu.ts), its offset is in the pointers
       if (this.loops[chain[k]!]!.bind) return rec(k + 1, st, base);
       const full = Math.floor(range / st);
       const rem = range % st;
@@ -945,107 +853,11 @@ class Emitter {
 
   // ---------------------------------------------------------------- shared-memory staging
 
-  /** The loops of v that vary inside one iteration of the staged loop, across the block. */
-  private varyingLoops(v: number, staged: number): number[] {
-    const out: number[] = [];
-    this.loops.forEach((l, j) => {
-      if (l.var !== v) return;
-      if (l.bind === 'thread' || (!l.bind && j > staged)) out.push(j);
-    });
-    return out;
-  }
-
-  /** Span of each variable across one staged iteration: exact for reductions (given their ranges), a bound for outputs. */
-  private spans(staged: number, reductionRange: (v: number) => number): number[] {
-    return this.p.vars.map((_, v) => {
-      const vary = this.varyingLoops(v, staged);
-      if (vary.length === 0) return 1;
-      if (isReduction(this.p, v) && !vary.some((j) => j > staged)) {
-        // only thread loops vary it: each thread's slice is one point wide
-        return 1 + vary.reduce((a, j) => a + (loopIterations(this.loops[j]!) - 1) * this.steps[j]!, 0);
-      }
-      if (isReduction(this.p, v)) {
-        // thread loops of v above the staged loop put the threads' slices side by side
-        const above = vary.filter((j) => j < staged).reduce((a, j) => a + (loopIterations(this.loops[j]!) - 1) * this.steps[j]!, 0);
-        return above + reductionRange(v);
-      }
-      return 1 + vary.reduce((a, j) => a + (loopIterations(this.loops[j]!) - 1) * this.steps[j]!, 0);
-    });
-  }
-
-  /** Box extent of each dimension of an input tensor for given variable spans. */
-  private boxSpans(t: number, spans: number[]): number[] {
-    const access = t === 0 ? this.p.output : this.p.inputs[t - 1]!;
-    return access.index.map((ix) => 1 + ix.terms.reduce((a, term) => a + term.coef * (spans[term.var]! - 1), 0));
-  }
-
-  private stageLayout(staged: number): StageLayout {
-    const p = this.p;
-    const lv = this.loops[staged]!.var;
-    const spans = this.spans(staged, (v) => {
-      if (v === lv) return this.steps[staged]!;
-      const first = this.loops.findIndex((l, j) => j > staged && l.var === v);
-      return this.s.extent(first);
-    });
-    // the variable the register tile (or else the thread layout) walks along
-    const innerVar = (t: number): number | null => {
-      for (let j = this.n - 1; j >= this.m.unrollFrom; j--) {
-        const l = this.loops[j]!;
-        if (!l.bind && !isReduction(p, l.var) && this.strides[t]![l.var] !== 0) return l.var;
-      }
-      for (let k = this.m.threadLoops.length - 1; k >= 0; k--) {
-        const l = this.loops[this.m.threadLoops[k]!]!;
-        if (this.strides[t]![l.var] !== 0) return l.var;
-      }
-      return null;
-    };
-    const tensors: TensorLayout[] = [];
-    let offset = 0;
-    for (let t = 1; t < p.tensors.length; t++) {
-      const access = p.inputs[t - 1]!;
-      const box = this.boxSpans(t, spans);
-      const nd = box.length;
-      let order = box.map((_, d) => d);
-      const iv = innerVar(t);
-      if (iv !== null) {
-        let dim = -1;
-        access.index.forEach((ix, d) => { if (ix.terms.some((x) => x.var === iv)) dim = d; });
-        if (dim >= 0 && dim !== nd - 1) order = [...order.filter((d) => d !== dim), dim];
-      }
-      const permuted = order[nd - 1] !== nd - 1;
-      const sstride = new Array<number>(nd).fill(0);
-      let row = box[order[nd - 1]!]!;
-      if (permuted && row % 32 === 0) row += 4;
-      let acc = 1;
-      for (let k = nd - 1; k >= 0; k--) {
-        const d = order[k]!;
-        sstride[d] = acc;
-        acc *= k === nd - 1 ? row : box[d]!;
-      }
-      const bytes = Math.ceil((acc * 4) / 16) * 16;
-      const sv = p.vars.map((_, v) => access.index.reduce((a, ix, d) => a + ix.terms.reduce((x, term) => x + (term.var === v ? term.coef : 0), 0) * sstride[d]!, 0));
-      tensors.push({ tensor: t, order, sstride, sv, regionOffset: offset, bytes });
-      offset += bytes;
-    }
-    return { tensors, bufferBytes: offset, double: offset * 2 <= MAX_STATIC_SHARED, spans };
-  }
-
-  /** Alignment (elements) of the block's box origin in tensor t: gcd of everything that can move it. */
-  private boxAlign(t: number, staged: number, staticOff: number): number {
-    const st = this.strides[t]!;
-    let a = staticOff;
-    this.loops.forEach((l, j) => {
-      if (l.bind === 'thread') return;
-      if (l.bind === 'block' || j <= staged) a = gcd(a, this.steps[j]! * st[l.var]!);
-    });
-    return a;
-  }
-
   /**
-   * The staged loop: per iteration, every input's box is copied to shared memory by all threads,
-   * then the body reads it there. Double-buffered (when both buffers fit): the loop is unrolled by
-   * two, one copy per buffer; each half loads the next box into registers before its body and
-   * stores it to the other buffer after it, with one barrier per iteration.
+   * The staged loop: per iteration, every input's box is copied to shared memory by all threads
+   * (the copy plans of this entry state), then the body reads it there. Double-buffered: the loop
+   * is unrolled by two, one copy per buffer; each half loads the next box into registers before its
+   * body and stores it to the other buffer after it, with one barrier per iteration.
    */
   private stagedLevel(d: number, ctx: Ctx, cont: (d: number, c: Ctx) => void): void {
     const b = this.b;
@@ -1058,6 +870,9 @@ class Emitter {
     const full = Math.floor(r.value / st);
     const rem = r.value % st;
     const inputs = layout.tensors;
+    const key = stagedInstanceKey(this.p.vars.flatMap((_, x) => (isReduction(this.p, x) ? [this.constRange(ctx.range[x]!)] : [])), inputs.map((tl) => ctx.srcs[tl.tensor]!.off));
+    const instance = layout.instances.find((x) => x.key === key);
+    if (!instance) throw new Error(`internal: no copy plans for the staged loop's entry state ${key}`);
     // block origin pointers
     const origin = inputs.map((tl) => {
       const src = ctx.srcs[tl.tensor]!;
@@ -1068,7 +883,7 @@ class Emitter {
         b.emit(`sub.s64 ${q}, ${reg}, ${toff}`);
         reg = q;
       }
-      return { reg, off: src.off, align: this.boxAlign(tl.tensor, d, src.off) };
+      return { reg, off: src.off };
     });
     const advance = inputs.map((tl) => st * this.strides[tl.tensor]![v]! * 4);
     const inner = (range: number, buffer: number): Ctx => {
@@ -1081,8 +896,7 @@ class Emitter {
     };
     const bufBytes = layout.bufferBytes;
     if (full > 0) {
-      const spans = this.spans(d, (x) => (x === v ? st : (ctx.range[x] as { value: number }).value));
-      const plans = inputs.map((tl, k) => this.copyPlan(tl, spans, origin[k]!.align));
+      const plans = instance.full!.map((pl) => this.copyItems(pl));
       const copy = this.copyStart(plans, origin.map((o) => o.reg), origin.map((o) => o.off));
       this.copyLoad(copy);
       this.copyStore(copy, 0);
@@ -1141,9 +955,8 @@ class Emitter {
       }
     }
     if (rem > 0) {
-      const spans = this.spans(d, (x) => (x === v ? rem : (ctx.range[x] as { value: number }).value));
       const offs = origin.map((o, k) => o.off + full * st * this.strides[inputs[k]!.tensor]![v]!);
-      const plans = inputs.map((tl, k) => this.copyPlan(tl, spans, gcd(origin[k]!.align, offs[k]!)));
+      const plans = instance.tail!.map((pl) => this.copyItems(pl));
       const copy = this.copyStart(plans, origin.map((o) => o.reg), offs);
       this.copyLoad(copy);
       this.copyStore(copy, 0);
@@ -1153,32 +966,23 @@ class Emitter {
     }
   }
 
-  /** How the block's threads copy one box: items of `width` elements, each thread's items precomputed. */
-  private copyPlan(tl: TensorLayout, spans: number[], originAlign: number): CopyPlan {
+  /** A range the walk knows to be constant (NaN otherwise: no entry state has it). */
+  private constRange(r: Range): number {
+    return r.kind === 'const' ? r.value : NaN;
+  }
+
+  /** A copy plan's per-thread items: each item's global and shared offsets, computed once before the loop. */
+  private copyItems(plan: CopyPlan): CopyRegs {
     const b = this.b;
-    const t = tl.tensor;
-    const shape = this.p.tensors[t]!.shape;
-    const box = this.boxSpans(t, spans);
+    const tl = this.stage!.tensors[plan.region]!;
+    if (plan.looped) return { plan, tl, items: [] };
+    const { box, gstride, width, perRow, items: nv } = plan;
     const nd = box.length;
-    const gstride = new Array<number>(nd).fill(1);
-    for (let d = nd - 2; d >= 0; d--) gstride[d] = gstride[d + 1]! * shape[d + 1]!;
-    const width = box[nd - 1]! % 4 === 0 && shape[nd - 1]! % 4 === 0 && originAlign % 4 === 0 ? 4 : 1;
-    const perRow = box[nd - 1]! / width;
-    const nv = box.slice(0, nd - 1).reduce((a, x) => a * x, perRow);
     const T = this.m.threads;
-    const count = Math.ceil(nv / T);
-    // can the box reach past the tensor? only through output variables with tails
-    const check = this.p.vars.some((_, v) => !isReduction(this.p, v) && this.strides[t]![v] !== 0 && this.s.loops.some((l) => l.var === v && l.tail > 0));
-    const elements = elementCount(this.p.tensors[t]!);
-    const naturalInner = tl.order[nd - 1] === nd - 1;
-    if (count > MAX_COPY_ITEMS) {
-      // too many items per thread to keep in registers: a loop copies straight to shared memory
-      return { tl, width, items: [], check, naturalInner, innerStride: tl.sstride[nd - 1]!, looped: { box, perRow, nv, gstride, elements } };
-    }
     const items: CopyItem[] = [];
     const smemBase = b.r();
     b.emit(`mov.u32 ${smemBase}, smem`);
-    for (let k = 0; k < count; k++) {
+    for (let k = 0; k < plan.perThread; k++) {
       const q = b.r();
       b.emit(`add.u32 ${q}, ${this.tidLinear}, ${k * T}`);
       let valid: string | null = null;
@@ -1216,28 +1020,28 @@ class Emitter {
       b.emit(`add.u32 ${sAbs}, ${s}, ${tl.regionOffset}`);
       b.emit(`add.u32 ${sAbs}, ${sAbs}, ${smemBase}`);
       let limit: string | null = null;
-      if (check) {
+      if (plan.check) {
         limit = b.r();
         // elements - goff, in elements
         b.emit(`shr.u32 ${limit}, ${g}, 2`);
-        b.emit(`sub.s32 ${limit}, ${elements}, ${limit}`);
+        b.emit(`sub.s32 ${limit}, ${plan.elements}, ${limit}`);
       }
       items.push({ g64, sAbs, valid, limit });
     }
-    return { tl, width, items, check, naturalInner, innerStride: tl.sstride[nd - 1]!, looped: null };
+    return { plan, tl, items };
   }
 
   /**
    * Starts a copy: registers for the values, and the pointers it advances (without a bounds check
    * each item keeps its own global pointer; with one, the box origin is kept to check against).
    */
-  private copyStart(plans: CopyPlan[], origins: string[], offs: number[]): CopyState {
+  private copyStart(plans: CopyRegs[], origins: string[], offs: number[]): CopyState {
     const b = this.b;
-    const vals = plans.map((pl) => pl.items.map(() => Array.from({ length: pl.width }, () => b.f())));
+    const vals = plans.map((pl) => pl.items.map(() => Array.from({ length: pl.plan.width }, () => b.f())));
     const cur: string[] = [];
     const itemPtrs: string[][] = [];
     plans.forEach((pl, k) => {
-      if (pl.check || pl.looped) {
+      if (pl.plan.check || pl.plan.looped) {
         const c = b.rd();
         b.emit(`mov.b64 ${c}, ${origins[k]!}`);
         cur.push(c);
@@ -1257,7 +1061,7 @@ class Emitter {
   private copyAdvance(c: CopyState, bytes: number[]): void {
     c.plans.forEach((pl, k) => {
       if (bytes[k] === 0) return;
-      const regs = pl.check || pl.looped ? [c.cur[k]!] : c.itemPtrs[k]!;
+      const regs = pl.plan.check || pl.plan.looped ? [c.cur[k]!] : c.itemPtrs[k]!;
       for (const r of regs) this.b.emit(`add.s64 ${r}, ${r}, ${bytes[k]}`);
     });
   }
@@ -1265,15 +1069,15 @@ class Emitter {
   private copyLoad(c: CopyState): void {
     const b = this.b;
     c.plans.forEach((pl, k) => {
-      if (pl.looped) return;
+      if (pl.plan.looped) return;
       const t = pl.tl.tensor;
       const off = c.offs[k]!;
-      const originElems = pl.check ? this.originElements(c.cur[k]!, t, off) : null;
+      const originElems = pl.plan.check ? this.originElements(c.cur[k]!, t, off) : null;
       pl.items.forEach((it, i) => {
         const regs = c.vals[k]![i]!;
         let pred = it.valid;
         let a: string;
-        if (pl.check) {
+        if (pl.plan.check) {
           const q = b.p();
           b.emit(`setp.lt.s32 ${q}, ${originElems!}, ${it.limit!}`);
           if (pred) {
@@ -1306,12 +1110,12 @@ class Emitter {
   }
 
   /** A looped copy of a whole box: for (q = thread; q < items; q += threads) shared[q] = global[q]. */
-  private copyLooped(pl: CopyPlan, ptr: string, off: number, bufBytes: number): void {
+  private copyLooped(pl: CopyRegs, ptr: string, off: number, bufBytes: number): void {
     const b = this.b;
-    const L = pl.looped!;
+    const L = pl.plan;
     const nd = L.box.length;
     const T = this.m.threads;
-    const originElems = pl.check ? this.originElements(ptr, pl.tl.tensor, off) : null;
+    const originElems = pl.plan.check ? this.originElements(ptr, pl.tl.tensor, off) : null;
     const smemBase = b.r();
     b.emit(`mov.u32 ${smemBase}, smem`);
     const q = b.r();
@@ -1319,7 +1123,7 @@ class Emitter {
     const top = b.label('COPY');
     const done = b.label('COPIED');
     b.emit(`mov.u32 ${q}, ${this.tidLinear}`);
-    b.emit(`setp.ge.u32 ${p}, ${q}, ${L.nv}`);
+    b.emit(`setp.ge.u32 ${p}, ${q}, ${L.items}`);
     b.emit(`@${p} bra ${done}`);
     b.place(top);
     const coords: string[] = new Array(nd);
@@ -1339,8 +1143,8 @@ class Emitter {
     }
     const g = b.r();
     const sh = b.r();
-    b.emit(`mul.lo.u32 ${g}, ${coords[nd - 1]!}, ${pl.width * 4}`);
-    b.emit(`mul.lo.u32 ${sh}, ${coords[nd - 1]!}, ${pl.width * pl.tl.sstride[nd - 1]! * 4}`);
+    b.emit(`mul.lo.u32 ${g}, ${coords[nd - 1]!}, ${L.width * 4}`);
+    b.emit(`mul.lo.u32 ${sh}, ${coords[nd - 1]!}, ${L.width * pl.tl.sstride[nd - 1]! * 4}`);
     for (let d = nd - 2; d >= 0; d--) {
       b.emit(`mad.lo.u32 ${g}, ${coords[d]!}, ${L.gstride[d]! * 4}, ${g}`);
       b.emit(`mad.lo.u32 ${sh}, ${coords[d]!}, ${pl.tl.sstride[d]! * 4}, ${sh}`);
@@ -1350,7 +1154,7 @@ class Emitter {
     const a = b.rd();
     b.emit(`cvt.u64.u32 ${g64}, ${g}`);
     b.emit(`add.s64 ${a}, ${ptr}, ${g64}`);
-    const regs = Array.from({ length: pl.width }, () => b.f());
+    const regs = Array.from({ length: pl.plan.width }, () => b.f());
     let pred: string | null = null;
     if (originElems) {
       const e = b.r();
@@ -1363,13 +1167,13 @@ class Emitter {
     const dst = regs.length === 1 ? regs[0]! : `{${regs.join(', ')}}`;
     b.emit(`${pred ? `@${pred} ` : ''}ld.global.nc${regs.length === 1 ? '' : `.v${regs.length}`}.f32 ${dst}, ${addr(a, off * 4)}`);
     const imm = bufBytes + pl.tl.regionOffset;
-    if (pl.naturalInner) {
+    if (pl.plan.naturalInner) {
       b.emit(`st.shared${regs.length === 1 ? '' : `.v${regs.length}`}.f32 ${addr(sh, imm)}, ${dst}`);
     } else {
-      regs.forEach((r, lane) => b.emit(`st.shared.f32 ${addr(sh, imm + lane * pl.innerStride * 4)}, ${r}`));
+      regs.forEach((r, lane) => b.emit(`st.shared.f32 ${addr(sh, imm + lane * pl.plan.innerStride * 4)}, ${r}`));
     }
     b.emit(`add.u32 ${q}, ${q}, ${T}`);
-    b.emit(`setp.lt.u32 ${p}, ${q}, ${L.nv}`);
+    b.emit(`setp.lt.u32 ${p}, ${q}, ${L.items}`);
     b.emit(`@${p} bra ${top}`);
     b.place(done);
   }
@@ -1377,18 +1181,18 @@ class Emitter {
   private copyStore(c: CopyState, bufBytes: number): void {
     const b = this.b;
     c.plans.forEach((pl, k) => {
-      if (pl.looped) {
+      if (pl.plan.looped) {
         this.copyLooped(pl, c.cur[k]!, c.offs[k]!, bufBytes);
         return;
       }
       pl.items.forEach((it, i) => {
         const regs = c.vals[k]![i]!;
         const at = it.valid ? `@${it.valid} ` : '';
-        if (pl.naturalInner) {
+        if (pl.plan.naturalInner) {
           const src = regs.length === 1 ? regs[0]! : `{${regs.join(', ')}}`;
           b.emit(`${at}st.shared${regs.length === 1 ? '' : `.v${regs.length}`}.f32 ${addr(it.sAbs, bufBytes)}, ${src}`);
         } else {
-          regs.forEach((r, lane) => b.emit(`${at}st.shared.f32 ${addr(it.sAbs, bufBytes + lane * pl.innerStride * 4)}, ${r}`));
+          regs.forEach((r, lane) => b.emit(`${at}st.shared.f32 ${addr(it.sAbs, bufBytes + lane * pl.plan.innerStride * 4)}, ${r}`));
         }
       });
     });
@@ -1396,7 +1200,7 @@ class Emitter {
 }
 
 interface CopyState {
-  plans: CopyPlan[];
+  plans: CopyRegs[];
   vals: string[][][];
   /** per plan: the box origin pointer (plans with a bounds check) */
   cur: string[];
@@ -1417,15 +1221,9 @@ interface CopyItem {
   limit: string | null;
 }
 
-interface CopyPlan {
-  tl: TensorLayout;
-  width: number;
+/** A copy plan with the registers of its per-thread items (none for looped plans). */
+interface CopyRegs {
+  plan: CopyPlan;
+  tl: SharedTensor;
   items: CopyItem[];
-  check: boolean;
-  /** whether the tensor's own innermost dimension is innermost in shared memory too */
-  naturalInner: boolean;
-  /** shared element stride of the tensor's innermost dimension */
-  innerStride: number;
-  /** boxes with more than MAX_COPY_ITEMS items per thread are copied by a loop (no prefetch) */
-  looped: { box: number[]; perRow: number; nv: number; gstride: number[]; elements: number } | null;
 }

@@ -1,29 +1,42 @@
 /**
- * The cuda target: compile = emit PTX for the schedule (ptx.ts, mapping rule in mapping.ts).
- * A Kernel's `text` is the PTX module and `code` its UTF-8 bytes (what cuModuleLoadDataEx takes,
- * plus a NUL); `launch` gives the entry name, grid and block dims. The ABI passes one global
- * pointer per tensor, output first; there is no repetition count (the runner launches again).
+ * The cuda target: Schedule -> GpuProgram (loopnest/gpu.ts, every mapping decision) -> PTX
+ * (ptx.ts, a printer). A Kernel's `text` is the PTX module and `code` its UTF-8 bytes (what
+ * cuModuleLoadDataEx takes, plus a NUL); `launch` gives the entry name, grid and block dims. The
+ * ABI passes one global pointer per tensor, output first; there is no repetition count (the runner
+ * launches again).
  *
- * The GPU code is generated from the schedule itself (bindings, staging and tiles are GPU notions
- * the target-independent LoopProgram does not carry): `compile(program)` reads `program.schedule`.
+ * Bindings, staging and tiles are GPU notions the CPU's LoopProgram does not carry, so this target
+ * compiles from the schedule (`compileSchedule`, which the registry uses), never from a
+ * LoopProgram's text.
  */
+import { fail } from '../../ir/errors.ts';
 import { flops } from '../../ir/problem.ts';
-import { Schedule } from '../../ir/schedule.ts';
+import type { Schedule } from '../../ir/schedule.ts';
+import {
+  describeMapping, lowerGpu, MAX_ACCUMULATORS, MAX_UNROLLED, type GpuLoweringOptions, type GpuMapping, type GpuProgram,
+} from '../../loopnest/gpu.ts';
 import type { LoopProgram } from '../../loopnest/program.ts';
 import type { Kernel, Target, TargetCaps } from '../kernel.ts';
-import { describeMapping, type GpuMapping, MAX_ACCUMULATORS, MAX_UNROLLED } from './mapping.ts';
-import { emitPtx, type CudaLaunch, type EmitOptions } from './ptx.ts';
+import { printPtx, type CudaLaunch, type PrintedPtx } from './ptx.ts';
 
 export interface CudaKernel extends Kernel {
   launch: CudaLaunch;
   mapping: GpuMapping;
+  /** the plan the PTX prints */
+  gpu: GpuProgram;
 }
+
+/** What a caller may choose about a kernel (the rest is the lowering's): the register cap. */
+export type CudaCompileOptions = Pick<GpuLoweringOptions, 'maxRegisters'>;
+
+/** Kernels longer than this are lowered again with a smaller unroll budget (ptxas time grows fast with size). */
+export const MAX_PTX_LINES = 16000;
 
 export function isCudaKernel(k: Kernel): k is CudaKernel {
   return k.abi.kind === 'cuda' && (k as CudaKernel).launch !== undefined;
 }
 
-/** Caps for the shared lowering (used for `show` and the cost model; PTX comes from the schedule). */
+/** Caps for the shared lowering (used for the cost model; PTX comes from the GPU lowering). */
 export function cudaCaps(): TargetCaps {
   return {
     vectorLanes: 1,
@@ -39,25 +52,20 @@ export function cudaCaps(): TargetCaps {
   };
 }
 
-const encoder = new TextEncoder();
-
-function kernelFor(schedule: Schedule, program: LoopProgram, t0: number, options: EmitOptions = {}): CudaKernel {
-  const e = emitPtx(schedule, options);
-  return {
-    target: 'cuda',
-    code: encoder.encode(e.ptx),
-    text: e.ptx,
-    abi: { kind: 'cuda', tensors: program.tensors },
-    flops: flops(schedule.problem),
-    program,
-    codegenMicros: (performance.now() - t0) * 1000,
-    launch: e.launch,
-    mapping: e.mapping,
-  };
+/** Lowers and prints; a kernel over MAX_PTX_LINES is lowered again with a quarter of the unroll budget. */
+export function lowerAndPrint(schedule: Schedule, options: CudaCompileOptions = {}): { program: GpuProgram; printed: PrintedPtx } {
+  let budget = MAX_UNROLLED;
+  for (;;) {
+    const program = lowerGpu(schedule, { ...options, maxUnrolled: budget });
+    const printed = printPtx(program);
+    const lines = printed.ptx.length / 28; // about 28 characters a line
+    if (lines <= MAX_PTX_LINES || budget <= 1) return { program, printed };
+    budget = Math.max(1, Math.floor(budget / 4));
+  }
 }
 
-/** A LoopProgram stand-in for kernels compiled straight from a schedule (no CPU lowering). */
-function scheduleProgram(s: Schedule, m: GpuMapping | null): LoopProgram {
+/** A LoopProgram stand-in for the Kernel contract: the tensors, and the GPU register tile as its decision. */
+function scheduleProgram(s: Schedule, m: GpuMapping): LoopProgram {
   const p = s.problem;
   return {
     problem: p,
@@ -66,31 +74,43 @@ function scheduleProgram(s: Schedule, m: GpuMapping | null): LoopProgram {
     tensors: p.tensors.map((t) => ({ name: t.name, elements: t.shape.reduce((a, b) => a * b, 1) })),
     decision: {
       lanes: 1, vectorVar: null,
-      unrollFrom: m?.unrollFrom ?? s.loops.length, tileFrom: m?.tileFrom ?? s.loops.length,
-      accumulators: m?.accumulators ?? 1, unrolledOps: m?.unrolledOps ?? 1,
+      unrollFrom: m.unrollFrom, tileFrom: m.tileFrom,
+      accumulators: m.accumulators, unrolledOps: m.unrolledOps,
       zeroRegister: false, maskRegister: false,
     },
     body: [],
   };
 }
 
-/** Schedule -> PTX kernel directly (what searches use: no CPU lowering in between). */
-export function compileCuda(schedule: Schedule, options: EmitOptions = {}): CudaKernel {
+const encoder = new TextEncoder();
+
+/** Schedule -> PTX kernel (what searches use, and the registry through the target's compileSchedule). */
+export function compileCuda(schedule: Schedule, options: CudaCompileOptions = {}): CudaKernel {
   const t0 = performance.now();
-  const k = kernelFor(schedule, scheduleProgram(schedule, null), t0, options);
-  k.program = scheduleProgram(schedule, k.mapping);
-  return k;
+  const { program, printed } = lowerAndPrint(schedule, options);
+  const stand = scheduleProgram(schedule, program.mapping);
+  return {
+    target: 'cuda',
+    code: encoder.encode(printed.ptx),
+    text: printed.ptx,
+    abi: { kind: 'cuda', tensors: stand.tensors },
+    flops: flops(schedule.problem),
+    program: stand,
+    codegenMicros: (performance.now() - t0) * 1000,
+    launch: printed.launch,
+    mapping: program.mapping,
+    gpu: program,
+  };
 }
 
 export function cudaTarget(): Target {
   return {
     name: 'cuda',
     caps: cudaCaps(),
-    compile(program: LoopProgram): Kernel {
-      const t0 = performance.now();
-      const schedule = Schedule.parse(program.problem, program.schedule);
-      return kernelFor(schedule, program, t0);
+    compile(): Kernel {
+      return fail('cuda: a LoopProgram does not carry the GPU mapping; compile the schedule (compileSchedule)');
     },
+    compileSchedule: (schedule: Schedule) => compileCuda(schedule),
     disassemble(kernel: Kernel): string {
       const k = kernel as CudaKernel;
       const head = k.mapping ? `// mapping: ${describeMapping(k.mapping)}\n` : '';

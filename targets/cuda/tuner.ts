@@ -7,10 +7,9 @@ import type { Problem } from '../../ir/problem.ts';
 import type { Schedule } from '../../ir/schedule.ts';
 import { Cublas } from './cublas.ts';
 import { CudaError, type DeviceInfo, type DevicePtr } from './driver.ts';
-import { describeMapping } from './mapping.ts';
-import type { EmitOptions } from './ptx.ts';
+import { describeMapping } from '../../loopnest/gpu.ts';
 import { CudaRunner, STICKY_ERRORS } from './runner.ts';
-import { compileCuda, type CudaKernel } from './target.ts';
+import { compileCuda, type CudaCompileOptions, type CudaKernel } from './target.ts';
 import {
   familyOf, type ConvParams, type GemmParams, type TemplateParams,
 } from './templates.ts';
@@ -77,7 +76,7 @@ export class CudaTuner {
   }
 
   /** Compiles, loads and times one schedule on the given buffers; a reason instead on failure. */
-  evaluate(s: Schedule, ptrs: DevicePtr[], minSeconds: number, opts: EmitOptions = {}): Candidate | string {
+  evaluate(s: Schedule, ptrs: DevicePtr[], minSeconds: number, opts: CudaCompileOptions = {}): Candidate | string {
     let k: CudaKernel;
     try {
       k = compileCuda(s, opts);

@@ -1,12 +1,12 @@
 /**
- * The GPU mapping rule (targets/cuda/mapping.ts) gives the documented grid/block dims, and the
+ * The GPU mapping rule (loopnest/gpu.ts) gives the documented grid/block dims, and the
  * cuda actions (bind_block, bind_thread, stage_shared) are legal exactly where documented and
  * round-trip through the schedule text.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseProblem, Schedule, applyAction, applyActions, LoopTuneError, CUDA_ACTIONS, isKnownAction } from '../../../ir/index.ts';
-import { gpuMapping, withDefaultBindings } from '../../../targets/cuda/mapping.ts';
+import { gpuMapping, withDefaultBindings } from '../../../loopnest/gpu.ts';
 import { compileCuda } from '../../../targets/cuda/target.ts';
 
 const mm = parseProblem('matmul 100x60x70');
