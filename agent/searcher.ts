@@ -11,7 +11,12 @@
  *    shared cache are charged alike whatever order they run in.
  *  - `timed`: how many of those were really timed now (evaluation source 'measured');
  *    `predictions`: answered by a cost model ('predicted'), from the evaluator or `options.predict`.
- *  - `cacheHits`: evaluations answered without charge (repeats within this search).
+ *  - `cacheHits`: evaluations answered without charge (repeats within this search, and schedules the
+ *    target cannot run).
+ *  - `infeasible`: distinct schedules asked for that the target cannot run at all (Evaluator.validate):
+ *    answered with 0 GFLOPS, never measured, never charged. Searches that breed candidates (evolution,
+ *    the policy searcher) drop them before asking (`untried`), so they count 0 there; step-by-step
+ *    searches (random, greedy, beam) ask and get the free answer.
  *  - `steps`: every evaluation request.
  *  - `seconds`: wall time since the search started.
  * Every search starts by evaluating the default schedule (charged like any other), unless told to
@@ -81,6 +86,8 @@ export interface SearchResult {
   timed: number;
   predictions: number;
   cacheHits: number;
+  /** schedules asked for that the target cannot run (see the header); included in cacheHits. */
+  infeasible: number;
   steps: number;
   seconds: number;
   stopReason: StopReason;
@@ -123,6 +130,7 @@ export class SearchContext {
   timed = 0;
   predictions = 0;
   cacheHits = 0;
+  infeasible = 0;
   steps = 0;
   best: { schedule: Schedule; gflops: number };
   defaultGflops = 0;
@@ -178,6 +186,15 @@ export class SearchContext {
     return this.evaluator.validate?.(s) === undefined;
   }
 
+  /**
+   * Whether a candidate is worth asking for: not yet evaluated by this search and runnable on the
+   * target. The one filter every breeding search applies, so that schedules without a kernel are
+   * skipped alike everywhere, free of charge and without a step.
+   */
+  untried(s: Schedule): boolean {
+    return this.known(s) === undefined && this.feasible(s);
+  }
+
   /** GFLOPS if this search already evaluated `s` (then asking again is free), else undefined. */
   known(s: Schedule): number | undefined {
     return this.#seen.get(s.hash())?.gflops;
@@ -210,6 +227,7 @@ export class SearchContext {
       this.#seen.set(hash, e);
       this.steps++;
       this.cacheHits++;
+      this.infeasible++;
       if (++this.#sinceCharge > STALL_LIMIT) throw new BudgetExhausted('stalled');
       return e;
     }
@@ -240,6 +258,7 @@ export class SearchContext {
       peakGflops: source.peakGflops,
       evaluate: (s) => this.evaluation(s),
       ...(source.validate ? { validate: (s: Schedule) => source.validate!(s) } : {}),
+      ...(source.sketches ? { sketches: source.sketches } : {}),
     };
   }
 
@@ -269,7 +288,7 @@ export class SearchContext {
     return {
       searcher: this.searcher, problem: this.problem.spec, best: this.best, defaultGflops: this.defaultGflops, history,
       measurements: this.measurements, timed: this.timed, predictions: this.predictions, cacheHits: this.cacheHits,
-      steps: this.steps, seconds, stopReason,
+      infeasible: this.infeasible, steps: this.steps, seconds, stopReason,
     };
   }
 }

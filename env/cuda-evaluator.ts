@@ -11,19 +11,23 @@
  *    with the CPU targets' "change in GFLOPS over peak";
  *  - a kernel fault (illegal address, launch failure) resets the context, re-uploads the buffers
  *    and becomes a failed measurement: a search goes on.
+ *  - sketches: searches draw fresh schedules from the GPU template families (cudaSketches below).
  * Records carry the GPU's name as their host.
  */
 import { LoopTuneError } from '../ir/errors.ts';
 import { elementCount, type Problem } from '../ir/problem.ts';
 import { randomArray } from '../ir/interpret.ts';
+import type { Rng } from '../ir/random.ts';
 import type { Schedule } from '../ir/schedule.ts';
+import { randomCudaSchedule } from '../targets/cuda/fuzz.ts';
+import { fitParams, randomTemplateSchedule, templateSchedule } from '../targets/cuda/templates.ts';
 import { timeSgemm } from '../targets/cuda/cublas.ts';
 import { CudaError, type DeviceInfo, type DevicePtr } from '../targets/cuda/driver.ts';
 import { measureGpuPeak } from '../targets/cuda/peak.ts';
 import { STICKY_ERRORS } from '../targets/cuda/runner.ts';
 import { compileCuda, type CudaKernel } from '../targets/cuda/target.ts';
-import { CudaTuner } from '../targets/cuda/tuner.ts';
-import { CachingEvaluator, type Measurement } from './evaluator.ts';
+import { CudaTuner, seedsFor } from '../targets/cuda/tuner.ts';
+import { CachingEvaluator, type Measurement, type SketchSource } from './evaluator.ts';
 import { RecordStore } from './records.ts';
 
 export interface CudaEvaluatorOptions {
@@ -48,7 +52,33 @@ export function cudaObstacle(s: Schedule): string | undefined {
   }
 }
 
+/**
+ * GPU sketches, Ansor's GPU sketch: multi-level tiling with block, thread and register levels and a
+ * staged reduction, as targets/cuda/templates.ts writes it. Seeds are the known-good template points
+ * of the problem's family (shrunk to fit it; none for other ops); a sample is a random template
+ * point, or a random annotated schedule where the op has no family. Nearly every fresh schedule is
+ * a sketch: a random walk from the default mapping is usually thousands of times slower and costs
+ * its full run time to measure.
+ */
+export const cudaSketches: SketchSource = {
+  share: 0.95,
+  seeds(problem: Problem, maxLoops: number): Schedule[] {
+    const out: Schedule[] = [];
+    for (const seed of seedsFor(problem)) {
+      const params = fitParams(problem, seed);
+      const s = params && templateSchedule(problem, params);
+      if (s && s.loops.length <= maxLoops && !out.some((x) => x.hash() === s.hash())) out.push(s);
+    }
+    return out;
+  },
+  sample(problem: Problem, rng: Rng, maxLoops: number): Schedule | undefined {
+    const t = randomTemplateSchedule(problem, rng, 20) ?? randomCudaSchedule(problem, rng, 0.7).schedule;
+    return t.loops.length <= maxLoops ? t : undefined;
+  },
+};
+
 export class CudaEvaluator extends CachingEvaluator {
+  readonly sketches: SketchSource = cudaSketches;
   readonly tuner: CudaTuner;
   readonly device: DeviceInfo;
   readonly peakSource: 'measured' | 'given';

@@ -7,6 +7,8 @@
  * never throws for a bad schedule.
  */
 import pLimit, { type LimitFunction } from 'p-limit';
+import type { Problem } from '../ir/problem.ts';
+import type { Rng } from '../ir/random.ts';
 import type { Schedule } from '../ir/schedule.ts';
 import type { MeasurementPool } from '../targets/runtime/measure.ts';
 import { hostIsa } from '../targets/runtime/host.ts';
@@ -38,7 +40,20 @@ export interface Evaluator {
   /** why `schedule` cannot be measured at all on this target (undefined when it can); checked without
    *  measuring, so searches skip such schedules free of charge (the cuda target: no legal GPU mapping). */
   validate?(schedule: Schedule): string | undefined;
+  /** how searches draw fresh schedules on this target (Ansor's sketches); absent: the CPU sketches of
+   *  agent/search/sketch.ts. Set by evaluators whose target needs other ones (cuda: GPU tilings). */
+  readonly sketches?: SketchSource;
   close?(): Promise<void>;
+}
+
+/** A target's sketches: well-structured random schedules that searches start from and draw fresh members from. */
+export interface SketchSource {
+  /** a random sketch of `problem` within `maxLoops` loops, or undefined when the draw does not fit. */
+  sample(problem: Problem, rng: Rng, maxLoops: number): Schedule | undefined;
+  /** known-good schedules a search measures before any random one (none when absent). */
+  seeds?(problem: Problem, maxLoops: number): Schedule[];
+  /** share of a search's fresh schedules drawn as sketches; the rest are random action walks. */
+  readonly share: number;
 }
 
 /** What a raw measurement returns (CachingEvaluator adds the source, hash and caching). */

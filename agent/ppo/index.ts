@@ -9,4 +9,4 @@ export { AgentRng } from './rng.ts';
 export { evaluatePolicy, flattenMasks, type PolicyOutputs } from './act.ts';
 export { PPOTrainer, rolloutSeed, explainedVariance, type IterationStats, type EpisodeSummary, type TrainerState, type PolicyEnvs, type PPOTrainerOptions } from './ppo.ts';
 export { saveCheckpoint, loadCheckpoint, latestCheckpoint, listCheckpoints, readCheckpointState, type CheckpointState } from './checkpoint.ts';
-export { policySearcher, proposeCandidates, greedyRollout, scoreStates, observe, type PolicySearchOptions } from './search.ts';
+export { policySearcher, policyRollout, proposeCandidates, greedyRollout, scoreStates, observe, type PolicySearchOptions, type PolicyRolloutOptions } from './search.ts';

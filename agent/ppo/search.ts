@@ -10,28 +10,26 @@
  *     (deduplicated by schedule hash: the cursor does not change the code);
  *  2. measure the greedy rollouts' final states, then the `firstMeasured` proposals ranked best by
  *     the cost model (`options.predict`) or else by the policy's auxiliary GFLOPS head;
- *  3. with budget left: evolution, as agent/search/evolution.ts does it, with the policy in it. The
- *     population (tournament selection from the `population` best measured, the policy's proposals
- *     included) starts with `randomInitial` fresh schedules (Ansor-style sketches or random walks);
- *     each round breeds children, a share `policyShare` of them short stochastic rollouts of the
- *     policy (temperature `temperature`, from a random cursor: the policy as a learned mutation
- *     operator), the rest mutations (re-tiling, loop moves, splits/merges, random action walks),
- *     plus `freshPerRound` fresh schedules. Without a cost model every child is measured; with one,
+ *  3. with budget left: the shared evolution (agent/search/evolution.ts evolve) from everything
+ *     measured so far, with the policy as one of its weighted mutators (policyRollout: short
+ *     stochastic rollouts at temperature `temperature` from a random cursor, the policy as a learned
+ *     mutation operator) beside the baselines' mutators; `randomInitial` fresh schedules start it,
+ *     `freshPerRound` join each round. Without a cost model every child is measured; with one,
  *     `candidatesPerRound` children are scored and the best `batch` measured.
  * Measured on mm64-256 test problems with 40 measurements (AVX-512): an early policy (60 PPO
  * iterations) alone reaches about 80% of peak in its greedy rollout; the evolution phase is what
  * brings the result to evolution's level (about 95%); see the report of issue #6.
  */
+import { fail } from '../../ir/errors.ts';
 import type { Problem } from '../../ir/problem.ts';
 import { Schedule } from '../../ir/schedule.ts';
 import { graphEncoding, vectorEncoding } from '../../ir/graph.ts';
+import type { SketchSource } from '../../env/evaluator.ts';
 import { legalMoves, tryAction } from '../../env/loopnest-env.ts';
 import { runWithBudget, type SearchContext, type SearchOptions, type SearchResult, type Searcher } from '../searcher.ts';
-import { mutate } from '../search/evolution.ts';
-import { sampleSchedule } from '../search/moves.ts';
-import { sampleSketch, sketchTargetFor } from '../search/sketch.ts';
-import { gpuSeedSchedules, sampleGpuSketch } from '../search/gpu-sketch.ts';
-import type { Rng } from '../../ir/random.ts';
+import { evolve, type EvolutionOptions, type GenerationReport } from '../search/evolution.ts';
+import { DEFAULT_MUTATORS, scaleWeights, type Mutator, type WeightedMutator } from '../search/mutators.ts';
+import { sketchSourceOf } from '../search/sketch.ts';
 import type { Observation, PolicyNetwork } from '../policy/network.ts';
 import { evaluatePolicy } from './act.ts';
 import { AgentRng } from './rng.ts';
@@ -57,12 +55,16 @@ export interface PolicySearchOptions {
   batch?: number;
   /** fresh schedules per round (default 2). */
   freshPerRound?: number;
-  /** share of the children that are policy rollouts, the rest mutations (default 0.34). */
+  /** weight of the policy's rollouts among the mutators, the rest shared by `mutators` (default 0.34). */
   policyShare?: number;
   /** sampling temperature of those rollouts (default 1.5: a trained policy is nearly deterministic). */
   temperature?: number;
   /** children scored per round when a cost model ranks them (default 64). */
   candidatesPerRound?: number;
+  /** the other mutators beside the policy, weights scaled to 1 - policyShare (default DEFAULT_MUTATORS). */
+  mutators?: readonly WeightedMutator[];
+  /** called after each evolution round (diagnostics: which mutator gave how many children). */
+  onGeneration?: (g: GenerationReport) => void;
 }
 
 interface Candidate {
@@ -157,18 +159,17 @@ export function proposeCandidates(policy: PolicyNetwork, roots: readonly Schedul
   return { candidates: [...byHash.values()], greedyFinals };
 }
 
-/** Orders candidates best first: cost-model scores when available, else the aux head. */
 /** Draws a fresh schedule is the best of, by the cost model, when there is one. */
 const FRESH_DRAWS = 4;
 
 /** Sketches ranked against the policy's proposals when a cost model is present. */
 const SKETCHES_RANKED = 48;
 
-function sketchCandidates(sketchOf: (g: Rng) => Schedule | undefined, seed: number, n: number): Candidate[] {
-  const g = new AgentRng((seed ^ 0x5bd1e995) >>> 0) as unknown as Rng;
+function sketchCandidates(sketches: SketchSource, problem: Problem, maxLoops: number, seed: number, n: number): Candidate[] {
+  const g = new AgentRng((seed ^ 0x5bd1e995) >>> 0);
   const out: Candidate[] = [];
   for (let i = 0; i < n; i++) {
-    const s = sketchOf(g);
+    const s = sketches.sample(problem, g, maxLoops);
     if (s) out.push({ schedule: s, aux: 0, logp: -Infinity });
   }
   return out;
@@ -188,8 +189,9 @@ async function promising(ctx: SearchContext, finals: readonly Schedule[], cands:
   return finals.filter((_, i) => scores[i]! >= 0.25 * best);
 }
 
+/** The untried candidates, best first: cost-model scores when available, else the aux head. */
 async function rank(ctx: SearchContext, cands: Candidate[]): Promise<Candidate[]> {
-  const fresh = cands.filter((c) => ctx.known(c.schedule) === undefined);
+  const fresh = cands.filter((c) => ctx.untried(c.schedule));
   const predicted = await ctx.predict(fresh.map((c) => c.schedule));
   const key = predicted ? new Map(fresh.map((c, i) => [c, predicted[i]!])) : new Map(fresh.map((c) => [c, c.aux]));
   return fresh.sort((a, b) => key.get(b)! - key.get(a)! || b.logp - a.logp);
@@ -218,102 +220,79 @@ function sampleRollouts(policy: PolicyNetwork, starts: readonly Schedule[], step
   return out;
 }
 
+export interface PolicyRolloutOptions {
+  /** sampling temperature (default 1.5: a trained policy is nearly deterministic). */
+  temperature?: number;
+  /** a rollout runs 1..maxSteps steps (default 4). */
+  maxSteps?: number;
+}
+
+/**
+ * The policy as a mutation operator of the evolution: from each parent, at a random cursor, a short
+ * stochastic rollout of the policy; every state it visits is a child. All parents roll out in
+ * lockstep (one batched forward pass per step).
+ */
+export function policyRollout(policy: PolicyNetwork, o: PolicyRolloutOptions = {}): Mutator {
+  const temperature = o.temperature ?? 1.5;
+  const maxSteps = o.maxSteps ?? 4;
+  return {
+    name: 'policy',
+    mutate(parents, ctx) {
+      const starts = parents.map((p) => p.withCursor(ctx.rng.int(0, p.loops.length - 1)));
+      const steps = parents.map(() => ctx.rng.int(1, maxSteps));
+      // the categorical draws come from the search's own stream, so a seed still fixes every child
+      return sampleRollouts(policy, starts, steps, new AgentRng(ctx.rng.int(0, 0xffffffff)), temperature);
+    },
+  };
+}
+
 export function policySearcher(policy: PolicyNetwork, o: PolicySearchOptions = {}): Searcher {
   const name = o.name ?? 'ppo';
   const width = o.beamWidth ?? 4;
   const depth = o.depth ?? 10;
   const firstMeasured = o.firstMeasured ?? 2;
-  const randomInitial = o.randomInitial ?? 8;
-  const population = o.population ?? 16;
   const batch = o.batch ?? 8;
-  const freshPerRound = o.freshPerRound ?? 2;
   const policyShare = o.policyShare ?? 0.34;
-  const temperature = o.temperature ?? 1.5;
-  const candidatesPerRound = o.candidatesPerRound ?? 64;
+  if (!(policyShare >= 0 && policyShare <= 1)) fail(`policy search: policyShare must be within 0..1, got ${policyShare}`);
+  // the policy's children come first in each generation (it is listed first): a rollout gives
+  // several, so they are most of the candidates, as they were before the evolution was shared
+  const mutators: WeightedMutator[] = [
+    [policyRollout(policy, { temperature: o.temperature ?? 1.5 }), policyShare],
+    ...scaleWeights(o.mutators ?? DEFAULT_MUTATORS, 1 - policyShare),
+  ];
+  const evolution: EvolutionOptions = {
+    population: o.population ?? 16, batch, candidates: o.candidatesPerRound ?? 64,
+    epsilon: (o.freshPerRound ?? 2) / batch, initial: o.randomInitial ?? 8, freshDraws: FRESH_DRAWS, mutators,
+    ...(o.onGeneration ? { onGeneration: o.onGeneration } : {}),
+  };
   return {
     name,
     search(problem: Problem, options: SearchOptions): Promise<SearchResult> {
       return runWithBudget(name, problem, options, async (ctx) => {
-        const rng = new AgentRng((options.seed ?? 0) ^ 0x9e3779b9);
-        const measured = new Map<string, { schedule: Schedule; gflops: number }>();
-        const evaluate = async (x: Schedule) => {
-          const gflops = await ctx.evaluate(x);
-          if (!measured.has(x.hash())) measured.set(x.hash(), { schedule: x, gflops });
-          return gflops;
-        };
         const initial = Schedule.initial(problem);
-        measured.set(initial.hash(), { schedule: initial, gflops: ctx.defaultGflops });
-
-        // 1-2: proposals; the roots besides the default (records; on a GPU the seed sketches) and the greedy finals first
-        const gpu = ctx.evaluator.target === 'cuda';
-        const roots = [initial, ...(o.roots?.(problem) ?? []), ...(gpu ? gpuSeedSchedules(problem, policy.spec.maxLoops) : [])];
         const maxLoops = Math.min(ctx.maxLoops, policy.spec.maxLoops);
-        const sketchTarget = sketchTargetFor(ctx.evaluator.target);
-        const sketchOf = (g: Rng) => (gpu ? sampleGpuSketch(problem, g, maxLoops) : sampleSketch(problem, g, sketchTarget, maxLoops));
+        const sketches = sketchSourceOf(ctx.evaluator);
+        const proposed: Schedule[] = [];
+        const measure = async (x: Schedule) => {
+          if (!ctx.untried(x)) return;
+          await ctx.evaluate(x);
+          proposed.push(x);
+        };
+
+        // 1-2: proposals; the roots besides the default (records; the target's seed sketches) and the greedy finals first
+        const roots = [initial, ...(o.roots?.(problem) ?? []), ...(sketches.seeds?.(problem, policy.spec.maxLoops) ?? [])];
         const { candidates, greedyFinals } = proposeCandidates(policy, roots, depth, width);
         o.onProposals?.(candidates.length);
         // with a cost model, sketches compete with the policy's proposals from the start (their own
         // random stream): on shapes far from its training set the policy's proposals can be
         // hopeless, and timing one costs up to seconds on a large problem
-        const pool = ctx.predictFn ? [...candidates, ...sketchCandidates(sketchOf, options.seed ?? 0, SKETCHES_RANKED)] : candidates;
-        for (const x of [...roots.slice(1), ...(await promising(ctx, greedyFinals, pool))]) await evaluate(x);
-        for (const c of (await rank(ctx, pool)).slice(0, firstMeasured)) await evaluate(c.schedule);
+        const pool = ctx.predictFn ? [...candidates, ...sketchCandidates(sketches, problem, maxLoops, options.seed ?? 0, SKETCHES_RANKED)] : candidates;
+        const finals = greedyFinals.filter((x) => ctx.feasible(x));
+        for (const x of [...roots.slice(1), ...(await promising(ctx, finals, pool))]) await measure(x);
+        for (const c of (await rank(ctx, pool)).slice(0, firstMeasured)) await measure(c.schedule);
 
-        // 3: evolution with the policy as one of its mutation operators
-        const r = rng as unknown as Rng; // same interface as ir's Rng (next, int, pick)
-        const draw = () => (rng.next() < (gpu ? 0.95 : 0.7) ? sketchOf(r) : undefined)
-          ?? sampleSchedule(initial, r, ctx.actions, maxLoops);
-        // with a cost model, a fresh schedule is the best predicted of a few draws: a random walk
-        // from the default is often a kernel a hundred times slower than the rest, and on a large
-        // problem one call of it takes seconds
-        const fresh = async (): Promise<Schedule> => {
-          if (!ctx.predictFn) return draw();
-          const xs = Array.from({ length: FRESH_DRAWS }, draw);
-          const v = (await ctx.predict(xs))!;
-          return xs[v.indexOf(Math.max(...v))]!;
-        };
-        for (let i = 0, tries = 0; i < randomInitial && tries < randomInitial * 20; tries++) {
-          const x = await fresh();
-          if (ctx.known(x) !== undefined) continue;
-          await evaluate(x);
-          i++;
-        }
-        let barren = 0;
-        for (;;) {
-          const pop = [...measured.values()].sort((a, b) => b.gflops - a.gflops).slice(0, population);
-          const parent = () => {
-            const a = rng.pick(pop), b = rng.pick(pop);
-            return (a.gflops >= b.gflops ? a : b).schedule;
-          };
-          const want = ctx.predictFn ? candidatesPerRound : batch - freshPerRound;
-          const children = new Map<string, Schedule>();
-          const add = (c: Schedule | undefined) => {
-            if (c && c.loops.length <= maxLoops && ctx.known(c) === undefined && children.size < want) children.set(c.hash(), c);
-          };
-          const starts = Array.from({ length: Math.round(want * policyShare) }, () => {
-            const p = parent();
-            return p.withCursor(rng.int(0, p.loops.length - 1));
-          });
-          for (const c of sampleRollouts(policy, starts, starts.map(() => rng.int(1, 4)), rng, temperature)) add(c);
-          for (let tries = 0; children.size < want && tries < want * 20; tries++) add(mutate(ctx, parent()));
-          let chosen = [...children.values()];
-          const scores = await ctx.predict(chosen);
-          if (scores) {
-            chosen = chosen.map((x, i) => ({ x, v: scores[i]! })).sort((a, b) => b.v - a.v).slice(0, batch - freshPerRound).map((e) => e.x);
-          }
-          for (let i = 0, tries = 0; i < freshPerRound && tries < freshPerRound * 20; tries++) {
-            const x = await fresh();
-            if (ctx.known(x) !== undefined || chosen.some((c) => c.hash() === x.hash())) continue;
-            chosen.push(x);
-            i++;
-          }
-          if (chosen.length === 0) {
-            if (++barren > 20) return 'converged';
-            continue;
-          }
-          barren = 0;
-          for (const x of chosen) await evaluate(x);
-        }
+        // 3: the shared evolution, from everything measured so far, with the policy as a mutator
+        return evolve(ctx, { ...evolution, seeds: proposed, maxLoops });
       });
     },
   };

@@ -1,21 +1,21 @@
 /**
- * Evolutionary search in the style of Ansor / MetaSchedule:
- *  - a population of measured schedules, seeded with the default, Ansor-style sketches (multi-level
- *    tiling with a register tile that fits the target, see sketch.ts) and random samples of the
- *    action space;
- *  - each generation breeds candidates from parents picked by tournament on fitness; a child is a
- *    mutation (a short random action sequence at a random cursor, a re-tiling of one variable, a
- *    loop moved to another legal position, a split or merge anywhere) or, with probability
- *    `crossover`, the loop order of one parent with the tile sizes of another;
+ * The evolutionary search, in the style of Ansor / MetaSchedule, and the one evolution loop of the
+ * code: the `evolution` baseline runs it alone, the policy searcher (agent/ppo/search.ts) runs it
+ * after the policy's proposals with the policy as one of its mutators.
+ *  - the population starts with the default schedule, the seeds (given ones, then the target's
+ *    known-good sketches, e.g. the GPU template points) and `initial` fresh schedules;
+ *  - fresh schedules: mostly the target's sketches (sketch.ts; on cuda GPU tilings), else random walks
+ *    in the action space; with a cost model, the best predicted of `freshDraws` draws;
+ *  - each generation breeds children from parents picked by tournament on fitness: each child slot
+ *    draws a mutator by weight (`mutators`, default the baselines' mix in mutators.ts) or, with
+ *    probability `crossover`, takes the loop order of one parent with the tile sizes of another;
  *  - selection: with a cost model (`options.predict`), `candidates` children are scored and the top
  *    ones measured; without one, children are measured directly (fitness = measured GFLOPS);
- *  - a batch of `batch` real measurements per generation, of which a fraction `epsilon` are fresh
- *    random schedules (eps-greedy exploration);
- *  - survivors: the best `population` distinct schedules of parents and children.
- * On the cuda target the sketches are GPU ones (gpu-sketch.ts: block/thread/register tiling with a
- * staged reduction), the known-good template points are measured first, the actions include
- * bind_block, bind_thread and stage_shared, and candidates without a legal GPU mapping are dropped
- * before they cost a measurement.
+ *  - `batch` real measurements per generation, of which a share `epsilon` are fresh schedules
+ *    (eps-greedy exploration);
+ *  - survivors: the best `population` distinct schedules measured.
+ * Candidates the target cannot run (Evaluator.validate) are dropped by SearchContext.untried before
+ * they cost a measurement or a step, like every other searcher does.
  * Crossover defaults to off: Ansor dropped it, and here it showed no gain either. On the synthetic
  * evaluator (30 mm64-256 test problems, 60 measurements, 2-4 seeds each) crossover probabilities
  * 0 / 0.1 / 0.3 / 0.5 gave geomean best/peak of 0.37-0.41 / 0.34 / 0.40-0.42 / 0.38: within seed
@@ -23,116 +23,183 @@
  */
 import type { Problem } from '../../ir/problem.ts';
 import { Schedule } from '../../ir/schedule.ts';
-import { runWithBudget, type SearchContext, type SearchOptions, type SearchResult, type Searcher } from '../searcher.ts';
-import { sampleSketch, sketchTargetFor } from './sketch.ts';
-import { gpuSeedSchedules, sampleGpuSketch } from './gpu-sketch.ts';
-import { crossover, mutateOrder, mutateSplitMerge, mutateTiles, randomWalk, sampleSchedule } from './moves.ts';
+import { runWithBudget, type SearchContext, type SearchOptions, type SearchResult, type Searcher, type StopReason } from '../searcher.ts';
+import { sketchSourceOf } from './sketch.ts';
+import { crossover, sampleSchedule } from './moves.ts';
+import { DEFAULT_MUTATORS, MutatorMix, type MutationContext, type WeightedMutator } from './mutators.ts';
 
-export interface EvolutionSearchOptions {
+export interface EvolutionOptions {
   /** survivors per generation (default 16). */
   population?: number;
   /** real measurements per generation (default 8). */
   batch?: number;
   /** children scored by the cost model per generation when one is given (default 64). */
   candidates?: number;
-  /** fraction of each batch spent on fresh random schedules (default 0.2). */
+  /** share of each batch spent on fresh schedules (default 0.2; at least one when above 0). */
   epsilon?: number;
-  /** probability that a child comes from crossover instead of mutation (default 0). */
+  /** probability that a child comes from crossover instead of a mutator (default 0). */
   crossover?: number;
-  /** schedules measured to seed the population (default 8). */
+  /** fresh schedules measured to start the population (default 8). */
   initial?: number;
+  /** mutation operators and their weights (default DEFAULT_MUTATORS). */
+  mutators?: readonly WeightedMutator[];
+  /** with a cost model, a fresh schedule is the best predicted of this many draws (default 1). */
+  freshDraws?: number;
+  /** called after each generation's measurements. */
+  onGeneration?: (g: GenerationReport) => void;
 }
+
+export interface EvolutionSearchOptions extends EvolutionOptions {
+  /** name in reports (default 'evolution'). */
+  name?: string;
+  /** schedules of the problem measured first, right after the default: the first generation. */
+  seeds?: (problem: Problem) => readonly Schedule[];
+}
+
+/** One generation: how many child slots each mutator drew and how many of its children became candidates. */
+export interface GenerationReport {
+  generation: number;
+  drawn: Record<string, number>;
+  kept: Record<string, number>;
+  crossovers: number;
+  measured: number;
+  bestGflops: number;
+}
+
+/** The evolution inside a running search: `ctx` charges and tracks, `seeds` are measured first. */
+export interface EvolveSettings extends EvolutionOptions {
+  seeds?: readonly Schedule[];
+  /** loops a schedule may have (default ctx.maxLoops; the policy searcher's policy may allow fewer). */
+  maxLoops?: number;
+}
+
+/** generations in a row without a new candidate before the search counts as converged. */
+const PATIENCE = 20;
 
 interface Member {
   s: Schedule;
   v: number;
 }
 
-export function mutate(ctx: SearchContext, s: Schedule): Schedule | undefined {
-  const r = ctx.rng.next();
-  if (r < 0.35) {
-    const at = s.withCursor(ctx.rng.int(0, s.loops.length - 1));
-    const child = randomWalk(at, ctx.rng, ctx.rng.int(1, 4), [...ctx.actions, 'merge'], ctx.maxLoops);
-    return child.hash() === s.hash() ? undefined : child;
+/** Runs the evolution until the budget throws BudgetExhausted (caught by runWithBudget) or it converges. */
+export async function evolve(ctx: SearchContext, o: EvolveSettings = {}): Promise<StopReason> {
+  const popSize = o.population ?? 16;
+  const batch = o.batch ?? 8;
+  const nCandidates = o.candidates ?? 64;
+  const epsilon = o.epsilon ?? 0.2;
+  const pCross = o.crossover ?? 0;
+  const nInitial = o.initial ?? 8;
+  const freshDraws = o.freshDraws ?? 1;
+  const mix = new MutatorMix(o.mutators ?? DEFAULT_MUTATORS);
+  const maxLoops = o.maxLoops ?? ctx.maxLoops;
+  const { problem, rng } = ctx;
+  const mctx: MutationContext = { rng, actions: ctx.actions, maxLoops };
+  const sketches = sketchSourceOf(ctx.evaluator);
+  const initial = Schedule.initial(problem);
+  const nFresh = epsilon > 0 ? Math.max(1, Math.round(epsilon * batch)) : 0;
+  const nBred = Math.max(0, batch - nFresh);
+
+  let pop: Member[] = [{ s: initial, v: ctx.defaultGflops }];
+  const add = (s: Schedule, v: number) => {
+    if (!pop.some((p) => p.s.hash() === s.hash())) pop.push({ s, v });
+  };
+  const draw = (): Schedule => (rng.next() < sketches.share ? sketches.sample(problem, rng, maxLoops) : undefined)
+    ?? sampleSchedule(initial, rng, ctx.actions, maxLoops);
+  // with a cost model, a fresh schedule may be the best predicted of a few draws: a random walk from
+  // the default is often a kernel a hundred times slower than the rest, and on a large problem one
+  // call of it takes seconds
+  const fresh = async (): Promise<Schedule> => {
+    if (!ctx.predictFn || freshDraws <= 1) return draw();
+    const xs = Array.from({ length: freshDraws }, draw);
+    const v = (await ctx.predict(xs))!;
+    return xs[v.indexOf(Math.max(...v))]!;
+  };
+
+  // seeds already evaluated (e.g. the policy's proposals) join at no charge
+  for (const s of [...(o.seeds ?? []), ...(sketches.seeds?.(problem, maxLoops) ?? [])]) {
+    if (s.loops.length > maxLoops || !ctx.feasible(s)) continue;
+    add(s, ctx.known(s) ?? await ctx.evaluate(s));
   }
-  if (r < 0.6) return mutateTiles(s, ctx.rng, ctx.maxLoops);
-  if (r < 0.85) return mutateOrder(s, ctx.rng, ctx.maxLoops);
-  return mutateSplitMerge(s, ctx.rng, ctx.maxLoops);
+  for (let i = 0, tries = 0; i < nInitial && tries < nInitial * 20; tries++) {
+    const s = await fresh();
+    if (!ctx.untried(s)) continue;
+    add(s, await ctx.evaluate(s));
+    i++;
+  }
+  pop = pop.sort((a, b) => b.v - a.v).slice(0, popSize);
+
+  const tournament = (): Member => {
+    const a = rng.pick(pop), b = rng.pick(pop);
+    return a.v >= b.v ? a : b;
+  };
+  let barren = 0;
+  for (let generation = 0; ; generation++) {
+    const want = ctx.predictFn ? nCandidates : nBred;
+    const cands = new Map<string, Schedule>();
+    const drawn: Record<string, number> = {};
+    const kept: Record<string, number> = {};
+    let crossovers = 0;
+    const accept = (c: Schedule | undefined, by: string) => {
+      if (!c || cands.size >= want || c.loops.length > maxLoops || cands.has(c.hash()) || !ctx.untried(c)) return;
+      cands.set(c.hash(), c);
+      kept[by] = (kept[by] ?? 0) + 1;
+    };
+    for (let tries = 0; cands.size < want && tries < want * 20;) {
+      // the open slots' parents and operators first, then each operator once on its parents
+      const slots = want - cands.size;
+      tries += slots;
+      const parents: Schedule[][] = mix.mutators.map(() => []);
+      for (let i = 0; i < slots; i++) {
+        const parent = tournament();
+        if (pop.length > 1 && pCross > 0 && rng.next() < pCross) {
+          crossovers++;
+          accept(crossover(parent.s, tournament().s, maxLoops), 'crossover');
+        } else {
+          parents[mix.draw(rng)]!.push(parent.s);
+        }
+      }
+      mix.mutators.forEach((m, i) => {
+        const ps = parents[i]!;
+        if (ps.length === 0) return;
+        drawn[m.name] = (drawn[m.name] ?? 0) + ps.length;
+        for (const c of m.mutate(ps, mctx)) accept(c, m.name);
+      });
+    }
+    let chosen = [...cands.values()];
+    const scores = await ctx.predict(chosen);
+    if (scores) {
+      const order = chosen.map((_, i) => i).sort((a, b) => scores[b]! - scores[a]!);
+      chosen = order.slice(0, nBred).map((i) => chosen[i]!);
+    } else {
+      chosen = chosen.slice(0, nBred);
+    }
+    for (let i = 0, tries = 0; i < nFresh && tries < nFresh * 20; tries++) {
+      const s = await fresh();
+      if (!ctx.untried(s) || cands.has(s.hash())) continue;
+      cands.set(s.hash(), s);
+      chosen.push(s);
+      i++;
+    }
+    if (chosen.length === 0) {
+      if (++barren > PATIENCE) return 'converged';
+      continue;
+    }
+    barren = 0;
+    for (const s of chosen) add(s, await ctx.evaluate(s));
+    pop = pop.sort((a, b) => b.v - a.v).slice(0, popSize);
+    o.onGeneration?.({ generation, drawn, kept, crossovers, measured: chosen.length, bestGflops: ctx.best.gflops });
+  }
 }
 
+/** The `evolution` searcher: the default schedule, then evolve() with these options. */
 export function evolutionSearch(params: EvolutionSearchOptions = {}): Searcher {
-  const popSize = params.population ?? 16;
-  const batch = params.batch ?? 8;
-  const nCandidates = params.candidates ?? 64;
-  const epsilon = params.epsilon ?? 0.2;
-  const pCross = params.crossover ?? 0;
-  const nInitial = params.initial ?? 8;
+  const name = params.name ?? 'evolution';
+  // validate the mutator list now, not at the first search
+  if (params.mutators) new MutatorMix(params.mutators);
   return {
-    name: 'evolution',
+    name,
     search(problem: Problem, options: SearchOptions): Promise<SearchResult> {
-      return runWithBudget('evolution', problem, options, async (ctx) => {
-        const initial = Schedule.initial(problem);
-        let pop: Member[] = [{ s: initial, v: ctx.defaultGflops }];
-        // fresh schedules: mostly Ansor-style sketches (multi-level tiling with a register tile that
-        // fits), sometimes random walks in the action space
-        const gpu = ctx.evaluator.target === 'cuda';
-        const sketchTarget = sketchTargetFor(ctx.evaluator.target);
-        // (on the GPU nearly always sketches: a random walk from the default mapping is usually a
-        // kernel thousands of times slower, and costs its full run time to measure)
-        const fresh = (): Schedule => (ctx.rng.next() < (gpu ? 0.95 : 0.7)
-          ? (gpu ? sampleGpuSketch(problem, ctx.rng, ctx.maxLoops) : sampleSketch(problem, ctx.rng, sketchTarget, ctx.maxLoops))
-          : undefined) ?? sampleSchedule(initial, ctx.rng, ctx.actions, ctx.maxLoops);
-        const add = (m: Member) => {
-          if (!pop.some((p) => p.s.hash() === m.s.hash())) pop.push(m);
-        };
-        if (gpu) for (const s of gpuSeedSchedules(problem, ctx.maxLoops)) if (ctx.known(s) === undefined) add({ s, v: await ctx.evaluate(s) });
-        for (let i = 0, tries = 0; i < nInitial && tries < nInitial * 20; tries++) {
-          const s = fresh();
-          if (ctx.known(s) !== undefined || !ctx.feasible(s)) continue;
-          add({ s, v: await ctx.evaluate(s) });
-          i++;
-        }
-        const tournament = (): Member => {
-          const a = ctx.rng.pick(pop), b = ctx.rng.pick(pop);
-          return a.v >= b.v ? a : b;
-        };
-        let barren = 0;
-        for (;;) {
-          const want = ctx.predictFn ? nCandidates : batch;
-          const cands: Schedule[] = [];
-          const hashes = new Set<string>();
-          for (let tries = 0; cands.length < want && tries < want * 20; tries++) {
-            const parent = tournament();
-            const child = pop.length > 1 && ctx.rng.next() < pCross ? crossover(parent.s, tournament().s, ctx.maxLoops) : mutate(ctx, parent.s);
-            if (!child || ctx.known(child) !== undefined || hashes.has(child.hash()) || !ctx.feasible(child)) continue;
-            hashes.add(child.hash());
-            cands.push(child);
-          }
-          const nRandom = epsilon > 0 ? Math.max(1, Math.round(epsilon * batch)) : 0;
-          let chosen: Schedule[];
-          const scores = await ctx.predict(cands);
-          if (scores) {
-            const order = cands.map((_, i) => i).sort((a, b) => scores[b]! - scores[a]!);
-            chosen = order.slice(0, Math.max(0, batch - nRandom)).map((i) => cands[i]!);
-          } else {
-            chosen = cands.slice(0, Math.max(0, batch - nRandom));
-          }
-          for (let i = 0, tries = 0; i < nRandom && tries < nRandom * 20; tries++) {
-            const s = fresh();
-            if (ctx.known(s) !== undefined || hashes.has(s.hash()) || !ctx.feasible(s)) continue;
-            hashes.add(s.hash());
-            chosen.push(s);
-            i++;
-          }
-          if (chosen.length === 0) {
-            if (++barren > 10) return 'converged';
-            continue;
-          }
-          barren = 0;
-          for (const s of chosen) add({ s, v: await ctx.evaluate(s) });
-          pop = pop.sort((a, b) => b.v - a.v).slice(0, popSize);
-        }
-      });
+      return runWithBudget(name, problem, options, (ctx) => evolve(ctx, { ...params, seeds: params.seeds?.(problem) ?? [] }));
     },
   };
 }

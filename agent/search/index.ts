@@ -15,7 +15,11 @@ import { randomSearch } from './random.ts';
 export { randomSearch, type RandomSearchOptions } from './random.ts';
 export { greedySearch, type GreedySearchOptions } from './greedy.ts';
 export { beamSearch, type BeamSearchOptions } from './beam.ts';
-export { evolutionSearch, mutate, type EvolutionSearchOptions } from './evolution.ts';
+export { evolutionSearch, evolve, type EvolutionOptions, type EvolutionSearchOptions, type GenerationReport } from './evolution.ts';
+export {
+  DEFAULT_MUTATORS, MutatorMix, moveMutator, walkMutator, tileMutator, orderMutator, splitMergeMutator, scaleWeights,
+  type Mutator, type MutationContext, type MoveFunction, type WeightedMutator,
+} from './mutators.ts';
 
 export const SEARCHER_NAMES = ['random', 'greedy', 'beam', 'beam-dfs', 'evolution'] as const;
 

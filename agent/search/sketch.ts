@@ -14,6 +14,7 @@ import type { Rng } from '../../ir/random.ts';
 import { Schedule, type Loop } from '../../ir/schedule.ts';
 import { tensorStrides } from '../../ir/problem.ts';
 import { vectorVariable } from '../../loopnest/lower.ts';
+import type { Evaluator, SketchSource } from '../../env/evaluator.ts';
 
 export interface SketchTarget {
   /** fp32 lanes per vector register */
@@ -97,4 +98,14 @@ export function sampleSketch(problem: Problem, rng: Rng, target: SketchTarget, m
   } catch {
     return undefined;
   }
+}
+
+/** The CPU sketches of a target, 70% of a search's fresh schedules (the rest random action walks). */
+export function cpuSketches(target: SketchTarget): SketchSource {
+  return { share: 0.7, sample: (problem, rng, maxLoops) => sampleSketch(problem, rng, target, maxLoops) };
+}
+
+/** The sketches a search draws from on this evaluator: its own (e.g. GPU tilings), else the CPU ones. */
+export function sketchSourceOf(evaluator: Evaluator): SketchSource {
+  return evaluator.sketches ?? cpuSketches(sketchTargetFor(evaluator.target));
 }

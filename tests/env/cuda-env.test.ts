@@ -14,11 +14,10 @@ import { CUDA_ACTIONS } from '../../ir/transforms.ts';
 import { GPU_LOOP_FEATURES, GPU_MAX_LOOPS, LOOP_FEATURES } from '../../ir/graph.ts';
 import { CachingEvaluator, type Evaluator } from '../../env/evaluator.ts';
 import type { Box } from '../../env/core.ts';
-import { cudaObstacle } from '../../env/cuda-evaluator.ts';
+import { cudaObstacle, cudaSketches } from '../../env/cuda-evaluator.ts';
 import { LoopNestEnv, LOOPTUNE_ACTIONS, actionsForTarget } from '../../env/loopnest-env.ts';
 import { createSearcher } from '../../agent/search/index.ts';
 import { SearchContext } from '../../agent/searcher.ts';
-import { gpuSeedSchedules } from '../../agent/search/gpu-sketch.ts';
 import { compileCuda } from '../../targets/cuda/target.ts';
 import { simRunner } from '../../targets/cuda/sim-runner.ts';
 import { verifyKernel } from '../../targets/verify.ts';
@@ -35,7 +34,7 @@ function fakeGpu(measured: Schedule[] = []): Evaluator & { validate(s: Schedule)
       return { gflops: 5 + Math.log2(threads) * 10 + (k.mapping.staged !== null ? 30 : 0) + k.mapping.accumulators / 4 };
     },
   });
-  return Object.assign(e, { validate: cudaObstacle });
+  return Object.assign(e, { validate: cudaObstacle, sketches: cudaSketches });
 }
 
 test('on cuda the env offers the GPU actions and its observation carries the bindings', async () => {
@@ -100,7 +99,7 @@ test('evolution on cuda: seeds first, only compilable schedules measured, the wi
   const measured: Schedule[] = [];
   const r = await createSearcher('evolution').search(p, { evaluator: fakeGpu(measured), budget: { measurements: 30 }, seed: 2 });
   assert.is(r.measurements, 30);
-  const seeds = gpuSeedSchedules(p, 16).map((s) => s.hash());
+  const seeds = cudaSketches.seeds!(p, 16).map((s) => s.hash());
   assert.ok(seeds.length >= 5, `gemm seeds fit the problem (${seeds.length})`);
   // the default schedule, then the seeds
   assert.equal(measured.slice(1, 1 + seeds.length).map((s) => s.hash()), seeds);

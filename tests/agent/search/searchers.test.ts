@@ -120,6 +120,24 @@ test('a policy in the env runs under the same accounting through chargingEvaluat
   assert.ok(r.best.gflops >= r.defaultGflops);
 });
 
+test('every searcher: schedules the target cannot run are answered free, never measured nor charged', async () => {
+  const feasible = (x: Schedule) => x.loops[x.loops.length - 1]!.size <= 16 || x.loops.length === 3;
+  for (const name of SEARCHER_NAMES) {
+    const inner = syntheticEvaluator();
+    const asked: Schedule[] = [];
+    const evaluator = {
+      target: inner.target, peakGflops: inner.peakGflops,
+      evaluate: (x: Schedule) => (asked.push(x), inner.evaluate(x)),
+      validate: (x: Schedule) => (feasible(x) ? undefined : 'innermost loop too long'),
+    };
+    const r = await createSearcher(name).search(mm, { evaluator, budget: { measurements: 20 }, seed: 6 });
+    assert.is(r.measurements, asked.length, name);
+    assert.ok(asked.every(feasible), name);
+    assert.is(r.steps, r.measurements + r.cacheHits, name);
+    assert.ok(r.infeasible <= r.cacheHits, name);
+  }
+});
+
 test('searcher names', () => {
   assert.is(createSearcher('greedy').name, 'greedy2');
   assert.is(createSearcher('greedy:3').name, 'greedy3');
