@@ -6,8 +6,9 @@ import type { Schedule } from '../ir/schedule.ts';
 import type { Problem } from '../ir/problem.ts';
 import { compileSchedule, getTarget } from './registry.ts';
 import type { Executor } from './executor.ts';
-import { verifyKernel } from './verify.ts';
+import { assertVerifiable, verifyKernel } from './verify.ts';
 import type { Kernel } from './kernel.ts';
+import { assertTimeable } from './limits.ts';
 
 export interface RunReport {
   problem: string;
@@ -40,9 +41,12 @@ export function gemmShape(p: Problem): { m: number; n: number; k: number } | nul
 export async function runSchedule(
   schedule: Schedule, target: string, executor: Executor, opts: { compareOpenblas?: boolean; minSeconds?: number; kernel?: Kernel } = {},
 ): Promise<RunReport> {
+  // refuse what cannot fit or finish before compiling or allocating anything
+  assertVerifiable(schedule.problem);
   const kernel = opts.kernel ?? compileSchedule(schedule, getTarget(target));
-  const v = await verifyKernel(kernel, schedule, executor.run);
   const peakGflops = await executor.peakGflops();
+  if (executor.native) assertTimeable(schedule.problem, peakGflops);
+  const v = await verifyKernel(kernel, schedule, executor.run);
   const base = {
     problem: schedule.problem.spec, schedule: schedule.text(), target, peakGflops,
     codegenMicros: kernel.codegenMicros, verified: v.verified, maxRelError: v.maxRelError, native: executor.native,

@@ -3,10 +3,12 @@
  * Runners are target-specific (worker process, qemu, GPU); this only needs one that runs a kernel
  * once on given tensors and returns the output or an error.
  */
+import { problemFootprint } from '../ir/footprint.ts';
 import { checkAgainstOracle, checkSampledAgainstOracle, randomArray } from '../ir/interpret.ts';
-import { elementCount, iterationPoints } from '../ir/problem.ts';
+import { elementCount, iterationPoints, type Problem } from '../ir/problem.ts';
 import type { Schedule } from '../ir/schedule.ts';
 import type { Kernel } from './kernel.ts';
+import { assertMemoryFits, assertTensorSizes } from './runtime/memory-limit.ts';
 
 export type RunOutcome = { ok: true; output: Float32Array } | { ok: false; error: string };
 export type KernelRunner = (kernel: Kernel, tensors: Float32Array[], opts: { guard: boolean }) => Promise<RunOutcome>;
@@ -22,10 +24,21 @@ export interface Verification {
 /** iteration points up to which verification interprets the whole problem (about a second of JS). */
 export const FULL_CHECK_POINTS = 5e7;
 
+/**
+ * Throws one line (LoopTuneError) when verifying `problem`, and timing it after, would take more
+ * memory than this machine allows, or a tensor is too big for a typed array (memory-limit.ts).
+ */
+export function assertVerifiable(problem: Problem): void {
+  assertTensorSizes(problem);
+  const fullCheck = iterationPoints(problem) <= FULL_CHECK_POINTS;
+  assertMemoryFits(problem.spec, problemFootprint(problem, { fullCheck }).verifyBytes, 'buffers and verification');
+}
+
 export async function verifyKernel(
   kernel: Kernel, schedule: Schedule, run: KernelRunner, opts: { seed?: number; guard?: boolean } = {},
 ): Promise<Verification> {
   const p = schedule.problem;
+  assertVerifiable(p);
   const seed = opts.seed ?? 1;
   const inputs = p.tensors.slice(1).map((t, i) => randomArray(elementCount(t), seed * 7919 + i + 1));
   const init = randomArray(elementCount(p.tensors[0]!), seed * 7919);

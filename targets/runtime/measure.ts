@@ -11,7 +11,9 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import pLimit, { type LimitFunction } from 'p-limit';
+import { FLOAT_BYTES, timingBytes, workerRunBytes } from '../../ir/footprint.ts';
 import { assertRunnableKernel, type NativeKernel } from './executable-memory.ts';
+import { assertMemoryFits, formatBytes } from './memory-limit.ts';
 import { openblasEnvironment } from './openblas.ts';
 import type { Job, JobMessage, JobValues, OpenblasTiming, WorkerMessage } from './protocol.ts';
 import { DEFAULT_MIN_SECONDS, type Timing } from './timing.ts';
@@ -74,6 +76,31 @@ function workerExecArgv(): string[] {
 }
 const STDERR_TAIL_CHARS = 2000;
 
+/** Default per-job limit in seconds (PoolOptions.timeoutSeconds). */
+export const DEFAULT_JOB_TIMEOUT_SECONDS = 10;
+
+/**
+ * Tensors of a run job cross the IPC channel both ways, and Node's structured-clone channel slows
+ * down on large messages (measured here: 288 MB in 1.4 s, 800 MB in 13.8 s): a run job's limit
+ * grows by the bytes it moves at this rate, so that only the kernel's own time counts against it.
+ */
+export const TRANSFER_BYTES_PER_SECOND = 40e6;
+
+/** Whole seconds allowed for moving `bytes` to and from a worker (under a second: covered by the job's own limit). */
+export function transferSeconds(bytes: number): number {
+  return Math.floor(bytes / TRANSFER_BYTES_PER_SECOND);
+}
+
+/** What a refusal names: the problem's spec when the kernel carries its program. */
+function kernelSubject(kernel: NativeKernel): string {
+  const spec = (kernel as { program?: { problem?: { spec?: unknown } } }).program?.problem?.spec;
+  return typeof spec === 'string' ? spec : `a kernel over ${formatBytes(tensorBytesOf(kernel))} of tensors`;
+}
+
+function tensorBytesOf(kernel: NativeKernel): number {
+  return kernel.abi.tensors.reduce((a, t) => a + t.elements * FLOAT_BYTES, 0);
+}
+
 export class MeasurementPool {
   readonly #limit: LimitFunction;
   readonly #timeoutSeconds: number;
@@ -88,7 +115,7 @@ export class MeasurementPool {
 
   constructor(options: PoolOptions = {}) {
     this.#limit = pLimit(options.concurrency ?? 1);
-    this.#timeoutSeconds = options.timeoutSeconds ?? 10;
+    this.#timeoutSeconds = options.timeoutSeconds ?? DEFAULT_JOB_TIMEOUT_SECONDS;
     this.#startupTimeoutSeconds = options.startupTimeoutSeconds ?? 30;
     this.#minSeconds = options.minSeconds ?? DEFAULT_MIN_SECONDS;
     // OpenBLAS loads only in workers: give them an environment that lets it pick its best kernels.
@@ -105,14 +132,18 @@ export class MeasurementPool {
         throw new RangeError(`tensor ${i} (${abi[i]!.name}) must have ${abi[i]!.elements} elements, got ${t.length}`);
       }
     });
+    const tensorBytes = tensorBytesOf(kernel);
+    const outputBytes = abi[0]!.elements * FLOAT_BYTES;
+    assertMemoryFits(kernelSubject(kernel), workerRunBytes(tensorBytes, outputBytes), 'the measurement worker to run it');
     const job = { kind: 'run', code: compact(kernel.code), tensors: tensors.map(compact), guard: options.guard ?? false } as const;
-    return this.#submit(job, options);
+    return this.#submit(job, options, transferSeconds(tensorBytes + outputBytes));
   }
 
   /** Time the kernel on random aligned buffers: best/median seconds per repetition, GFLOPS from the best. */
   time(kernel: NativeKernel, options: TimeOptions = {}): Promise<TimeResult> {
     assertRunnableKernel(kernel);
     const elements = kernel.abi.tensors.map((t) => t.elements);
+    assertMemoryFits(kernelSubject(kernel), timingBytes(tensorBytesOf(kernel)), 'the buffers it is timed on');
     const minSeconds = options.minSeconds ?? this.#minSeconds;
     const job = {
       kind: 'time', code: compact(kernel.code), elements, flops: kernel.flops, minSeconds,
@@ -146,9 +177,10 @@ export class MeasurementPool {
     this.#workers.clear();
   }
 
-  #submit<J extends Job>(job: J, options: JobOptions): Promise<Result<JobValues[J['kind']]>> {
+  /** `extraSeconds`: added to the job's limit for moving its tensors (see transferSeconds). */
+  #submit<J extends Job>(job: J, options: JobOptions, extraSeconds = 0): Promise<Result<JobValues[J['kind']]>> {
     if (this.#closed) return Promise.reject(new Error('MeasurementPool is closed'));
-    const timeoutSeconds = options.timeoutSeconds ?? this.#timeoutSeconds;
+    const timeoutSeconds = (options.timeoutSeconds ?? this.#timeoutSeconds) + extraSeconds;
     const promise = this.#limit(() => this.#execute(job, timeoutSeconds));
     this.#inFlight.add(promise);
     const forget = (): void => void this.#inFlight.delete(promise);
