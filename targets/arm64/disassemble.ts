@@ -8,7 +8,7 @@
  * output line) or unpredictable ("potentially undefined instruction encoding": printed and
  * warned). That keeps the listing aligned with the code even when some words are bad.
  */
-import { spawnSync } from 'node:child_process';
+import { runTool } from '../runtime/child-tool.ts';
 import { requireTool } from './tools.ts';
 
 export interface DisasmWord {
@@ -30,10 +30,8 @@ export function disassembleArm64Words(bytes: Uint8Array): DisasmWord[] {
   if (words.length === 0) return [];
   const input = words.map((w) => [0, 8, 16, 24].map((s) => `0x${((w >>> s) & 0xff).toString(16).padStart(2, '0')}`).join(' ')).join('\n') + '\n';
   const mc = requireTool('llvm-mc-14');
-  const res = spawnSync(mc, ['--disassemble', '-triple=aarch64', '-mattr=+neon'], { input, encoding: 'utf8', maxBuffer: 256 << 20 });
-  if (res.error) throw new Error(`llvm-mc-14 failed to run: ${res.error.message}`);
-  if (res.status !== 0) throw new Error(`llvm-mc-14 exited with ${res.status}: ${res.stderr.trim().split('\n')[0]}`);
-  const { stdout, stderr } = res;
+  // under the tool time limit; a failure is one line (runtime/child-tool.ts)
+  const { stdout, stderr } = runTool(mc, ['--disassemble', '-triple=aarch64', '-mattr=+neon'], { input, maxBuffer: 256 << 20 });
   const warnings = new Map<number, string>();
   for (const line of stderr.split('\n')) {
     const m = /^<stdin>:(\d+):\d+: (warning|error): (.*)$/.exec(line);

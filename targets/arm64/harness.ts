@@ -4,11 +4,12 @@
  * new directory, so a stale binary is never used. Concurrent builders (test files, workers) each
  * build in a private file and rename it into place, which is atomic.
  */
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { LoopTuneError } from '../../ir/errors.ts';
+import { runTool } from '../runtime/child-tool.ts';
 import { HARNESS_ASM } from './harness-asm.ts';
 import { requireTool } from './tools.ts';
 
@@ -53,8 +54,11 @@ function buildHarness(dir: string, bin: string): void {
   }
 }
 
+/** Runs a build tool under the tool time limit (runtime/child-tool.ts); a failure is one line naming `what`. */
 function run(tool: string, args: string[], what: string): void {
-  const r = spawnSync(tool, args, { encoding: 'utf8' });
-  if (r.error) throw new Error(`${what}: ${r.error.message}`);
-  if (r.status !== 0) throw new Error(`${what} failed (exit ${r.status}): ${r.stderr.trim().split('\n').slice(0, 6).join('\n')}`);
+  try {
+    runTool(tool, args);
+  } catch (e) {
+    throw new LoopTuneError(`${what}: ${(e as Error).message}`);
+  }
 }

@@ -11,14 +11,18 @@
  * and resolves them, so the bytes stay position independent. Anything else the kernel would
  * need from outside (a call to memcpy, a GOT entry) fails the link with lld's message.
  *
- * Intermediate files live in a fresh temporary folder that is always removed. Failures of any
- * tool surface its stderr.
+ * Intermediate files live in a fresh temporary folder that is always removed. Every tool runs
+ * under a time limit (runtime/child-tool.ts: $LOOPTUNE_TOOL_TIMEOUT, default 30 s); a failure is
+ * one line with the first line of its stderr. A tool that timed out is not started again in this
+ * process (a hung llc would otherwise cost a search the limit on every candidate).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fail, LoopTuneError } from '../../ir/errors.ts';
 import type { LoopProgram } from '../../loopnest/program.ts';
+import { runTool, toolTimeoutSeconds, TOOL_TIMEOUT_VARIABLE } from '../runtime/child-tool.ts';
 import { loadBindings } from './bindings.ts';
 import { elfSections, SHF_ALLOC, SHT_REL, SHT_RELA } from './elf.ts';
 import { buildModule, KERNEL_SYMBOL } from './ir.ts';
@@ -81,6 +85,8 @@ export interface LlvmOptions {
   llcArgs?: readonly string[];
   /** parent of the temporary folder (default os.tmpdir()) */
   tmpRoot?: string;
+  /** limit for each tool run, seconds (default $LOOPTUNE_TOOL_TIMEOUT, else 30) */
+  toolTimeoutSeconds?: number;
 }
 
 export interface LlvmPhases {
@@ -104,14 +110,17 @@ export interface LlvmCompileResult {
 
 const toolCheck = new Map<string, string | null>();
 
-/** null when `exe` runs, else why not (one line). */
-function checkTool(exe: string, role: keyof LlvmTools): string | null {
+/** null when `exe` starts and answers --version in time, else why not (one line). */
+function checkTool(exe: string, role: keyof LlvmTools, timeoutSeconds: number): string | null {
   let r = toolCheck.get(exe);
   if (r === undefined) {
-    const p = spawnSync(exe, ['--version'], { encoding: 'utf8' });
-    r = p.error
-      ? `${exe} not found (install the Debian package ${TOOL_PACKAGE[role]}, or set $LLVM_${role.toUpperCase()})`
-      : null;
+    const p = spawnSync(exe, ['--version'], { encoding: 'utf8', timeout: timeoutSeconds * 1000, killSignal: 'SIGKILL' });
+    const code = (p.error as NodeJS.ErrnoException | undefined)?.code;
+    r = code === undefined
+      ? null
+      : code === 'ETIMEDOUT'
+        ? `${exe} --version timed out after ${timeoutSeconds} s (${TOOL_TIMEOUT_VARIABLE} sets the limit)`
+        : `${exe} not found (install the Debian package ${TOOL_PACKAGE[role]}, or set $LLVM_${role.toUpperCase()})`;
     toolCheck.set(exe, r);
   }
   return r;
@@ -122,28 +131,34 @@ export function resolveTools(tools: Partial<LlvmTools> = {}): LlvmTools {
 }
 
 /** null when the pipeline can run, else the first missing piece and what to install (one line). */
-export function llvmUnavailableReason(tools: Partial<LlvmTools> = {}): string | null {
+export function llvmUnavailableReason(tools: Partial<LlvmTools> = {}, timeoutSeconds?: number): string | null {
   const b = loadBindings();
   if (!b.ok) return b.error;
   const t = resolveTools(tools);
+  const limit = timeoutSeconds ?? toolTimeoutSeconds();
   for (const role of ['opt', 'llc', 'lld'] as const) {
-    const why = checkTool(t[role], role);
+    const why = checkTool(t[role], role, limit);
     if (why) return why;
   }
   return null;
 }
 
-/** Runs one tool; throws with its stderr (LLVM's own message) when it fails. */
-function run(exe: string, args: readonly string[], role: keyof LlvmTools): void {
-  const p = spawnSync(exe, args, { encoding: 'utf8', maxBuffer: 1 << 26 });
-  if (p.error) {
-    const code = (p.error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new Error(`${exe} not found (install the Debian package ${TOOL_PACKAGE[role]})`);
-    throw new Error(`${exe} failed to start: ${p.error.message}`);
-  }
-  if (p.status !== 0) {
-    const how = p.signal ? `was killed by ${p.signal}` : `exited with status ${p.status}`;
-    throw new Error(`${exe} ${how}: ${p.stderr.trim() || '(no message)'}`);
+/** Tools that timed out in this process, with the line that said so. */
+const hungTools = new Map<string, string>();
+
+/** Runs one tool under the time limit; throws one line (LoopTuneError) when it fails. */
+function run(exe: string, args: readonly string[], role: keyof LlvmTools, timeoutSeconds?: number): void {
+  const hung = hungTools.get(exe);
+  if (hung) fail(`${hung} (earlier in this run; not started again)`);
+  try {
+    runTool(exe, args, {
+      installHint: `install the Debian package ${TOOL_PACKAGE[role]}, or set $LLVM_${role.toUpperCase()}`,
+      maxBuffer: 1 << 26,
+      ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}),
+    });
+  } catch (e) {
+    if (e instanceof LoopTuneError && / timed out after /.test(e.message)) hungTools.set(exe, e.message);
+    throw e;
   }
 }
 
@@ -168,14 +183,15 @@ export function compileWithLlvm(program: LoopProgram, isa: LlvmIsa, options: Llv
     const { module, llvm } = buildModule(program);
     llvm.WriteBitcodeToFile(module, bc);
     const t1 = performance.now();
-    run(tools.opt, [`-passes=${options.optPipeline ?? OPT_PIPELINE}`, `-mcpu=${cpu}`, `-mattr=${mattr}`, ...OPT_FREESTANDING, ...(options.optArgs ?? []), bc, '-o', optBc], 'opt');
+    const limit = options.toolTimeoutSeconds;
+    run(tools.opt, [`-passes=${options.optPipeline ?? OPT_PIPELINE}`, `-mcpu=${cpu}`, `-mattr=${mattr}`, ...OPT_FREESTANDING, ...(options.optArgs ?? []), bc, '-o', optBc], 'opt', limit);
     const t2 = performance.now();
     run(tools.llc, [
       '-O3', `-mcpu=${cpu}`, `-mattr=${mattr}`, '-relocation-model=pic', '-function-sections', '-filetype=obj',
       ...(options.llcArgs ?? []), optBc, '-o', obj,
-    ], 'llc');
+    ], 'llc', limit);
     const t3 = performance.now();
-    const extracted = extract(readFileSync(obj), dir, tools.lld);
+    const extracted = extract(readFileSync(obj), dir, tools.lld, limit);
     const t4 = performance.now();
     return {
       ...extracted,
@@ -187,7 +203,7 @@ export function compileWithLlvm(program: LoopProgram, isa: LlvmIsa, options: Llv
 }
 
 /** The kernel's bytes from the object: copied out, or linked with its constants. */
-function extract(object: Uint8Array, dir: string, lld: string): { code: Uint8Array; codeSize: number; linked: boolean } {
+function extract(object: Uint8Array, dir: string, lld: string, timeoutSeconds?: number): { code: Uint8Array; codeSize: number; linked: boolean } {
   const sections = elfSections(object);
   const textIndex = sections.findIndex((s) => s.name === `.text.${KERNEL_SYMBOL}`);
   if (textIndex < 0) throw new Error(`llc's object has no .text.${KERNEL_SYMBOL} section`);
@@ -202,6 +218,6 @@ function extract(object: Uint8Array, dir: string, lld: string): { code: Uint8Arr
   const script = join(dir, 'kernel.ld');
   const image = join(dir, 'kernel.bin');
   writeFileSync(script, LINKER_SCRIPT);
-  run(lld, ['--oformat=binary', '-T', script, '--no-undefined', obj, '-o', image], 'lld');
+  run(lld, ['--oformat=binary', '-T', script, '--no-undefined', obj, '-o', image], 'lld', timeoutSeconds);
   return { code: new Uint8Array(readFileSync(image)), codeSize: text.size, linked: true };
 }

@@ -6,6 +6,7 @@
  * Always registered; when llvm-bindings or the LLVM tools are missing, `compile` throws one line
  * saying what to install (see `llvmAvailable`).
  */
+import { fail } from '../../ir/errors.ts';
 import { flops } from '../../ir/problem.ts';
 import type { LoopProgram } from '../../loopnest/program.ts';
 import type { Kernel, Target, TargetCaps } from '../kernel.ts';
@@ -37,8 +38,8 @@ export interface LlvmTarget extends Target {
 export function llvmTarget(isa: LlvmIsa, options: LlvmOptions = {}): LlvmTarget {
   const name = llvmTargetName(isa);
   const compileDetailed = (program: LoopProgram): { kernel: Kernel; result: LlvmCompileResult } => {
-    const unavailable = llvmUnavailableReason(options.tools);
-    if (unavailable) throw new Error(`target ${name} is unavailable: ${unavailable}`);
+    const unavailable = llvmUnavailableReason(options.tools, options.toolTimeoutSeconds);
+    if (unavailable) fail(`target ${name} is unavailable: ${unavailable}`);
     if (program.decision.lanes !== 1 && program.decision.lanes !== x86Caps(isa).vectorLanes) {
       throw new Error(`program was lowered for ${program.decision.lanes} lanes, not for ${name}`);
     }

@@ -2,7 +2,7 @@
  * Disassembly of x86-64 machine code through LLVM's `llvm-mc-14 --disassemble` (Debian package
  * llvm-14). Used by `looptune show --asm` and by the encoder tests as their oracle.
  */
-import { spawnSync } from 'node:child_process';
+import { runTool } from '../runtime/child-tool.ts';
 import { NOPS } from './opcodes.ts';
 
 /** the llvm-mc executable: $LLVM_MC, else llvm-mc-14 on PATH */
@@ -34,19 +34,17 @@ export interface McInstruction {
 }
 
 /**
- * Runs llvm-mc with `args` on `input`. Throws a one-line error naming the Debian package when
- * the tool is missing. Returns stdout and stderr: llvm-mc exits 0 on undecodable bytes (1 inside
- * an atomic block) and only warns on stderr, so callers must look at stderr.
+ * Runs llvm-mc with `args` on `input`, under the tool time limit (runtime/child-tool.ts). Throws
+ * one line naming the Debian package when the tool is missing, and one line when it fails or
+ * hangs. Returns stdout and stderr: llvm-mc exits 0 on undecodable bytes (1 inside an atomic
+ * block) and only warns on stderr, so callers must look at stderr.
  */
 export function runLlvmMc(input: string, args: readonly string[], exe: string = LLVM_MC): { stdout: string; stderr: string } {
-  const r = spawnSync(exe, args, { input, encoding: 'utf8', maxBuffer: 1 << 28 });
-  if (r.error) {
-    const code = (r.error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new Error(`${exe} not found: install the Debian package llvm-14 (apt-get install llvm-14), or set LLVM_MC`);
-    throw new Error(`${exe} failed to start: ${r.error.message}`);
-  }
   // status 1: an atomic block `[...]` did not decode (reported by warnings like any bad bytes)
-  if (r.status !== 0 && r.status !== 1) throw new Error(`${exe} exited with status ${r.status}: ${r.stderr.split('\n')[0] ?? ''}`);
+  const r = runTool(exe, args, {
+    input, maxBuffer: 1 << 28, okStatuses: [0, 1],
+    installHint: 'install the Debian package llvm-14 (apt-get install llvm-14), or set LLVM_MC',
+  });
   return { stdout: r.stdout, stderr: r.stderr };
 }
 
