@@ -11,26 +11,27 @@
  *    budget goes to an evolution that uses the policy as one of its mutation operators
  *    (agent/ppo/search.ts);
  *  - tuning records come first: the best recorded schedule of the problem (any host) is a root of
- *    the rollouts and is measured first; schedules already measured on this host cost nothing;
+ *    the rollouts and is measured first; schedules already measured on this host cost nothing, but
+ *    a recorded figure is timed again (one short measurement) before it is reported as this run's;
  *  - the best kernel is verified against the reference interpreter (verifyKernel); if it fails, the
  *    next best measured schedule is tried. Verification (about 1 s for a 256^3 matmul: the
  *    interpreter) and the optional OpenBLAS timing come after the budget (`verifySeconds`).
  */
 import { existsSync, readFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fail } from '../ir/errors.ts';
 import { flops, type Problem } from '../ir/problem.ts';
 import { Schedule } from '../ir/schedule.ts';
 import { parseProblem } from '../ir/spec.ts';
-import { CachingEvaluator, type Evaluation, type Evaluator, type NativeTargetName, type PredictFunction } from '../env/evaluator.ts';
-import { RecordStore } from '../env/records.ts';
+import { CachingEvaluator, NOMINAL_PEAK, type Evaluation, type Evaluator, type NativeTargetName, type PredictFunction } from '../env/evaluator.ts';
+import { defaultRecordsPath, RecordStore } from '../env/records.ts';
 import type { Kernel } from '../targets/kernel.ts';
 import { compileSchedule, getTarget } from '../targets/registry.ts';
 import { executorFor, type Executor } from '../targets/executor.ts';
+import { assertMeasurable } from '../targets/limits.ts';
 import { compareWithBlas } from '../targets/run-schedule.ts';
-import { hostIsa, hostTarget } from '../targets/runtime/host.ts';
+import { hostKey, hostTarget } from '../targets/runtime/host.ts';
 import { slowSecondsFor } from '../targets/runtime/timing.ts';
 import { verifyKernel } from '../targets/verify.ts';
 import { initBackend } from './backend.ts';
@@ -55,7 +56,8 @@ export interface TuneOptions {
   maxMeasurements?: number;
   /** a policy folder (model.json + weights.bin) or a loaded policy (default: the shipped one of the target). */
   policy?: string | LoadedPolicy;
-  /** tuning records: a JSONL path or a store (default $LOOPTUNE_RECORDS or ~/.cache/looptune/records.jsonl). */
+  /** tuning records: a JSONL path or a store (default: env/records.ts defaultRecordsPath, $LOOPTUNE_RECORDS
+   *  or records.jsonl in the cache folder). */
   records?: string | RecordStore;
   /** neither read nor write tuning records. */
   noRecords?: boolean;
@@ -117,8 +119,10 @@ export interface TuneResult {
   ranking: 'costmodel' | 'policy';
   /** the best recorded schedule of the problem, if the records had one. */
   recordSchedule?: string;
-  /** the result is the recorded schedule (the policy found nothing faster). */
+  /** the result is the recorded schedule (the policy found nothing faster); its figure is timed now. */
   fromRecords: boolean;
+  /** figures read from the records that were timed again before one was reported (see confirmRecorded). */
+  recordsRemeasured: number;
   /** wall time of the whole call; its parts: search (setup, proposals, measurements), verification. */
   seconds: number;
   /** until the default schedule was measured and the policy loaded (worker start-up included). */
@@ -137,9 +141,10 @@ export function pretrainedPolicyDir(target: string): string {
   return path.join(here, 'pretrained', target);
 }
 
-export function defaultRecordsPath(): string {
-  return process.env.LOOPTUNE_RECORDS ?? path.join(os.homedir(), '.cache', 'looptune', 'records.jsonl');
-}
+export { defaultRecordsPath };
+
+/** At most this many recorded figures are timed again per call; a candidate past it is not reported. */
+const MAX_REMEASURED = 5;
 
 const policyCache = new Map<string, LoadedPolicy>();
 
@@ -213,11 +218,16 @@ export async function tune(spec: string | Problem, options: TuneOptions = {}): P
       : options.records instanceof RecordStore ? options.records
         : RecordStore.open(options.records ?? defaultRecordsPath());
     const peakGflops = await executor.peakGflops();
+    // a problem the machine cannot hold, verify or time is one line before the search (targets/limits.ts)
+    if (executor.native) assertMeasurable(problem, { peakGflops, verify: options.verify ?? true, calls: 1 });
+    const host = hostKey();
+    // no kernel beats the peak (the nominal one if the probe read lower: a busy machine reads low)
+    store.rejectAbovePeak(target, host, Math.max(peakGflops, NOMINAL_PEAK[target]));
     if (options.budgetSeconds === undefined) budgetSeconds = defaultBudgetSeconds(problem, peakGflops);
     const kernels = new Map<string, Kernel>();
-    const measured = new Map<string, { schedule: Schedule; gflops: number; bestSeconds?: number; medianSeconds?: number }>();
-    const evaluator: Evaluator = new CachingEvaluator({
-      target, peakGflops, records: store, host: hostIsa().model,
+    const measured = new Map<string, MeasuredSchedule>();
+    const evaluator = new CachingEvaluator({
+      target, peakGflops, records: store, host,
       measure: async (s) => {
         let kernel: Kernel;
         try {
@@ -237,8 +247,9 @@ export async function tune(spec: string | Problem, options: TuneOptions = {}): P
       async evaluate(s): Promise<Evaluation> {
         const e = await evaluator.evaluate(s);
         if (e.gflops > 0 && !measured.has(e.hash)) {
+          const record = e.source === 'cached' ? store.get(problem.spec, target, e.hash, host) : undefined;
           measured.set(e.hash, {
-            schedule: s, gflops: e.gflops,
+            schedule: s, gflops: e.gflops, recorded: record !== undefined && store.fromEarlierRun(record),
             ...(e.bestSeconds !== undefined ? { bestSeconds: e.bestSeconds } : {}),
             ...(e.medianSeconds !== undefined ? { medianSeconds: e.medianSeconds } : {}),
           });
@@ -287,15 +298,23 @@ export async function tune(spec: string | Problem, options: TuneOptions = {}): P
     });
     const searchSeconds = elapsed();
 
-    // verify the best; fall back to the next best measured schedule if it fails
-    const order = [...measured.values()].sort((a, b) => b.gflops - a.gflops);
-    if (order.length === 0) fail(`tune: no schedule of ${problem.spec} could be measured`);
-    let chosen = order[0]!;
-    let kernel = kernels.get(chosen.schedule.hash()) ?? compileSchedule(chosen.schedule, target);
+    // verify the best; fall back to the next best measured schedule if it fails. A figure read from
+    // the records is an earlier run's (possibly stale or doctored): it is timed again first.
+    const candidates = [...measured.values()];
+    const confirm = confirmRecorded(candidates, (s) => evaluator.measureNow(s));
+    const kernelOf = (c: MeasuredSchedule) => kernels.get(c.schedule.hash()) ?? compileSchedule(c.schedule, target);
+    const best = await confirm.next();
+    if (!best) fail(`tune: no schedule of ${problem.spec} could be measured`);
+    // the default's figure is reported too (the speed-up over it): this call's own as well
+    const defaultEntry = skipDefault ? undefined : measured.get(initial.hash());
+    if (defaultEntry?.recorded) await confirm.remeasure(defaultEntry);
+    const defaultGflops = defaultEntry ? defaultEntry.gflops : r.defaultGflops;
+    let chosen = best;
+    let kernel = kernelOf(chosen);
     let verification = { verified: false, maxRelError: NaN };
     if (options.verify ?? true) {
-      for (const cand of order.slice(0, 5)) {
-        const k = kernels.get(cand.schedule.hash()) ?? compileSchedule(cand.schedule, target);
+      for (let tries = 0, cand: MeasuredSchedule | undefined = best; tries < 5 && cand; tries++, cand = await confirm.next()) {
+        const k = kernelOf(cand);
         const v = await verifyKernel(k, cand.schedule, executor.run);
         if (v.verified) {
           chosen = cand;
@@ -304,6 +323,7 @@ export async function tune(spec: string | Problem, options: TuneOptions = {}): P
           break;
         }
         verification = { verified: false, maxRelError: v.maxRelError };
+        confirm.drop(cand);
       }
     }
     const verifySeconds = elapsed() - searchSeconds;
@@ -312,9 +332,9 @@ export async function tune(spec: string | Problem, options: TuneOptions = {}): P
       schedule: chosen.schedule.text(), best: chosen.schedule, kernel,
       gflops: chosen.gflops, peakGflops,
       fractionOfPeak: chosen.gflops / peakGflops, percentOfPeak: (100 * chosen.gflops) / peakGflops,
-      defaultGflops: r.defaultGflops, defaultPredicted: skipDefault,
+      defaultGflops, defaultPredicted: skipDefault,
       // a predicted default is too rough for a ratio (the model never saw schedules that slow)
-      speedupOverDefault: skipDefault ? NaN : r.defaultGflops > 0 ? chosen.gflops / r.defaultGflops : Infinity,
+      speedupOverDefault: skipDefault ? NaN : defaultGflops > 0 ? chosen.gflops / defaultGflops : Infinity,
       ...(chosen.bestSeconds !== undefined ? { bestSeconds: chosen.bestSeconds } : {}),
       ...(chosen.medianSeconds !== undefined ? { medianSeconds: chosen.medianSeconds } : {}),
       verified: verification.verified, maxRelError: verification.maxRelError,
@@ -322,6 +342,7 @@ export async function tune(spec: string | Problem, options: TuneOptions = {}): P
       ranking: predict ? 'costmodel' : 'policy',
       ...(recordSchedule ? { recordSchedule: recordSchedule.text() } : {}),
       fromRecords: recordSchedule !== undefined && recordSchedule.hash() === chosen.schedule.hash(),
+      recordsRemeasured: confirm.remeasured(),
       seconds: 0, setupSeconds, searchSeconds, verifySeconds, stopReason: r.stopReason, history: r.history, policy: loaded.path,
     };
     if (options.compareOpenblas) Object.assign(result, await compareWithBlas(problem, executor, chosen.gflops));
@@ -330,4 +351,53 @@ export async function tune(spec: string | Problem, options: TuneOptions = {}): P
   } finally {
     if (ownsExecutor) await executor.close();
   }
+}
+
+/** A schedule tune measured (or answered from the records: `recorded`) during the call. */
+interface MeasuredSchedule {
+  schedule: Schedule;
+  gflops: number;
+  bestSeconds?: number;
+  medianSeconds?: number;
+  /** the figure is a record of an earlier run, not yet timed in this call. */
+  recorded: boolean;
+}
+
+/**
+ * The candidates, best first, each figure this call's own: `next()` returns the fastest remaining
+ * candidate after timing it again (`measureNow`) if its figure came from the records, so a stale or
+ * doctored record is never reported; at most MAX_REMEASURED are timed, recorded ones past that are
+ * passed over. `remeasure` times one candidate again; `drop` removes one (it failed verification).
+ */
+function confirmRecorded(candidates: MeasuredSchedule[], measureNow: (s: Schedule) => Promise<Evaluation>) {
+  let remeasured = 0;
+  const remeasure = async (c: MeasuredSchedule): Promise<void> => {
+    remeasured++;
+    const fresh = await measureNow(c.schedule);
+    c.gflops = fresh.gflops;
+    c.bestSeconds = fresh.bestSeconds;
+    c.medianSeconds = fresh.medianSeconds;
+    c.recorded = false;
+  };
+  return {
+    async next(): Promise<MeasuredSchedule | undefined> {
+      for (;;) {
+        candidates.sort((a, b) => b.gflops - a.gflops);
+        const top = candidates[0];
+        if (!top || !(top.gflops > 0)) return undefined;
+        if (!top.recorded) return top;
+        if (remeasured >= MAX_REMEASURED) {
+          candidates.shift();
+          continue;
+        }
+        await remeasure(top);
+      }
+    },
+    remeasure,
+    drop(c: MeasuredSchedule): void {
+      const i = candidates.indexOf(c);
+      if (i >= 0) candidates.splice(i, 1);
+    },
+    remeasured: () => remeasured,
+  };
 }

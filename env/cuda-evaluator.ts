@@ -12,7 +12,7 @@
  *  - a kernel fault (illegal address, launch failure) resets the context, re-uploads the buffers
  *    and becomes a failed measurement: a search goes on.
  *  - sketches: searches draw fresh schedules from the GPU template families (cudaSketches below).
- * Records carry the GPU's name as their host.
+ * Records carry the GPU's name and driver version as their host (gpuHostKey).
  */
 import { LoopTuneError } from '../ir/errors.ts';
 import { elementCount, type Problem } from '../ir/problem.ts';
@@ -26,6 +26,7 @@ import { CudaError, type DeviceInfo, type DevicePtr } from '../targets/cuda/driv
 import { measureGpuPeak } from '../targets/cuda/peak.ts';
 import { STICKY_ERRORS } from '../targets/cuda/runner.ts';
 import { compileCuda, type CudaKernel } from '../targets/cuda/target.ts';
+import { gpuHostKey } from '../targets/runtime/host.ts';
 import { CudaTuner, seedsFor } from '../targets/cuda/tuner.ts';
 import { CachingEvaluator, type Measurement, type SketchSource } from './evaluator.ts';
 import { RecordStore } from './records.ts';
@@ -108,7 +109,7 @@ export class CudaEvaluator extends CachingEvaluator {
     let self: CudaEvaluator | undefined;
     const measure = async (s: Schedule): Promise<Measurement> => self!.#measure(s, minSeconds);
     self = new CudaEvaluator({
-      target: 'cuda', peakGflops, measure, records, host: device.name,
+      target: 'cuda', peakGflops, measure, records, host: gpuHostKey(device),
       ...(options.persistFailures !== undefined ? { persistFailures: options.persistFailures } : {}),
     }, tuner, device, options.peakGflops !== undefined ? 'given' : 'measured');
     return self;

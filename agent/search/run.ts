@@ -5,12 +5,14 @@
  */
 import { fail } from '../../ir/errors.ts';
 import type { Problem } from '../../ir/problem.ts';
+import { Schedule } from '../../ir/schedule.ts';
 import { flops as problemFlops } from '../../ir/problem.ts';
 import { parseProblem } from '../../ir/spec.ts';
+import { assertMeasurable } from '../../targets/limits.ts';
 import { hostIsa } from '../../targets/runtime/host.ts';
 import type { MeasurementPool } from '../../targets/runtime/measure.ts';
 import { resolveProblems } from '../../env/datasets.ts';
-import { MeasuredEvaluator, PredictedEvaluator, type Evaluator, type NativeTargetName, type PredictFunction } from '../../env/evaluator.ts';
+import { CachingEvaluator, MeasuredEvaluator, NOMINAL_PEAK, PredictedEvaluator, type Evaluator, type NativeTargetName, type PredictFunction } from '../../env/evaluator.ts';
 import { RecordStore } from '../../env/records.ts';
 import { syntheticEvaluator } from '../../env/synthetic.ts';
 import { DEFAULT_TIMED_MAX_FLOPS, type Budget, type HistoryPoint, type SearchProgress, type Searcher, type StopReason } from '../searcher.ts';
@@ -40,6 +42,17 @@ export interface EvaluatorSetup {
 /** The evaluator a run uses; `owned` says whether the caller must close it. */
 export async function createEvaluator(setup: EvaluatorSetup = {}): Promise<Evaluator & { close(): Promise<void> }> {
   const records = RecordStore.open(setup.recordsPath ?? null);
+  const evaluator = await evaluatorOver(records, setup);
+  // no kernel beats the machine's peak: this host's records above it are corrupt or forged (the
+  // nominal peak bounds them if the probe read lower: a busy machine reads low)
+  if (evaluator instanceof CachingEvaluator) {
+    const nominal = NOMINAL_PEAK[evaluator.target as NativeTargetName] ?? 0;
+    records.rejectAbovePeak(evaluator.target, evaluator.host, Math.max(evaluator.peakGflops, nominal));
+  }
+  return evaluator;
+}
+
+async function evaluatorOver(records: RecordStore, setup: EvaluatorSetup): Promise<Evaluator & { close(): Promise<void> }> {
   if (setup.target === 'synthetic') return syntheticEvaluator({ records });
   if (setup.target === 'neon') {
     // no Arm hardware here: the analytic cost model is the reward (see agent/costmodel/analytic.ts)
@@ -140,6 +153,8 @@ export interface RunSearchResult extends OpenblasFigure {
   /** the default schedule was not timed (too slow): defaultGflops is a prediction or 0 */
   defaultSkipped: boolean;
   speedupOverDefault: number;
+  /** the best figure was read from an earlier run's records: `gflops` is its timing now (see confirmFigure). */
+  bestRemeasured: boolean;
   measurements: number;
   timed: number;
   cacheHits: number;
@@ -147,6 +162,17 @@ export interface RunSearchResult extends OpenblasFigure {
   seconds: number;
   stopReason: StopReason;
   history: HistoryPoint[];
+}
+
+/**
+ * A reported figure as this run's own: a figure the search took from an earlier run's records (stale,
+ * or doctored below the peak check) is timed again, once, before it is reported.
+ */
+async function confirmFigure(evaluator: Evaluator, schedule: Schedule, gflops: number): Promise<{ gflops: number; remeasured: boolean }> {
+  if (!(evaluator instanceof CachingEvaluator)) return { gflops, remeasured: false };
+  const record = evaluator.records.get(schedule.problem.spec, evaluator.target, schedule.hash(), evaluator.host);
+  if (!record || !evaluator.records.fromEarlierRun(record) || record.gflops !== gflops) return { gflops, remeasured: false };
+  return { gflops: (await evaluator.measureNow(schedule)).gflops, remeasured: true };
 }
 
 export async function runSearch(spec: string | Problem, options: RunSearchOptions = {}): Promise<RunSearchResult> {
@@ -158,6 +184,8 @@ export async function runSearch(spec: string | Problem, options: RunSearchOption
     ...(options.minSeconds !== undefined ? { minSeconds: options.minSeconds } : {}),
   }));
   try {
+    // a problem the machine cannot hold or time is one line before the first measurement (targets/limits.ts)
+    if (evaluator instanceof MeasuredEvaluator) assertMeasurable(problem, { peakGflops: evaluator.peakGflops, verify: false, calls: 1 });
     // on a CPU the default kernel of a large problem would take the budget to time (see DEFAULT_TIMED_MAX_FLOPS)
     const skipDefault = options.skipDefault ?? (evaluator instanceof MeasuredEvaluator && problemFlops(problem) > DEFAULT_TIMED_MAX_FLOPS);
     const r = await searcher.search(problem, {
@@ -169,14 +197,20 @@ export async function runSearch(spec: string | Problem, options: RunSearchOption
       ...(options.predict ? { predict: options.predict } : {}),
       ...(options.actions ? { actions: options.actions } : {}),
     });
+    const best = await confirmFigure(evaluator, r.best.schedule, r.best.gflops);
+    const initial = Schedule.initial(problem);
+    const defaultGflops = skipDefault ? r.defaultGflops
+      : initial.hash() === r.best.schedule.hash() ? best.gflops
+        : (await confirmFigure(evaluator, initial, r.defaultGflops)).gflops;
     const blas = options.compareOpenblas ? await timeOpenblas(problem, evaluator, options.minSeconds) : {};
     return {
       problem: problem.spec, target: evaluator.target, searcher: searcher.name,
-      schedule: r.best.schedule.text(), gflops: r.best.gflops,
+      schedule: r.best.schedule.text(), gflops: best.gflops,
       peakGflops: evaluator.peakGflops, peakSource: peakSourceOf(evaluator),
-      fractionOfPeak: r.best.gflops / evaluator.peakGflops,
-      defaultGflops: r.defaultGflops, defaultSkipped: skipDefault,
-      speedupOverDefault: skipDefault ? NaN : r.defaultGflops > 0 ? r.best.gflops / r.defaultGflops : Infinity,
+      fractionOfPeak: best.gflops / evaluator.peakGflops,
+      defaultGflops, defaultSkipped: skipDefault,
+      speedupOverDefault: skipDefault ? NaN : defaultGflops > 0 ? best.gflops / defaultGflops : Infinity,
+      bestRemeasured: best.remeasured,
       measurements: r.measurements, timed: r.timed, cacheHits: r.cacheHits, steps: r.steps,
       seconds: r.seconds, stopReason: r.stopReason, history: r.history,
       ...blas,

@@ -37,7 +37,7 @@ export function isX86Host(): boolean {
 export function hostIsa(): HostIsa {
   if (isa) return isa;
   const cpuinfo = readText('/proc/cpuinfo');
-  const field = (name: string): string => cpuinfo.match(new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm'))?.[1]?.trim() ?? '';
+  const field = (name: string): string => cpuinfoField(cpuinfo, name);
   const flags = new Set(field('flags').split(/\s+/));
   const x86 = isX86Host();
   // x86 says "model name"; arm64 kernels have no model string, so fall back to Node's view.
@@ -53,6 +53,48 @@ export function hostIsa(): HostIsa {
       : model,
   };
   return isa;
+}
+
+/** The first `name : value` of /proc/cpuinfo text ('' when absent). */
+function cpuinfoField(cpuinfo: string, name: string): string {
+  return cpuinfo.match(new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm'))?.[1]?.trim() ?? '';
+}
+
+/** The ISA extensions a kernel's speed depends on, in the order a key lists them. */
+const KEY_FLAGS: Record<string, readonly string[]> = {
+  x64: ['avx2', 'fma', 'avx512f', 'avx512bw', 'avx512vl', 'avx512_vnni', 'avx512_bf16', 'avx512_fp16', 'amx_tile', 'amx_bf16'],
+  arm64: ['asimd', 'asimdhp', 'asimddp', 'i8mm', 'bf16', 'sve', 'sve2', 'sme'],
+};
+
+let key: string | undefined;
+
+/**
+ * The host a timing belongs to, written into tuning records and required of the records a run
+ * reuses as its own measurements. Precise enough that another CPU generation or a differently
+ * sized VM never matches: model name, vendor, family/model/stepping (implementer/part/variant/revision
+ * on Arm), the ISA extensions that change kernel speed, and the core count, e.g.
+ * "AMD EPYC (AuthenticAMD family 26 model 2 stepping 1, avx2+fma+avx512f+avx512bw+avx512vl+avx512_vnni+avx512_bf16, 2 cores)".
+ */
+export function hostKey(): string {
+  key ??= hostKeyOf(readText('/proc/cpuinfo'), process.arch, os.cpus().length || hostCores(), hostIsa().model);
+  return key;
+}
+
+/** hostKey from /proc/cpuinfo text (testable with any CPU's text). */
+export function hostKeyOf(cpuinfo: string, arch: string, cores: number, fallbackModel = `unknown ${arch} CPU`): string {
+  const field = (name: string): string => cpuinfoField(cpuinfo, name);
+  const model = field('model name') || fallbackModel;
+  const flags = new Set((field('flags') || field('Features')).split(/\s+/));
+  const isaFlags = (KEY_FLAGS[arch] ?? []).filter((f) => flags.has(f));
+  const id = arch === 'x64'
+    ? `${field('vendor_id') || 'unknown vendor'} family ${field('cpu family') || '?'} model ${field('model') || '?'} stepping ${field('stepping') || '?'}`
+    : `implementer ${field('CPU implementer') || '?'} part ${field('CPU part') || '?'} variant ${field('CPU variant') || '?'} revision ${field('CPU revision') || '?'}`;
+  return `${model} (${id}, ${isaFlags.length ? isaFlags.join('+') : 'no vector ISA flags'}, ${cores} cores)`;
+}
+
+/** A GPU's host key: its name and the CUDA driver's version (records of another driver are another host's). */
+export function gpuHostKey(device: { name: string; driverVersion: string }): string {
+  return `${device.name} (driver ${device.driverVersion})`;
 }
 
 /** The best native x86 target of this host; throws on hosts that cannot run x86-64 AVX2 code. */

@@ -5,11 +5,11 @@
  *
  * The probe runs in-process by default (its code is fixed and known-safe), or in a
  * MeasurementPool worker when one is given. Cached figures live in
- * ~/.cache/looptune/peak.json; pass `fresh: true` to re-measure (on an idle machine).
+ * <cache folder>/peak.json (see cache-dir.ts); pass `fresh: true` to re-measure (on an idle machine).
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
+import { cacheDir } from './cache-dir.ts';
 import type { NativeKernel } from './executable-memory.ts';
 import { hostIsa, hostTarget, type HostTarget } from './host.ts';
 import { timeInProcess } from './in-process.ts';
@@ -27,7 +27,7 @@ export interface PeakOptions {
   itersPerRep?: number;
   /** minimum sampled time per chain count in seconds (default 0.15). */
   minSeconds?: number;
-  /** cache file (default ~/.cache/looptune/peak.json); null disables the cache. */
+  /** cache file (default <cache folder>/peak.json, see cache-dir.ts); null disables the cache. */
   cacheFile?: string | null;
   /** kernel generator (default: peakKernel from targets/x86/peak-kernel.ts). */
   kernel?: PeakKernelFactory;
@@ -78,9 +78,9 @@ export async function peakRecord(isa: HostTarget = hostTarget(), options: PeakOp
   return record;
 }
 
+/** peak.json in looptune's cache folder (targets/runtime/cache-dir.ts: never the current folder). */
 export function defaultPeakCacheFile(): string {
-  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
-  return path.join(base, 'looptune', 'peak.json');
+  return path.join(cacheDir(), 'peak.json');
 }
 
 async function measurePeak(isa: HostTarget, model: string, factory: PeakKernelFactory, options: PeakOptions): Promise<PeakRecord> {

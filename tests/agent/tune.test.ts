@@ -47,7 +47,7 @@ test('tune starts from the tuning records and reuses their measurements', async 
   assert.ok(store.size >= first.timed);
   const second = await tune('matmul 64x64x64', { target, policy, records: file, budgetSeconds: 1, maxMeasurements: 8 });
   assert.is(second.recordSchedule, store.best('matmul 64x64x64', target)!.schedule);
-  assert.ok(second.gflops >= first.gflops * 0.999, 'the recorded best is a candidate again');
+  assert.ok(second.recordsRemeasured >= 1, 'a recorded figure is timed again before it is reported');
   assert.ok(second.verified);
 });
 

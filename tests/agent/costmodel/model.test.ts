@@ -7,6 +7,7 @@ import { setBackendLogging } from '../../../agent/backend.ts';
 import { CostModel } from '../../../agent/costmodel/model.ts';
 import { evalCostModel, trainCostModel } from '../../../agent/costmodel/cli.ts';
 import { RecordStore } from '../../../env/records.ts';
+import { parseProblem, Schedule } from '../../../ir/index.ts';
 import { knownGroups, TRAIN_SPECS } from './helpers.ts';
 
 setBackendLogging(false);
@@ -69,7 +70,8 @@ test('trainCostModel / evalCostModel on record files, warm start (transfer)', as
       timestamp: '2026-01-01T00:00:00Z', host: 'test',
     }));
   }
-  store.add({ problem: 'matmul 64x64x64', target: 'synthetic', schedule: 'm:64 n:64 k:64', hash: 'x', gflops: 0, error: 'crash', timestamp: 't', host: 'test' });
+  const crashed = Schedule.initial(parseProblem('matmul 64x64x64')); // a record must hash as its schedule
+  store.add({ problem: 'matmul 64x64x64', target: 'synthetic', schedule: crashed.text(), hash: crashed.hash(), gflops: 0, error: 'crash', timestamp: 't', host: 'test' });
   const out = path.join(tmp, 'trained');
   const progress: number[] = [];
   const r = await trainCostModel([file], { out, target: 'synthetic', epochs: 4, onProgress: (p) => progress.push(p.epoch), validation: [file] });
