@@ -84,6 +84,6 @@ export function assertMemoryFits(subject: string, bytes: number, purpose: string
 export function assertTensorSizes(problem: Problem): void {
   const big = oversizedTensor(problem);
   if (big) {
-    fail(`${problem.spec}: tensor ${big.name} has ${big.elements.toExponential(2)} elements, more than the ${MAX_TENSOR_ELEMENTS} a tensor may have`);
+    fail(`${problem.spec} is too large: tensor ${big.name} has ${big.elements.toExponential(2)} elements, more than the ${MAX_TENSOR_ELEMENTS} a tensor may have`);
   }
 }
