@@ -24,7 +24,7 @@ async function randomPolicy(): Promise<LoadedPolicy> {
 }
 
 test('tune returns a verified kernel, measured, faster than the default', async () => {
-  if (!canRun) return;
+  assert.ok(canRun, 'needs an x86-64 CPU with AVX2 and FMA (the machines npm test runs on)');
   const r = await tune('matmul 64x48x80', { target, policy: await randomPolicy(), noRecords: true, budgetSeconds: 1.5, maxMeasurements: 12 });
   assert.ok(r.verified, `not verified: ${r.schedule}`);
   assert.ok(r.kernel.code.length > 0);
@@ -38,7 +38,7 @@ test('tune returns a verified kernel, measured, faster than the default', async 
 });
 
 test('tune starts from the tuning records and reuses their measurements', async () => {
-  if (!canRun) return;
+  assert.ok(canRun, 'needs an x86-64 CPU with AVX2 and FMA (the machines npm test runs on)');
   const file = path.join(tmp, 'records.jsonl');
   const policy = await randomPolicy();
   const first = await tune('matmul 64x64x64', { target, policy, records: file, budgetSeconds: 1, maxMeasurements: 8, verify: false });
@@ -52,7 +52,8 @@ test('tune starts from the tuning records and reuses their measurements', async 
 });
 
 test('tune with no arguments uses the shipped policy of the host', async () => {
-  if (!canRun || !existsSync(path.join(pretrainedPolicyDir(target), 'model.json'))) return;
+  assert.ok(canRun, 'needs an x86-64 CPU with AVX2 and FMA');
+  assert.ok(existsSync(path.join(pretrainedPolicyDir(target), 'model.json')), 'the shipped policy is missing');
   const r = await tune('matmul 96x80x112', { noRecords: true, compareOpenblas: true });
   assert.ok(r.verified);
   assert.is(r.target, target);

@@ -71,7 +71,7 @@ test('LOOPTUNE_TOOL_TIMEOUT sets the limit (default 30 s); a bad value is one li
 });
 
 test('llvm target: a hung llc times out in one line, and is not started again in this process', () => {
-  if (!llvm.ok) return console.log(`  (skipped: ${llvm.reason})`);
+  assert.ok(llvm.ok, `the LLVM tools are missing (npm test's pretest installs them): ${llvm.ok ? '' : llvm.reason}`);
   const target = llvmTarget('avx512', { tools: { llc: hangingTool }, toolTimeoutSeconds: 1 });
   const first = oneLineError(() => target.compile(matmul()));
   assert.is(first.message, `${hangingTool} timed out after 1 s (LOOPTUNE_TOOL_TIMEOUT sets the limit)`);
@@ -80,14 +80,14 @@ test('llvm target: a hung llc times out in one line, and is not started again in
 });
 
 test('llvm target: a tool that hangs on --version makes the target unavailable, in one line', () => {
-  if (!llvm.ok) return console.log(`  (skipped: ${llvm.reason})`);
+  assert.ok(llvm.ok, `the LLVM tools are missing (npm test's pretest installs them): ${llvm.ok ? '' : llvm.reason}`);
   const mute = script('mute-opt', 'exec sleep 60');
   const e = oneLineError(() => llvmTarget('avx2', { tools: { opt: mute }, toolTimeoutSeconds: 1 }).compile(matmul()));
   assert.is(e.message, `target llvm-avx2 is unavailable: ${mute} --version timed out after 1 s (LOOPTUNE_TOOL_TIMEOUT sets the limit)`);
 });
 
 test('llvm target: a failing opt or llc is one line with the first line of its stderr', () => {
-  if (!llvm.ok) return console.log(`  (skipped: ${llvm.reason})`);
+  assert.ok(llvm.ok, `the LLVM tools are missing (npm test's pretest installs them): ${llvm.ok ? '' : llvm.reason}`);
   assert.is(oneLineError(() => llvmTarget('avx512', { tools: { opt: '/bin/false' } }).compile(matmul())).message, '/bin/false failed: exit 1');
   assert.is(oneLineError(() => llvmTarget('avx512', { tools: { llc: noisyFailure } }).compile(matmul())).message,
     `${noisyFailure} failed: exit 3: llc: error: first problem`);
@@ -106,7 +106,7 @@ test('llvm-mc (x86 disassembly) runs under the limit too', () => {
 });
 
 test('CLI: LLVM_OPT=/bin/false and a hung LLVM_LLC are one looptune line and exit 1', () => {
-  if (!llvm.ok) return console.log(`  (skipped: ${llvm.reason})`);
+  assert.ok(llvm.ok, `the LLVM tools are missing (npm test's pretest installs them): ${llvm.ok ? '' : llvm.reason}`);
   const cli = (env: Record<string, string>) => spawnSync(process.execPath, [path.join(ROOT, 'bin', 'looptune.js'), 'run', 'matmul 8x16x8', '--target', 'llvm-avx512'], {
     cwd: dir, encoding: 'utf8', env: { ...process.env, ...env }, timeout: 60_000,
   });

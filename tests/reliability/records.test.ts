@@ -94,7 +94,7 @@ test('a read-only records folder: one warning (skipped when running as root, whi
 });
 
 test('tune with a records path that is a folder finishes, verified, with one warning', async () => {
-  if (!canRun) return;
+  assert.ok(canRun, 'needs an x86-64 CPU with AVX2 and FMA (the machines npm test runs on)');
   const folder = fresh('tune-folder');
   mkdirSync(folder);
   const policy = await randomPolicy();
@@ -127,7 +127,7 @@ test('search: a recorded figure is timed again before it is reported; one above 
 });
 
 test('tune: a recorded figure (plausible but false) is timed again; never reported as the result', async () => {
-  if (!canRun) return;
+  assert.ok(canRun, 'needs an x86-64 CPU with AVX2 and FMA (the machines npm test runs on)');
   const spec = 'matmul 64x48x80';
   const p = parseProblem(spec);
   const file = fresh('tune-doctored.jsonl');
@@ -145,7 +145,7 @@ test('tune: a recorded figure (plausible but false) is timed again; never report
   assert.is.not(r.defaultGflops, planted);
   assert.ok(r.gflops < 99999);
   assert.is(warnings.length, 1, warnings.join('\n'));
-  assert.match(warnings[0]!, /skipped 1 of 2 lines \(1 above peak; first: line 2: gflops: 99999 is above 1.1 x the peak of/);
+  assert.match(warnings[0]!, /skipped 1 of 2 lines \(1 above peak; first: line 2: gflops: 99999 is above 1.25 x the peak of/);
 });
 
 test('records of the old coarse host key (the bare CPU model) are another host\'s: not used as timings here', async () => {
