@@ -2,6 +2,9 @@
  * The experiment runner: `train`, `eval`, `compare` and `export` for an experiment file.
  *
  * Run folder (runs/<name>/, one sub-folder per variant when the file has variants):
+ *   .looptune-run            marker: the folder is looptune's (experiments/run-folder.ts); without it
+ *                            the runner neither removes nor replaces anything there
+ *   .looptune-lock           held by the one `train` running on the folder (experiments/run-lock.ts)
  *   experiment.yaml          copy of the file the run was started with
  *   records.jsonl            tuning records of every real measurement (shared by the variants)
  *   checkpoints/iter-NNNNNN  policy, Adam state, RNG state, counters (agent/ppo/checkpoint.ts)
@@ -12,13 +15,18 @@
  *
  * `train` resumes from the newest checkpoint by default: weights, optimizer moments, RNG state and
  * iteration are restored, and metrics.jsonl is cut back to that iteration, so a killed run continues
- * as if it had not been interrupted.
+ * as if it had not been interrupted. A damaged newest checkpoint is skipped with one warning.
+ *
+ * A relative `output:` (and `reward.records`, `reward.costmodel`) resolves against the current
+ * folder, like every path option of the CLI; without `output:` the run goes to ./runs/<name>.
+ * Validation (schema, options, cost model path) happens before anything is written; file-system
+ * failures (read-only disk, a file where a folder should be) are one-line LoopTuneErrors.
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import cliProgress from 'cli-progress';
-import { fail } from '../ir/errors.ts';
+import { fail, LoopTuneError } from '../ir/errors.ts';
 import type { Problem } from '../ir/problem.ts';
 import { Schedule } from '../ir/schedule.ts';
 import { split as datasetSplit } from '../env/datasets.ts';
@@ -30,12 +38,15 @@ import { hostIsa, hostTarget } from '../targets/runtime/host.ts';
 import { initBackend } from '../agent/backend.ts';
 import { createPolicy, loadPolicy, observationFor, savePolicy, type PolicyNetwork, type PolicySpec } from '../agent/policy/index.ts';
 import { PPOTrainer, type IterationStats, type PolicyEnvs } from '../agent/ppo/ppo.ts';
-import { latestCheckpoint, loadCheckpoint, readCheckpointState, saveCheckpoint } from '../agent/ppo/checkpoint.ts';
+import { checkpointDamage, findCheckpoint, folderDamage, latestCheckpoint, loadCheckpoint, readCheckpointState, saveCheckpoint, sealFolder } from '../agent/ppo/checkpoint.ts';
 import { greedyRollout, policySearcher } from '../agent/ppo/search.ts';
 import { runCompare } from '../agent/search/run.ts';
 import { aggregateCurve, geomean, linePlot, renderCompareHtml, type CompareData, type Series } from '../agent/report/index.ts';
 import type { HistoryPoint } from '../agent/searcher.ts';
 import { loadExperiment, type Experiment, type ResolvedVariant } from './schema.ts';
+import { openRunFolder } from './run-folder.ts';
+import { lockRunFolder } from './run-lock.ts';
+import { withFsErrors } from './fs-failure.ts';
 
 export { loadExperiment, parseExperiment, ExperimentError, type Experiment, type ResolvedVariant } from './schema.ts';
 
@@ -200,17 +211,74 @@ function readMetrics(file: string): Record<string, unknown>[] {
   });
 }
 
+/** Whether `a` and `b` name the same existing file. */
+function sameFile(a: string, b: string): boolean {
+  try {
+    return realpathSync(a) === realpathSync(b);
+  } catch {
+    return false;
+  }
+}
+
+/** Checks what the schema cannot (paths on disk) before the run folder is created. */
+async function preflight(x: Experiment, variants: readonly ResolvedVariant[]): Promise<void> {
+  for (const v of variants) {
+    if (v.reward.source !== 'costmodel' && v.reward.source !== 'hybrid') continue;
+    const { resolveModelPath } = await import('../agent/costmodel/model.ts');
+    const ref = v.reward.costmodel ?? `default:${resolveTarget(x.spec.target)}`;
+    const dir = resolveModelPath(ref);
+    if (!existsSync(path.join(dir, 'model.json'))) fail(`${x.file}: reward.costmodel: no cost model at ${dir} (expected model.json and weights.bin)`);
+  }
+}
+
+/**
+ * Trains every (or the chosen) variant of an experiment into its run folder, resuming from the
+ * newest complete checkpoint unless `resume` is false. The folder must be looptune's (or new, or
+ * empty) and not in use by another train.
+ */
 export async function trainExperiment(file: string, opts: TrainOptions = {}): Promise<TrainResult> {
   const x = loadExperiment(file, opts.output);
   const log = opts.log ?? defaultLog;
-  const backend = await initBackend();
-  mkdirSync(x.output, { recursive: true });
-  copyFileSync(file, path.join(x.output, 'experiment.yaml'));
-  const out: TrainedVariant[] = [];
+  if (opts.stopAfter !== undefined && !(Number.isSafeInteger(opts.stopAfter) && opts.stopAfter > 0)) {
+    fail(`stopAfter must be a positive whole number of iterations, not ${opts.stopAfter}`);
+  }
   const wanted = x.variants.filter((v) => !opts.variants || opts.variants.includes(v.name));
   if (wanted.length === 0) fail(`no variant named ${opts.variants?.join(', ')} in ${file}`);
-  for (const v of wanted) out.push(await trainVariant(x, v, backend, opts, log));
-  return { output: x.output, variants: out };
+  await preflight(x, wanted);
+  const backend = await initBackend();
+  return withFsErrors(async () => {
+    openRunFolder(x.output, file);
+    const lock = lockRunFolder(x.output, log);
+    try {
+      const copy = path.join(x.output, 'experiment.yaml');
+      if (!sameFile(file, copy)) copyFileSync(file, copy);
+      const out: TrainedVariant[] = [];
+      for (const v of wanted) out.push(await trainVariant(x, v, backend, opts, log));
+      return { output: x.output, variants: out };
+    } finally {
+      lock.release();
+    }
+  });
+}
+
+/** The newest complete checkpoint to resume from; damaged newer ones cost one warning line. */
+function resumePoint(v: ResolvedVariant, ckDir: string, log: (l: string) => void): string | null {
+  const { checkpoint, damaged } = findCheckpoint(ckDir);
+  if (damaged.length === 0) return checkpoint;
+  const what = damaged.map((d) => `${d.name} (${d.reason})`).join(', ');
+  if (!checkpoint) fail(`${v.name}: no complete checkpoint in ${ckDir}: ${what} damaged; train with resume off (--fresh) to start over`);
+  log(`warning: ${v.name}: skipping damaged checkpoint${damaged.length > 1 ? 's' : ''} ${what}; resuming from ${path.basename(checkpoint)}`);
+  return checkpoint;
+}
+
+/** Writes the final policy as a sealed folder, replacing the old one only once it is complete. */
+async function saveFinalPolicy(policy: PolicyNetwork, dir: string, metadata: Record<string, unknown>): Promise<void> {
+  const tmp = `${dir}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  await savePolicy(policy, tmp, metadata);
+  sealFolder(tmp);
+  rmSync(dir, { recursive: true, force: true });
+  renameSync(tmp, dir);
 }
 
 async function trainVariant(x: Experiment, v: ResolvedVariant, backend: string, opts: TrainOptions, log: (l: string) => void): Promise<TrainedVariant> {
@@ -220,7 +288,7 @@ async function trainVariant(x: Experiment, v: ResolvedVariant, backend: string, 
   const fp = fingerprint(x, v);
   const resume = opts.resume ?? true;
   mkdirSync(v.dir, { recursive: true });
-  let latest = resume ? latestCheckpoint(ckDir) : null;
+  const latest = resume ? resumePoint(v, ckDir, log) : null;
   if (latest) {
     const st = readCheckpointState(latest);
     if (st.extra.fingerprint !== undefined && st.extra.fingerprint !== fp) {
@@ -290,6 +358,9 @@ async function trainVariant(x: Experiment, v: ResolvedVariant, backend: string, 
         sps: last.stepsPerSecond.toFixed(0),
       });
       opts.onProgress?.({ variant: v.name, iteration: trainer.iteration, iterations, stats: last });
+      // an iteration on synthetic or model rewards never waits for I/O: without this turn of the
+      // event loop, SIGINT/SIGTERM (whose handler releases the run lock) would wait for the whole run
+      await new Promise<void>((resolve) => setImmediate(resolve));
       if (!bar && !opts.onProgress && (trainer.iteration % every === 0 || trainer.iteration === iterations)) {
         log(`${v.name} ${trainer.iteration}/${iterations}: return ${last.meanEpisodeReturn.toFixed(3)}, GFLOPS ${last.meanFinalGflops.toFixed(1)} `
           + `(best ${last.meanBestGflops.toFixed(1)}), ${last.stepsPerSecond.toFixed(0)} steps/s`);
@@ -302,7 +373,7 @@ async function trainVariant(x: Experiment, v: ResolvedVariant, backend: string, 
   let policyDir: string | undefined;
   if (trainer.iteration >= iterations) {
     policyDir = path.join(v.dir, 'policy');
-    await savePolicy(policy, policyDir, meta({ elapsedSeconds: elapsed }));
+    await saveFinalPolicy(policy, policyDir, meta({ elapsedSeconds: elapsed }));
   }
   const result: TrainedVariant = {
     name: v.name, dir: v.dir, iteration: trainer.iteration, globalStep: trainer.globalStep,
@@ -319,19 +390,47 @@ async function trainVariant(x: Experiment, v: ResolvedVariant, backend: string, 
 
 // ---------------------------------------------------------------------------------------- eval
 
-/** Where a variant's policy is: an explicit checkpoint/policy folder, else policy/, else the newest checkpoint. */
+/** `dir` when its policy files are complete; else one line saying what is damaged. */
+function intactPolicy(dir: string): string {
+  const isCheckpoint = existsSync(path.join(dir, 'state.json'));
+  const damage = isCheckpoint ? checkpointDamage(dir) : folderDamage(dir);
+  if (damage) fail(`${isCheckpoint ? 'checkpoint' : 'policy'} ${dir} is damaged: ${damage}`);
+  return dir;
+}
+
+/** The newest complete checkpoint of a checkpoints folder, or one line when there is none. */
+function newestIntact(ckDir: string, what: string): string | null {
+  const { checkpoint, damaged } = findCheckpoint(ckDir);
+  if (!checkpoint && damaged.length > 0) fail(`${what}: no complete checkpoint in ${ckDir} (${damaged.map((d) => `${d.name}: ${d.reason}`).join('; ')})`);
+  return checkpoint;
+}
+
+/**
+ * Where a variant's policy is: an explicit checkpoint/policy folder, else policy/, else the newest
+ * complete checkpoint. A damaged policy or checkpoint is one line, never a silent substitute.
+ */
 export function policyLocation(v: ResolvedVariant, checkpoint?: string): string {
   if (checkpoint) {
-    if (existsSync(path.join(checkpoint, 'model.json'))) return checkpoint;
-    const inner = latestCheckpoint(checkpoint);
+    if (existsSync(path.join(checkpoint, 'model.json'))) return intactPolicy(checkpoint);
+    const inner = newestIntact(checkpoint, `--checkpoint ${checkpoint}`);
     if (inner) return inner;
     fail(`no policy at ${checkpoint} (expected a folder with model.json, or a checkpoints folder)`);
   }
   const final = path.join(v.dir, 'policy');
-  if (existsSync(path.join(final, 'model.json'))) return final;
-  const latest = latestCheckpoint(path.join(v.dir, 'checkpoints'));
+  if (existsSync(path.join(final, 'model.json'))) return intactPolicy(final);
+  const latest = newestIntact(path.join(v.dir, 'checkpoints'), `variant '${v.name}'`);
   if (latest) return latest;
   fail(`variant '${v.name}' has no trained policy in ${v.dir} (run train first)`);
+}
+
+/** loadPolicy with a damaged file as one line instead of a decoder's trace. */
+function loadPolicyAt(dir: string): { policy: PolicyNetwork; metadata: Record<string, unknown> } {
+  try {
+    return loadPolicy(dir);
+  } catch (e) {
+    if (e instanceof LoopTuneError) throw e;
+    fail(`cannot load policy ${dir}: ${e instanceof Error ? e.message : String(e)}`);
+  }
 }
 
 export interface EvalProblem {
@@ -398,52 +497,56 @@ export async function evalExperiment(file: string, opts: EvalOptions = {}): Prom
   await initBackend();
   const variants = x.variants.filter((v) => !opts.variant || v.name === opts.variant);
   if (variants.length === 0) fail(`no variant '${opts.variant}' in ${file}`);
-  const evaluator = await measuringEvaluator(x);
+  const locations = variants.map((v) => policyLocation(v, opts.checkpoint));
   const problems = testProblems(x, opts.problems);
-  const budget = evalBudget(x);
-  const results: EvalResult[] = [];
-  try {
-    for (const v of variants) {
-      const where = policyLocation(v, opts.checkpoint);
-      const { policy, metadata } = loadPolicy(where);
-      const depth = x.spec.evaluation.depth ?? v.env.episode_steps;
-      const searcher = policySearcher(policy, { beamWidth: x.spec.evaluation.beam_width, depth });
-      const rows: EvalProblem[] = [];
-      for (const [i, problem] of problems.entries()) {
-        const greedy = greedyRollout(policy, Schedule.initial(problem), depth);
-        const greedyFinal = greedy[greedy.length - 1]!;
-        const greedyGflops = (await evaluator.evaluate(greedyFinal)).gflops;
-        const r = await searcher.search(problem, { evaluator, budget, seed: x.spec.seed });
-        rows.push({
-          spec: problem.spec, defaultGflops: r.defaultGflops, greedyGflops, greedySchedule: greedyFinal.text(),
-          bestGflops: r.best.gflops, schedule: r.best.schedule.text(), fractionOfPeak: r.best.gflops / evaluator.peakGflops,
-          speedupOverDefault: r.defaultGflops > 0 ? r.best.gflops / r.defaultGflops : 0,
-          measurements: r.measurements, seconds: r.seconds, history: r.history,
-        });
-        log(`${v.name} [${i + 1}/${problems.length}] ${problem.spec}: default ${r.defaultGflops.toFixed(1)}, greedy ${greedyGflops.toFixed(1)}, `
-          + `best ${r.best.gflops.toFixed(1)} GFLOPS (${(100 * r.best.gflops / evaluator.peakGflops).toFixed(1)}% of peak, ${r.measurements} measurements)`);
+  return withFsErrors(async () => {
+    openRunFolder(x.output, file);
+    const evaluator = await measuringEvaluator(x);
+    const budget = evalBudget(x);
+    const results: EvalResult[] = [];
+    try {
+      for (const [vi, v] of variants.entries()) {
+        const where = locations[vi]!;
+        const { policy, metadata } = loadPolicyAt(where);
+        const depth = x.spec.evaluation.depth ?? v.env.episode_steps;
+        const searcher = policySearcher(policy, { beamWidth: x.spec.evaluation.beam_width, depth });
+        const rows: EvalProblem[] = [];
+        for (const [i, problem] of problems.entries()) {
+          const greedy = greedyRollout(policy, Schedule.initial(problem), depth);
+          const greedyFinal = greedy[greedy.length - 1]!;
+          const greedyGflops = (await evaluator.evaluate(greedyFinal)).gflops;
+          const r = await searcher.search(problem, { evaluator, budget, seed: x.spec.seed });
+          rows.push({
+            spec: problem.spec, defaultGflops: r.defaultGflops, greedyGflops, greedySchedule: greedyFinal.text(),
+            bestGflops: r.best.gflops, schedule: r.best.schedule.text(), fractionOfPeak: r.best.gflops / evaluator.peakGflops,
+            speedupOverDefault: r.defaultGflops > 0 ? r.best.gflops / r.defaultGflops : 0,
+            measurements: r.measurements, seconds: r.seconds, history: r.history,
+          });
+          log(`${v.name} [${i + 1}/${problems.length}] ${problem.spec}: default ${r.defaultGflops.toFixed(1)}, greedy ${greedyGflops.toFixed(1)}, `
+            + `best ${r.best.gflops.toFixed(1)} GFLOPS (${(100 * r.best.gflops / evaluator.peakGflops).toFixed(1)}% of peak, ${r.measurements} measurements)`);
+        }
+        const summary: EvalSummary = {
+          problems: rows.length,
+          geomeanSpeedupOverDefault: geomean(rows.map((r) => r.speedupOverDefault)),
+          geomeanGreedySpeedup: geomean(rows.map((r) => (r.defaultGflops > 0 ? r.greedyGflops / r.defaultGflops : 0))),
+          geomeanFractionOfPeak: geomean(rows.map((r) => r.fractionOfPeak)),
+          meanSeconds: rows.reduce((a, r) => a + r.seconds, 0) / Math.max(1, rows.length),
+        };
+        const result: EvalResult = {
+          variant: v.name, policy: where, iteration: typeof metadata.iteration === 'number' ? metadata.iteration : null,
+          target: evaluator.target, peakGflops: evaluator.peakGflops, budget, problems: rows, summary,
+        };
+        writeFileSync(path.join(v.dir, 'eval.json'), JSON.stringify(result, null, 2) + '\n');
+        log(`${v.name}: geomean ${summary.geomeanSpeedupOverDefault.toFixed(2)}x over default (greedy rollout ${summary.geomeanGreedySpeedup.toFixed(2)}x), `
+          + `${(100 * summary.geomeanFractionOfPeak).toFixed(1)}% of peak on ${rows.length} test problems`);
+        results.push(result);
+        policy.dispose();
       }
-      const summary: EvalSummary = {
-        problems: rows.length,
-        geomeanSpeedupOverDefault: geomean(rows.map((r) => r.speedupOverDefault)),
-        geomeanGreedySpeedup: geomean(rows.map((r) => (r.defaultGflops > 0 ? r.greedyGflops / r.defaultGflops : 0))),
-        geomeanFractionOfPeak: geomean(rows.map((r) => r.fractionOfPeak)),
-        meanSeconds: rows.reduce((a, r) => a + r.seconds, 0) / Math.max(1, rows.length),
-      };
-      const result: EvalResult = {
-        variant: v.name, policy: where, iteration: typeof metadata.iteration === 'number' ? metadata.iteration : null,
-        target: evaluator.target, peakGflops: evaluator.peakGflops, budget, problems: rows, summary,
-      };
-      writeFileSync(path.join(v.dir, 'eval.json'), JSON.stringify(result, null, 2) + '\n');
-      log(`${v.name}: geomean ${summary.geomeanSpeedupOverDefault.toFixed(2)}x over default (greedy rollout ${summary.geomeanGreedySpeedup.toFixed(2)}x), `
-        + `${(100 * summary.geomeanFractionOfPeak).toFixed(1)}% of peak on ${rows.length} test problems`);
-      results.push(result);
-      policy.dispose();
+    } finally {
+      await evaluator.close?.();
     }
-  } finally {
-    await evaluator.close?.();
-  }
-  return results;
+    return results;
+  });
 }
 
 // ---------------------------------------------------------------------------------------- compare
@@ -479,51 +582,55 @@ export async function compareExperiment(file: string, opts: CompareOptions = {})
   const x = loadExperiment(file, opts.output);
   const log = opts.log ?? defaultLog;
   await initBackend();
-  const evaluator = await measuringEvaluator(x);
-  const policies: PolicyNetwork[] = [];
-  try {
-    const searchers = x.variants.map((v) => {
-      const { policy } = loadPolicy(policyLocation(v, opts.checkpoint));
-      policies.push(policy);
-      return policySearcher(policy, {
-        name: v.name === 'ppo' ? 'ppo' : `ppo-${v.name}`,
-        beamWidth: x.spec.evaluation.beam_width, depth: x.spec.evaluation.depth ?? v.env.episode_steps,
+  const locations = x.variants.map((v) => policyLocation(v, opts.checkpoint));
+  return withFsErrors(async () => {
+    openRunFolder(x.output, file);
+    const evaluator = await measuringEvaluator(x);
+    const policies: PolicyNetwork[] = [];
+    try {
+      const searchers = x.variants.map((v, vi) => {
+        const { policy } = loadPolicyAt(locations[vi]!);
+        policies.push(policy);
+        return policySearcher(policy, {
+          name: v.name === 'ppo' ? 'ppo' : `ppo-${v.name}`,
+          beamWidth: x.spec.evaluation.beam_width, depth: x.spec.evaluation.depth ?? v.env.episode_steps,
+        });
       });
-    });
-    const problems = testProblems(x, opts.problems);
-    let lastProblem = -1;
-    const r = await runCompare(problems, {
-      searchers: [...searchers, ...x.spec.evaluation.baselines],
-      budget: evalBudget(x), evaluator, seed: x.spec.seed,
-      compareOpenblas: x.spec.evaluation.openblas && evaluator.target !== 'synthetic',
-      minSeconds: x.spec.evaluation.min_seconds,
-      title: `${x.spec.name}: PPO vs search baselines on ${x.spec.dataset.name}:${x.spec.dataset.test}`,
-      onProgress: (p) => {
-        if (p.problemIndex !== lastProblem) {
-          lastProblem = p.problemIndex;
-          log(`compare [${p.problemIndex + 1}/${p.problemCount}] ${p.problem}`);
-        }
-      },
-    });
-    const dir = path.join(x.output, 'compare');
-    mkdirSync(dir, { recursive: true });
-    const html = path.join(dir, 'report.html');
-    const json = path.join(dir, 'report.json');
-    writeFileSync(json, JSON.stringify(r.data, null, 2) + '\n');
-    const overTime = linePlot(r.data.searchers.map((name) => ({ name, points: aggregateCurve(r.data.problems, name, r.data.peakGflops, 't') })), {
-      title: 'geomean over problems of best / peak, over wall time', xLabel: 'seconds', yLabel: 'fraction of peak', width: 720,
-    });
-    const page = renderCompareHtml(r.data).replace('<h2>Summary</h2>', `${learningCurvesHtml(x)}\n<h2>Summary</h2>`)
-      .replace('<h2>Per problem</h2>', `${overTime}\n<h2>Per problem</h2>`);
-    writeFileSync(html, page);
-    for (const s of r.data.summary) {
-      log(`${s.searcher.padEnd(12)} geomean ${(100 * s.geomeanFractionOfPeak).toFixed(1)}% of peak, ${s.geomeanSpeedupOverDefault.toFixed(2)}x over default, wins ${s.wins}/${r.data.problems.length}`);
+      const problems = testProblems(x, opts.problems);
+      let lastProblem = -1;
+      const r = await runCompare(problems, {
+        searchers: [...searchers, ...x.spec.evaluation.baselines],
+        budget: evalBudget(x), evaluator, seed: x.spec.seed,
+        compareOpenblas: x.spec.evaluation.openblas && evaluator.target !== 'synthetic',
+        minSeconds: x.spec.evaluation.min_seconds,
+        title: `${x.spec.name}: PPO vs search baselines on ${x.spec.dataset.name}:${x.spec.dataset.test}`,
+        onProgress: (p) => {
+          if (p.problemIndex !== lastProblem) {
+            lastProblem = p.problemIndex;
+            log(`compare [${p.problemIndex + 1}/${p.problemCount}] ${p.problem}`);
+          }
+        },
+      });
+      const dir = path.join(x.output, 'compare');
+      mkdirSync(dir, { recursive: true });
+      const html = path.join(dir, 'report.html');
+      const json = path.join(dir, 'report.json');
+      writeFileSync(json, JSON.stringify(r.data, null, 2) + '\n');
+      const overTime = linePlot(r.data.searchers.map((name) => ({ name, points: aggregateCurve(r.data.problems, name, r.data.peakGflops, 't') })), {
+        title: 'geomean over problems of best / peak, over wall time', xLabel: 'seconds', yLabel: 'fraction of peak', width: 720,
+      });
+      const page = renderCompareHtml(r.data).replace('<h2>Summary</h2>', `${learningCurvesHtml(x)}\n<h2>Summary</h2>`)
+        .replace('<h2>Per problem</h2>', `${overTime}\n<h2>Per problem</h2>`);
+      writeFileSync(html, page);
+      for (const s of r.data.summary) {
+        log(`${s.searcher.padEnd(12)} geomean ${(100 * s.geomeanFractionOfPeak).toFixed(1)}% of peak, ${s.geomeanSpeedupOverDefault.toFixed(2)}x over default, wins ${s.wins}/${r.data.problems.length}`);
+      }
+      return { data: r.data, html, json };
+    } finally {
+      for (const p of policies) p.dispose();
+      await evaluator.close?.();
     }
-    return { data: r.data, html, json };
-  } finally {
-    for (const p of policies) p.dispose();
-    await evaluator.close?.();
-  }
+  });
 }
 
 // ---------------------------------------------------------------------------------------- export
@@ -545,50 +652,52 @@ export async function exportPolicy(file: string, opts: ExportOptions = {}): Prom
   if (!v) fail(`no variant '${opts.variant}' in ${file}`);
   const target = resolveTarget(x.spec.target);
   const from = policyLocation(v, opts.checkpoint);
-  const dir = opts.to ?? path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'agent', 'pretrained', target);
-  mkdirSync(dir, { recursive: true });
-  copyFileSync(path.join(from, 'model.json'), path.join(dir, 'model.json'));
-  copyFileSync(path.join(from, 'weights.bin'), path.join(dir, 'weights.bin'));
-  const metrics = readMetrics(path.join(v.dir, 'metrics.jsonl'));
-  const lastMetrics = metrics[metrics.length - 1];
-  const evalFile = path.join(v.dir, 'eval.json');
-  const evaluation = existsSync(evalFile) ? (JSON.parse(readFileSync(evalFile, 'utf8')) as EvalResult) : undefined;
-  const { metadata } = loadPolicyMetadata(from);
-  // the settings the run was trained with (the file may have changed since)
-  const runFile = path.join(v.dir, 'experiment.json');
-  const trained = existsSync(runFile) ? (JSON.parse(readFileSync(runFile, 'utf8')) as { variant?: ResolvedVariant }).variant : undefined;
-  const manifest: Record<string, unknown> = {
-    format: 'looptune-pretrained-policy',
-    target,
-    experiment: path.relative(process.cwd(), path.resolve(file)),
-    experimentName: x.spec.name,
-    variant: v.name,
-    dataset: { name: x.spec.dataset.name, train: x.spec.dataset.train, test: x.spec.dataset.test },
-    commit: metadata.commit ?? gitCommit(),
-    trainedOn: hostIsa().model,
-    exportedAt: new Date().toISOString(),
-    network: trained?.network ?? v.network,
-    actions: trained?.env.actions ?? v.env.actions,
-    episodeSteps: trained?.env.episode_steps ?? v.env.episode_steps,
-    maxLoops: trained?.env.max_loops ?? v.env.max_loops,
-    rewardSource: trained?.reward.source ?? v.reward.source,
-    ppo: trained?.ppo ?? v.ppo,
-    iterations: metadata.iteration ?? null,
-    trainingSteps: metadata.globalStep ?? (lastMetrics?.globalStep ?? null),
-    trainingSeconds: metadata.elapsedSeconds ?? (lastMetrics?.elapsedSeconds ?? null),
-    ...(evaluation ? {
-      testSplit: {
-        problems: evaluation.summary.problems, budget: evaluation.budget, peakGflops: evaluation.peakGflops,
-        geomeanSpeedupOverDefault: evaluation.summary.geomeanSpeedupOverDefault,
-        geomeanGreedySpeedup: evaluation.summary.geomeanGreedySpeedup,
-        geomeanFractionOfPeak: evaluation.summary.geomeanFractionOfPeak,
-        policyIteration: evaluation.iteration,
-      },
-    } : { testSplit: null }),
-  };
-  writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
-  (opts.log ?? defaultLog)(`exported ${from} -> ${dir}`);
-  return { dir, manifest };
+  return withFsErrors(async () => {
+    const dir = opts.to ?? path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'agent', 'pretrained', target);
+    mkdirSync(dir, { recursive: true });
+    copyFileSync(path.join(from, 'model.json'), path.join(dir, 'model.json'));
+    copyFileSync(path.join(from, 'weights.bin'), path.join(dir, 'weights.bin'));
+    const metrics = readMetrics(path.join(v.dir, 'metrics.jsonl'));
+    const lastMetrics = metrics[metrics.length - 1];
+    const evalFile = path.join(v.dir, 'eval.json');
+    const evaluation = existsSync(evalFile) ? (JSON.parse(readFileSync(evalFile, 'utf8')) as EvalResult) : undefined;
+    const { metadata } = loadPolicyMetadata(from);
+    // the settings the run was trained with (the file may have changed since)
+    const runFile = path.join(v.dir, 'experiment.json');
+    const trained = existsSync(runFile) ? (JSON.parse(readFileSync(runFile, 'utf8')) as { variant?: ResolvedVariant }).variant : undefined;
+    const manifest: Record<string, unknown> = {
+      format: 'looptune-pretrained-policy',
+      target,
+      experiment: path.relative(process.cwd(), path.resolve(file)),
+      experimentName: x.spec.name,
+      variant: v.name,
+      dataset: { name: x.spec.dataset.name, train: x.spec.dataset.train, test: x.spec.dataset.test },
+      commit: metadata.commit ?? gitCommit(),
+      trainedOn: hostIsa().model,
+      exportedAt: new Date().toISOString(),
+      network: trained?.network ?? v.network,
+      actions: trained?.env.actions ?? v.env.actions,
+      episodeSteps: trained?.env.episode_steps ?? v.env.episode_steps,
+      maxLoops: trained?.env.max_loops ?? v.env.max_loops,
+      rewardSource: trained?.reward.source ?? v.reward.source,
+      ppo: trained?.ppo ?? v.ppo,
+      iterations: metadata.iteration ?? null,
+      trainingSteps: metadata.globalStep ?? (lastMetrics?.globalStep ?? null),
+      trainingSeconds: metadata.elapsedSeconds ?? (lastMetrics?.elapsedSeconds ?? null),
+      ...(evaluation ? {
+        testSplit: {
+          problems: evaluation.summary.problems, budget: evaluation.budget, peakGflops: evaluation.peakGflops,
+          geomeanSpeedupOverDefault: evaluation.summary.geomeanSpeedupOverDefault,
+          geomeanGreedySpeedup: evaluation.summary.geomeanGreedySpeedup,
+          geomeanFractionOfPeak: evaluation.summary.geomeanFractionOfPeak,
+          policyIteration: evaluation.iteration,
+        },
+      } : { testSplit: null }),
+    };
+    writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+    (opts.log ?? defaultLog)(`exported ${from} -> ${dir}`);
+    return { dir, manifest };
+  });
 }
 
 function loadPolicyMetadata(dir: string): { metadata: Record<string, unknown> } {

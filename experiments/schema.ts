@@ -21,7 +21,11 @@
  *   variants:                      # optional: several agents in one experiment (e.g. MLP vs GNN);
  *     mlp: { network: {...} }      #   each overrides network/ppo/env/reward and trains into
  *     gnn: { network: {...} }      #   runs/<name>/<variant>/
- *   output: runs/ppo-mm-avx512
+ *   output: runs/ppo-mm-avx512     # relative paths (output, reward.records, reward.costmodel)
+ *                                  # resolve against the current folder, as the CLI's paths do
+ *
+ * Every check, including the ones across sections (reward source vs target, batch divisibility),
+ * happens here, before the runner creates or touches the run folder.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -297,6 +301,9 @@ export function parseExperiment(text: string, file: string, outputOverride?: str
     }
     if ((reward.source === 'costmodel' || reward.source === 'hybrid') && spec.target === 'synthetic') {
       issues.push({ path: at('reward', 'source'), message: `the synthetic target has no cost model (use source: synthetic)` });
+    }
+    if (reward.source === 'measured' && spec.target === 'synthetic') {
+      issues.push({ path: at('reward', 'source'), message: `the synthetic target measures nothing (use source: synthetic, or a real target)` });
     }
     if (reward.source === 'synthetic' && spec.target !== 'synthetic') {
       issues.push({ path: at('reward', 'source'), message: `synthetic reward needs target: synthetic` });

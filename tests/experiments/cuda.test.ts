@@ -29,11 +29,13 @@ test('ppo-cuda.yaml: one PPO iteration on the cuda cost model, a GPU policy save
   // the same file, checkpointing after every iteration
   const file = path.join(out, 'ppo-cuda.yaml');
   writeFileSync(file, readFileSync(FILE, 'utf8').replace(/every: \d+/, 'every: 1'));
-  const r = await trainExperiment(file, { output: out, stopAfter: 1, resume: false, log: () => {} });
+  // the run folder is a new one beside the file (a folder holding other files is not adopted)
+  const run = path.join(out, 'run');
+  const r = await trainExperiment(file, { output: run, stopAfter: 1, resume: false, log: () => {} });
   const v = r.variants[0]!;
   assert.is(v.iteration, 1);
   assert.ok(v.globalStep > 0);
-  const metrics = readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { meanInitialGflops: number });
+  const metrics = readFileSync(path.join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { meanInitialGflops: number });
   assert.ok(metrics[0]!.meanInitialGflops > 0, 'episodes started from sketches the model rates above zero');
   const { policy } = loadPolicy(v.checkpoint!);
   assert.ok(policy.spec.gpu);
