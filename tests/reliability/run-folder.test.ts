@@ -9,7 +9,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -114,10 +114,29 @@ test('file-system errors become one line naming the path and the reason', async 
   assert.is((converted as LoopTuneError).message, 'cannot create runs/x: permission denied');
   const bug = new TypeError('x is undefined');
   assert.is(fsFailure(bug), bug, 'other errors keep their trace');
-  if (process.getuid?.() === 0) return; // root writes into read-only folders: the real case needs a user
-  const ro = path.join(tmp, 'ro');
-  mkdirSync(ro, { mode: 0o555 });
-  assert.match(await refusal(() => train(path.join(ro, 'x'), { stopAfter: 1 })), /cannot create run folder .*ro\/x: permission denied/);
+});
+
+test('a read-only parent folder is one line (as another user when the tests run as root)', () => {
+  // root ignores permission bits: the train then runs as 'nobody' in a child process
+  const asNobody = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+  const base = mkdtempSync(path.join(os.tmpdir(), 'looptune-ro-'));
+  try {
+    chmodSync(base, 0o755);
+    const ro = path.join(base, 'runs');
+    mkdirSync(ro, { mode: 0o555 });
+    const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+    const runner = pathToFileURL(path.join(ROOT, 'experiments', 'runner.ts')).href;
+    const script = `const { trainExperiment } = await import(${JSON.stringify(runner)});
+      try { await trainExperiment(${JSON.stringify(SMOKE)}, { output: ${JSON.stringify(path.join(ro, 'x'))}, stopAfter: 1, log: () => {} }); process.stdout.write('trained'); }
+      catch (e) { process.stdout.write(JSON.stringify({ name: e.name, message: e.message })); }`;
+    const child = spawnSync(process.execPath, ['--import', tsx, '--input-type=module', '-e', script], { encoding: 'utf8', cwd: base, ...asNobody, timeout: 60_000 });
+    const out = JSON.parse(child.stdout) as { name: string; message: string };
+    assert.is(out.name, 'LoopTuneError', child.stderr);
+    assert.match(out.message, /^cannot create run folder .*runs\/x: permission denied$/);
+    assert.equal(readdirSync(ro), []);
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+  }
 });
 
 // ------------------------------------------------------------------------------ defect 7 / 12: validation first
