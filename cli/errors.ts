@@ -37,7 +37,11 @@ export function debugEnabled(argv: readonly string[] = process.argv): boolean {
 
 /** The single line a failure prints (without the `looptune: ` prefix). */
 export function describeFailure(e: unknown): string {
-  if (e instanceof LoopTuneError) return firstLine(e.message);
+  if (e instanceof LoopTuneError) {
+    // several problems (an experiment file's schema errors): the first, and how many more there are
+    const more = e.message.split('\n').filter((l) => l.trim() !== '').length - 1;
+    return more > 0 ? `${firstLine(e.message)} (and ${more} more problem${more > 1 ? 's' : ''})` : firstLine(e.message);
+  }
   if (isSystemError(e)) {
     const reason = SYSTEM_REASONS[e.code!] ?? e.code!;
     const what = e.syscall ? ` (${e.syscall})` : '';

@@ -142,7 +142,7 @@ const Evaluation = z.strictObject({
 });
 
 const Dataset = z.strictObject({
-  name: z.string().refine((n) => datasetNames().includes(n), { message: `unknown dataset (expected one of: ${datasetNames().join(', ')})` }),
+  name: z.string().refine((n) => datasetNames().includes(n), { error: (issue) => `unknown dataset '${String(issue.input).slice(0, 40)}' (expected one of: ${datasetNames().join(', ')})` }),
   train: z.enum(['train', 'test', 'all']).default('train'),
   test: z.enum(['train', 'test', 'all']).default('test'),
 });
@@ -270,9 +270,12 @@ export function parseExperiment(text: string, file: string, outputOverride?: str
     const problems = r.error.issues.map((issue) => {
       const keys = issue.code === 'unrecognized_keys' ? (issue as { keys: string[] }).keys : [];
       const p = keys.length === 1 ? [...issue.path, keys[0]!] : issue.path;
-      return { line: lineOf(doc, lc, p), field: fieldName(p), message: issue.message };
+      const message = keys.length > 0 ? `unknown field${keys.length > 1 ? 's' : ''} ${keys.map((k) => `'${k}'`).join(', ')}` : issue.message;
+      return { line: lineOf(doc, lc, p), field: fieldName(p), message, unknownKey: keys.length > 0 };
     });
-    throw new ExperimentError(file, problems.sort((a, b) => a.line - b.line));
+    // a misspelt key explains the 'missing' field it was meant to be: it comes first, then by line
+    problems.sort((a, b) => Number(b.unknownKey) - Number(a.unknownKey) || a.line - b.line);
+    throw new ExperimentError(file, problems.map(({ unknownKey: _, ...p }) => p));
   }
   const spec = r.data;
   const issues: { path: PropertyKey[]; message: string }[] = [];
