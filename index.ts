@@ -7,10 +7,10 @@ export type {
 } from './loopnest/program.ts';
 export { lower, vectorVariable } from './loopnest/lower.ts';
 export type { Kernel, KernelAbi, Target, TargetCaps, TensorArg } from './targets/kernel.ts';
-export { getTarget, registerTarget, targetNames, compileSchedule } from './targets/registry.ts';
+export { backend, backendNames, hostBackend, registerBackend, compileSchedule } from './targets/registry.ts';
+export type { Backend, Device, Baseline, BaselineFigure, PeakReading, SketchSource } from './targets/backend.ts';
 
 // running and checking kernels
-export { executorFor, openExecutor, registerExecutor, type Executor } from './targets/executor.ts';
 export { runSchedule, type RunReport } from './targets/run-schedule.ts';
 export { verifyKernel, type KernelRunner, type Verification } from './targets/verify.ts';
 export { fuzzTarget, type FuzzReport } from './targets/fuzz.ts';
@@ -19,9 +19,11 @@ export { hostTarget, hostIsa } from './targets/runtime/host.ts';
 
 // the environment (Gymnasium-style), datasets, evaluators and tuning records
 export { Discrete, Box, GraphSpace, TimeLimit, VectorEnv, Wrapper, type Env, type Space } from './env/core.ts';
-export { LoopNestEnv, LOOPTUNE_ACTIONS } from './env/loopnest-env.ts';
+export { LoopNestEnv } from './env/loopnest-env.ts';
+export { LOOPTUNE_ACTIONS, tryAction, actionMaskOf, legalMoves } from './ir/actions.ts';
 export { RecordStore, type TuningRecord } from './env/records.ts';
 export { MeasuredEvaluator, PredictedEvaluator, CachingEvaluator, type Evaluator, type Evaluation } from './env/evaluator.ts';
+export { evaluatorFor, type EvaluatorForOptions } from './env/evaluator-for.ts';
 export { getDataset, listDatasets, datasetNames, resolveProblems, split as datasetSplit } from './env/datasets.ts';
 
 // searchers, the comparison report, tuning with the shipped policy

@@ -1,21 +1,22 @@
 /**
- * `tune`: inference-time tuning of one problem with a trained policy, in about a second.
+ * `tune`: inference-time tuning of one problem, one call for every backend. What it does is chosen
+ * by the backend's properties, never its name:
+ *  - a shipped policy (agent/pretrained/<target>/model.json): the policy proposes (greedy rollout +
+ *    a beam over its top actions), the best-ranked proposals are measured (ranked by the cost model
+ *    when there is one, else by the policy's auxiliary GFLOPS head), and the rest of the budget goes
+ *    to the one evolution with the policy as a mutator (agent/ppo/search.ts);
+ *  - no policy: the evolution (agent/search/evolution.ts) from the backend's sketches and seeds
+ *    (cuda: GPU template points), every generation screened by the target's shipped cost model;
+ *  - timing 'emulated' (neon under qemu): the figures are the analytic cost model's, the kernel runs
+ *    only to verify.
  *
- * Where the time goes, and why the steps are in this order:
- *  - the measurement worker takes a few hundred ms to start: the default schedule's measurement is
- *    submitted first, so the worker starts while the policy loads;
- *  - the policy is cheap (a forward pass is 0.1-2 ms) and a measurement is not (10-40 ms for a
- *    256^3 matmul): the policy proposes many schedules (greedy rollout + a beam over its top
- *    actions), only its greedy final and the best-ranked proposals are measured (ranked by the cost
- *    model when there is one, else by the policy's auxiliary GFLOPS head), and the rest of the
- *    budget goes to an evolution that uses the policy as one of its mutation operators
- *    (agent/ppo/search.ts);
- *  - tuning records come first: the best recorded schedule of the problem (any host) is a root of
- *    the rollouts and is measured first; schedules already measured on this host cost nothing, but
- *    a recorded figure is timed again (one short measurement) before it is reported as this run's;
- *  - the best kernel is verified against the reference interpreter (verifyKernel); if it fails, the
- *    next best measured schedule is tried. Verification (about 1 s for a 256^3 matmul: the
- *    interpreter) and the optional OpenBLAS timing come after the budget (`verifySeconds`).
+ * Where the time goes (native CPUs): the measurement worker takes a few hundred ms to start, so the
+ * default schedule's measurement is submitted first and the worker starts while the policy loads;
+ * tuning records come first: the best recorded schedule of the problem (any host) is a root of the
+ * rollouts; schedules already measured on this host cost nothing, but a recorded figure is timed
+ * again before it is reported as this run's. The best kernel is verified against the reference
+ * interpreter (verifyKernel); if it fails, the next best measured schedule is tried. Verification
+ * and the optional baseline timing come after the budget (`verifySeconds`).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -24,20 +25,19 @@ import { fail } from '../ir/errors.ts';
 import { flops, type Problem } from '../ir/problem.ts';
 import { Schedule } from '../ir/schedule.ts';
 import { parseProblem } from '../ir/spec.ts';
-import { CachingEvaluator, NOMINAL_PEAK, type Evaluation, type Evaluator, type NativeTargetName, type PredictFunction } from '../env/evaluator.ts';
+import { CachingEvaluator, type Evaluation, type Evaluator, type PredictFunction } from '../env/evaluator.ts';
+import { evaluatorFor } from '../env/evaluator-for.ts';
 import { defaultRecordsPath, RecordStore } from '../env/records.ts';
+import { compareWithBaseline, type Backend, type BaselineComparison, type Device } from '../targets/backend.ts';
 import type { Kernel } from '../targets/kernel.ts';
-import { compileSchedule, getTarget } from '../targets/registry.ts';
-import { executorFor, type Executor } from '../targets/executor.ts';
+import { backend as backendNamed, hostBackend } from '../targets/registry.ts';
 import { assertMeasurable } from '../targets/limits.ts';
-import { compareWithBlas } from '../targets/run-schedule.ts';
-import { hostKey, hostTarget } from '../targets/runtime/host.ts';
-import { slowSecondsFor } from '../targets/runtime/timing.ts';
 import { verifyKernel } from '../targets/verify.ts';
 import { initBackend } from './backend.ts';
 import { loadPolicy, type PolicyNetwork } from './policy/index.ts';
 import { policySearcher } from './ppo/search.ts';
-import { DEFAULT_TIMED_MAX_FLOPS, type HistoryPoint, type SearchProgress, type StopReason } from './searcher.ts';
+import { createSearcher } from './search/index.ts';
+import { DEFAULT_TIMED_MAX_FLOPS, type HistoryPoint, type SearchProgress, type Searcher, type StopReason } from './searcher.ts';
 
 export interface LoadedPolicy {
   policy: PolicyNetwork;
@@ -47,8 +47,8 @@ export interface LoadedPolicy {
 }
 
 export interface TuneOptions {
-  /** 'avx512' or 'avx2' (default: the host's best). */
-  target?: NativeTargetName;
+  /** a backend or a target name of the registry (default: the host's best x86 ISA). */
+  target?: Backend | string;
   /** seconds for proposing and measuring, setup included (default 1; the search itself gets at least
    *  half of it however long the setup took); verification comes after. */
   budgetSeconds?: number;
@@ -61,11 +61,12 @@ export interface TuneOptions {
   records?: string | RecordStore;
   /** neither read nor write tuning records. */
   noRecords?: boolean;
-  /** also time OpenBLAS sgemm on matmuls, in the same run. */
-  compareOpenblas?: boolean;
-  /** measure with this executor (it is not closed); default executorFor(target). */
-  executor?: Executor;
-  /** minimum sampled seconds per measurement (default 0.01). */
+  /** also time the device's vendor library (OpenBLAS sgemm, cuBLAS) in the same run (default: on GPUs,
+   *  where it costs little beside the search). */
+  compareBaseline?: boolean;
+  /** measure on this device (it is not closed); default: the backend's, opened for the call. */
+  device?: Device;
+  /** minimum sampled seconds per measurement (default 0.01; 0.02 on GPUs). */
   minSeconds?: number;
   /** beam width of the proposal (default 4). */
   beamWidth?: number;
@@ -84,7 +85,7 @@ export interface TuneOptions {
 }
 
 /** Field names follow runSearch's result (agent/search/run.ts) and RunReport (targets/run-schedule.ts). */
-export interface TuneResult {
+export interface TuneResult extends BaselineComparison {
   problem: string;
   target: string;
   searcher: string;
@@ -102,10 +103,8 @@ export interface TuneResult {
   speedupOverDefault: number;
   bestSeconds?: number;
   medianSeconds?: number;
-  openblasGflops?: number;
-  openblasCorename?: string;
-  openblasRatio?: number;
-  openblasError?: string;
+  /** the figures are timings of the real hardware (false: predicted, the backend runs under emulation) */
+  native: boolean;
   verified: boolean;
   maxRelError: number;
   /** distinct schedules charged (see agent/searcher.ts) / really timed now / repeats. */
@@ -115,8 +114,8 @@ export interface TuneResult {
   steps: number;
   /** schedules the policy proposed (before ranking). */
   proposals: number;
-  /** what ranked the proposals: 'costmodel' or 'policy' (the auxiliary head). */
-  ranking: 'costmodel' | 'policy';
+  /** what ranked the proposals or screened the search: a cost model, the policy's auxiliary head, or nothing. */
+  ranking: 'costmodel' | 'policy' | 'none';
   /** the best recorded schedule of the problem, if the records had one. */
   recordSchedule?: string;
   /** the result is the recorded schedule (the policy found nothing faster); its figure is timed now. */
@@ -131,7 +130,10 @@ export interface TuneResult {
   verifySeconds: number;
   stopReason: StopReason;
   history: HistoryPoint[];
+  /** the policy folder, or what searched instead (no shipped policy for the target) */
   policy: string;
+  /** how the schedule was found, in a phrase */
+  strategy: string;
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -203,47 +205,55 @@ export function defaultBudgetSeconds(problem: Problem, peakGflops: number): numb
   return Math.max(1, Math.round(40 * 4 * callSeconds * 10) / 10);
 }
 
+/** Default seconds of a search without a policy on a device: a GPU JIT plus timing costs 30-100 ms per candidate. */
+export const SEARCH_TUNE_SECONDS = 5;
+
+/** Whether the target has a shipped policy (agent/pretrained/<target>/model.json). */
+export function hasShippedPolicy(target: string): boolean {
+  return existsSync(path.join(pretrainedPolicyDir(target), 'model.json'));
+}
+
 export async function tune(spec: string | Problem, options: TuneOptions = {}): Promise<TuneResult> {
   const t0 = performance.now();
   const elapsed = () => (performance.now() - t0) / 1000;
   const problem = typeof spec === 'string' ? parseProblem(spec) : spec;
-  const target = options.target ?? hostTarget();
-  getTarget(target);
-  const minSeconds = options.minSeconds ?? 0.01;
-  let budgetSeconds = options.budgetSeconds ?? 1;
-  const executor = options.executor ?? executorFor(target, { minSeconds });
-  const ownsExecutor = options.executor === undefined;
+  const b = options.target === undefined ? hostBackend() : typeof options.target === 'string' ? backendNamed(options.target) : options.target;
+  if (b.timing === 'model') fail(`tune: the ${b.name} target generates no code to tune`);
+  const target = b.name;
+  const native = b.timing === 'native';
+  const usePolicy = options.policy !== undefined || hasShippedPolicy(target);
+  // the target's shipped cost model ranks proposals and screens generations (loaded while the device opens)
+  const wantsModel = native && options.costModel !== false && !options.predict;
+  const modelPromise = wantsModel ? costModelRanker(options.costModel || 'default', target) : Promise.resolve(undefined);
+  const minSeconds = options.minSeconds ?? (b.processor === 'gpu' ? 0.02 : 0.01);
+  const device = options.device ?? (await b.open({ minSeconds }));
+  const ownsDevice = options.device === undefined;
   try {
-    const store = options.noRecords ? RecordStore.open(null)
+    const store = options.noRecords || !native ? RecordStore.open(null)
       : options.records instanceof RecordStore ? options.records
         : RecordStore.open(options.records ?? defaultRecordsPath());
-    const peakGflops = await executor.peakGflops();
-    // a problem the machine cannot hold, verify or time is one line before the search (targets/limits.ts)
-    if (executor.native) assertMeasurable(problem, { peakGflops, verify: options.verify ?? true, calls: 1 });
-    const host = hostKey();
-    // no kernel beats the peak (the nominal one if the probe read lower: a busy machine reads low)
-    store.rejectAbovePeak(target, host, Math.max(peakGflops, NOMINAL_PEAK[target]));
-    if (options.budgetSeconds === undefined) budgetSeconds = defaultBudgetSeconds(problem, peakGflops);
     const kernels = new Map<string, Kernel>();
     const measured = new Map<string, MeasuredSchedule>();
-    const evaluator = new CachingEvaluator({
-      target, peakGflops, records: store, host,
-      measure: async (s) => {
-        let kernel: Kernel;
-        try {
-          kernel = compileSchedule(s, target);
-        } catch (e) {
-          return { gflops: 0, error: `code generation failed: ${e instanceof Error ? e.message : String(e)}` };
-        }
-        kernels.set(s.hash(), kernel);
-        const r = await executor.time(kernel, { minSeconds, slowSeconds: slowSecondsFor(kernel.flops, peakGflops) });
-        if (!r.ok) return { gflops: 0, error: r.error, codegenMicros: kernel.codegenMicros };
-        return { gflops: r.gflops, bestSeconds: r.bestSeconds, medianSeconds: r.medianSeconds, codegenMicros: kernel.codegenMicros };
-      },
+    // no hardware to time on: the analytic model gives the figures (agent/costmodel/analytic.ts)
+    const predictor = native ? undefined : (await import('./costmodel/analytic.ts')).analyticPredict(b).predict;
+    const evaluator = await evaluatorFor(b, {
+      device, records: store, minSeconds,
+      ...(predictor ? { predict: predictor } : {}),
+      onKernel: (s, k) => kernels.set(s.hash(), k),
     });
+    const peakGflops = evaluator.peakGflops;
+    // a problem the machine cannot hold, verify or time is one line before the search (targets/limits.ts)
+    if (native) assertMeasurable(problem, { peakGflops, verify: options.verify ?? true, calls: 1 });
+    const caching = evaluator instanceof CachingEvaluator ? evaluator : undefined;
+    const host = caching?.host ?? device.host;
+    let budgetSeconds = options.budgetSeconds
+      ?? (usePolicy || !native ? defaultBudgetSeconds(problem, peakGflops) : SEARCH_TUNE_SECONDS);
+    if (!native && options.budgetSeconds === undefined) budgetSeconds = 1;
     // every evaluation the search makes, for the fallback order if verification fails
     const tracking: Evaluator = {
       target, peakGflops,
+      ...(evaluator.validate ? { validate: (s: Schedule) => evaluator.validate!(s) } : {}),
+      ...(evaluator.sketches ? { sketches: evaluator.sketches } : {}),
       async evaluate(s): Promise<Evaluation> {
         const e = await evaluator.evaluate(s);
         if (e.gflops > 0 && !measured.has(e.hash)) {
@@ -257,15 +267,16 @@ export async function tune(spec: string | Problem, options: TuneOptions = {}): P
         return e;
       },
     };
-    // start the worker now: the default schedule is measured while the policy loads
+    // start the worker now: the default schedule is measured while the policy loads. A large CPU
+    // problem's default kernel (scalar, 0.5-3 GFLOPS) would take the whole budget to time: its
+    // figure is predicted instead
     const initial = Schedule.initial(problem);
-    // a large problem's default kernel (scalar, 0.5-3 GFLOPS) would take the whole budget to time:
-    // its figure is predicted instead
-    const skipDefault = flops(problem) > DEFAULT_TIMED_MAX_FLOPS;
+    const skipDefault = b.processor === 'cpu' && native && flops(problem) > DEFAULT_TIMED_MAX_FLOPS;
     const warm = skipDefault ? Promise.resolve(undefined) : tracking.evaluate(initial);
 
-    const loaded = typeof options.policy === 'object' ? options.policy : await loadTunePolicy(options.policy ?? pretrainedPolicyDir(target));
-    const recorded = options.noRecords ? undefined : store.best(problem.spec, target);
+    const loaded = !usePolicy ? undefined
+      : typeof options.policy === 'object' ? options.policy : await loadTunePolicy(options.policy ?? pretrainedPolicyDir(target));
+    const recorded = options.noRecords || !caching ? undefined : store.best(problem.spec, target);
     let recordSchedule: Schedule | undefined;
     if (recorded) {
       try {
@@ -274,15 +285,19 @@ export async function tune(spec: string | Problem, options: TuneOptions = {}): P
         recordSchedule = undefined; // a record from an older schedule syntax: ignore it
       }
     }
-    const depth = options.depth ?? (typeof loaded.metadata.episodeSteps === 'number' ? loaded.metadata.episodeSteps : 10);
     let proposals = 0;
-    const searcher = policySearcher(loaded.policy, {
-      beamWidth: options.beamWidth ?? 4, depth,
-      roots: () => (recordSchedule ? [recordSchedule] : []),
-      onProposals: (n) => (proposals = n),
-    });
-    const predict = options.predict
-      ?? (options.costModel === false ? undefined : await costModelRanker(options.costModel ?? 'default', target));
+    let searcher: Searcher;
+    if (loaded) {
+      const depth = options.depth ?? (typeof loaded.metadata.episodeSteps === 'number' ? loaded.metadata.episodeSteps : 10);
+      searcher = policySearcher(loaded.policy, {
+        beamWidth: options.beamWidth ?? 4, depth,
+        roots: () => (recordSchedule ? [recordSchedule] : []),
+        onProposals: (n) => (proposals = n),
+      });
+    } else {
+      searcher = createSearcher('evolution');
+    }
+    const predict = options.predict ?? (await modelPromise);
     if (typeof options.costModel === 'string' && options.costModel !== 'default' && !predict) {
       fail(`tune: cannot load the cost model ${options.costModel}`);
     }
@@ -291,7 +306,9 @@ export async function tune(spec: string | Problem, options: TuneOptions = {}): P
     // the budget counts from the call, but a slow start (a busy machine) never starves the search
     const remaining = Math.max(0.5 * budgetSeconds, budgetSeconds - setupSeconds);
     const r = await searcher.search(problem, {
-      evaluator: tracking, budget: { seconds: remaining, measurements: options.maxMeasurements ?? 40 }, seed: options.seed ?? 0,
+      evaluator: tracking, seed: options.seed ?? 0,
+      budget: loaded ? { seconds: remaining, measurements: options.maxMeasurements ?? 40 }
+        : { seconds: remaining, ...(options.maxMeasurements !== undefined ? { measurements: options.maxMeasurements } : {}) },
       ...(predict ? { predict } : {}),
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
       skipDefault,
@@ -301,8 +318,8 @@ export async function tune(spec: string | Problem, options: TuneOptions = {}): P
     // verify the best; fall back to the next best measured schedule if it fails. A figure read from
     // the records is an earlier run's (possibly stale or doctored): it is timed again first.
     const candidates = [...measured.values()];
-    const confirm = confirmRecorded(candidates, (s) => evaluator.measureNow(s));
-    const kernelOf = (c: MeasuredSchedule) => kernels.get(c.schedule.hash()) ?? compileSchedule(c.schedule, target);
+    const confirm = confirmRecorded(candidates, (s) => (caching ? caching.measureNow(s) : evaluator.evaluate(s)));
+    const kernelOf = (c: MeasuredSchedule) => kernels.get(c.schedule.hash()) ?? b.compile(c.schedule);
     const best = await confirm.next();
     if (!best) fail(`tune: no schedule of ${problem.spec} could be measured`);
     // the default's figure is reported too (the speed-up over it): this call's own as well
@@ -315,7 +332,7 @@ export async function tune(spec: string | Problem, options: TuneOptions = {}): P
     if (options.verify ?? true) {
       for (let tries = 0, cand: MeasuredSchedule | undefined = best; tries < 5 && cand; tries++, cand = await confirm.next()) {
         const k = kernelOf(cand);
-        const v = await verifyKernel(k, cand.schedule, executor.run);
+        const v = await verifyKernel(k, cand.schedule, device.run);
         if (v.verified) {
           chosen = cand;
           kernel = k;
@@ -327,6 +344,7 @@ export async function tune(spec: string | Problem, options: TuneOptions = {}): P
       }
     }
     const verifySeconds = elapsed() - searchSeconds;
+    const ranking = predict ? 'costmodel' : loaded ? 'policy' : 'none';
     const result: TuneResult = {
       problem: problem.spec, target, searcher: r.searcher,
       schedule: chosen.schedule.text(), best: chosen.schedule, kernel,
@@ -337,19 +355,28 @@ export async function tune(spec: string | Problem, options: TuneOptions = {}): P
       speedupOverDefault: skipDefault ? NaN : defaultGflops > 0 ? chosen.gflops / defaultGflops : Infinity,
       ...(chosen.bestSeconds !== undefined ? { bestSeconds: chosen.bestSeconds } : {}),
       ...(chosen.medianSeconds !== undefined ? { medianSeconds: chosen.medianSeconds } : {}),
-      verified: verification.verified, maxRelError: verification.maxRelError,
+      native, verified: verification.verified, maxRelError: verification.maxRelError,
       measurements: r.measurements, timed: r.timed, cacheHits: r.cacheHits, steps: r.steps, proposals,
-      ranking: predict ? 'costmodel' : 'policy',
+      ranking,
       ...(recordSchedule ? { recordSchedule: recordSchedule.text() } : {}),
       fromRecords: recordSchedule !== undefined && recordSchedule.hash() === chosen.schedule.hash(),
       recordsRemeasured: confirm.remeasured(),
-      seconds: 0, setupSeconds, searchSeconds, verifySeconds, stopReason: r.stopReason, history: r.history, policy: loaded.path,
+      seconds: 0, setupSeconds, searchSeconds, verifySeconds, stopReason: r.stopReason, history: r.history,
+      policy: loaded ? loaded.path : `none (${target} has no shipped policy)`,
+      strategy: loaded ? `policy proposals + evolution with a policy mutator${predict ? ', ranked by the cost model' : ''}`
+        : `evolution${predict ? ` screened by the ${target} cost model` : ''}${native ? '' : ` on the analytic cost model, verified under emulation`}`,
     };
-    if (options.compareOpenblas) Object.assign(result, await compareWithBlas(problem, executor, chosen.gflops));
+    if ((options.compareBaseline ?? b.processor === 'gpu') && native && device.baseline?.coverage(problem) === undefined) {
+      Object.assign(result, await compareWithBaseline(problem, device, chosen.gflops));
+    } else if (options.compareBaseline && device.baseline) {
+      const why = device.baseline.coverage(problem);
+      if (why) Object.assign(result, { baselineError: why, openblasError: why });
+    }
+    await evaluator.close();
     result.seconds = elapsed();
     return result;
   } finally {
-    if (ownsExecutor) await executor.close();
+    if (ownsDevice) await device.close();
   }
 }
 

@@ -9,8 +9,9 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import { parseProblem } from '../ir/spec.ts';
 import { Schedule } from '../ir/schedule.ts';
 import { Rng, randomSchedule } from '../ir/random.ts';
-import { compileSchedule, getTarget } from '../targets/registry.ts';
-import { x86Executor } from '../targets/executor.ts';
+import { compileSchedule, backend } from '../targets/registry.ts';
+import { x86Device } from '../targets/x86/device.ts';
+import { X86_NOMINAL_PEAK } from '../targets/x86/backend.ts';
 import { peakRecord } from '../targets/runtime/peak.ts';
 import { hostIsa } from '../targets/runtime/host.ts';
 import { verifyKernel } from '../targets/verify.ts';
@@ -24,7 +25,7 @@ const median = (xs: number[]) => {
 /** Median microseconds from schedule to executable bytes, per schedule, after warm-up (600 kernels). */
 function codegenSpeed(target: string): { schedules: { schedule: string; medianMicros: number; bytes: number; ops: number }[]; medianMicros: number } {
   const p = parseProblem('matmul 256x256x256');
-  const t = getTarget(target);
+  const t = backend(target);
   const rng = new Rng(256);
   const schedules = [
     ...['m:64 n:4 k:256 m:4 n:64', 'm:42r4 n:4 k:256 m:6 n:64', 'n:8 m:64 k:256 m:4 n:32', 'k:2 m:42r4 n:4 k:128 m:6 n:64', 'm:256 n:256 k:256']
@@ -48,9 +49,9 @@ export async function benchCodegen(opts: { quick?: boolean } = {}): Promise<obje
   const targets = (['avx512', 'avx2'] as const).filter((t) => isa[t]);
   const result: Record<string, unknown> = { host: isa.model, date: new Date().toISOString(), targets: {} };
   for (const target of targets) {
-    const exec = x86Executor(target, { timeoutSeconds: 60 });
+    const exec = x86Device(target, X86_NOMINAL_PEAK[target], { timeoutSeconds: 60 });
     // AVX2 rows are also put next to OpenBLAS pinned to its AVX2 (Haswell) kernels: the same ISA
-    const avx2Blas = target === 'avx2' ? x86Executor('avx2', { openblasCoretype: 'Haswell' }) : null;
+    const avx2Blas = target === 'avx2' ? x86Device('avx2', X86_NOMINAL_PEAK.avx2, { openblasCoretype: 'Haswell' }) : null;
     try {
       const peak = await peakRecord(target, { fresh: true });
       console.log(`${target}: peak ${peak.gflops.toFixed(1)} GFLOPS (${peak.chains} chains)`);
@@ -59,7 +60,6 @@ export async function benchCodegen(opts: { quick?: boolean } = {}): Promise<obje
       const rows = [];
       for (const shape of opts.quick ? SHAPES.slice(0, 3) : SHAPES) {
         const p = parseProblem(`matmul ${shape}`);
-        const [M, N, K] = p.vars.map((v) => v.extent) as [number, number, number];
         const cands = gemmCandidates(p, target === 'avx512' ? 16 : 8);
         // screen every candidate briefly, then measure the best three properly
         const screened = [];
@@ -76,14 +76,15 @@ export async function benchCodegen(opts: { quick?: boolean } = {}): Promise<obje
         }
         if (!best) throw new Error(`no candidate ran for ${shape}`);
         const v = await verifyKernel(best.k, best.s, exec.run);
-        const blas = await exec.openblas!(M, N, K);
-        const blasAvx2 = avx2Blas ? await avx2Blas.openblas!(M, N, K) : null;
+        const blas = await exec.baseline!.time(p);
+        const blasAvx2 = avx2Blas ? await avx2Blas.baseline!.time(p) : null;
         const row = {
           shape, schedule: best.s.text(), candidates: cands.length, verified: v.verified,
           gflops: best.gflops, percentOfPeak: (100 * best.gflops) / peak.gflops,
           bestSeconds: best.bestSeconds, medianSeconds: best.medianSeconds,
           registerTile: best.k.program.decision,
-          openblasGflops: blas.ok ? blas.gflops : null, openblasCorename: blas.ok ? blas.corename : null,
+          baseline: blas.ok ? { library: blas.library, gflops: blas.gflops, ratio: best.gflops / blas.gflops } : null,
+          openblasGflops: blas.ok ? blas.gflops : null, openblasCorename: blas.ok ? blas.library : null,
           ratioToOpenblas: blas.ok ? best.gflops / blas.gflops : null,
           ...(blasAvx2 ? {
             openblasAvx2Gflops: blasAvx2.ok ? blasAvx2.gflops : null,

@@ -32,9 +32,10 @@ import { flops, isReduction, tensorStrides, type Problem } from '../ir/problem.t
 import type { Loop } from '../ir/schedule.ts';
 import { vectorVariable } from '../loopnest/lower.ts';
 import { split as datasetSplit, type SplitName, resolveProblems } from '../env/datasets.ts';
-import { MeasuredEvaluator, type NativeTargetName } from '../env/evaluator.ts';
+import type { MeasuredEvaluator, NativeTargetName } from '../env/evaluator.ts';
+import { evaluatorFor } from '../env/evaluator-for.ts';
 import { RecordStore } from '../env/records.ts';
-import { LOOPTUNE_ACTIONS, DEFAULT_MAX_LOOPS } from '../env/loopnest-env.ts';
+import { LOOPTUNE_ACTIONS, DEFAULT_MAX_LOOPS } from '../ir/actions.ts';
 import { mutateOrder, mutateSplitMerge, mutateTiles, randomWalk, sampleSchedule } from '../agent/search/moves.ts';
 import { gemmCandidates } from './gemm-candidates.ts';
 import { hostIsa } from '../targets/runtime/host.ts';
@@ -208,7 +209,7 @@ async function measureProblem(
 
 export async function recordCampaign(o: RecordCampaignOptions): Promise<{ problems: number; measured: number; seconds: number; failed: number }> {
   const store = RecordStore.open(o.out);
-  const ev = await MeasuredEvaluator.create({ target: o.target, records: store, minSeconds: o.minSeconds, timeoutSeconds: 10 });
+  const ev = (await evaluatorFor(o.target, { records: store, minSeconds: o.minSeconds, timeoutSeconds: 10 })) as MeasuredEvaluator;
   const lanes = o.target === 'avx512' ? 16 : 8;
   const problems = o.datasets.flatMap((d) => chooseProblems(d, o.split, o.problems, o.maxMflop, o.seed));
   const t0 = performance.now();
@@ -383,7 +384,7 @@ function reached(r: SearchResult, gflops: number): number | null {
 async function compareEvolution(o: { model: string; problems: Problem[]; budget: number; seeds: number; target: NativeTargetName; minSeconds: number; recordsPath: string | null }) {
   const base = await CostModel.load(o.model);
   const store = RecordStore.open(o.recordsPath);
-  const ev = await MeasuredEvaluator.create({ target: o.target, records: store, minSeconds: o.minSeconds });
+  const ev = (await evaluatorFor(o.target, { records: store, minSeconds: o.minSeconds })) as MeasuredEvaluator;
   const rows = [];
   const t0 = performance.now();
   try {

@@ -5,7 +5,7 @@
  *   info                                  device, driver, cuBLAS
  *   run <spec> [--schedule S]             compile, check (against the interpreter when small, else
  *                                         cuBLAS for matmul), time; prints GFLOPS and the launch
- *   search <spec> [--budget N] [--model M] the environment's evolution (agent/search, CudaEvaluator:
+ *   search <spec> [--budget N] [--model M] the environment's evolution (agent/search, evaluatorFor(cuda):
  *                                         GPU sketches, the cuda actions), optionally screened by a
  *                                         cuda cost model; prints the best schedule
  *   collect [--problems N] [--budget N] --records F
@@ -23,7 +23,7 @@
  *
  * Every figure is a ratio measured side by side in this process (CUDA events, best of repeated
  * launches; medians are reported too). Searches are `looptune search --target cuda --searcher
- * evolution`'s: agent/search's evolution on env/cuda-evaluator.ts, in the same environment as the
+ * evolution`'s: agent/search's evolution on env/evaluator-for.ts, in the same environment as the
  * CPU targets.
  */
 import { writeFileSync } from 'node:fs';
@@ -42,7 +42,10 @@ import { compileCuda } from '../targets/cuda/target.ts';
 import { verifyKernel } from '../targets/verify.ts';
 import { CudaTuner, type Candidate } from '../targets/cuda/tuner.ts';
 import { CudaError } from '../targets/cuda/driver.ts';
-import { CudaEvaluator } from '../env/cuda-evaluator.ts';
+import { evaluatorFor } from '../env/evaluator-for.ts';
+import type { Evaluator } from '../env/evaluator.ts';
+import { backend } from '../targets/registry.ts';
+import { openCudaDevice } from '../targets/cuda/device.ts';
 import { RecordStore } from '../env/records.ts';
 import type { PredictFunction } from '../env/evaluator.ts';
 import { runSearch, type RunSearchResult } from '../agent/search/run.ts';
@@ -75,7 +78,7 @@ const log = (...x: unknown[]) => console.error('[cuda]', ...x);
 
 /** The GPU tuner plus the environment's evaluator on it (one context, one record store). */
 class Bench extends CudaTuner {
-  #evaluator: CudaEvaluator | undefined;
+  #evaluator: Promise<Evaluator> | undefined;
   #cudnn: Cudnn | null | undefined;
 
   /** cuDNN where it is installed (null, with a note, where not). */
@@ -93,9 +96,16 @@ class Bench extends CudaTuner {
   }
   records: RecordStore | null = null;
 
-  evaluator(): CudaEvaluator {
-    this.#evaluator ??= CudaEvaluator.create({ tuner: this, records: this.records });
+  /** the environment's evaluator on this tuner's context (evaluatorFor, as search and tune build it) */
+  evaluator(): Promise<Evaluator> {
+    this.#evaluator ??= this.fresh(this.records);
     return this.#evaluator;
+  }
+
+  fresh(records: RecordStore | null, peakGflops?: number): Promise<Evaluator> {
+    return evaluatorFor(backend('cuda'), {
+      device: openCudaDevice({ tuner: this }), records, minSeconds: 0.02, ...(peakGflops !== undefined ? { peakGflops } : {}),
+    });
   }
 }
 
@@ -114,7 +124,7 @@ interface SearchSummary {
 
 /** `fresh`: an evaluator with an empty cache (its search measures everything it asks for). */
 async function searchOn(b: Bench, p: Problem, budget: number, seed: number, predict?: PredictFunction, fresh = false): Promise<RunSearchResult> {
-  const evaluator = fresh ? CudaEvaluator.create({ tuner: b, records: null, peakGflops: b.evaluator().peakGflops }) : b.evaluator();
+  const evaluator = fresh ? await b.fresh(null, (await b.evaluator()).peakGflops) : await b.evaluator();
   return runSearch(p, {
     searcher: 'evolution', budget: { measurements: budget }, evaluator, seed,
     ...(predict ? { predict } : {}),
@@ -373,11 +383,11 @@ async function cmdBench(b: Bench, a: Args): Promise<void> {
     generated: new Date().toISOString(), device: b.gpu.device.info(), node: process.version,
     cublas: b.cublas() ? { path: b.cublas()!.path, version: b.cublas()!.version } : null,
     method: 'CUDA events around back-to-back launches; best (and median) per launch over samples of >= 1 ms; cuBLAS measured in the same process on the same buffers; GFLOPS = 2*M*N*K / best time',
-    search: 'looptune search --target cuda --searcher evolution: agent/search evolution on env/cuda-evaluator.ts (the environment\'s evaluator; actions include bind_block, bind_thread, stage_shared), population seeded with the templates.ts seed points and GPU sketches (random template points), then mutations (re-tiling, loop moves, random action walks); candidates without a legal GPU mapping are dropped before measuring; each distinct schedule compiled (PTX + driver JIT) and timed once (>= 20 ms of samples); the best re-timed (>= 0.3 s) and checked against cuBLAS / im2col+cuBLAS on the same inputs',
+    search: 'looptune search --target cuda --searcher evolution: agent/search evolution on env/evaluator-for.ts (the environment\'s evaluator; actions include bind_block, bind_thread, stage_shared), population seeded with the templates.ts seed points and GPU sketches (random template points), then mutations (re-tiling, loop moves, random action walks); candidates without a legal GPU mapping are dropped before measuring; each distinct schedule compiled (PTX + driver JIT) and timed once (>= 20 ms of samples); the best re-timed (>= 0.3 s) and checked against cuBLAS / im2col+cuBLAS on the same inputs',
   };
   const predict = await loadModel(typeof a.model === 'string' ? a.model : undefined);
   if (typeof a.records === 'string') b.records = RecordStore.open(a.records);
-  const gpuPeak = b.evaluator().peakGflops;
+  const gpuPeak = (await b.evaluator()).peakGflops;
   result.peakGflops = gpuPeak;
   log(`GPU FMA peak ${gpuPeak.toFixed(0)} GFLOPS`);
   const save = () => writeFileSync(out, JSON.stringify(result, null, 1));

@@ -8,9 +8,8 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { fuzzTarget } from '../targets/fuzz.ts';
-import { executorFor } from '../targets/executor.ts';
 import { fuzzNeon } from '../targets/arm64/runner.ts';
-import { getTarget } from '../targets/registry.ts';
+import { backend } from '../targets/registry.ts';
 import { hostTarget } from '../targets/runtime/host.ts';
 import type { X86Isa } from '../targets/x86/emit.ts';
 import { forcedPackingFuzz } from './packing-fuzz.ts';
@@ -24,9 +23,9 @@ const opts = new Command()
   .opts<{ target?: string; cases: number; seed: number; packing?: boolean }>();
 
 const target = opts.target ?? hostTarget();
-getTarget(target);
+backend(target);
 // neon runs batched under qemu (one emulator process per batch); the others through their executor
-const executor = target === 'neon' ? null : executorFor(target, { timeoutSeconds: 30 });
+const executor = target === 'neon' ? null : await backend(target).open({ timeoutSeconds: 30 });
 const bar = new cliProgress.SingleBar({ format: `fuzz ${target} [{bar}] {value}/{total} cases, {failed} failed, {eta_formatted} left` }, cliProgress.Presets.shades_classic);
 bar.start(opts.cases, 0, { failed: 0 });
 try {

@@ -28,7 +28,7 @@ import { parseProblem } from '../ir/spec.ts';
 import { lower } from '../loopnest/lower.ts';
 import type { Kernel } from '../targets/kernel.ts';
 import { llvmAvailable, llvmTarget, LLVM_ISA_FLAGS, OPT_PIPELINE, type LlvmPhases, type LlvmTarget } from '../targets/llvm/index.ts';
-import { compileSchedule, getTarget } from '../targets/registry.ts';
+import { compileSchedule, backend } from '../targets/registry.ts';
 import { hostIsa } from '../targets/runtime/host.ts';
 import { MeasurementPool } from '../targets/runtime/measure.ts';
 import { peak } from '../targets/runtime/peak.ts';
@@ -191,7 +191,7 @@ export async function benchLlvm(opts: { quick?: boolean } = {}): Promise<object>
     const peakGflops = await peak('avx512', { pool });
     const list = await cases(opts.quick ?? false);
     // warm-up: JIT of the direct path, and loading llvm-bindings (110 MB addon) once
-    compileSchedule(list[0]!.schedule, getTarget('avx512'));
+    compileSchedule(list[0]!.schedule, backend('avx512'));
     llvm.compile(lower(list[0]!.schedule, llvm.caps));
     const rows = [];
     for (const [i, c] of list.entries()) {

@@ -13,7 +13,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseProblem } from '../ir/spec.ts';
 import { Schedule } from '../ir/schedule.ts';
-import { compileSchedule, getTarget } from '../targets/registry.ts';
+import { compileSchedule, backend } from '../targets/registry.ts';
 import { verifyKernel } from '../targets/verify.ts';
 import type { Kernel } from '../targets/kernel.ts';
 import { disassembleArm64Words } from '../targets/arm64/disassemble.ts';
@@ -153,7 +153,7 @@ async function main(): Promise<void> {
     }
     const row: Record<string, unknown> = { name, schedule: text };
     for (const target of ['neon', 'avx2', 'avx512']) {
-      const t = getTarget(target);
+      const t = backend(target);
       const micros = median(Array.from({ length: 21 }, () => compileSchedule(schedule, t).codegenMicros));
       const kernel = compileSchedule(schedule, t);
       const insns = target === 'neon' ? arm64Insns(kernel.code) : x86Insns(kernel.code);

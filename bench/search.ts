@@ -46,7 +46,7 @@ export async function benchSearch(opts: { quick?: boolean } = {}): Promise<objec
   console.log(`measurement rate, matmul 128^3 (${target}): ${rate.perSecond.toFixed(1)} schedules/s`);
   let lastKey = '';
   const r = await runCompare('mm64-256:test', {
-    searchers, budget: { seconds }, target, limit: problems, compareOpenblas: true,
+    searchers, budget: { seconds }, target, limit: problems, compareBaseline: true,
     outDir: 'bench/results/search', title: `${searchers.join(', ')} on ${problems} mm64-256 test problems, ${seconds} s each`,
     onProgress: (p) => {
       // one line per problem and searcher when it starts (bench output usually goes to a log)

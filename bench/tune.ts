@@ -13,7 +13,7 @@ import { runSearch } from '../agent/search/run.ts';
 import { geomean } from '../agent/report/index.ts';
 import { resolveProblems } from '../env/datasets.ts';
 import { Rng } from '../ir/random.ts';
-import { executorFor } from '../targets/executor.ts';
+import { backend } from '../targets/registry.ts';
 import { hostTarget } from '../targets/runtime/host.ts';
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -25,12 +25,12 @@ export async function benchTune(opts: { quick?: boolean } = {}): Promise<object>
   const rng = new Rng(50);
   const sample = [...all].sort(() => rng.next() - 0.5).slice(0, opts.quick ? 3 : 50);
   const evolutionCount = opts.quick ? 1 : 10;
-  const executor = executorFor(target);
+  const executor = await backend(target).open();
   const rows: Record<string, unknown>[] = [];
   const large: Record<string, unknown>[] = [];
   try {
     for (const [i, problem] of sample.entries()) {
-      const r = await tune(problem, { target, budgetSeconds: 1, noRecords: true, executor, compareOpenblas: true, seed: i });
+      const r = await tune(problem, { target, budgetSeconds: 1, noRecords: true, device: executor, compareBaseline: true, seed: i });
       const timing = await executor.time(r.kernel, { minSeconds: 0.1 });
       const gflops = timing.ok ? timing.gflops : 0;
       const row: Record<string, unknown> = {
@@ -50,7 +50,7 @@ export async function benchTune(opts: { quick?: boolean } = {}): Promise<object>
     if (!opts.quick) {
       for (const n of [512, 1024, 2048]) {
         const problem = `matmul ${n}x${n}x${n}`;
-        const r = await tune(problem, { target, noRecords: true, executor, compareOpenblas: true, seed: 0 });
+        const r = await tune(problem, { target, noRecords: true, device: executor, compareBaseline: true, seed: 0 });
         const timing = await executor.time(r.kernel, { minSeconds: 0.3 });
         const gflops = timing.ok ? timing.gflops : 0;
         large.push({

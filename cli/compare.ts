@@ -35,7 +35,7 @@ export function registerCompare(program: Command): void {
       const r = await runCompare(problems, {
         searchers: opts.searchers.split(',').map((x) => x.trim()).filter((x) => x),
         budget: opts.budget, target: (opts.target ?? hostTarget()) as SearchTarget, outDir: opts.out,
-        compareOpenblas: opts.compare === 'openblas', recordsPath: opts.records ?? null, seed: opts.seed,
+        compareBaseline: opts.compare === 'openblas', recordsPath: opts.records ?? null, seed: opts.seed,
         ...(opts.limit !== undefined ? { limit: opts.limit } : {}),
         onProgress: (p) => line.update(`[${p.problemIndex + 1}/${p.problemCount}] ${describeProgress(p)}`),
       });

@@ -1,12 +1,17 @@
 /** Text forms of results, shared by the commands. */
-import type { Kernel } from '../targets/kernel.ts';
+import type { BaselineFigure } from '../targets/backend.ts';
 import type { RunReport } from '../targets/run-schedule.ts';
 
-export function describeDecision(k: Kernel): string {
-  const d = k.program.decision;
-  const p = k.program.problem;
-  const vec = d.vectorVar === null ? `scalar (${d.scalarReason ?? 'no unit-stride variable'})` : `${d.lanes} lanes along ${p.vars[d.vectorVar]!.name}`;
-  return `${d.accumulators} accumulators, ${d.unrolledOps} unrolled ops per body, ${vec}; unrolled from loop ${d.unrollFrom}, registers held from loop ${d.tileFrom}`;
+export { describeDecision } from '../targets/describe.ts';
+
+/** "OpenBLAS sgemm (OpenBLAS 0.3.21 (Cooperlake), 1 thread): X GFLOPS -> 1.13x OpenBLAS", "cuBLAS 13.1 sgemm: ...":
+ *  the library's own name (its first word is the family). */
+export function describeBaseline(b: BaselineFigure): string {
+  const family = b.library.split(' ')[0]!;
+  const figure = `${b.gflops.toFixed(1)} GFLOPS -> ${b.ratio.toFixed(2)}x ${family}`;
+  return b.threads !== undefined
+    ? `${family} sgemm (${b.library}, ${b.threads} thread${b.threads === 1 ? '' : 's'}): ${figure}`
+    : `${b.library} sgemm: ${figure}`;
 }
 
 export function formatCostModelEval(r: { spearman: number; pairwiseAccuracy: number; top10Recall: number; records: number; problems: number }): string {
@@ -36,12 +41,7 @@ export function formatRun(r: RunReport): string {
     lines.push(!r.native ? `${timing} under emulation (not comparable with native figures)`
       : Number.isFinite(r.peakGflops) ? `${timing} = ${r.percentOfPeak.toFixed(1)}% of peak ${r.peakGflops.toFixed(1)}` : timing);
   }
-  if (r.openblasGflops !== undefined) {
-    const cublas = r.openblasCorename?.startsWith('cuBLAS');
-    lines.push(cublas
-      ? `${r.openblasCorename} sgemm: ${r.openblasGflops.toFixed(1)} GFLOPS -> ${r.openblasRatio!.toFixed(2)}x cuBLAS`
-      : `OpenBLAS sgemm (${r.openblasCorename}, 1 thread): ${r.openblasGflops.toFixed(1)} GFLOPS -> ${r.openblasRatio!.toFixed(2)}x OpenBLAS`);
-  }
+  if (r.baseline) lines.push(describeBaseline(r.baseline));
   if (r.error && r.verified) lines.push(`error: ${r.error}`);
   return lines.join('\n');
 }

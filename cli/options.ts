@@ -4,6 +4,8 @@
  */
 import { InvalidArgumentError } from 'commander';
 import type { Budget } from '../agent/searcher.ts';
+import { LoopTuneError } from '../ir/errors.ts';
+import type { Backend } from '../targets/backend.ts';
 
 /** At most this many characters of a bad value are echoed back. */
 const ECHO_CHARS = 40;
@@ -62,4 +64,14 @@ export function nonEmpty(what: string): (value: string) => string {
     if (value.trim() === '') throw new InvalidArgumentError(`empty ${what}`);
     return value;
   };
+}
+
+/** --compare: 'openblas' (the device's BLAS, whatever it is: the historical name) or the device's own
+ *  baseline by family ('cublas' on a GPU with cuBLAS). */
+export function checkCompare(compare: string | undefined, b: Backend): void {
+  if (compare === undefined || compare === 'openblas') return;
+  const family = b.baselineFamily?.toLowerCase();
+  if (compare === family) return;
+  const others = family && family !== 'openblas' ? ` or ${family}` : '';
+  throw new LoopTuneError(`--compare: unknown baseline '${compare}' (expected openblas${others})`);
 }

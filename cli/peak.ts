@@ -1,7 +1,7 @@
 /** `looptune peak`: the machine's FMA peak, the denominator of every reward. */
 import type { Command } from 'commander';
 import { LoopTuneError } from '../ir/errors.ts';
-import { hostTarget } from '../targets/runtime/host.ts';
+import { HOST_TARGETS, hostTarget, isHostTarget } from '../targets/runtime/host.ts';
 import { peakRecord } from '../targets/runtime/peak.ts';
 
 export function registerPeak(program: Command): void {
@@ -13,7 +13,8 @@ export function registerPeak(program: Command): void {
     .option('--json', 'print the result as JSON')
     .action(async (opts: { target?: string; fresh?: boolean; json?: boolean }) => {
       const isa = opts.target ?? hostTarget();
-      if (isa !== 'avx2' && isa !== 'avx512') throw new LoopTuneError(`peak: unknown target '${isa}' (expected avx2 or avx512)`);
+      // the FMA probe is the x86 ISAs' (targets/runtime/peak.ts)
+      if (!isHostTarget(isa)) throw new LoopTuneError(`peak: unknown target '${isa}' (expected ${HOST_TARGETS.join(' or ')})`);
       const r = await peakRecord(isa, { fresh: opts.fresh ?? false });
       if (opts.json) console.log(JSON.stringify(r, null, 2));
       else {

@@ -1,45 +1,40 @@
-/** `looptune run`: compile one schedule, verify it, time it (beside the BLAS when asked). */
+/** `looptune run`: compile one schedule, verify it, time it (beside the device's BLAS when asked). */
 import type { Command } from 'commander';
-import { LoopTuneError } from '../ir/errors.ts';
-import { getTarget, targetNames } from '../targets/registry.ts';
-import { openExecutor } from '../targets/executor.ts';
+import { backend, backendNames } from '../targets/registry.ts';
 import { runSchedule } from '../targets/run-schedule.ts';
 import { hostTarget } from '../targets/runtime/host.ts';
 import { scheduleFor } from './problem.ts';
 import { formatRun, runFailed } from './format.ts';
-import { nonEmpty, positiveNumber } from './options.ts';
+import { checkCompare, nonEmpty, positiveNumber } from './options.ts';
 
 interface RunOptions { schedule?: string; actions?: string; target?: string; compare?: string; minSeconds?: number; json?: boolean }
 
 export function registerRun(program: Command): void {
   program
     .command('run')
-    .description('compile a schedule, verify it against the interpreter, measure it (GFLOPS, % of peak, OpenBLAS ratio)')
+    .description('compile a schedule, verify it against the interpreter, measure it (GFLOPS, % of peak, BLAS ratio)')
     .argument('<spec>', 'problem, e.g. "matmul 256x256x256"')
     .option('--schedule <text>', 'schedule text, e.g. "m:64 n:4 k:256 m:4 n:64"', nonEmpty('schedule'))
     .option('--actions <list>', 'comma-separated actions applied at the cursor', nonEmpty('action list'))
-    .option('--target <name>', `target (${targetNames().join(', ')}; default: the host's best)`)
+    .option('--target <name>', `target (${backendNames().join(', ')}; default: the host's best)`)
     .option('--compare <what>', 'also measure the BLAS baseline in the same run: openblas (cuBLAS for --target cuda)')
     .option('--min-seconds <s>', 'minimum measured time per figure', positiveNumber)
     .option('--json', 'print the result as JSON')
     .action(async (spec: string, opts: RunOptions) => {
-      if (opts.compare !== undefined && opts.compare !== 'openblas' && opts.compare !== 'cublas') {
-        throw new LoopTuneError(`--compare: unknown baseline '${opts.compare}' (expected openblas, or cublas for --target cuda)`);
-      }
+      const b = backend(opts.target ?? hostTarget());
+      checkCompare(opts.compare, b);
       const s = scheduleFor(spec, opts);
-      const target = opts.target ?? hostTarget();
-      getTarget(target);
-      const executor = await openExecutor(target);
+      const device = await b.open();
       try {
-        const r = await runSchedule(s, target, executor, {
-          compareOpenblas: opts.compare !== undefined, ...(opts.minSeconds ? { minSeconds: opts.minSeconds } : {}),
+        const r = await runSchedule(s, b, device, {
+          compareBaseline: opts.compare !== undefined, ...(opts.minSeconds ? { minSeconds: opts.minSeconds } : {}),
         });
         if (opts.json) console.log(JSON.stringify(r, null, 2));
         else console.log(formatRun(r));
         // a crash, hang or failed comparison is a failed run, not a result
         if (runFailed(r)) process.exitCode = 1;
       } finally {
-        await executor.close();
+        await device.close();
       }
     });
 }

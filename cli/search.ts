@@ -1,9 +1,8 @@
 /** `looptune search`: one baseline searcher on one problem; the winner verified and timed. */
 import type { Command } from 'commander';
-import { LoopTuneError } from '../ir/errors.ts';
 import { parseProblem } from '../ir/spec.ts';
 import { Schedule } from '../ir/schedule.ts';
-import { openExecutor } from '../targets/executor.ts';
+import { backend } from '../targets/registry.ts';
 import { runSchedule, type RunReport } from '../targets/run-schedule.ts';
 import { hostTarget } from '../targets/runtime/host.ts';
 import { runSearch, type SearchTarget } from '../agent/search/run.ts';
@@ -11,7 +10,7 @@ import { SEARCHER_NAMES } from '../agent/search/index.ts';
 import type { Budget } from '../agent/searcher.ts';
 import { describeProgress, progressLine } from './progress.ts';
 import { describeSpeedup, formatRun, runFailed, speedupOverDefault } from './format.ts';
-import { nonEmpty, parseBudget, seed } from './options.ts';
+import { checkCompare, nonEmpty, parseBudget, seed } from './options.ts';
 
 interface SearchOptions { searcher: string; budget: Budget; target?: string; compare?: string; records?: string; seed: number; json?: boolean }
 
@@ -28,9 +27,12 @@ export function registerSearch(program: Command): void {
     .option('--seed <n>', 'random seed', seed, 0)
     .option('--json', 'print the result as JSON (the fields of run plus schedule, speedupOverDefault, measurements, seconds)')
     .action(async (spec: string, opts: SearchOptions) => {
-      if (opts.compare !== undefined && opts.compare !== 'openblas' && opts.compare !== 'cublas') throw new LoopTuneError(`--compare: unknown baseline '${opts.compare}' (expected openblas, or cublas for --target cuda)`);
       const problem = parseProblem(spec);
       const target = (opts.target ?? hostTarget()) as SearchTarget;
+      const b = backend(target);
+      checkCompare(opts.compare, b);
+      // figures of a target that cannot be timed here are predictions (neon: the analytic cost model)
+      const predicted = b.timing === 'emulated';
       const line = progressLine();
       const r = await runSearch(problem, {
         searcher: opts.searcher, budget: opts.budget, target, recordsPath: opts.records ?? null, seed: opts.seed,
@@ -38,13 +40,13 @@ export function registerSearch(program: Command): void {
       });
       line.done();
       let run: RunReport | undefined;
-      if (target !== 'synthetic') {
-        // the best schedule, verified against the interpreter and measured side by side with OpenBLAS
-        const executor = await openExecutor(target);
+      if (b.timing !== 'model') {
+        // the best schedule, verified against the interpreter and measured side by side with the device's BLAS
+        const device = await b.open();
         try {
-          run = await runSchedule(Schedule.parse(problem, r.schedule), target, executor, { compareOpenblas: opts.compare !== undefined });
+          run = await runSchedule(Schedule.parse(problem, r.schedule), b, device, { compareBaseline: opts.compare !== undefined });
         } finally {
-          await executor.close();
+          await device.close();
         }
       }
       // under emulation the run only verifies: speed figures stay the search's (predicted) ones
@@ -59,12 +61,12 @@ export function registerSearch(program: Command): void {
       if (opts.json) {
         console.log(JSON.stringify({ ...out, history: r.history }, null, 2));
       } else {
-        console.log(`${r.searcher}: ${r.measurements} schedules ${target === 'neon' ? 'predicted' : 'measured'} in ${r.seconds.toFixed(1)} s (${r.stopReason})`);
+        console.log(`${r.searcher}: ${r.measurements} schedules ${predicted ? 'predicted' : 'measured'} in ${r.seconds.toFixed(1)} s (${r.stopReason})`);
         console.log(`best schedule: ${r.schedule}`);
         if (run) console.log(formatRun(run));
-        const predicted = target === 'neon' ? ' predicted by the analytic cost model' : '';
+        const byModel = predicted ? ' predicted by the analytic cost model' : '';
         if (r.defaultSkipped) console.log('the default schedule was not timed (too slow for a search of this size)');
-        else console.log(`speed-up: ${describeSpeedup(measured?.gflops ?? r.gflops, r.defaultGflops, predicted)}`);
+        else console.log(`speed-up: ${describeSpeedup(measured?.gflops ?? r.gflops, r.defaultGflops, byModel)}`);
       }
       if (run && runFailed(run)) process.exitCode = 1;
     });

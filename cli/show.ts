@@ -1,11 +1,10 @@
 /** `looptune show`: the scheduled loop nest, its schedule text, and optionally its code. */
 import type { Command } from 'commander';
 import { prettyPrint } from '../ir/pretty.ts';
-import { compileSchedule, getTarget, targetNames } from '../targets/registry.ts';
-import { lower } from '../loopnest/lower.ts';
+import { LoopTuneError } from '../ir/errors.ts';
+import { backend, backendNames } from '../targets/registry.ts';
 import { hostTarget } from '../targets/runtime/host.ts';
 import { scheduleFor } from './problem.ts';
-import { describeDecision } from './format.ts';
 import { nonEmpty } from './options.ts';
 
 interface ShowOptions { schedule?: string; actions?: string; json?: boolean; asm?: boolean; ir?: boolean; ptx?: boolean; target?: string }
@@ -21,34 +20,34 @@ export function registerShow(program: Command): void {
     .option('--asm', 'also print the generated machine code (disassembled) and the register tile')
     .option('--ir', 'print the LLVM IR of the nest (the llvm-avx2/llvm-avx512 targets\' input)')
     .option('--ptx', 'print only the PTX module of the cuda target (ready for ptxas)')
-    .option('--target <name>', `target for --asm (${targetNames().join(', ')}; default: the host's best)`)
+    .option('--target <name>', `target for --asm (${backendNames().join(', ')}; default: the host's best)`)
     .action(async (spec: string, opts: ShowOptions) => {
       const s = scheduleFor(spec, opts);
-      if (opts.ptx || opts.target === 'cuda') {
-        const { compileCuda } = await import('../targets/cuda/target.ts');
-        const { describeMapping } = await import('../targets/cuda/mapping.ts');
-        const k = compileCuda(s);
+      // --ptx names the GPU backend's module text
+      const named = opts.ptx ? backend('cuda') : opts.target !== undefined ? backend(opts.target) : undefined;
+      if (named?.processor === 'gpu') {
+        // a GPU kernel is module text: show prints the plan and the module (--ptx: the module only)
+        const k = named.compile(s);
         if (!opts.ptx) {
           console.log(prettyPrint(s));
           console.log(`schedule: ${s.text()}`);
-          console.log(describeMapping(k.mapping));
+          console.log(named.describe(k));
         }
         console.log(k.text);
         return;
       }
       if (opts.ir) {
-        const { llvmIr } = await import('../targets/llvm/index.ts');
-        const name = opts.target ?? `llvm-${hostTarget()}`;
-        const isa = name.endsWith('avx2') ? 'avx2' : 'avx512';
-        console.log(llvmIr(lower(s, getTarget(isa).caps)));
+        const b = named ?? backend(`llvm-${hostTarget()}`);
+        if (!b.moduleText) throw new LoopTuneError(`--ir: the ${b.name} target has no LLVM IR (use ${backendNames().filter((n) => backend(n).moduleText).join(' or ')})`);
+        console.log(b.moduleText(s));
         return;
       }
       if (opts.asm) {
-        const target = getTarget(opts.target ?? hostTarget());
-        const k = compileSchedule(s, target);
+        const target = named ?? backend(hostTarget());
+        const k = target.compile(s);
         console.log(prettyPrint(s));
         console.log(`schedule: ${s.text()}`);
-        console.log(`register tile: ${describeDecision(k)}`);
+        console.log(`register tile: ${target.describe(k)}`);
         console.log(`${target.name}: ${k.code.length} bytes in ${k.codegenMicros.toFixed(0)} us`);
         console.log(target.disassemble ? target.disassemble(k) : '(this target has no disassembler)');
         return;

@@ -7,13 +7,12 @@
  * never throws for a bad schedule.
  */
 import pLimit, { type LimitFunction } from 'p-limit';
-import type { Problem } from '../ir/problem.ts';
-import type { Rng } from '../ir/random.ts';
 import type { Schedule } from '../ir/schedule.ts';
-import type { MeasurementPool } from '../targets/runtime/measure.ts';
+import type { Backend, Device, PeakReading, SketchSource } from '../targets/backend.ts';
 import { hostKey } from '../targets/runtime/host.ts';
-import { slowSecondsFor } from '../targets/runtime/timing.ts';
 import { RecordStore, recordKey } from './records.ts';
+
+export type { SketchSource } from '../targets/backend.ts';
 
 export type EvaluationSource = 'measured' | 'cached' | 'predicted';
 
@@ -44,16 +43,6 @@ export interface Evaluator {
    *  agent/search/sketch.ts. Set by evaluators whose target needs other ones (cuda: GPU tilings). */
   readonly sketches?: SketchSource;
   close?(): Promise<void>;
-}
-
-/** A target's sketches: well-structured random schedules that searches start from and draw fresh members from. */
-export interface SketchSource {
-  /** a random sketch of `problem` within `maxLoops` loops, or undefined when the draw does not fit. */
-  sample(problem: Problem, rng: Rng, maxLoops: number): Schedule | undefined;
-  /** known-good schedules a search measures before any random one (none when absent). */
-  seeds?(problem: Problem, maxLoops: number): Schedule[];
-  /** share of a search's fresh schedules drawn as sketches; the rest are random action walks. */
-  readonly share: number;
 }
 
 /** What a raw measurement returns (CachingEvaluator adds the source, hash and caching). */
@@ -214,106 +203,49 @@ export class CachingEvaluator implements Evaluator {
 
 export type NativeTargetName = 'avx512' | 'avx2';
 
-export interface MeasuredEvaluatorOptions {
-  /** default: the host's best ('avx512' where it has AVX-512F). */
-  target?: NativeTargetName;
-  /** a shared store, a JSONL path, or null for memory only (default null). */
-  records?: RecordStore | string | null;
-  /** measurements at once (default 1). */
-  concurrency?: number;
-  /** minimum sampled time per measurement in seconds (default: the pool's, 0.05). */
-  minSeconds?: number;
-  /** per-kernel time limit in seconds (default 10). */
-  timeoutSeconds?: number;
-  /** skip the peak probe and use this figure. */
-  peakGflops?: number;
-  /** reuse a pool (it is then not closed by close()). */
-  pool?: MeasurementPool;
-  persistFailures?: boolean;
+/** how the peak figure was obtained: probed now, from peak()'s cache, given by the caller, a nominal
+ *  fallback (the probe failed: see `peakError`), or the target's model. */
+export type PeakSource = 'measured' | 'cached' | 'given' | 'nominal' | 'model';
+
+export interface MeasuredEvaluatorParts {
+  backend: Backend;
+  device: Device;
+  ownsDevice: boolean;
+  peak: PeakReading | { gflops: number; source: 'given' };
 }
 
-/** how the peak figure was obtained: probed now, from peak()'s cache, given by the caller, or a nominal
- *  fallback (the probe failed: see `peakError`). */
-export type PeakSource = 'measured' | 'cached' | 'given' | 'nominal';
-
-/** Nominal single-core fp32 peaks used when the probe fails (FACTS.md: Zen 5 figures), and as a floor of the
- *  bound on recorded figures (env/records.ts rejectAbovePeak: a probe on a busy machine reads low). */
-export const NOMINAL_PEAK: Record<NativeTargetName, number> = { avx512: 230, avx2: 115 };
-
 /**
- * Real measurements: compileSchedule (lowering + x86 emitter) and MeasurementPool.time in a worker
- * process, behind the record cache. The code generator and runtime are imported lazily, so that the
- * environment loads (and runs on other evaluators) even where they are unavailable.
+ * Real measurements: Backend.compile and Device.time, behind the record cache (built by
+ * env/evaluator-for.ts, the one place evaluators are made). A backend's launch feasibility
+ * (`validate`) and sketches are the evaluator's.
  */
 export class MeasuredEvaluator extends CachingEvaluator {
-  readonly pool: MeasurementPool;
+  readonly backend: Backend;
+  readonly device: Device;
   readonly peakSource: PeakSource;
   readonly peakError: string | undefined;
-  readonly #ownsPool: boolean;
+  /** how the peak was measured (e.g. the GPU's FMA kernel), for reports */
+  readonly peakMethod: string | undefined;
+  readonly sketches: SketchSource | undefined;
+  readonly #ownsDevice: boolean;
 
-  private constructor(options: CachingEvaluatorOptions, pool: MeasurementPool, ownsPool: boolean, peakSource: PeakSource, peakError?: string) {
+  constructor(options: CachingEvaluatorOptions, parts: MeasuredEvaluatorParts) {
     super(options);
-    this.pool = pool;
-    this.#ownsPool = ownsPool;
-    this.peakSource = peakSource;
-    this.peakError = peakError;
+    this.backend = parts.backend;
+    this.device = parts.device;
+    this.#ownsDevice = parts.ownsDevice;
+    this.peakSource = parts.peak.source;
+    this.peakError = 'error' in parts.peak ? parts.peak.error : undefined;
+    this.peakMethod = 'method' in parts.peak ? parts.peak.method : undefined;
+    this.sketches = parts.backend.sketches;
   }
 
-  static async create(options: MeasuredEvaluatorOptions = {}): Promise<MeasuredEvaluator> {
-    const { hostTarget } = await import('../targets/runtime/host.ts');
-    const target: NativeTargetName = options.target ?? hostTarget();
-    const [{ compileSchedule }, { MeasurementPool: Pool }] = await Promise.all([
-      import('../targets/registry.ts'),
-      import('../targets/runtime/measure.ts'),
-    ]);
-    let peakGflops: number;
-    let peakSource: PeakSource;
-    let peakError: string | undefined;
-    if (options.peakGflops !== undefined) {
-      peakGflops = options.peakGflops;
-      peakSource = 'given';
-    } else {
-      try {
-        const { peakRecord } = await import('../targets/runtime/peak.ts');
-        const rec = await peakRecord(target);
-        peakGflops = rec.gflops;
-        peakSource = rec.cached ? 'cached' : 'measured';
-      } catch (e) {
-        peakGflops = NOMINAL_PEAK[target];
-        peakSource = 'nominal';
-        peakError = e instanceof Error ? e.message : String(e);
-      }
-    }
-    const ownsPool = options.pool === undefined;
-    const pool = options.pool ?? new Pool({
-      concurrency: options.concurrency ?? 1,
-      ...(options.timeoutSeconds !== undefined ? { timeoutSeconds: options.timeoutSeconds } : {}),
-      ...(options.minSeconds !== undefined ? { minSeconds: options.minSeconds } : {}),
-    });
-    const records = options.records instanceof RecordStore ? options.records : RecordStore.open(options.records ?? null);
-    const measure: MeasureFunction = async (schedule) => {
-      let kernel;
-      try {
-        kernel = compileSchedule(schedule, target);
-      } catch (e) {
-        return { gflops: 0, error: `code generation failed: ${e instanceof Error ? e.message : String(e)}` };
-      }
-      const r = await pool.time(kernel, {
-        ...(options.minSeconds !== undefined ? { minSeconds: options.minSeconds } : {}),
-        slowSeconds: slowSecondsFor(kernel.flops, peakGflops),
-      });
-      if (!r.ok) return { gflops: 0, error: r.error, codegenMicros: kernel.codegenMicros };
-      return { gflops: r.gflops, bestSeconds: r.bestSeconds, medianSeconds: r.medianSeconds, codegenMicros: kernel.codegenMicros };
-    };
-    return new MeasuredEvaluator({
-      target, peakGflops, measure, records,
-      ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
-      ...(options.persistFailures !== undefined ? { persistFailures: options.persistFailures } : {}),
-    }, pool, ownsPool, peakSource, peakError);
+  validate(schedule: Schedule): string | undefined {
+    return this.backend.validate?.(schedule);
   }
 
   override async close(): Promise<void> {
-    if (this.#ownsPool) await this.pool.close();
+    if (this.#ownsDevice) await this.device.close();
   }
 }
 

@@ -15,62 +15,45 @@
  */
 import { fail } from '../ir/errors.ts';
 import { graphEncoding, vectorEncoding, vectorSize, GPU_MAX_LOOPS, NODE_FEATURES, type LoopGraph } from '../ir/graph.ts';
+
+export { actionMaskOf, DEFAULT_MAX_LOOPS, legalMoves, LOOPTUNE_ACTIONS, tryAction } from '../ir/actions.ts';
 import type { Problem } from '../ir/problem.ts';
 import { Rng } from '../ir/random.ts';
 import { Schedule } from '../ir/schedule.ts';
 import { parseProblem } from '../ir/spec.ts';
+import { actionAllowed, actionMaskOf, actionsWith, DEFAULT_MAX_LOOPS, isKnownAction, TARGET_ACTIONS, tryAction } from '../ir/actions.ts';
 import { randomTemplateSchedule } from '../targets/cuda/templates.ts';
-import { applyAction, isKnownAction, CUDA_ACTIONS, type TransformResult } from '../ir/transforms.ts';
+import { backendsWithAction, findBackend } from '../targets/registry.ts';
 import { Box, Discrete, GraphSpace, type Env, type ResetOptions, type ResetResult, type Space, type StepResult } from './core.ts';
 import { split as datasetSplit, type SplitName } from './datasets.ts';
 import type { EvaluationSource, Evaluator } from './evaluator.ts';
 
-export const LOOPTUNE_ACTIONS: readonly string[] = Object.freeze(['up', 'down', 'swap_up', 'swap_down', 'split_4', 'split_8', 'split_16']);
-export const DEFAULT_MAX_LOOPS = 10;
-/** GPU nests carry block, thread and register levels (a staged conv tile has 13-14 loops). */
-export { GPU_MAX_LOOPS };
-
-/** The default loop limit of a target. */
+/** The loop limit of a target: its Backend's (LoopTune's 10 for names no backend has). */
 export function maxLoopsForTarget(target: string): number {
-  return target === 'cuda' ? GPU_MAX_LOOPS : DEFAULT_MAX_LOOPS;
+  return findBackend(target)?.maxLoops ?? DEFAULT_MAX_LOOPS;
 }
 
-/** The default actions of a target: LoopTune's, plus the GPU mapping actions on cuda. */
+/** The default actions of a target: LoopTune's, plus its Backend's own (cuda: the GPU mapping actions). */
 export function actionsForTarget(target: string): readonly string[] {
-  return target === 'cuda' ? Object.freeze([...LOOPTUNE_ACTIONS, ...CUDA_ACTIONS]) : LOOPTUNE_ACTIONS;
+  return actionsWith(findBackend(target)?.actions ?? []);
 }
 
-/** Rejects actions a target does not have (the cuda actions anywhere but on cuda). */
+/** Rejects actions a target does not have (another target's own actions, unknown names). */
 export function checkActionsForTarget(actions: readonly string[], target: string): void {
+  const extra = findBackend(target)?.actions ?? [];
   for (const a of actions) {
-    if (!isKnownAction(a)) fail(`unknown action '${a}' (expected up, down, swap_up, swap_down, split_N or merge; bind_block, bind_thread, stage_shared on cuda)`);
-    if (CUDA_ACTIONS.includes(a) && target !== 'cuda') fail(`action '${a}' exists only on the cuda target (this evaluator's target is ${target})`);
+    if (actionAllowed(a, extra)) continue;
+    if (!isKnownAction(a)) {
+      const byTarget = new Map<string, string[]>();
+      for (const t of TARGET_ACTIONS) for (const on of backendsWithAction(t)) byTarget.set(on, [...(byTarget.get(on) ?? []), t]);
+      const more = [...byTarget].map(([on, names]) => `; ${names.join(', ')} on ${on}`).join('');
+      fail(`unknown action '${a}' (expected up, down, swap_up, swap_down, split_N or merge${more})`);
+    }
+    const on = backendsWithAction(a);
+    fail(`action '${a}' exists only on the ${on.join(', ')} target${on.length > 1 ? 's' : ''} (this evaluator's target is ${target})`);
   }
 }
 export const DEFAULT_EPISODE_STEPS = 10;
-
-/** applyAction plus the loop-count limit on splits: the legality rule shared by the env and searchers. */
-export function tryAction(s: Schedule, action: string, maxLoops = DEFAULT_MAX_LOOPS): TransformResult {
-  if (action.startsWith('split_') && s.loops.length >= maxLoops) {
-    return { ok: false, error: `${action}: the nest already has ${s.loops.length} loops (at most ${maxLoops})` };
-  }
-  return applyAction(s, action);
-}
-
-/** Legal actions of `s` as a mask over `actions`. */
-export function actionMaskOf(s: Schedule, actions: readonly string[], maxLoops = DEFAULT_MAX_LOOPS): boolean[] {
-  return actions.map((a) => tryAction(s, a, maxLoops).ok);
-}
-
-/** (action index, next schedule) for every legal action. */
-export function legalMoves(s: Schedule, actions: readonly string[], maxLoops = DEFAULT_MAX_LOOPS): { action: number; schedule: Schedule }[] {
-  const out: { action: number; schedule: Schedule }[] = [];
-  actions.forEach((a, i) => {
-    const r = tryAction(s, a, maxLoops);
-    if (r.ok) out.push({ action: i, schedule: r.schedule });
-  });
-  return out;
-}
 
 export type ObservationKind = 'vector' | 'graph';
 export type ObservationOf<K extends ObservationKind> = K extends 'graph' ? LoopGraph : Float32Array;
@@ -140,7 +123,7 @@ export class LoopNestEnv<K extends ObservationKind = 'vector'> implements Env<Ob
     this.actions = Object.freeze([...(options.actions ?? actionsForTarget(this.evaluator.target))]);
     if (this.actions.length === 0) fail('LoopNestEnv: the action list is empty');
     checkActionsForTarget(this.actions, this.evaluator.target);
-    this.gpu = this.evaluator.target === 'cuda';
+    this.gpu = findBackend(this.evaluator.target)?.processor === 'gpu';
     this.start = options.start ?? 'initial';
     if (this.start === 'sketch' && !this.gpu) fail("LoopNestEnv: start 'sketch' is for the cuda target (GPU sketches)");
     this.actionSpace = new Discrete(this.actions.length);

@@ -32,8 +32,10 @@ import { Schedule } from '../ir/schedule.ts';
 import { split as datasetSplit } from '../env/datasets.ts';
 import { VectorEnv } from '../env/core.ts';
 import { LoopNestEnv } from '../env/loopnest-env.ts';
-import { CachingEvaluator, MeasuredEvaluator, type Evaluator, type NativeTargetName } from '../env/evaluator.ts';
-import { syntheticEvaluator } from '../env/synthetic.ts';
+import { CachingEvaluator, type Evaluator, type NativeTargetName } from '../env/evaluator.ts';
+import { evaluatorFor } from '../env/evaluator-for.ts';
+import type { Backend } from '../targets/backend.ts';
+import { backend, findBackend } from '../targets/registry.ts';
 import { hostIsa, hostTarget } from '../targets/runtime/host.ts';
 import { initBackend } from '../agent/backend.ts';
 import { createPolicy, loadPolicy, observationFor, savePolicy, type PolicyNetwork, type PolicySpec } from '../agent/policy/index.ts';
@@ -43,15 +45,12 @@ import { greedyRollout, policySearcher } from '../agent/ppo/search.ts';
 import { runCompare } from '../agent/search/run.ts';
 import { aggregateCurve, geomean, linePlot, renderCompareHtml, type CompareData, type Series } from '../agent/report/index.ts';
 import type { HistoryPoint } from '../agent/searcher.ts';
-import { loadExperiment, type Experiment, type ResolvedVariant } from './schema.ts';
+import { loadExperiment, MODEL_REWARD, type Experiment, type ResolvedVariant } from './schema.ts';
 import { openRunFolder } from './run-folder.ts';
 import { lockRunFolder } from './run-lock.ts';
 import { withFsErrors } from './fs-failure.ts';
 
 export { loadExperiment, parseExperiment, ExperimentError, type Experiment, type ResolvedVariant } from './schema.ts';
-
-/** The peak the synthetic evaluator is built with (its GFLOPS are fractions of it). */
-const SYNTHETIC_PEAK = 100;
 
 export type ExperimentTarget = NativeTargetName | 'cuda' | 'synthetic';
 
@@ -60,27 +59,29 @@ export function resolveTarget(t: string): ExperimentTarget {
   return t as ExperimentTarget;
 }
 
-/** The GPU's evaluator (records in the run's file); one line without a CUDA driver. */
-async function cudaEvaluator(x: Experiment, v: ResolvedVariant, minSeconds: number): Promise<Evaluator> {
-  const { CudaEvaluator } = await import('../env/cuda-evaluator.ts');
-  return CudaEvaluator.create({ records: recordsPath(x, v), minSeconds: Math.max(minSeconds, 0.02) });
-}
-
 function recordsPath(x: Experiment, v: ResolvedVariant): string {
   return v.reward.records ?? path.join(x.output, 'records.jsonl');
 }
 
+/** Measurements of the experiment's target (its records in the run's file; one line without its device). */
+function measured(x: Experiment, v: ResolvedVariant, minSeconds: number): Promise<Evaluator> {
+  const b = backend(resolveTarget(x.spec.target));
+  // GPU launches are often tens of microseconds: at least 20 ms of samples each
+  return evaluatorFor(b, { records: recordsPath(x, v), minSeconds: b.processor === 'gpu' ? Math.max(minSeconds, 0.02) : minSeconds });
+}
+
 /** The evaluator that gives training rewards, from `reward.source`. */
 export async function rewardEvaluator(x: Experiment, v: ResolvedVariant): Promise<Evaluator> {
-  const target = resolveTarget(x.spec.target);
+  const b = backend(resolveTarget(x.spec.target));
   const source = v.reward.source;
-  if (source === 'synthetic') return syntheticEvaluator({ peakGflops: SYNTHETIC_PEAK });
-  if (target === 'synthetic') fail(`reward source '${source}' needs a real target, not synthetic`);
-  if (source === 'measured') {
-    if (target === 'cuda') return cudaEvaluator(x, v, v.reward.min_seconds);
-    return MeasuredEvaluator.create({ target, records: recordsPath(x, v), minSeconds: v.reward.min_seconds });
+  // the schema pairs the model reward with a model target and the others with real ones
+  if (source === MODEL_REWARD || b.timing === 'model') {
+    if (b.timing !== 'model') fail(`reward source '${source}' needs target: ${MODEL_REWARD}`);
+    if (source !== MODEL_REWARD) fail(`reward source '${source}' needs a real target, not ${b.name}`);
+    return evaluatorFor(b);
   }
-  return costModelEvaluator(x, v, target);
+  if (source === 'measured') return measured(x, v, v.reward.min_seconds);
+  return costModelEvaluator(x, v, b);
 }
 
 /**
@@ -88,39 +89,36 @@ export async function rewardEvaluator(x: Experiment, v: ResolvedVariant): Promis
  * for measured or synthetic rewards). `reward.costmodel` names the model ('default:<target>' =
  * the shipped one); hybrid measures one evaluation in round(1 / measure_fraction).
  */
-async function costModelEvaluator(x: Experiment, v: ResolvedVariant, target: NativeTargetName | 'cuda'): Promise<Evaluator> {
+async function costModelEvaluator(x: Experiment, v: ResolvedVariant, b: Backend): Promise<Evaluator> {
   const cm = await import('../agent/costmodel/evaluator.ts');
-  const model = await cm.resolveCostModel(v.reward.costmodel ?? `default:${target}`);
+  const model = await cm.resolveCostModel(v.reward.costmodel ?? `default:${b.name}`);
   if (v.reward.source === 'costmodel') {
-    if (target === 'cuda') {
-      // no GPU needed to train on the model: the reward's denominator is the nominal H200 peak
-      const { NOMINAL_PEAK_GFLOPS } = await import('../agent/costmodel/model.ts');
-      return new cm.CostModelEvaluator({ model, target, peakGflops: NOMINAL_PEAK_GFLOPS.cuda! });
+    // no device needed to train on the model: on a GPU the reward's denominator is its nominal peak,
+    // on this machine's CPU the probed (usually cached) one
+    if (b.processor === 'gpu') return new cm.CostModelEvaluator({ model, target: b.name, peakGflops: b.nominalPeakGflops });
+    const device = await b.open();
+    try {
+      return new cm.CostModelEvaluator({ model, target: b.name, peakGflops: (await device.peak()).gflops });
+    } finally {
+      await device.close();
     }
-    const { peakRecord } = await import('../targets/runtime/peak.ts');
-    return new cm.CostModelEvaluator({ model, target, peakGflops: (await peakRecord(target)).gflops });
   }
-  if (target === 'cuda') {
-    const measured = await cudaEvaluator(x, v, v.reward.min_seconds);
-    return new cm.HybridEvaluator({ model, measured, ownsMeasured: true, every: Math.max(1, Math.round(1 / Math.max(1e-3, v.reward.measure_fraction))) });
-  }
-  const measured = await MeasuredEvaluator.create({ target, records: recordsPath(x, v), minSeconds: v.reward.min_seconds });
-  return new cm.HybridEvaluator({ model, measured, ownsMeasured: true, every: Math.max(1, Math.round(1 / Math.max(1e-3, v.reward.measure_fraction))) });
+  const real = await measured(x, v, v.reward.min_seconds);
+  return new cm.HybridEvaluator({ model, measured: real, ownsMeasured: true, every: Math.max(1, Math.round(1 / Math.max(1e-3, v.reward.measure_fraction))) });
 }
 
-/** Real measurements for evaluation and comparison (synthetic on the synthetic target). */
+/** Real measurements for evaluation and comparison (the model on a model target). */
 export async function measuringEvaluator(x: Experiment): Promise<Evaluator> {
-  const target = resolveTarget(x.spec.target);
-  if (target === 'synthetic') return syntheticEvaluator({ peakGflops: SYNTHETIC_PEAK });
-  const v = x.variants[0]!;
-  if (target === 'cuda') return cudaEvaluator(x, v, x.spec.evaluation.min_seconds);
-  return MeasuredEvaluator.create({ target, records: recordsPath(x, v), minSeconds: x.spec.evaluation.min_seconds });
+  const b = backend(resolveTarget(x.spec.target));
+  if (b.timing === 'model') return evaluatorFor(b);
+  return measured(x, x.variants[0]!, x.spec.evaluation.min_seconds);
 }
 
 export function policySpecOf(v: ResolvedVariant, target?: string): PolicySpec {
   return {
     network: v.network, actions: [...v.env.actions], observation: observationFor(v.network), maxLoops: v.env.max_loops,
-    ...(target === 'cuda' ? { gpu: true } : {}),
+    // GPU observations carry each loop's binding
+    ...(target !== undefined && findBackend(target)?.processor === 'gpu' ? { gpu: true } : {}),
   };
 }
 
@@ -601,7 +599,7 @@ export async function compareExperiment(file: string, opts: CompareOptions = {})
       const r = await runCompare(problems, {
         searchers: [...searchers, ...x.spec.evaluation.baselines],
         budget: evalBudget(x), evaluator, seed: x.spec.seed,
-        compareOpenblas: x.spec.evaluation.openblas && evaluator.target !== 'synthetic',
+        compareBaseline: x.spec.evaluation.openblas && findBackend(evaluator.target)?.timing !== 'model',
         minSeconds: x.spec.evaluation.min_seconds,
         title: `${x.spec.name}: PPO vs search baselines on ${x.spec.dataset.name}:${x.spec.dataset.test}`,
         onProgress: (p) => {

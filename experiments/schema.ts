@@ -34,11 +34,16 @@ import { isMap, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 
 import { LoopTuneError } from '../ir/errors.ts';
 import { isKnownAction } from '../ir/transforms.ts';
 import { datasetNames } from '../env/datasets.ts';
-import { LOOPTUNE_ACTIONS } from '../env/loopnest-env.ts';
+import { LOOPTUNE_ACTIONS } from '../ir/actions.ts';
+import { backend } from '../targets/registry.ts';
+
 import { SEARCHER_NAMES } from '../agent/search/index.ts';
 import type { NetworkConfig } from '../agent/policy/network.ts';
 import type { PPOConfig } from '../agent/ppo/config.ts';
 import { DEFAULT_PPO } from '../agent/ppo/config.ts';
+
+/** The reward source that reads the target's own model: the synthetic target's figures. */
+export const MODEL_REWARD = 'synthetic';
 
 const positiveInt = z.number().int().positive();
 const fraction = z.number().min(0).max(1);
@@ -302,14 +307,17 @@ export function parseExperiment(text: string, file: string, outputOverride?: str
     if (batch % ppo.numMinibatches !== 0) {
       issues.push({ path: at('ppo', 'num_minibatches'), message: `must divide the batch num_envs x num_steps = ${batch}` });
     }
-    if ((reward.source === 'costmodel' || reward.source === 'hybrid') && spec.target === 'synthetic') {
-      issues.push({ path: at('reward', 'source'), message: `the synthetic target has no cost model (use source: synthetic)` });
+    // a target whose figures are its own model (synthetic) has neither measurements nor a cost model
+    const modelTarget = spec.target !== 'host' && backend(spec.target).timing === 'model';
+    const modelReward = reward.source === MODEL_REWARD;
+    if ((reward.source === 'costmodel' || reward.source === 'hybrid') && modelTarget) {
+      issues.push({ path: at('reward', 'source'), message: `the ${spec.target} target has no cost model (use source: ${MODEL_REWARD})` });
     }
-    if (reward.source === 'measured' && spec.target === 'synthetic') {
-      issues.push({ path: at('reward', 'source'), message: `the synthetic target measures nothing (use source: synthetic, or a real target)` });
+    if (reward.source === 'measured' && modelTarget) {
+      issues.push({ path: at('reward', 'source'), message: `the ${spec.target} target measures nothing (use source: ${MODEL_REWARD}, or a real target)` });
     }
-    if (reward.source === 'synthetic' && spec.target !== 'synthetic') {
-      issues.push({ path: at('reward', 'source'), message: `synthetic reward needs target: synthetic` });
+    if (modelReward && !modelTarget) {
+      issues.push({ path: at('reward', 'source'), message: `${MODEL_REWARD} reward needs target: ${MODEL_REWARD}` });
     }
     return { name, dir: name === 'ppo' ? output : path.join(output, name), env, reward, network, ppo };
   };

@@ -7,9 +7,10 @@
 import { RANDOM_OPS, Rng, randomProblem, randomSchedule } from '../ir/random.ts';
 import type { Op, Problem } from '../ir/problem.ts';
 import type { Schedule } from '../ir/schedule.ts';
+import { lower } from '../loopnest/lower.ts';
 import { walkProgram } from '../loopnest/program.ts';
 import type { Target } from './kernel.ts';
-import { compileSchedule } from './registry.ts';
+import { backend } from './registry.ts';
 import { verifyKernel, type KernelRunner } from './verify.ts';
 
 export interface FuzzFailure {
@@ -68,7 +69,8 @@ export async function fuzzTarget(opts: FuzzOptions): Promise<FuzzReport> {
     report.cases++;
     let kernel;
     try {
-      kernel = compileSchedule(schedule, opts.target);
+      // a printer with changed caps compiles through the lowering directly
+      kernel = typeof opts.target === 'string' ? backend(opts.target).compile(schedule) : opts.target.compile(lower(schedule, opts.target.caps));
     } catch (e) {
       report.codegenErrors++;
       fail({ kind: 'codegen', problem: problem.spec, schedule: schedule.text(), message: (e as Error).message });

@@ -1,5 +1,6 @@
 /**
- * The contract every code generator fulfils: a Target turns a LoopProgram into a Kernel.
+ * The contract every CPU printer fulfils: a Target turns a LoopProgram into a Kernel (a Backend,
+ * targets/backend.ts, wraps it with the lowering and a device).
  *
  * Kernel ABI (native targets): `void kernel(float *t0, float *t1, ..., float *tN, int64_t reps)`.
  * Pointers follow `abi.tensors` order: the output tensor first, then the inputs in the problem's
@@ -8,7 +9,6 @@
  * contents (BLAS beta = 1); assigning ops (add, mul, relu, copy) overwrite it.
  * x86-64 uses the System V ABI (rdi, rsi, rdx, rcx, r8, r9); AArch64 uses AAPCS64 (x0..x7).
  */
-import type { Schedule } from '../ir/schedule.ts';
 import type { LoopProgram } from '../loopnest/program.ts';
 import type { TargetCaps } from '../loopnest/caps.ts';
 
@@ -44,8 +44,6 @@ export interface Target {
   name: string;
   caps: TargetCaps;
   compile(program: LoopProgram): Kernel;
-  /** targets whose program is not a LoopProgram (cuda: a GpuProgram) compile straight from the schedule */
-  compileSchedule?(schedule: Schedule): Kernel;
   /** human-readable listing of the kernel (disassembly or module text). */
   disassemble?(kernel: Kernel): string;
 }

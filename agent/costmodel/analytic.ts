@@ -8,18 +8,14 @@
  */
 import type { PredictFunction } from '../../env/evaluator.ts';
 import { fail } from '../../ir/errors.ts';
+import type { Backend } from '../../targets/backend.ts';
 import { FEATURE_COUNT, FEATURE_NAMES, featureContext, featurize } from './features.ts';
 
-/** fp32 peak of a typical core of the target: lanes x 2 (FMA) x FMA pipes x clock. */
-export const NOMINAL_PEAK_GFLOPS: Readonly<Record<string, number>> = Object.freeze({
-  // Neoverse N1 / Cortex-A76 class: 4 lanes x 2 flops x 2 pipes x 3.0 GHz
-  neon: 48,
-});
-
-export function analyticPredict(target: string): { predict: PredictFunction; peakGflops: number } {
-  const peakGflops = NOMINAL_PEAK_GFLOPS[target];
-  if (peakGflops === undefined) fail(`no analytic cost model for target '${target}' (have: ${Object.keys(NOMINAL_PEAK_GFLOPS).join(', ')})`);
-  const ctx = featureContext(target);
+/** The analytic model of a backend: its nominal peak (targets/<isa>/backend.ts) x the roofline feature. */
+export function analyticPredict(target: Backend): { predict: PredictFunction; peakGflops: number } {
+  const peakGflops = target.nominalPeakGflops;
+  if (!(peakGflops > 0)) fail(`no analytic cost model for target '${target.name}' (it has no nominal peak)`);
+  const ctx = featureContext(target.name);
   const roofline = FEATURE_NAMES.indexOf('mem.roofline');
   return {
     peakGflops,

@@ -23,7 +23,7 @@ import type { Schedule } from '../../ir/schedule.ts';
 import type { Evaluation, Evaluator, PredictFunction } from '../../env/evaluator.ts';
 import type { TuningRecord } from '../../env/records.ts';
 import type { RecordGroup } from './data.ts';
-import { CostModel, NOMINAL_PEAK_GFLOPS } from './model.ts';
+import { CostModel, nominalPeakOf } from './model.ts';
 
 export type RewardSource = 'measured' | 'costmodel' | 'hybrid';
 
@@ -35,7 +35,7 @@ export async function resolveCostModel(ref: CostModelRef): Promise<CostModel> {
 }
 
 function defaultPeak(model: CostModel): number {
-  return NOMINAL_PEAK_GFLOPS[model.target] ?? model.meta.scaleGflops / 1.25;
+  return nominalPeakOf(model.target) ?? model.meta.scaleGflops / 1.25;
 }
 
 /** Predicted GFLOPS of a batch (the PredictFunction for evolution and PredictedEvaluator). */

@@ -87,7 +87,7 @@ import { vectorEncoding, MAX_LOOPS, LOOP_FEATURES } from '../../ir/graph.ts';
 import { lower } from '../../loopnest/lower.ts';
 import type { LoopProgram } from '../../loopnest/program.ts';
 import type { TargetCaps } from '../../targets/kernel.ts';
-import { getTarget } from '../../targets/registry.ts';
+import { backend } from '../../targets/registry.ts';
 import { hostCaches, type HostCaches } from '../../targets/runtime/host.ts';
 import { analyticStats, programStats, tileDecision } from './program-stats.ts';
 
@@ -147,7 +147,7 @@ export function resolveCaches(c?: Partial<HostCaches>): { l1d: number; l2: numbe
 
 /** The context for a target's features; checks once per target that the analytic path still matches lower(). */
 export function featureContext(target: string, caches?: Partial<HostCaches>): FeatureContext {
-  const caps = getTarget(target).caps;
+  const caps = backend(target).caps;
   return { caps, caches: resolveCaches(caches), ...(analyticMatchesLowering(caps) ? {} : { exact: true }) };
 }
 

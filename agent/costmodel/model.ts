@@ -23,7 +23,7 @@ import { pretrainedCostModelDir } from '../pretrained-paths.ts';
 import { Rng } from '../../ir/random.ts';
 import type { Schedule } from '../../ir/schedule.ts';
 import type { TuningRecord } from '../../env/records.ts';
-import { getTarget } from '../../targets/registry.ts';
+import { findBackend } from '../../targets/registry.ts';
 import { hostTarget } from '../../targets/runtime/host.ts';
 import { initBackend } from '../backend.ts';
 import { asGroups, type RecordGroup } from './data.ts';
@@ -41,8 +41,15 @@ export type RankLoss = 'pairwise' | 'listwise';
 /** 'joint': frac = sigmoid(score), one output ranked AND regressed; 'separate': two heads. */
 export type Heads = 'joint' | 'separate';
 
-/** Nominal single-core fp32 peaks (FACTS.md, Zen 5); the regression scale is 1.25x these. */
-export const NOMINAL_PEAK_GFLOPS: Record<string, number> = { avx512: 230, avx2: 115, cuda: 67000 };
+/** The GPU kernel feature set (cuda-features.ts), for GPU backends. */
+const GPU_FEATURES: FeatureSet = 'cuda';
+
+/** The nominal peak of a target whose figures are timings (its Backend's; undefined for other names):
+ *  the regression scale is 1.25x it. */
+export function nominalPeakOf(target: string): number | undefined {
+  const b = findBackend(target);
+  return b?.timing === 'native' ? b.nominalPeakGflops : undefined;
+}
 export const META_KEY = 'looptune';
 export const META_FORMAT = 'looptune-costmodel';
 
@@ -167,12 +174,7 @@ export function resolveModelPath(ref: string): string {
 }
 
 function capsTargetOf(target: string): string {
-  try {
-    getTarget(target);
-    return target;
-  } catch {
-    return 'avx512';
-  }
+  return findBackend(target) ? target : 'avx512';
 }
 
 /** Compact prepared data: standardized feature rows per problem plus the two targets. */
@@ -210,11 +212,11 @@ export class CostModel {
   /** A fresh, untrained model. */
   static async create(options: CostModelOptions): Promise<CostModel> {
     await initBackend();
-    const featureSet = options.featureSet ?? (options.target === 'cuda' ? 'cuda' : 'program');
+    const featureSet = options.featureSet ?? (findBackend(options.target)?.processor === 'gpu' ? GPU_FEATURES : 'program');
     const arch = options.arch ?? 'mlp';
     const hidden = arch === 'linear' ? [] : (options.hidden ?? [128, 128]);
-    const featureCount = featureSet === 'program' ? FEATURE_COUNT : featureSet === 'cuda' ? CUDA_FEATURE_COUNT : LOOPTUNE_FEATURE_COUNT;
-    const nominal = NOMINAL_PEAK_GFLOPS[options.target];
+    const featureCount = featureSet === 'program' ? FEATURE_COUNT : featureSet === GPU_FEATURES ? CUDA_FEATURE_COUNT : LOOPTUNE_FEATURE_COUNT;
+    const nominal = nominalPeakOf(options.target);
     const meta: CostModelMeta = {
       format: META_FORMAT, version: 1,
       target: options.target,
@@ -255,7 +257,7 @@ export class CostModel {
 
   /** Raw (unstandardized) feature rows. */
   features(schedules: readonly Schedule[]): Float32Array {
-    if (this.meta.featureSet === 'cuda') return featurizeCuda(schedules, this.#cudaCache);
+    if (this.meta.featureSet === GPU_FEATURES) return featurizeCuda(schedules, this.#cudaCache);
     return this.meta.featureSet === 'program'
       ? featurize(schedules, this.featureContext, this.cache)
       : featurizeLooptune(schedules);

@@ -25,7 +25,7 @@ import type { Problem } from '../../ir/problem.ts';
 import { Schedule } from '../../ir/schedule.ts';
 import { graphEncoding, vectorEncoding } from '../../ir/graph.ts';
 import type { SketchSource } from '../../env/evaluator.ts';
-import { legalMoves, tryAction } from '../../env/loopnest-env.ts';
+import { legalMoves, tryAction } from '../../ir/actions.ts';
 import { runWithBudget, type SearchContext, type SearchOptions, type SearchResult, type Searcher } from '../searcher.ts';
 import { evolve, type EvolutionOptions, type GenerationReport } from '../search/evolution.ts';
 import { DEFAULT_MUTATORS, scaleWeights, type Mutator, type WeightedMutator } from '../search/mutators.ts';

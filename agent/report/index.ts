@@ -5,6 +5,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import type { BaselineFigure } from '../../targets/backend.ts';
 import type { Budget, HistoryPoint, StopReason } from '../searcher.ts';
 import { barPlot, esc, linePlot, type Series } from './svg.ts';
 
@@ -29,6 +30,9 @@ export interface CompareProblem {
   spec: string;
   flops: number;
   defaultGflops: number;
+  /** the device's vendor library on this problem (its name, GFLOPS, best searcher / it) */
+  baseline?: BaselineFigure;
+  /** @deprecated one release: baseline.gflops */
   openblasGflops?: number;
   openblasError?: string;
   results: CompareSearcherResult[];

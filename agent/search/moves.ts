@@ -4,7 +4,7 @@
  */
 import type { Rng } from '../../ir/random.ts';
 import { Schedule, type Loop } from '../../ir/schedule.ts';
-import { legalMoves, tryAction } from '../../env/loopnest-env.ts';
+import { legalMoves, tryAction } from '../../ir/actions.ts';
 
 /** hash plus cursor: states that differ only by cursor have the same code but different futures. */
 export function stateKey(s: Schedule): string {

@@ -8,13 +8,13 @@ import type { Problem } from '../../ir/problem.ts';
 import { Schedule } from '../../ir/schedule.ts';
 import { flops as problemFlops } from '../../ir/problem.ts';
 import { parseProblem } from '../../ir/spec.ts';
+import { compareWithBaseline, type Backend, type BaselineComparison } from '../../targets/backend.ts';
 import { assertMeasurable } from '../../targets/limits.ts';
+import { backend, findBackend, hostBackend } from '../../targets/registry.ts';
 import { hostIsa } from '../../targets/runtime/host.ts';
-import type { MeasurementPool } from '../../targets/runtime/measure.ts';
 import { resolveProblems } from '../../env/datasets.ts';
-import { CachingEvaluator, MeasuredEvaluator, NOMINAL_PEAK, PredictedEvaluator, type Evaluator, type NativeTargetName, type PredictFunction } from '../../env/evaluator.ts';
-import { RecordStore } from '../../env/records.ts';
-import { syntheticEvaluator } from '../../env/synthetic.ts';
+import { CachingEvaluator, MeasuredEvaluator, type Evaluator, type NativeTargetName, type PredictFunction } from '../../env/evaluator.ts';
+import { evaluatorFor, type OwnedEvaluator } from '../../env/evaluator-for.ts';
 import { DEFAULT_TIMED_MAX_FLOPS, type Budget, type HistoryPoint, type SearchProgress, type Searcher, type StopReason } from '../searcher.ts';
 import { summarize, geomean, writeCompareReport, type CompareData, type CompareProblem } from '../report/index.ts';
 import { createSearcher } from './index.ts';
@@ -28,8 +28,9 @@ export const SEARCH_MIN_SECONDS = 0.01;
 export const CUDA_SEARCH_MIN_SECONDS = 0.02;
 export const DEFAULT_COMPARE_SEARCHERS = ['random', 'greedy', 'beam', 'beam-dfs', 'evolution'];
 
-/** 'avx512' | 'avx2' measure real kernels; 'cuda' times PTX kernels on the GPU; 'neon' is predicted by the analytic cost model; 'synthetic' uses env/synthetic.ts (no code runs). */
-export type SearchTarget = NativeTargetName | 'cuda' | 'neon' | 'synthetic';
+/** A target name of the registry (targets/registry.ts): native ones measure real kernels, 'neon' is
+ *  predicted by the analytic cost model (verified under qemu), 'synthetic' is a model (no code runs). */
+export type SearchTarget = NativeTargetName | 'cuda' | 'neon' | 'synthetic' | (string & {});
 
 export interface EvaluatorSetup {
   target?: SearchTarget;
@@ -39,86 +40,46 @@ export interface EvaluatorSetup {
   minSeconds?: number;
 }
 
-/** The evaluator a run uses; `owned` says whether the caller must close it. */
-export async function createEvaluator(setup: EvaluatorSetup = {}): Promise<Evaluator & { close(): Promise<void> }> {
-  const records = RecordStore.open(setup.recordsPath ?? null);
-  const evaluator = await evaluatorOver(records, setup);
-  // no kernel beats the machine's peak: this host's records above it are corrupt or forged (the
-  // nominal peak bounds them if the probe read lower: a busy machine reads low)
-  if (evaluator instanceof CachingEvaluator) {
-    const nominal = NOMINAL_PEAK[evaluator.target as NativeTargetName] ?? 0;
-    records.rejectAbovePeak(evaluator.target, evaluator.host, Math.max(evaluator.peakGflops, nominal));
-  }
-  return evaluator;
+/** Searches time each candidate briefly; a GPU launch is often tens of microseconds, so longer there. */
+function searchMinSeconds(b: Backend): number {
+  return b.processor === 'gpu' ? CUDA_SEARCH_MIN_SECONDS : SEARCH_MIN_SECONDS;
 }
 
-async function evaluatorOver(records: RecordStore, setup: EvaluatorSetup): Promise<Evaluator & { close(): Promise<void> }> {
-  if (setup.target === 'synthetic') return syntheticEvaluator({ records });
-  if (setup.target === 'neon') {
-    // no Arm hardware here: the analytic cost model is the reward (see agent/costmodel/analytic.ts)
-    const { analyticPredict } = await import('../costmodel/analytic.ts');
-    const { predict, peakGflops } = analyticPredict('neon');
-    const e = new PredictedEvaluator({ target: 'neon', peakGflops, predict });
-    return Object.assign(e, { close: async () => {} });
-  }
-  if (setup.target === 'cuda') {
-    const { CudaEvaluator } = await import('../../env/cuda-evaluator.ts');
-    return CudaEvaluator.create({ records, minSeconds: setup.minSeconds ?? CUDA_SEARCH_MIN_SECONDS });
-  }
-  if (setup.target !== undefined && setup.target !== 'avx512' && setup.target !== 'avx2') {
-    fail(`unknown target '${setup.target}' for search (expected avx512, avx2, cuda, neon or synthetic)`);
-  }
-  return MeasuredEvaluator.create({
-    records,
-    ...(setup.target ? { target: setup.target } : {}),
-    minSeconds: setup.minSeconds ?? SEARCH_MIN_SECONDS,
+/** The evaluator a search uses (evaluatorFor); the caller closes it. */
+export async function createEvaluator(setup: EvaluatorSetup = {}): Promise<OwnedEvaluator> {
+  const b = setup.target === undefined ? hostBackend() : backend(setup.target);
+  // no hardware to time on (neon under qemu): the analytic cost model is the reward (agent/costmodel/analytic.ts)
+  const predict = b.timing === 'emulated' ? (await import('../costmodel/analytic.ts')).analyticPredict(b).predict : undefined;
+  return evaluatorFor(b, {
+    records: setup.recordsPath ?? null,
+    minSeconds: setup.minSeconds ?? searchMinSeconds(b),
+    ...(predict ? { predict } : {}),
   });
 }
 
 function peakSourceOf(e: Evaluator): string {
-  if (e.target === 'cuda') return 'measured: the GPU FMA peak kernel (targets/cuda/peak.ts)';
-  if (e instanceof MeasuredEvaluator) return e.peakSource === 'nominal' ? `nominal: the probe failed (${e.peakError})` : e.peakSource;
-  return e.target === 'synthetic' ? 'synthetic' : 'given';
+  if (e instanceof MeasuredEvaluator) {
+    if (e.peakSource === 'nominal') return `nominal: the probe failed (${e.peakError})`;
+    return e.peakMethod ? `${e.peakSource}: ${e.peakMethod}` : e.peakSource;
+  }
+  return findBackend(e.target)?.timing === 'model' ? e.target : 'given';
 }
 
-export interface OpenblasFigure {
-  openblasGflops?: number;
-  openblasCorename?: string;
-  openblasError?: string;
-}
-
-/** OpenBLAS cblas_sgemm on a matmul's shape, in a measurement worker (matmul only). */
-export async function timeOpenblas(problem: Problem, evaluator: Evaluator, minSeconds?: number): Promise<OpenblasFigure> {
-  if (problem.op !== 'matmul') return { openblasError: `OpenBLAS comparison covers matmul only, not ${problem.op}` };
-  if (evaluator.target === 'synthetic') return { openblasError: 'no OpenBLAS figure on the synthetic target' };
-  const [m, n, k] = problem.vars.map((v) => v.extent) as [number, number, number];
-  if (evaluator.target === 'cuda') {
-    // the GPU's BLAS: cuBLAS sgemm on the evaluator's device
-    try {
-      const { CudaEvaluator } = await import('../../env/cuda-evaluator.ts');
-      if (!(evaluator instanceof CudaEvaluator)) return { openblasError: 'cuBLAS needs the GPU evaluator' };
-      const r = evaluator.cublasSgemm(m, n, k);
-      return { openblasGflops: r.gflops, openblasCorename: r.version };
-    } catch (e) {
-      return { openblasError: e instanceof Error ? e.message : String(e) };
-    }
+/** The device's vendor library (OpenBLAS sgemm, cuBLAS) on a problem, beside `gflops`: on the
+ *  evaluator's own device when it measures, else on a device of its target opened for it. */
+export async function timeBaseline(problem: Problem, evaluator: Evaluator, gflops: number, minSeconds?: number): Promise<BaselineComparison> {
+  const opts = minSeconds !== undefined ? { minSeconds } : {};
+  if (evaluator instanceof MeasuredEvaluator) return compareWithBaseline(problem, evaluator.device, gflops, opts);
+  const b = findBackend(evaluator.target);
+  if (!b || b.timing !== 'native') {
+    const why = `no baseline figure on the ${evaluator.target} target (its figures are not timings)`;
+    return { baselineError: why, openblasError: why };
   }
-  let pool: MeasurementPool;
-  let owned = false;
-  if (evaluator instanceof MeasuredEvaluator) pool = evaluator.pool;
-  else {
-    const { MeasurementPool: Pool } = await import('../../targets/runtime/measure.ts');
-    pool = new Pool();
-    owned = true;
-  }
+  const device = await b.open();
   try {
-    const r = await pool.openblasSgemm(m, n, k, minSeconds !== undefined ? { minSeconds } : {});
-    if (!r.ok) return { openblasError: r.error };
-    return { openblasGflops: r.gflops, openblasCorename: r.corename };
-  } catch (e) {
-    return { openblasError: e instanceof Error ? e.message : String(e) };
+    return await compareWithBaseline(problem, device, gflops, opts);
   } finally {
-    if (owned) await pool.close();
+    await device.close();
   }
 }
 
@@ -128,7 +89,8 @@ export interface RunSearchOptions {
   budget?: Budget;
   target?: SearchTarget;
   recordsPath?: string | null;
-  compareOpenblas?: boolean;
+  /** time the device's vendor library on the problem too (OpenBLAS sgemm, cuBLAS) */
+  compareBaseline?: boolean;
   onProgress?: (p: SearchProgress) => void;
   seed?: number;
   /** use this evaluator instead of building one (it is not closed). */
@@ -140,7 +102,7 @@ export interface RunSearchOptions {
   skipDefault?: boolean;
 }
 
-export interface RunSearchResult extends OpenblasFigure {
+export interface RunSearchResult extends BaselineComparison {
   problem: string;
   target: string;
   searcher: string;
@@ -202,7 +164,7 @@ export async function runSearch(spec: string | Problem, options: RunSearchOption
     const defaultGflops = skipDefault ? r.defaultGflops
       : initial.hash() === r.best.schedule.hash() ? best.gflops
         : (await confirmFigure(evaluator, initial, r.defaultGflops)).gflops;
-    const blas = options.compareOpenblas ? await timeOpenblas(problem, evaluator, options.minSeconds) : {};
+    const blas = options.compareBaseline ? await timeBaseline(problem, evaluator, best.gflops, options.minSeconds) : {};
     return {
       problem: problem.spec, target: evaluator.target, searcher: searcher.name,
       schedule: r.best.schedule.text(), gflops: best.gflops,
@@ -234,7 +196,8 @@ export interface RunCompareOptions {
   onProgress?: (p: CompareProgress) => void;
   seed?: number;
   recordsPath?: string | null;
-  compareOpenblas?: boolean;
+  /** time the device's vendor library on each problem too */
+  compareBaseline?: boolean;
   /** use at most this many problems (the first ones of the list/split). */
   limit?: number;
   evaluator?: Evaluator;
@@ -288,10 +251,14 @@ export async function runCompare(problemsOrDataset: string | readonly (string | 
           steps: r.steps, seconds: r.seconds, stopReason: r.stopReason, history: r.history,
         });
       }
-      if (options.compareOpenblas) {
-        const b = await timeOpenblas(problem, evaluator, options.minSeconds);
-        if (b.openblasGflops !== undefined) entry.openblasGflops = b.openblasGflops;
-        if (b.openblasError !== undefined) entry.openblasError = b.openblasError;
+      if (options.compareBaseline) {
+        const best = Math.max(0, ...entry.results.map((r) => r.gflops));
+        const b = await timeBaseline(problem, evaluator, best, options.minSeconds);
+        if (b.baseline) {
+          entry.baseline = b.baseline;
+          entry.openblasGflops = b.baseline.gflops;
+        }
+        if (b.baselineError !== undefined) entry.openblasError = b.baselineError;
       }
       out.push(entry);
     }
@@ -302,7 +269,7 @@ export async function runCompare(problemsOrDataset: string | readonly (string | 
   const data: CompareData = {
     title: options.title ?? `looptune compare: ${typeof problemsOrDataset === 'string' ? problemsOrDataset : `${problems.length} problems`}`,
     createdAt: new Date().toISOString(),
-    host: evaluator.target === 'synthetic' ? 'synthetic' : hostIsa().model,
+    host: findBackend(evaluator.target)?.timing === 'model' ? evaluator.target : evaluator instanceof MeasuredEvaluator ? evaluator.device.host : hostIsa().model,
     target: evaluator.target,
     peakGflops: peak,
     peakSource: peakSourceOf(evaluator),
@@ -312,7 +279,8 @@ export async function runCompare(problemsOrDataset: string | readonly (string | 
     problems: out,
     summary: summarize(out, names),
     ...(blas.length ? { openblasGeomeanFractionOfPeak: geomean(blas) } : {}),
-    ...(evaluator.target === 'cuda' ? { blasName: 'cuBLAS' } : {}),
+    // the baseline's family ('OpenBLAS', 'cuBLAS') from the name of the library that ran
+    ...(out.find((p) => p.baseline)?.baseline ? { blasName: out.find((p) => p.baseline)!.baseline!.library.split(' ')[0]! } : {}),
   };
   if (!options.outDir) return { data };
   return { data, ...writeCompareReport(options.outDir, data) };

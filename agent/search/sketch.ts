@@ -15,13 +15,10 @@ import { Schedule, type Loop } from '../../ir/schedule.ts';
 import { tensorStrides } from '../../ir/problem.ts';
 import { vectorVariable } from '../../loopnest/lower.ts';
 import type { Evaluator, SketchSource } from '../../env/evaluator.ts';
+import { findBackend } from '../../targets/registry.ts';
 
-export interface SketchTarget {
-  /** fp32 lanes per vector register */
-  lanes: number;
-  /** registers for accumulators and operands */
-  registers: number;
-}
+export type { SketchRegisters as SketchTarget } from '../../targets/backend.ts';
+import type { SketchRegisters as SketchTarget } from '../../targets/backend.ts';
 
 const ROW_TILES = [1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14];
 const REDUCTION_TILES = [8, 16, 32, 64, 128, 256];
@@ -39,11 +36,9 @@ function shuffle<T>(xs: T[], rng: Rng): T[] {
   return xs;
 }
 
-/** Lanes and registers of a target name; the x86 figures for names this process cannot compile. */
+/** The register budget a target's CPU sketches tile for (its Backend's); the AVX-512 one for names no backend has. */
 export function sketchTargetFor(targetName: string): SketchTarget {
-  if (targetName.endsWith('avx2')) return { lanes: 8, registers: 14 };
-  if (targetName === 'neon') return { lanes: 4, registers: 28 };
-  return { lanes: 16, registers: 31 };
+  return findBackend(targetName)?.sketchRegisters ?? { lanes: 16, registers: 31 };
 }
 
 /** A random sketch instance, or undefined when the draw does not fit `maxLoops`. */

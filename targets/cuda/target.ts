@@ -6,7 +6,7 @@
  * launches again).
  *
  * Bindings, staging and tiles are GPU notions the CPU's LoopProgram does not carry, so this target
- * compiles from the schedule (`compileSchedule`, which the registry uses), never from a
+ * compiles from the schedule (compileCuda, which its Backend uses), never from a
  * LoopProgram's text.
  */
 import { fail } from '../../ir/errors.ts';
@@ -84,7 +84,7 @@ function scheduleProgram(s: Schedule, m: GpuMapping): LoopProgram {
 
 const encoder = new TextEncoder();
 
-/** Schedule -> PTX kernel (what searches use, and the registry through the target's compileSchedule). */
+/** Schedule -> PTX kernel (what searches use, and the cuda Backend's compile). */
 export function compileCuda(schedule: Schedule, options: CudaCompileOptions = {}): CudaKernel {
   const t0 = performance.now();
   const { program, printed } = lowerAndPrint(schedule, options);
@@ -108,9 +108,8 @@ export function cudaTarget(): Target {
     name: 'cuda',
     caps: cudaCaps(),
     compile(): Kernel {
-      return fail('cuda: a LoopProgram does not carry the GPU mapping; compile the schedule (compileSchedule)');
+      return fail('cuda: a LoopProgram does not carry the GPU mapping; compile the schedule (backend(\'cuda\').compile)');
     },
-    compileSchedule: (schedule: Schedule) => compileCuda(schedule),
     disassemble(kernel: Kernel): string {
       const k = kernel as CudaKernel;
       const head = k.mapping ? `// mapping: ${describeMapping(k.mapping)}\n` : '';

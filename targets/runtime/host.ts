@@ -28,6 +28,13 @@ export interface HostCaches {
 
 export type HostTarget = 'avx512' | 'avx2';
 
+/** The ISAs the FMA peak probe measures (targets/runtime/peak.ts), best first. */
+export const HOST_TARGETS: readonly HostTarget[] = ['avx512', 'avx2'];
+
+export function isHostTarget(name: string): name is HostTarget {
+  return (HOST_TARGETS as readonly string[]).includes(name);
+}
+
 let isa: HostIsa | undefined;
 
 export function isX86Host(): boolean {

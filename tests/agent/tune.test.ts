@@ -54,11 +54,20 @@ test('tune starts from the tuning records and reuses their measurements', async 
 test('tune with no arguments uses the shipped policy of the host', async () => {
   assert.ok(canRun, 'needs an x86-64 CPU with AVX2 and FMA');
   assert.ok(existsSync(path.join(pretrainedPolicyDir(target), 'model.json')), 'the shipped policy is missing');
-  const r = await tune('matmul 96x80x112', { noRecords: true, compareOpenblas: true });
+  const r = await tune('matmul 96x80x112', { noRecords: true, compareBaseline: true });
   assert.ok(r.verified);
   assert.is(r.target, target);
   assert.ok(r.policy.endsWith(path.join('pretrained', target)));
   assert.ok(r.openblasGflops === undefined || r.openblasRatio! > 0);
+  // the baseline names the library that ran (version and kernel set), and the old fields alias it
+  if (r.baseline) {
+    assert.match(r.baseline.library, /^OpenBLAS \d+\.\d+\.\d+ \(\w+\)$/);
+    assert.is(r.openblasGflops, r.baseline.gflops);
+    assert.is(r.openblasRatio, r.baseline.ratio);
+    assert.is(r.baseline.threads, 1);
+  } else assert.ok(r.baselineError, 'no baseline and no reason');
+  assert.ok(r.native);
+  assert.is(r.ranking, 'costmodel');
 });
 
 test.after(() => rmSync(tmp, { recursive: true, force: true }));

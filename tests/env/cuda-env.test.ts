@@ -14,7 +14,10 @@ import { CUDA_ACTIONS } from '../../ir/transforms.ts';
 import { GPU_LOOP_FEATURES, GPU_MAX_LOOPS, LOOP_FEATURES } from '../../ir/graph.ts';
 import { CachingEvaluator, type Evaluator } from '../../env/evaluator.ts';
 import type { Box } from '../../env/core.ts';
-import { cudaObstacle, cudaSketches } from '../../env/cuda-evaluator.ts';
+import { backend } from '../../targets/registry.ts';
+import { cudaSketches } from '../../targets/cuda/sketches.ts';
+
+const cudaObstacle = (s: Schedule): string | undefined => backend('cuda').validate!(s);
 import { LoopNestEnv, LOOPTUNE_ACTIONS, actionsForTarget } from '../../env/loopnest-env.ts';
 import { createSearcher } from '../../agent/search/index.ts';
 import { SearchContext } from '../../agent/searcher.ts';

@@ -5,7 +5,7 @@
  * packing decision and the loop tree, as the lowering produced them when pinned; the comment above a
  * case says which rule of lower.ts it pins (the rules are numbered in that file's header). A change
  * here changes the generated code: check the emitters' tests and the codegen benchmark before
- * re-pinning. The caps come through the targets' public objects (getTarget(name).caps).
+ * re-pinning. The caps come through the targets' public objects (backend(name).caps).
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -13,7 +13,7 @@ import { parseProblem } from '../../ir/spec.ts';
 import { Schedule } from '../../ir/schedule.ts';
 import { lower } from '../../loopnest/lower.ts';
 import { walkProgram, type LoopProgram, type ProgramNode, type TileDecision, type TileNode } from '../../loopnest/program.ts';
-import { getTarget } from '../../targets/registry.ts';
+import { backend } from '../../targets/registry.ts';
 
 type CpuTarget = 'avx512' | 'avx2' | 'neon';
 
@@ -28,7 +28,7 @@ interface Golden {
 }
 
 function lowered(target: CpuTarget, spec: string, schedule: string): LoopProgram {
-  return lower(Schedule.parse(parseProblem(spec), schedule), getTarget(target).caps);
+  return lower(Schedule.parse(parseProblem(spec), schedule), backend(target).caps);
 }
 
 /**

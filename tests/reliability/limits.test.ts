@@ -10,7 +10,7 @@ import { LoopTuneError } from '../../ir/errors.ts';
 import { problemFootprint, PACKING_BYTES } from '../../ir/footprint.ts';
 import { Schedule } from '../../ir/schedule.ts';
 import { parseProblem } from '../../ir/spec.ts';
-import type { Executor } from '../../targets/executor.ts';
+import type { Device } from '../../targets/backend.ts';
 import { assertMeasurable } from '../../targets/limits.ts';
 import { compileSchedule } from '../../targets/registry.ts';
 import { runSchedule } from '../../targets/run-schedule.ts';
@@ -43,11 +43,12 @@ async function rejection(promise: Promise<unknown>): Promise<Error> {
   throw new Error('expected a rejection');
 }
 
-/** An executor that records what was asked of it: a refusal must come before any of it. */
-function recordingExecutor(peakGflops: number): { executor: Executor; calls: string[] } {
+/** A device that records what was asked of it: a refusal must come before any of it. */
+function recordingExecutor(peakGflops: number): { executor: Device; calls: string[] } {
   const calls: string[] = [];
-  const executor: Executor = {
+  const executor: Device = {
     native: true,
+    host: 'test',
     run: async () => {
       calls.push('run');
       return { ok: false, error: 'not expected' };
@@ -56,9 +57,9 @@ function recordingExecutor(peakGflops: number): { executor: Executor; calls: str
       calls.push('time');
       return { ok: false, error: 'not expected' };
     },
-    peakGflops: async () => {
+    peak: async () => {
       calls.push('peak');
-      return peakGflops;
+      return { gflops: peakGflops, source: 'measured' };
     },
     close: async () => {},
   };

@@ -4,7 +4,7 @@ import { LOOPTUNE_ACTIONS } from '../../../env/loopnest-env.ts';
 import { syntheticGflops } from '../../../env/synthetic.ts';
 import type { RecordGroup } from '../../../agent/costmodel/data.ts';
 import { lower } from '../../../loopnest/lower.ts';
-import { getTarget } from '../../../targets/registry.ts';
+import { backend } from '../../../targets/registry.ts';
 
 /** `count` distinct schedules of `p`: random walks from the default, half of them re-tiled. */
 export function schedulesOf(p: Problem, count: number, rng: Rng): Schedule[] {
@@ -37,7 +37,7 @@ export const TRAIN_SPECS = [
  * small one per loop.
  */
 export function knownGflops(s: Schedule): number {
-  const d = lower(s, getTarget('avx512').caps).decision;
+  const d = lower(s, backend('avx512').caps).decision;
   const blocking = Math.min(d.accumulators, 12) / 12;
   const vector = d.lanes > 1 ? 1 : 0.15;
   const tails = s.loops.filter((l) => l.tail > 0).length;

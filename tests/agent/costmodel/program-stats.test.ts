@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Rng, randomProblem, randomSchedule, parseProblem, Schedule, RANDOM_OPS } from '../../../ir/index.ts';
 import { lower } from '../../../loopnest/lower.ts';
-import { getTarget } from '../../../targets/registry.ts';
+import { backend } from '../../../targets/registry.ts';
 import { analyticStats, programStats, tileDecision } from '../../../agent/costmodel/program-stats.ts';
 import { featureContext, scheduleFeatures } from '../../../agent/costmodel/features.ts';
 import { mutateTiles, mutateOrder } from '../../../agent/search/moves.ts';
@@ -35,7 +35,7 @@ function cases(seed: number, n: number): Schedule[] {
 
 for (const target of ['avx512', 'avx2']) {
   test(`${target}: tileDecision and analyticStats equal lower()'s decision and its program's statistics`, () => {
-    const caps = getTarget(target).caps;
+    const caps = backend(target).caps;
     for (const s of cases(target === 'avx512' ? 1 : 2, 600)) {
       const prog = lower(s, caps);
       const where = `${s.problem.spec} | ${s.text()}`;

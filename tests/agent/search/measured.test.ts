@@ -9,7 +9,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseProblem, Schedule } from '../../../ir/index.ts';
-import { MeasuredEvaluator } from '../../../env/evaluator.ts';
+import type { MeasuredEvaluator } from '../../../env/evaluator.ts';
+import { evaluatorFor } from '../../../env/evaluator-for.ts';
+import { hostBackend } from '../../../targets/registry.ts';
 import { RecordStore } from '../../../env/records.ts';
 import { LoopNestEnv } from '../../../env/loopnest-env.ts';
 import { createSearcher, SEARCHER_NAMES } from '../../../agent/search/index.ts';
@@ -33,7 +35,7 @@ test('every searcher runs on real measurements of matmul 64x64x64 (tiny budget)'
   // npm test runs on x86-64 machines with AVX2 (README): an unavailable x86 path is a failure, not a skip
   if (why) assert.unreachable(`the x86 path is unavailable here (${why})`);
   const recordsPath = path.join(dir, 'records.jsonl');
-  const evaluator = await MeasuredEvaluator.create({ records: recordsPath, minSeconds: 0.005 });
+  const evaluator = (await evaluatorFor(hostBackend(), { records: recordsPath, minSeconds: 0.005 })) as MeasuredEvaluator;
   const problem = parseProblem('matmul 64x64x64');
   const lines: string[] = [`peak ${evaluator.peakGflops.toFixed(1)} GFLOPS (${evaluator.peakSource}), target ${evaluator.target}`];
   try {

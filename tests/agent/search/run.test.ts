@@ -30,8 +30,10 @@ test('runSearch (synthetic target): result fields, records written and reused', 
   const again = await runSearch('matmul 64x64x64', { searcher: 'greedy', budget: { measurements: 25 }, target: 'synthetic', recordsPath });
   assert.is(again.timed, 0);
   assert.is(again.gflops, r.gflops);
-  const blas = await runSearch('matmul 64x64x64', { searcher: 'random', budget: { measurements: 3 }, target: 'synthetic', compareOpenblas: true });
+  const blas = await runSearch('matmul 64x64x64', { searcher: 'random', budget: { measurements: 3 }, target: 'synthetic', compareBaseline: true });
   assert.match(blas.openblasError!, /synthetic/);
+  assert.match(blas.baselineError!, /no baseline figure on the synthetic target/);
+  assert.is(blas.baseline, undefined);
 });
 
 test('runCompare writes a self-contained HTML report and the same data as JSON', async () => {

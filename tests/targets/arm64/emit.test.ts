@@ -10,7 +10,7 @@ import { parseProblem } from '../../../ir/spec.ts';
 import { Schedule } from '../../../ir/schedule.ts';
 import type { Combine } from '../../../ir/problem.ts';
 import type { ComputeNode, ComputeOp, LoopNode, LoopProgram, Operand, ProgramNode, TileNode } from '../../../loopnest/program.ts';
-import { compileSchedule, getTarget } from '../../../targets/registry.ts';
+import { compileSchedule, backend } from '../../../targets/registry.ts';
 import { verifyKernel } from '../../../targets/verify.ts';
 import type { Kernel } from '../../../targets/kernel.ts';
 import { disassembleArm64Words } from '../../../targets/arm64/disassemble.ts';
@@ -60,7 +60,7 @@ function innerLoop(text: string[]): string[] {
 const count = (text: string[], re: RegExp) => text.filter((t) => re.test(t)).length;
 
 test('target: caps, abi, disassembly', () => {
-  const t = getTarget('neon');
+  const t = backend('neon');
   assert.equal(t.caps, arm64Target().caps);
   assert.is(t.caps.vectorLanes, 4);
   assert.is(t.caps.vectorRegisters, 32);

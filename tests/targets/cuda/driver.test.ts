@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { CudaDevice, CudaError, hasCudaDriver, NO_DRIVER } from '../../../targets/cuda/driver.ts';
-import { getTarget, targetNames } from '../../../targets/registry.ts';
+import { backend, backendNames } from '../../../targets/registry.ts';
 
 test('no CUDA driver: one line, "no CUDA driver (libcuda.so.1 not found)"', () => {
   if (hasCudaDriver()) {
@@ -17,8 +17,8 @@ test('no CUDA driver: one line, "no CUDA driver (libcuda.so.1 not found)"', () =
 });
 
 test('the registry knows the cuda target, and it needs no GPU to compile', () => {
-  assert.ok(targetNames().includes('cuda'));
-  const t = getTarget('cuda');
+  assert.ok(backendNames().includes('cuda'));
+  const t = backend('cuda');
   assert.is(t.name, 'cuda');
   assert.is(t.caps.vectorLanes, 1);
 });

@@ -10,7 +10,7 @@ import { lower } from '../../../loopnest/lower.ts';
 import { fuzzTarget } from '../../../targets/fuzz.ts';
 import { llvmAvailable, llvmIr, llvmTarget } from '../../../targets/llvm/index.ts';
 import { workerRunner } from '../../../targets/native-runner.ts';
-import { getTarget } from '../../../targets/registry.ts';
+import { backend } from '../../../targets/registry.ts';
 import { hostIsa } from '../../../targets/runtime/host.ts';
 import { MeasurementPool } from '../../../targets/runtime/measure.ts';
 
@@ -135,8 +135,8 @@ test('llvmIr: scalar IR for the x86-64 triple, one kernel with the ABI signature
 });
 
 test('registered as llvm-avx2 and llvm-avx512', () => {
-  assert.is(getTarget('llvm-avx512').name, 'llvm-avx512');
-  assert.is(getTarget('llvm-avx2').caps.vectorLanes, 8);
+  assert.is(backend('llvm-avx512').name, 'llvm-avx512');
+  assert.is(backend('llvm-avx2').caps.vectorLanes, 8);
 });
 
 test.after(async () => {

@@ -1,0 +1,48 @@
+/**
+ * A Backend over a CPU printer (x86, LLVM, arm64): compile = the shared lowering (loopnest/lower.ts)
+ * with the printer's caps, then the printer, timed together (the "schedule to executable bytes" figure).
+ */
+import type { Schedule } from '../ir/schedule.ts';
+import { lower } from '../loopnest/lower.ts';
+import type { Backend, Device, DeviceOptions, SketchRegisters, TimingKind } from './backend.ts';
+import { describeDecision } from './describe.ts';
+import type { Kernel, Target } from './kernel.ts';
+
+/** LoopTune's loop limit on CPU nests. */
+export const CPU_MAX_LOOPS = 10;
+
+export interface CpuBackendSpec {
+  printer: Target;
+  nominalPeakGflops: number;
+  timing: TimingKind;
+  baselineFamily?: string;
+  sketchRegisters: SketchRegisters;
+  open(options: DeviceOptions): Promise<Device>;
+  moduleText?(schedule: Schedule): string;
+}
+
+export function cpuBackend(spec: CpuBackendSpec): Backend & { printer: Target } {
+  const { printer } = spec;
+  return {
+    name: printer.name,
+    caps: printer.caps,
+    printer,
+    actions: [],
+    maxLoops: CPU_MAX_LOOPS,
+    nominalPeakGflops: spec.nominalPeakGflops,
+    timing: spec.timing,
+    ...(spec.baselineFamily ? { baselineFamily: spec.baselineFamily } : {}),
+    sketchRegisters: spec.sketchRegisters,
+    processor: 'cpu',
+    compile(schedule: Schedule): Kernel {
+      const t0 = performance.now();
+      const kernel = printer.compile(lower(schedule, printer.caps));
+      kernel.codegenMicros = (performance.now() - t0) * 1000;
+      return kernel;
+    },
+    describe: describeDecision,
+    ...(printer.disassemble ? { disassemble: printer.disassemble.bind(printer) } : {}),
+    ...(spec.moduleText ? { moduleText: spec.moduleText } : {}),
+    open: (options = {}) => spec.open(options),
+  };
+}

@@ -1,0 +1,32 @@
+/**
+ * GPU sketches, Ansor's GPU sketch: multi-level tiling with block, thread and register levels and a
+ * staged reduction, as templates.ts writes it. Seeds are the known-good template points of the
+ * problem's family (shrunk to fit it; none for other ops); a sample is a random template point, or
+ * a random annotated schedule where the op has no family. Nearly every fresh schedule is a sketch:
+ * a random walk from the default mapping is usually thousands of times slower and costs its full
+ * run time to measure.
+ */
+import type { Problem } from '../../ir/problem.ts';
+import type { Rng } from '../../ir/random.ts';
+import type { Schedule } from '../../ir/schedule.ts';
+import type { SketchSource } from '../backend.ts';
+import { randomCudaSchedule } from './fuzz.ts';
+import { seedsFor } from './seeds.ts';
+import { fitParams, randomTemplateSchedule, templateSchedule } from './templates.ts';
+
+export const cudaSketches: SketchSource = {
+  share: 0.95,
+  seeds(problem: Problem, maxLoops: number): Schedule[] {
+    const out: Schedule[] = [];
+    for (const seed of seedsFor(problem)) {
+      const params = fitParams(problem, seed);
+      const s = params && templateSchedule(problem, params);
+      if (s && s.loops.length <= maxLoops && !out.some((x) => x.hash() === s.hash())) out.push(s);
+    }
+    return out;
+  },
+  sample(problem: Problem, rng: Rng, maxLoops: number): Schedule | undefined {
+    const t = randomTemplateSchedule(problem, rng, 20) ?? randomCudaSchedule(problem, rng, 0.7).schedule;
+    return t.loops.length <= maxLoops ? t : undefined;
+  },
+};
