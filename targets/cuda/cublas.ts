@@ -89,6 +89,7 @@ export class Cublas {
   private readonly handle: unknown;
   private readonly sgemm: Fn;
   private readonly one = new Float32Array([1]);
+  /** cublasGetVersion's integer: major * 10000 + minor * 100 + patch (130100 is 13.1.0). */
   readonly version: number;
 
   constructor() {
@@ -107,6 +108,14 @@ export class Cublas {
     const v: [number] = [0];
     getVersion(this.handle, v);
     this.version = v[0];
+  }
+
+  /** The version as people write it: 'cuBLAS 13.1' (the patch level only when it is not 0). */
+  get name(): string {
+    const major = Math.floor(this.version / 10000);
+    const minor = Math.floor((this.version % 10000) / 100);
+    const patch = this.version % 100;
+    return `cuBLAS ${major}.${minor}${patch ? `.${patch}` : ''}`;
   }
 
   /** Row-major C[M,N] += A[M,K] · B[K,N] on device buffers (asynchronous). */

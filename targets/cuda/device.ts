@@ -64,7 +64,7 @@ export function openCudaDevice(options: DeviceOptions & { tuner?: CudaTuner } = 
       const blas = tuner.cublas();
       if (!blas) return { ok: false, error: 'cuBLAS (libcublas.so) was not found' };
       const t = timeSgemm(tuner.gpu, blas, shape.m, shape.n, shape.k, { minSeconds: opts.minSeconds ?? 0.1 });
-      return { ok: true, library: `cuBLAS ${blas.version}`, gflops: t.gflops, bestSeconds: t.bestSeconds, medianSeconds: t.medianSeconds };
+      return { ok: true, library: blas.name, gflops: t.gflops, bestSeconds: t.bestSeconds, medianSeconds: t.medianSeconds };
     },
   };
   return {

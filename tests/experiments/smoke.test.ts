@@ -26,7 +26,7 @@ test('schema errors name the file, the line and the field', () => {
   const e = errorOf(['name: t', 'target: avx512', 'dataset:', '  name: mm64-256', 'ppo:', '  num_envs: 0', '  lerning_rate: 0.1', 'iterations: 3', 'env:', '  actions: [up, jump]'].join('\n'));
   const lines = e.message.split('\n');
   assert.ok(lines.includes('exp.yaml:6: ppo.num_envs: Too small: expected number to be >0'), e.message);
-  assert.ok(lines.some((l) => l.startsWith('exp.yaml:7: ppo.lerning_rate: unknown field 'lerning_rate'')), e.message);
+  assert.ok(lines.some((l) => l.startsWith('exp.yaml:7: ppo.lerning_rate: unknown field \'lerning_rate\'')), e.message);
   assert.ok(lines.some((l) => l.startsWith('exp.yaml:10: env.actions[1]: unknown action')), e.message);
   const missing = errorOf('name: t\ntarget: avx512\ndataset: { name: nope }\n');
   assert.match(missing.message, /exp\.yaml:3: dataset\.name: unknown dataset/);
