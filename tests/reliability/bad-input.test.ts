@@ -11,6 +11,7 @@ import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { AS_NOBODY, letNobodyReach } from '../helpers/as-nobody.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const BIN = path.join(ROOT, 'bin', 'looptune.js');
@@ -29,11 +30,7 @@ interface Case {
   dirs?: string[];
 }
 
-/**
- * Root ignores permission bits, so a read-only folder is only read-only to another user: when the
- * tests run as root (CI does), commands run as 'nobody' (uid 65534) in a folder it owns.
- */
-const AS_NOBODY = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : undefined;
+// when the tests run as root, commands run as 'nobody' in a folder it owns (tests/helpers/as-nobody.ts)
 
 const yaml = (edit: (text: string) => string): string => edit(SMOKE);
 
@@ -165,6 +162,7 @@ function runCase(c: Case, dir: string): Promise<{ code: number | null; stdout: s
 test('bad input: one line, exit 1, nothing outside the run folder touched', async () => {
   const failures: string[] = [];
   const queue = [...CASES];
+  const restore = letNobodyReach(ROOT);
   const worker = async (): Promise<void> => {
     for (let c = queue.shift(); c; c = queue.shift()) {
       const dir = prepare(c);
@@ -187,7 +185,11 @@ test('bad input: one line, exit 1, nothing outside the run folder touched', asyn
       rmSync(dir, { recursive: true, force: true });
     }
   };
-  await Promise.all([worker(), worker()]);
+  try {
+    await Promise.all([worker(), worker()]);
+  } finally {
+    restore();
+  }
   // one line per failing case (assert.equal on arrays would print a diff of every character)
   if (failures.length) assert.unreachable(`${failures.length} of ${CASES.length} cases failed:\n${failures.join('\n')}`);
 });

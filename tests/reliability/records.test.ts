@@ -4,10 +4,15 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setBackendLogging, initBackend } from '../../agent/backend.ts';
+import { AS_NOBODY, letNobodyReach } from '../helpers/as-nobody.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 import { createPolicy } from '../../agent/policy/index.ts';
 import { runSearch } from '../../agent/search/run.ts';
 import { tune, type LoadedPolicy } from '../../agent/tune.ts';
@@ -77,20 +82,29 @@ test('search whose records file cannot be created (a parent is a file): one warn
   assert.match(warnings[0]!, new RegExp(`^looptune: warning: cannot write tuning records to ${recordsPath} \\((ENOTDIR|EEXIST): a parent is not a folder\\); continuing with in-memory records$`));
 });
 
-test('a read-only records folder: one warning (skipped when running as root, which may write anywhere)', async () => {
-  if (process.getuid?.() === 0) return;
-  const folder = fresh('read-only');
+test('a read-only records folder: one warning, the search finishes (as nobody when the tests run as root)', () => {
+  const base = mkdtempSync(path.join(os.tmpdir(), 'looptune-ro-records-'));
+  const folder = path.join(base, 'read-only');
   mkdirSync(folder);
+  if (AS_NOBODY) chownSync(base, AS_NOBODY.uid, AS_NOBODY.gid);
+  chmodSync(base, 0o755);
   chmodSync(folder, 0o555);
-  const warnings: string[] = [];
-  const store = RecordStore.open(path.join(folder, 'records.jsonl'), { warn: (w) => warnings.push(w) });
-  const s = Schedule.initial(parseProblem('matmul 8x8x8'));
-  store.add(record('matmul 8x8x8', s, 1, 'h'));
-  store.add(record('matmul 8x8x8', s, 2, 'h'));
-  assert.is(store.size, 2);
-  assert.is(warnings.length, 1);
-  assert.match(warnings[0]!, /EACCES: permission denied\); continuing with in-memory records$/);
-  chmodSync(folder, 0o755);
+  const restore = letNobodyReach(ROOT);
+  try {
+    const records = path.join(folder, 'records.jsonl');
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'looptune.js'), 'search', 'matmul 16x16x16', '--target', 'synthetic', '--budget', '6m', '--records', records],
+      { cwd: base, encoding: 'utf8', env: { ...process.env, HOME: base, XDG_CACHE_HOME: path.join(base, 'cache') }, timeout: 60_000, ...AS_NOBODY });
+    assert.is(r.status, 0, r.stderr);
+    const warnings = r.stderr.split('\n').filter((l) => l.includes('warning'));
+    assert.is(warnings.length, 1, r.stderr);
+    assert.match(warnings[0]!, /EACCES: permission denied\); continuing with in-memory records$/);
+    assert.match(r.stdout, /6 schedules/);
+    assert.equal(readdirSync(folder), []);
+  } finally {
+    restore();
+    chmodSync(folder, 0o755);
+    rmSync(base, { recursive: true, force: true });
+  }
 });
 
 test('tune with a records path that is a folder finishes, verified, with one warning', async () => {

@@ -5,6 +5,7 @@
  * one warning; a damaged checkpoint given to eval is one line; stopAfter and reward/target
  * mismatches are refused before anything is written; file-system failures are one line.
  */
+import { AS_NOBODY, letNobodyReach } from '../helpers/as-nobody.ts';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
@@ -118,8 +119,9 @@ test('file-system errors become one line naming the path and the reason', async 
 
 test('a read-only parent folder is one line (as another user when the tests run as root)', () => {
   // root ignores permission bits: the train then runs as 'nobody' in a child process
-  const asNobody = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+  const asNobody = AS_NOBODY ?? {};
   const base = mkdtempSync(path.join(os.tmpdir(), 'looptune-ro-'));
+  const restore = letNobodyReach(ROOT);
   try {
     chmodSync(base, 0o755);
     const ro = path.join(base, 'runs');
@@ -135,6 +137,7 @@ test('a read-only parent folder is one line (as another user when the tests run 
     assert.match(out.message, /^cannot create run folder .*runs\/x: permission denied$/);
     assert.equal(readdirSync(ro), []);
   } finally {
+    restore();
     rmSync(base, { recursive: true, force: true });
   }
 });
