@@ -35,7 +35,7 @@ import { parseProblem } from '../ir/spec.ts';
 import { im2colFor } from '../targets/cuda/baselines.ts';
 import { Cudnn } from '../targets/cuda/cudnn.ts';
 import { CUDA_FUZZ_OPS, fuzzCuda, type CudaFuzzReport } from '../targets/cuda/fuzz.ts';
-import { describeMapping } from '../targets/cuda/mapping.ts';
+import { describeMapping } from '../loopnest/gpu.ts';
 import { STICKY_ERRORS } from '../targets/cuda/runner.ts';
 import { randomArray } from '../ir/interpret.ts';
 import { compileCuda } from '../targets/cuda/target.ts';

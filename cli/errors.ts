@@ -6,28 +6,7 @@
  * error escapes into a library's uncaughtException handler (the tfjs wasm backend installs one).
  */
 import { LoopTuneError } from '../ir/errors.ts';
-
-const SYSTEM_REASONS: Record<string, string> = {
-  ENOENT: 'no such file or folder',
-  EACCES: 'permission denied',
-  EPERM: 'operation not permitted',
-  EISDIR: 'is a folder, not a file',
-  ENOTDIR: 'a part of the path is not a folder',
-  EEXIST: 'already exists',
-  EROFS: 'read-only file system',
-  ENOSPC: 'no space left on the device',
-  EMFILE: 'too many open files',
-};
-
-interface SystemError extends Error {
-  code?: string;
-  path?: string;
-  syscall?: string;
-}
-
-function isSystemError(e: unknown): e is SystemError {
-  return e instanceof Error && typeof (e as SystemError).code === 'string' && /^E[A-Z]+$/.test((e as SystemError).code!);
-}
+import { fsFailure } from '../ir/fs-errors.ts';
 
 /** Debug output is on with --debug anywhere on the command line or LOOPTUNE_DEBUG set (not 0). */
 export function debugEnabled(argv: readonly string[] = process.argv): boolean {
@@ -42,11 +21,8 @@ export function describeFailure(e: unknown): string {
     const more = e.message.split('\n').filter((l) => l.trim() !== '').length - 1;
     return more > 0 ? `${firstLine(e.message)} (and ${more} more problem${more > 1 ? 's' : ''})` : firstLine(e.message);
   }
-  if (isSystemError(e)) {
-    const reason = SYSTEM_REASONS[e.code!] ?? e.code!;
-    const what = e.syscall ? ` (${e.syscall})` : '';
-    return e.path ? `cannot use '${e.path}': ${reason}${what}` : `${reason}${what}: ${firstLine(e.message)}`;
-  }
+  const fs = fsFailure(e);
+  if (fs instanceof LoopTuneError) return fs.message;
   if (e instanceof Error) return `internal error: ${firstLine(e.message)} (run with --debug for the stack trace)`;
   return `internal error: ${firstLine(String(e))} (run with --debug for the stack trace)`;
 }

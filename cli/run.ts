@@ -3,19 +3,17 @@ import type { Command } from 'commander';
 import { backend, backendNames } from '../targets/registry.ts';
 import { runSchedule } from '../targets/run-schedule.ts';
 import { hostTarget } from '../targets/runtime/host.ts';
-import { scheduleFor } from './problem.ts';
+import { scheduleFor, withScheduleOptions } from './problem.ts';
 import { formatRun, runFailed } from './format.ts';
-import { checkCompare, nonEmpty, positiveNumber } from './options.ts';
+import { checkCompare, positiveNumber } from './options.ts';
 
 interface RunOptions { schedule?: string; actions?: string; target?: string; compare?: string; minSeconds?: number; json?: boolean }
 
 export function registerRun(program: Command): void {
-  program
+  withScheduleOptions(program
     .command('run')
     .description('compile a schedule, verify it against the interpreter, measure it (GFLOPS, % of peak, BLAS ratio)')
-    .argument('<spec>', 'problem, e.g. "matmul 256x256x256"')
-    .option('--schedule <text>', 'schedule text, e.g. "m:64 n:4 k:256 m:4 n:64"', nonEmpty('schedule'))
-    .option('--actions <list>', 'comma-separated actions applied at the cursor', nonEmpty('action list'))
+    .argument('<spec>', 'problem, e.g. "matmul 256x256x256"'))
     .option('--target <name>', `target (${backendNames().join(', ')}; default: the host's best)`)
     .option('--compare <what>', 'also measure the BLAS baseline in the same run: openblas (cuBLAS for --target cuda)')
     .option('--min-seconds <s>', 'minimum measured time per figure', positiveNumber)

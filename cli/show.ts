@@ -4,18 +4,15 @@ import { prettyPrint } from '../ir/pretty.ts';
 import { LoopTuneError } from '../ir/errors.ts';
 import { backend, backendNames } from '../targets/registry.ts';
 import { hostTarget } from '../targets/runtime/host.ts';
-import { scheduleFor } from './problem.ts';
-import { nonEmpty } from './options.ts';
+import { scheduleFor, withScheduleOptions } from './problem.ts';
 
 interface ShowOptions { schedule?: string; actions?: string; json?: boolean; asm?: boolean; ir?: boolean; ptx?: boolean; target?: string }
 
 export function registerShow(program: Command): void {
-  program
+  withScheduleOptions(program
     .command('show')
     .description('print a problem\'s scheduled loop nest and its textual schedule')
-    .argument('<spec>', 'problem, e.g. "matmul 256x256x256" or "conv2d n1 c64 h56 w56 k64 r3 s3 stride1"')
-    .option('--schedule <text>', 'start from this schedule, e.g. "m:64 n:4 k:256 m:4 n:64"', nonEmpty('schedule'))
-    .option('--actions <list>', 'comma-separated actions applied at the cursor, e.g. split_16,down,swap_up', nonEmpty('action list'))
+    .argument('<spec>', 'problem, e.g. "matmul 256x256x256" or "conv2d n1 c64 h56 w56 k64 r3 s3 stride1"'))
     .option('--json', 'print the schedule as JSON')
     .option('--asm', 'also print the generated machine code (disassembled) and the register tile')
     .option('--ir', 'print the LLVM IR of the nest (the llvm-avx2/llvm-avx512 targets\' input)')

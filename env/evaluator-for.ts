@@ -41,10 +41,11 @@ export async function evaluatorFor(target: Backend | string, options: EvaluatorF
   const records = options.records instanceof RecordStore ? options.records : RecordStore.open(options.records ?? null);
   // no figure beats the peak: this host's records above it are corrupt or forged (the nominal peak
   // bounds them if the probe read lower: a busy machine reads low)
+  const rejectImpossible = (host: string, peakGflops: number) => records.rejectAbovePeak(backend.name, host, Math.max(peakGflops, backend.nominalPeakGflops));
   if (backend.timing === 'model') {
     const device = options.device ?? (await backend.open());
     const peakGflops = options.peakGflops ?? (await device.peak()).gflops;
-    records.rejectAbovePeak(backend.name, device.host, Math.max(peakGflops, backend.nominalPeakGflops));
+    rejectImpossible(device.host, peakGflops);
     return syntheticEvaluator({
       target: backend.name, peakGflops, records, host: device.host,
       ...(backend.model ? { model: backend.model } : {}),
@@ -79,7 +80,7 @@ export async function evaluatorFor(target: Backend | string, options: EvaluatorF
     if (!r.ok) return { gflops: 0, error: r.error, codegenMicros: kernel.codegenMicros };
     return { gflops: r.gflops, bestSeconds: r.bestSeconds, medianSeconds: r.medianSeconds, codegenMicros: kernel.codegenMicros };
   };
-  records.rejectAbovePeak(backend.name, device.host, Math.max(peakGflops, backend.nominalPeakGflops));
+  rejectImpossible(device.host, peakGflops);
   return new MeasuredEvaluator({
     target: backend.name, peakGflops, measure, records, host: device.host,
     ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),

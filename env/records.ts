@@ -21,6 +21,7 @@
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { fsReason, isFsError } from '../ir/fs-errors.ts';
 import { z } from 'zod';
 import { fail } from '../ir/errors.ts';
 import type { Problem } from '../ir/problem.ts';
@@ -115,16 +116,15 @@ function warnOnStderr(line: string): void {
   process.stderr.write(`${line}\n`);
 }
 
-/** "permission denied", "is a folder"... from a Node file-system error. */
-function fsReason(e: unknown): string {
-  const code = (e as NodeJS.ErrnoException | undefined)?.code;
-  const known: Record<string, string> = {
-    EACCES: 'permission denied', EPERM: 'operation not permitted', EISDIR: 'it is a folder',
-    ENOTDIR: 'a parent is not a folder', EEXIST: 'a parent is not a folder', EROFS: 'read-only file system',
-    ENOSPC: 'no space left on the device', EDQUOT: 'disk quota exceeded',
-  };
-  if (code && known[code]) return `${code}: ${known[code]}`;
-  return (e instanceof Error ? e.message : String(e)).split('\n')[0]!;
+/** The records' wording where a store's path differs from the general one (a parent that is a file). */
+const RECORDS_WORDING: Readonly<Record<string, string>> = {
+  EISDIR: 'it is a folder', ENOTDIR: 'a parent is not a folder', EEXIST: 'a parent is not a folder',
+};
+
+/** "EACCES: permission denied", "EISDIR: it is a folder"... from a Node file-system error. */
+function recordsFsReason(e: unknown): string {
+  if (!isFsError(e)) return (e instanceof Error ? e.message : String(e)).split('\n')[0]!;
+  return `${e.code}: ${RECORDS_WORDING[e.code] ?? fsReason(e)}`;
 }
 
 /**
@@ -166,7 +166,7 @@ export class RecordStore {
       text = readFileSync(file, 'utf8');
     } catch (e) {
       this.#writable = false;
-      this.#warn(`looptune: warning: cannot read tuning records from ${file} (${fsReason(e)}); continuing with in-memory records`);
+      this.#warn(`looptune: warning: cannot read tuning records from ${file} (${recordsFsReason(e)}); continuing with in-memory records`);
       return;
     }
     if (text.length === 0) return;
@@ -296,7 +296,7 @@ export class RecordStore {
         this.#needsNewline = false;
       } catch (e) {
         this.#writable = false;
-        this.#warn(`looptune: warning: cannot write tuning records to ${this.path} (${fsReason(e)}); continuing with in-memory records`);
+        this.#warn(`looptune: warning: cannot write tuning records to ${this.path} (${recordsFsReason(e)}); continuing with in-memory records`);
       }
     }
     this.#index(record);

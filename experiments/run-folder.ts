@@ -8,7 +8,7 @@
 import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, writeSync, closeSync, fsyncSync } from 'node:fs';
 import path from 'node:path';
 import { fail } from '../ir/errors.ts';
-import { fsReason } from './fs-failure.ts';
+import { fsReason } from '../ir/fs-errors.ts';
 
 export const RUN_MARKER = '.looptune-run';
 

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fail } from '../ir/errors.ts';
-import { fsReason } from './fs-failure.ts';
+import { fsReason } from '../ir/fs-errors.ts';
 
 export const RUN_LOCK = '.looptune-lock';
 

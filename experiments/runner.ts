@@ -48,7 +48,7 @@ import type { HistoryPoint } from '../agent/searcher.ts';
 import { loadExperiment, MODEL_REWARD, type Experiment, type ResolvedVariant } from './schema.ts';
 import { openRunFolder } from './run-folder.ts';
 import { lockRunFolder } from './run-lock.ts';
-import { withFsErrors } from './fs-failure.ts';
+import { withFsErrors } from '../ir/fs-errors.ts';
 
 export { loadExperiment, parseExperiment, ExperimentError, type Experiment, type ResolvedVariant } from './schema.ts';
 

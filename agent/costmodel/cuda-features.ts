@@ -1,7 +1,7 @@
 /**
  * Features of a cuda schedule for the learned cost model (feature set 'cuda'). The CPU features
  * describe a LoopProgram's register tile and cache footprints; a GPU kernel's speed is decided by
- * other things, so these come from the GPU mapping (targets/cuda/mapping.ts) and the emitted PTX
+ * other things, so these come from the GPU mapping (loopnest/gpu.ts) and the emitted PTX
  * itself (an instruction mix of the very text the driver JITs):
  *
  *   parallelism   blocks, threads per block, waves over the multiprocessors and the last wave's
@@ -18,7 +18,7 @@
  */
 import { isReduction, flops as problemFlops, elementCount, tensorStrides } from '../../ir/problem.ts';
 import type { Schedule } from '../../ir/schedule.ts';
-import { loopIterations } from '../../targets/cuda/mapping.ts';
+import { loopIterations } from '../../loopnest/gpu.ts';
 import { compileCuda, type CudaKernel } from '../../targets/cuda/target.ts';
 
 const SMS = 132;

@@ -126,15 +126,9 @@ export interface RunSearchResult extends BaselineComparison {
   history: HistoryPoint[];
 }
 
-/**
- * A reported figure as this run's own: a figure the search took from an earlier run's records (stale,
- * or doctored below the peak check) is timed again, once, before it is reported.
- */
-async function confirmFigure(evaluator: Evaluator, schedule: Schedule, gflops: number): Promise<{ gflops: number; remeasured: boolean }> {
-  if (!(evaluator instanceof CachingEvaluator)) return { gflops, remeasured: false };
-  const record = evaluator.records.get(schedule.problem.spec, evaluator.target, schedule.hash(), evaluator.host);
-  if (!record || !evaluator.records.fromEarlierRun(record) || record.gflops !== gflops) return { gflops, remeasured: false };
-  return { gflops: (await evaluator.measureNow(schedule)).gflops, remeasured: true };
+/** A reported figure as this run's own (CachingEvaluator.confirm); other evaluators' figures are. */
+function confirmFigure(evaluator: Evaluator, schedule: Schedule, gflops: number): Promise<{ gflops: number; remeasured: boolean }> {
+  return evaluator instanceof CachingEvaluator ? evaluator.confirm(schedule, gflops) : Promise.resolve({ gflops, remeasured: false });
 }
 
 export async function runSearch(spec: string | Problem, options: RunSearchOptions = {}): Promise<RunSearchResult> {

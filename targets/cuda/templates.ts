@@ -165,23 +165,6 @@ export function randomParams(p: Problem, rng: Rng): TemplateParams | null {
   return null;
 }
 
-/** Changes one parameter to a neighbouring (or random) choice. */
-export function mutateParams(params: TemplateParams, rng: Rng): TemplateParams {
-  const choices: Record<string, readonly number[]> = params.family === 'gemm' ? GEMM_CHOICES : CONV_CHOICES;
-  const keys = [...Object.keys(choices), 'stage'];
-  const key = rng.pick(keys);
-  const next = { ...params } as Record<string, unknown>;
-  if (key === 'stage') next.stage = !params.stage;
-  else {
-    const opts = choices[key]!;
-    const cur = opts.indexOf((next[key] as number | undefined) ?? 1);
-    const r = rng.next();
-    const j = r < 0.4 ? cur - 1 : r < 0.8 ? cur + 1 : rng.int(0, opts.length - 1);
-    next[key] = opts[Math.max(0, Math.min(opts.length - 1, j))]!;
-  }
-  return next as unknown as TemplateParams;
-}
-
 export function paramsKey(params: TemplateParams): string {
   return JSON.stringify(params);
 }

@@ -21,7 +21,7 @@ import { evalExperiment, trainExperiment, type TrainOptions } from '../../experi
 import { ExperimentError } from '../../experiments/schema.ts';
 import { RUN_MARKER } from '../../experiments/run-folder.ts';
 import { RUN_LOCK, pidAlive } from '../../experiments/run-lock.ts';
-import { fsFailure } from '../../experiments/fs-failure.ts';
+import { fsFailure } from '../../ir/fs-errors.ts';
 
 setBackendLogging(false);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');

@@ -1,9 +1,9 @@
 /**
- * Node's file-system errors (EACCES, ENOTDIR, ENOSPC...) turned into one-line LoopTuneErrors at the
- * runner's boundary: a read-only disk or a file where a folder should be is the user's situation to
- * fix, not a bug, so it must not surface as a stack trace.
+ * Node's file-system errors (EACCES, ENOTDIR, ENOSPC...) as one line: the one table of their
+ * reasons, used by the experiment runner, the tuning records and the CLI. A read-only disk or a file
+ * where a folder should be is the user's situation to fix, not a bug: never a stack trace.
  */
-import { LoopTuneError } from '../ir/errors.ts';
+import { LoopTuneError } from './errors.ts';
 
 const REASONS: Readonly<Record<string, string>> = {
   EACCES: 'permission denied',
