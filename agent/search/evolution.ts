@@ -5,7 +5,8 @@
  *  - the population starts with the default schedule, the seeds (given ones, then the target's
  *    known-good sketches, e.g. the GPU template points) and `initial` fresh schedules;
  *  - fresh schedules: mostly the target's sketches (sketch.ts; on cuda GPU tilings), else random walks
- *    in the action space; with a cost model, the best predicted of `freshDraws` draws;
+ *    in the action space; with a cost model, the n wanted are the best predicted of n * `freshDraws`
+ *    distinct untried draws, measured best predicted first (the initial ones too);
  *  - each generation breeds children from parents picked by tournament on fitness: each child slot
  *    draws a mutator by weight (`mutators`, default the baselines' mix in mutators.ts) or, with
  *    probability `crossover`, takes the loop order of one parent with the tile sizes of another;
@@ -105,14 +106,22 @@ export async function evolve(ctx: SearchContext, o: EvolveSettings = {}): Promis
   };
   const draw = (): Schedule => (rng.next() < sketches.share ? sketches.sample(problem, rng, maxLoops) : undefined)
     ?? sampleSchedule(initial, rng, ctx.actions, maxLoops);
-  // with a cost model, a fresh schedule may be the best predicted of a few draws: a random walk from
-  // the default is often a kernel a hundred times slower than the rest, and on a large problem one
-  // call of it takes seconds
-  const fresh = async (): Promise<Schedule> => {
-    if (!ctx.predictFn || freshDraws <= 1) return draw();
-    const xs = Array.from({ length: freshDraws }, draw);
-    const v = (await ctx.predict(xs))!;
-    return xs[v.indexOf(Math.max(...v))]!;
+  // with a cost model, fresh schedules are the best predicted of `freshDraws` draws each: a random
+  // walk from the default is often a kernel a hundred times slower than the rest, and on a large
+  // problem one call of it takes seconds. The draws are ranked together and measured best first.
+  const freshBatch = async (n: number, taken: ReadonlySet<string>): Promise<Schedule[]> => {
+    if (n <= 0) return [];
+    const ranked = ctx.predictFn !== undefined && freshDraws > 1;
+    const want = ranked ? n * freshDraws : n;
+    const xs = new Map<string, Schedule>();
+    for (let tries = 0; xs.size < want && tries < want * 20; tries++) {
+      const s = draw();
+      if (!xs.has(s.hash()) && !taken.has(s.hash()) && ctx.untried(s)) xs.set(s.hash(), s);
+    }
+    const list = [...xs.values()];
+    const v = ranked ? await ctx.predict(list) : undefined;
+    if (!v) return list.slice(0, n);
+    return list.map((_, i) => i).sort((a, b) => v[b]! - v[a]!).slice(0, n).map((i) => list[i]!);
   };
 
   // seeds already evaluated (e.g. the policy's proposals) join at no charge
@@ -120,12 +129,7 @@ export async function evolve(ctx: SearchContext, o: EvolveSettings = {}): Promis
     if (s.loops.length > maxLoops || !ctx.feasible(s)) continue;
     add(s, ctx.known(s) ?? await ctx.evaluate(s));
   }
-  for (let i = 0, tries = 0; i < nInitial && tries < nInitial * 20; tries++) {
-    const s = await fresh();
-    if (!ctx.untried(s)) continue;
-    add(s, await ctx.evaluate(s));
-    i++;
-  }
+  for (const s of await freshBatch(nInitial, new Set())) add(s, await ctx.evaluate(s));
   pop = pop.sort((a, b) => b.v - a.v).slice(0, popSize);
 
   const tournament = (): Member => {
@@ -173,13 +177,7 @@ export async function evolve(ctx: SearchContext, o: EvolveSettings = {}): Promis
     } else {
       chosen = chosen.slice(0, nBred);
     }
-    for (let i = 0, tries = 0; i < nFresh && tries < nFresh * 20; tries++) {
-      const s = await fresh();
-      if (!ctx.untried(s) || cands.has(s.hash())) continue;
-      cands.set(s.hash(), s);
-      chosen.push(s);
-      i++;
-    }
+    chosen.push(...await freshBatch(nFresh, new Set(cands.keys())));
     if (chosen.length === 0) {
       if (++barren > PATIENCE) return 'converged';
       continue;
