@@ -33,7 +33,6 @@ import { Rng } from '../ir/random.ts';
 import { Schedule } from '../ir/schedule.ts';
 import { parseProblem } from '../ir/spec.ts';
 import { im2colFor } from '../targets/cuda/baselines.ts';
-import { Cudnn } from '../targets/cuda/cudnn.ts';
 import { CUDA_FUZZ_OPS, fuzzCuda, type CudaFuzzReport } from '../targets/cuda/fuzz.ts';
 import { describeMapping } from '../loopnest/gpu.ts';
 import { STICKY_ERRORS } from '../targets/cuda/runner.ts';
@@ -79,21 +78,6 @@ const log = (...x: unknown[]) => console.error('[cuda]', ...x);
 /** The GPU tuner plus the environment's evaluator on it (one context, one record store). */
 class Bench extends CudaTuner {
   #evaluator: Promise<Evaluator> | undefined;
-  #cudnn: Cudnn | null | undefined;
-
-  /** cuDNN where it is installed (null, with a note, where not). */
-  cudnn(): Cudnn | null {
-    if (this.#cudnn === undefined) {
-      try {
-        this.#cudnn = new Cudnn();
-        log(`cuDNN ${this.#cudnn.version} (${this.#cudnn.path})`);
-      } catch (e) {
-        log(`cuDNN unavailable: ${(e as Error).message}`);
-        this.#cudnn = null;
-      }
-    }
-    return this.#cudnn;
-  }
   records: RecordStore | null = null;
 
   /** the environment's evaluator on this tuner's context (evaluatorFor, as search and tune build it) */

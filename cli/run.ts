@@ -15,7 +15,7 @@ export function registerRun(program: Command): void {
     .description('compile a schedule, verify it against the interpreter, measure it (GFLOPS, % of peak, BLAS ratio)')
     .argument('<spec>', 'problem, e.g. "matmul 256x256x256"'))
     .option('--target <name>', `target (${backendNames().join(', ')}; default: the host's best)`)
-    .option('--compare <what>', 'also measure the BLAS baseline in the same run: openblas (cuBLAS for --target cuda)')
+    .option('--compare <what>', 'also measure the BLAS baseline in the same run: openblas (on cuda: cuBLAS for matmul, cuDNN for conv2d; cublas is accepted too)')
     .option('--min-seconds <s>', 'minimum measured time per figure', positiveNumber)
     .option('--json', 'print the result as JSON')
     .action(async (spec: string, opts: RunOptions) => {

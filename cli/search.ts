@@ -22,7 +22,7 @@ export function registerSearch(program: Command): void {
     .option('--searcher <name>', `one of ${SEARCHER_NAMES.join(', ')} (greedy:D lookahead, beam:W width)`, 'evolution')
     .option('--budget <budget>', 'e.g. 10s, 200m (measurements), 50steps, or 10s,200m', parseBudget, { seconds: 10 } as Budget)
     .option('--target <name>', 'avx512 or avx2 (default: the host\'s best, measured), neon (analytic cost model; the winner is verified under qemu), cuda (PTX timed on the GPU, with the bind/stage actions), or synthetic (a toy model)')
-    .option('--compare <what>', 'also measure a baseline in the same run: openblas (cuBLAS sgemm for --target cuda; cublas is accepted too)')
+    .option('--compare <what>', 'also measure a baseline in the same run: openblas (on cuda: cuBLAS for matmul, cuDNN for conv2d; cublas is accepted too)')
     .option('--records <file>', 'tuning records (JSONL): reused as a cache and appended with every measurement', nonEmpty('records path'))
     .option('--seed <n>', 'random seed', seed, 0)
     .option('--json', 'print the result as JSON (the fields of run plus schedule, speedupOverDefault, measurements, seconds)')

@@ -18,7 +18,7 @@ export function registerTune(program: Command): void {
     .option('--target <name>', 'avx512 or avx2 (default: the host\'s best), neon (analytic cost model, verified under qemu), or cuda (evolution on the GPU, candidates screened by the cuda cost model)')
     .option('--budget <seconds>', `seconds for proposing and measuring (e.g. 1 or 1s); when not given, large problems get about 40 measurements at peak and targets without a policy (cuda) ${SEARCH_TUNE_SECONDS} s`, positiveSeconds, 1)
     .option('--policy <dir>', 'a policy folder (default: agent/pretrained/<target>)', nonEmpty('policy folder'))
-    .option('--compare <what>', 'also measure the BLAS in the same run: openblas (cuBLAS on cuda, where cublas is accepted too)')
+    .option('--compare <what>', 'also measure the BLAS in the same run: openblas (on cuda: cuBLAS for matmul, cuDNN for conv2d; cublas is accepted too)')
     .option('--records <file>', 'tuning records (default $LOOPTUNE_RECORDS or the cache folder\'s looptune/records.jsonl)', nonEmpty('records path'))
     .option('--no-records', 'neither read nor write tuning records (measure the policy itself)')
     .option('--seed <n>', 'random seed', seed, 0)

@@ -62,6 +62,14 @@ export class Cudnn {
     this.version = Number(this.f.version!());
   }
 
+  /** The version as people write it: cudnnGetVersion's 91900 is 'cuDNN 9.19' (the patch only when not 0). */
+  get name(): string {
+    const major = Math.floor(this.version / 10000);
+    const minor = Math.floor((this.version % 10000) / 100);
+    const patch = this.version % 100;
+    return `cuDNN ${major}.${minor}${patch ? `.${patch}` : ''}`;
+  }
+
   private check(what: string, rc: number): void {
     if (rc !== 0) throw new CudaError(`${what} failed: ${String(this.f.errorString!(rc))} (cudnnStatus ${rc})`, rc);
   }

@@ -7,12 +7,13 @@
  *    fault (illegal address, launch failure) resets the context, drops the buffers and becomes a
  *    failed timing, so a search goes on;
  *  - peak: the GPU's FMA peak kernel (peak.ts), measured once;
- *  - baseline: cuBLAS sgemm on the same device (matmul);
+ *  - baseline: the GPU's vendor libraries on the same device and buffers: cuBLAS sgemm for matmul,
+ *    cuDNN's fastest FMA-math forward algorithm for conv2d;
  *  - host: the GPU's name and driver version (records are per GPU).
  */
 import { LoopTuneError } from '../../ir/errors.ts';
 import { randomArray } from '../../ir/interpret.ts';
-import { elementCount, type Problem } from '../../ir/problem.ts';
+import { elementCount, flops as problemFlops, type Problem } from '../../ir/problem.ts';
 import type { Baseline, Device, DeviceOptions, PeakReading } from '../backend.ts';
 import { gemmShape } from '../backend.ts';
 import type { Kernel } from '../kernel.ts';
@@ -55,16 +56,32 @@ export function openCudaDevice(options: DeviceOptions & { tuner?: CudaTuner } = 
     return ptrs;
   };
   let peak: PeakReading | undefined;
+  const coverage = (p: Problem): string | undefined =>
+    gemmShape(p) || p.op === 'conv2d' ? undefined : `the GPU's vendor libraries cover matmul (cuBLAS) and conv2d (cuDNN), not ${p.op}`;
   const baseline: Baseline = {
     family: 'cuBLAS',
-    coverage: (p) => (gemmShape(p) ? undefined : `cuBLAS comparison covers matmul only, not ${p.op}`),
+    coverage,
     async time(p, opts = {}) {
+      const why = coverage(p);
+      if (why) return { ok: false, error: why };
+      const minSeconds = opts.minSeconds ?? 0.1;
       const shape = gemmShape(p);
-      if (!shape) return { ok: false, error: `cuBLAS comparison covers matmul only, not ${p.op}` };
-      const blas = tuner.cublas();
-      if (!blas) return { ok: false, error: 'cuBLAS (libcublas.so) was not found' };
-      const t = timeSgemm(tuner.gpu, blas, shape.m, shape.n, shape.k, { minSeconds: opts.minSeconds ?? 0.1 });
-      return { ok: true, library: blas.name, gflops: t.gflops, bestSeconds: t.bestSeconds, medianSeconds: t.medianSeconds };
+      if (shape) {
+        const blas = tuner.cublas();
+        if (!blas) return { ok: false, error: 'cuBLAS (libcublas.so) was not found' };
+        const t = timeSgemm(tuner.gpu, blas, shape.m, shape.n, shape.k, { minSeconds });
+        return { ok: true, library: blas.name, gflops: t.gflops, bestSeconds: t.bestSeconds, medianSeconds: t.medianSeconds };
+      }
+      const dnn = tuner.cudnn();
+      if (!dnn) return { ok: false, error: 'cuDNN (libcudnn.so) was not found' };
+      // y += conv(x, w) on the problem's own buffers, like our kernels
+      const conv = dnn.conv2d(p, tuner.gpu.device, buffersOf(p));
+      try {
+        const t = tuner.gpu.timeLaunches(() => conv.run(), problemFlops(p), { minSeconds });
+        return { ok: true, library: dnn.name, gflops: t.gflops, bestSeconds: t.bestSeconds, medianSeconds: t.medianSeconds };
+      } finally {
+        conv.dispose();
+      }
     },
   };
   return {

@@ -3,6 +3,7 @@
  * CUDA events on the same device buffers; failures are results, and a sticky CUDA error (the
  * context is lost) propagates so the caller can reset the device.
  */
+import { Cudnn } from './cudnn.ts';
 import type { Schedule } from '../../ir/schedule.ts';
 import { Cublas } from './cublas.ts';
 import { CudaError, type DeviceInfo, type DevicePtr } from './driver.ts';
@@ -47,6 +48,7 @@ export interface Candidate {
 export class CudaTuner {
   readonly gpu: CudaRunner;
   private cublasLib: Cublas | null | undefined;
+  private cudnnLib: Cudnn | null | undefined;
   private info: DeviceInfo | undefined;
 
   constructor() {
@@ -63,6 +65,19 @@ export class CudaTuner {
       }
     }
     return this.cublasLib;
+  }
+
+  /** cuDNN, loaded on first use (null where the machine has no libcudnn). */
+  cudnn(): Cudnn | null {
+    if (this.cudnnLib === undefined) {
+      try {
+        this.cudnnLib = new Cudnn();
+      } catch (e) {
+        process.stderr.write(`[cuda] cuDNN unavailable: ${(e as Error).message}\n`);
+        this.cudnnLib = null;
+      }
+    }
+    return this.cudnnLib;
   }
 
   upload(data: Float32Array): DevicePtr {
