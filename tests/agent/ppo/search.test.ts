@@ -1,10 +1,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { spiedEvaluator } from '../../helpers/spied-evaluator.ts';
 import { initBackend, setBackendLogging } from '../../../agent/backend.ts';
 import { createPolicy, type PolicyNetwork } from '../../../agent/policy/index.ts';
 import { policyRollout, policySearcher } from '../../../agent/ppo/search.ts';
 import { evolutionSearch, type GenerationReport } from '../../../agent/search/index.ts';
-import type { Evaluation, Evaluator } from '../../../env/evaluator.ts';
 import { LOOPTUNE_ACTIONS } from '../../../env/loopnest-env.ts';
 import { syntheticEvaluator } from '../../../env/synthetic.ts';
 import { parseProblem, Schedule } from '../../../ir/index.ts';
@@ -19,19 +19,6 @@ async function randomPolicy(): Promise<PolicyNetwork> {
   return cached;
 }
 
-/** Synthetic GFLOPS behind an optional validate; records every schedule it is asked to evaluate. */
-function spied(validate?: (s: Schedule) => string | undefined): Evaluator & { asked: Schedule[] } {
-  const inner = syntheticEvaluator({ peakGflops: 100 });
-  const asked: Schedule[] = [];
-  return {
-    target: inner.target, peakGflops: inner.peakGflops, asked,
-    evaluate(s): Promise<Evaluation> {
-      asked.push(s);
-      return inner.evaluate(s);
-    },
-    ...(validate ? { validate } : {}),
-  };
-}
 
 test('the policy searcher breeds with the policy as a mutator beside the baselines\' ones', async () => {
   const policy = await randomPolicy();
@@ -55,7 +42,7 @@ test('the policy searcher breeds with the policy as a mutator beside the baselin
 test('policyRollout in the plain evolution: each child is a short rollout of the policy from its parent', async () => {
   const policy = await randomPolicy();
   const reports: GenerationReport[] = [];
-  const e = spied();
+  const e = spiedEvaluator();
   const r = await evolutionSearch({ mutators: [[policyRollout(policy), 1]], initial: 0, epsilon: 0, onGeneration: (g) => reports.push(g) })
     .search(mm, { evaluator: e, budget: { measurements: 15 }, seed: 2 });
   assert.ok(reports.length > 0);
@@ -69,7 +56,7 @@ test('policyRollout in the plain evolution: each child is a short rollout of the
 test('the same seed gives the policy searcher the same candidates', async () => {
   const policy = await randomPolicy();
   const run = async (seed: number) => {
-    const e = spied();
+    const e = spiedEvaluator();
     await policySearcher(policy, { depth: 4 }).search(mm, { evaluator: e, budget: { measurements: 30 }, seed });
     return e.asked.map((s) => s.text());
   };
@@ -87,7 +74,7 @@ test('infeasible candidates: skipped alike by the evolution and the policy searc
   };
   for (const searcher of [evolutionSearch(), policySearcher(policy, { depth: 4 })]) {
     rejected.clear();
-    const e = spied(validate);
+    const e = spiedEvaluator({ validate });
     // (the default schedule itself is infeasible here: predicted, not asked for, so that every request counts)
     const r = await searcher.search(mm, { evaluator: e, budget: { measurements: 30 }, seed: 3, skipDefault: true });
     assert.ok(rejected.size > 0, `${searcher.name} met infeasible candidates`);

@@ -1,8 +1,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { spiedEvaluator } from '../../helpers/spied-evaluator.ts';
 import { LoopTuneError, parseProblem, Rng, Schedule } from '../../../ir/index.ts';
 import type { Problem } from '../../../ir/problem.ts';
-import type { Evaluation, Evaluator, SketchSource } from '../../../env/evaluator.ts';
+import type { SketchSource } from '../../../env/evaluator.ts';
 import { syntheticEvaluator, syntheticGflops } from '../../../env/synthetic.ts';
 import { evolutionSearch, MutatorMix, type GenerationReport, type Mutator } from '../../../agent/search/index.ts';
 import { mutateOrder, mutateTiles } from '../../../agent/search/moves.ts';
@@ -11,19 +12,6 @@ import { sampleSketch, sketchSourceOf, sketchTargetFor } from '../../../agent/se
 
 const mm = parseProblem('matmul 64x64x64');
 
-/** A synthetic evaluator that records every schedule it is asked to evaluate, in order. */
-function spied(extra: { validate?: (s: Schedule) => string | undefined; sketches?: SketchSource } = {}): Evaluator & { asked: Schedule[] } {
-  const inner = syntheticEvaluator({ peakGflops: 100 });
-  const asked: Schedule[] = [];
-  return {
-    target: inner.target, peakGflops: inner.peakGflops, asked,
-    evaluate(s): Promise<Evaluation> {
-      asked.push(s);
-      return inner.evaluate(s);
-    },
-    ...extra,
-  };
-}
 
 function sum(reports: readonly GenerationReport[], key: 'drawn' | 'kept'): Record<string, number> {
   const out: Record<string, number> = {};
@@ -66,7 +54,7 @@ test('evolution hands its child slots to the mutators in proportion to their wei
 
 test('seeds are measured right after the default and bred from: the first generation', async () => {
   const seeds = [Schedule.parse(mm, 'm:4 n:4 k:64 m:16 n:16'), Schedule.parse(mm, 'n:8 m:8 k:64 m:8 n:8')];
-  const e = spied();
+  const e = spiedEvaluator();
   // no fresh schedules, and mutators that keep the loop count: a 5-loop child can only descend from a seed
   const r = await evolutionSearch({ seeds: () => [Schedule.initial(mm), ...seeds], initial: 0, epsilon: 0, mutators: [[mutateTiles, 1], [mutateOrder, 1]] })
     .search(mm, { evaluator: e, budget: { measurements: 12 }, seed: 1 });
@@ -80,7 +68,7 @@ test('seeds are measured right after the default and bred from: the first genera
 
 test('the same seed gives the same candidates in the same order; another seed others', async () => {
   const run = async (seed: number) => {
-    const e = spied();
+    const e = spiedEvaluator();
     await evolutionSearch({ mutators: [[mutateTiles, 1], [mutateOrder, 1]] }).search(mm, { evaluator: e, budget: { measurements: 40 }, seed });
     return e.asked.map((s) => s.text());
   };
@@ -100,7 +88,7 @@ test("fresh schedules and seeds come from the evaluator's sketch source, where i
       return sampleSketch(p, rng, { lanes: 4, registers: 8 }, maxLoops);
     },
   };
-  const e = spied({ sketches: own });
+  const e = spiedEvaluator({ sketches: own });
   assert.is(sketchSourceOf(e), own);
   assert.is(sketchSourceOf(new SearchContext('t', mm, { evaluator: e, budget: { steps: 1 } }).chargingEvaluator()), own, 'a charging wrapper keeps it');
   assert.is(sketchSourceOf(syntheticEvaluator()).share, 0.7, 'the CPU sketches otherwise');
@@ -118,7 +106,7 @@ test('infeasible candidates are dropped before they cost a measurement or a step
     rejected.add(s.hash());
     return 'no kernel with tails here';
   };
-  const e = spied({ validate });
+  const e = spiedEvaluator({ validate });
   const r = await evolutionSearch().search(mm, { evaluator: e, budget: { measurements: 40 }, seed: 4 });
   assert.ok(rejected.size > 0, 'the search met infeasible candidates');
   assert.is(r.infeasible, 0, 'and never asked for one');
