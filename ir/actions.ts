@@ -1,13 +1,14 @@
 /**
  * The action table: LoopTune's actions at the cursor (up, down, swap_up, swap_down, split_N, merge),
- * the annotation actions a target may add (cuda: bind_block, bind_thread, stage_shared; their
+ * the annotation actions a target may add (cuda: bind_block, bind_thread, stage_shared; threaded CPU
+ * targets: parallel; their
  * transforms are in transforms.ts), and legality: an action is legal when its transform accepts the
  * schedule and, for splits, the nest stays within the loop limit. The env, the searchers and the
  * experiment schema take actions and masks from here; a target's extra actions come from its
  * Backend (targets/backend.ts `actions`).
  */
 import type { Schedule } from './schedule.ts';
-import { applyAction, CUDA_ACTIONS, isKnownAction, type TransformResult } from './transforms.ts';
+import { applyAction, CUDA_ACTIONS, isKnownAction, THREAD_ACTIONS, type TransformResult } from './transforms.ts';
 
 /** LoopTune's default action set. */
 export const LOOPTUNE_ACTIONS: readonly string[] = Object.freeze(['up', 'down', 'swap_up', 'swap_down', 'split_4', 'split_8', 'split_16']);
@@ -16,7 +17,7 @@ export const LOOPTUNE_ACTIONS: readonly string[] = Object.freeze(['up', 'down', 
 export const DEFAULT_MAX_LOOPS = 10;
 
 /** Actions that exist only where a target adds them (they annotate loops for that target). */
-export const TARGET_ACTIONS: readonly string[] = CUDA_ACTIONS;
+export const TARGET_ACTIONS: readonly string[] = Object.freeze([...CUDA_ACTIONS, ...THREAD_ACTIONS]);
 
 export { isKnownAction };
 

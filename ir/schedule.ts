@@ -18,6 +18,8 @@ export interface Loop {
   readonly bind?: LoopBinding;
   /** cuda: stage the inputs this loop's body reads into shared memory, once per iteration (text suffix `s`). */
   readonly shared?: boolean;
+  /** CPU: the loop's iterations are split among threads (text suffix `p`); see parallelBandError. */
+  readonly parallel?: boolean;
 }
 
 /**
@@ -39,6 +41,8 @@ export class Schedule {
     this.problem = problem;
     this.loops = Object.freeze(loops.map((l) => Object.freeze({ ...l })));
     this.steps = Object.freeze(computeSteps(problem, this.loops));
+    const band = parallelBandError(problem, this.loops);
+    if (band) fail(band);
     if (!Number.isInteger(cursor) || cursor < 0 || cursor >= loops.length) {
       fail(`cursor ${cursor} is outside the ${loops.length} loops`);
     }
@@ -62,20 +66,20 @@ export class Schedule {
     if (tokens.length === 0) fail('empty schedule (expected loops such as "m:64 n:4 k:256 m:4 n:64")');
     if (tokens.length > MAX_SCHEDULE_LOOPS) fail(tooManyLoops(tokens.length));
     const loops = tokens.map((tok): Loop => {
-      const m = /^([A-Za-z_]\w*):(\d+)(?:r(\d+))?([bt])?(s)?$/.exec(tok);
-      if (!m) fail(`cannot read loop '${tok}' (expected var:size or var:sizerTAIL, e.g. m:6r4)`);
+      const m = /^([A-Za-z_]\w*):(\d+)(?:r(\d+))?([bt])?(s)?(p)?$/.exec(tok);
+      if (!m) fail(`cannot read loop '${tok}' (expected var:size or var:sizerTAIL, e.g. m:6r4, with a suffix p for a parallel loop)`);
       const size = Number(m[2]);
       if (size < 1) fail(`loop '${tok}' must have a size of at least 1`);
       const bind = m[4] === 'b' ? 'block' : m[4] === 't' ? 'thread' : undefined;
       return {
         var: varIndex(problem, m[1]!), size, tail: m[3] === undefined ? 0 : Number(m[3]),
-        ...(bind ? { bind } : {}), ...(m[5] ? { shared: true } : {}),
+        ...(bind ? { bind } : {}), ...(m[5] ? { shared: true } : {}), ...(m[6] ? { parallel: true } : {}),
       };
     });
     return new Schedule(problem, loops, Math.min(cursor, loops.length - 1));
   }
 
-  /** Loops outermost first as "var:size" or "var:sizerTAIL" (+ "b"/"t" for GPU bindings, then "s" for shared staging). */
+  /** Loops outermost first as "var:size" or "var:sizerTAIL" (+ "b"/"t" for GPU bindings, "s" for shared staging, "p" for parallel). */
   text(): string {
     return this.loops.map((l) => loopText(this.problem, l)).join(' ');
   }
@@ -114,7 +118,37 @@ function tooManyLoops(count: number): string {
 export function loopText(problem: Problem, l: Loop): string {
   const name = problem.vars[l.var]!.name;
   const bind = l.bind === 'block' ? 'b' : l.bind === 'thread' ? 't' : '';
-  return `${name}:${l.size}${l.tail > 0 ? `r${l.tail}` : ''}${bind}${l.shared ? 's' : ''}`;
+  return `${name}:${l.size}${l.tail > 0 ? `r${l.tail}` : ''}${bind}${l.shared ? 's' : ''}${l.parallel ? 'p' : ''}`;
+}
+
+/** Positions of the parallel loops (the band), outermost first; empty for a serial nest. */
+export function parallelBand(loops: readonly Loop[]): number[] {
+  return loops.flatMap((l, i) => (l.parallel ? [i] : []));
+}
+
+/**
+ * Why these loops cannot carry their parallel annotations, or undefined when they can. Threads
+ * must write disjoint outputs, so a parallel loop runs over an output variable (never a reduction);
+ * the parallel loops form one band of adjacent loops (collapsed: their iterations, tails counted
+ * as one, are numbered together and split into one contiguous range per thread), with at most one
+ * loop per variable (so the band's iteration space is a rectangle); the innermost loop stays serial
+ * (the register tile lives below the band); and a parallel loop is not bound to GPU blocks/threads.
+ */
+export function parallelBandError(problem: Problem, loops: readonly Loop[]): string | undefined {
+  const band = parallelBand(loops);
+  if (band.length === 0) return undefined;
+  const outVars = new Set(problem.output.index.flatMap((ix) => ix.terms.map((t) => t.var)));
+  for (const i of band) {
+    const l = loops[i]!;
+    const text = loopText(problem, l);
+    if (!outVars.has(l.var)) return `loop '${text}' runs over the reduction variable ${problem.vars[l.var]!.name}; threads would add into the same outputs, so only output loops can be parallel`;
+    if (l.bind || l.shared) return `loop '${text}' is mapped to the GPU and cannot also be parallel`;
+  }
+  if (band[band.length - 1]! - band[0]! !== band.length - 1) return 'the parallel loops must be adjacent (one band; got a serial loop between parallel ones)';
+  const vars = band.map((i) => loops[i]!.var);
+  if (new Set(vars).size !== vars.length) return `a parallel band has at most one loop per variable (${problem.vars[vars.find((v, j) => vars.indexOf(v) !== j)!]!.name} appears twice)`;
+  if (band[band.length - 1] === loops.length - 1) return 'the innermost loop cannot be parallel (the register tile lives below the parallel band)';
+  return undefined;
 }
 
 function computeSteps(problem: Problem, loops: readonly Loop[]): number[] {

@@ -4,7 +4,7 @@
  */
 import { fail } from './errors.ts';
 import { isReduction } from './problem.ts';
-import { MAX_SCHEDULE_LOOPS, Schedule, type Loop, type LoopBinding, loopText } from './schedule.ts';
+import { MAX_SCHEDULE_LOOPS, Schedule, type Loop, type LoopBinding, loopText, parallelBandError } from './schedule.ts';
 
 export type TransformResult = { ok: true; schedule: Schedule } | { ok: false; error: string };
 
@@ -42,7 +42,13 @@ function swap(s: Schedule, a: number, b: number, name: string, cursor: number): 
   const loops = [...s.loops];
   loops[a] = lb;
   loops[b] = la;
-  return ok(s.withLoops(loops, cursor));
+  return withBand(s, loops, cursor, name);
+}
+
+/** The schedule with `loops`, or illegal when they break the parallel band's rules. */
+function withBand(s: Schedule, loops: Loop[], cursor: number, name: string): TransformResult {
+  const band = parallelBandError(s.problem, loops);
+  return band ? illegal(`${name}: ${band}`) : ok(s.withLoops(loops, cursor));
 }
 
 /**
@@ -65,7 +71,7 @@ export function split(s: Schedule, factor: number): TransformResult {
   const outer: Loop = { ...l, size: Math.floor(extent / innerExtent), tail: extent % innerExtent };
   const inner: Loop = { var: l.var, size: factor, tail: 0 };
   const loops = [...s.loops.slice(0, i), outer, inner, ...s.loops.slice(i + 1)];
-  return ok(s.withLoops(loops, i));
+  return withBand(s, loops, i, name);
 }
 
 /** Merges the cursor's loop with the loop right below it, which must be of the same variable. */
@@ -80,7 +86,7 @@ export function merge(s: Schedule): TransformResult {
   const step = s.steps[i + 1]!;
   const merged: Loop = { ...outer, size: Math.floor(extent / step), tail: extent % step };
   const loops = [...s.loops.slice(0, i), merged, ...s.loops.slice(i + 2)];
-  return ok(s.withLoops(loops, i));
+  return withBand(s, loops, i, 'merge');
 }
 
 /** Most threads a CUDA block may have: bind_thread refuses to go past it. */
@@ -143,7 +149,23 @@ export function stageShared(s: Schedule): TransformResult {
 /** The extra actions of the cuda target (the env offers them only there): they annotate the cursor's loop. */
 export const CUDA_ACTIONS: readonly string[] = Object.freeze(['bind_block', 'bind_thread', 'stage_shared']);
 
-/** Action names: up, down, swap_up, swap_down, split_N (N >= 2), merge; for cuda also bind_block, bind_thread, stage_shared. */
+/**
+ * CPU (targets with threads): marks the cursor's loop parallel, or serial again. Legal when the
+ * result keeps parallelBandError's rules (an output loop, one band of adjacent loops, one loop per
+ * variable, not the innermost) and the loop has more than one iteration to share.
+ */
+export function toggleParallel(s: Schedule): TransformResult {
+  const i = s.cursor;
+  const l = s.loops[i]!;
+  if (!l.parallel && iterations(l) < 2) return illegal(`parallel: ${loopText(s.problem, l)} has a single iteration, nothing to share among threads`);
+  const next: Loop = l.parallel ? (({ parallel: _drop, ...rest }) => rest)(l) : { ...l, parallel: true };
+  return withBand(s, s.loops.map((x, j) => (j === i ? next : x)), i, 'parallel');
+}
+
+/** The extra action of CPU targets that run kernels on several threads. */
+export const THREAD_ACTIONS: readonly string[] = Object.freeze(['parallel']);
+
+/** Action names: up, down, swap_up, swap_down, split_N (N >= 2), merge; for cuda also bind_block, bind_thread, stage_shared; for threaded CPU targets parallel. */
 export function applyAction(s: Schedule, action: string): TransformResult {
   switch (action) {
     case 'up': return up(s);
@@ -154,6 +176,7 @@ export function applyAction(s: Schedule, action: string): TransformResult {
     case 'bind_block': return bindBlock(s);
     case 'bind_thread': return bindThread(s);
     case 'stage_shared': return stageShared(s);
+    case 'parallel': return toggleParallel(s);
   }
   const m = /^split_(\d+)$/.exec(action);
   if (m) return split(s, Number(m[1]));
@@ -161,7 +184,7 @@ export function applyAction(s: Schedule, action: string): TransformResult {
 }
 
 export function isKnownAction(action: string): boolean {
-  return ['up', 'down', 'swap_up', 'swap_down', 'merge', ...CUDA_ACTIONS].includes(action) || /^split_\d+$/.test(action);
+  return ['up', 'down', 'swap_up', 'swap_down', 'merge', ...CUDA_ACTIONS, ...THREAD_ACTIONS].includes(action) || /^split_\d+$/.test(action);
 }
 
 /** Applies actions in order; throws a LoopTuneError naming the first illegal one. */

@@ -22,6 +22,9 @@ export interface TargetCaps {
   fmaPorts: number;
   /** most vector operations the lowering may fully unroll into one micro-kernel body. */
   unrollBudget: number;
+  /** whether the printer emits parallel bands (kernels that run on several threads); without it, a
+   *  schedule with parallel loops is refused by the backend */
+  threads?: boolean;
   /** when the emitter can pack an input's box into a dense buffer, the rule for doing it (loopnest/lower.ts). */
   packing?: PackingRule;
 }

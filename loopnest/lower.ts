@@ -11,13 +11,17 @@
  *     trip counts and tails are compile-time constants;
  *  5. packing (targets whose caps have a PackingRule, see decidePacking): an input whose rows are a
  *     multiple of 4 KB apart is copied, at the outermost loop where its box fits the rule, into a
- *     dense buffer that the loops below read instead.
+ *     dense buffer that the loops below read instead;
+ *  6. the parallel band (targets with `caps.threads`): the schedule's adjacent `p` loops become one
+ *     ParallelNode whose chunks the threads share; the register tile and packing stay below it (a
+ *     pack inside the band is per thread: each thread copies only the box its own chunks read, into
+ *     its own frame).
  */
 import { ACCUMULATES, elementCount, isReduction, tensorStrides, type Problem } from '../ir/problem.ts';
-import type { Schedule } from '../ir/schedule.ts';
+import { parallelBand, type Schedule } from '../ir/schedule.ts';
 import type { TargetCaps } from './caps.ts';
 import type {
-  Accumulator, ComputeNode, ComputeOp, LoopNode, LoopProgram, Operand, PackNode, ProgramNode, TileDecision,
+  Accumulator, ComputeNode, ComputeOp, LoopNode, LoopProgram, Operand, PackNode, ParallelDim, ParallelNode, ProgramNode, TileDecision,
 } from './program.ts';
 
 /**
@@ -33,7 +37,7 @@ export function lower(schedule: Schedule, caps: TargetCaps): LoopProgram {
   const problem = schedule.problem;
   const strides = tensorStrides(problem);
   const decision = decideTile(schedule, caps, strides);
-  const builder = new Builder(schedule, strides, decision, decidePacking(schedule, caps, strides, decision));
+  const builder = new Builder(schedule, strides, decision, decidePacking(schedule, caps, strides, decision), loweredBand(schedule, caps));
   const range = problem.vars.map((v) => v.extent);
   const zero = strides.map(() => 0);
   return {
@@ -66,8 +70,10 @@ export function decideTile(schedule: Schedule, caps: TargetCaps, strides: number
   const loops = schedule.loops;
   const vv = vectorVariable(problem, strides);
   const zeroRegister = problem.combine === 'relu' && caps.zeroRegisterForRelu;
+  // the register tile lives below the parallel band
+  const bandEnd = lastBandLoop(schedule, caps);
   const pick = (lanes: number, vecVar: number | null, registers: number, budget: number) =>
-    fittingSuffix(loops.length, (u) => tileSize(schedule, u, lanes, vecVar), { accumulators: registers - OPERAND_RESERVE, ops: budget });
+    fittingSuffix(loops.length, (u) => tileSize(schedule, u, lanes, vecVar), { accumulators: registers - OPERAND_RESERVE, ops: budget }, bandEnd);
   let lanes = caps.vectorLanes;
   let vectorVar = vv.var;
   let scalarReason = vv.reason;
@@ -89,12 +95,23 @@ export function decideTile(schedule: Schedule, caps: TargetCaps, strides: number
   } else {
     scalarReason = undefined;
   }
-  const tileFrom = tileStart(chosen.unrollFrom, (i) => isReduction(problem, loops[i]!.var));
+  const tileFrom = tileStart(chosen.unrollFrom, (i) => i > bandEnd && isReduction(problem, loops[i]!.var));
   return {
     lanes, vectorVar, unrollFrom: chosen.unrollFrom, tileFrom,
     accumulators: chosen.size.accumulators, unrolledOps: chosen.size.ops, zeroRegister, maskRegister,
     ...(scalarReason ? { scalarReason } : {}),
   };
+}
+
+/** The band's loops as the lowering sees them: empty where the target runs one thread. */
+export function loweredBand(schedule: Schedule, caps: TargetCaps): number[] {
+  return caps.threads ? parallelBand(schedule.loops) : [];
+}
+
+/** The last loop of the parallel band, -1 without one. */
+function lastBandLoop(schedule: Schedule, caps: TargetCaps): number {
+  const band = loweredBand(schedule, caps);
+  return band.length > 0 ? band[band.length - 1]! : -1;
 }
 
 /** Accumulators and unrolled operations of a register tile. */
@@ -159,7 +176,8 @@ export function decidePacking(schedule: Schedule, caps: TargetCaps, strides: num
     const vars = st.map((s, v) => (s !== 0 ? v : -1)).filter((v) => v >= 0);
     if (!simple || st[decision.vectorVar] !== 1 || vars.length > 3) continue;
     if (!vars.some((v) => st[v]! % rule.strideMultiple === 0)) continue;
-    for (let d = 0; d <= decision.tileFrom; d++) {
+    // inside the band each thread packs the box of its own chunks; above it every thread would copy all of it
+    for (let d = lastBandLoop(schedule, caps) + 1; d <= decision.tileFrom; d++) {
       const r = rangeAt(d);
       const box = vars.reduce((a, v) => a * r[v]!, 1);
       const reuse = p.vars.reduce((a, _, v) => (st[v] === 0 ? a * r[v]! : a), 1);
@@ -224,7 +242,7 @@ class Builder {
 
   constructor(
     private readonly schedule: Schedule, private readonly strides: number[][], private readonly decision: TileDecision,
-    private readonly pack: PackDecision | null = null,
+    private readonly pack: PackDecision | null = null, private readonly band: readonly number[] = [],
   ) {
     this.loops = schedule.loops;
     this.steps = schedule.steps;
@@ -234,6 +252,7 @@ class Builder {
 
   /** Nodes for loops[d..] with `range[v]` elements of each variable left and static pointer offsets. */
   nodes(d: number, range: number[], offsets: number[]): ProgramNode[] {
+    if (this.band.length > 0 && d === this.band[0]) return [this.parallel(range, offsets)];
     if (this.pack && d === this.pack.level) {
       const packed = this.packNode(this.pack.tensor, d, range, offsets);
       if (packed) return [packed];
@@ -272,6 +291,32 @@ class Builder {
     return out;
   }
 
+  /** The band for these ranges: its dims and one body per tail mask that occurs. */
+  private parallel(range: number[], offsets: number[]): ParallelNode {
+    const dims: ParallelDim[] = [];
+    const remainders: number[] = [];
+    for (const i of this.band) {
+      const l = this.loops[i]!;
+      const step = this.steps[i]!;
+      const r = range[l.var]!;
+      dims.push({ var: l.var, count: Math.floor(r / step), tail: r % step > 0, advance: this.strides.map((s) => s[l.var]! * step) });
+      remainders.push(r % step);
+    }
+    const after = this.band[this.band.length - 1]! + 1;
+    const bodies: (ProgramNode[] | null)[] = [];
+    for (let mask = 0; mask < 1 << dims.length; mask++) {
+      const occurs = dims.every((dim, j) => ((mask >> j) & 1 ? dim.tail : dim.count > 0));
+      if (!occurs) {
+        bodies.push(null);
+        continue;
+      }
+      let inner = range;
+      dims.forEach((dim, j) => (inner = withValue(inner, dim.var, (mask >> j) & 1 ? remainders[j]! : this.steps[this.band[j]!]!)));
+      bodies.push(this.nodes(after, inner, offsets.map(() => 0)));
+    }
+    return { kind: 'parallel', offsets, dims, bodies };
+  }
+
   /**
    * The box of tensor t that loops[d..] read, for these ranges, copied dense (row-major over the
    * tensor's variables, largest stride first); the loops below are built with the packed strides.
@@ -290,7 +335,7 @@ class Builder {
       s *= range[vars[i]!]!;
     }
     const strides = this.strides.map((row, u) => (u === t ? packedStrides : row));
-    const inside = new Builder(this.schedule, strides, this.decision, null);
+    const inside = new Builder(this.schedule, strides, this.decision, null, []);
     return {
       kind: 'pack', tensor: t, offset: offsets[t]!,
       dims: vars.map((v) => ({ count: range[v]!, stride: st[v]! })),

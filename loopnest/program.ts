@@ -20,6 +20,13 @@
  *   the tensor's pointer at it for `body` (whose offsets and advances for that tensor are in the
  *   packed layout: row-major over `dims`), and restores the pointer after. BLIS's packing: rows a
  *   power-of-two stride apart all fall into the same cache sets; packed, they are contiguous.
+ * - ParallelNode: the parallel band (the schedule's adjacent `p` loops, collapsed). On entry add
+ *   `offsets[t]` to pointer t. Its chunks are the points of the band's iteration space, each dim
+ *   counting its full iterations plus one for its tail, numbered with the innermost dim fastest;
+ *   thread `tid` of `threads` runs chunks threadRange(chunkCount, tid, threads), one body per
+ *   chunk: `bodies[mask]`, where bit j of mask says dim j is at its tail iteration, with pointer
+ *   t advanced by sum_j index_j * dims[j].advance[t] (restored after). Threads write disjoint
+ *   outputs (band loops run over output variables only), so chunks need no synchronization.
  * - Operand: `vector` = `count` consecutive elements at `offset` (lanes past `count` must not be
  *   read: masked); `broadcast` = one element at `offset` in every lane. With lanes = 1 both are a
  *   scalar.
@@ -75,7 +82,59 @@ export interface PackNode {
   body: ProgramNode[];
 }
 
-export type ProgramNode = LoopNode | TileNode | ComputeNode | PackNode;
+export interface ParallelDim {
+  var: number;
+  /** full iterations */
+  count: number;
+  /** whether one more, partial, iteration follows the full ones */
+  tail: boolean;
+  /** pointer advance of one iteration, per tensor, elements */
+  advance: number[];
+}
+
+export interface ParallelNode {
+  kind: 'parallel';
+  offsets: number[];
+  /** the band's loops, outermost first */
+  dims: ParallelDim[];
+  /** body per tail mask (2^dims.length entries); null for masks that never occur */
+  bodies: (ProgramNode[] | null)[];
+}
+
+export type ProgramNode = LoopNode | TileNode | ComputeNode | PackNode | ParallelNode;
+
+/** Chunks of a parallel node: the points of its band, a tail counted as one iteration. */
+export function chunkCount(dims: readonly Pick<ParallelDim, 'count' | 'tail'>[]): number {
+  return dims.reduce((a, d) => a * (d.count + (d.tail ? 1 : 0)), 1);
+}
+
+/**
+ * The contiguous, balanced chunk range of thread `tid` of `threads`: [floor(tid*n/T),
+ * floor((tid+1)*n/T)). The ranges of all threads cover 0..n-1 exactly once and differ in length
+ * by at most one (a thread gets none when n < T).
+ */
+export function threadRange(chunks: number, tid: number, threads: number): { begin: number; end: number } {
+  return { begin: Math.floor((tid * chunks) / threads), end: Math.floor(((tid + 1) * chunks) / threads) };
+}
+
+/** Chunks whose tail mask is `mask`: per dim, its tail (bit set) or its full iterations. */
+export function maskChunks(dims: readonly Pick<ParallelDim, 'count' | 'tail'>[], mask: number): number {
+  return dims.reduce((a, d, j) => a * ((mask >> j) & 1 ? (d.tail ? 1 : 0) : d.count), 1);
+}
+
+/** Per-dim indices of chunk `c` (innermost dim fastest) and its tail mask. */
+export function chunkIndices(dims: readonly Pick<ParallelDim, 'count' | 'tail'>[], c: number): { index: number[]; mask: number } {
+  const index = new Array<number>(dims.length).fill(0);
+  let rest = c;
+  let mask = 0;
+  for (let j = dims.length - 1; j >= 0; j--) {
+    const n = dims[j]!.count + (dims[j]!.tail ? 1 : 0);
+    index[j] = rest % n;
+    rest = Math.floor(rest / n);
+    if (index[j] === dims[j]!.count) mask |= 1 << j;
+  }
+  return { index, mask };
+}
 
 /** Elements of a pack node's scratch buffer. */
 export function packElements(n: PackNode): number {
@@ -116,6 +175,13 @@ export interface LoopProgram {
 export function walkProgram(nodes: readonly ProgramNode[], visit: (n: ProgramNode, depth: number) => void, depth = 0): void {
   for (const n of nodes) {
     visit(n, depth);
-    if (n.kind !== 'compute') walkProgram(n.body, visit, depth + 1);
+    for (const body of childBodies(n)) walkProgram(body, visit, depth + 1);
   }
+}
+
+/** The node lists directly inside a node (a parallel node has one per tail mask that occurs). */
+export function childBodies(n: ProgramNode): ProgramNode[][] {
+  if (n.kind === 'compute') return [];
+  if (n.kind === 'parallel') return n.bodies.filter((b): b is ProgramNode[] => b !== null);
+  return [n.body];
 }

@@ -20,7 +20,7 @@
 import { ACCUMULATES, isReduction, tensorStrides, type Problem } from '../../ir/problem.ts';
 import type { Schedule } from '../../ir/schedule.ts';
 import { decideTile } from '../../loopnest/lower.ts';
-import type { ComputeNode, LoopProgram, ProgramNode, TileDecision } from '../../loopnest/program.ts';
+import { maskChunks, type ComputeNode, type LoopProgram, type ProgramNode, type TileDecision } from '../../loopnest/program.ts';
 
 
 export interface TileStats {
@@ -70,6 +70,9 @@ export function programStats(program: LoopProgram): TileStats {
       } else if (n.kind === 'pack') {
         // the copy itself is not counted: the stats describe the compute it feeds
         walk(n.body, exec, accCounts);
+      } else if (n.kind === 'parallel') {
+        // every chunk runs once, on some thread: the stats count the whole band's work
+        n.bodies.forEach((body, mask) => body && walk(body, exec * maskChunks(n.dims, mask), accCounts));
       } else {
         let ops = 0, lanesUsed = 0, partial = 0;
         for (const g of n.groups) {

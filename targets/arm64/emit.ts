@@ -270,6 +270,7 @@ class Arm64Emitter {
       if (n.kind === 'loop') this.loop(n, depth);
       else if (n.kind === 'tile') this.tile(n, depth);
       else if (n.kind === 'pack') throw new Error('the neon emitter does not pack (its caps have no packing rule)');
+      else if (n.kind === 'parallel') throw new Error('the neon emitter runs one thread (its caps have no threads)');
       else this.compute(n);
     }
   }

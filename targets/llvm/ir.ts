@@ -104,6 +104,7 @@ class IrBuilder {
       if (n.kind === 'loop') this.loop(n);
       else if (n.kind === 'tile') this.tile(n);
       else if (n.kind === 'pack') throw new Error('the LLVM path does not pack (lower it with caps that have no packing rule)');
+      else if (n.kind === 'parallel') throw new Error('the LLVM path runs one thread (its caps have no threads)');
       else this.compute(n);
     }
   }

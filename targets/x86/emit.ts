@@ -19,13 +19,13 @@
  */
 import type { Combine } from '../../ir/problem.ts';
 import {
-  packElements, type Accumulator, type ComputeNode, type ComputeOp, type LoopNode, type LoopProgram, type Operand,
-  type PackNode, type ProgramNode, type TileNode,
+  chunkCount, childBodies, packElements, type Accumulator, type ComputeNode, type ComputeOp, type LoopNode, type LoopProgram, type Operand,
+  type PackNode, type ParallelNode, type ProgramNode, type TileNode,
 } from '../../loopnest/program.ts';
 import { Assembler } from './encoder.ts';
 import {
   type Gp64, type Label, Mem, type Vec, type Xmm,
-  mem, memRip, qword, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp, r8, r9, r10, r11, r12, r13, r14, r15, k1, xmm, ymm, zmm,
+  mem, memRip, qword, eax, edx, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp, r8, r9, r10, r11, r12, r13, r14, r15, k1, xmm, ymm, zmm,
 } from './registers.ts';
 
 export type X86Isa = 'avx2' | 'avx512';
@@ -60,6 +60,8 @@ class X86Emitter {
   private packing = false;
   private scratchBase = 0;
   private frameBytes = 0;
+  /** frame slots of the parallel band (offsets from rsp), when the program has one */
+  private band: BandSlots | null = null;
 
   constructor(private readonly program: LoopProgram, private readonly isa: X86Isa) {
     this.lanes = program.decision.lanes;
@@ -83,11 +85,24 @@ class X86Emitter {
     this.allocateCounters(depth);
     const packBytes = maxPackElements(this.program.body) * 4;
     if (packBytes > 0) this.packSlot = 8 * this.stackSlots++;
+    const bandDims = maxBandDims(this.program.body);
+    if (bandDims > 0) {
+      const slot = (): number => 8 * this.stackSlots++;
+      this.band = {
+        tid: slot(), threads: slot(), chunk: slot(), end: slot(), rax: slot(), rdx: slot(),
+        index: Array.from({ length: bandDims }, slot), offset: this.pointers.map(slot),
+      };
+    }
     this.scratchBase = 8 * this.stackSlots;
     this.frameBytes = this.scratchBase + (packBytes > 0 ? packBytes + 64 : 0);
     for (const r of this.savedRegs) a.push(r);
     if (this.frameBytes > 0) a.sub(rsp, this.frameBytes);
     for (let off = this.frameBytes - 4096; off >= 0 && packBytes > 0; off -= 4096) a.or(qword(rsp, off), 0);
+    if (this.band) {
+      // before any counter is set: the tid and threads registers may be counters later
+      this.saveArgument(this.pointers.length + 1, this.band.tid);
+      this.saveArgument(this.pointers.length + 2, this.band.threads);
+    }
     const repsArg = ARG_REGS[this.pointers.length]!;
     if (this.zeroReg >= 0) this.zero(this.vec(this.zeroReg));
     // the repetition loop around the whole nest
@@ -106,6 +121,18 @@ class X86Emitter {
   }
 
   // ---- loops -------------------------------------------------------------------------------
+
+  /** Copies integer argument `index` (System V: six registers, then the caller's stack) to a frame slot. */
+  private saveArgument(index: number, slot: number): void {
+    const reg = ARG_REGS[index];
+    if (reg) {
+      this.a.mov(qword(rsp, slot), reg);
+      return;
+    }
+    // above the frame: the saved registers, the return address, then arguments 6, 7, ...
+    this.a.mov(SCRATCH, qword(rsp, this.frameBytes + 8 * this.savedRegs.length + 8 + 8 * (index - ARG_REGS.length)));
+    this.a.mov(qword(rsp, slot), SCRATCH);
+  }
 
   private allocateCounters(depth: number): void {
     const used = new Set(this.pointers.map((p) => p.id));
@@ -167,6 +194,7 @@ class X86Emitter {
       if (n.kind === 'loop') this.loop(n, depth);
       else if (n.kind === 'tile') this.tile(n, depth);
       else if (n.kind === 'pack') this.pack(n, depth);
+      else if (n.kind === 'parallel') this.parallel(n, depth);
       else this.compute(n);
     }
   }
@@ -182,6 +210,106 @@ class X86Emitter {
     this.pointers.forEach((p, t) => this.addPointer(p, n.advance[t]!));
     this.countDown(c, top);
     this.pointers.forEach((p, t) => this.addPointer(p, -(n.advance[t]! * n.count + n.offsets[t]!)));
+  }
+
+  /** This thread's chunks of the band, each at its offsets with its tail mask's body. */
+  private parallel(n: ParallelNode, depth: number): void {
+    const a = this.a;
+    const slots = this.band!;
+    const chunks = chunkCount(n.dims);
+    this.pointers.forEach((p, t) => this.addPointer(p, n.offsets[t]!));
+    a.mov(qword(rsp, slots.rax), rax);
+    a.mov(qword(rsp, slots.rdx), rdx);
+    // [tid * chunks / threads, (tid + 1) * chunks / threads): balanced, contiguous, covering every chunk once
+    for (const [slot, plus] of [[slots.chunk, 0], [slots.end, 1]] as const) {
+      a.mov(rax, qword(rsp, slots.tid));
+      if (plus) a.inc(rax);
+      a.mov(SCRATCH, chunks);
+      a.imul(rax, SCRATCH);
+      a.xor(edx, edx);
+      a.div(qword(rsp, slots.threads));
+      a.mov(qword(rsp, slot), rax);
+    }
+    a.mov(rax, qword(rsp, slots.rax));
+    a.mov(rdx, qword(rsp, slots.rdx));
+    const done = a.newLabel();
+    a.mov(SCRATCH, qword(rsp, slots.chunk));
+    a.cmp(SCRATCH, qword(rsp, slots.end));
+    a.jae(done);
+    const top = a.newLabel();
+    this.bindLoopHead(top);
+    this.enterChunk(n);
+    this.dispatch(n, 0, 0, depth);
+    this.pointers.forEach((p, t) => {
+      if (n.dims.some((d) => d.advance[t] !== 0)) a.sub(p, qword(rsp, slots.offset[t]!));
+    });
+    a.inc(qword(rsp, slots.chunk));
+    a.mov(SCRATCH, qword(rsp, slots.chunk));
+    a.cmp(SCRATCH, qword(rsp, slots.end));
+    a.jb(top);
+    this.bindLoopHead(done);
+    this.pointers.forEach((p, t) => this.addPointer(p, -n.offsets[t]!));
+  }
+
+  /** Splits the chunk number into the band's indices (innermost fastest) and moves every pointer to the chunk. */
+  private enterChunk(n: ParallelNode): void {
+    const a = this.a;
+    const slots = this.band!;
+    a.mov(qword(rsp, slots.rax), rax);
+    a.mov(qword(rsp, slots.rdx), rdx);
+    a.mov(rax, qword(rsp, slots.chunk));
+    for (let j = n.dims.length - 1; j > 0; j--) {
+      const d = n.dims[j]!;
+      a.xor(edx, edx);
+      a.mov(SCRATCH, d.count + (d.tail ? 1 : 0));
+      a.div(SCRATCH);
+      a.mov(qword(rsp, slots.index[j]!), rdx);
+    }
+    a.mov(qword(rsp, slots.index[0]!), rax);
+    this.pointers.forEach((_, t) => {
+      if (!n.dims.some((d) => d.advance[t] !== 0)) return;
+      a.xor(eax, eax);
+      n.dims.forEach((d, j) => {
+        const bytes = d.advance[t]! * 4;
+        if (bytes === 0) return;
+        a.mov(SCRATCH, qword(rsp, slots.index[j]!));
+        if (bytes >= -0x8000_0000 && bytes <= 0x7fff_ffff) a.imul(SCRATCH, SCRATCH, bytes);
+        else {
+          a.mov(rdx, bytes);
+          a.imul(SCRATCH, rdx);
+        }
+        a.add(rax, SCRATCH);
+      });
+      a.mov(qword(rsp, slots.offset[t]!), rax);
+    });
+    a.mov(rax, qword(rsp, slots.rax));
+    a.mov(rdx, qword(rsp, slots.rdx));
+    this.pointers.forEach((p, t) => {
+      if (n.dims.some((d) => d.advance[t] !== 0)) a.add(p, qword(rsp, slots.offset[t]!));
+    });
+  }
+
+  /** Branches on dim j's tail (when it has both kinds of iteration) down to the body of the chunk's mask. */
+  private dispatch(n: ParallelNode, j: number, mask: number, depth: number): void {
+    if (j === n.dims.length) {
+      this.nodes(n.bodies[mask]!, depth);
+      return;
+    }
+    const d = n.dims[j]!;
+    if (!d.tail || d.count === 0) {
+      this.dispatch(n, j + 1, d.tail ? mask | (1 << j) : mask, depth);
+      return;
+    }
+    const a = this.a;
+    const tail = a.newLabel();
+    const join = a.newLabel();
+    a.cmp(qword(rsp, this.band!.index[j]!), d.count);
+    a.je(tail);
+    this.dispatch(n, j + 1, mask, depth);
+    a.jmp(join);
+    this.bindLoopHead(tail);
+    this.dispatch(n, j + 1, mask | (1 << j), depth);
+    this.bindLoopHead(join);
   }
 
   /** Copies the box into the scratch buffer, runs the body on it, restores the tensor pointer. */
@@ -452,11 +580,24 @@ function key(x: Operand): number {
   return ((x.offset * 8 + x.tensor) * 2 + (x.mode === 'vector' ? 1 : 0)) * 32 + x.count;
 }
 
+/** Frame slots of the parallel band: the ABI's tid and threads, the chunk range, parked rax/rdx, per-dim indices, per-tensor offsets. */
+interface BandSlots {
+  tid: number;
+  threads: number;
+  chunk: number;
+  end: number;
+  rax: number;
+  rdx: number;
+  index: number[];
+  offset: number[];
+}
+
+/** Counter levels below `nodes` (a parallel node keeps its chunk number in the frame, not a counter). */
 function loopDepth(nodes: readonly ProgramNode[]): number {
   let d = 0;
   for (const n of nodes) {
-    if (n.kind === 'loop') d = Math.max(d, 1 + loopDepth(n.body));
-    else if (n.kind === 'tile' || n.kind === 'pack') d = Math.max(d, loopDepth(n.body));
+    const inner = Math.max(0, ...childBodies(n).map(loopDepth));
+    d = Math.max(d, (n.kind === 'loop' ? 1 : 0) + inner);
   }
   return d;
 }
@@ -465,8 +606,18 @@ function loopDepth(nodes: readonly ProgramNode[]): number {
 function maxPackElements(nodes: readonly ProgramNode[]): number {
   let m = 0;
   for (const n of nodes) {
-    if (n.kind === 'pack') m = Math.max(m, packElements(n), maxPackElements(n.body));
-    else if (n.kind !== 'compute') m = Math.max(m, maxPackElements(n.body));
+    if (n.kind === 'pack') m = Math.max(m, packElements(n));
+    for (const body of childBodies(n)) m = Math.max(m, maxPackElements(body));
+  }
+  return m;
+}
+
+/** Dims of the program's parallel band (0 without one). */
+function maxBandDims(nodes: readonly ProgramNode[]): number {
+  let m = 0;
+  for (const n of nodes) {
+    if (n.kind === 'parallel') m = Math.max(m, n.dims.length);
+    for (const body of childBodies(n)) m = Math.max(m, maxBandDims(body));
   }
   return m;
 }

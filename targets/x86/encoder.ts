@@ -431,6 +431,21 @@ export class Assembler {
   neg(dst: Gp | Mem): void {
     this.unary('neg', GP.grp3, 3, dst);
   }
+  /** unsigned `div src`: rdx:rax / src -> quotient rax, remainder rdx (edx:eax for 32 bits) */
+  div(src: Gp | Mem): void {
+    this.unary('div', GP.grp3, 6, src);
+  }
+  /** `call src`: an indirect call through a 64-bit register or a qword in memory */
+  call(src: Gp64 | Mem): void {
+    if (src instanceof Mem) this.gp(false, GP.grp5, 2, this.gpMem('call', [src], src, 0));
+    else if (src instanceof Gp64) this.gp(false, GP.grp5, 2, src.id);
+    else fail('call', [src], 'an indirect call takes a 64-bit register or memory');
+  }
+  /** `lock xadd dst, src`: atomically dst += src, src = the old dst */
+  lockXadd(dst: Mem, src: Gp): void {
+    this.buf.u8(GP.lock);
+    this.gp(src instanceof Gp64, GP.xadd, src.id, this.gpMem('xadd', [dst, src], dst, gpBytes(src)));
+  }
 
   private shift(name: keyof typeof SHIFT_DIGIT, dst: Gp, count: number): void {
     const bits = gpBytes(dst) * 8;

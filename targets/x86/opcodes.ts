@@ -37,8 +37,10 @@ export const GP = {
   movRegImm: 0xb8, // mov reg, imm32 / movabs reg, imm64 (+ register number)
   lea: 0x8d,
   testMR: 0x85, // test r/m, reg
-  grp3: 0xf7, // /0 test r/m, imm32; /2 not; /3 neg
-  grp5: 0xff, // /0 inc; /1 dec
+  grp3: 0xf7, // /0 test r/m, imm32; /2 not; /3 neg; /6 div
+  grp5: 0xff, // /0 inc; /1 dec; /2 call r/m64
+  xadd: [0x0f, 0xc1],
+  lock: 0xf0,
   shiftImm: 0xc1, // /4 shl, /5 shr, /7 sar  r/m, imm8
   imulRR: [0x0f, 0xaf],
   imulImm8: 0x6b,

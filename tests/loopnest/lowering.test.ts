@@ -51,6 +51,14 @@ function outline(program: LoopProgram): string[] {
       } else if (n.kind === 'pack') {
         lines.push(`${indent}pack ${tensors[n.tensor]}${n.offset ? ` at ${n.offset}` : ''} ${n.dims.map((d) => `${d.count}@${d.stride}`).join(' ')}`);
         visit(n.body, `${indent}  `);
+      } else if (n.kind === 'parallel') {
+        const dims = n.dims.map((d) => `${vars[d.var]} x${d.count}${d.tail ? '+tail' : ''} step ${byTensor(d.advance, '+')}`).join(', ');
+        lines.push(`${indent}parallel ${dims}`);
+        n.bodies.forEach((body, mask) => {
+          if (!body) return;
+          lines.push(`${indent}  mask ${mask}`);
+          visit(body, `${indent}    `);
+        });
       } else if (n.kind === 'tile') {
         const byCount = new Map<number, number>();
         for (const a of n.accumulators) byCount.set(a.count, (byCount.get(a.count) ?? 0) + 1);

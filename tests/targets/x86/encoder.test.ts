@@ -132,6 +132,16 @@ for (const op of ['inc', 'dec', 'neg', 'not'] as const) {
 }
 add('inc/dec/neg/not', 'dec qword ptr [rsp + 8]', (a) => a.dec(qword(rsp, 8)), { len: 5 });
 
+// the parallel kernels' chunk arithmetic and the thread runtime's stubs (targets/runtime/threads.ts)
+for (const r of [...G64, ...G32.filter((_, i) => i % 2 === 1)]) add('div', `div ${r}`, (a) => a.div(r));
+for (const m of MEMS) add('div', `div ${fmtMem(m, 'qword')}`, (a) => a.div(m.qword()));
+for (const r of G64) add('call', `call ${r}`, (a) => a.call(r));
+for (const m of MEMS) add('call', `call ${fmtMem(m, 'qword')}`, (a) => a.call(m.qword()));
+MEMS.forEach((m, i) => {
+  const r = G64[(i * 5) % 16]!;
+  add('lock xadd', `lock xadd ${fmtMem(m, 'qword')}, ${r}`, (a) => a.lockXadd(m.qword(), r));
+});
+
 for (const op of ['shl', 'shr', 'sar'] as const) {
   for (const r of [rax, rsp, r9, r15, eax, r12d]) {
     for (const c of [1, 2, 5, 31, 63]) {

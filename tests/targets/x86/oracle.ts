@@ -106,7 +106,9 @@ export function runOracle(cases: readonly OracleCase[]): OracleResult[] {
     const fail = (why: string): OracleResult => ({ c, ok: false, why });
     const w = warnings.get(i);
     if (w !== undefined) return fail(`llvm-mc: ${w}`);
-    const seg = segments[i]!;
+    let seg = segments[i]!;
+    // llvm-mc prints a lock prefix as an instruction of its own: read it as part of the next one
+    if (seg.length === 2 && seg[0]!.text === 'lock') seg = [{ ...seg[1]!, text: `lock ${seg[1]!.text}`, encoding: [...seg[0]!.encoding, ...seg[1]!.encoding] }];
     if (seg.length !== 1) return fail(`decodes as ${seg.length} instructions: ${seg.map((s) => s.text).join(' ; ')}`);
     const d = seg[0]!;
     if (d.text !== norm(c.expect)) return fail(`decodes as "${d.text}"`);
