@@ -179,6 +179,13 @@ export function walkProgram(nodes: readonly ProgramNode[], visit: (n: ProgramNod
   }
 }
 
+/** Whether the program has a parallel band (its kernel then splits work by the ABI's tid and threads). */
+export function hasParallelBand(program: Pick<LoopProgram, 'body'>): boolean {
+  let found = false;
+  walkProgram(program.body, (n) => (found ||= n.kind === 'parallel'));
+  return found;
+}
+
 /** The node lists directly inside a node (a parallel node has one per tail mask that occurs). */
 export function childBodies(n: ProgramNode): ProgramNode[][] {
   if (n.kind === 'compute') return [];

@@ -8,7 +8,7 @@
  */
 import { fail } from '../../ir/errors.ts';
 import { flops } from '../../ir/problem.ts';
-import type { LoopProgram } from '../../loopnest/program.ts';
+import { hasParallelBand, type LoopProgram } from '../../loopnest/program.ts';
 import type { Kernel, Target, TargetCaps } from '../kernel.ts';
 import { disassembleX86 } from '../x86/disassemble.ts';
 import { x86Caps } from '../x86/target.ts';
@@ -48,7 +48,7 @@ export function llvmTarget(isa: LlvmIsa, options: LlvmOptions = {}): LlvmTarget 
     const kernel: Kernel = {
       target: name,
       code: result.code,
-      abi: { kind: 'sysv-x86-64', tensors: program.tensors },
+      abi: { kind: 'sysv-x86-64', tensors: program.tensors, ...(hasParallelBand(program) ? { parallel: true } : {}) },
       flops: flops(program.problem),
       program,
       codegenMicros: result.phases.totalMs * 1000,

@@ -1,5 +1,5 @@
 /** The avx2 and avx512 targets: caps for the lowering, and compile = emit machine code. */
-import type { LoopProgram } from '../../loopnest/program.ts';
+import { hasParallelBand, type LoopProgram } from '../../loopnest/program.ts';
 import type { Kernel, Target, TargetCaps } from '../kernel.ts';
 import { flops } from '../../ir/problem.ts';
 import { emitX86, type X86Isa } from './emit.ts';
@@ -17,6 +17,7 @@ export function x86Caps(isa: X86Isa): TargetCaps {
     fmaLatency: 4,
     fmaPorts: 2,
     unrollBudget: 512,
+    threads: true,
     // rows 4 KB apart share L1/L2 sets: pack such boxes of up to 192 KB read at least 8 times
     packing: { strideMultiple: 1024, maxElements: 48 * 1024, minReuse: 8 },
   };
@@ -32,7 +33,7 @@ export function x86Target(isa: X86Isa): Target {
       return {
         target: isa,
         code,
-        abi: { kind: 'sysv-x86-64', tensors: program.tensors },
+        abi: { kind: 'sysv-x86-64', tensors: program.tensors, ...(hasParallelBand(program) ? { parallel: true } : {}) },
         flops: flops(program.problem),
         program,
         codegenMicros: (performance.now() - t0) * 1000,
