@@ -1,7 +1,7 @@
 /**
  * Machine code in executable memory, callable from JS with the kernel ABI of targets/kernel.ts:
- * `void kernel(float *t0, ..., float *tN, int64_t reps)`, 1 to 5 pointers (System V: rdi..r8,
- * reps in the next integer register).
+ * `void kernel(float *t0, ..., float *tN, int64_t reps, int64_t tid, int64_t threads)`, 1 to 5
+ * pointers (System V: rdi..r8, then reps, tid, threads in the next integer registers or the stack).
  *
  * W^X: the pages are mapped read+write, filled, then switched to read+execute; they are never
  * writable and executable at once.
@@ -18,8 +18,8 @@ export const MAX_KERNEL_POINTERS = 5;
  */
 export type KernelPointer = bigint | Float32Array;
 
-/** The decoded native function: pointers in ABI order, then the repetition count. */
-export type KernelFunction = (...args: [...KernelPointer[], number | bigint]) => void;
+/** The decoded native function: pointers in ABI order, then the repetition count, tid and threads. */
+export type KernelFunction = (...args: [...KernelPointer[], number | bigint, number, number]) => void;
 
 /** The part of a Kernel the runtime needs: its bytes, ABI and flops (tests build these by hand). */
 export type NativeKernel = Pick<Kernel, 'code' | 'abi' | 'flops'>;
@@ -38,11 +38,11 @@ export function assertRunnableKernel(kernel: NativeKernel): void {
 
 const protos = new Map<number, TypeObject>();
 
-/** One koffi prototype per arity: `void (void *, ..., int64_t)`. */
+/** One koffi prototype per arity: `void (void *, ..., int64_t reps, int64_t tid, int64_t threads)`. */
 function kernelProto(pointers: number): TypeObject {
   let proto = protos.get(pointers);
   if (!proto) {
-    proto = koffi.proto('void', [...Array<string>(pointers).fill('void *'), 'int64_t']);
+    proto = koffi.proto('void', [...Array<string>(pointers).fill('void *'), 'int64_t', 'int64_t', 'int64_t']);
     protos.set(pointers, proto);
   }
   return proto;

@@ -6,10 +6,11 @@
 import type { NativeFloat32Buffer } from './buffers.ts';
 import { ExecutableCode, assertRunnableKernel, type NativeKernel } from './executable-memory.ts';
 import { timeKernelCode } from './jobs.ts';
+import { runParallel } from './threads.ts';
 import { DEFAULT_MIN_SECONDS, type Timing, type TimingOptions } from './timing.ts';
 
-/** Run `kernel` once on `buffers` (ABI order, each at least as long as its tensor). */
-export function runInProcess(kernel: NativeKernel, buffers: NativeFloat32Buffer[], reps = 1): void {
+/** Run `kernel` once on `buffers` (ABI order, each at least as long as its tensor); a parallel kernel on `threads` threads. */
+export function runInProcess(kernel: NativeKernel, buffers: NativeFloat32Buffer[], reps = 1, threads = 1): void {
   assertRunnableKernel(kernel);
   const tensors = kernel.abi.tensors;
   if (buffers.length !== tensors.length) {
@@ -22,15 +23,19 @@ export function runInProcess(kernel: NativeKernel, buffers: NativeFloat32Buffer[
   });
   const code = new ExecutableCode(kernel.code, tensors.length);
   try {
-    code.fn(...buffers.map((b) => b.address), reps);
+    runParallel(code, { pointers: buffers.map((b) => b.address), threads: kernel.abi.parallel ? threads : 1, forks: reps, kernelReps: 1 });
   } finally {
     code.free();
   }
 }
 
 /** Time `kernel` on fresh random buffers, exactly as the worker's `time` job does. */
-export function timeInProcess(kernel: NativeKernel, options: TimingOptions = {}): Timing {
+export function timeInProcess(kernel: NativeKernel, options: TimingOptions & { threads?: number; forkPerRep?: boolean } = {}): Timing {
   assertRunnableKernel(kernel);
   const elements = kernel.abi.tensors.map((t) => t.elements);
-  return timeKernelCode(kernel.code, elements, kernel.flops, options.minSeconds ?? DEFAULT_MIN_SECONDS);
+  return timeKernelCode(kernel.code, elements, kernel.flops, {
+    minSeconds: options.minSeconds ?? DEFAULT_MIN_SECONDS,
+    threads: kernel.abi.parallel ? options.threads ?? 1 : 1,
+    forkPerRep: options.forkPerRep ?? true,
+  });
 }

@@ -4,6 +4,7 @@
  */
 import { NativeFloat32Buffer } from './buffers.ts';
 import { ExecutableCode } from './executable-memory.ts';
+import { runParallel } from './threads.ts';
 import { checkGemm, loadOpenBlas } from './openblas.ts';
 import type { Job, JobValues, OpenblasJob, RunJob, TimeJob } from './protocol.ts';
 import { timeRepetitions, type Timing } from './timing.ts';
@@ -29,7 +30,7 @@ function runJob(job: RunJob): JobValues['run'] {
   const code = new ExecutableCode(job.code, buffers.length);
   try {
     buffers.forEach((b, i) => b.array.set(job.tensors[i]!));
-    code.fn(...buffers.map((b) => b.address), 1);
+    runParallel(code, { pointers: buffers.map((b) => b.address), threads: job.threads, forks: 1, kernelReps: 1 });
     // slice(): copy out of native memory before it is freed.
     return { output: buffers[0]!.array.slice() };
   } finally {
@@ -39,17 +40,29 @@ function runJob(job: RunJob): JobValues['run'] {
 }
 
 function timeJob(job: TimeJob): Timing {
-  return timeKernelCode(job.code, job.elements, job.flops, job.minSeconds, job.slowSeconds);
+  return timeKernelCode(job.code, job.elements, job.flops, job);
+}
+
+export interface KernelTimingOptions {
+  minSeconds: number;
+  slowSeconds?: number;
+  threads: number;
+  forkPerRep: boolean;
 }
 
 /** Time machine code on fresh aligned buffers (inputs random, output zero). */
-export function timeKernelCode(machineCode: Uint8Array, elements: number[], flops: number, minSeconds: number, slowSeconds?: number): Timing {
+export function timeKernelCode(machineCode: Uint8Array, elements: number[], flops: number, options: KernelTimingOptions): Timing {
   const buffers = randomBuffers(elements, 1);
   const code = new ExecutableCode(machineCode, buffers.length);
   try {
-    const fn = code.fn;
     const pointers = buffers.map((b) => b.address);
-    return timeRepetitions((reps) => fn(...pointers, reps), flops, { minSeconds, ...(slowSeconds !== undefined ? { slowSeconds } : {}) });
+    const { threads, forkPerRep, minSeconds, slowSeconds } = options;
+    const fn = threads === 1
+      ? (reps: number) => code.fn(...pointers, reps, 0, 1)
+      : forkPerRep
+        ? (reps: number) => runParallel(code, { pointers, threads, forks: reps, kernelReps: 1 })
+        : (reps: number) => runParallel(code, { pointers, threads, forks: 1, kernelReps: reps });
+    return timeRepetitions(fn, flops, { minSeconds, ...(slowSeconds !== undefined ? { slowSeconds } : {}) });
   } finally {
     code.free();
     for (const b of buffers) b.free();
@@ -59,6 +72,7 @@ export function timeKernelCode(machineCode: Uint8Array, elements: number[], flop
 function openblasJob(job: OpenblasJob): JobValues['openblas'] {
   const { m, n, k } = job;
   const blas = loadOpenBlas();
+  blas.setThreads(job.threads);
   // Output first, like our kernels' ABI: C, A, B.
   const [c, a, b] = randomBuffers([m * n, m * k, k * n], 0);
   try {
@@ -78,7 +92,7 @@ function openblasJob(job: OpenblasJob): JobValues['openblas'] {
       2 * m * n * k,
       { minSeconds: job.minSeconds },
     );
-    return { ...timing, corename: blas.corename, config: blas.config, check };
+    return { ...timing, corename: blas.corename, config: blas.config, check, threads: job.threads };
   } finally {
     for (const buf of [a, b, c]) buf!.free();
   }

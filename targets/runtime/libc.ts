@@ -20,6 +20,9 @@ export interface Libc {
   posix_memalign(out: [bigint | null], alignment: number, size: number): number;
   free(ptr: bigint): void;
   getpagesize(): number;
+  dlopen(file: string, mode: number): bigint | null;
+  dlsym(handle: bigint, symbol: string): bigint | null;
+  dlerror(): string | null;
 }
 
 let bound: Libc | undefined;
@@ -36,6 +39,9 @@ export function libc(): Libc {
     posix_memalign: lib.func('int posix_memalign(_Out_ void **memptr, size_t alignment, size_t size)'),
     free: lib.func('void free(void *ptr)'),
     getpagesize: lib.func('int getpagesize()'),
+    dlopen: lib.func('void *dlopen(const char *file, int mode)'),
+    dlsym: lib.func('void *dlsym(void *handle, const char *symbol)'),
+    dlerror: lib.func('const char *dlerror()'),
   };
   return bound;
 }
@@ -77,4 +83,16 @@ export function alignedAlloc(bytes: number, alignment: number): bigint {
 /** An ArrayBuffer over native memory (no copy); it dangles once the memory is released. */
 export function nativeView(addr: bigint, bytes: number): ArrayBuffer {
   return koffi.view(addr, bytes);
+}
+
+const RTLD_NOW = 2;
+
+/** The address of `symbol` in shared library `file` (loaded if needed): raw code pointers for generated stubs to call. */
+export function symbolAddress(file: string, symbol: string): bigint {
+  const c = libc();
+  const handle = c.dlopen(file, RTLD_NOW);
+  if (handle === null) throw new Error(`cannot load ${file}: ${c.dlerror() ?? 'unknown error'}`);
+  const address = c.dlsym(handle, symbol);
+  if (address === null) throw new Error(`${file} has no symbol ${symbol}: ${c.dlerror() ?? 'unknown error'}`);
+  return address;
 }

@@ -15,6 +15,7 @@ import { FLOAT_BYTES, timingBytes, workerRunBytes } from '../../ir/footprint.ts'
 import { assertRunnableKernel, type NativeKernel } from './executable-memory.ts';
 import { assertMemoryFits, formatBytes } from './memory-limit.ts';
 import { openblasEnvironment } from './openblas.ts';
+import { threadCountError, threadEnvironment } from './threads.ts';
 import type { Job, JobMessage, JobValues, OpenblasTiming, WorkerMessage } from './protocol.ts';
 import { DEFAULT_MIN_SECONDS, type Timing } from './timing.ts';
 
@@ -51,15 +52,22 @@ export interface JobOptions {
   timeoutSeconds?: number;
 }
 
-export interface RunOptions extends JobOptions {
+export interface ThreadOptions {
+  /** threads a kernel with a parallel band runs on (default 1; any other kernel runs on one) */
+  threads?: number;
+}
+
+export interface RunOptions extends JobOptions, ThreadOptions {
   /** allocate every tensor so that it ends at a PROT_NONE page (see buffers.ts). */
   guard?: boolean;
 }
 
-export interface TimeOptions extends JobOptions {
+export interface TimeOptions extends JobOptions, ThreadOptions {
   minSeconds?: number;
   /** a warm-up call this long is the whole measurement (timing.ts) */
   slowSeconds?: number;
+  /** several threads: one fork-join per repetition (default), or one fork whose threads repeat the kernel (the peak probe) */
+  forkPerRep?: boolean;
 }
 
 const WORKER_ENTRY = new URL('./worker.ts', import.meta.url);
@@ -91,6 +99,13 @@ export function transferSeconds(bytes: number): number {
   return Math.floor(bytes / TRANSFER_BYTES_PER_SECOND);
 }
 
+/** The threads a job runs `kernel` on: the request for a kernel with a parallel band, else one. */
+function threadsFor(kernel: NativeKernel, requested = 1): number {
+  const bad = threadCountError(requested);
+  if (bad) throw new RangeError(bad);
+  return kernel.abi.parallel ? requested : 1;
+}
+
 /** What a refusal names: the problem's spec when the kernel carries its program. */
 function kernelSubject(kernel: NativeKernel): string {
   const spec = (kernel as { program?: { problem?: { spec?: unknown } } }).program?.problem?.spec;
@@ -118,8 +133,9 @@ export class MeasurementPool {
     this.#timeoutSeconds = options.timeoutSeconds ?? DEFAULT_JOB_TIMEOUT_SECONDS;
     this.#startupTimeoutSeconds = options.startupTimeoutSeconds ?? 30;
     this.#minSeconds = options.minSeconds ?? DEFAULT_MIN_SECONDS;
-    // OpenBLAS loads only in workers: give them an environment that lets it pick its best kernels.
-    this.#env = openblasEnvironment(process.env, options.openblasCoretype);
+    // OpenBLAS loads only in workers: give them an environment that lets it pick its best kernels;
+    // libgomp too: its threads are pinned one per core there.
+    this.#env = threadEnvironment(openblasEnvironment(process.env, options.openblasCoretype));
   }
 
   /** Run the kernel once (reps = 1) on copies of `tensors` (ABI order, output first); returns the output. */
@@ -135,7 +151,10 @@ export class MeasurementPool {
     const tensorBytes = tensorBytesOf(kernel);
     const outputBytes = abi[0]!.elements * FLOAT_BYTES;
     assertMemoryFits(kernelSubject(kernel), workerRunBytes(tensorBytes, outputBytes), 'the measurement worker to run it');
-    const job = { kind: 'run', code: compact(kernel.code), tensors: tensors.map(compact), guard: options.guard ?? false } as const;
+    const job = {
+      kind: 'run', code: compact(kernel.code), tensors: tensors.map(compact), guard: options.guard ?? false,
+      threads: threadsFor(kernel, options.threads),
+    } as const;
     return this.#submit(job, options, transferSeconds(tensorBytes + outputBytes));
   }
 
@@ -148,14 +167,18 @@ export class MeasurementPool {
     const job = {
       kind: 'time', code: compact(kernel.code), elements, flops: kernel.flops, minSeconds,
       ...(options.slowSeconds !== undefined ? { slowSeconds: options.slowSeconds } : {}),
+      threads: threadsFor(kernel, options.threads), forkPerRep: options.forkPerRep ?? true,
     } as const;
     return this.#submit(job, options);
   }
 
-  /** Time OpenBLAS cblas_sgemm, C[m×n] += A[m×k]·B[k×n], single-threaded, after checking it against float64. */
+  /** Time OpenBLAS cblas_sgemm, C[m×n] += A[m×k]·B[k×n], on `threads` threads (default 1), after checking it against float64. */
   openblasSgemm(m: number, n: number, k: number, options: TimeOptions = {}): Promise<OpenblasResult> {
     for (const d of [m, n, k]) if (!Number.isInteger(d) || d < 1) throw new RangeError(`sgemm sizes must be positive integers, got ${m}x${n}x${k}`);
-    return this.#submit({ kind: 'openblas', m, n, k, minSeconds: options.minSeconds ?? this.#minSeconds }, options);
+    const threads = options.threads ?? 1;
+    const bad = threadCountError(threads);
+    if (bad) throw new RangeError(bad);
+    return this.#submit({ kind: 'openblas', m, n, k, minSeconds: options.minSeconds ?? this.#minSeconds, threads }, options);
   }
 
   /** A job that does nothing: measures the round trip and starts a worker ahead of time. */

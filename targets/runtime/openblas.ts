@@ -1,6 +1,7 @@
 /**
- * OpenBLAS `cblas_sgemm`, the CPU baseline: Debian's libopenblas.so.0 through koffi, single
- * threaded, row-major, C = A*B + C (beta 1, like the accumulate ABI of our kernels).
+ * OpenBLAS `cblas_sgemm`, the CPU baseline: Debian's libopenblas.so.0 through koffi, row-major,
+ * C = A*B + C (beta 1, like the accumulate ABI of our kernels), on as many threads as the
+ * looptune kernel it is compared with (openblas_set_num_threads before each job).
  *
  * OpenBLAS picks its kernel set when the library loads, from OPENBLAS_CORETYPE if set. This
  * environment pins OPENBLAS_CORETYPE=Haswell and OPENBLAS_L2_SIZE=512 (slow AVX2 kernels), so the
@@ -8,6 +9,7 @@
  * measurement worker), never in the main process.
  */
 import koffi, { type LibraryHandle } from 'koffi';
+import { availableParallelism } from 'node:os';
 
 const LIBRARY = 'libopenblas.so.0';
 const CblasRowMajor = 101;
@@ -17,22 +19,26 @@ const CblasNoTrans = 111;
 const PINNING_VARIABLES = ['OPENBLAS_CORETYPE', 'OPENBLAS_L2_SIZE'];
 
 /**
- * The environment for a process that will load OpenBLAS: single-threaded, and free to pick the
- * best kernels for the CPU unless `coretype` pins a set (e.g. 'Haswell', 'SkylakeX') for experiments.
+ * The environment for a process that will load OpenBLAS: free to pick the best kernels for the
+ * CPU unless `coretype` pins a set (e.g. 'Haswell', 'SkylakeX') for experiments. OpenBLAS starts
+ * its thread pool at load with OPENBLAS_NUM_THREADS threads, the most openblas_set_num_threads can
+ * later ask for: every core; each job then sets the count it compares at (1 by default).
  */
 export function openblasEnvironment(base: NodeJS.ProcessEnv, coretype?: string): NodeJS.ProcessEnv {
   const env = { ...base };
   for (const name of PINNING_VARIABLES) delete env[name];
   if (coretype) env.OPENBLAS_CORETYPE = coretype;
-  env.OPENBLAS_NUM_THREADS = '1';
-  env.GOTO_NUM_THREADS = '1';
-  env.OMP_NUM_THREADS = '1';
+  env.OPENBLAS_NUM_THREADS = String(availableParallelism());
+  delete env.GOTO_NUM_THREADS;
+  delete env.OMP_NUM_THREADS;
   return env;
 }
 
 export interface OpenBlas {
   /** C[m×n] += A[m×k] · B[k×n], row-major, dense (lda = k, ldb = n, ldc = n); native addresses. */
   sgemm(m: number, n: number, k: number, a: bigint, b: bigint, c: bigint): void;
+  /** threads of the following sgemm calls */
+  setThreads(threads: number): void;
   /** the kernel set OpenBLAS chose at load, e.g. 'Cooperlake', 'Haswell'. */
   corename: string;
   /** build configuration string, e.g. 'OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Cooperlake MAX_THREADS=64'. */
@@ -59,6 +65,7 @@ export function loadOpenBlas(): OpenBlas {
   setThreads(1);
   loaded = {
     sgemm: (m, n, k, a, b, c) => cblasSgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1, a, k, b, n, 1, c, n),
+    setThreads: (threads) => setThreads(threads),
     corename: String(corename()).trim(),
     config: String(config()).trim(),
   };

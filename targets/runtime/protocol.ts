@@ -20,6 +20,8 @@ export interface RunJob {
   tensors: Float32Array[];
   /** put every tensor in a guarded buffer (ends at a PROT_NONE page). */
   guard: boolean;
+  /** threads the kernel runs on (1 unless it has a parallel band) */
+  threads: number;
 }
 
 export interface TimeJob {
@@ -32,6 +34,11 @@ export interface TimeJob {
   minSeconds: number;
   /** a warm-up call at least this long is the whole measurement (see timeRepetitions) */
   slowSeconds?: number;
+  /** threads the kernel runs on (1 unless it has a parallel band) */
+  threads: number;
+  /** on several threads: one fork-join per repetition (a kernel call, true) or one fork whose
+   *  threads repeat the kernel themselves (the peak probe: throughput without fork costs, false) */
+  forkPerRep: boolean;
 }
 
 export interface OpenblasJob {
@@ -40,6 +47,8 @@ export interface OpenblasJob {
   n: number;
   k: number;
   minSeconds: number;
+  /** openblas_set_num_threads for this job */
+  threads: number;
 }
 
 export interface PingJob {
@@ -49,6 +58,7 @@ export interface PingJob {
 export type Job = RunJob | TimeJob | OpenblasJob | PingJob;
 
 export interface OpenblasTiming extends Timing {
+  threads: number;
   /** OpenBLAS kernel set that ran, e.g. 'Cooperlake'. */
   corename: string;
   config: string;

@@ -31,7 +31,7 @@ test('the decoded function is reused and accepts Float32Array arguments', () => 
   const fn = code.fn;
   assert.is(code.fn, fn);
   const js = new Float32Array(2);
-  fn(js, 1);
+  fn(js, 1, 0, 1);
   assert.equal(Array.from(js), [1, 0]);
   code.free();
   code.free(); // idempotent

@@ -1,0 +1,115 @@
+/**
+ * The thread runtime for parallel kernels: OpenMP's libgomp (libgomp.so.1, on every machine that
+ * has gcc), driven through its ABI entry GOMP_parallel, the call a C compiler emits for
+ * `#pragma omp parallel`. No home-made pool: libgomp creates, pins, reuses and joins the threads.
+ *
+ * A parallel kernel takes (tid, threads) after reps (targets/kernel.ts); the x86 stubs of
+ * targets/x86/team-stubs.ts hand it the tids: `drive` forks a team `forks` times, and each thread
+ * of a team runs `team`, which calls the kernel once per ticket. The data block they read lives in
+ * native memory owned here (one per process: calls are synchronous).
+ *
+ * Pinning: libgomp reads OMP_PROC_BIND / OMP_PLACES when it loads. threadEnvironment() gives the
+ * measurement workers `close` binding over `cores` (one thread per core, the caller's on the first)
+ * and a stack size big enough for the pack buffers that live in each thread's frame. A process
+ * that did not set them (an application running kernels in-process) keeps its own settings.
+ */
+import koffi from 'koffi';
+import { availableParallelism } from 'node:os';
+import { TEAM_DATA, TEAM_MAX_POINTERS, teamStubs } from '../x86/team-stubs.ts';
+import { alignedAlloc, mapAnonymous, nativeView, PROT_EXEC, PROT_READ, PROT_WRITE, protect, roundUpToPage, symbolAddress } from './libc.ts';
+import type { ExecutableCode } from './executable-memory.ts';
+
+const LIBGOMP = 'libgomp.so.1';
+
+/** Most threads a kernel may be run on (libgomp itself has no small limit; this catches typos). */
+export const MAX_THREADS = 1024;
+
+/** Threads a run uses when nobody says: every core of this machine. */
+export function defaultThreads(): number {
+  return availableParallelism();
+}
+
+/** One line when `threads` is not a usable thread count. */
+export function threadCountError(threads: number): string | undefined {
+  if (!Number.isInteger(threads) || threads < 1 || threads > MAX_THREADS) return `threads must be an integer from 1 to ${MAX_THREADS}, got ${threads}`;
+  return undefined;
+}
+
+/** The environment of a process that will run parallel kernels: pinned OpenMP threads. */
+export function threadEnvironment(base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return {
+    ...base,
+    OMP_PROC_BIND: base.OMP_PROC_BIND ?? 'close',
+    OMP_PLACES: base.OMP_PLACES ?? 'cores',
+    // the pack buffers (up to 192 KB) live in the thread's frame
+    OMP_STACKSIZE: base.OMP_STACKSIZE ?? '16M',
+  };
+}
+
+export interface ParallelCall {
+  /** tensor pointers, ABI order */
+  pointers: bigint[];
+  threads: number;
+  /** team forks, one after another (a repetition each, fork and join included) */
+  forks: number;
+  /** the kernel's own repetition count within one fork (1 for timing kernels; the peak probe runs long forks) */
+  kernelReps: number;
+}
+
+class Team {
+  readonly #data: bigint;
+  readonly #view: BigUint64Array;
+  readonly #teamAddress: bigint[];
+  readonly #drive: (data: bigint) => void;
+
+  constructor() {
+    let gompParallel: bigint;
+    try {
+      gompParallel = symbolAddress(LIBGOMP, 'GOMP_parallel');
+    } catch (e) {
+      throw new Error(`parallel kernels need OpenMP's runtime ${LIBGOMP} (Debian package libgomp1): ${e instanceof Error ? e.message : String(e)}`);
+    }
+    const stubs = teamStubs();
+    const mapped = roundUpToPage(stubs.code.length);
+    const code = mapAnonymous(mapped, PROT_READ | PROT_WRITE);
+    new Uint8Array(nativeView(code, stubs.code.length)).set(stubs.code);
+    protect(code, mapped, PROT_READ | PROT_EXEC);
+    this.#teamAddress = stubs.team.map((offset) => code + BigInt(offset));
+    this.#drive = koffi.decode(code + BigInt(stubs.drive), koffi.proto('void looptune_drive(void *data)')) as (data: bigint) => void;
+    this.#data = alignedAlloc(TEAM_DATA.bytes, 64);
+    this.#view = new BigUint64Array(nativeView(this.#data, TEAM_DATA.bytes));
+    this.#view.fill(0n);
+    this.#view[TEAM_DATA.gompParallel / 8] = gompParallel;
+  }
+
+  run(kernel: ExecutableCode, call: ParallelCall): void {
+    const n = call.pointers.length;
+    if (n < 1 || n > TEAM_MAX_POINTERS) throw new RangeError(`a parallel kernel takes 1 to ${TEAM_MAX_POINTERS} pointers, got ${n}`);
+    const v = this.#view;
+    v[TEAM_DATA.kernel / 8] = kernel.address;
+    call.pointers.forEach((p, i) => (v[TEAM_DATA.pointers / 8 + i] = p));
+    v[TEAM_DATA.threads / 8] = BigInt(call.threads);
+    v[TEAM_DATA.kernelReps / 8] = BigInt(call.kernelReps);
+    v[TEAM_DATA.team / 8] = this.#teamAddress[n - 1]!;
+    v[TEAM_DATA.forks / 8] = BigInt(call.forks);
+    this.#drive(this.#data);
+  }
+}
+
+let team: Team | undefined;
+
+/**
+ * Runs `kernel` on `call.threads` threads (libgomp), or directly on this thread when there is one.
+ * Only kernels with a parallel band may run on more than one thread: any other kernel would be
+ * computed once per thread, racing on its output.
+ */
+export function runParallel(kernel: ExecutableCode, call: ParallelCall): void {
+  const bad = threadCountError(call.threads);
+  if (bad) throw new RangeError(bad);
+  if (call.threads === 1) {
+    for (let f = 0; f < call.forks; f++) kernel.fn(...call.pointers, call.kernelReps, 0, 1);
+    return;
+  }
+  team ??= new Team();
+  team.run(kernel, call);
+}
