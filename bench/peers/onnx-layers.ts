@@ -1,0 +1,102 @@
+/**
+ * One looptune Problem as a one-node ONNX model, so that a peer runtime can be timed on exactly
+ * the computation looptune tunes: `matmul MxNxK` → MatMul(A[M,K], B[K,N]); `conv2d` → Conv(I, W)
+ * with no padding (looptune's input is already padded), no bias, the problem's stride.
+ * The first input tensor is the graph's input; the second (the weights) is a constant initializer,
+ * as in a deployed model, where the runtime may pre-pack it.
+ */
+import { fail } from '../../ir/errors.ts';
+import { elementCount, type Problem } from '../../ir/problem.ts';
+import {
+  ATTRIBUTE_TYPE, encodeModel, TENSOR_DATA_TYPE,
+  type AttributeProto, type MessageInit, type ModelProto, type NodeProto,
+} from '../../ir/model/onnx-proto.ts';
+
+/** ONNX IR version and default-domain opset the models declare (ONNX Runtime 1.30 reads both). */
+const IR_VERSION = 8;
+const OPSET = 17;
+
+export interface OnnxTensorName {
+  readonly name: string;
+  readonly dims: readonly number[];
+}
+
+export interface OnnxLayer {
+  readonly model: MessageInit<ModelProto>;
+  /** the encoded model, what an InferenceSession loads */
+  readonly bytes: Uint8Array;
+  /** the graph input: the problem's first input tensor */
+  readonly input: OnnxTensorName;
+  /** the graph output: the problem's output tensor */
+  readonly output: OnnxTensorName;
+}
+
+/**
+ * The ONNX model of `problem` with `weights` (the problem's second input, row-major) baked in.
+ * Ops other than matmul and conv2d fail with one line.
+ */
+export function onnxLayerFor(problem: Problem, weights: Float32Array): OnnxLayer {
+  const [out, input, weight] = problem.tensors;
+  if (problem.op !== 'matmul' && problem.op !== 'conv2d') {
+    fail(`ONNX Runtime peer: no ONNX model for ${problem.op} (only matmul and conv2d)`);
+  }
+  if (weights.length !== elementCount(weight!)) {
+    fail(`ONNX Runtime peer: ${weight!.name} of ${problem.spec} has ${elementCount(weight!)} elements, got ${weights.length}`);
+  }
+  const node = problem.op === 'matmul'
+    ? { opType: 'MatMul', input: [input!.name, weight!.name], output: [out!.name] }
+    : convNode(problem);
+  const valueInfo = (t: { name: string; shape: readonly number[] }) => ({
+    name: t.name,
+    type: { tensorType: { elemType: TENSOR_DATA_TYPE.FLOAT, shape: { dim: t.shape.map((d) => ({ dimValue: d })) } } },
+  });
+  const model: MessageInit<ModelProto> = {
+    irVersion: IR_VERSION,
+    producerName: 'looptune',
+    opsetImport: [{ domain: '', version: OPSET }],
+    graph: {
+      name: problem.spec,
+      node: [node],
+      input: [valueInfo(input!)],
+      output: [valueInfo(out!)],
+      initializer: [{
+        name: weight!.name,
+        dims: [...weight!.shape],
+        dataType: TENSOR_DATA_TYPE.FLOAT,
+        // raw_data is little-endian fp32, as a Float32Array is on every host we target
+        rawData: new Uint8Array(weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength)),
+      }],
+    },
+  };
+  return {
+    model,
+    bytes: encodeModel(model),
+    input: { name: input!.name, dims: [...input!.shape] },
+    output: { name: out!.name, dims: [...out!.shape] },
+  };
+}
+
+/** Conv(I, W) for looptune's conv2d: O[n,k,oh,ow] += I[n,c,oh*stride+r,ow*stride+s] * W[k,c,r,s]. */
+function convNode(problem: Problem): MessageInit<NodeProto> {
+  const [out, input, weight] = problem.tensors;
+  const [, , r, s] = weight!.shape;
+  // the input's spatial indices are h*stride + r and w*stride + s: the stride is h's (w's) coefficient
+  const strides = [2, 3].map((d) => {
+    const term = problem.inputs[0]!.index[d]!.terms.find((t) => problem.vars[t.var]!.name === (d === 2 ? 'h' : 'w'));
+    if (term === undefined) fail(`ONNX Runtime peer: cannot read the stride of ${problem.spec}`);
+    return term.coef;
+  });
+  const ints = (name: string, values: number[]): MessageInit<AttributeProto> => ({ name, type: ATTRIBUTE_TYPE.INTS, ints: values });
+  return {
+    opType: 'Conv',
+    input: [input!.name, weight!.name],
+    output: [out!.name],
+    attribute: [
+      ints('kernel_shape', [r!, s!]),
+      ints('strides', strides),
+      ints('pads', [0, 0, 0, 0]),
+      ints('dilations', [1, 1]),
+      { name: 'group', type: ATTRIBUTE_TYPE.INT, i: 1 },
+    ],
+  };
+}

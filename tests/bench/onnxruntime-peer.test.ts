@@ -1,0 +1,116 @@
+/**
+ * ONNX Runtime as a measured peer: the one-node models it runs compute what looptune's reference
+ * interpreter computes (matmul, conv2d at strides 1 and 2), the check would catch a wrong result,
+ * and the ModelProto survives an encode/decode round trip. No timings are asserted.
+ */
+import * as ort from 'onnxruntime-node';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { LoopTuneError } from '../../ir/errors.ts';
+import { elementCount, type Problem } from '../../ir/problem.ts';
+import { parseProblem } from '../../ir/spec.ts';
+import { ATTRIBUTE_TYPE, decodeModel, encodeModel, TENSOR_DATA_TYPE } from '../../ir/model/onnx-proto.ts';
+import { onnxLayerFor } from '../../bench/peers/onnx-layers.ts';
+import {
+  compareWithInterpreter, onnxRuntimeInputs, onnxRuntimeSessionOptions, runOnnxLayer, timeOnnxRuntime,
+} from '../../bench/peers/onnxruntime.ts';
+
+/** ONNX Runtime's output for the problem's seeded inputs, with those inputs. */
+async function runOnOrt(problem: Problem): Promise<{ inputs: [Float32Array, Float32Array]; output: Float32Array }> {
+  const inputs = onnxRuntimeInputs(problem);
+  const layer = onnxLayerFor(problem, inputs[1]);
+  const session = await ort.InferenceSession.create(layer.bytes, onnxRuntimeSessionOptions(1));
+  const output = new Float32Array(elementCount(problem.tensors[0]!)).fill(Number.NaN);
+  try {
+    await runOnnxLayer(session, layer, inputs[0], output);
+  } finally {
+    await session.release();
+  }
+  return { inputs, output };
+}
+
+for (const spec of [
+  'matmul 7x5x9',
+  'conv2d n2 c3 h9 w11 k4 r3 s2 stride1',
+  'conv2d n1 c5 h10 w9 k3 r3 s3 stride2',
+]) {
+  test(`ONNX Runtime computes what the interpreter computes: ${spec}`, async () => {
+    const problem = parseProblem(spec);
+    const { inputs, output } = await runOnOrt(problem);
+    const check = compareWithInterpreter(problem, inputs, output);
+    assert.ok(check.ok, `max error ${check.maxError} > ${check.tolerance}`);
+  });
+}
+
+test('the check against the interpreter catches a wrong result', async () => {
+  const problem = parseProblem('conv2d n1 c5 h10 w9 k3 r3 s3 stride2');
+  const { inputs, output } = await runOnOrt(problem);
+  // other weights, and one element off by a thousandth, must both be reported
+  assert.not.ok(compareWithInterpreter(problem, [inputs[0], inputs[1].map((x) => -x)], output).ok);
+  const offByOne = output.slice();
+  offByOne[offByOne.length - 1]! *= 1.001;
+  assert.not.ok(compareWithInterpreter(problem, inputs, offByOne).ok);
+});
+
+test('the encoded model decodes to the same graph, and re-encodes to the same bytes', () => {
+  const problem = parseProblem('conv2d n1 c2 h7 w8 k3 r3 s2 stride2');
+  const [, weights] = onnxRuntimeInputs(problem);
+  const layer = onnxLayerFor(problem, weights);
+  const model = decodeModel(layer.bytes);
+  assert.is(model.irVersion, 8);
+  assert.equal(model.opsetImport.map((o) => [o.domain, o.version]), [['', 17]]);
+  const graph = model.graph!;
+  assert.is(graph.node.length, 1);
+  const node = graph.node[0]!;
+  assert.is(node.opType, 'Conv');
+  assert.equal(node.input, ['I', 'W']);
+  assert.equal(node.output, ['O']);
+  const attr = Object.fromEntries(node.attribute.map((a) => [a.name, a]));
+  assert.equal(attr.strides!.ints, [2, 2]);
+  assert.is(attr.strides!.type, ATTRIBUTE_TYPE.INTS);
+  assert.equal(attr.kernel_shape!.ints, [3, 2]);
+  assert.equal(attr.pads!.ints, [0, 0, 0, 0]);
+  assert.is(attr.group!.i, 1);
+  assert.equal(graph.input.map((v) => v.name), ['I']);
+  assert.equal(graph.input[0]!.type!.tensorType!.shape!.dim.map((d) => d.dimValue), [1, 2, 7, 8]);
+  assert.equal(graph.output[0]!.type!.tensorType!.shape!.dim.map((d) => d.dimValue), [1, 3, 3, 4]);
+  const w = graph.initializer[0]!;
+  assert.is(w.name, 'W');
+  assert.is(w.dataType, TENSOR_DATA_TYPE.FLOAT);
+  assert.equal(w.dims, [3, 2, 3, 2]);
+  assert.equal(new Float32Array(Uint8Array.from(w.rawData).buffer), weights);
+  assert.equal(encodeModel(model), layer.bytes);
+});
+
+test('a matmul model is MatMul(A input, B initializer) with the problem shapes', () => {
+  const problem = parseProblem('matmul 4x6x5');
+  const layer = onnxLayerFor(problem, new Float32Array(5 * 6));
+  const graph = decodeModel(layer.bytes).graph!;
+  assert.is(graph.node[0]!.opType, 'MatMul');
+  assert.equal(graph.node[0]!.input, ['A', 'B']);
+  assert.equal(graph.initializer[0]!.dims, [5, 6]);
+  assert.equal(layer.input, { name: 'A', dims: [4, 5] });
+  assert.equal(layer.output, { name: 'C', dims: [4, 6] });
+});
+
+test('other ops and wrong weight sizes are refused with one line', () => {
+  assert.throws(() => onnxLayerFor(parseProblem('add 4x4'), new Float32Array(16)), (e: unknown) =>
+    e instanceof LoopTuneError && /no ONNX model for add/.test(e.message) && !e.message.includes('\n'));
+  assert.throws(() => onnxLayerFor(parseProblem('matmul 4x6x5'), new Float32Array(7)), (e: unknown) =>
+    e instanceof LoopTuneError && /B of matmul 4x6x5 has 30 elements, got 7/.test(e.message));
+});
+
+test('bytes that are not a ModelProto fail with one line', () => {
+  assert.throws(() => decodeModel(new Uint8Array([0xff, 0xff, 0xff])), (e: unknown) =>
+    e instanceof LoopTuneError && e.message.startsWith('not an ONNX model'));
+});
+
+test('a timing names the library and threads, best no slower than median', async () => {
+  const t = await timeOnnxRuntime(parseProblem('matmul 8x8x8'), { threads: 1, minSeconds: 0 });
+  assert.match(t.library, /^ONNX Runtime 1\.30\.\d+ \(MLAS\)$/);
+  assert.is(t.threads, 1);
+  assert.ok(t.bestSeconds > 0 && t.bestSeconds <= t.medianSeconds);
+  assert.ok(Math.abs(t.gflops - 1024 / t.bestSeconds / 1e9) < 1e-9 * t.gflops);
+});
+
+test.run();
