@@ -37,7 +37,11 @@ export interface IRBuilder {
   CreateFMul(a: Value, b: Value, name?: string): Value;
   CreateAdd(a: Value, b: Value, name?: string): Value;
   CreateMul(a: Value, b: Value, name?: string): Value;
+  CreateUDiv(a: Value, b: Value, name?: string): Value;
+  CreateURem(a: Value, b: Value, name?: string): Value;
+  CreateICmpEQ(a: Value, b: Value, name?: string): Value;
   CreateICmpNE(a: Value, b: Value, name?: string): Value;
+  CreateICmpULT(a: Value, b: Value, name?: string): Value;
   CreateFCmpOGT(a: Value, b: Value, name?: string): Value;
   CreateSelect(cond: Value, a: Value, b: Value, name?: string): Value;
   CreateLoad(type: Type, ptr: Value, name?: string): Value;

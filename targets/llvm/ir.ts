@@ -4,9 +4,14 @@
  * (SLP and loop vectorizers, scheduling, register allocation) does what the direct emitter does
  * by construction.
  *
- *   void @kernel(float* %t0, ..., float* %tN, i64 %reps)
+ *   void @kernel(float* %t0, ..., float* %tN, i64 %reps, i64 %tid, i64 %threads)
  *
  * - the repetition loop wraps the whole nest;
+ * - a ParallelNode runs thread %tid's chunks [tid*n/threads, (tid+1)*n/threads) (`udiv`, as
+ *   loopnest/program.ts threadRange) in a loop guarded for an empty range; each chunk's band
+ *   indices come from `urem`/`udiv` by the dims' sizes (full iterations + tail, innermost fastest),
+ *   its pointers are GEPs by sum_j index_j * advance_j, and a branch chain on `index_j == count_j`
+ *   (dims with both kinds of iteration) picks the body of the chunk's tail mask;
  * - a LoopNode becomes a counted loop (do-while form: every LoopNode has count >= 2) with an i64
  *   induction variable; each tensor's current pointer inside it is a GEP from the pointer at entry
  *   (+ `offsets`) by iv * `advance`, as `p + i*stride` in C;
@@ -22,7 +27,7 @@
  * fast-math flags (llvm-bindings 0.4.2 cannot set them), so LLVM may not reassociate reductions.
  */
 import type { Combine } from '../../ir/problem.ts';
-import type { ComputeNode, LoopNode, LoopProgram, Operand, ProgramNode, TileNode } from '../../loopnest/program.ts';
+import { chunkCount, type ComputeNode, type LoopNode, type LoopProgram, type Operand, type ParallelNode, type ProgramNode, type TileNode } from '../../loopnest/program.ts';
 import { bindings, type BasicBlock, type IRBuilder, type LlvmBindings, type LlvmFunction, type Module, type Type, type Value } from './bindings.ts';
 
 export const X86_64_TRIPLE = 'x86_64-pc-linux-gnu';
@@ -75,7 +80,8 @@ class IrBuilder {
     this.f32 = this.b.getFloatTy();
     this.i64 = this.b.getInt64Ty();
     const ptr = llvm.Type.getFloatPtrTy(context);
-    const params = [...program.tensors.map(() => ptr), this.i64];
+    // the kernel ABI (targets/kernel.ts): pointers, reps, tid, threads
+    const params = [...program.tensors.map(() => ptr), this.i64, this.i64, this.i64];
     const type = llvm.FunctionType.get(this.b.getVoidTy(), params, false);
     this.fn = llvm.Function.Create(type, llvm.Function.LinkageTypes.ExternalLinkage, KERNEL_SYMBOL, this.module);
     this.combine = program.combine;
@@ -104,7 +110,7 @@ class IrBuilder {
       if (n.kind === 'loop') this.loop(n);
       else if (n.kind === 'tile') this.tile(n);
       else if (n.kind === 'pack') throw new Error('the LLVM path does not pack (lower it with caps that have no packing rule)');
-      else if (n.kind === 'parallel') throw new Error('the LLVM path runs one thread (its caps have no threads)');
+      else if (n.kind === 'parallel') this.parallel(n);
       else this.compute(n);
     }
   }
@@ -152,6 +158,87 @@ class IrBuilder {
       this.nodes(n.body);
     });
     this.pointers = outer;
+  }
+
+  /** Thread %tid's chunks of the band, each at its pointers with its tail mask's body. */
+  private parallel(n: ParallelNode): void {
+    const b = this.b;
+    if (this.acc.length > 0) throw new Error('internal error: a parallel band inside a register tile');
+    const outer = this.pointers;
+    const entry = outer.map((p, t) => this.offsetPointer(p, n.offsets[t]!));
+    const tensors = this.program.tensors.length;
+    const tid = this.fn.getArg(tensors + 1);
+    const threads = this.fn.getArg(tensors + 2);
+    const chunks = b.getInt64(chunkCount(n.dims));
+    // [floor(tid*n/T), floor((tid+1)*n/T)): tid < T and n is small, so the products cannot wrap
+    const begin = b.CreateUDiv(b.CreateMul(tid, chunks), threads, 'chunk.begin');
+    const end = b.CreateUDiv(b.CreateMul(b.CreateAdd(tid, b.getInt64(1)), chunks), threads, 'chunk.end');
+    const pre = b.GetInsertBlock()!;
+    const header = this.newBlock('chunk');
+    const exit = this.newBlock('chunks.done');
+    // a thread gets no chunk when n < T: skip the do-while loop
+    b.CreateCondBr(b.CreateICmpULT(begin, end), header, exit);
+    b.SetInsertPoint(header);
+    const chunk = b.CreatePHI(this.i64, 2, 'chunk');
+    chunk.addIncoming(begin, pre);
+    const index = this.chunkIndices(n, chunk);
+    this.pointers = entry.map((p, t) => {
+      let offset: Value | undefined;
+      n.dims.forEach((d, j) => {
+        const step = d.advance[t]!;
+        if (step === 0) return;
+        const term = step === 1 ? index[j]! : b.CreateMul(index[j]!, b.getInt64(step));
+        offset = offset ? b.CreateAdd(offset, term) : term;
+      });
+      return offset ? b.CreateInBoundsGEP(this.f32, p, offset) : p;
+    });
+    this.dispatch(n, index, 0, 0);
+    const latch = b.GetInsertBlock()!;
+    const next = b.CreateAdd(chunk, b.getInt64(1), 'chunk.next');
+    chunk.addIncoming(next, latch);
+    b.CreateCondBr(b.CreateICmpNE(next, end), header, exit);
+    b.SetInsertPoint(exit);
+    this.pointers = outer;
+  }
+
+  /** Per dim, the chunk's index (innermost fastest; the tail is index `count`), as loopnest's chunkIndices. */
+  private chunkIndices(n: ParallelNode, chunk: Value): Value[] {
+    const b = this.b;
+    const index = new Array<Value>(n.dims.length);
+    let rest = chunk;
+    for (let j = n.dims.length - 1; j > 0; j--) {
+      const d = n.dims[j]!;
+      const size = b.getInt64(d.count + (d.tail ? 1 : 0));
+      index[j] = b.CreateURem(rest, size, `band.i${j}`);
+      rest = b.CreateUDiv(rest, size);
+    }
+    index[0] = rest;
+    return index;
+  }
+
+  /** Branches on dim j's tail (when it has both kinds of iteration) down to the body of the chunk's mask. */
+  private dispatch(n: ParallelNode, index: readonly Value[], j: number, mask: number): void {
+    if (j === n.dims.length) {
+      this.nodes(n.bodies[mask]!);
+      return;
+    }
+    const d = n.dims[j]!;
+    if (!d.tail || d.count === 0) {
+      this.dispatch(n, index, j + 1, d.tail ? mask | (1 << j) : mask);
+      return;
+    }
+    const b = this.b;
+    const full = this.newBlock('band.full');
+    const tail = this.newBlock('band.tail');
+    const join = this.newBlock('band.join');
+    b.CreateCondBr(b.CreateICmpEQ(index[j]!, b.getInt64(d.count)), tail, full);
+    b.SetInsertPoint(full);
+    this.dispatch(n, index, j + 1, mask);
+    b.CreateBr(join);
+    b.SetInsertPoint(tail);
+    this.dispatch(n, index, j + 1, mask | (1 << j));
+    b.CreateBr(join);
+    b.SetInsertPoint(join);
   }
 
   private offsetPointer(p: Value, elements: number): Value {

@@ -58,8 +58,9 @@ export function llvmTarget(isa: LlvmIsa, options: LlvmOptions = {}): LlvmTarget 
   return {
     name,
     // the direct emitter's caps, so both backends get the same LoopProgram, less packing (the IR
-    // builder has no copy loops; the benchmark's schedules have no power-of-two rows to pack)
-    caps: withoutPacking(x86Caps(isa)),
+    // builder has no copy loops; the benchmark's schedules have no power-of-two rows to pack);
+    // parallel bands the IR builder does print (ir.ts), so the `parallel` action is offered
+    caps: { ...withoutPacking(x86Caps(isa)), threads: true },
     compile: (program) => compileDetailed(program).kernel,
     compileDetailed,
     disassemble(kernel: Kernel): string {

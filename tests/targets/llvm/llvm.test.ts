@@ -129,7 +129,7 @@ test('llvmIr: scalar IR for the x86-64 triple, one kernel with the ABI signature
   const ir = llvmIr(program('matmul 8x16x8', 'm:8 n:16 k:8').program);
   assert.match(ir, /target triple = "x86_64-pc-linux-gnu"/);
   assert.match(ir, /target datalayout = "e-m:e/);
-  assert.match(ir, /define void @kernel\(float\* %0, float\* %1, float\* %2, i64 %3\)/);
+  assert.match(ir, /define void @kernel\(float\* %0, float\* %1, float\* %2, i64 %3, i64 %4, i64 %5\)/);
   assert.match(ir, /call float @llvm\.fmuladd\.f32/);
   assert.not.match(ir, /<\d+ x float>/);
 });
