@@ -37,7 +37,8 @@ export function formatRun(r: RunReport): string {
     ? `verified against the interpreter (max error ${r.maxRelError.toExponential(1)}), codegen ${r.codegenMicros.toFixed(0)} us`
     : `NOT verified: ${r.error ?? 'mismatch'}`);
   if (r.verified && r.gflops > 0) {
-    const timing = `best ${(r.bestSeconds * 1e3).toFixed(3)} ms, median ${(r.medianSeconds * 1e3).toFixed(3)} ms: ${r.gflops.toFixed(1)} GFLOPS`;
+    const on = r.threads > 1 ? ` on ${r.threads} threads` : '';
+    const timing = `best ${(r.bestSeconds * 1e3).toFixed(3)} ms, median ${(r.medianSeconds * 1e3).toFixed(3)} ms: ${r.gflops.toFixed(1)} GFLOPS${on}`;
     lines.push(!r.native ? `${timing} under emulation (not comparable with native figures)`
       : Number.isFinite(r.peakGflops) ? `${timing} = ${r.percentOfPeak.toFixed(1)}% of peak ${r.peakGflops.toFixed(1)}` : timing);
   }

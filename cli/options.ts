@@ -6,6 +6,7 @@ import { InvalidArgumentError } from 'commander';
 import type { Budget } from '../agent/searcher.ts';
 import { LoopTuneError } from '../ir/errors.ts';
 import type { Backend } from '../targets/backend.ts';
+import { MAX_THREADS, threadCountError } from '../targets/runtime/threads.ts';
 
 /** At most this many characters of a bad value are echoed back. */
 const ECHO_CHARS = 40;
@@ -48,6 +49,13 @@ export function positiveSeconds(value: string): number {
 export function positiveInteger(value: string): number {
   const n = Number(value);
   if (!/^\s*\+?\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError(`expected a whole number >= 1, got ${echo(value)}`);
+  return n;
+}
+
+/** A thread count: an integer from 1 to MAX_THREADS. */
+export function threadCount(value: string): number {
+  const n = Number(value);
+  if (!/^\s*\+?\d+\s*$/.test(value) || threadCountError(n)) throw new InvalidArgumentError(`expected a thread count from 1 to ${MAX_THREADS}, got ${echo(value)}`);
   return n;
 }
 

@@ -6,14 +6,15 @@ import { hostTarget } from '../targets/runtime/host.ts';
 import { scheduleFor, withScheduleOptions } from './problem.ts';
 import { formatRun, runFailed } from './format.ts';
 import { checkCompare, positiveNumber } from './options.ts';
+import { defaultScheduleOn, threadsFor, withThreadsOption } from './threads.ts';
 
-interface RunOptions { schedule?: string; actions?: string; target?: string; compare?: string; minSeconds?: number; json?: boolean }
+interface RunOptions { schedule?: string; actions?: string; target?: string; compare?: string; minSeconds?: number; threads?: number; json?: boolean }
 
 export function registerRun(program: Command): void {
-  withScheduleOptions(program
+  withThreadsOption(withScheduleOptions(program
     .command('run')
     .description('compile a schedule, verify it against the interpreter, measure it (GFLOPS, % of peak, BLAS ratio)')
-    .argument('<spec>', 'problem, e.g. "matmul 256x256x256"'))
+    .argument('<spec>', 'problem, e.g. "matmul 256x256x256"')))
     .option('--target <name>', `target (${backendNames().join(', ')}; default: the host's best)`)
     .option('--compare <what>', 'also measure the BLAS baseline in the same run: openblas (on cuda: cuBLAS for matmul, cuDNN for conv2d; cublas is accepted too)')
     .option('--min-seconds <s>', 'minimum measured time per figure', positiveNumber)
@@ -21,8 +22,10 @@ export function registerRun(program: Command): void {
     .action(async (spec: string, opts: RunOptions) => {
       const b = backend(opts.target ?? hostTarget());
       checkCompare(opts.compare, b);
-      const s = scheduleFor(spec, opts);
-      const device = await b.open();
+      const threads = threadsFor(b, opts.threads);
+      const given = scheduleFor(spec, opts);
+      const s = opts.schedule === undefined && opts.actions === undefined ? defaultScheduleOn(given, threads) : given;
+      const device = await b.open(threads !== undefined ? { threads } : {});
       try {
         const r = await runSchedule(s, b, device, {
           compareBaseline: opts.compare !== undefined, ...(opts.minSeconds ? { minSeconds: opts.minSeconds } : {}),

@@ -41,7 +41,8 @@ export async function evaluatorFor(target: Backend | string, options: EvaluatorF
   const records = options.records instanceof RecordStore ? options.records : RecordStore.open(options.records ?? null);
   // no figure beats the peak: this host's records above it are corrupt or forged (the nominal peak
   // bounds them if the probe read lower: a busy machine reads low)
-  const rejectImpossible = (host: string, peakGflops: number) => records.rejectAbovePeak(backend.name, host, Math.max(peakGflops, backend.nominalPeakGflops));
+  const rejectImpossible = (host: string, peakGflops: number, threads = 1) =>
+    records.rejectAbovePeak(backend.name, host, Math.max(peakGflops, backend.nominalPeakGflops * threads));
   if (backend.timing === 'model') {
     const device = options.device ?? (await backend.open());
     const peakGflops = options.peakGflops ?? (await device.peak()).gflops;
@@ -59,6 +60,7 @@ export async function evaluatorFor(target: Backend | string, options: EvaluatorF
     return Object.assign(e, { close: async () => {} });
   }
   const device = options.device ?? (await backend.open({
+    ...(options.threads !== undefined ? { threads: options.threads } : {}),
     ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
     ...(options.timeoutSeconds !== undefined ? { timeoutSeconds: options.timeoutSeconds } : {}),
     ...(options.minSeconds !== undefined ? { minSeconds: options.minSeconds } : {}),
@@ -80,7 +82,7 @@ export async function evaluatorFor(target: Backend | string, options: EvaluatorF
     if (!r.ok) return { gflops: 0, error: r.error, codegenMicros: kernel.codegenMicros };
     return { gflops: r.gflops, bestSeconds: r.bestSeconds, medianSeconds: r.medianSeconds, codegenMicros: kernel.codegenMicros };
   };
-  rejectImpossible(device.host, peakGflops);
+  rejectImpossible(device.host, peakGflops, device.threads);
   return new MeasuredEvaluator({
     target: backend.name, peakGflops, measure, records, host: device.host,
     ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),

@@ -42,6 +42,8 @@ export interface Evaluator {
   /** how searches draw fresh schedules on this target (Ansor's sketches); absent: the CPU sketches of
    *  agent/search/sketch.ts. Set by evaluators whose target needs other ones (cuda: GPU tilings). */
   readonly sketches?: SketchSource;
+  /** CPU threads its parallel kernels run on (absent: 1); searches then draw parallel sketches */
+  readonly threads?: number;
   close?(): Promise<void>;
 }
 
@@ -237,6 +239,7 @@ export class MeasuredEvaluator extends CachingEvaluator {
   /** how the peak was measured (e.g. the GPU's FMA kernel), for reports */
   readonly peakMethod: string | undefined;
   readonly sketches: SketchSource | undefined;
+  readonly threads: number;
   readonly #ownsDevice: boolean;
 
   constructor(options: CachingEvaluatorOptions, parts: MeasuredEvaluatorParts) {
@@ -248,6 +251,7 @@ export class MeasuredEvaluator extends CachingEvaluator {
     this.peakError = 'error' in parts.peak ? parts.peak.error : undefined;
     this.peakMethod = 'method' in parts.peak ? parts.peak.method : undefined;
     this.sketches = parts.backend.sketches;
+    this.threads = parts.device.threads ?? 1;
   }
 
   validate(schedule: Schedule): string | undefined {

@@ -44,9 +44,12 @@ export function checkActionsForTarget(actions: readonly string[], target: string
   for (const a of actions) {
     if (actionAllowed(a, extra)) continue;
     if (!isKnownAction(a)) {
+      // "bind_block, bind_thread, stage_shared on cuda; parallel on avx512, avx2, ...": targets grouped by their actions
       const byTarget = new Map<string, string[]>();
       for (const t of TARGET_ACTIONS) for (const on of backendsWithAction(t)) byTarget.set(on, [...(byTarget.get(on) ?? []), t]);
-      const more = [...byTarget].map(([on, names]) => `; ${names.join(', ')} on ${on}`).join('');
+      const byActions = new Map<string, string[]>();
+      for (const [on, names] of byTarget) byActions.set(names.join(', '), [...(byActions.get(names.join(', ')) ?? []), on]);
+      const more = [...byActions].map(([names, on]) => `; ${names} on ${on.join(', ')}`).join('');
       fail(`unknown action '${a}' (expected up, down, swap_up, swap_down, split_N or merge${more})`);
     }
     const on = backendsWithAction(a);

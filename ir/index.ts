@@ -7,3 +7,4 @@ export * from './pretty.ts';
 export * from './interpret.ts';
 export * from './graph.ts';
 export * from './random.ts';
+export * from './parallelize.ts';

@@ -4,7 +4,7 @@
  */
 import { parseProblem } from './spec.ts';
 import type { Problem } from './problem.ts';
-import { Schedule } from './schedule.ts';
+import { parallelBandError, Schedule } from './schedule.ts';
 import { applyAction } from './transforms.ts';
 
 /**
@@ -74,6 +74,20 @@ export function randomSchedule(problem: Problem, rng: Rng, steps = 12, actions: 
     if (a.startsWith('split') && s.loops.length >= maxLoops) continue;
     const r = applyAction(s, a);
     if (r.ok) s = r.schedule;
+  }
+  return s;
+}
+
+/**
+ * `s` with a random parallel band (1-3 adjacent loops wherever the band rules allow, collapsed
+ * bands and tails included), or `s` unchanged when a few draws find no legal band.
+ */
+export function randomBand(s: Schedule, rng: Rng): Schedule {
+  for (let attempt = 0; attempt < 8; attempt++) {
+    const start = rng.int(0, Math.max(0, s.loops.length - 2));
+    const length = rng.int(1, 3);
+    const loops = s.loops.map((l, i) => (i >= start && i < start + length ? { ...l, parallel: true } : l));
+    if (!parallelBandError(s.problem, loops)) return s.withLoops(loops, s.cursor);
   }
   return s;
 }

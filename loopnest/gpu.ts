@@ -320,6 +320,8 @@ export function tileCost(s: Schedule, u: number): { accumulators: number; ops: n
 /** Rules 1-5: bindings, dimensions, register tile and the staged loop (before its shared-memory size is checked). */
 export function gpuMapping(input: Schedule, opts: { maxUnrolled?: number } = {}): GpuMapping {
   const maxUnrolled = opts.maxUnrolled ?? MAX_UNROLLED;
+  // a GPU kernel maps loops by bind_block/bind_thread: CPU threads mean nothing there
+  if (input.loops.some((l) => l.parallel)) fail('cuda: parallel loops (suffix p) are for CPU threads; map loops to the GPU with bind_block/bind_thread (suffixes b, t)');
   const { schedule: s, defaulted } = withDefaultBindings(input);
   const p: Problem = s.problem;
   const loops = s.loops;

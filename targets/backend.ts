@@ -78,6 +78,9 @@ export interface Backend {
 }
 
 export interface DeviceOptions {
+  /** CPU threads kernels with a parallel band run on, and the peak and baseline are measured at
+   *  (default 1; targets without threads ignore it) */
+  threads?: number;
   /** measurements at once (default 1) */
   concurrency?: number;
   /** minimum sampled seconds per timing */
@@ -89,6 +92,8 @@ export interface DeviceOptions {
 export type TimeOutcome = ({ ok: true } & Timing) | { ok: false; error: string };
 
 export interface TimeRequest {
+  /** this timing's threads instead of the device's (tune compares a kernel at T threads with one) */
+  threads?: number;
   minSeconds?: number;
   /** a kernel slower than this per call is timed by fewer calls (targets/runtime/timing.ts) */
   slowSeconds?: number;
@@ -119,11 +124,14 @@ export interface Baseline {
 export interface Device {
   /** timings are of the real hardware (false under emulation: never compare them with native figures) */
   readonly native: boolean;
-  /** the host key written into (and required of) tuning records */
+  /** the host key written into (and required of) tuning records; it names the thread count when
+   *  above one, so records of different thread counts never mix */
   readonly host: string;
+  /** threads its kernels, peak and baseline run on (absent: 1) */
+  readonly threads?: number;
   run: KernelRunner;
   time(kernel: Kernel, request?: TimeRequest): Promise<TimeOutcome>;
-  /** the device's peak GFLOPS: the denominator of rewards and "% of peak" (NaN under emulation) */
+  /** the device's peak GFLOPS at its thread count: the denominator of rewards and "% of peak" (NaN under emulation) */
   peak(): Promise<PeakReading>;
   baseline?: Baseline;
   close(): Promise<void>;

@@ -2,7 +2,9 @@
  * A Backend over a CPU printer (x86, LLVM, arm64): compile = the shared lowering (loopnest/lower.ts)
  * with the printer's caps, then the printer, timed together (the "schedule to executable bytes" figure).
  */
-import type { Schedule } from '../ir/schedule.ts';
+import { fail } from '../ir/errors.ts';
+import { parallelBand, type Schedule } from '../ir/schedule.ts';
+import { THREAD_ACTIONS } from '../ir/transforms.ts';
 import { lower } from '../loopnest/lower.ts';
 import type { Backend, Device, DeviceOptions, SketchRegisters, TimingKind } from './backend.ts';
 import { describeDecision } from './describe.ts';
@@ -27,14 +29,17 @@ export function cpuBackend(spec: CpuBackendSpec): Backend & { printer: Target } 
     name: printer.name,
     caps: printer.caps,
     printer,
-    actions: [],
+    // printers that emit parallel bands add the parallel action (kernels on several threads)
+    actions: printer.caps.threads ? THREAD_ACTIONS : [],
     maxLoops: CPU_MAX_LOOPS,
     nominalPeakGflops: spec.nominalPeakGflops,
     timing: spec.timing,
     ...(spec.baselineFamily ? { baselineFamily: spec.baselineFamily } : {}),
     sketchRegisters: spec.sketchRegisters,
     processor: 'cpu',
+    validate: (schedule: Schedule) => (printer.caps.threads || parallelBand(schedule.loops).length === 0 ? undefined : singleThreaded(printer.name)),
     compile(schedule: Schedule): Kernel {
+      if (!printer.caps.threads && parallelBand(schedule.loops).length > 0) fail(singleThreaded(printer.name));
       const t0 = performance.now();
       const kernel = printer.compile(lower(schedule, printer.caps));
       kernel.codegenMicros = (performance.now() - t0) * 1000;
@@ -45,4 +50,8 @@ export function cpuBackend(spec: CpuBackendSpec): Backend & { printer: Target } 
     ...(spec.moduleText ? { moduleText: spec.moduleText } : {}),
     open: (options = {}) => spec.open(options),
   };
+}
+
+function singleThreaded(target: string): string {
+  return `${target} kernels run on one thread: a schedule with parallel loops (suffix p) needs a target with threads (avx2, avx512)`;
 }

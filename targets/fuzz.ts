@@ -2,9 +2,10 @@
  * Differential fuzz: random problems of every op kind under random legal schedules (odd sizes,
  * tails, sizes of 1, strided convolutions), compiled for a target, run on guarded buffers (a
  * PROT_NONE page right after each tensor, so any out-of-bounds access crashes), and compared to
- * the interpreter. Crashes and hangs are results, not exceptions.
+ * the interpreter. Crashes and hangs are results, not exceptions. With `threads`, most schedules
+ * get a random parallel band (collapsed loops, tails) and run on a thread count drawn from it.
  */
-import { RANDOM_OPS, Rng, randomProblem, randomSchedule } from '../ir/random.ts';
+import { RANDOM_OPS, Rng, randomBand, randomProblem, randomSchedule } from '../ir/random.ts';
 import type { Op, Problem } from '../ir/problem.ts';
 import type { Schedule } from '../ir/schedule.ts';
 import { lower } from '../loopnest/lower.ts';
@@ -32,6 +33,8 @@ export interface FuzzReport {
   perOp: Record<string, number>;
   /** kernels whose program packs an input (PackNode; x86 fuzz only) */
   packed?: number;
+  /** kernels with a parallel band, by the threads they ran on */
+  parallelByThreads?: Record<string, number>;
   seconds: number;
 }
 
@@ -47,6 +50,8 @@ export interface FuzzOptions {
   /** problem and schedule generators (default randomProblem, and randomSchedule of 0..24 actions) */
   problemFor?: (rng: Rng, op: Op) => Problem;
   scheduleFor?: (problem: Problem, rng: Rng) => Schedule;
+  /** thread counts to draw from: 4 of 5 schedules get a random parallel band and run on one of them */
+  threads?: readonly number[];
 }
 
 export async function fuzzTarget(opts: FuzzOptions): Promise<FuzzReport> {
@@ -64,7 +69,9 @@ export async function fuzzTarget(opts: FuzzOptions): Promise<FuzzReport> {
     const ops = opts.ops ?? RANDOM_OPS;
     const op = ops[i % ops.length]!;
     const problem = opts.problemFor ? opts.problemFor(rng, op) : randomProblem(rng, op);
-    const schedule: Schedule = opts.scheduleFor ? opts.scheduleFor(problem, rng) : randomSchedule(problem, rng, rng.int(0, 24));
+    let schedule: Schedule = opts.scheduleFor ? opts.scheduleFor(problem, rng) : randomSchedule(problem, rng, rng.int(0, 24));
+    const threads = opts.threads ? rng.pick(opts.threads) : 1;
+    if (opts.threads && rng.next() < 0.8) schedule = randomBand(schedule, rng);
     report.perOp[op] = (report.perOp[op] ?? 0) + 1;
     report.cases++;
     let kernel;
@@ -79,7 +86,11 @@ export async function fuzzTarget(opts: FuzzOptions): Promise<FuzzReport> {
     let packs = false;
     walkProgram(kernel.program.body, (n) => (packs ||= n.kind === 'pack'));
     if (packs) report.packed = (report.packed ?? 0) + 1;
-    const v = await verifyKernel(kernel, schedule, opts.runner, { seed: i + 1, guard: true });
+    if (kernel.abi.parallel) {
+      const by = (report.parallelByThreads ??= {});
+      by[threads] = (by[threads] ?? 0) + 1;
+    }
+    const v = await verifyKernel(kernel, schedule, opts.runner, { seed: i + 1, guard: true, threads });
     if (!v.verified) {
       const crashed = v.maxRelError === Infinity && v.error !== undefined && !v.error.startsWith('output differs');
       if (crashed) report.crashes++;

@@ -18,8 +18,11 @@ export interface RunReport extends BaselineComparison {
   schedule: string;
   target: string;
   gflops: number;
+  /** of the device's threads: the peak is theirs */
   peakGflops: number;
   percentOfPeak: number;
+  /** threads the kernel ran on (1 unless it has a parallel band) */
+  threads: number;
   bestSeconds: number;
   medianSeconds: number;
   codegenMicros: number;
@@ -42,6 +45,7 @@ export async function runSchedule(
   const v = await verifyKernel(kernel, schedule, device.run);
   const base = {
     problem: schedule.problem.spec, schedule: schedule.text(), target: b.name, peakGflops,
+    threads: kernel.abi.parallel ? device.threads ?? 1 : 1,
     codegenMicros: kernel.codegenMicros, verified: v.verified, maxRelError: v.maxRelError, native: device.native,
   };
   if (!v.verified) {

@@ -11,7 +11,8 @@ import type { Kernel } from './kernel.ts';
 import { assertMemoryFits, assertTensorSizes } from './runtime/memory-limit.ts';
 
 export type RunOutcome = { ok: true; output: Float32Array } | { ok: false; error: string };
-export type KernelRunner = (kernel: Kernel, tensors: Float32Array[], opts: { guard: boolean }) => Promise<RunOutcome>;
+/** Runs a kernel once on copies of `tensors`; `threads` overrides the runner's own thread count for a parallel kernel. */
+export type KernelRunner = (kernel: Kernel, tensors: Float32Array[], opts: { guard: boolean; threads?: number }) => Promise<RunOutcome>;
 
 export interface Verification {
   verified: boolean;
@@ -35,14 +36,14 @@ export function assertVerifiable(problem: Problem): void {
 }
 
 export async function verifyKernel(
-  kernel: Kernel, schedule: Schedule, run: KernelRunner, opts: { seed?: number; guard?: boolean } = {},
+  kernel: Kernel, schedule: Schedule, run: KernelRunner, opts: { seed?: number; guard?: boolean; threads?: number } = {},
 ): Promise<Verification> {
   const p = schedule.problem;
   assertVerifiable(p);
   const seed = opts.seed ?? 1;
   const inputs = p.tensors.slice(1).map((t, i) => randomArray(elementCount(t), seed * 7919 + i + 1));
   const init = randomArray(elementCount(p.tensors[0]!), seed * 7919);
-  const r = await run(kernel, [init.slice(), ...inputs], { guard: opts.guard ?? false });
+  const r = await run(kernel, [init.slice(), ...inputs], { guard: opts.guard ?? false, ...(opts.threads !== undefined ? { threads: opts.threads } : {}) });
   if (!r.ok) return { verified: false, maxRelError: Infinity, tolerance: 0, error: r.error };
   // past FULL_CHECK_POINTS the interpreter would take minutes: check sampled elements instead
   const c = iterationPoints(p) > FULL_CHECK_POINTS

@@ -12,6 +12,7 @@
 import { isReduction, type Problem } from '../../ir/problem.ts';
 import type { Rng } from '../../ir/random.ts';
 import { Schedule, type Loop } from '../../ir/schedule.ts';
+import { parallelizeOuter, worthParallel } from '../../ir/parallelize.ts';
 import { tensorStrides } from '../../ir/problem.ts';
 import { vectorVariable } from '../../loopnest/lower.ts';
 import type { Evaluator, SketchSource } from '../../env/evaluator.ts';
@@ -100,7 +101,21 @@ export function cpuSketches(target: SketchTarget): SketchSource {
   return { share: 0.7, sample: (problem, rng, maxLoops) => sampleSketch(problem, rng, target, maxLoops) };
 }
 
-/** The sketches a search draws from on this evaluator: its own (e.g. GPU tilings), else the CPU ones. */
+/**
+ * The sketches a search draws from on this evaluator: its own (e.g. GPU tilings), else the CPU
+ * ones; on several threads a problem worth a fork gets its outer band parallel (ir/parallelize.ts).
+ */
 export function sketchSourceOf(evaluator: Evaluator): SketchSource {
-  return evaluator.sketches ?? cpuSketches(sketchTargetFor(evaluator.target));
+  const source = evaluator.sketches ?? cpuSketches(sketchTargetFor(evaluator.target));
+  const threads = evaluator.threads ?? 1;
+  if (threads <= 1) return source;
+  const banded = (s: Schedule): Schedule => (worthParallel(s.problem) ? parallelizeOuter(s, threads) : s);
+  return {
+    share: source.share,
+    sample: (problem, rng, maxLoops) => {
+      const s = source.sample(problem, rng, maxLoops);
+      return s && banded(s);
+    },
+    ...(source.seeds ? { seeds: (problem: Problem, maxLoops: number) => source.seeds!(problem, maxLoops).map(banded) } : {}),
+  };
 }

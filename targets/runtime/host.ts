@@ -87,6 +87,11 @@ export function hostKey(): string {
   return key;
 }
 
+/** The host key of records measured on `threads` threads: the machine's, plus the count above one. */
+export function threadedHostKey(host: string, threads: number): string {
+  return threads > 1 ? `${host} threads=${threads}` : host;
+}
+
 /** hostKey from /proc/cpuinfo text (testable with any CPU's text). */
 export function hostKeyOf(cpuinfo: string, arch: string, cores: number, fallbackModel = `unknown ${arch} CPU`): string {
   const field = (name: string): string => cpuinfoField(cpuinfo, name);

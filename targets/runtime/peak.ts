@@ -1,7 +1,10 @@
 /**
- * The machine's single-core fp32 FMA peak in GFLOPS: the denominator of every reward and every
- * "% of peak" figure. Measured with a generated kernel of independent FMA chains (enough of them
- * to cover FMA latency × pipes), best over a few chain counts, cached per (isa, CPU model).
+ * The machine's fp32 FMA peak in GFLOPS on one core or on `threads` cores: the denominator of
+ * every reward and every "% of peak" figure. Measured with a generated kernel of independent FMA
+ * chains (enough of them to cover FMA latency × pipes), best over a few chain counts, cached per
+ * (isa, CPU model, threads). On several threads every thread of one libgomp team runs the probe
+ * loop itself (one fork for all repetitions: the peak is throughput; fork-join is measured apart,
+ * forkJoinSeconds).
  *
  * The probe runs in-process by default (its code is fixed and known-safe), or in a
  * MeasurementPool worker when one is given. Cached figures live in
@@ -33,11 +36,15 @@ export interface PeakOptions {
   kernel?: PeakKernelFactory;
   /** measure in this pool's worker instead of in-process (a broken generator then fails cleanly). */
   pool?: MeasurementPool;
+  /** cores the probe runs on at once (default 1) */
+  threads?: number;
 }
 
 export interface PeakRecord {
   isa: HostTarget;
   model: string;
+  /** threads the probe ran on (absent in caches written before threads: 1) */
+  threads?: number;
   gflops: number;
   /** chain count that reached `gflops`. */
   chains: number;
@@ -64,13 +71,14 @@ export async function peakRecord(isa: HostTarget = hostTarget(), options: PeakOp
     throw new Error(`host CPU ${host.model} cannot run ${isa} code`);
   }
   const cacheFile = options.cacheFile === undefined ? defaultPeakCacheFile() : options.cacheFile;
-  const key = `${isa}|${host.signature}`;
+  const threads = options.threads ?? 1;
+  const key = threads > 1 ? `${isa}|${host.signature}|threads=${threads}` : `${isa}|${host.signature}`;
   if (cacheFile && !options.fresh) {
     const hit = readCache(cacheFile)[key];
     if (hit) return { ...hit, cached: true };
   }
   const factory = options.kernel ?? (await loadPeakKernelFactory());
-  const record = await measurePeak(isa, host.model, factory, options);
+  const record = await measurePeak(isa, host.model, factory, { ...options, threads });
   if (cacheFile) {
     const { cached: _, ...stored } = record;
     writeCache(cacheFile, { ...readCache(cacheFile), [key]: stored });
@@ -83,8 +91,9 @@ export function defaultPeakCacheFile(): string {
   return path.join(cacheDir(), 'peak.json');
 }
 
-async function measurePeak(isa: HostTarget, model: string, factory: PeakKernelFactory, options: PeakOptions): Promise<PeakRecord> {
+async function measurePeak(isa: HostTarget, model: string, factory: PeakKernelFactory, options: PeakOptions & { threads: number }): Promise<PeakRecord> {
   const iters = options.itersPerRep ?? 1000;
+  const threads = options.threads;
   // best of longer sampling: the matmul figures it divides are best-of samples too
   const minSeconds = options.minSeconds ?? 0.15;
   const perChains: PeakRecord['perChains'] = [];
@@ -95,24 +104,39 @@ async function measurePeak(isa: HostTarget, model: string, factory: PeakKernelFa
     } catch {
       continue; // e.g. more chains than the ISA has registers
     }
+    // 'parallel': every thread runs the whole probe (it ignores tid), so the flops are per thread times threads
     const kernel: NativeKernel = {
       code,
-      abi: { kind: 'sysv-x86-64', tensors: [{ name: 'dummy', elements: 64 }] },
-      flops: chains * LANES[isa] * 2 * iters,
+      abi: { kind: 'sysv-x86-64', tensors: [{ name: 'dummy', elements: 64 }], ...(threads > 1 ? { parallel: true } : {}) },
+      flops: chains * LANES[isa] * 2 * iters * threads,
     };
     let gflops: number;
     if (options.pool) {
-      const r = await options.pool.time(kernel, { minSeconds });
+      const r = await options.pool.time(kernel, { minSeconds, threads, forkPerRep: false });
       if (!r.ok) throw new Error(`peak probe with ${chains} ${isa} chains failed: ${r.error}`);
       gflops = r.gflops;
     } else {
-      gflops = timeInProcess(kernel, { minSeconds }).gflops;
+      gflops = timeInProcess(kernel, { minSeconds, threads, forkPerRep: false }).gflops;
     }
     perChains.push({ chains, gflops });
   }
   if (perChains.length === 0) throw new Error(`the peak kernel generator accepted none of the chain counts for ${isa}`);
   const best = perChains.reduce((a, b) => (b.gflops > a.gflops ? b : a));
-  return { isa, model, gflops: best.gflops, chains: best.chains, perChains, measuredAt: new Date().toISOString(), cached: false };
+  return { isa, model, threads, gflops: best.gflops, chains: best.chains, perChains, measuredAt: new Date().toISOString(), cached: false };
+}
+
+/** `ret`: a parallel kernel that does nothing, so that timing it times the fork and join alone. */
+const EMPTY_KERNEL: NativeKernel = {
+  code: new Uint8Array([0xc3]),
+  abi: { kind: 'sysv-x86-64', tensors: [{ name: 'dummy', elements: 16 }], parallel: true },
+  flops: 0,
+};
+
+/** Seconds of one libgomp fork-join on `threads` threads (best over repeated empty parallel calls). */
+export async function forkJoinSeconds(pool: MeasurementPool, threads: number, minSeconds = 0.05): Promise<number> {
+  const r = await pool.time(EMPTY_KERNEL, { threads, minSeconds });
+  if (!r.ok) throw new Error(`fork-join probe on ${threads} threads failed: ${r.error}`);
+  return r.bestSeconds;
 }
 
 async function loadPeakKernelFactory(): Promise<PeakKernelFactory> {

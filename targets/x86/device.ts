@@ -1,16 +1,18 @@
 /**
  * The x86 device: kernels (the direct emitter's and the LLVM path's) run in measurement worker
- * processes (crash- and hang-safe); the peak is the FMA probe of targets/runtime/peak.ts; the
- * baseline is OpenBLAS cblas_sgemm, single-threaded, in the same workers.
+ * processes (crash- and hang-safe), parallel ones on the device's threads (libgomp, see
+ * targets/runtime/threads.ts); the peak is the FMA probe of targets/runtime/peak.ts on as many
+ * threads; the baseline is OpenBLAS cblas_sgemm on as many threads, in the same workers.
  */
 import { fail } from '../../ir/errors.ts';
 import type { Problem } from '../../ir/problem.ts';
 import type { Baseline, Device, DeviceOptions, PeakReading } from '../backend.ts';
 import { gemmShape } from '../backend.ts';
-import { hostIsa, hostKey, type HostTarget } from '../runtime/host.ts';
+import { hostIsa, hostKey, threadedHostKey, type HostTarget } from '../runtime/host.ts';
 import { MeasurementPool } from '../runtime/measure.ts';
 import { peakRecord } from '../runtime/peak.ts';
 import { workerRunner } from '../native-runner.ts';
+import { threadCountError } from '../runtime/threads.ts';
 
 /** 'OpenBLAS 0.3.21 (Cooperlake)' from openblas_get_config's 'OpenBLAS 0.3.21 DYNAMIC_ARCH ...' and the core name. */
 export function openblasLibraryName(config: string, corename: string): string {
@@ -18,16 +20,16 @@ export function openblasLibraryName(config: string, corename: string): string {
   return `${version} (${corename})`;
 }
 
-export function openblasBaseline(pool: MeasurementPool): Baseline {
+export function openblasBaseline(pool: MeasurementPool, threads = 1): Baseline {
   return {
     family: 'OpenBLAS',
     coverage: (p: Problem) => (gemmShape(p) ? undefined : `OpenBLAS comparison covers matmul only, not ${p.op}`),
     async time(p, options = {}) {
       const shape = gemmShape(p);
       if (!shape) return { ok: false, error: `OpenBLAS comparison covers matmul only, not ${p.op}` };
-      const r = await pool.openblasSgemm(shape.m, shape.n, shape.k, options.minSeconds !== undefined ? { minSeconds: options.minSeconds } : {});
+      const r = await pool.openblasSgemm(shape.m, shape.n, shape.k, { threads, ...(options.minSeconds !== undefined ? { minSeconds: options.minSeconds } : {}) });
       if (!r.ok) return { ok: false, error: r.error };
-      return { ok: true, library: openblasLibraryName(r.config, r.corename), gflops: r.gflops, bestSeconds: r.bestSeconds, medianSeconds: r.medianSeconds, threads: 1 };
+      return { ok: true, library: openblasLibraryName(r.config, r.corename), gflops: r.gflops, bestSeconds: r.bestSeconds, medianSeconds: r.medianSeconds, threads: r.threads };
     },
   };
 }
@@ -43,6 +45,9 @@ export interface X86DeviceOptions extends DeviceOptions {
 export function x86Device(isa: HostTarget, nominalPeakGflops: number, options: X86DeviceOptions = {}): Device {
   const host = hostIsa();
   if (isa === 'avx512' ? !host.avx512 : !(host.avx2 && host.fma)) fail(`this CPU (${host.model}) cannot run ${isa} code`);
+  const threads = options.threads ?? 1;
+  const badThreads = threadCountError(threads);
+  if (badThreads) fail(badThreads);
   const ownsPool = options.pool === undefined;
   const pool = options.pool ?? new MeasurementPool({
     ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
@@ -53,10 +58,12 @@ export function x86Device(isa: HostTarget, nominalPeakGflops: number, options: X
   let peak: Promise<PeakReading> | undefined;
   return {
     native: true,
-    host: hostKey(),
-    run: workerRunner(pool),
+    host: threadedHostKey(hostKey(), threads),
+    threads,
+    run: workerRunner(pool, threads),
     async time(kernel, request = {}) {
       const r = await pool.time(kernel, {
+        threads: request.threads ?? threads,
         ...(request.minSeconds !== undefined ? { minSeconds: request.minSeconds } : {}),
         ...(request.slowSeconds !== undefined ? { slowSeconds: request.slowSeconds } : {}),
       });
@@ -64,13 +71,13 @@ export function x86Device(isa: HostTarget, nominalPeakGflops: number, options: X
     },
     peak() {
       // a failed probe (a busy or odd machine) falls back to the nominal figure, saying why
-      peak ??= peakRecord(isa, { pool }).then(
+      peak ??= peakRecord(isa, { pool, threads }).then(
         (rec): PeakReading => ({ gflops: rec.gflops, source: rec.cached ? 'cached' : 'measured' }),
-        (e: unknown): PeakReading => ({ gflops: nominalPeakGflops, source: 'nominal', error: e instanceof Error ? e.message : String(e) }),
+        (e: unknown): PeakReading => ({ gflops: nominalPeakGflops * threads, source: 'nominal', error: e instanceof Error ? e.message : String(e) }),
       );
       return peak;
     },
-    baseline: openblasBaseline(pool),
+    baseline: openblasBaseline(pool, threads),
     close: async () => {
       if (ownsPool) await pool.close();
     },

@@ -75,7 +75,7 @@ test("start 'sketch': episodes begin from GPU tilings; only on cuda", async () =
 });
 
 test('other targets have no GPU actions and refuse them with one line', () => {
-  assert.equal([...actionsForTarget('avx512')], [...LOOPTUNE_ACTIONS]);
+  assert.equal([...actionsForTarget('avx512')], [...LOOPTUNE_ACTIONS, 'parallel']);
   const cpu = new CachingEvaluator({ target: 'avx512', peakGflops: 100, host: 'x', measure: async () => ({ gflops: 1 }) });
   assert.throws(() => new LoopNestEnv({ evaluator: cpu, actions: ['up', 'bind_thread'] }),
     (e: unknown) => e instanceof LoopTuneError && e.message === "action 'bind_thread' exists only on the cuda target (this evaluator's target is avx512)");

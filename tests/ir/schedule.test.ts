@@ -67,7 +67,7 @@ const BAD_SCHEDULES: [string, string][] = [
   ['m:6 m:16 n:60 k:70', 'the loops of m cover 96 elements but matmul 100x60x70 has m=100'],
   ['m:6r20 m:16 n:60 k:70', "tail 20 of loop 'm:6r20' must be smaller than its step 16"],
   ['m:100r1 n:60 k:70', "loop 'm:100r1' is the innermost loop of m and cannot have a tail"],
-  ['m100 n:60 k:70', "cannot read loop 'm100' (expected var:size or var:sizerTAIL, e.g. m:6r4)"],
+  ['m100 n:60 k:70', "cannot read loop 'm100' (expected var:size or var:sizerTAIL, e.g. m:6r4, with a suffix p for a parallel loop)"],
   ['m:0 n:60 k:70', "loop 'm:0' must have a size of at least 1"],
   ['', 'empty schedule (expected loops such as "m:64 n:4 k:256 m:4 n:64")'],
 ];
