@@ -7,7 +7,7 @@
  *    iteration of the loop in elements and its log2 bucket;
  *  - `compute`: tensor -> statement (the statement reads/writes the tensor).
  * Every node has NODE_FEATURES features: a one-hot kind (loop, tensor, statement) followed by the
- * loop features below (loops) or tensor features (tensors), zero-padded.
+ * loop features below plus the loop's parallel flag (loops), or tensor features (tensors), zero-padded.
  *
  * Vector form (LoopTune's): MAX_LOOPS rows x LOOP_FEATURES features, loops outermost first,
  * zero rows past the last loop. Per loop:
@@ -22,7 +22,11 @@
  * For the cuda target (a policy must see the GPU mapping it edits, and GPU nests are deeper: block,
  * thread and register levels) the vector form has GPU_MAX_LOOPS rows, and appends GPU_MAX_LOOPS x
  * GPU_LOOP_FEATURES more: per loop, bound to blocks, bound to threads, staged in shared memory.
- * CPU observations keep LoopTune's 200 features, so policies trained on them stay loadable.
+ * CPU observations keep LoopTune's 200 features, so policies trained on them stay loadable. No
+ * column of the 10 x 20 is free for the parallel flag (0..4 are always written and 5..19 are the
+ * STRIDE_BUCKETS = 15 histogram buckets, all reachable: bucket 14 is any stride >= 8192 elements),
+ * so the `parallel` form appends MAX_LOOPS x CPU_LOOP_FEATURES more instead: per loop, 1 when it is
+ * in the parallel band. Policies opt in to it (their input size changes); the default stays 200.
  */
 import { isReduction, tensorStrides, elementCount } from './problem.ts';
 import type { Schedule } from './schedule.ts';
@@ -31,9 +35,31 @@ export const MAX_LOOPS = 10;
 export const LOOP_FEATURES = 20;
 export const STRIDE_BUCKETS = 15;
 export const NODE_KINDS = 3;
-export const NODE_FEATURES = NODE_KINDS + LOOP_FEATURES;
+/** graph loop nodes: the LOOP_FEATURES of the vector form, then the parallel flag */
+export const GRAPH_LOOP_FEATURES = LOOP_FEATURES + 1;
+export const NODE_FEATURES = NODE_KINDS + GRAPH_LOOP_FEATURES;
 export const GPU_LOOP_FEATURES = 3;
 export const GPU_MAX_LOOPS = 16;
+/** the CPU block of the `parallel` vector form: per loop, whether it is in the parallel band */
+export const CPU_LOOP_FEATURES = 1;
+
+/**
+ * Which vector form: `gpu` (cuda: 16 rows and the bindings block) or `parallel` (CPU: 10 rows and
+ * the parallel-flag block). A boolean is the `gpu` flag (the form's original signature).
+ */
+export interface VectorForm {
+  gpu?: boolean;
+  parallel?: boolean;
+}
+
+function formOf(form: boolean | VectorForm): Required<VectorForm> {
+  const f = typeof form === 'boolean' ? { gpu: form } : form;
+  const gpu = f.gpu ?? false;
+  const parallel = f.parallel ?? false;
+  // GPU nests carry no parallel band (cuda refuses one): the two blocks never combine
+  if (gpu && parallel) throw new RangeError('a vector form is either gpu or parallel, not both');
+  return { gpu, parallel };
+}
 
 export type NodeKind = 'loop' | 'tensor' | 'statement';
 
@@ -78,20 +104,26 @@ export function loopFeatures(s: Schedule, i: number, strides = tensorStrides(s.p
   return f;
 }
 
-/** Length of the vector observation (with the GPU mapping block for the cuda target). */
-export function vectorSize(gpu = false): number {
-  return gpu ? GPU_MAX_LOOPS * (LOOP_FEATURES + GPU_LOOP_FEATURES) : MAX_LOOPS * LOOP_FEATURES;
+/** Length of the vector observation (with the GPU mapping block for the cuda target, or the parallel block). */
+export function vectorSize(form: boolean | VectorForm = false): number {
+  const { gpu, parallel } = formOf(form);
+  if (gpu) return GPU_MAX_LOOPS * (LOOP_FEATURES + GPU_LOOP_FEATURES);
+  return MAX_LOOPS * (LOOP_FEATURES + (parallel ? CPU_LOOP_FEATURES : 0));
 }
 
-/** LoopTune's fixed-size observation: MAX_LOOPS x LOOP_FEATURES, flattened row-major; `gpu` appends the bindings. */
-export function vectorEncoding(s: Schedule, gpu = false): Float32Array {
-  const v = new Float32Array(vectorSize(gpu));
+/**
+ * LoopTune's fixed-size observation: MAX_LOOPS x LOOP_FEATURES, flattened row-major; the `gpu` form
+ * appends the bindings, the `parallel` form the parallel flags (see the header).
+ */
+export function vectorEncoding(s: Schedule, form: boolean | VectorForm = false): Float32Array {
+  const { gpu, parallel } = formOf(form);
+  const v = new Float32Array(vectorSize({ gpu, parallel }));
   const strides = tensorStrides(s.problem);
   const rows = gpu ? GPU_MAX_LOOPS : MAX_LOOPS;
   const n = Math.min(s.loops.length, rows);
   for (let i = 0; i < n; i++) v.set(loopFeatures(s, i, strides), i * LOOP_FEATURES);
+  const base = rows * LOOP_FEATURES;
   if (gpu) {
-    const base = rows * LOOP_FEATURES;
     for (let i = 0; i < n; i++) {
       const l = s.loops[i]!;
       v[base + i * GPU_LOOP_FEATURES] = l.bind === 'block' ? 1 : 0;
@@ -99,6 +131,7 @@ export function vectorEncoding(s: Schedule, gpu = false): Float32Array {
       v[base + i * GPU_LOOP_FEATURES + 2] = l.shared ? 1 : 0;
     }
   }
+  if (parallel) for (let i = 0; i < n; i++) v[base + i * CPU_LOOP_FEATURES] = s.loops[i]!.parallel ? 1 : 0;
   return v;
 }
 
@@ -114,7 +147,7 @@ export function graphEncoding(s: Schedule): LoopGraph {
   const strides = tensorStrides(p);
   const nodes: GraphNode[] = [];
   const edges: GraphEdge[] = [];
-  s.loops.forEach((_, i) => nodes.push(node('loop', i, loopFeatures(s, i, strides))));
+  s.loops.forEach((l, i) => nodes.push(node('loop', i, [...loopFeatures(s, i, strides), l.parallel ? 1 : 0])));
   const tensorBase = nodes.length;
   p.tensors.forEach((t, ti) => {
     // tensor features: is-output, log2 elements, rank
