@@ -35,6 +35,8 @@ export interface FuzzReport {
   packed?: number;
   /** kernels with a parallel band, by the threads they ran on */
   parallelByThreads?: Record<string, number>;
+  /** kernels that both pack and have a parallel band (each thread packs its own chunks' box) */
+  packedParallel?: number;
   seconds: number;
 }
 
@@ -89,6 +91,7 @@ export async function fuzzTarget(opts: FuzzOptions): Promise<FuzzReport> {
     if (kernel.abi.parallel) {
       const by = (report.parallelByThreads ??= {});
       by[threads] = (by[threads] ?? 0) + 1;
+      if (packs) report.packedParallel = (report.packedParallel ?? 0) + 1;
     }
     const v = await verifyKernel(kernel, schedule, opts.runner, { seed: i + 1, guard: true, threads });
     if (!v.verified) {
