@@ -23,7 +23,8 @@
  * predict it instead (`skipDefault`).
  */
 import type { Problem } from '../ir/problem.ts';
-import { Schedule } from '../ir/schedule.ts';
+import type { Schedule } from '../ir/schedule.ts';
+import { defaultSchedule } from '../ir/parallelize.ts';
 import { Rng } from '../ir/random.ts';
 import type { Evaluation, Evaluator, PredictFunction } from '../env/evaluator.ts';
 import { actionsForTarget, maxLoopsForTarget } from '../env/loopnest-env.ts';
@@ -126,6 +127,8 @@ export class SearchContext {
   readonly maxLoops: number;
   readonly predictFn: PredictFunction | undefined;
   readonly searcher: string;
+  /** the default schedule: LoopTune's, with a parallel outer band when the evaluator runs several threads */
+  readonly initial: Schedule;
   measurements = 0;
   timed = 0;
   predictions = 0;
@@ -157,7 +160,8 @@ export class SearchContext {
     this.maxLoops = options.maxLoops ?? maxLoopsForTarget(options.evaluator.target);
     this.predictFn = options.predict;
     this.#onProgress = options.onProgress;
-    this.best = { schedule: Schedule.initial(problem), gflops: 0 };
+    this.initial = defaultSchedule(problem, options.evaluator.threads ?? 1);
+    this.best = { schedule: this.initial, gflops: 0 };
   }
 
   get seconds(): number {
@@ -307,9 +311,9 @@ export async function runWithBudget(
   let reason: StopReason = 'budget';
   try {
     if (options.skipDefault) {
-      ctx.defaultGflops = Math.max(0, (await options.predict?.([Schedule.initial(problem)]))?.[0] ?? 0);
+      ctx.defaultGflops = Math.max(0, (await options.predict?.([ctx.initial]))?.[0] ?? 0);
     } else {
-      ctx.defaultGflops = await ctx.evaluate(Schedule.initial(problem));
+      ctx.defaultGflops = await ctx.evaluate(ctx.initial);
     }
     reason = (await body(ctx)) ?? 'converged';
   } catch (e) {

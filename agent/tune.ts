@@ -24,6 +24,8 @@ import { fileURLToPath } from 'node:url';
 import { fail } from '../ir/errors.ts';
 import { flops, type Problem } from '../ir/problem.ts';
 import { Schedule } from '../ir/schedule.ts';
+import { parallelizeOuter, worthParallel } from '../ir/parallelize.ts';
+import { defaultThreads } from '../targets/runtime/threads.ts';
 import { parseProblem } from '../ir/spec.ts';
 import { CachingEvaluator, type Evaluation, type Evaluator, type PredictFunction } from '../env/evaluator.ts';
 import { evaluatorFor } from '../env/evaluator-for.ts';
@@ -82,7 +84,14 @@ export interface TuneOptions {
   verify?: boolean;
   seed?: number;
   onProgress?: (p: SearchProgress) => void;
+  /** CPU threads (targets with threads): default every core. Candidates get a parallel outer band
+   *  (ir/parallelize.ts) and are timed on them; a small problem's winner is timed on one thread too
+   *  and runs there if that is faster. */
+  threads?: number;
 }
+
+/** Below this many flops tune times the winner on one thread too (a fork-join may cost more than it gains). */
+export const SINGLE_THREAD_CHECK_FLOPS = 1e8;
 
 /** Field names follow runSearch's result (agent/search/run.ts) and RunReport (targets/run-schedule.ts). */
 export interface TuneResult extends BaselineComparison {
@@ -134,6 +143,12 @@ export interface TuneResult extends BaselineComparison {
   policy: string;
   /** how the schedule was found, in a phrase */
   strategy: string;
+  /** CPU threads the result runs on (1 on targets without threads, or when one thread was faster) */
+  threads: number;
+  /** threads tune measured on (the peak's) */
+  deviceThreads: number;
+  /** the winner's GFLOPS on one thread, when tune checked it (a small problem on several threads) */
+  singleThreadGflops?: number;
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -226,7 +241,10 @@ export async function tune(spec: string | Problem, options: TuneOptions = {}): P
   const wantsModel = native && options.costModel !== false && !options.predict;
   const modelPromise = wantsModel ? costModelRanker(options.costModel || 'default', target) : Promise.resolve(undefined);
   const minSeconds = options.minSeconds ?? (b.processor === 'gpu' ? 0.02 : 0.01);
-  const device = options.device ?? (await b.open({ minSeconds }));
+  const threads = options.device ? options.device.threads ?? 1 : b.caps.threads ? options.threads ?? defaultThreads() : 1;
+  const device = options.device ?? (await b.open({ minSeconds, ...(b.caps.threads ? { threads } : {}) }));
+  // every candidate runs on the device's threads: a serial proposal gets its outer band parallel
+  const banded = (s: Schedule): Schedule => (threads > 1 && worthParallel(problem) ? parallelizeOuter(s, threads) : s);
   const ownsDevice = options.device === undefined;
   try {
     const store = options.noRecords || !native ? RecordStore.open(null)
@@ -254,7 +272,8 @@ export async function tune(spec: string | Problem, options: TuneOptions = {}): P
       target, peakGflops,
       ...(evaluator.validate ? { validate: (s: Schedule) => evaluator.validate!(s) } : {}),
       ...(evaluator.sketches ? { sketches: evaluator.sketches } : {}),
-      async evaluate(s): Promise<Evaluation> {
+      async evaluate(proposal): Promise<Evaluation> {
+        const s = banded(proposal);
         const e = await evaluator.evaluate(s);
         if (e.gflops > 0 && !measured.has(e.hash)) {
           const record = e.source === 'cached' ? store.get(problem.spec, target, e.hash, host) : undefined;
@@ -270,7 +289,7 @@ export async function tune(spec: string | Problem, options: TuneOptions = {}): P
     // start the worker now: the default schedule is measured while the policy loads. A large CPU
     // problem's default kernel (scalar, 0.5-3 GFLOPS) would take the whole budget to time: its
     // figure is predicted instead
-    const initial = Schedule.initial(problem);
+    const initial = banded(Schedule.initial(problem));
     const skipDefault = b.processor === 'cpu' && native && flops(problem) > DEFAULT_TIMED_MAX_FLOPS;
     const warm = skipDefault ? Promise.resolve(undefined) : tracking.evaluate(initial);
 
@@ -343,6 +362,19 @@ export async function tune(spec: string | Problem, options: TuneOptions = {}): P
         confirm.drop(cand);
       }
     }
+    // a small problem may lose more to the fork-join than it gains: time the winner on one thread too
+    let runThreads = kernel.abi.parallel ? threads : 1;
+    let singleThreadGflops: number | undefined;
+    if (runThreads > 1 && native && flops(problem) < SINGLE_THREAD_CHECK_FLOPS) {
+      const one = await device.time(kernel, { threads: 1, minSeconds });
+      if (one.ok) {
+        singleThreadGflops = one.gflops;
+        if (one.gflops > chosen.gflops) {
+          runThreads = 1;
+          chosen = { ...chosen, gflops: one.gflops, bestSeconds: one.bestSeconds, medianSeconds: one.medianSeconds };
+        }
+      }
+    }
     const verifySeconds = elapsed() - searchSeconds;
     const ranking = predict ? 'costmodel' : loaded ? 'policy' : 'none';
     const result: TuneResult = {
@@ -365,6 +397,8 @@ export async function tune(spec: string | Problem, options: TuneOptions = {}): P
       policy: loaded ? loaded.path : `none (${target} has no shipped policy)`,
       strategy: loaded ? `policy proposals + evolution with a policy mutator${predict ? ', ranked by the cost model' : ''}`
         : `evolution${predict ? ` screened by the ${target} cost model` : ''}${native ? '' : ` on the analytic cost model, verified under emulation`}`,
+      threads: runThreads, deviceThreads: threads,
+      ...(singleThreadGflops !== undefined ? { singleThreadGflops } : {}),
     };
     if ((options.compareBaseline ?? b.processor === 'gpu') && native && device.baseline?.coverage(problem) === undefined) {
       Object.assign(result, await compareWithBaseline(problem, device, chosen.gflops));

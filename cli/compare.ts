@@ -4,9 +4,11 @@ import { hostTarget } from '../targets/runtime/host.ts';
 import { runCompare, DEFAULT_COMPARE_SEARCHERS, type SearchTarget } from '../agent/search/run.ts';
 import type { Budget } from '../agent/searcher.ts';
 import { describeProgress, progressLine } from './progress.ts';
-import { nonEmpty, parseBudget, positiveInteger, seed } from './options.ts';
+import { nonEmpty, parseBudget, positiveInteger, seed, threadCount } from './options.ts';
+import { threadsFor } from './threads.ts';
+import { backend } from '../targets/registry.ts';
 
-interface CompareOptions { searchers: string; budget: Budget; target?: string; limit?: number; out: string; compare?: string; records?: string; seed: number; checkpoint?: string }
+interface CompareOptions { searchers: string; budget: Budget; target?: string; limit?: number; out: string; compare?: string; records?: string; seed: number; checkpoint?: string; threads?: number }
 
 export function registerCompare(program: Command): void {
   program
@@ -18,6 +20,7 @@ export function registerCompare(program: Command): void {
     .option('--target <name>', 'avx512 or avx2 (default: the host\'s best), neon (analytic cost model), cuda (timed on the GPU; cuBLAS is its BLAS), or synthetic')
     .option('--limit <n>', 'use only the first N problems', positiveInteger)
     .option('--out <dir>', 'report folder', nonEmpty('report folder'), 'runs/compare')
+    .option('--threads <n>', 'CPU threads of parallel kernels, the peak and the BLAS (default: every core; problem lists only)', threadCount)
     .option('--compare <what>', 'also measure OpenBLAS per matmul: openblas')
     .option('--records <file>', 'tuning records (JSONL) shared by all searchers', nonEmpty('records path'))
     .option('--seed <n>', 'random seed', seed, 0)
@@ -31,10 +34,13 @@ export function registerCompare(program: Command): void {
         console.log(`report: ${r.html}`);
         return;
       }
+      const target = (opts.target ?? hostTarget()) as SearchTarget;
+      const threads = threadsFor(backend(target), opts.threads);
       const line = progressLine();
       const r = await runCompare(problems, {
+        ...(threads !== undefined ? { threads } : {}),
         searchers: opts.searchers.split(',').map((x) => x.trim()).filter((x) => x),
-        budget: opts.budget, target: (opts.target ?? hostTarget()) as SearchTarget, outDir: opts.out,
+        budget: opts.budget, target, outDir: opts.out,
         compareBaseline: opts.compare === 'openblas', recordsPath: opts.records ?? null, seed: opts.seed,
         ...(opts.limit !== undefined ? { limit: opts.limit } : {}),
         onProgress: (p) => line.update(`[${p.problemIndex + 1}/${p.problemCount}] ${describeProgress(p)}`),

@@ -10,9 +10,10 @@ import { SEARCHER_NAMES } from '../agent/search/index.ts';
 import type { Budget } from '../agent/searcher.ts';
 import { describeProgress, progressLine } from './progress.ts';
 import { describeSpeedup, formatRun, runFailed, speedupOverDefault } from './format.ts';
-import { checkCompare, nonEmpty, parseBudget, seed } from './options.ts';
+import { checkCompare, nonEmpty, parseBudget, seed, threadCount } from './options.ts';
+import { threadsFor } from './threads.ts';
 
-interface SearchOptions { searcher: string; budget: Budget; target?: string; compare?: string; records?: string; seed: number; json?: boolean }
+interface SearchOptions { searcher: string; budget: Budget; target?: string; compare?: string; records?: string; seed: number; threads?: number; json?: boolean }
 
 export function registerSearch(program: Command): void {
   program
@@ -25,6 +26,7 @@ export function registerSearch(program: Command): void {
     .option('--compare <what>', 'also measure a baseline in the same run: openblas (on cuda: cuBLAS for matmul, cuDNN for conv2d; cublas is accepted too)')
     .option('--records <file>', 'tuning records (JSONL): reused as a cache and appended with every measurement', nonEmpty('records path'))
     .option('--seed <n>', 'random seed', seed, 0)
+    .option('--threads <n>', 'CPU threads of parallel kernels, the peak and the BLAS (default: every core)', threadCount)
     .option('--json', 'print the result as JSON (the fields of run plus schedule, speedupOverDefault, measurements, seconds)')
     .action(async (spec: string, opts: SearchOptions) => {
       const problem = parseProblem(spec);
@@ -33,8 +35,10 @@ export function registerSearch(program: Command): void {
       checkCompare(opts.compare, b);
       // figures of a target that cannot be timed here are predictions (neon: the analytic cost model)
       const predicted = b.timing === 'emulated';
+      const threads = threadsFor(b, opts.threads);
       const line = progressLine();
       const r = await runSearch(problem, {
+        ...(threads !== undefined ? { threads } : {}),
         searcher: opts.searcher, budget: opts.budget, target, recordsPath: opts.records ?? null, seed: opts.seed,
         onProgress: (p) => line.update(describeProgress(p)),
       });
@@ -42,7 +46,7 @@ export function registerSearch(program: Command): void {
       let run: RunReport | undefined;
       if (b.timing !== 'model') {
         // the best schedule, verified against the interpreter and measured side by side with the device's BLAS
-        const device = await b.open();
+        const device = await b.open(threads !== undefined ? { threads } : {});
         try {
           run = await runSchedule(Schedule.parse(problem, r.schedule), b, device, { compareBaseline: opts.compare !== undefined });
         } finally {

@@ -6,9 +6,9 @@ import { hostTarget } from '../targets/runtime/host.ts';
 import { SEARCH_TUNE_SECONDS } from '../agent/tune.ts';
 import { describeProgress, progressLine } from './progress.ts';
 import { describeBaseline, describeSpeedup } from './format.ts';
-import { checkCompare, nonEmpty, positiveSeconds, seed } from './options.ts';
+import { checkCompare, nonEmpty, positiveSeconds, seed, threadCount } from './options.ts';
 
-interface TuneOptions { target?: string; budget: number; policy?: string; compare?: string; records?: string | boolean; seed: number; json?: boolean }
+interface TuneOptions { target?: string; budget: number; policy?: string; compare?: string; records?: string | boolean; seed: number; threads?: number; json?: boolean }
 
 export function registerTune(program: Command): void {
   program
@@ -22,6 +22,7 @@ export function registerTune(program: Command): void {
     .option('--records <file>', 'tuning records (default $LOOPTUNE_RECORDS or the cache folder\'s looptune/records.jsonl)', nonEmpty('records path'))
     .option('--no-records', 'neither read nor write tuning records (measure the policy itself)')
     .option('--seed <n>', 'random seed', seed, 0)
+    .option('--threads <n>', 'CPU threads (default: every core; a small problem\'s winner stays on one if that is faster)', threadCount)
     .option('--json', 'print the result as JSON (the field names of search)')
     .action(async (spec: string, opts: TuneOptions, command: Command) => {
       const b = backend(opts.target ?? hostTarget());
@@ -31,6 +32,7 @@ export function registerTune(program: Command): void {
       const line = progressLine();
       const r = await tune(parseProblem(spec), {
         target: b, seed: opts.seed,
+        ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
         ...(opts.compare !== undefined ? { compareBaseline: true } : {}),
         ...(budgetGiven ? { budgetSeconds: opts.budget } : {}),
         ...(opts.policy ? { policy: opts.policy } : {}),
@@ -48,9 +50,12 @@ export function registerTune(program: Command): void {
         console.log(r.verified ? `verified against the interpreter (max error ${r.maxRelError.toExponential(1)})` : 'NOT verified');
         const speedup = r.defaultPredicted ? 'the default schedule was not timed (too slow for the budget)'
           : describeSpeedup(r.gflops, r.defaultGflops, r.native ? '' : ', predicted');
+        const on = r.deviceThreads > 1 ? ` on ${r.threads} thread${r.threads > 1 ? 's' : ''}` : '';
+        const peakOf = r.deviceThreads > 1 ? ` (${r.deviceThreads} cores)` : '';
         console.log(r.native
-          ? `${r.gflops.toFixed(1)} GFLOPS = ${r.percentOfPeak.toFixed(1)}% of peak ${r.peakGflops.toFixed(1)}; ${speedup}`
+          ? `${r.gflops.toFixed(1)} GFLOPS${on} = ${r.percentOfPeak.toFixed(1)}% of peak ${r.peakGflops.toFixed(1)}${peakOf}; ${speedup}`
           : `predicted ${r.gflops.toFixed(1)} GFLOPS of a nominal ${r.peakGflops} peak; ${speedup}`);
+        if (r.singleThreadGflops !== undefined) console.log(`on one thread: ${r.singleThreadGflops.toFixed(1)} GFLOPS${r.threads === 1 ? ' (faster: the kernel runs there)' : ''}`);
         if (r.baseline) console.log(describeBaseline(r.baseline));
         else if (r.baselineError && opts.compare) console.log(`${b.baselineFamily ?? 'baseline'}: ${r.baselineError}`);
         console.log(`tuned in ${r.seconds.toFixed(2)} s (setup ${r.setupSeconds.toFixed(2)}, search ${r.searchSeconds.toFixed(2)}, verify ${r.verifySeconds.toFixed(2)}); ${r.measurements} schedules ${r.native ? 'measured' : 'predicted'}${r.proposals ? ` of ${r.proposals} proposed` : ''} (ranked by ${r.ranking})`);

@@ -5,7 +5,7 @@
  * `parallel` action lets agents choose bands themselves.
  */
 import { flops, isReduction, type Problem } from './problem.ts';
-import { parallelBand, parallelBandError, type Loop, type Schedule } from './schedule.ts';
+import { parallelBand, parallelBandError, Schedule, type Loop } from './schedule.ts';
 
 /**
  * Below this many flops a kernel is not worth a fork-join (about 1.5 µs on this machine's libgomp,
@@ -50,4 +50,10 @@ export function parallelizeOuter(s: Schedule, threads: number): Schedule {
 /** Whether a problem is big enough for its default schedule and sketches to be parallel. */
 export function worthParallel(problem: Problem): boolean {
   return flops(problem) >= MIN_PARALLEL_FLOPS;
+}
+
+/** LoopTune's default schedule, its outer band parallel when `threads` > 1 and the problem is worth a fork. */
+export function defaultSchedule(problem: Problem, threads = 1): Schedule {
+  const s = Schedule.initial(problem);
+  return threads > 1 && worthParallel(problem) ? parallelizeOuter(s, threads) : s;
 }

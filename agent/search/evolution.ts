@@ -23,7 +23,7 @@
  * noise. Not yet compared on real measurements. The option stays for experiments.
  */
 import type { Problem } from '../../ir/problem.ts';
-import { Schedule } from '../../ir/schedule.ts';
+import type { Schedule } from '../../ir/schedule.ts';
 import { runWithBudget, type SearchContext, type SearchOptions, type SearchResult, type Searcher, type StopReason } from '../searcher.ts';
 import { sketchSourceOf } from './sketch.ts';
 import { crossover, sampleSchedule } from './moves.ts';
@@ -96,7 +96,7 @@ export async function evolve(ctx: SearchContext, o: EvolveSettings = {}): Promis
   const { problem, rng } = ctx;
   const mctx: MutationContext = { rng, actions: ctx.actions, maxLoops };
   const sketches = sketchSourceOf(ctx.evaluator);
-  const initial = Schedule.initial(problem);
+  const initial = ctx.initial;
   const nFresh = epsilon > 0 ? Math.max(1, Math.round(epsilon * batch)) : 0;
   const nBred = Math.max(0, batch - nFresh);
 

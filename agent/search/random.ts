@@ -4,7 +4,6 @@
  * 1..24 random legal actions; only the endpoint is evaluated).
  */
 import type { Problem } from '../../ir/problem.ts';
-import { Schedule } from '../../ir/schedule.ts';
 import { runWithBudget, type SearchOptions, type SearchResult, type Searcher } from '../searcher.ts';
 import { legalMoves, sampleSchedule } from './moves.ts';
 
@@ -22,7 +21,7 @@ export function randomSearch(params: RandomSearchOptions = {}): Searcher {
     name: 'random',
     search(problem: Problem, options: SearchOptions): Promise<SearchResult> {
       return runWithBudget('random', problem, options, async (ctx) => {
-        const initial = Schedule.initial(problem);
+        const initial = ctx.initial;
         for (;;) {
           if (ctx.rng.next() < pSample) {
             await ctx.evaluate(sampleSchedule(initial, ctx.rng, ctx.actions, ctx.maxLoops));

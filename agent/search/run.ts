@@ -5,7 +5,8 @@
  */
 import { fail } from '../../ir/errors.ts';
 import type { Problem } from '../../ir/problem.ts';
-import { Schedule } from '../../ir/schedule.ts';
+import { defaultSchedule } from '../../ir/parallelize.ts';
+import type { Schedule } from '../../ir/schedule.ts';
 import { flops as problemFlops } from '../../ir/problem.ts';
 import { parseProblem } from '../../ir/spec.ts';
 import { compareWithBaseline, type Backend, type BaselineComparison } from '../../targets/backend.ts';
@@ -38,6 +39,8 @@ export interface EvaluatorSetup {
   recordsPath?: string | null;
   /** minimum sampled seconds per measurement. */
   minSeconds?: number;
+  /** CPU threads of parallel kernels, the peak and the baseline (targets with threads; default 1) */
+  threads?: number;
 }
 
 /** Searches time each candidate briefly; a GPU launch is often tens of microseconds, so longer there. */
@@ -52,6 +55,7 @@ export async function createEvaluator(setup: EvaluatorSetup = {}): Promise<Owned
   const predict = b.timing === 'emulated' ? (await import('../costmodel/analytic.ts')).analyticPredict(b).predict : undefined;
   return evaluatorFor(b, {
     records: setup.recordsPath ?? null,
+    ...(setup.threads !== undefined && b.caps.threads ? { threads: setup.threads } : {}),
     minSeconds: setup.minSeconds ?? searchMinSeconds(b),
     ...(predict ? { predict } : {}),
   });
@@ -75,7 +79,7 @@ export async function timeBaseline(problem: Problem, evaluator: Evaluator, gflop
     const why = `no baseline figure on the ${evaluator.target} target (its figures are not timings)`;
     return { baselineError: why, openblasError: why };
   }
-  const device = await b.open();
+  const device = await b.open(evaluator.threads !== undefined ? { threads: evaluator.threads } : {});
   try {
     return await compareWithBaseline(problem, device, gflops, opts);
   } finally {
@@ -100,6 +104,8 @@ export interface RunSearchOptions {
   minSeconds?: number;
   /** do not time the default schedule (default: on native targets, past DEFAULT_TIMED_MAX_FLOPS) */
   skipDefault?: boolean;
+  /** CPU threads (see EvaluatorSetup.threads) */
+  threads?: number;
 }
 
 export interface RunSearchResult extends BaselineComparison {
@@ -138,6 +144,7 @@ export async function runSearch(spec: string | Problem, options: RunSearchOption
     ...(options.target ? { target: options.target } : {}),
     recordsPath: options.recordsPath ?? null,
     ...(options.minSeconds !== undefined ? { minSeconds: options.minSeconds } : {}),
+    ...(options.threads !== undefined ? { threads: options.threads } : {}),
   }));
   try {
     // a problem the machine cannot hold or time is one line before the first measurement (targets/limits.ts)
@@ -154,7 +161,7 @@ export async function runSearch(spec: string | Problem, options: RunSearchOption
       ...(options.actions ? { actions: options.actions } : {}),
     });
     const best = await confirmFigure(evaluator, r.best.schedule, r.best.gflops);
-    const initial = Schedule.initial(problem);
+    const initial = defaultSchedule(problem, evaluator.threads ?? 1);
     const defaultGflops = skipDefault ? r.defaultGflops
       : initial.hash() === r.best.schedule.hash() ? best.gflops
         : (await confirmFigure(evaluator, initial, r.defaultGflops)).gflops;
@@ -198,6 +205,8 @@ export interface RunCompareOptions {
   predict?: PredictFunction;
   title?: string;
   minSeconds?: number;
+  /** CPU threads (see EvaluatorSetup.threads) */
+  threads?: number;
 }
 
 export interface RunCompareResult {
@@ -225,6 +234,7 @@ export async function runCompare(problemsOrDataset: string | readonly (string | 
     ...(options.target ? { target: options.target } : {}),
     recordsPath: options.recordsPath ?? null,
     ...(options.minSeconds !== undefined ? { minSeconds: options.minSeconds } : {}),
+    ...(options.threads !== undefined ? { threads: options.threads } : {}),
   }));
   const peak = evaluator.peakGflops;
   const out: CompareProblem[] = [];

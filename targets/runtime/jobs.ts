@@ -72,7 +72,9 @@ export function timeKernelCode(machineCode: Uint8Array, elements: number[], flop
 function openblasJob(job: OpenblasJob): JobValues['openblas'] {
   const { m, n, k } = job;
   const blas = loadOpenBlas();
-  blas.setThreads(job.threads);
+  if (blas.threads !== job.threads) {
+    throw new Error(`this worker's OpenBLAS runs on ${blas.threads} thread${blas.threads > 1 ? 's' : ''}, the job asks for ${job.threads} (give the pool openblasThreads: ${job.threads})`);
+  }
   // Output first, like our kernels' ABI: C, A, B.
   const [c, a, b] = randomBuffers([m * n, m * k, k * n], 0);
   try {
@@ -92,7 +94,7 @@ function openblasJob(job: OpenblasJob): JobValues['openblas'] {
       2 * m * n * k,
       { minSeconds: job.minSeconds },
     );
-    return { ...timing, corename: blas.corename, config: blas.config, check, threads: job.threads };
+    return { ...timing, corename: blas.corename, config: blas.config, check, threads: blas.threads };
   } finally {
     for (const buf of [a, b, c]) buf!.free();
   }

@@ -46,6 +46,8 @@ export interface PoolOptions {
   minSeconds?: number;
   /** pin OpenBLAS to a kernel set ('Haswell', 'SkylakeX', ...) instead of letting it choose. */
   openblasCoretype?: string;
+  /** threads of OpenBLAS in these workers (default 1; fixed when it loads, see openblas.ts) */
+  openblasThreads?: number;
 }
 
 export interface JobOptions {
@@ -122,6 +124,7 @@ export class MeasurementPool {
   readonly #startupTimeoutSeconds: number;
   readonly #minSeconds: number;
   readonly #env: NodeJS.ProcessEnv;
+  readonly #openblasThreads: number;
   readonly #idle: MeasurementWorker[] = [];
   readonly #workers = new Set<MeasurementWorker>();
   readonly #inFlight = new Set<Promise<unknown>>();
@@ -135,7 +138,8 @@ export class MeasurementPool {
     this.#minSeconds = options.minSeconds ?? DEFAULT_MIN_SECONDS;
     // OpenBLAS loads only in workers: give them an environment that lets it pick its best kernels;
     // libgomp too: its threads are pinned one per core there.
-    this.#env = threadEnvironment(openblasEnvironment(process.env, options.openblasCoretype));
+    this.#openblasThreads = options.openblasThreads ?? 1;
+    this.#env = threadEnvironment(openblasEnvironment(process.env, options.openblasCoretype, this.#openblasThreads));
   }
 
   /** Run the kernel once (reps = 1) on copies of `tensors` (ABI order, output first); returns the output. */
@@ -172,13 +176,10 @@ export class MeasurementPool {
     return this.#submit(job, options);
   }
 
-  /** Time OpenBLAS cblas_sgemm, C[m×n] += A[m×k]·B[k×n], on `threads` threads (default 1), after checking it against float64. */
-  openblasSgemm(m: number, n: number, k: number, options: TimeOptions = {}): Promise<OpenblasResult> {
+  /** Time OpenBLAS cblas_sgemm, C[m×n] += A[m×k]·B[k×n], on the pool's OpenBLAS threads, after checking it against float64. */
+  openblasSgemm(m: number, n: number, k: number, options: Omit<TimeOptions, 'threads'> = {}): Promise<OpenblasResult> {
     for (const d of [m, n, k]) if (!Number.isInteger(d) || d < 1) throw new RangeError(`sgemm sizes must be positive integers, got ${m}x${n}x${k}`);
-    const threads = options.threads ?? 1;
-    const bad = threadCountError(threads);
-    if (bad) throw new RangeError(bad);
-    return this.#submit({ kind: 'openblas', m, n, k, minSeconds: options.minSeconds ?? this.#minSeconds, threads }, options);
+    return this.#submit({ kind: 'openblas', m, n, k, minSeconds: options.minSeconds ?? this.#minSeconds, threads: this.#openblasThreads }, options);
   }
 
   /** A job that does nothing: measures the round trip and starts a worker ahead of time. */

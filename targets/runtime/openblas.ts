@@ -1,7 +1,11 @@
 /**
  * OpenBLAS `cblas_sgemm`, the CPU baseline: Debian's libopenblas.so.0 through koffi, row-major,
  * C = A*B + C (beta 1, like the accumulate ABI of our kernels), on as many threads as the
- * looptune kernel it is compared with (openblas_set_num_threads before each job).
+ * looptune kernel it is compared with. The thread count is fixed when the library loads
+ * (OPENBLAS_NUM_THREADS of the worker's environment, see openblasEnvironment): changing it later
+ * with openblas_set_num_threads left the next calls of 0.3.21 on one thread, or slower than one,
+ * for a while (measured here: 2 threads after 1 gave 109-215 GFLOPS where a fixed 2 gives 380-440),
+ * so each thread count of the baseline gets workers of its own (targets/x86/device.ts).
  *
  * OpenBLAS picks its kernel set when the library loads, from OPENBLAS_CORETYPE if set. This
  * environment pins OPENBLAS_CORETYPE=Haswell and OPENBLAS_L2_SIZE=512 (slow AVX2 kernels), so the
@@ -20,25 +24,30 @@ const PINNING_VARIABLES = ['OPENBLAS_CORETYPE', 'OPENBLAS_L2_SIZE'];
 
 /**
  * The environment for a process that will load OpenBLAS: free to pick the best kernels for the
- * CPU unless `coretype` pins a set (e.g. 'Haswell', 'SkylakeX') for experiments. OpenBLAS starts
- * its thread pool at load with OPENBLAS_NUM_THREADS threads, the most openblas_set_num_threads can
- * later ask for: every core; each job then sets the count it compares at (1 by default).
+ * CPU unless `coretype` pins a set (e.g. 'Haswell', 'SkylakeX') for experiments, on `threads`
+ * threads (default 1).
  */
-export function openblasEnvironment(base: NodeJS.ProcessEnv, coretype?: string): NodeJS.ProcessEnv {
+export function openblasEnvironment(base: NodeJS.ProcessEnv, coretype?: string, threads = 1): NodeJS.ProcessEnv {
   const env = { ...base };
   for (const name of PINNING_VARIABLES) delete env[name];
   if (coretype) env.OPENBLAS_CORETYPE = coretype;
-  env.OPENBLAS_NUM_THREADS = String(availableParallelism());
-  delete env.GOTO_NUM_THREADS;
+  env.OPENBLAS_NUM_THREADS = String(threads);
+  env.GOTO_NUM_THREADS = String(threads);
   delete env.OMP_NUM_THREADS;
   return env;
+}
+
+/** The threads OpenBLAS starts with in a process of this environment. */
+export function openblasThreadsOf(env: NodeJS.ProcessEnv): number {
+  const n = Number(env.OPENBLAS_NUM_THREADS);
+  return Number.isInteger(n) && n >= 1 ? n : availableParallelism();
 }
 
 export interface OpenBlas {
   /** C[m×n] += A[m×k] · B[k×n], row-major, dense (lda = k, ldb = n, ldc = n); native addresses. */
   sgemm(m: number, n: number, k: number, a: bigint, b: bigint, c: bigint): void;
-  /** threads of the following sgemm calls */
-  setThreads(threads: number): void;
+  /** the threads it runs on (fixed at load, see the header) */
+  threads: number;
   /** the kernel set OpenBLAS chose at load, e.g. 'Cooperlake', 'Haswell'. */
   corename: string;
   /** build configuration string, e.g. 'OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Cooperlake MAX_THREADS=64'. */
@@ -59,13 +68,11 @@ export function loadOpenBlas(): OpenBlas {
     'void cblas_sgemm(int order, int transA, int transB, int M, int N, int K, float alpha, ' +
       'void *A, int lda, void *B, int ldb, float beta, void *C, int ldc)',
   );
-  const setThreads = lib.func('void openblas_set_num_threads(int n)');
   const corename = lib.func('const char *openblas_get_corename()');
   const config = lib.func('const char *openblas_get_config()');
-  setThreads(1);
   loaded = {
     sgemm: (m, n, k, a, b, c) => cblasSgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1, a, k, b, n, 1, c, n),
-    setThreads: (threads) => setThreads(threads),
+    threads: openblasThreadsOf(process.env),
     corename: String(corename()).trim(),
     config: String(config()).trim(),
   };

@@ -20,14 +20,15 @@ export function openblasLibraryName(config: string, corename: string): string {
   return `${version} (${corename})`;
 }
 
-export function openblasBaseline(pool: MeasurementPool, threads = 1): Baseline {
+/** OpenBLAS on the threads of the pool's workers (PoolOptions.openblasThreads); `pool` is asked for on first use. */
+export function openblasBaseline(pool: () => Pick<MeasurementPool, 'openblasSgemm'>): Baseline {
   return {
     family: 'OpenBLAS',
     coverage: (p: Problem) => (gemmShape(p) ? undefined : `OpenBLAS comparison covers matmul only, not ${p.op}`),
     async time(p, options = {}) {
       const shape = gemmShape(p);
       if (!shape) return { ok: false, error: `OpenBLAS comparison covers matmul only, not ${p.op}` };
-      const r = await pool.openblasSgemm(shape.m, shape.n, shape.k, { threads, ...(options.minSeconds !== undefined ? { minSeconds: options.minSeconds } : {}) });
+      const r = await pool().openblasSgemm(shape.m, shape.n, shape.k, options.minSeconds !== undefined ? { minSeconds: options.minSeconds } : {});
       if (!r.ok) return { ok: false, error: r.error };
       return { ok: true, library: openblasLibraryName(r.config, r.corename), gflops: r.gflops, bestSeconds: r.bestSeconds, medianSeconds: r.medianSeconds, threads: r.threads };
     },
@@ -56,6 +57,7 @@ export function x86Device(isa: HostTarget, nominalPeakGflops: number, options: X
     ...(options.openblasCoretype !== undefined ? { openblasCoretype: options.openblasCoretype } : {}),
   });
   let peak: Promise<PeakReading> | undefined;
+  let blasPool: MeasurementPool | undefined;
   return {
     native: true,
     host: threadedHostKey(hostKey(), threads),
@@ -77,9 +79,15 @@ export function x86Device(isa: HostTarget, nominalPeakGflops: number, options: X
       );
       return peak;
     },
-    baseline: openblasBaseline(pool, threads),
+    // on several threads OpenBLAS gets workers of its own: its thread count is fixed at load, and
+    // libgomp's threads (our kernels) and OpenBLAS's stay out of each other's way
+    baseline: openblasBaseline(() => threads === 1 ? pool : (blasPool ??= new MeasurementPool({
+      ...(options.openblasCoretype !== undefined ? { openblasCoretype: options.openblasCoretype } : {}), openblasThreads: threads,
+    }))),
     close: async () => {
       if (ownsPool) await pool.close();
+      await blasPool?.close();
     },
   };
 }
+

@@ -1,4 +1,3 @@
-import { availableParallelism } from 'node:os';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { MeasurementPool } from '../../../targets/runtime/measure.ts';
@@ -8,12 +7,12 @@ const pool = new MeasurementPool();
 
 test.after(() => pool.close());
 
-test('the worker environment unpins OpenBLAS and lets it start a thread per core', () => {
+test('the worker environment unpins OpenBLAS and fixes its threads (1 unless asked)', () => {
   const env = openblasEnvironment({ OPENBLAS_CORETYPE: 'Haswell', OPENBLAS_L2_SIZE: '512', OMP_NUM_THREADS: '1', PATH: '/bin' });
   assert.is(env.OPENBLAS_CORETYPE, undefined);
   assert.is(env.OPENBLAS_L2_SIZE, undefined);
-  // the most openblas_set_num_threads can ask for later; each job sets its own count
-  assert.is(env.OPENBLAS_NUM_THREADS, String(availableParallelism()));
+  assert.is(env.OPENBLAS_NUM_THREADS, '1');
+  assert.is(openblasEnvironment({}, undefined, 2).OPENBLAS_NUM_THREADS, '2');
   assert.is(env.OMP_NUM_THREADS, undefined);
   assert.is(env.PATH, '/bin');
   assert.is(openblasEnvironment({}, 'SkylakeX').OPENBLAS_CORETYPE, 'SkylakeX');
@@ -30,12 +29,17 @@ test('cblas_sgemm (C = A*B + C) matches a float64 reference on every entry of a 
   assert.ok(r.bestSeconds <= r.medianSeconds && r.gflops > 0);
 });
 
-test('cblas_sgemm on two threads reports them and stays correct', async () => {
-  const r = await pool.openblasSgemm(64, 48, 80, { minSeconds: 0.01, threads: 2 });
-  assert.ok(r.ok, r.ok ? '' : r.error);
-  if (!r.ok) return;
-  assert.is(r.threads, 2);
-  assert.ok(r.check.maxRelativeError <= r.check.tolerance);
+test('cblas_sgemm on a two-thread pool reports them and stays correct', async () => {
+  const two = new MeasurementPool({ openblasThreads: 2 });
+  try {
+    const r = await two.openblasSgemm(64, 48, 80, { minSeconds: 0.01 });
+    assert.ok(r.ok, r.ok ? '' : r.error);
+    if (!r.ok) return;
+    assert.is(r.threads, 2);
+    assert.ok(r.check.maxRelativeError <= r.check.tolerance);
+  } finally {
+    await two.close();
+  }
 });
 
 test('the float64 check notices a wrong entry and NaNs', () => {
