@@ -7,6 +7,7 @@ import { benchCodegen } from './codegen.ts';
 import { benchSearch } from './search.ts';
 import { benchLlvm } from './llvm.ts';
 import { benchTune } from './tune.ts';
+import { benchParallel } from './parallel.ts';
 
 type Bench = (opts: { quick: boolean }) => Promise<unknown>;
 const BENCHES: Record<string, () => Promise<Bench>> = {
@@ -14,6 +15,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   search: async () => benchSearch,
   llvm: async () => benchLlvm,
   tune: async () => benchTune,
+  parallel: async () => benchParallel,
 };
 
 const args = process.argv.slice(2);

@@ -41,7 +41,12 @@ async function main(): Promise<void> {
   rmSync(out, { recursive: true, force: true });
   mkdirSync(out, { recursive: true });
   const t0 = performance.now();
-  for (const [entry, file] of [[join(root, 'cli', 'main.ts'), 'looptune.mjs'], [join(root, 'bench', 'cuda.ts'), 'looptune-cuda.mjs']] as const) {
+  // the CLI, the measurement worker it forks for CPU kernels, the cuda benchmark, the CPU scaling benchmark
+  const entries = [
+    [join(root, 'cli', 'main.ts'), 'looptune.mjs'], [join(root, 'targets', 'runtime', 'worker.ts'), 'looptune-worker.mjs'],
+    [join(root, 'bench', 'cuda.ts'), 'looptune-cuda.mjs'], [join(root, 'bench', 'scaling.ts'), 'looptune-scaling.mjs'],
+  ] as const;
+  for (const [entry, file] of entries) {
     await build({
       entryPoints: [entry],
       outfile: join(out, file),
@@ -86,7 +91,15 @@ async function main(): Promise<void> {
   const model = join(root, 'agent', 'pretrained', 'cuda', 'costmodel');
   if (existsSync(model)) cpSync(model, join(out, 'pretrained', 'cuda', 'costmodel'), { recursive: true });
   else console.log('note: no shipped cuda cost model yet (agent/pretrained/cuda/costmodel): searches run without one');
-  for (const [script, bundle, what] of [['run.sh', 'looptune.mjs', 'the looptune CLI'], ['bench.sh', 'looptune-cuda.mjs', 'the cuda benchmark (bench/cuda.ts)']] as const) {
+  for (const model of ['avx512', 'avx2']) {
+    const dir = join(root, 'agent', 'pretrained', model);
+    if (existsSync(dir)) cpSync(dir, join(out, 'pretrained', model), { recursive: true, filter: (src) => !src.endsWith('.jsonl') });
+  }
+  const scripts = [
+    ['run.sh', 'looptune.mjs', 'the looptune CLI'], ['bench.sh', 'looptune-cuda.mjs', 'the cuda benchmark (bench/cuda.ts)'],
+    ['scaling.sh', 'looptune-scaling.mjs', 'the CPU scaling benchmark (bench/scaling.ts)'],
+  ] as const;
+  for (const [script, bundle, what] of scripts) {
     const path = join(out, script);
     writeFileSync(path, [
       '#!/bin/sh',

@@ -8,6 +8,7 @@
  * Worker stderr is captured (its last line appears in error messages), never printed.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import pLimit, { type LimitFunction } from 'p-limit';
@@ -72,7 +73,11 @@ export interface TimeOptions extends JobOptions, ThreadOptions {
   forkPerRep?: boolean;
 }
 
-const WORKER_ENTRY = new URL('./worker.ts', import.meta.url);
+/** The worker's entry: worker.ts beside this module, or in a bundle of the CLI (the GPU machine's, see
+ *  targets/cuda/bundle.ts) the worker's own bundle beside it. */
+const WORKER_ENTRY = existsSync(new URL('./worker.ts', import.meta.url))
+  ? new URL('./worker.ts', import.meta.url)
+  : new URL('./looptune-worker.mjs', import.meta.url);
 /**
  * The worker is TypeScript: it runs through tsx's loader, resolved from this package (not from
  * the cwd). createRequire rather than import.meta.resolve: this module may itself have been

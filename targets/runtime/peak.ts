@@ -10,13 +10,14 @@
  * MeasurementPool worker when one is given. Cached figures live in
  * <cache folder>/peak.json (see cache-dir.ts); pass `fresh: true` to re-measure (on an idle machine).
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { cacheDir } from './cache-dir.ts';
 import type { NativeKernel } from './executable-memory.ts';
 import { hostIsa, hostTarget, type HostTarget } from './host.ts';
 import { timeInProcess } from './in-process.ts';
 import type { MeasurementPool } from './measure.ts';
+import { peakKernel } from '../x86/peak-kernel.ts';
 
 /** `void f(float *dummy, int64_t reps)` running `chains` independent FMA chains for itersPerRep iterations per rep. */
 export type PeakKernelFactory = (isa: HostTarget, chains: number, itersPerRep: number) => Uint8Array;
@@ -77,7 +78,7 @@ export async function peakRecord(isa: HostTarget = hostTarget(), options: PeakOp
     const hit = readCache(cacheFile)[key];
     if (hit) return { ...hit, cached: true };
   }
-  const factory = options.kernel ?? (await loadPeakKernelFactory());
+  const factory = options.kernel ?? peakKernel;
   const record = await measurePeak(isa, host.model, factory, { ...options, threads });
   if (cacheFile) {
     const { cached: _, ...stored } = record;
@@ -139,14 +140,6 @@ export async function forkJoinSeconds(pool: MeasurementPool, threads: number, mi
   return r.bestSeconds;
 }
 
-async function loadPeakKernelFactory(): Promise<PeakKernelFactory> {
-  // Imported lazily by URL: the runtime does not otherwise depend on the x86 emitter.
-  const url = new URL('../x86/peak-kernel.ts', import.meta.url);
-  if (!existsSync(url)) throw new Error('targets/x86/peak-kernel.ts is missing: peak() needs its peakKernel generator');
-  const mod = (await import(url.href)) as { peakKernel?: unknown };
-  if (typeof mod.peakKernel !== 'function') throw new Error('targets/x86/peak-kernel.ts does not export peakKernel()');
-  return mod.peakKernel as PeakKernelFactory;
-}
 
 /** peak.json: records by `${isa}|${host signature}`. */
 type PeakCache = Record<string, Omit<PeakRecord, 'cached'>>;
