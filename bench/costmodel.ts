@@ -5,6 +5,8 @@
  *        records for train and test splits, training, held-out evaluation, throughput; on a QUIET machine)
  *   npx tsx bench/costmodel.ts records  --target avx512 --split train --dataset mm64-256,resnet18-conv2d \
  *        --problems 120 --schedules 40 --out agent/pretrained/avx512/records.jsonl
+ *   npx tsx bench/costmodel.ts records  --target avx512 --threads 2 --split train --dataset mm64-256 \
+ *        --problems 40 --schedules 30 --out agent/pretrained/avx512/records-threads2.jsonl
  *   npx tsx bench/costmodel.ts train    --target avx512 --records agent/pretrained/avx512/records.jsonl \
  *        --out agent/pretrained/avx512/costmodel [--validation held-out.jsonl] [--epochs 60] [--init default]
  *   npx tsx bench/costmodel.ts eval     --model default|<dir> --records held-out.jsonl [--json out.json]
@@ -21,12 +23,16 @@
  * (re-tiling, loop moves, splits/merges, short walks) of the best measured so far (the good part). Measurements go through MeasuredEvaluator (worker
  * process, one at a time, --min-seconds per timing) and are appended to --out as tuning records; a
  * re-run skips problems that already have enough records (resumable). Run on a quiet machine.
+ * `--threads T` (T > 1) opens the device on T threads (records carry the host key `<host> threads=T`)
+ * and turns every schedule it would measure into one of three (threadVariant): serial, Ansor's outer
+ * band (parallelizeOuter) or a random legal band, so the cost model sees all three at T threads.
  *
  * Results (JSON) go to bench/results/costmodel-*.json unless --json says otherwise.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Rng } from '../ir/random.ts';
+import { Rng, randomBand } from '../ir/random.ts';
+import { parallelizeOuter } from '../ir/parallelize.ts';
 import { Schedule } from '../ir/schedule.ts';
 import { flops, isReduction, tensorStrides, type Problem } from '../ir/problem.ts';
 import type { Loop } from '../ir/schedule.ts';
@@ -42,7 +48,7 @@ import { hostIsa } from '../targets/runtime/host.ts';
 import { evolutionSearch } from '../agent/search/evolution.ts';
 import type { SearchResult } from '../agent/searcher.ts';
 import { CostModel, type Arch, type FeatureSet, type RankLoss } from '../agent/costmodel/model.ts';
-import { groupRecords, readRecordFiles, type RecordGroup } from '../agent/costmodel/data.ts';
+import { groupRecords, readRecordFiles, threadsOfHost, type RecordGroup } from '../agent/costmodel/data.ts';
 import { featurize } from '../agent/costmodel/features.ts';
 import { trainCostModel, evalCostModel } from '../agent/costmodel/cli.ts';
 import { costModelPredict, FeedbackEvaluator } from '../agent/costmodel/evaluator.ts';
@@ -102,6 +108,8 @@ export interface RecordCampaignOptions {
   minSeconds: number;
   maxMflop: number;
   seed: number;
+  /** threads the device runs kernels on (default 1); above 1 the schedules get bands (threadVariant). */
+  threads?: number;
 }
 
 /** Problems of a dataset split: a seeded shuffle, at most `count`, none above maxMflop. */
@@ -168,9 +176,30 @@ export function vectorSeeds(p: Problem, lanes: number, rng: Rng, count: number):
   return out;
 }
 
+/** `s` without its parallel band. */
+export function serialOf(s: Schedule): Schedule {
+  if (!s.loops.some((l) => l.parallel)) return s;
+  return s.withLoops(s.loops.map(({ parallel: _, ...l }) => l), s.cursor);
+}
+
+/**
+ * What the campaign measures of `s` on `threads` threads: about a quarter serial (a serial kernel
+ * runs on one thread whatever the device has), 40% Ansor's outer band (the schedules searches
+ * draw), the rest a random legal band (collapsed, inner, with tails: the bad bands too). At one
+ * thread, `s` itself.
+ */
+export function threadVariant(s: Schedule, rng: Rng, threads: number): Schedule {
+  if (threads <= 1) return s;
+  const base = serialOf(s);
+  const r = rng.next();
+  if (r < 0.25) return base;
+  if (r < 0.65) return parallelizeOuter(base, threads);
+  return randomBand(base, rng);
+}
+
 /** Schedules to measure for one problem, generated in rounds (mutations need measured parents). */
 async function measureProblem(
-  p: Problem, want: number, ev: MeasuredEvaluator, rng: Rng, lanes: number, have: Map<string, { text: string; gflops: number }>,
+  p: Problem, want: number, ev: MeasuredEvaluator, rng: Rng, lanes: number, have: Map<string, { text: string; gflops: number }>, threads = 1,
 ): Promise<number> {
   const measured = new Map<string, { s: Schedule; g: number }>(); // this run's and earlier records
   const initial = Schedule.initial(p);
@@ -182,7 +211,8 @@ async function measureProblem(
     }
   }
   let fresh = 0;
-  const measure = async (s: Schedule): Promise<void> => {
+  const measure = async (candidate: Schedule): Promise<void> => {
+    const s = threadVariant(candidate, rng, threads);
     if (measured.has(s.hash()) || measured.size >= want) return;
     const e = await ev.evaluate(s);
     measured.set(s.hash(), { s, g: e.gflops });
@@ -196,7 +226,8 @@ async function measureProblem(
   const actions = [...LOOPTUNE_ACTIONS, 'merge'];
   for (let t = 0; measured.size < want && t < want * 40; t++) {
     const ranked = [...measured.values()].sort((a, b) => b.g - a.g);
-    const parent = ranked[Math.min(ranked.length - 1, Math.floor(rng.next() ** 2 * Math.min(8, ranked.length)))]?.s ?? initial;
+    // mutations see serial parents (threadVariant gives the child its band)
+    const parent = serialOf(ranked[Math.min(ranked.length - 1, Math.floor(rng.next() ** 2 * Math.min(8, ranked.length)))]?.s ?? initial);
     const r = rng.next();
     const child = r < 0.3 ? mutateTiles(parent, rng, DEFAULT_MAX_LOOPS)
       : r < 0.55 ? mutateOrder(parent, rng, DEFAULT_MAX_LOOPS)
@@ -209,7 +240,8 @@ async function measureProblem(
 
 export async function recordCampaign(o: RecordCampaignOptions): Promise<{ problems: number; measured: number; seconds: number; failed: number }> {
   const store = RecordStore.open(o.out);
-  const ev = (await evaluatorFor(o.target, { records: store, minSeconds: o.minSeconds, timeoutSeconds: 10 })) as MeasuredEvaluator;
+  const threads = o.threads ?? 1;
+  const ev = (await evaluatorFor(o.target, { records: store, minSeconds: o.minSeconds, timeoutSeconds: 10, threads })) as MeasuredEvaluator;
   const lanes = o.target === 'avx512' ? 16 : 8;
   const problems = o.datasets.flatMap((d) => chooseProblems(d, o.split, o.problems, o.maxMflop, o.seed));
   const t0 = performance.now();
@@ -217,10 +249,12 @@ export async function recordCampaign(o: RecordCampaignOptions): Promise<{ proble
   try {
     for (const [i, p] of problems.entries()) {
       const have = new Map<string, { text: string; gflops: number }>();
-      for (const r of store.records()) if (r.problem === p.spec && r.target === o.target) have.set(r.hash, { text: r.schedule, gflops: r.gflops });
+      for (const r of store.records()) {
+        if (r.problem === p.spec && r.target === o.target && threadsOfHost(r.host) === threads) have.set(r.hash, { text: r.schedule, gflops: r.gflops });
+      }
       if (have.size >= o.schedules) continue;
       const rng = new Rng(o.seed * 7919 + i);
-      const n = await measureProblem(p, o.schedules, ev, rng, lanes, have);
+      const n = await measureProblem(p, o.schedules, ev, rng, lanes, have, threads);
       measured += n;
       const el = (performance.now() - t0) / 1000;
       const best = store.best(p.spec, o.target);
@@ -524,6 +558,7 @@ async function main(): Promise<void> {
         minSeconds: num(args, 'min-seconds', 0.01),
         maxMflop: num(args, 'max-mflop', 300),
         seed: num(args, 'seed', 1),
+        threads: num(args, 'threads', 1),
       });
       console.log(JSON.stringify(r));
       return;

@@ -14,7 +14,7 @@ import { readRecordFiles, groupRecords, type GroupStats } from './data.ts';
 import type { ProblemMetrics, RankingMetrics } from './metrics.ts';
 import { rankingMetrics, spearman as spearmanOf } from './metrics.ts';
 import {
-  CostModel, resolveModelPath, type Arch, type CostModelMeta, type FeatureSet, type FitProgress, type FitReport, type RankLoss,
+  CostModel, groupName, resolveModelPath, type Arch, type CostModelMeta, type FeatureSet, type FitProgress, type FitReport, type RankLoss,
 } from './model.ts';
 
 export interface TrainCostModelOptions {
@@ -109,19 +109,32 @@ export interface EvalCostModelResult {
   /** Spearman over ALL schedules pooled (does the predicted GFLOPS order problems too?). */
   pooledSpearman: number;
   perProblem: ProblemMetrics[];
+  /** the ranking metrics of the groups measured on each thread count (records' host keys, data.ts threadsOfHost). */
+  byThreads: Record<string, ThreadsMetrics>;
   /** prediction time per schedule, one batch of all records, features included (microseconds). */
   microsPerSchedule: number;
 }
 
+export type ThreadsMetrics = Pick<RankingMetrics, 'spearman' | 'pairwiseAccuracy' | 'pairwiseAccuracy5' | 'top10Recall' | 'records' | 'problems'>;
+
 function evaluateModel(model: CostModel, groups: ReturnType<typeof groupRecords>['groups'], recordFile: string, modelPath: string): EvalCostModelResult {
-  const preds = groups.map((g) => model.predict(g.schedules));
+  const preds = groups.map((g) => model.predict(g.schedules, g.threads ?? 1));
   // prediction time: one batch of everything, features not cached (after the warm-up above)
   const all = groups.flatMap((g) => g.schedules);
   model.cache.clear();
   const t0 = performance.now();
   model.predict(all);
   const micros = ((performance.now() - t0) * 1000) / Math.max(1, all.length);
-  const m: RankingMetrics = rankingMetrics(groups.map((g, i) => ({ problem: g.problem, predicted: preds[i]!.score, measured: g.gflops })));
+  const entries = groups.map((g, i) => ({ problem: groupName(g), predicted: preds[i]!.score, measured: g.gflops, threads: g.threads ?? 1 }));
+  const m: RankingMetrics = rankingMetrics(entries);
+  const byThreads: Record<string, ThreadsMetrics> = {};
+  for (const t of [...new Set(entries.map((e) => e.threads))].sort((a, b) => a - b)) {
+    const r = rankingMetrics(entries.filter((e) => e.threads === t));
+    byThreads[String(t)] = {
+      spearman: r.spearman, pairwiseAccuracy: r.pairwiseAccuracy, pairwiseAccuracy5: r.pairwiseAccuracy5, top10Recall: r.top10Recall,
+      records: r.records, problems: r.problems,
+    };
+  }
   const rel: number[] = [];
   const allP: number[] = [], allM: number[] = [];
   let absSum = 0;
@@ -141,6 +154,7 @@ function evaluateModel(model: CostModel, groups: ReturnType<typeof groupRecords>
     gflopsMeanAbsoluteError: rel.length ? absSum / rel.length : Number.NaN,
     pooledSpearman: spearmanOf(allP, allM),
     perProblem: m.perProblem,
+    byThreads,
     microsPerSchedule: micros,
   };
 }

@@ -1,7 +1,9 @@
 /**
- * Tuning records as training data: grouped by problem (a cost model ranks schedules of ONE problem),
- * failed measurements dropped, one figure per schedule (the best record of its hash, as the record
- * store answers), schedules parsed back from their text.
+ * Tuning records as training data: grouped by problem and thread count (a cost model ranks
+ * schedules of ONE problem measured on one thread count; the count is the measurement's, read from
+ * the record's host key `<host> threads=T`, targets/runtime/host.ts threadedHostKey), failed
+ * measurements dropped, one figure per schedule (the best record of its hash, as the record store
+ * answers), schedules parsed back from their text.
  */
 import { statSync } from 'node:fs';
 import { fail } from '../../ir/errors.ts';
@@ -15,6 +17,15 @@ export interface RecordGroup {
   schedules: Schedule[];
   /** measured GFLOPS, aligned with `schedules`. */
   gflops: number[];
+  /** threads the kernels ran on (absent: 1). */
+  threads?: number;
+}
+
+/** The thread count a record was measured on: `threads=T` at the end of its host key, else 1. */
+export function threadsOfHost(host: string): number {
+  const m = / threads=(\d+)$/.exec(host);
+  const t = m ? Number(m[1]) : 1;
+  return t >= 1 ? t : 1;
 }
 
 export interface GroupStats {
@@ -49,14 +60,19 @@ export function readRecordFiles(files: readonly string[]): TuningRecord[] {
 }
 
 /**
- * Groups records by problem. `target` keeps only that target's records (and `host` that host's);
- * failed records (error or 0 GFLOPS) are dropped; several records of one schedule keep the best.
+ * Groups records by problem and thread count. `target` keeps only that target's records (and `host`
+ * that host's, `threads` that thread count's); failed records (error or 0 GFLOPS) are dropped;
+ * several records of one schedule keep the best.
  */
-export function groupRecords(records: readonly TuningRecord[], options: { target?: string; host?: string } = {}): { groups: RecordGroup[]; stats: GroupStats } {
+export function groupRecords(
+  records: readonly TuningRecord[], options: { target?: string; host?: string; threads?: number } = {},
+): { groups: RecordGroup[]; stats: GroupStats } {
   const stats: GroupStats = { records: records.length, used: 0, failed: 0, otherTarget: 0, unreadable: 0 };
-  const byProblem = new Map<string, Map<string, { text: string; gflops: number }>>();
+  const byProblem = new Map<string, { spec: string; threads: number; m: Map<string, { text: string; gflops: number }> }>();
   for (const r of records) {
-    if ((options.target !== undefined && r.target !== options.target) || (options.host !== undefined && r.host !== options.host)) {
+    const threads = threadsOfHost(r.host);
+    if ((options.target !== undefined && r.target !== options.target) || (options.host !== undefined && r.host !== options.host)
+      || (options.threads !== undefined && threads !== options.threads)) {
       stats.otherTarget++;
       continue;
     }
@@ -64,13 +80,15 @@ export function groupRecords(records: readonly TuningRecord[], options: { target
       stats.failed++;
       continue;
     }
-    let m = byProblem.get(r.problem);
-    if (!m) byProblem.set(r.problem, (m = new Map()));
+    const key = `${r.problem}|${threads}`;
+    let entry = byProblem.get(key);
+    if (!entry) byProblem.set(key, (entry = { spec: r.problem, threads, m: new Map() }));
+    const m = entry.m;
     const prev = m.get(r.hash);
     if (!prev || r.gflops > prev.gflops) m.set(r.hash, { text: r.schedule, gflops: r.gflops });
   }
   const groups: RecordGroup[] = [];
-  for (const [spec, m] of byProblem) {
+  for (const { spec, threads, m } of byProblem.values()) {
     let problem: Problem;
     try {
       problem = problemOf(spec);
@@ -78,7 +96,7 @@ export function groupRecords(records: readonly TuningRecord[], options: { target
       stats.unreadable += m.size;
       continue;
     }
-    const g: RecordGroup = { problem: spec, schedules: [], gflops: [] };
+    const g: RecordGroup = { problem: spec, schedules: [], gflops: [], ...(threads > 1 ? { threads } : {}) };
     for (const { text, gflops } of m.values()) {
       try {
         g.schedules.push(Schedule.parse(problem, text));

@@ -15,14 +15,19 @@
  *    'measured'` returns the measurement instead). Schedules the measured evaluator already has a
  *    record of are answered from it (source 'cached'), free.
  *
- * `costModelPredict(model)` is the PredictFunction agent/search/evolution takes (`options.predict`);
+ * `costModelPredict(model, threads)` is the PredictFunction agent/search/evolution takes (`options.predict`);
  * `FeedbackEvaluator` wraps a measured evaluator and fine-tunes the model on what it measures
  * (Ansor's loop: evolution + a cost model that learns from the search's own measurements).
+ *
+ * Threads: predictions are for kernels run on the evaluator's thread count (the measured
+ * evaluator's `threads`, or the `threads` option; default 1), and what is learned online is
+ * grouped by it, so 1- and 2-thread figures of one schedule never mix.
  */
 import type { Schedule } from '../../ir/schedule.ts';
 import type { Evaluation, Evaluator, PredictFunction } from '../../env/evaluator.ts';
 import type { TuningRecord } from '../../env/records.ts';
 import type { RecordGroup } from './data.ts';
+import { threadedHostKey } from '../../targets/runtime/host.ts';
 import { CostModel, nominalPeakOf } from './model.ts';
 
 export type RewardSource = 'measured' | 'costmodel' | 'hybrid';
@@ -38,9 +43,9 @@ function defaultPeak(model: CostModel): number {
   return nominalPeakOf(model.target) ?? model.meta.scaleGflops / 1.25;
 }
 
-/** Predicted GFLOPS of a batch (the PredictFunction for evolution and PredictedEvaluator). */
-export function costModelPredict(model: CostModel): PredictFunction {
-  return (schedules: readonly Schedule[]) => Array.from(model.predict(schedules).gflops);
+/** Predicted GFLOPS of a batch run on `threads` threads (the PredictFunction for evolution and PredictedEvaluator). */
+export function costModelPredict(model: CostModel, threads = 1): PredictFunction {
+  return (schedules: readonly Schedule[]) => Array.from(model.predict(schedules, threads).gflops);
 }
 
 export interface CostModelEvaluatorOptions {
@@ -49,6 +54,8 @@ export interface CostModelEvaluatorOptions {
   peakGflops?: number;
   /** reported target (default: the model's). */
   target?: string;
+  /** threads the predicted kernels run on (default 1); pass the measured peak of as many. */
+  threads?: number;
 }
 
 /** Reward source `costmodel`: every evaluation predicted, batches in one call. */
@@ -56,11 +63,13 @@ export class CostModelEvaluator implements Evaluator {
   readonly target: string;
   readonly peakGflops: number;
   readonly model: CostModel;
+  readonly threads: number;
   predictions = 0;
 
   constructor(options: CostModelEvaluatorOptions) {
     this.model = options.model;
     this.target = options.target ?? options.model.target;
+    this.threads = options.threads ?? 1;
     this.peakGflops = options.peakGflops ?? defaultPeak(options.model);
     if (!(this.peakGflops > 0)) throw new RangeError(`peakGflops must be positive, got ${this.peakGflops}`);
   }
@@ -71,7 +80,7 @@ export class CostModelEvaluator implements Evaluator {
 
   async evaluateMany(schedules: readonly Schedule[]): Promise<Evaluation[]> {
     if (schedules.length === 0) return [];
-    const g = this.model.predict(schedules).gflops;
+    const g = this.model.predict(schedules, this.threads).gflops;
     this.predictions += schedules.length;
     return schedules.map((s, i) => ({ gflops: Math.max(0, g[i]!), source: 'predicted' as const, hash: s.hash() }));
   }
@@ -119,6 +128,8 @@ export class HybridEvaluator implements Evaluator {
   readonly peakGflops: number;
   readonly model: CostModel;
   readonly measured: Evaluator;
+  /** the measured evaluator's thread count: predictions and updates are for it. */
+  readonly threads: number;
   readonly stats: HybridStats = { evaluations: 0, predicted: 0, measured: 0, cached: 0, updates: 0, updateSeconds: 0 };
   readonly #every: number;
   readonly #updateEvery: number;
@@ -137,6 +148,7 @@ export class HybridEvaluator implements Evaluator {
     this.measured = options.measured;
     this.target = options.measured.target;
     this.peakGflops = options.measured.peakGflops;
+    this.threads = options.measured.threads ?? 1;
     this.#every = Math.max(1, Math.floor(options.every ?? 10));
     this.#updateEvery = Math.max(0, Math.floor(options.updateEvery ?? 16));
     this.#updateEpochs = options.updateEpochs ?? 2;
@@ -175,7 +187,7 @@ export class HybridEvaluator implements Evaluator {
       (n % this.#every === 0 ? toCheck : toPredict).push(i);
     });
     const all = [...toPredict, ...toCheck];
-    const raw = all.length ? this.model.predict(all.map((i) => schedules[i]!)).gflops : new Float32Array(0);
+    const raw = all.length ? this.model.predict(all.map((i) => schedules[i]!), this.threads).gflops : new Float32Array(0);
     const rawOf = new Map(all.map((i, k) => [i, Math.max(1e-6, raw[k]!)]));
     for (const i of toPredict) {
       const s = schedules[i]!;
@@ -210,7 +222,7 @@ export class HybridEvaluator implements Evaluator {
     if (cs.length > this.#window) cs.shift();
     if (this.#updateEvery === 0) return;
     let g = this.#pending.find((x) => x.problem === problem);
-    if (!g) this.#pending.push((g = { problem, schedules: [], gflops: [] }));
+    if (!g) this.#pending.push((g = { problem, schedules: [], gflops: [], ...(this.threads > 1 ? { threads: this.threads } : {}) }));
     g.schedules.push(s);
     g.gflops.push(measured);
     if (++this.#pendingCount >= this.#updateEvery) {
@@ -225,7 +237,7 @@ export class HybridEvaluator implements Evaluator {
         // the model moved: its old predictions no longer describe its bias
         for (const b of batch) this.#checks.delete(b.problem);
         for (const b of batch) {
-          const p = this.model.predict(b.schedules).gflops;
+          const p = this.model.predict(b.schedules, this.threads).gflops;
           this.#checks.set(b.problem, b.schedules.map((_, k) => ({ predicted: Math.max(1e-6, p[k]!), measured: b.gflops[k]! })).slice(-this.#window));
         }
       });
@@ -254,6 +266,7 @@ export interface FeedbackEvaluatorOptions {
 export class FeedbackEvaluator implements Evaluator {
   readonly target: string;
   readonly peakGflops: number;
+  readonly threads: number;
   updates = 0;
   readonly #model: CostModel;
   readonly #measured: Evaluator;
@@ -266,6 +279,7 @@ export class FeedbackEvaluator implements Evaluator {
     this.#measured = options.measured;
     this.target = options.measured.target;
     this.peakGflops = options.measured.peakGflops;
+    this.threads = options.measured.threads ?? 1;
     this.#updateEvery = options.updateEvery ?? 16;
     this.#epochs = options.updateEpochs ?? 4;
   }
@@ -275,11 +289,12 @@ export class FeedbackEvaluator implements Evaluator {
     if (e.error === undefined && e.gflops > 0) {
       this.#pending.push({
         problem: s.problem.spec, target: this.#model.target, schedule: s.text(), hash: e.hash, gflops: e.gflops,
-        timestamp: '', host: '',
+        timestamp: '', host: threadedHostKey('', this.threads),
       });
       if (this.#pending.length >= this.#updateEvery) {
         const batch = this.#pending;
         this.#pending = [];
+        // grouped by problem and (through the host key) thread count
         await this.#model.update(batch, { epochs: this.#epochs });
         this.updates++;
       }
@@ -299,6 +314,8 @@ export interface RewardEvaluatorOptions {
   every?: number;
   updateEvery?: number;
   peakGflops?: number;
+  /** threads of the predicted kernels for 'costmodel' (default: the measured evaluator's, else 1). */
+  threads?: number;
 }
 
 /** The evaluator for a reward source (what an experiment's YAML `reward:` selects). */
@@ -310,7 +327,8 @@ export async function createRewardEvaluator(o: RewardEvaluatorOptions): Promise<
   const model = await resolveCostModel(o.model ?? 'default');
   if (o.reward === 'costmodel') {
     const peak = o.peakGflops ?? o.measured?.peakGflops;
-    return new CostModelEvaluator({ model, ...(peak !== undefined ? { peakGflops: peak } : {}) });
+    const threads = o.threads ?? o.measured?.threads;
+    return new CostModelEvaluator({ model, ...(peak !== undefined ? { peakGflops: peak } : {}), ...(threads !== undefined ? { threads } : {}) });
   }
   if (o.reward === 'hybrid') {
     if (!o.measured) throw new Error("reward 'hybrid' needs a measured evaluator for its checks");

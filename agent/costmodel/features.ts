@@ -7,9 +7,15 @@
  * tests and once per process at run time; about 10x faster on schedules with tails). Every feature
  * is log-scaled or a ratio, divided by a fixed constant so that typical values fall in [0, 1] (the
  * model standardizes them again with its training statistics). Deterministic: pure arithmetic on
- * the schedule, the target caps and the cache sizes.
+ * the schedule, the thread count, the target caps and the cache sizes.
  *
- * FEATURE_COUNT = 182, in this order (lg(x) = log2(1 + x); "op" = one vector operation of the
+ * The thread count is the measurement's, not the schedule's (a record's host key says it,
+ * data.ts threadsOfHost): the same schedule runs at different speeds on 1 and 2 threads, so it is
+ * an input, and the last block (parallel, 10) describes the lowered program's ParallelNode at that
+ * count. The first SERIAL_FEATURE_COUNT = 182 features are those of feature version 1, unchanged
+ * (thread-blind models read just those).
+ *
+ * FEATURE_COUNT = 192, in this order (lg(x) = log2(1 + x); "op" = one vector operation of the
  * unrolled body, i.e. one FMA for matmul/conv; "exec-weighted" = summed over the whole program with
  * each node counted as often as it runs):
  *
@@ -72,6 +78,18 @@
  * | 179     | mem.roofline            | analytic fraction of peak: min(computeEfficiency, nominal bandwidth / traffic, per level) |
  * | 180     | mem.dramPerFlop         | compulsory bytes (all tensors once) per flop, same scaling as b+6            |
  * | 181     | mem.l1Operands          | lg(register operand bytes loaded per flop x 16) / 8                          |
+ * | **parallel (10)** |               | T = threads; a serial kernel is one band instance of 1 chunk (it runs on one thread); |
+ * |         |                         | busy = sum over band instances of ceil(chunks / T) (chunks the busiest thread runs); work = sum of chunks |
+ * | 182     | par.threads             | log2(T) / 6                                                                  |
+ * | 183     | par.parallel            | 1 when the lowered program has a parallel band (ParallelNode)                |
+ * | 184     | par.chunks              | lg(chunks of the band instance with the most work) / 16                      |
+ * | 185     | par.chunksPerThread     | lg(busy) / 16                                                                |
+ * | 186     | par.balance             | work / (T x busy): ir/parallelize.ts bandBalance over all instances (1/T serial) |
+ * | 187     | par.speedup             | log2(work / busy) / 6: the ideal speedup over one thread                     |
+ * | 188     | par.threadFlops         | lg(flops x busy / work) / 40: the busiest thread's flops (fork-join is worth it?) |
+ * | 189     | par.threadBytes         | lg(per-thread working set) / 32: bytes (in lines) the busiest thread's chunks of the main instance touch: the cache model's footprint of the sub-nest below the band with the band variables covering ceil(chunks / T) consecutive chunks (innermost band loop first); serial: the whole nest's |
+ * | 190     | par.threadFitsL2        | 1 when that working set fits in L2 (L2 is per core)                          |
+ * | 191     | par.instances           | lg(band instances run) / 16 (a band below serial loops is entered once per outer iteration) |
  *
  * Cache model (Ansor-like, by loop levels): the sub-nest loops[l..] touches, per tensor, the index
  * range of each dimension its affine access spans when every variable covers the extent of its
@@ -82,9 +100,9 @@
 import { elementCount, flops as problemFlops, isReduction, iterationPoints, tensorStrides, type Problem } from '../../ir/problem.ts';
 import { Schedule } from '../../ir/schedule.ts';
 import { parseProblem } from '../../ir/spec.ts';
-import { Rng, randomProblem, randomSchedule, RANDOM_OPS } from '../../ir/random.ts';
+import { Rng, randomBand, randomProblem, randomSchedule, RANDOM_OPS } from '../../ir/random.ts';
 import { vectorEncoding, MAX_LOOPS, LOOP_FEATURES } from '../../ir/graph.ts';
-import { lower } from '../../loopnest/lower.ts';
+import { lower, loweredBand } from '../../loopnest/lower.ts';
 import type { LoopProgram } from '../../loopnest/program.ts';
 import type { TargetCaps } from '../../targets/kernel.ts';
 import { backend } from '../../targets/registry.ts';
@@ -100,7 +118,11 @@ const T0 = 10;
 const L0 = 31;
 const X0 = L0 + LEVELS * PER_LEVEL; // 131
 const M0 = X0 + TENSOR_SLOTS * PER_TENSOR; // 173
-export const FEATURE_COUNT = M0 + 9; // 182
+/** The features of version 1 (no thread count): a prefix of today's. */
+export const SERIAL_FEATURE_COUNT = M0 + 9; // 182
+const R0 = SERIAL_FEATURE_COUNT;
+export const PARALLEL_FEATURES = 10;
+export const FEATURE_COUNT = R0 + PARALLEL_FEATURES; // 192
 
 /** Names of the FEATURE_COUNT features, in order (see the table in the header). */
 export const FEATURE_NAMES: readonly string[] = Object.freeze((() => {
@@ -121,6 +143,8 @@ export const FEATURE_NAMES: readonly string[] = Object.freeze((() => {
   }
   n.push('mem.traffic.l1', 'mem.traffic.l2', 'mem.traffic.l3', 'mem.fitLevel.l1', 'mem.fitLevel.l2', 'mem.fitLevel.l3',
     'mem.roofline', 'mem.dramPerFlop', 'mem.l1Operands');
+  n.push('par.threads', 'par.parallel', 'par.chunks', 'par.chunksPerThread', 'par.balance', 'par.speedup', 'par.threadFlops',
+    'par.threadBytes', 'par.threadFitsL2', 'par.instances');
   return n;
 })());
 
@@ -165,13 +189,15 @@ export function analyticMatchesLowering(caps: TargetCaps): boolean {
   const rng = new Rng(20240605);
   const sample: Schedule[] = [];
   for (let i = 0; i < 40; i++) sample.push(randomSchedule(randomProblem(rng, RANDOM_OPS[i % RANDOM_OPS.length], 1.5), rng, rng.int(2, 16)));
+  // parallel bands (collapsed, below serial loops, with tails): ParallelNodes in the program
+  for (let i = 0; i < 20; i++) sample.push(randomBand(randomSchedule(randomProblem(rng, RANDOM_OPS[i % RANDOM_OPS.length], 1.5), rng, rng.int(2, 16)), rng));
   const mm = parseProblem('matmul 100x70x90');
   for (const text of ['m:16r4 n:1r6 k:90 m:6 n:64', 'n:2r6 m:25 k:3 k:30 m:4 n:32', 'm:100 n:70 k:90']) sample.push(Schedule.parse(mm, text));
   let ok = true;
   for (const s of sample) {
     const prog = lower(s, caps);
     const d = tileDecision(s, caps);
-    if (JSON.stringify(d) !== JSON.stringify(prog.decision) || JSON.stringify(analyticStats(s, d)) !== JSON.stringify(programStats(prog))) {
+    if (JSON.stringify(d) !== JSON.stringify(prog.decision) || JSON.stringify(analyticStats(s, d, undefined, loweredBand(s, caps))) !== JSON.stringify(programStats(prog))) {
       ok = false;
       process.stderr.write(`looptune: cost-model features: the analytic program statistics no longer match lower() (first difference: ${s.problem.spec} | ${s.text()}); lowering every schedule instead (slower). Update agent/costmodel/program-stats.ts.\n`);
       break;
@@ -251,23 +277,25 @@ function footprintLines(p: Problem, t: number, cov: readonly number[]): number {
 }
 
 /**
- * Features of one schedule as a fresh Float32Array of FEATURE_COUNT (see the header). The program
- * statistics come from `program` when given (or `ctx.exact`: lower() is called), else from the
- * analytic path (program-stats.ts), which gives the same numbers much faster.
+ * Features of one schedule run on `threads` threads, as a fresh Float32Array of FEATURE_COUNT (see
+ * the header). The program statistics come from `program` when given (or `ctx.exact`: lower() is
+ * called), else from the analytic path (program-stats.ts), which gives the same numbers much faster.
  */
-export function scheduleFeatures(s: Schedule, ctx: FeatureContext, program?: LoopProgram): Float32Array {
+export function scheduleFeatures(s: Schedule, ctx: FeatureContext, program?: LoopProgram, threads = 1): Float32Array {
   const out = new Float32Array(FEATURE_COUNT);
-  writeFeatures(s, ctx, out, 0, program);
+  writeFeatures(s, ctx, out, 0, program, threads);
   return out;
 }
 
-/** Writes the features of `s` into `out` at `offset`. */
-export function writeFeatures(s: Schedule, ctx: FeatureContext, out: Float32Array, offset: number, program?: LoopProgram): void {
+/** Writes the features of `s` on `threads` threads into `out` at `offset`. */
+export function writeFeatures(s: Schedule, ctx: FeatureContext, out: Float32Array, offset: number, program?: LoopProgram, threads = 1): void {
+  if (!(Number.isInteger(threads) && threads >= 1)) throw new RangeError(`threads must be a positive integer, got ${threads}`);
   const p = s.problem;
   const info = problemInfo(p);
   const prog = program ?? (ctx.exact ? lower(s, ctx.caps) : undefined);
   const d = prog ? prog.decision : tileDecision(s, ctx.caps, info.strides);
-  const st = prog ? programStats(prog) : analyticStats(s, d, info.strides);
+  const band = loweredBand(s, ctx.caps);
+  const st = prog ? programStats(prog) : analyticStats(s, d, info.strides, band);
   const caps = ctx.caps;
   const loops = s.loops;
   const n = loops.length;
@@ -329,12 +357,15 @@ export function writeFeatures(s: Schedule, ctx: FeatureContext, out: Float32Arra
 
   // ---- cache model: footprints of every sub-nest loops[l..], l = n..0 ---------------------------
   const cov = new Array<number>(p.vars.length).fill(1);
+  const bandEnd = band.length > 0 ? band[band.length - 1]! : -1;
+  let belowBand: number[] | undefined;
   // lines[l * nT + t], elems likewise
   const lines = new Float64Array((n + 1) * nT);
   const elems = new Float64Array((n + 1) * nT);
   const total = new Float64Array(n + 1);
   for (let l = n; l >= 0; l--) {
     if (l < n) cov[loops[l]!.var] = s.extent(l);
+    if (l === bandEnd + 1 && bandEnd >= 0) belowBand = cov.slice();
     let sum = 0;
     for (let t = 0; t < nT; t++) {
       const fl = footprintLines(p, t, cov);
@@ -399,29 +430,66 @@ export function writeFeatures(s: Schedule, ctx: FeatureContext, out: Float32Arra
   f[o + M0 + 7] = bpf(info.bytes / info.flops);
   const flopsPerOp = (info.flops / info.points) * lanes * laneUtil;
   f[o + M0 + 8] = lg((loadsPerOp * lanes * 4 * 16) / Math.max(1e-9, flopsPerOp)) / 8;
+
+  // ---- parallel: the band at this thread count ------------------------------------------------
+  const parallel = st.bands.length > 0;
+  const bands = parallel ? st.bands : [{ chunks: 1, runs: 1 }];
+  let busy = 0, work = 0, instances = 0;
+  let main = bands[0]!;
+  for (const b of bands) {
+    busy += b.runs * Math.ceil(b.chunks / threads);
+    work += b.runs * b.chunks;
+    instances += b.runs;
+    if (b.runs * b.chunks > main.runs * main.chunks) main = b;
+  }
+  // per-thread working set: a thread's chunks are consecutive (innermost band loop fastest), each
+  // one iteration of the band over the sub-nest below it
+  let threadBytes = total[0]!;
+  if (parallel && belowBand) {
+    const c = belowBand;
+    let left = Math.ceil(main.chunks / threads);
+    for (let j = band.length - 1; j >= 0; j--) {
+      const i = band[j]!;
+      const iters = loops[i]!.size + (loops[i]!.tail > 0 ? 1 : 0);
+      c[loops[i]!.var] = Math.min(s.extent(i), Math.min(iters, left) * s.steps[i]!);
+      left = Math.ceil(left / iters);
+    }
+    threadBytes = 0;
+    for (let t = 0; t < nT; t++) threadBytes += footprintLines(p, t, c) * LINE;
+  }
+  f[o + R0 + 0] = Math.log2(threads) / 6;
+  f[o + R0 + 1] = parallel ? 1 : 0;
+  f[o + R0 + 2] = lg(main.chunks) / 16;
+  f[o + R0 + 3] = lg(busy) / 16;
+  f[o + R0 + 4] = work / (threads * busy);
+  f[o + R0 + 5] = Math.log2(work / busy) / 6;
+  f[o + R0 + 6] = lg((info.flops * busy) / work) / 40;
+  f[o + R0 + 7] = lg(threadBytes) / 32;
+  f[o + R0 + 8] = threadBytes <= ctx.caches.l2 ? 1 : 0;
+  f[o + R0 + 9] = lg(instances) / 16;
 }
 
-/** Rows of features for a batch, concatenated (schedules.length x FEATURE_COUNT). */
-export function featurize(schedules: readonly Schedule[], ctx: FeatureContext, cache?: FeatureCache): Float32Array {
+/** Rows of features for a batch run on `threads` threads, concatenated (schedules.length x FEATURE_COUNT). */
+export function featurize(schedules: readonly Schedule[], ctx: FeatureContext, cache?: FeatureCache, threads = 1): Float32Array {
   const out = new Float32Array(schedules.length * FEATURE_COUNT);
   schedules.forEach((s, i) => {
     if (cache) {
-      const key = `${s.problem.spec}|${s.text()}`;
+      const key = `${s.problem.spec}|${s.text()}|${threads}`;
       const hit = cache.get(key);
       if (hit) {
         out.set(hit, i * FEATURE_COUNT);
         return;
       }
-      writeFeatures(s, ctx, out, i * FEATURE_COUNT);
+      writeFeatures(s, ctx, out, i * FEATURE_COUNT, undefined, threads);
       cache.set(key, out.slice(i * FEATURE_COUNT, (i + 1) * FEATURE_COUNT));
     } else {
-      writeFeatures(s, ctx, out, i * FEATURE_COUNT);
+      writeFeatures(s, ctx, out, i * FEATURE_COUNT, undefined, threads);
     }
   });
   return out;
 }
 
-/** A bounded memo of feature rows by (problem spec, schedule text): cleared when full. */
+/** A bounded memo of feature rows by (problem spec, schedule text, threads): cleared when full. */
 export class FeatureCache {
   readonly #map = new Map<string, Float32Array>();
   constructor(readonly capacity = 200_000) {}
@@ -444,7 +512,7 @@ export class FeatureCache {
 
 export const LOOPTUNE_FEATURE_COUNT = MAX_LOOPS * LOOP_FEATURES;
 
-/** LoopTune's observation with the cursor column zeroed (the cursor does not change the code). */
+/** LoopTune's observation with the cursor column zeroed (the cursor does not change the code); thread-blind. */
 export function looptuneFeatures(s: Schedule): Float32Array {
   const v = vectorEncoding(s);
   for (let i = 0; i < MAX_LOOPS; i++) v[i * LOOP_FEATURES] = 0;

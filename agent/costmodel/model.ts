@@ -14,6 +14,11 @@
  * Saved as a standard tfjs layers model (model.json + weights.bin, io.ts) whose metadata carries
  * everything else needed to predict: the feature set, the standardization (mean/std per feature),
  * the target and its scale, the cache sizes the features were computed with, and how it was trained.
+ *
+ * Threads: a prediction is for schedules run on a thread count (`predict(schedules, threads)`,
+ * default 1), an input of the program features since version 2 (features.ts, parallel block);
+ * training groups carry the count of their records (data.ts). A version-1 model (182 program
+ * features, thread-blind) still loads and predicts from the first 182 features, which are unchanged.
  */
 import { fail } from '../../ir/errors.ts';
 import { existsSync } from 'node:fs';
@@ -28,7 +33,8 @@ import { hostTarget } from '../../targets/runtime/host.ts';
 import { initBackend } from '../backend.ts';
 import { asGroups, type RecordGroup } from './data.ts';
 import {
-  FEATURE_COUNT, FeatureCache, LOOPTUNE_FEATURE_COUNT, featureContext, featurize, featurizeLooptune, resolveCaches, type FeatureContext,
+  FEATURE_COUNT, FeatureCache, LOOPTUNE_FEATURE_COUNT, SERIAL_FEATURE_COUNT, featureContext, featurize, featurizeLooptune, resolveCaches,
+  type FeatureContext,
 } from './features.ts';
 import { fileIO, readModelMetadata } from './io.ts';
 import { CUDA_FEATURE_COUNT, featurizeCuda } from './cuda-features.ts';
@@ -52,10 +58,12 @@ export function nominalPeakOf(target: string): number | undefined {
 }
 export const META_KEY = 'looptune';
 export const META_FORMAT = 'looptune-costmodel';
+/** 2: program features take the thread count (FEATURE_COUNT); 1: thread-blind (SERIAL_FEATURE_COUNT). */
+export const META_VERSION = 2;
 
 export interface CostModelMeta {
   format: typeof META_FORMAT;
-  version: 1;
+  version: 1 | 2;
   /** target of the records it learned from ('avx512', 'avx2', 'synthetic', ...). */
   target: string;
   /** target whose caps the features are computed with (= target when it is a code generator). */
@@ -177,9 +185,10 @@ function capsTargetOf(target: string): string {
   return findBackend(target) ? target : 'avx512';
 }
 
-/** Compact prepared data: standardized feature rows per problem plus the two targets. */
+/** Compact prepared data: standardized feature rows per problem (and thread count) plus the two targets. */
 interface Prepared {
   problem: string;
+  threads: number;
   x: Float32Array;
   /** gflops / best of the problem */
   rel: Float32Array;
@@ -194,8 +203,8 @@ export class CostModel {
   readonly cache = new FeatureCache();
   readonly #cudaCache = new Map<string, Float32Array>();
   #featureContext: FeatureContext | undefined;
-  /** records the hybrid evaluator fed in by update(), per problem (bounded). */
-  readonly #online = new Map<string, { schedules: Schedule[]; gflops: number[] }>();
+  /** records the hybrid evaluator fed in by update(), per problem and thread count (bounded). */
+  readonly #online = new Map<string, { problem: string; threads: number; schedules: Schedule[]; gflops: number[] }>();
   #onlineCount = 0;
 
   private constructor(net: tf.LayersModel, meta: CostModelMeta) {
@@ -218,7 +227,7 @@ export class CostModel {
     const featureCount = featureSet === 'program' ? FEATURE_COUNT : featureSet === GPU_FEATURES ? CUDA_FEATURE_COUNT : LOOPTUNE_FEATURE_COUNT;
     const nominal = nominalPeakOf(options.target);
     const meta: CostModelMeta = {
-      format: META_FORMAT, version: 1,
+      format: META_FORMAT, version: META_VERSION,
       target: options.target,
       featureTarget: capsTargetOf(options.target),
       featureSet, arch, hidden, featureCount, heads: options.heads ?? 'joint',
@@ -239,6 +248,8 @@ export class CostModel {
     }
     const meta = readModelMetadata(dir)[META_KEY] as CostModelMeta | undefined;
     if (!meta || meta.format !== META_FORMAT) fail(`${dir}/model.json is a tfjs model but not a looptune cost model (no '${META_KEY}' metadata)`);
+    const problem = incompatibility(meta);
+    if (problem) fail(`${dir}: ${problem}`);
     const net = await tf.loadLayersModel(fileIO(dir));
     return new CostModel(net, meta);
   }
@@ -255,12 +266,22 @@ export class CostModel {
     return this.meta.target;
   }
 
-  /** Raw (unstandardized) feature rows. */
-  features(schedules: readonly Schedule[]): Float32Array {
+  /** Whether predictions depend on the thread count (program features of version 2). */
+  get threadAware(): boolean {
+    return this.meta.featureSet === 'program' && this.meta.featureCount === FEATURE_COUNT;
+  }
+
+  /** Raw (unstandardized) feature rows of the schedules run on `threads` threads (GPU and LoopTune features ignore it). */
+  features(schedules: readonly Schedule[], threads = 1): Float32Array {
     if (this.meta.featureSet === GPU_FEATURES) return featurizeCuda(schedules, this.#cudaCache);
-    return this.meta.featureSet === 'program'
-      ? featurize(schedules, this.featureContext, this.cache)
-      : featurizeLooptune(schedules);
+    if (this.meta.featureSet !== 'program') return featurizeLooptune(schedules);
+    const rows = featurize(schedules, this.featureContext, this.cache, threads);
+    if (this.threadAware) return rows;
+    // a version-1 model: its features are the first SERIAL_FEATURE_COUNT of each row
+    const f = this.meta.featureCount;
+    const out = new Float32Array(schedules.length * f);
+    for (let i = 0; i < schedules.length; i++) out.set(rows.subarray(i * FEATURE_COUNT, i * FEATURE_COUNT + f), i * f);
+    return out;
   }
 
   #standardize(x: Float32Array): Float32Array {
@@ -291,10 +312,10 @@ export class CostModel {
     return { score, frac };
   }
 
-  /** Batched prediction (features included). */
-  predict(schedules: readonly Schedule[]): Prediction {
+  /** Batched prediction (features included) for the schedules run on `threads` threads. */
+  predict(schedules: readonly Schedule[], threads = 1): Prediction {
     if (schedules.length === 0) return { score: new Float32Array(0), gflops: new Float32Array(0) };
-    const x = this.#standardize(this.features(schedules));
+    const x = this.#standardize(this.features(schedules, threads));
     const { score, frac } = this.#run(x, schedules.length);
     const gflops = new Float32Array(frac.length);
     for (let i = 0; i < frac.length; i++) gflops[i] = frac[i]! * this.meta.scaleGflops;
@@ -307,9 +328,10 @@ export class CostModel {
       if (g.schedules.length === 0) continue;
       const best = Math.max(...g.gflops);
       if (!(best > 0)) continue;
+      const threads = g.threads ?? 1;
       out.push({
-        problem: g.problem,
-        x: this.features(g.schedules).slice(),
+        problem: g.problem, threads,
+        x: this.features(g.schedules, threads).slice(),
         rel: Float32Array.from(g.gflops, (v) => v / best),
         frac: Float32Array.from(g.gflops, (v) => Math.min(1, v / this.meta.scaleGflops)),
         n: g.schedules.length,
@@ -478,8 +500,10 @@ export class CostModel {
     const newRows = groups.reduce((a, g) => a + g.schedules.length, 0);
     const memory = options.memory ?? 4096;
     for (const g of groups) {
-      let m = this.#online.get(g.problem);
-      if (!m) this.#online.set(g.problem, (m = { schedules: [], gflops: [] }));
+      const threads = g.threads ?? 1;
+      const key = `${g.problem}|${threads}`;
+      let m = this.#online.get(key);
+      if (!m) this.#online.set(key, (m = { problem: g.problem, threads, schedules: [], gflops: [] }));
       g.schedules.forEach((s, i) => {
         const j = m!.schedules.findIndex((x) => x.hash() === s.hash());
         if (j >= 0) m!.gflops[j] = Math.max(m!.gflops[j]!, g.gflops[i]!);
@@ -496,7 +520,9 @@ export class CostModel {
       this.#onlineCount -= m.schedules.length;
       this.#online.delete(k);
     }
-    const all: RecordGroup[] = [...this.#online].map(([problem, m]) => ({ problem, schedules: m.schedules, gflops: m.gflops }));
+    const all: RecordGroup[] = [...this.#online.values()].map((m) => ({
+      problem: m.problem, schedules: m.schedules, gflops: m.gflops, ...(m.threads > 1 ? { threads: m.threads } : {}),
+    }));
     if (all.length === 0) return { epochs: 0, steps: 0, seconds: 0, finalLoss: Number.NaN, records: 0, problems: 0 };
     const { training } = this.meta;
     const G = options.groupsPerBatch ?? Math.min(8, all.length);
@@ -510,13 +536,36 @@ export class CostModel {
     return report;
   }
 
-  /** Metrics of the ranking (score head) and of the GFLOPS head on held-out groups. */
+  /** Metrics of the ranking (score head) and of the GFLOPS head on held-out groups (each predicted at its thread count). */
   evaluateGroups(groups: readonly RecordGroup[], head: 'score' | 'gflops' = 'score'): RankingMetrics {
     return rankingMetrics(groups.filter((g) => g.schedules.length > 0).map((g) => {
-      const p = this.predict(g.schedules);
-      return { problem: g.problem, predicted: head === 'score' ? p.score : p.gflops, measured: g.gflops };
+      const p = this.predict(g.schedules, g.threads ?? 1);
+      return { problem: groupName(g), predicted: head === 'score' ? p.score : p.gflops, measured: g.gflops };
     }));
   }
+}
+
+/** A group's name in metrics: the problem, with its thread count above one. */
+export function groupName(g: Pick<RecordGroup, 'problem' | 'threads'>): string {
+  return (g.threads ?? 1) > 1 ? `${g.problem} threads=${g.threads}` : g.problem;
+}
+
+/** Why this code cannot run a saved model (undefined when it can), in one line. */
+function incompatibility(meta: CostModelMeta): string | undefined {
+  const version = meta.version as number;
+  if (!(version >= 1 && version <= META_VERSION)) {
+    return `cost model format version ${String(meta.version)} is newer than this looptune reads (1..${META_VERSION}): update looptune or retrain the model (bench/costmodel.ts train)`;
+  }
+  if (meta.featureSet === 'program' && meta.featureCount !== FEATURE_COUNT && meta.featureCount !== SERIAL_FEATURE_COUNT) {
+    return `cost model takes ${meta.featureCount} program features; this looptune computes ${FEATURE_COUNT} (${SERIAL_FEATURE_COUNT} for version-1 models): retrain it (bench/costmodel.ts train)`;
+  }
+  if (meta.featureSet === 'looptune' && meta.featureCount !== LOOPTUNE_FEATURE_COUNT) {
+    return `cost model takes ${meta.featureCount} LoopTune features; this looptune computes ${LOOPTUNE_FEATURE_COUNT}: retrain it (bench/costmodel.ts train)`;
+  }
+  if (!Array.isArray(meta.mean) || meta.mean.length !== meta.featureCount || !Array.isArray(meta.std) || meta.std.length !== meta.featureCount) {
+    return `cost model metadata is damaged: its standardization does not have ${meta.featureCount} features`;
+  }
+  return undefined;
 }
 
 function buildNet(inputs: number, hidden: number[], seed: number, heads: Heads): tf.LayersModel {

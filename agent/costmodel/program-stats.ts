@@ -15,12 +15,20 @@
  * inside the tile are instantiated per range (full iterations as a LoopNode, or inline when there is
  * one, then the remainder); the register tile sits at `tileFrom`; the compute node at `unrollFrom`
  * holds one op per point of the unrolled loops (the vector variable's innermost loop a register at a
- * time), grouped by the point of the reduction variables.
+ * time), grouped by the point of the reduction variables. The parallel band (the schedule's `p`
+ * loops where the target has threads) is a ParallelNode: its loops are chunks, not loop iterations,
+ * and each time the program enters it is one band instance (`bands`).
  */
 import { ACCUMULATES, isReduction, tensorStrides, type Problem } from '../../ir/problem.ts';
-import type { Schedule } from '../../ir/schedule.ts';
+import { parallelBand, type Schedule } from '../../ir/schedule.ts';
 import { decideTile } from '../../loopnest/lower.ts';
-import { maskChunks, type ComputeNode, type LoopProgram, type ProgramNode, type TileDecision } from '../../loopnest/program.ts';
+import { chunkCount, maskChunks, type ComputeNode, type LoopProgram, type ProgramNode, type TileDecision } from '../../loopnest/program.ts';
+
+/** Band instances of one chunk count: `runs` times the program enters a parallel band of `chunks` chunks. */
+export interface BandRuns {
+  chunks: number;
+  runs: number;
+}
 
 
 export interface TileStats {
@@ -44,6 +52,15 @@ export interface TileStats {
   mainVec: number;
   mainBcast: number;
   mainAccumulators: number;
+  /** the parallel band's instances by chunk count, fewest chunks first (empty: a serial program). */
+  bands: BandRuns[];
+}
+
+/** Adds `runs` instances of a `chunks`-chunk band, keeping `bands` sorted by chunks. */
+function addBand(bands: BandRuns[], chunks: number, runs: number): void {
+  const at = bands.findIndex((b) => b.chunks >= chunks);
+  if (at >= 0 && bands[at]!.chunks === chunks) bands[at]!.runs += runs;
+  else bands.splice(at < 0 ? bands.length : at, 0, { chunks, runs });
 }
 
 // ---- from a LoopProgram --------------------------------------------------------------------------
@@ -54,7 +71,7 @@ export function programStats(program: LoopProgram): TileStats {
   const accumulate = ACCUMULATES[program.combine];
   const st: TileStats = {
     totalOps: 0, laneSum: 0, partialOps: 0, accTraffic: 0, loopIters: 0, staticOps: 0, tiles: 0,
-    mainOps: 0, mainVec: 0, mainBcast: 0, mainAccumulators: 0,
+    mainOps: 0, mainVec: 0, mainBcast: 0, mainAccumulators: 0, bands: [],
   };
   let mainWeight = -1;
   let main: ComputeNode | undefined;
@@ -72,6 +89,7 @@ export function programStats(program: LoopProgram): TileStats {
         walk(n.body, exec, accCounts);
       } else if (n.kind === 'parallel') {
         // every chunk runs once, on some thread: the stats count the whole band's work
+        addBand(st.bands, chunkCount(n.dims), exec);
         n.bodies.forEach((body, mask) => body && walk(body, exec * maskChunks(n.dims, mask), accCounts));
       } else {
         let ops = 0, lanesUsed = 0, partial = 0;
@@ -139,8 +157,14 @@ function positions(steps: readonly number[], chain: readonly number[], level: nu
 }
 
 
-/** The statistics programStats(lower(schedule)) would give, without lowering (see the header). */
-export function analyticStats(schedule: Schedule, d: TileDecision, strides: number[][] = tensorStrides(schedule.problem)): TileStats {
+/**
+ * The statistics programStats(lower(schedule)) would give, without lowering (see the header).
+ * `band`: the loops the lowering makes a ParallelNode (lower.ts loweredBand: the schedule's band
+ * where the target has threads, none elsewhere); default the schedule's band.
+ */
+export function analyticStats(
+  schedule: Schedule, d: TileDecision, strides: number[][] = tensorStrides(schedule.problem), band: readonly number[] = parallelBand(schedule.loops),
+): TileStats {
   const p: Problem = schedule.problem;
   const loops = schedule.loops;
   const steps = schedule.steps;
@@ -157,8 +181,9 @@ export function analyticStats(schedule: Schedule, d: TileDecision, strides: numb
   const vectorInput = Array.from({ length: nIn }, (_, i) => vecVar !== null && strides[i + 1]![vecVar] === 1);
   const st: TileStats = {
     totalOps: 0, laneSum: 0, partialOps: 0, accTraffic: 0, loopIters: 0, staticOps: 0, tiles: 0,
-    mainOps: 0, mainVec: 0, mainBcast: 0, mainAccumulators: 0,
+    mainOps: 0, mainVec: 0, mainBcast: 0, mainAccumulators: 0, bands: [],
   };
+  const inBand = new Set(band);
   let mainWeight = -1;
   let tileAccumulators = 0;
   const count = new Array<number>(nv).fill(1);
@@ -218,6 +243,10 @@ export function analyticStats(schedule: Schedule, d: TileDecision, strides: numb
       compute(range, exec);
       return;
     }
+    if (band.length > 0 && dd === band[0]) {
+      // entering the band: one instance; its chunks are the band loops' iterations, tails counted as one
+      addBand(st.bands, band.reduce((a, i) => a * (Math.floor(range[loops[i]!.var]! / steps[i]!) + (range[loops[i]!.var]! % steps[i]! > 0 ? 1 : 0)), 1), exec);
+    }
     const l = loops[dd]!;
     const step = steps[dd]!;
     const r = range[l.var]!;
@@ -228,7 +257,8 @@ export function analyticStats(schedule: Schedule, d: TileDecision, strides: numb
       inner[l.var] = step;
       if (full === 1) level(dd + 1, inner, exec, inTile);
       else {
-        st.loopIters += exec * full;
+        // band loops are chunks of the ParallelNode, not LoopNode iterations
+        if (!inBand.has(dd)) st.loopIters += exec * full;
         level(dd + 1, inner, exec * full, inTile);
       }
     }
