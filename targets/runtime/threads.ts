@@ -5,7 +5,7 @@
  *
  * A parallel kernel takes (tid, threads) after reps (targets/kernel.ts); the x86 stubs of
  * targets/x86/team-stubs.ts hand it the tids: `drive` forks a team `forks` times, and each thread
- * of a team runs `team`, which calls the kernel once per ticket. The data block they read lives in
+ * of a team runs `team`, which calls the kernel with its own thread number as the tid. The data block they read lives in
  * native memory owned here (one per process: calls are synchronous).
  *
  * Pinning: libgomp reads OMP_PROC_BIND / OMP_PLACES when it loads. threadEnvironment() gives the
@@ -63,9 +63,13 @@ class Team {
   readonly #drive: (data: bigint) => void;
 
   constructor() {
-    let gompParallel: bigint;
+    let gomp: Record<'GOMP_parallel' | 'omp_get_thread_num' | 'omp_get_num_threads', bigint>;
     try {
-      gompParallel = symbolAddress(LIBGOMP, 'GOMP_parallel');
+      gomp = {
+        GOMP_parallel: symbolAddress(LIBGOMP, 'GOMP_parallel'),
+        omp_get_thread_num: symbolAddress(LIBGOMP, 'omp_get_thread_num'),
+        omp_get_num_threads: symbolAddress(LIBGOMP, 'omp_get_num_threads'),
+      };
     } catch (e) {
       throw new Error(`parallel kernels need OpenMP's runtime ${LIBGOMP} (Debian package libgomp1): ${e instanceof Error ? e.message : String(e)}`);
     }
@@ -79,7 +83,9 @@ class Team {
     this.#data = alignedAlloc(TEAM_DATA.bytes, 64);
     this.#view = new BigUint64Array(nativeView(this.#data, TEAM_DATA.bytes));
     this.#view.fill(0n);
-    this.#view[TEAM_DATA.gompParallel / 8] = gompParallel;
+    this.#view[TEAM_DATA.gompParallel / 8] = gomp.GOMP_parallel;
+    this.#view[TEAM_DATA.ompThreadNum / 8] = gomp.omp_get_thread_num;
+    this.#view[TEAM_DATA.ompNumThreads / 8] = gomp.omp_get_num_threads;
   }
 
   run(kernel: ExecutableCode, call: ParallelCall): void {

@@ -2,17 +2,19 @@
  * The two x86-64 stubs between OpenMP's libgomp and a parallel kernel (targets/runtime/threads.ts
  * owns the data block they read; its layout is TEAM_DATA here):
  *
- *   drive(data): `forks` times: ticket = 0, GOMP_parallel(team, data, threads, 0)
- *   team(data):  while ((t = atomic ticket++) < threads) kernel(p0..pN-1, kernelReps, t, threads)
+ *   drive(data): `forks` times: GOMP_parallel(team, data, threads, 0)
+ *   team(data):  for (t = omp_get_thread_num(); t < threads; t += omp_get_num_threads())
+ *                  kernel(p0..pN-1, kernelReps, t, threads)
  *
  * libgomp calls `team` once on every thread of the team (the caller's thread included) and joins
- * them before GOMP_parallel returns. Each call takes tickets until none are left, so the kernel
- * runs once per tid 0..threads-1 however many threads libgomp actually started (a smaller team
- * only means some threads run two tids). Both stubs keep the stack 16-byte aligned at calls and
- * use only rbx and r12 (saved) across them.
+ * them before GOMP_parallel returns. With a full team each thread runs exactly its own tid, the
+ * static schedule of OpenMP (a first version handed out tids by an atomic ticket: threads that
+ * woke first took the tids of threads still waking, and 16 threads ran like 8 on a 16-core Xeon);
+ * a smaller team (a thread limit) only means some threads run several tids. Both stubs keep the
+ * stack 16-byte aligned at calls and use only rbx, r12 and r13 (saved) across them.
  */
 import { Assembler } from './encoder.ts';
-import { type Gp64, eax, qword, rax, rbx, rcx, rdi, rdx, rsi, rsp, r8, r9, r12, ecx } from './registers.ts';
+import { type Gp64, eax, qword, rax, rbx, rcx, rdi, rdx, rsi, rsp, r8, r9, r12, r13, ecx, r12d, r13d } from './registers.ts';
 
 /** Byte offsets of the data block's fields. */
 export const TEAM_DATA = Object.freeze({
@@ -24,9 +26,9 @@ export const TEAM_DATA = Object.freeze({
   gompParallel: 64,
   team: 72,
   forks: 80,
-  /** on its own cache line: every thread writes it */
-  ticket: 128,
-  bytes: 192,
+  ompThreadNum: 88,
+  ompNumThreads: 96,
+  bytes: 128,
 });
 
 /** Most tensor pointers a kernel takes (the x86 emitter's limit). */
@@ -63,7 +65,6 @@ function emitDrive(a: Assembler): void {
   a.mov(r12, qword(rbx, TEAM_DATA.forks));
   const top = a.newLabel();
   a.bind(top);
-  a.mov(qword(rbx, TEAM_DATA.ticket), 0);
   a.mov(rdi, qword(rbx, TEAM_DATA.team));
   a.mov(rsi, rbx);
   a.mov(rdx, qword(rbx, TEAM_DATA.threads));
@@ -81,16 +82,24 @@ function emitDrive(a: Assembler): void {
 function emitTeam(a: Assembler, n: number): void {
   a.push(rbx);
   a.push(r12);
-  a.sub(rsp, 24); // two stack arguments at most, and alignment
+  a.push(r13);
+  a.sub(rsp, 16); // two stack arguments at most; rsp stays 16-byte aligned at the calls
   a.mov(rbx, rdi);
+  a.call(qword(rbx, TEAM_DATA.ompThreadNum));
+  a.mov(r12d, eax);
+  a.call(qword(rbx, TEAM_DATA.ompNumThreads));
+  a.mov(r13d, eax);
   const top = a.newLabel();
   const done = a.newLabel();
+  const stride = a.newLabel();
+  // a team of 0 threads cannot call this; guard the stride anyway, never loop forever
+  a.test(r13, r13);
+  a.jnz(stride);
+  a.mov(r13, 1);
+  a.bind(stride);
   a.bind(top);
-  a.mov(eax, 1);
-  a.lockXadd(qword(rbx, TEAM_DATA.ticket), rax);
-  a.cmp(rax, qword(rbx, TEAM_DATA.threads));
+  a.cmp(r12, qword(rbx, TEAM_DATA.threads));
   a.jae(done);
-  a.mov(r12, rax);
   type Source = { field: number } | { reg: Gp64 };
   const args: Source[] = [
     ...Array.from({ length: n }, (_, i) => ({ field: TEAM_DATA.pointers + 8 * i })),
@@ -110,9 +119,11 @@ function emitTeam(a: Assembler, n: number): void {
     if (i < ARGS.length) load(ARGS[i]!, src);
   });
   a.call(qword(rbx, TEAM_DATA.kernel));
+  a.add(r12, r13);
   a.jmp(top);
   a.bind(done);
-  a.add(rsp, 24);
+  a.add(rsp, 16);
+  a.pop(r13);
   a.pop(r12);
   a.pop(rbx);
   a.ret();
