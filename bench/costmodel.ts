@@ -510,6 +510,10 @@ async function ship(o: { target: NativeTargetName; mmProblems: number; otherProb
   const testFile = at(`bench/results/costmodel-heldout-${o.target}.jsonl`);
   const modelDir = at(`agent/pretrained/${o.target}/costmodel`);
   const resultFile = at(`bench/results/costmodel-${o.target}.json`);
+  // the 2-thread records (`records --threads 2`, see the header), kept by --fresh and learned from when present
+  const { existsSync } = await import('node:fs');
+  const threadFiles = [at(`agent/pretrained/${o.target}/records-threads2.jsonl`)].filter((f) => existsSync(f));
+  const threadTestFiles = [at(`bench/results/costmodel-heldout-${o.target}-threads2.jsonl`)].filter((f) => existsSync(f));
   if (o.fresh) {
     const { rmSync } = await import('node:fs');
     rmSync(trainFile, { force: true });
@@ -524,11 +528,11 @@ async function ship(o: { target: NativeTargetName; mmProblems: number; otherProb
     await recordCampaign({ ...common, datasets: SHIP_OTHER_DATASETS, split: 'test', problems: o.otherProblems, out: testFile }),
   ];
   const campaignSeconds = (performance.now() - t0) / 1000;
-  const trained = await trainCostModel([trainFile], {
-    out: modelDir, target: o.target, epochs: o.epochs, validation: [testFile],
+  const trained = await trainCostModel([trainFile, ...threadFiles], {
+    out: modelDir, target: o.target, epochs: o.epochs, validation: [testFile, ...threadTestFiles],
     onProgress: (p) => p.validation && log(`epoch ${p.epoch}/${p.epochs} loss ${p.loss.toFixed(4)} held-out spearman ${p.validation.spearman.toFixed(3)} pairwise ${p.validation.pairwiseAccuracy.toFixed(3)} top10 ${p.validation.top10Recall.toFixed(2)}`),
   });
-  const heldOut = await evalCostModel(modelDir, testFile);
+  const heldOut = await evalCostModel(modelDir, [testFile, ...threadTestFiles]);
   const speed = await throughput(modelDir, 4096, o.target, [testFile, trainFile]);
   const result = {
     target: o.target, host: hostIsa().model, createdAt: new Date().toISOString(),

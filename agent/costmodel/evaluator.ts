@@ -50,7 +50,7 @@ export function costModelPredict(model: CostModel, threads = 1): PredictFunction
 
 export interface CostModelEvaluatorOptions {
   model: CostModel;
-  /** reward denominator (default: the target's nominal peak); pass the measured peak when known. */
+  /** reward denominator (default: the target's nominal peak x threads); pass the measured peak of the threads when known. */
   peakGflops?: number;
   /** reported target (default: the model's). */
   target?: string;
@@ -70,7 +70,7 @@ export class CostModelEvaluator implements Evaluator {
     this.model = options.model;
     this.target = options.target ?? options.model.target;
     this.threads = options.threads ?? 1;
-    this.peakGflops = options.peakGflops ?? defaultPeak(options.model);
+    this.peakGflops = options.peakGflops ?? defaultPeak(options.model) * this.threads;
     if (!(this.peakGflops > 0)) throw new RangeError(`peakGflops must be positive, got ${this.peakGflops}`);
   }
 

@@ -2,9 +2,10 @@
  * The learned cost model: a TF.js network on per-schedule features (features.ts) with two heads,
  *  - `score`: a ranking score, trained with a ranking loss WITHIN each problem (pairwise logistic
  *    over pairs of schedules of the same problem, as AutoTVM; or ListNet's listwise softmax);
- *  - `frac`: a regression head (sigmoid) on GFLOPS / `scaleGflops` (a fixed per-target figure,
- *    1.25 x the nominal peak), so that predictions are comparable ACROSS problems and convert back
- *    to GFLOPS: predicted GFLOPS = frac x scaleGflops.
+ *  - `frac`: a regression head (sigmoid) on GFLOPS / (`scaleGflops` x T) (a fixed per-target figure,
+ *    1.25 x the nominal one-core peak, times the T threads of the measurement for thread-aware
+ *    models: the figure of T cores), so that predictions are comparable ACROSS problems and convert
+ *    back to GFLOPS: predicted GFLOPS = frac x scaleGflops x T.
  * Loss = rank loss + regressionWeight x MSE(frac).
  *
  * Variants (for comparison): arch 'mlp' (default: hidden layers [128, 128], ReLU) or 'linear';
@@ -164,7 +165,7 @@ export interface FitReport {
 export interface Prediction {
   /** ranking score (higher = faster), comparable within a problem. */
   score: Float32Array;
-  /** predicted GFLOPS = frac head x scaleGflops, comparable across problems. */
+  /** predicted GFLOPS = frac head x scaleGflops (x threads for thread-aware models), comparable across problems. */
   gflops: Float32Array;
 }
 
@@ -192,7 +193,7 @@ interface Prepared {
   x: Float32Array;
   /** gflops / best of the problem */
   rel: Float32Array;
-  /** gflops / scaleGflops */
+  /** gflops / (scaleGflops x threads) */
   frac: Float32Array;
   n: number;
 }
@@ -266,6 +267,11 @@ export class CostModel {
     return this.meta.target;
   }
 
+  /** GFLOPS that the regression head's 1.0 stands for on `threads` threads (T cores' worth for thread-aware models). */
+  regressionScale(threads: number): number {
+    return this.meta.scaleGflops * (this.threadAware ? threads : 1);
+  }
+
   /** Whether predictions depend on the thread count (program features of version 2). */
   get threadAware(): boolean {
     return this.meta.featureSet === 'program' && this.meta.featureCount === FEATURE_COUNT;
@@ -318,7 +324,8 @@ export class CostModel {
     const x = this.#standardize(this.features(schedules, threads));
     const { score, frac } = this.#run(x, schedules.length);
     const gflops = new Float32Array(frac.length);
-    for (let i = 0; i < frac.length; i++) gflops[i] = frac[i]! * this.meta.scaleGflops;
+    const scale = this.regressionScale(threads);
+    for (let i = 0; i < frac.length; i++) gflops[i] = frac[i]! * scale;
     return { score, gflops };
   }
 
@@ -333,7 +340,7 @@ export class CostModel {
         problem: g.problem, threads,
         x: this.features(g.schedules, threads).slice(),
         rel: Float32Array.from(g.gflops, (v) => v / best),
-        frac: Float32Array.from(g.gflops, (v) => Math.min(1, v / this.meta.scaleGflops)),
+        frac: Float32Array.from(g.gflops, (v) => Math.min(1, v / this.regressionScale(threads))),
         n: g.schedules.length,
       });
     }

@@ -153,7 +153,8 @@ function threadGroups(specs: string[], perProblem: number, seed: number): Record
 const SPECS = ['matmul 128x128x128', 'matmul 96x160x64', 'matmul 160x96x128', 'matmul 192x128x64', 'matmul 128x192x96', 'matmul 144x112x80'];
 
 test('learns what 2 threads do to a band: ranks at 2 threads on problems it did not see, 1-thread ranking kept', async () => {
-  const m = await CostModel.create({ target: 'avx512', hidden: [64, 64], scaleGflops: 300 });
+  // one core's scale is 60 GFLOPS; banded 2-thread figures reach ~130 (a 1-core scale would cap them at 60)
+  const m = await CostModel.create({ target: 'avx512', hidden: [64, 64], scaleGflops: 60 });
   await m.fit(threadGroups(SPECS, 30, 1), { epochs: 40, groupsPerBatch: 8, learningRate: 3e-3 });
   const held = threadGroups(['matmul 112x144x96', 'matmul 176x80x112'], 24, 2);
   const at2 = m.evaluateGroups(held.filter((g) => g.threads === 2));
@@ -165,6 +166,10 @@ test('learns what 2 threads do to a band: ranks at 2 threads on problems it did 
   const p1 = m.predict(banded, 1).gflops, p2 = m.predict(banded, 2).gflops;
   const faster = banded.filter((_, i) => p2[i]! > p1[i]!).length;
   assert.ok(faster >= 0.8 * banded.length, `${faster}/${banded.length} predicted faster on 2 threads`);
+  // the regression scale is two cores' worth at 2 threads: predictions above one core's scale
+  assert.is(m.regressionScale(2), 120);
+  const best2 = Math.max(...held.filter((g) => g.threads === 2).flatMap((g) => Array.from(m.predict(g.schedules, 2).gflops)));
+  assert.ok(best2 > 75, `best 2-thread prediction ${best2} GFLOPS`);
   assert.is(m.meta.version, 2);
   assert.is(m.meta.featureCount, FEATURE_COUNT);
   assert.ok(m.threadAware);
@@ -196,6 +201,7 @@ test('a version-1 model (182 features) loads and predicts from the unchanged fir
   await saveVersion1(dir);
   const m = await CostModel.load(dir);
   assert.not.ok(m.threadAware);
+  assert.is(m.regressionScale(2), 287.5);
   const ss = schedulesOf(mm, 8, new Rng(9)).map((s) => parallelizeOuter(s, 2));
   const a = m.predict(ss, 1), b = m.predict(ss, 2);
   assert.equal(Array.from(b.score), Array.from(a.score));
