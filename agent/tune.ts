@@ -187,14 +187,14 @@ const costModelCache = new Map<string, Promise<PredictFunction | undefined>>();
  * 'default' is the target's shipped model, found by the cost model's own rule (resolveModelPath),
  * which also holds in the GPU machine's bundle.
  */
-export function costModelRanker(ref: string, target: string): Promise<PredictFunction | undefined> {
-  const key = ref === 'default' ? `default:${target}` : path.resolve(ref);
+export function costModelRanker(ref: string, target: string, threads = 1): Promise<PredictFunction | undefined> {
+  const key = `${ref === 'default' ? `default:${target}` : path.resolve(ref)}|threads=${threads}`;
   let p = costModelCache.get(key);
   if (!p) {
     p = (async () => {
       try {
         const cm = await import('./costmodel/evaluator.ts');
-        return cm.costModelPredict(await cm.resolveCostModel(ref === 'default' ? key : ref));
+        return cm.costModelPredict(await cm.resolveCostModel(ref === 'default' ? `default:${target}` : ref), threads);
       } catch {
         return undefined;
       }
@@ -239,9 +239,10 @@ export async function tune(spec: string | Problem, options: TuneOptions = {}): P
   const usePolicy = options.policy !== undefined || hasShippedPolicy(target);
   // the target's shipped cost model ranks proposals and screens generations (loaded while the device opens)
   const wantsModel = native && options.costModel !== false && !options.predict;
-  const modelPromise = wantsModel ? costModelRanker(options.costModel || 'default', target) : Promise.resolve(undefined);
   const minSeconds = options.minSeconds ?? (b.processor === 'gpu' ? 0.02 : 0.01);
   const threads = options.device ? options.device.threads ?? 1 : b.caps.threads ? options.threads ?? defaultThreads() : 1;
+  // the model predicts at the device's thread count (a serial kernel on two threads is half its peak)
+  const modelPromise = wantsModel ? costModelRanker(options.costModel || 'default', target, threads) : Promise.resolve(undefined);
   const device = options.device ?? (await b.open({ minSeconds, ...(b.caps.threads ? { threads } : {}) }));
   // every candidate runs on the device's threads: a serial proposal gets its outer band parallel
   const banded = (s: Schedule): Schedule => (threads > 1 && worthParallel(problem) ? parallelizeOuter(s, threads) : s);

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -64,10 +65,29 @@ test('tune with no arguments uses the shipped policy of the host', async () => {
     assert.match(r.baseline.library, /^OpenBLAS \d+\.\d+\.\d+ \(\w+\)$/);
     assert.is(r.openblasGflops, r.baseline.gflops);
     assert.is(r.openblasRatio, r.baseline.ratio);
-    assert.is(r.baseline.threads, 1);
+    // tune uses every core by default, and the baseline runs on as many
+    assert.is(r.baseline.threads, availableParallelism());
   } else assert.ok(r.baselineError, 'no baseline and no reason');
+  assert.is(r.deviceThreads, availableParallelism());
+  assert.ok(r.threads === 1 || r.threads === r.deviceThreads);
   assert.ok(r.native);
   assert.is(r.ranking, 'costmodel');
+});
+
+test('tune --threads 1 runs on one thread; on 2 threads the winner has a parallel band or was faster on one thread', async () => {
+  const one = await tune('matmul 256x256x256', { target, noRecords: true, budgetSeconds: 1, maxMeasurements: 8, threads: 1 });
+  assert.ok(one.verified);
+  assert.is(one.deviceThreads, 1);
+  assert.is(one.threads, 1);
+  const two = await tune('matmul 256x256x256', { target, noRecords: true, budgetSeconds: 1, maxMeasurements: 8, threads: 2 });
+  assert.ok(two.verified);
+  assert.is(two.deviceThreads, 2);
+  if (two.threads === 2) {
+    assert.match(two.schedule, /p( |$)/, 'a kernel on two threads has a band');
+    assert.ok(two.kernel.abi.parallel);
+  } else {
+    assert.ok(two.singleThreadGflops !== undefined, 'one thread was chosen by measurement');
+  }
 });
 
 test.after(() => rmSync(tmp, { recursive: true, force: true }));

@@ -8,7 +8,7 @@ import { syntheticEvaluator, syntheticGflops } from '../../../env/synthetic.ts';
 import { evolutionSearch, MutatorMix, type GenerationReport, type Mutator } from '../../../agent/search/index.ts';
 import { mutateOrder, mutateTiles } from '../../../agent/search/moves.ts';
 import { SearchContext } from '../../../agent/searcher.ts';
-import { sampleSketch, sketchSourceOf, sketchTargetFor } from '../../../agent/search/sketch.ts';
+import { gemmSeeds, sampleSketch, sketchSourceOf, sketchTargetFor } from '../../../agent/search/sketch.ts';
 
 const mm = parseProblem('matmul 64x64x64');
 
@@ -54,7 +54,8 @@ test('evolution hands its child slots to the mutators in proportion to their wei
 
 test('seeds are measured right after the default and bred from: the first generation', async () => {
   const seeds = [Schedule.parse(mm, 'm:4 n:4 k:64 m:16 n:16'), Schedule.parse(mm, 'n:8 m:8 k:64 m:8 n:8')];
-  const e = spiedEvaluator();
+  // a sketch source without seeds of its own (the CPU one adds GEMM seeds: tests below cover them)
+  const e = spiedEvaluator({ sketches: { share: 0.7, sample: () => undefined } });
   // no fresh schedules, and mutators that keep the loop count: a 5-loop child can only descend from a seed
   const r = await evolutionSearch({ seeds: () => [Schedule.initial(mm), ...seeds], initial: 0, epsilon: 0, mutators: [[mutateTiles, 1], [mutateOrder, 1]] })
     .search(mm, { evaluator: e, budget: { measurements: 12 }, seed: 1 });
@@ -64,6 +65,16 @@ test('seeds are measured right after the default and bred from: the first genera
   const children = e.asked.slice(3);
   assert.ok(children.length === 9 && children.every((s) => s.loops.length === 5 || s.loops.length === 3));
   assert.ok(children.filter((s) => s.loops.length === 5).length >= 5, 'bred from the seeds');
+});
+
+test('on a GEMM-shaped problem the CPU sketch source seeds BLIS-style tiles, measured right after the default', async () => {
+  const e = spiedEvaluator();
+  await evolutionSearch({ initial: 0, epsilon: 0 }).search(mm, { evaluator: e, budget: { measurements: 6 }, seed: 1 });
+  const seeds = gemmSeeds(mm, sketchTargetFor(e.target), 10).map((s) => s.text());
+  assert.ok(seeds.length >= 2);
+  assert.equal(e.asked.slice(1, 1 + Math.min(5, seeds.length)).map((s) => s.text()), seeds.slice(0, 5));
+  // the register tile of every seed fits: rows x vectors accumulators plus two operands
+  for (const t of seeds) assert.match(t, /n:16 m:(6|12)$/);
 });
 
 test('the same seed gives the same candidates in the same order; another seed others', async () => {
