@@ -42,7 +42,8 @@ test('the policy searcher breeds with the policy as a mutator beside the baselin
 test('policyRollout in the plain evolution: each child is a short rollout of the policy from its parent', async () => {
   const policy = await randomPolicy();
   const reports: GenerationReport[] = [];
-  const e = spiedEvaluator();
+  // a sketch source without seeds (the CPU one seeds GEMM tiles, whose sizes are not powers of 2)
+  const e = spiedEvaluator({ sketches: { share: 0.7, sample: () => undefined } });
   const r = await evolutionSearch({ mutators: [[policyRollout(policy), 1]], initial: 0, epsilon: 0, onGeneration: (g) => reports.push(g) })
     .search(mm, { evaluator: e, budget: { measurements: 15 }, seed: 2 });
   assert.ok(reports.length > 0);
