@@ -7,6 +7,11 @@
  *    no-ops: the state stays, reward 0, `info.illegal` says why. `actionMask()` lists legal ones.
  *  - The cuda actions exist only when the evaluator's target is 'cuda' (asking for them elsewhere is
  *    an error); there the vector observation also carries each loop's GPU binding (ir/graph.ts).
+ *  - With the `parallel` action (CPU targets with threads) the vector observation also carries each
+ *    loop's parallel flag (ir/graph.ts's `parallel` form, 210 floats instead of 200), so the policy
+ *    sees the band it built; `parallelFlags` states it explicitly. The graph observation always has it.
+ *  - The env runs at its evaluator's thread count (`threads`): rewards are the evaluator's figures
+ *    at that count over its peak of as many threads.
  *  - Cursor moves do not change the code (the hash excludes the cursor): they reuse the current
  *    figure and cost no measurement.
  *  - Episodes are truncated after `maxSteps` steps (default 10); nothing terminates them.
@@ -78,6 +83,14 @@ export interface LoopNestEnvOptions<K extends ObservationKind = 'vector'> {
    *  targets/cuda/templates.ts), so that episodes refine mapped kernels instead of spending their
    *  steps building one. */
   start?: 'initial' | 'sketch';
+  /** vector observations carry each loop's parallel flag (default: when `actions` has 'parallel').
+   *  A policy trained without them reads 200 floats, with them 210: the two never mix. */
+  parallelFlags?: boolean;
+}
+
+/** Whether a CPU policy's vector observation carries the parallel flags by default: when it can build bands. */
+export function observesParallel(actions: readonly string[]): boolean {
+  return actions.includes('parallel');
 }
 
 export interface LoopNestInfo {
@@ -114,6 +127,8 @@ export class LoopNestEnv<K extends ObservationKind = 'vector'> implements Env<Ob
   /** the target is a GPU: observations carry the bindings. */
   readonly gpu: boolean;
   readonly start: 'initial' | 'sketch';
+  /** vector observations carry the parallel flags (see the header). */
+  readonly parallelFlags: boolean;
   #rng = new Rng(0);
   #schedule: Schedule | undefined;
   #gflops = 0;
@@ -133,6 +148,8 @@ export class LoopNestEnv<K extends ObservationKind = 'vector'> implements Env<Ob
     this.maxLoops = options.maxLoops ?? maxLoopsForTarget(this.evaluator.target);
     this.maxSteps = options.maxSteps ?? DEFAULT_EPISODE_STEPS;
     this.observationKind = (options.observation ?? 'vector') as K;
+    this.parallelFlags = options.parallelFlags ?? observesParallel(this.actions);
+    if (this.gpu && this.parallelFlags) fail('LoopNestEnv: GPU nests have no parallel band: parallel flags are for CPU targets');
     if (this.gpu && this.observationKind === 'graph') fail('LoopNestEnv: the graph observation does not encode GPU bindings yet; use the vector observation on cuda');
     const ds = options.dataset ?? 'mm64-256';
     this.problems = typeof ds === 'string'
@@ -141,7 +158,16 @@ export class LoopNestEnv<K extends ObservationKind = 'vector'> implements Env<Ob
     if (this.problems.length === 0) fail('LoopNestEnv: no problems to pick from');
     this.observationSpace = (this.observationKind === 'graph'
       ? new GraphSpace(NODE_FEATURES, ['nest', 'access', 'compute'], this.maxLoops + 8)
-      : new Box(0, 8, [vectorSize(this.gpu)])) as unknown as Space<ObservationOf<K>>;
+      : new Box(0, 8, [vectorSize(this.#form())])) as unknown as Space<ObservationOf<K>>;
+  }
+
+  /** threads the evaluator's kernels run on (1 when it does not say). */
+  get threads(): number {
+    return this.evaluator.threads ?? 1;
+  }
+
+  #form(): { gpu: boolean; parallel: boolean } {
+    return { gpu: this.gpu, parallel: this.parallelFlags };
   }
 
   /** the current schedule (after reset). */
@@ -159,7 +185,7 @@ export class LoopNestEnv<K extends ObservationKind = 'vector'> implements Env<Ob
   }
 
   observe(s: Schedule = this.schedule): ObservationOf<K> {
-    return (this.observationKind === 'graph' ? graphEncoding(s) : vectorEncoding(s, this.gpu)) as ObservationOf<K>;
+    return (this.observationKind === 'graph' ? graphEncoding(s) : vectorEncoding(s, this.#form())) as ObservationOf<K>;
   }
 
   async reset(options: ResetOptions = {}): Promise<ResetResult<ObservationOf<K>, LoopNestInfo>> {

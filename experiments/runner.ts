@@ -31,9 +31,9 @@ import type { Problem } from '../ir/problem.ts';
 import { Schedule } from '../ir/schedule.ts';
 import { split as datasetSplit } from '../env/datasets.ts';
 import { VectorEnv } from '../env/core.ts';
-import { LoopNestEnv } from '../env/loopnest-env.ts';
-import { CachingEvaluator, type Evaluator, type NativeTargetName } from '../env/evaluator.ts';
-import { evaluatorFor } from '../env/evaluator-for.ts';
+import { LoopNestEnv, observesParallel } from '../env/loopnest-env.ts';
+import { CachingEvaluator, type Evaluator, type NativeTargetName, type PredictFunction } from '../env/evaluator.ts';
+import { evaluatorFor, measuresKernels } from '../env/evaluator-for.ts';
 import type { Backend } from '../targets/backend.ts';
 import { backend, findBackend } from '../targets/registry.ts';
 import { hostIsa, hostTarget } from '../targets/runtime/host.ts';
@@ -42,6 +42,10 @@ import { createPolicy, loadPolicy, observationFor, savePolicy, type PolicyNetwor
 import { PPOTrainer, type IterationStats, type PolicyEnvs } from '../agent/ppo/ppo.ts';
 import { checkpointDamage, findCheckpoint, folderDamage, latestCheckpoint, loadCheckpoint, readCheckpointState, saveCheckpoint, sealFolder } from '../agent/ppo/checkpoint.ts';
 import { greedyRollout, policySearcher } from '../agent/ppo/search.ts';
+import { bandedSearcher } from '../agent/ppo/banded-searcher.ts';
+import { DEFAULT_TIMED_MAX_FLOPS, type Searcher } from '../agent/searcher.ts';
+import { flops } from '../ir/problem.ts';
+import { parseProblem } from '../ir/spec.ts';
 import { runCompare } from '../agent/search/run.ts';
 import { aggregateCurve, geomean, linePlot, renderCompareHtml, type CompareData, type Series } from '../agent/report/index.ts';
 import type { HistoryPoint } from '../agent/searcher.ts';
@@ -63,11 +67,16 @@ function recordsPath(x: Experiment, v: ResolvedVariant): string {
   return v.reward.records ?? path.join(x.output, 'records.jsonl');
 }
 
+/** `threads:` of the file as device options (only where it is not the default: older runs stay the same). */
+function threadOptions(x: Experiment): { threads?: number } {
+  return x.spec.threads > 1 ? { threads: x.spec.threads } : {};
+}
+
 /** Measurements of the experiment's target (its records in the run's file; one line without its device). */
 function measured(x: Experiment, v: ResolvedVariant, minSeconds: number): Promise<Evaluator> {
   const b = backend(resolveTarget(x.spec.target));
   // GPU launches are often tens of microseconds: at least 20 ms of samples each
-  return evaluatorFor(b, { records: recordsPath(x, v), minSeconds: b.processor === 'gpu' ? Math.max(minSeconds, 0.02) : minSeconds });
+  return evaluatorFor(b, { records: recordsPath(x, v), minSeconds: b.processor === 'gpu' ? Math.max(minSeconds, 0.02) : minSeconds, ...threadOptions(x) });
 }
 
 /** The evaluator that gives training rewards, from `reward.source`. */
@@ -96,9 +105,10 @@ async function costModelEvaluator(x: Experiment, v: ResolvedVariant, b: Backend)
     // no device needed to train on the model: on a GPU the reward's denominator is its nominal peak,
     // on this machine's CPU the probed (usually cached) one
     if (b.processor === 'gpu') return new cm.CostModelEvaluator({ model, target: b.name, peakGflops: b.nominalPeakGflops });
-    const device = await b.open();
+    // predictions and the reward's denominator at the file's thread count (the peak of as many cores)
+    const device = await b.open(threadOptions(x));
     try {
-      return new cm.CostModelEvaluator({ model, target: b.name, peakGflops: (await device.peak()).gflops });
+      return new cm.CostModelEvaluator({ model, target: b.name, peakGflops: (await device.peak()).gflops, threads: x.spec.threads });
     } finally {
       await device.close();
     }
@@ -115,17 +125,38 @@ export async function measuringEvaluator(x: Experiment): Promise<Evaluator> {
 }
 
 export function policySpecOf(v: ResolvedVariant, target?: string): PolicySpec {
+  const gpu = target !== undefined && findBackend(target)?.processor === 'gpu';
   return {
     network: v.network, actions: [...v.env.actions], observation: observationFor(v.network), maxLoops: v.env.max_loops,
-    // GPU observations carry each loop's binding
-    ...(target !== undefined && findBackend(target)?.processor === 'gpu' ? { gpu: true } : {}),
+    // GPU observations carry each loop's binding; CPU ones each loop's parallel flag when the policy can build bands (LoopNestEnv's rule)
+    ...(gpu ? { gpu: true } : {}),
+    ...(!gpu && observesParallel(v.env.actions) ? { parallel: true } : {}),
   };
+}
+
+/**
+ * The training problems: the dataset's train split, and each `mix` dataset's train split repeated
+ * so that an episode draws it with about its `share` (episodes draw problems uniformly): with the
+ * base split's share `rest`, a list of B / rest problems holds share x B / rest of each mixed one.
+ */
+export function trainProblems(x: Experiment): Problem[] {
+  const base = datasetSplit(x.spec.dataset.name, x.spec.dataset.train);
+  const mix = x.spec.dataset.mix ?? [];
+  const rest = 1 - mix.reduce((a, m) => a + m.share, 0);
+  const out = [...base];
+  for (const m of mix) {
+    const ps = datasetSplit(m.name, x.spec.dataset.train);
+    const copies = Math.max(1, Math.round((m.share * base.length) / (rest * ps.length)));
+    for (let c = 0; c < copies; c++) out.push(...ps);
+  }
+  return out;
 }
 
 function makeEnvs(x: Experiment, v: ResolvedVariant, evaluator: Evaluator): PolicyEnvs {
   const observation = observationFor(v.network);
+  const problems = x.spec.dataset.mix ? trainProblems(x) : undefined;
   const envs = Array.from({ length: v.ppo.numEnvs }, () => new LoopNestEnv({
-    evaluator, dataset: x.spec.dataset.name, split: x.spec.dataset.train, actions: v.env.actions,
+    evaluator, ...(problems ? { dataset: problems } : { dataset: x.spec.dataset.name, split: x.spec.dataset.train }), actions: v.env.actions,
     maxLoops: v.env.max_loops, maxSteps: v.env.episode_steps, observation, start: v.env.start,
   }));
   return new VectorEnv(envs) as unknown as PolicyEnvs;
@@ -143,7 +174,7 @@ export function gitCommit(): string | null {
 /** Training-relevant settings: a resumed run must have the same ones (iterations may grow). */
 function fingerprint(x: Experiment, v: ResolvedVariant): string {
   const { totalIterations: _ignored, ...ppo } = v.ppo;
-  return JSON.stringify({ target: x.spec.target, dataset: x.spec.dataset, env: v.env, reward: v.reward, network: v.network, ppo });
+  return JSON.stringify({ target: x.spec.target, dataset: x.spec.dataset, env: v.env, reward: v.reward, network: v.network, ppo, ...threadOptions(x) });
 }
 
 // ---------------------------------------------------------------------------------------- train
@@ -474,10 +505,39 @@ export interface EvalOptions extends RunnerOptions {
   problems?: number;
 }
 
-function testProblems(x: Experiment, limit?: number): Problem[] {
+/**
+ * The evaluation problems: the first `limit` (evaluation.problems) of the dataset's test split, then
+ * every `mix` dataset's test split and `evaluation.extra_problems`, each problem once.
+ */
+export function testProblems(x: Experiment, limit?: number): Problem[] {
   const all = datasetSplit(x.spec.dataset.name, x.spec.dataset.test);
   const n = limit ?? x.spec.evaluation.problems;
-  return n === undefined ? all : all.slice(0, n);
+  const out = [
+    ...(n === undefined ? all : all.slice(0, n)),
+    ...(x.spec.dataset.mix ?? []).flatMap((m) => datasetSplit(m.name, x.spec.dataset.test)),
+    ...(x.spec.evaluation.extra_problems ?? []).map((spec) => parseProblem(spec)),
+  ];
+  return out.filter((p, i) => out.findIndex((q) => q.spec === p.spec) === i);
+}
+
+/** evaluation.costmodel's predictions at the file's threads (searches rank with it, as tune does). */
+async function evaluationRanker(x: Experiment): Promise<PredictFunction | undefined> {
+  const ref = x.spec.evaluation.costmodel;
+  if (ref === undefined) return undefined;
+  const cm = await import('../agent/costmodel/evaluator.ts');
+  const target = resolveTarget(x.spec.target);
+  return cm.costModelPredict(await cm.resolveCostModel(ref === 'default' ? `default:${target}` : ref), x.spec.threads);
+}
+
+/** The searchers of evaluation.policies (compare), loaded; `band` wraps one in the parallel band rule. */
+function otherPolicySearchers(x: Experiment, loaded: PolicyNetwork[]): Searcher[] {
+  return (x.spec.evaluation.policies ?? []).map((o) => {
+    const { policy, metadata } = loadPolicyAt(intactPolicy(o.path));
+    loaded.push(policy);
+    const depth = x.spec.evaluation.depth ?? (typeof metadata.episodeSteps === 'number' ? metadata.episodeSteps : 10);
+    const s = policySearcher(policy, { name: o.name, beamWidth: x.spec.evaluation.beam_width, depth });
+    return o.band ? bandedSearcher(s, { name: o.name, threads: x.spec.threads }) : s;
+  });
 }
 
 function evalBudget(x: Experiment) {
@@ -501,6 +561,7 @@ export async function evalExperiment(file: string, opts: EvalOptions = {}): Prom
     openRunFolder(x.output, file);
     const evaluator = await measuringEvaluator(x);
     const budget = evalBudget(x);
+    const predict = await evaluationRanker(x);
     const results: EvalResult[] = [];
     try {
       for (const [vi, v] of variants.entries()) {
@@ -513,7 +574,9 @@ export async function evalExperiment(file: string, opts: EvalOptions = {}): Prom
           const greedy = greedyRollout(policy, Schedule.initial(problem), depth);
           const greedyFinal = greedy[greedy.length - 1]!;
           const greedyGflops = (await evaluator.evaluate(greedyFinal)).gflops;
-          const r = await searcher.search(problem, { evaluator, budget, seed: x.spec.seed });
+          // a large problem's default kernel would take seconds to time: with a cost model it is predicted (as tune does)
+          const skipDefault = predict !== undefined && measuresKernels(evaluator) && flops(problem) > DEFAULT_TIMED_MAX_FLOPS;
+          const r = await searcher.search(problem, { evaluator, budget, seed: x.spec.seed, ...(predict ? { predict, skipDefault } : {}) });
           rows.push({
             spec: problem.spec, defaultGflops: r.defaultGflops, greedyGflops, greedySchedule: greedyFinal.text(),
             bestGflops: r.best.gflops, schedule: r.best.schedule.text(), fractionOfPeak: r.best.gflops / evaluator.peakGflops,
@@ -586,7 +649,8 @@ export async function compareExperiment(file: string, opts: CompareOptions = {})
     const evaluator = await measuringEvaluator(x);
     const policies: PolicyNetwork[] = [];
     try {
-      const searchers = x.variants.map((v, vi) => {
+      const predict = await evaluationRanker(x);
+      const own = x.variants.map((v, vi) => {
         const { policy } = loadPolicyAt(locations[vi]!);
         policies.push(policy);
         return policySearcher(policy, {
@@ -594,11 +658,12 @@ export async function compareExperiment(file: string, opts: CompareOptions = {})
           beamWidth: x.spec.evaluation.beam_width, depth: x.spec.evaluation.depth ?? v.env.episode_steps,
         });
       });
+      const searchers = [...own, ...otherPolicySearchers(x, policies)];
       const problems = testProblems(x, opts.problems);
       let lastProblem = -1;
       const r = await runCompare(problems, {
         searchers: [...searchers, ...x.spec.evaluation.baselines],
-        budget: evalBudget(x), evaluator, seed: x.spec.seed,
+        budget: evalBudget(x), evaluator, seed: x.spec.seed, ...(predict ? { predict } : {}),
         compareBaseline: x.spec.evaluation.openblas && findBackend(evaluator.target)?.timing !== 'model',
         minSeconds: x.spec.evaluation.min_seconds,
         title: `${x.spec.name}: PPO vs search baselines on ${x.spec.dataset.name}:${x.spec.dataset.test}`,
@@ -678,6 +743,9 @@ export async function exportPolicy(file: string, opts: ExportOptions = {}): Prom
       episodeSteps: trained?.env.episode_steps ?? v.env.episode_steps,
       maxLoops: trained?.env.max_loops ?? v.env.max_loops,
       rewardSource: trained?.reward.source ?? v.reward.source,
+      // the thread count its rewards were figures at; its observation's form (parallel flags with the parallel action)
+      threads: x.spec.threads,
+      parallelFlags: observesParallel(trained?.env.actions ?? v.env.actions),
       ppo: trained?.ppo ?? v.ppo,
       iterations: metadata.iteration ?? null,
       trainingSteps: metadata.globalStep ?? (lastMetrics?.globalStep ?? null),

@@ -5,7 +5,10 @@
  *   name: ppo-mm-avx512            # run name; output defaults to runs/<name>
  *   description: free text
  *   target: avx512                 # avx512 | avx2 | host | cuda | synthetic
- *   dataset: { name: mm64-256, train: train, test: test, test_limit: 20 }
+ *   dataset: { name: mm64-256, train: train, test: test, test_limit: 20,
+ *              mix: [{ name: resnet18-conv2d, share: 0.15 }] }   # mix: other datasets' splits, drawn
+ *                                  # this share of episodes (and their test splits join eval/compare)
+ *   threads: 2                     # CPU threads of the kernels: rewards, peak, eval and compare (default 1)
  *   env: { actions: [...], episode_steps: 10, max_loops: 10, observation: vector, start: initial }   # vector | graph; initial | sketch (cuda)
  *   reward: { source: measured, min_seconds: 0.01, records: path }   # measured | costmodel | hybrid | synthetic
  *   network: { kind: mlp, hidden: [256, 256], activation: tanh }
@@ -17,7 +20,12 @@
  *   seed: 1
  *   checkpoint: { every: 10, keep: 3 }
  *   evaluation: { budget: { measurements: 32 }, baselines: [random, greedy, beam, evolution],
- *                 beam_width: 4, depth: 10, problems: 20, min_seconds: 0.01 }
+ *                 beam_width: 4, depth: 10, problems: 20, min_seconds: 0.01,
+ *                 extra_problems: ["matmul 1024x1024x1024"],   # evaluated after the test split
+ *                 costmodel: default,     # searches rank candidates with it at `threads`, as tune does
+ *                 policies: [{ name: shipped, path: agent/pretrained/avx512, band: true }] }
+ *                                  # compare: other policies beside the experiment's; band: every
+ *                                  # proposal gets the parallel band rule first (how tune runs a serial policy)
  *   variants:                      # optional: several agents in one experiment (e.g. MLP vs GNN);
  *     mlp: { network: {...} }      #   each overrides network/ppo/env/reward and trains into
  *     gnn: { network: {...} }      #   runs/<name>/<variant>/
@@ -36,6 +44,8 @@ import { isKnownAction } from '../ir/transforms.ts';
 import { datasetNames } from '../env/datasets.ts';
 import { LOOPTUNE_ACTIONS } from '../ir/actions.ts';
 import { backend } from '../targets/registry.ts';
+import { hostTarget } from '../targets/runtime/host.ts';
+import { parseProblem } from '../ir/spec.ts';
 
 import { SEARCHER_NAMES } from '../agent/search/index.ts';
 import type { NetworkConfig } from '../agent/policy/network.ts';
@@ -132,6 +142,24 @@ const searcherName = z.string().refine((s) => /^([a-z-]+?)(\d+)?(?::(\d+))?$/.te
   message: `unknown searcher (expected ${SEARCHER_NAMES.join(', ')}, optionally with :N)`,
 });
 
+const problemSpec = z.string().refine((t) => {
+  try {
+    parseProblem(t);
+    return true;
+  } catch {
+    return false;
+  }
+}, { error: (issue) => `not a problem spec: '${String(issue.input).slice(0, 60)}' (e.g. "matmul 512x512x512")` });
+
+const OtherPolicy = z.strictObject({
+  /** name in the comparison (must differ from the experiment's searchers) */
+  name: z.string().regex(/^[A-Za-z0-9][\w.+-]*$/, 'a name of letters, digits, ".", "+", "-" and "_"'),
+  /** a policy folder (model.json + weights.bin), relative to the current folder */
+  path: z.string().min(1),
+  /** every proposal gets the parallel band rule (ir/parallelize.ts) first, as tune does */
+  band: z.boolean().default(false),
+});
+
 const Evaluation = z.strictObject({
   /** per problem, identical for the policy and every baseline */
   budget: Budget.default({ measurements: 32 }),
@@ -144,12 +172,25 @@ const Evaluation = z.strictObject({
   min_seconds: z.number().positive().default(0.01),
   /** also time OpenBLAS on matmuls (compare) */
   openblas: z.boolean().default(true),
+  /** problems evaluated after the test split(s), e.g. large ones where the band matters */
+  extra_problems: z.array(problemSpec).optional(),
+  /** a cost model ('default' = the target's shipped one, or a folder) ranking candidates at `threads`, as tune does */
+  costmodel: z.string().optional(),
+  /** compare: other policies beside the experiment's own */
+  policies: z.array(OtherPolicy).optional(),
 });
 
+const datasetName = z.string().refine((n) => datasetNames().includes(n), { error: (issue) => `unknown dataset '${String(issue.input).slice(0, 40)}' (expected one of: ${datasetNames().join(', ')})` });
+
 const Dataset = z.strictObject({
-  name: z.string().refine((n) => datasetNames().includes(n), { error: (issue) => `unknown dataset '${String(issue.input).slice(0, 40)}' (expected one of: ${datasetNames().join(', ')})` }),
+  name: datasetName,
   train: z.enum(['train', 'test', 'all']).default('train'),
   test: z.enum(['train', 'test', 'all']).default('test'),
+  /** other datasets mixed in: their `train` split is drawn `share` of the episodes, their `test` split joins the evaluation */
+  mix: z.array(z.strictObject({
+    name: datasetName,
+    share: z.number().gt(0).lt(1),
+  })).min(1).optional(),
 });
 
 const Variant = z.strictObject({
@@ -169,6 +210,8 @@ export const ExperimentSchema = z.strictObject({
   network: Network.default({ kind: 'mlp', hidden: [256, 256], activation: 'tanh' }),
   ppo: Ppo.default(Ppo.parse({})),
   iterations: positiveInt,
+  /** CPU threads the kernels run on: training rewards (measured or predicted), the peak, eval and compare */
+  threads: positiveInt.max(256).default(1),
   seed: z.number().int().min(0).default(1),
   checkpoint: z.strictObject({ every: positiveInt.default(10), keep: positiveInt.default(3) }).default({ every: 10, keep: 3 }),
   evaluation: Evaluation.default(Evaluation.parse({})),
@@ -285,6 +328,15 @@ export function parseExperiment(text: string, file: string, outputOverride?: str
   const spec = r.data;
   const issues: { path: PropertyKey[]; message: string }[] = [];
   const output = outputOverride ?? spec.output ?? path.join('runs', spec.name);
+  // threads are a CPU backend's capability (its printer emits parallel bands); a model target times nothing
+  const targetBackend = backend(spec.target === 'host' ? hostTarget() : spec.target);
+  const threadedTarget = targetBackend.caps.threads === true && targetBackend.timing !== 'model';
+  if (spec.threads > 1 && !threadedTarget) issues.push({ path: ['threads'], message: `the ${spec.target} target runs kernels on one thread (no parallel bands)` });
+  const shares = (spec.dataset.mix ?? []).reduce((a, m) => a + m.share, 0);
+  if (shares >= 1) issues.push({ path: ['dataset', 'mix'], message: `the shares add up to ${+shares.toFixed(3)}: they must leave some episodes to ${spec.dataset.name}` });
+  (spec.evaluation.policies ?? []).forEach((p, i) => {
+    if ((spec.evaluation.policies ?? []).findIndex((q) => q.name === p.name) !== i) issues.push({ path: ['evaluation', 'policies', i, 'name'], message: `'${p.name}' is named twice` });
+  });
   const resolve = (name: string, v: z.infer<typeof Variant> | undefined, base: PropertyKey[]): ResolvedVariant => {
     const env = { ...spec.env, ...defined(v?.env) };
     const reward = { ...spec.reward, ...defined(v?.reward) };

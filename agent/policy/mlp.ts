@@ -1,13 +1,14 @@
 /**
  * LoopTune's policy form: an MLP on the fixed 10 loops x 20 features vector (ir/graph.ts
- * vectorEncoding; on cuda its GPU form, 16 loops with bindings), a shared torso and three linear heads (policy, value, auxiliary GFLOPS).
+ * vectorEncoding; on cuda its GPU form, 16 loops with bindings; with the parallel action, the
+ * parallel flags appended), a shared torso and three linear heads (policy, value, auxiliary GFLOPS).
  * Initialization follows CleanRL: orthogonal, gain sqrt(2) in the torso, 0.01 on the policy head
  * (near-uniform first policy), 1 on the value and auxiliary heads.
  */
 import { tf } from '../backend.ts';
 import { LOOP_FEATURES, MAX_LOOPS, vectorSize } from '../../ir/graph.ts';
 import {
-  ParamStore, activate, applyDense, type Dense, type MlpConfig, type NetworkOutput, type Observation, type PolicyNetwork, type PolicySpec,
+  ParamStore, activate, applyDense, type Dense, type MlpConfig, type NetworkOutput, type Observation, type PolicyNetwork, type PolicySpec, vectorFormOf,
 } from './network.ts';
 
 export const VECTOR_SIZE = MAX_LOOPS * LOOP_FEATURES;
@@ -20,7 +21,7 @@ export class MlpPolicy implements PolicyNetwork {
   readonly #v: Dense;
   readonly #aux: Dense;
   readonly #config: MlpConfig;
-  /** input width: LoopTune's 200 floats, or the GPU form (bindings included) on cuda */
+  /** input width: LoopTune's 200 floats, the GPU form (bindings included) on cuda, or 210 with the parallel flags */
   readonly #size: number;
 
   constructor(spec: PolicySpec, seed: number | null) {
@@ -29,7 +30,7 @@ export class MlpPolicy implements PolicyNetwork {
     this.spec = spec;
     this.#config = spec.network;
     this.#store = new ParamStore(seed);
-    this.#size = vectorSize(spec.gpu ?? false);
+    this.#size = vectorSize(vectorFormOf(spec));
     let width = this.#size;
     this.#torso = this.#config.hidden.map((h, i) => {
       const d = this.#store.dense(`torso/${i}`, width, h, Math.SQRT2);

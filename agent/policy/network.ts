@@ -50,6 +50,14 @@ export interface PolicySpec {
   maxLoops: number;
   /** the env's target is a GPU: observations carry the loop bindings (ir/graph.ts vectorEncoding). */
   gpu?: boolean;
+  /** vector observations carry each loop's parallel flag (CPU policies with the `parallel` action;
+   *  absent in policies trained before it: they read the 200-float form). */
+  parallel?: boolean;
+}
+
+/** The vector form a policy reads (ir/graph.ts vectorEncoding / vectorSize). */
+export function vectorFormOf(spec: PolicySpec): { gpu: boolean; parallel: boolean } {
+  return { gpu: spec.gpu ?? false, parallel: spec.parallel ?? false };
 }
 
 export interface NetworkOutput {

@@ -30,7 +30,7 @@ import { runWithBudget, type SearchContext, type SearchOptions, type SearchResul
 import { evolve, type EvolutionOptions, type GenerationReport } from '../search/evolution.ts';
 import { DEFAULT_MUTATORS, scaleWeights, type Mutator, type WeightedMutator } from '../search/mutators.ts';
 import { sketchSourceOf } from '../search/sketch.ts';
-import type { Observation, PolicyNetwork } from '../policy/network.ts';
+import { vectorFormOf, type Observation, type PolicyNetwork } from '../policy/network.ts';
 import { evaluatePolicy } from './act.ts';
 import { AgentRng } from './rng.ts';
 
@@ -74,8 +74,9 @@ interface Candidate {
   logp: number;
 }
 
+/** `s` encoded the way the policy was trained (its spec says which vector form). */
 export function observe(policy: PolicyNetwork, s: Schedule): Observation {
-  return policy.spec.observation === 'graph' ? graphEncoding(s) : vectorEncoding(s, policy.spec.gpu ?? false);
+  return policy.spec.observation === 'graph' ? graphEncoding(s) : vectorEncoding(s, vectorFormOf(policy.spec));
 }
 
 function masks(policy: PolicyNetwork, states: readonly Schedule[]): boolean[][] {
