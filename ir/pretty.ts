@@ -34,7 +34,7 @@ export function prettyPrint(s: Schedule): string {
     const tail = l.tail > 0 ? ` + tail ${l.tail}` : '';
     const bind = l.bind ? ` [${l.bind}]` : '';
     const mark = i === s.cursor ? '   <- cursor' : '';
-    lines.push(`${'  '.repeat(i)}for ${name} in ${range}${tail}${bind}${mark}`);
+    lines.push(`${'  '.repeat(i)}${l.parallel ? 'parallel for' : 'for'} ${name} in ${range}${tail}${bind}${mark}`);
   });
   lines.push(`${'  '.repeat(s.loops.length)}${statementText(s.problem)}`);
   return lines.join('\n');

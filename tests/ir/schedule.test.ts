@@ -98,6 +98,7 @@ test('text round-trips; hash depends on loops, not cursor', () => {
   assert.is(s.hash(), s.withCursor(0).hash());
   assert.is.not(s.hash(), Schedule.initial(mm).hash());
   assert.match(prettyPrint(s), /for m in 6 x 16 \+ tail 4 {3}<- cursor/);
+  assert.match(prettyPrint(Schedule.parse(s.problem, 'm:6r4p m:16 n:60 k:70')), /^parallel for m in 6 x 16 \+ tail 4/);
 });
 
 test('encodings: 10x20 vector, graph with loop/tensor/statement nodes', () => {
