@@ -52,6 +52,12 @@ const CASES: Case[] = [
   { name: 'unreadable loop', args: ['show', 'matmul 8x8x8', '--schedule', 'm:abc n:8 k:8'], expect: /m:abc|read|size/i },
   { name: 'empty schedule', args: ['show', 'matmul 8x8x8', '--schedule', ''], expect: /empty schedule/ },
   { name: 'schedule of 5000 loops', args: ['show', 'matmul 1x8x8', '--schedule', `${'m:1 '.repeat(5000)}n:8 k:8`], expect: /loops|deep|limit|at most/i },
+  { name: 'parallel reduction loop', args: ['show', 'matmul 8x8x8', '--schedule', 'k:8p m:8 n:8'], expect: /reduction variable k/ },
+  { name: 'two parallel bands', args: ['show', 'matmul 8x8x8', '--schedule', 'm:8p k:8 n:4p n:2'], expect: /adjacent/ },
+  { name: 'parallel loop on a one-thread target', args: ['run', 'matmul 8x8x8', '--schedule', 'm:8p n:8 k:8', '--target', 'neon'], expect: /one thread/ },
+  { name: 'zero threads', args: ['run', 'matmul 8x8x8', '--threads', '0'], expect: /thread count/ },
+  { name: 'threads not a number', args: ['tune', 'matmul 8x8x8', '--threads', 'all'], expect: /thread count/ },
+  { name: 'too many threads', args: ['peak', '--threads', '5000'], expect: /thread count from 1 to 1024/ },
   // actions
   { name: 'unknown action', args: ['show', 'matmul 8x8x8', '--actions', 'fly'], expect: /'fly'/ },
   { name: 'split by zero', args: ['show', 'matmul 8x8x8', '--actions', 'split_0'], expect: /split_0/ },
