@@ -22,6 +22,12 @@ export interface TargetCaps {
   fmaPorts: number;
   /** most vector operations the lowering may fully unroll into one micro-kernel body. */
   unrollBudget: number;
+  /** element strides along the vector variable at which an input can still be read as a vector
+   *  (lane i at offset + stride*i): 1 is a plain load; 2 is every other element, as a stride-2
+   *  convolution reads its input. Default [1]; a stride not listed makes the nest scalar. */
+  vectorStrides?: readonly number[];
+  /** strided vector reads keep a permutation index vector in a register of its own (AVX-512's vpermt2ps) */
+  indexRegisterForStrides?: boolean;
   /** whether the printer emits parallel bands (kernels that run on several threads); without it, a
    *  schedule with parallel loops is refused by the backend */
   threads?: boolean;

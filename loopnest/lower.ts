@@ -1,7 +1,8 @@
 /**
  * Lowering a Schedule to a LoopProgram, LoopNest-style:
  *  1. the vector variable is the one indexing the output's last (unit-stride) dimension, when every
- *     input moves along it with stride 0 (broadcast) or 1 (vector load);
+ *     input moves along it with stride 0 (broadcast), 1 (vector load) or another stride the target
+ *     lists in `caps.vectorStrides` (a strided vector read: a stride-2 convolution's input);
  *  2. the unrolled region is the longest suffix of the loops whose output tile fits in the
  *     registers (accumulators + 2 operand registers) and whose unrolled body fits the unroll
  *     budget; it must contain the vector variable's innermost loop, else the scalar path is used;
@@ -50,14 +51,22 @@ export function lower(schedule: Schedule, caps: TargetCaps): LoopProgram {
   };
 }
 
-/** The variable of the output's unit-stride dimension, if every input can follow it. */
-export function vectorVariable(problem: Problem, strides: number[][]): { var: number | null; reason?: string } {
+/**
+ * The input strides that callers planning without a target (the search's sketches) assume can be
+ * vector reads: the x86 targets' (loopnest lowers with each target's own caps.vectorStrides).
+ */
+export const PLANNING_VECTOR_STRIDES: readonly number[] = [1, 2];
+
+/** The variable of the output's unit-stride dimension, if every input can follow it (moving by 0 or a stride in `vectorStrides`). */
+export function vectorVariable(
+  problem: Problem, strides: number[][], vectorStrides: readonly number[] = PLANNING_VECTOR_STRIDES,
+): { var: number | null; reason?: string } {
   const last = problem.output.index[problem.output.index.length - 1]!;
   if (last.terms.length !== 1 || last.terms[0]!.coef !== 1) return { var: null, reason: 'the output has no unit-stride variable' };
   const v = last.terms[0]!.var;
   for (let t = 1; t < strides.length; t++) {
     const s = strides[t]![v]!;
-    if (s !== 0 && s !== 1) {
+    if (s !== 0 && !vectorStrides.includes(s)) {
       return { var: null, reason: `${problem.tensors[t]!.name} moves by ${s} elements along ${problem.vars[v]!.name}` };
     }
   }
@@ -68,7 +77,7 @@ export function vectorVariable(problem: Problem, strides: number[][]): { var: nu
 export function decideTile(schedule: Schedule, caps: TargetCaps, strides: number[][] = tensorStrides(schedule.problem)): TileDecision {
   const problem = schedule.problem;
   const loops = schedule.loops;
-  const vv = vectorVariable(problem, strides);
+  const vv = vectorVariable(problem, strides, caps.vectorStrides ?? [1]);
   const zeroRegister = problem.combine === 'relu' && caps.zeroRegisterForRelu;
   // the register tile lives below the parallel band
   const bandEnd = lastBandLoop(schedule, caps);
@@ -78,7 +87,8 @@ export function decideTile(schedule: Schedule, caps: TargetCaps, strides: number
   let vectorVar = vv.var;
   let scalarReason = vv.reason;
   let maskRegister = caps.maskRegisterForTails && vectorVar !== null && hasPartialVectors(schedule, vectorVar, lanes);
-  const vectorRegisters = caps.vectorRegisters - (zeroRegister ? 1 : 0) - (maskRegister ? 1 : 0);
+  let indexRegister = caps.indexRegisterForStrides === true && vectorVar !== null && hasStridedInput(strides, vectorVar);
+  const vectorRegisters = caps.vectorRegisters - (zeroRegister ? 1 : 0) - (maskRegister ? 1 : 0) - (indexRegister ? 1 : 0);
   let chosen = vectorVar === null ? undefined : pick(lanes, vectorVar, vectorRegisters, caps.unrollBudget);
   if (chosen && vectorVar !== null && lanes > 1) {
     const innermost = innermostLoopOf(schedule, vectorVar);
@@ -91,6 +101,7 @@ export function decideTile(schedule: Schedule, caps: TargetCaps, strides: number
     lanes = 1;
     vectorVar = null;
     maskRegister = false;
+    indexRegister = false;
     chosen = pick(1, null, caps.scalarRegisters - (zeroRegister ? 1 : 0), Math.max(16, caps.unrollBudget / SCALAR_UNROLL_DIVISOR));
   } else {
     scalarReason = undefined;
@@ -99,6 +110,7 @@ export function decideTile(schedule: Schedule, caps: TargetCaps, strides: number
   return {
     lanes, vectorVar, unrollFrom: chosen.unrollFrom, tileFrom,
     accumulators: chosen.size.accumulators, unrolledOps: chosen.size.ops, zeroRegister, maskRegister,
+    ...(indexRegister ? { indexRegister } : {}),
     ...(scalarReason ? { scalarReason } : {}),
   };
 }
@@ -197,6 +209,11 @@ function hasPartialVectors(schedule: Schedule, v: number, lanes: number): boolea
     return (range >= step && partial(level + 1, step)) || (rem > 0 && partial(level + 1, rem));
   };
   return partial(0, schedule.problem.vars[v]!.extent);
+}
+
+/** Whether some input moves along the vector variable by more than one element (a strided vector read). */
+function hasStridedInput(strides: number[][], v: number): boolean {
+  return strides.some((st, t) => t > 0 && st[v]! !== 0 && st[v]! !== 1);
 }
 
 function innermostLoopOf(schedule: Schedule, v: number): number {
@@ -416,8 +433,11 @@ class UnrolledWalk {
     const inputs: Operand[] = [];
     for (let i = 0; i < this.nInputs; i++) {
       const t = i + 1;
-      const vector = vectorVar !== null && this.strides[t]![vectorVar] === 1;
-      inputs.push({ tensor: t, offset: this.offset(t), mode: vector ? 'vector' : 'broadcast', count: vector ? count : 1 });
+      const stride = vectorVar === null ? 0 : this.strides[t]![vectorVar]!;
+      const offset = this.offset(t);
+      if (stride === 0) inputs.push({ tensor: t, offset, mode: 'broadcast', count: 1 });
+      else if (stride === 1) inputs.push({ tensor: t, offset, mode: 'vector', count });
+      else inputs.push({ tensor: t, offset, mode: 'vector', count, stride });
     }
     g.push({ acc, inputs });
   }

@@ -27,9 +27,9 @@
  *   chunk: `bodies[mask]`, where bit j of mask says dim j is at its tail iteration, with pointer
  *   t advanced by sum_j index_j * dims[j].advance[t] (restored after). Threads write disjoint
  *   outputs (band loops run over output variables only), so chunks need no synchronization.
- * - Operand: `vector` = `count` consecutive elements at `offset` (lanes past `count` must not be
- *   read: masked); `broadcast` = one element at `offset` in every lane. With lanes = 1 both are a
- *   scalar.
+ * - Operand: `vector` = `count` elements at `offset`, `stride` apart (lane i reads offset +
+ *   stride*i; stride 1 when absent; elements past lane count-1 must not be read: masked);
+ *   `broadcast` = one element at `offset` in every lane. With lanes = 1 both are a scalar.
  */
 import type { Combine, Problem } from '../ir/problem.ts';
 
@@ -38,6 +38,8 @@ export interface Operand {
   offset: number;
   mode: 'vector' | 'broadcast';
   count: number;
+  /** element distance between the lanes of a vector operand (the target's caps.vectorStrides); absent = 1 */
+  stride?: number;
 }
 
 export interface Accumulator {
@@ -158,6 +160,8 @@ export interface TileDecision {
   /** registers set aside from the tile: a zero vector (relu) and a lane mask (partial vectors) */
   zeroRegister: boolean;
   maskRegister: boolean;
+  /** a register set aside for the permutation index of strided vector reads (caps.indexRegisterForStrides); absent = none */
+  indexRegister?: boolean;
   /** why vectorization was not used, when it was not */
   scalarReason?: string;
 }

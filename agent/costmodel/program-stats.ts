@@ -178,7 +178,8 @@ export function analyticStats(
   for (let i = d.unrollFrom; i < n; i++) chains[loops[i]!.var]!.push(i);
   const vecVar = d.vectorVar;
   const nIn = p.inputs.length;
-  const vectorInput = Array.from({ length: nIn }, (_, i) => vecVar !== null && strides[i + 1]![vecVar] === 1);
+  // an input that moves along the vector variable is read as a vector (a strided one too: lower.ts)
+  const vectorInput = Array.from({ length: nIn }, (_, i) => vecVar !== null && strides[i + 1]![vecVar] !== 0);
   const st: TileStats = {
     totalOps: 0, laneSum: 0, partialOps: 0, accTraffic: 0, loopIters: 0, staticOps: 0, tiles: 0,
     mainOps: 0, mainVec: 0, mainBcast: 0, mainAccumulators: 0, bands: [],

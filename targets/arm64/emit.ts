@@ -341,6 +341,9 @@ class Arm64Emitter {
   /** Operand ids, element roles and forms of the body, and the packs its element operands allow. */
   private plan(n: ComputeNode): OperandPlan {
     const ops = n.groups.length === 1 ? n.groups[0]! : n.groups.flat();
+    if (ops.some((op) => op.inputs.some((x) => (x.stride ?? 1) !== 1))) {
+      throw new Error('the neon emitter reads contiguous vectors only (its caps list no vectorStrides)');
+    }
     const nOps = ops.length;
     const vectorPath = this.lanes > 1;
     const byElement = this.combine === 'fma' || this.combine === 'mul';

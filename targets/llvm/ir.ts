@@ -267,7 +267,7 @@ class IrBuilder {
     // one load per distinct element of the node (what EarlyCSE would leave), in first-use order
     const loads = new Map<number, Value>();
     const load = (x: Operand, lane: number): Value => {
-      const offset = x.offset + (x.mode === 'vector' ? lane : 0);
+      const offset = x.offset + (x.mode === 'vector' ? lane * (x.stride ?? 1) : 0);
       const key = offset * 8 + x.tensor;
       let v = loads.get(key);
       if (!v) {

@@ -9,8 +9,11 @@
  *  - vector registers 0..A-1 hold the tile's accumulators, the rest up to the pool limit cache
  *    operands (loaded once while they still have uses, freed after their last use);
  *  - set aside at the top of the register file when the lowering decided so: a zero register
- *    (relu), and below it, on AVX2, the vmaskmovps lane mask; AVX-512 tails use opmask k1 loaded
- *    from a constant table.
+ *    (relu), and below it, on AVX2, the vmaskmovps lane mask, then on AVX-512 the permutation
+ *    index of strided reads (loaded once in the prologue); AVX-512 tails use opmask k1, strided
+ *    reads k2..k7 (one per element count in use), all loaded from a constant table.
+ * Strided vector operands (stride 2: lane i reads offset + 2i) are loaded into a register with
+ * two loads and a permute, never read as a memory operand; see loadStrided.
  * Packing (PackNode): the scratch buffer lives in the frame, 64-byte aligned above the counter
  * slots (the prologue touches it a page at a time, top down, so the stack grows page by page);
  * the copy runs on rax, r10 (saved around it) and r11 with vector register 0, which holds no
@@ -24,8 +27,8 @@ import {
 } from '../../loopnest/program.ts';
 import { Assembler } from './encoder.ts';
 import {
-  type Gp64, type Label, Mem, type Vec, type Xmm,
-  mem, memRip, qword, eax, edx, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp, r8, r9, r10, r11, r12, r13, r14, r15, k1, xmm, ymm, zmm,
+  type Gp64, type KReg, type Label, Mem, type Vec, type Xmm,
+  mem, memRip, qword, eax, edx, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp, r8, r9, r10, r11, r12, r13, r14, r15, k1, kreg, xmm, ymm, zmm,
 } from './registers.ts';
 
 export type X86Isa = 'avx2' | 'avx512';
@@ -35,6 +38,8 @@ const ARG_REGS = [rdi, rsi, rdx, rcx, r8, r9];
 const CALLER_SAVED_POOL = [rax, rcx, r8, r9, r10, rdx, rsi];
 const CALLEE_SAVED = [rbx, rbp, r12, r13, r14, r15];
 const SCRATCH = r11;
+/** opmasks of strided loads: k2..k7 (k1 is the accumulators' tail mask) */
+const STRIDE_MASKS = { first: 2, count: 6 } as const;
 
 type Counter = { kind: 'reg'; reg: Gp64 } | { kind: 'stack'; offset: number };
 
@@ -52,9 +57,13 @@ class X86Emitter {
   private readonly poolLimit: number;
   private readonly zeroReg: number;
   private readonly maskReg: number;
-  /** lane count currently held by the tail mask (k1 or ymm15), or -1 when unknown */
+  private readonly indexReg: number;
+  /** lane count currently held by the tail mask (k1 or the AVX2 mask register), or -1 when unknown */
   private maskCount = -1;
+  /** element masks of strided AVX-512 loads: lane count -> opmask k2..k7 holding it, least recently used first */
+  private readonly strideMasks = new Map<number, number>();
   private maskTable: Label | null = null;
+  private indexTable: Label | null = null;
   private readonly combine: Combine;
   private packSlot = -1;
   private packing = false;
@@ -75,8 +84,10 @@ class X86Emitter {
     const d = program.decision;
     const total = this.lanes === 1 ? 16 : isa === 'avx512' ? 32 : 16;
     this.zeroReg = d.zeroRegister ? total - 1 : -1;
+    const aside = (d.zeroRegister ? 1 : 0) + (d.maskRegister ? 1 : 0);
     this.maskReg = d.maskRegister ? total - 1 - (d.zeroRegister ? 1 : 0) : -1;
-    this.poolLimit = total - (d.zeroRegister ? 1 : 0) - (d.maskRegister ? 1 : 0);
+    this.indexReg = d.indexRegister ? total - 1 - aside : -1;
+    this.poolLimit = total - aside - (d.indexRegister ? 1 : 0);
   }
 
   emit(): Uint8Array {
@@ -105,6 +116,10 @@ class X86Emitter {
     }
     const repsArg = ARG_REGS[this.pointers.length]!;
     if (this.zeroReg >= 0) this.zero(this.vec(this.zeroReg));
+    if (this.indexReg >= 0) {
+      this.indexTable = a.newLabel();
+      a.vmovups(zmm(this.indexReg), memRip(this.indexTable, 0));
+    }
     // the repetition loop around the whole nest
     const reps = this.counters[0]!;
     this.setCounter(reps, repsArg);
@@ -168,12 +183,14 @@ class X86Emitter {
     else this.a.dec(qword(rsp, c.offset));
     this.a.jnz(top);
     this.maskCount = -1;
+    this.strideMasks.clear();
   }
 
   private bindLoopHead(label: Label): void {
     this.a.bind(label);
-    // the mask register's content is unknown at a join point
+    // the mask registers' content is unknown at a join point
     this.maskCount = -1;
+    this.strideMasks.clear();
   }
 
   /** ptr += elements * 4, through the scratch register when the byte count exceeds imm32. */
@@ -493,6 +510,7 @@ class X86Emitter {
   private loadOperand(reg: Vec, x: Operand): void {
     const ptr = this.pointers[x.tensor]!;
     if (x.mode === 'broadcast' && this.lanes > 1) this.a.vbroadcastss(reg, mem(ptr, x.offset * 4));
+    else if (x.mode === 'vector' && (x.stride ?? 1) !== 1 && this.lanes > 1) this.loadStrided(reg, ptr, x.offset, x.count, x.stride!);
     else this.loadVector(reg, ptr, x.offset, x.mode === 'broadcast' ? 1 : x.count);
   }
 
@@ -501,7 +519,7 @@ class X86Emitter {
     const m = mem(this.pointers[x.tensor]!, x.offset * 4);
     if (this.lanes === 1) return m;
     if (x.mode === 'broadcast') return this.isa === 'avx512' ? m.bcst() : null;
-    return x.count === this.lanes ? m : null;
+    return x.count === this.lanes && (x.stride ?? 1) === 1 ? m : null;
   }
 
   // ---- vector loads and stores with tails ----------------------------------------------------
@@ -526,6 +544,55 @@ class X86Emitter {
     } else {
       this.ensureMask(count);
       this.a.vmaskmovps(ymm(reg.id), ymm(this.maskRegister()), m);
+    }
+  }
+
+  /**
+   * Lanes 0..count-1 of `reg` = the elements offset + 2i, touching no element past the last one
+   * (guarded buffers end right after a tensor), lanes past `count` undefined:
+   *  - AVX-512, count > 8: the 2count-17 elements from offset+16, masked by k2, into reg, then
+   *    vpermt2ps with the 16 from `offset` as the second table (in bounds: 2count-2 >= 16); the
+   *    index [16, 18, ..., 30, 0, 2, ..., 14] takes the low lanes' evens from memory, the high
+   *    lanes' from reg. count <= 8: 2count-1 elements masked, then vpermps by the same index
+   *    (it reads bits 3:0: 0, 2, ..., 14).
+   *  - AVX2, count = 8: [offset, +8) and [offset+7, +15), vshufps picking the evens of each
+   *    128-bit lane (0, 2 | 8, 10 from the second: its odd positions), vpermpd ordering the
+   *    qword pairs. 4 < count < 8: the 2count-9 elements from offset+8 masked into reg, vshufps
+   *    with the 8 from `offset` (in bounds) as the second source, vpermpd. count <= 4: 2count-1
+   *    elements masked, vshufps of reg with itself, vpermpd.
+   * (vgatherdps would need an index and a mask register and issues one load per lane.)
+   */
+  private loadStrided(reg: Vec, ptr: Gp64, offset: number, count: number, stride: number): void {
+    if (stride !== 2) throw new Error(`the x86 emitter reads vectors of stride 1 or 2, not ${stride}`);
+    const a = this.a;
+    const at = (elements: number): Mem => mem(ptr, (offset + elements) * 4);
+    if (this.isa === 'avx512') {
+      if (this.indexReg < 0) throw new Error('a strided operand appeared where the lowering reserved no index register');
+      const z = zmm(reg.id), index = zmm(this.indexReg);
+      if (count > 8) {
+        a.vmovups(z.k(this.strideMask(2 * count - 17)).z(), at(16));
+        a.vpermt2ps(z, index, at(0));
+      } else {
+        a.vmovups(z.k(this.strideMask(2 * count - 1)).z(), at(0));
+        a.vpermps(z, index, z);
+      }
+      return;
+    }
+    const y = ymm(reg.id);
+    if (count === 8) {
+      a.vmovups(y, at(0));
+      a.vshufps(y, y, at(7), 0xd8);
+      a.vpermpd(y, y, 0xd8);
+    } else if (count > 4) {
+      this.ensureMask(2 * count - 9);
+      a.vmaskmovps(y, ymm(this.maskRegister()), at(8));
+      a.vshufps(y, y, at(0), 0x88);
+      a.vpermpd(y, y, 0x8d);
+    } else {
+      this.ensureMask(2 * count - 1);
+      a.vmaskmovps(y, ymm(this.maskRegister()), at(0));
+      a.vshufps(y, y, y, 0x88);
+      a.vpermpd(y, y, 0xd8);
     }
   }
 
@@ -556,7 +623,36 @@ class X86Emitter {
     this.maskCount = count;
   }
 
+  /**
+   * An opmask (k2..k7) holding the low `count` lanes, for strided AVX-512 loads: a body of full
+   * vectors and tails alternates between two or three counts, each kept in its own register.
+   */
+  private strideMask(count: number): KReg {
+    const held = this.strideMasks.get(count);
+    if (held !== undefined) {
+      this.strideMasks.delete(count);
+      this.strideMasks.set(count, held);
+      return kreg(held);
+    }
+    let id = STRIDE_MASKS.first + this.strideMasks.size;
+    if (this.strideMasks.size === STRIDE_MASKS.count) {
+      const [oldest, reg] = this.strideMasks.entries().next().value!;
+      this.strideMasks.delete(oldest);
+      id = reg;
+    }
+    this.maskTable ??= this.a.newLabel();
+    this.a.kmovw(kreg(id), memRip(this.maskTable, count * 2));
+    this.strideMasks.set(count, id);
+    return kreg(id);
+  }
+
   private emitConstants(): void {
+    if (this.indexTable) {
+      this.a.align(64);
+      this.a.bind(this.indexTable);
+      // the strided-read permutation (loadStrided): lane i takes element (2i + 16) mod 32 of the two tables
+      for (let i = 0; i < 16; i++) this.a.emitU32((2 * i + 16) % 32);
+    }
     if (!this.maskTable) return;
     this.a.align(64);
     this.a.bind(this.maskTable);

@@ -895,6 +895,42 @@ export class Assembler {
     this.packed(VEC.vpternlogd, dst, src1, src2, imm8);
   }
 
+  // ---- permutes and shuffles ----------------------------------------------------------------
+
+  /** per 128-bit lane: dst = [src1[imm 1:0], src1[imm 3:2], src2[imm 5:4], src2[imm 7:6]] */
+  vshufps<V extends Vec>(dst: V, src1: V, src2: V | Mem, imm8: number): void {
+    Assembler.imm8('vshufps', [dst, src1, src2, imm8], imm8);
+    this.packed(VEC.vshufps, dst, src1, src2, imm8);
+  }
+
+  /** dst[i] = src[index[i]] across the whole register (ymm: index bits 2:0, zmm: bits 3:0); no xmm form */
+  vpermps<V extends Ymm | Zmm>(dst: V, index: V, src: V | Mem): void {
+    if (!(dst instanceof Ymm || dst instanceof Zmm)) fail('vpermps', [dst, index, src], 'vpermps permutes ymm or zmm (there is no xmm form)');
+    this.packed(VEC.vpermps, dst, index, src);
+  }
+
+  /** two-table permute (zmm): dst[i] = (index[i] & 16 ? src : dst)[index[i] & 15]; the index register survives */
+  vpermt2ps(dst: Zmm, index: Zmm, src: Zmm | Mem): void {
+    if (!(dst instanceof Zmm)) fail('vpermt2ps', [dst, index, src], 'vpermt2ps takes zmm (AVX512VL forms are not emitted)');
+    this.packed(VEC.vpermt2ps, dst, index, src);
+  }
+
+  /** ymm qword permute by immediate: dst.q[i] = src.q[imm8 bits 2i+1:2i] (VEX.256.W1) */
+  vpermpd(dst: Ymm, src: Ymm | Mem, imm8: number): void {
+    const ops = [dst, src, imm8];
+    if (!(dst instanceof Ymm)) fail('vpermpd', ops, 'vpermpd takes ymm here (no xmm form; zmm: use vpermt2ps / vpermps)');
+    Assembler.imm8('vpermpd', ops, imm8);
+    Assembler.sameKind('vpermpd', ops, dst.kind, src);
+    Assembler.plain('vpermpd', ops, src);
+    this.vec(VEC.vpermpd, ops, {
+      reg: dst.id, vvvv: null, rm: src instanceof Mem ? src : src.id, bytes: 32, mask: dst.mask, zeroing: dst.zeroing, imm: imm8,
+    });
+  }
+
+  private static imm8(name: string, ops: readonly unknown[], imm8: number): void {
+    if (!Number.isInteger(imm8) || imm8 < 0 || imm8 > 255) fail(name, ops, 'imm8 must be 0..255');
+  }
+
   /** clears the upper halves of all ymm/zmm registers: emit before returning to SSE code */
   vzeroupper(): void {
     emitVex(this.buf, { map: M0F, pp: 0, w: 0, l: 0, r: 0, x: 0, b: 0, vvvv: 0 });

@@ -104,7 +104,7 @@ export interface VecOp {
   readonly pp: number;
   readonly map: number;
   readonly op: number;
-  /** VEX.W / EVEX.W (W0 for every single-precision / dword form here) */
+  /** VEX.W / EVEX.W (W0 for the single-precision / dword forms; W1 for vpermpd's qwords) */
   readonly w: 0 | 1;
   /** has a VEX (AVX/AVX2/FMA) encoding for xmm/ymm 0-15 */
   readonly vex: boolean;
@@ -120,9 +120,9 @@ export interface VecOp {
 
 function row(
   name: string, pp: number, map: number, op: number, vex: boolean, evex: Tuple | null,
-  extra: { scalar?: boolean; vsib?: boolean; hint?: string } = {},
+  extra: { scalar?: boolean; vsib?: boolean; hint?: string; w?: 0 | 1 } = {},
 ): VecOp {
-  return { name, pp, map, op, w: 0, vex, evex, scalar: extra.scalar ?? false, vsib: extra.vsib ?? false, hint: extra.hint };
+  return { name, pp, map, op, w: extra.w ?? 0, vex, evex, scalar: extra.scalar ?? false, vsib: extra.vsib ?? false, hint: extra.hint };
 }
 const SS = { scalar: true };
 
@@ -162,6 +162,12 @@ export const VEC = {
   vmaskmovps_load: row('vmaskmovps', P66, M0F38, 0x2c, true, null, { hint: 'use a {k} write mask with zmm' }),
   vmaskmovps_store: row('vmaskmovps', P66, M0F38, 0x2e, true, null, { hint: 'use a {k} write mask with zmm' }),
   vgatherdps: row('vgatherdps', P66, M0F38, 0x92, true, 't1s', { vsib: true }),
+  // permutes and shuffles (strided vector reads: emit.ts loadStrided)
+  vshufps: row('vshufps', NP, M0F, 0xc6, true, 'fv'),
+  vpermps: row('vpermps', P66, M0F38, 0x16, true, 'fv'),
+  vpermt2ps: row('vpermt2ps', P66, M0F38, 0x7f, false, 'fv'),
+  // the EVEX form scales a broadcast displacement by 8 (qword elements), which this table's tuples do not say
+  vpermpd: row('vpermpd', P66, M0F3A, 0x01, true, null, { w: 1, hint: 'the emitters permute zmm with vpermt2ps / vpermps' }),
 } as const satisfies Record<string, VecOp>;
 
 // ---------------------------------------------------------------------------------------------

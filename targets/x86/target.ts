@@ -18,6 +18,10 @@ export function x86Caps(isa: X86Isa): TargetCaps {
     fmaPorts: 2,
     unrollBudget: 512,
     threads: true,
+    // stride-2 inputs (strided convolutions) load as vectors: two loads and a permute (emit.ts loadStrided);
+    // AVX-512's vpermt2ps keeps its index vector in a register of its own
+    vectorStrides: [1, 2],
+    indexRegisterForStrides: isa === 'avx512',
     // rows 4 KB apart share L1/L2 sets: pack such boxes of up to 192 KB read at least 8 times
     packing: { strideMultiple: 1024, maxElements: 48 * 1024, minReuse: 8 },
   };

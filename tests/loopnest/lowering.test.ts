@@ -66,7 +66,7 @@ function outline(program: LoopProgram): string[] {
         visit(n.body, `${indent}  `);
       } else {
         const ops = n.groups.reduce((a, g) => a + g.length, 0);
-        const modes = n.groups[0]![0]!.inputs.map((i) => `${tensors[i.tensor]} ${i.mode}`).join(', ');
+        const modes = n.groups[0]![0]!.inputs.map((i) => `${tensors[i.tensor]} ${i.mode}${i.stride === undefined ? '' : ` stride ${i.stride}`}`).join(', ');
         lines.push(`${indent}compute ${n.groups.length} groups, ${ops} ops (${modes})`);
       }
     }
@@ -235,10 +235,35 @@ const GOLDEN: Golden[] = [
       '        compute 9 groups, 36 ops (I vector, W broadcast)',
     ],
   },
-  // I moves by 2 along w; s:3 w:8 unrolled (8 accumulators, 24 ops), c and r join the tile
+  // I moves by 2 along w, a stride the x86 caps list: I is a stride-2 vector operand (8 of 16
+  // lanes), and a register is set aside for the permutation index; c r s w are all unrolled
   {
-    rule: 'rule 1: a strided conv takes the scalar path',
+    rule: 'rule 1: a strided conv vectorizes where the caps list stride 2',
     target: 'avx512', spec: 'conv2d n1 c16 h18 w18 k32 r3 s3 stride2', schedule: 'n:1 k:32 h:8 c:16 r:3 s:3 w:8',
+    decision: { lanes: 16, vectorVar: 'w', unrollFrom: 3, tileFrom: 3, accumulators: 1, unrolledOps: 144, zeroRegister: false, maskRegister: false, indexRegister: true },
+    tree: [
+      'loop k x32 step O+64 W+144',
+      '  loop h x8 step O+8 I+36',
+      '    tile 1x8 load',
+      '      compute 144 groups, 144 ops (I vector stride 2, W broadcast)',
+    ],
+  },
+  // AVX2 permutes with immediates (vshufps + vpermpd): no index register
+  {
+    rule: 'rule 1: a strided conv vectorizes on avx2 without an index register',
+    target: 'avx2', spec: 'conv2d n1 c16 h18 w18 k32 r3 s3 stride2', schedule: 'n:1 k:32 h:8 c:16 r:3 s:3 w:8',
+    decision: { lanes: 8, vectorVar: 'w', unrollFrom: 3, tileFrom: 3, accumulators: 1, unrolledOps: 144, zeroRegister: false, maskRegister: false },
+    tree: [
+      'loop k x32 step O+64 W+144',
+      '  loop h x8 step O+8 I+36',
+      '    tile 1x8 load',
+      '      compute 144 groups, 144 ops (I vector stride 2, W broadcast)',
+    ],
+  },
+  // neon's caps list no vector strides: s:3 w:8 unrolled (8 accumulators, 24 ops), c and r join the tile
+  {
+    rule: 'rule 1: a strided conv takes the scalar path where the caps do not list its stride',
+    target: 'neon', spec: 'conv2d n1 c16 h18 w18 k32 r3 s3 stride2', schedule: 'n:1 k:32 h:8 c:16 r:3 s:3 w:8',
     decision: { lanes: 1, vectorVar: null, unrollFrom: 5, tileFrom: 3, accumulators: 8, unrolledOps: 24, zeroRegister: false, maskRegister: false, scalarReason: 'I moves by 2 elements along w' },
     tree: [
       'loop k x32 step O+64 W+144',
@@ -431,7 +456,7 @@ function opsOf(p: LoopProgram): string[] {
   walkProgram(p.body, (n) => {
     if (n.kind !== 'compute') return;
     for (const g of n.groups) {
-      out.push(g.map((o) => `acc${o.acc} ${o.inputs.map((i) => `${p.tensors[i.tensor]!.name}[${i.offset}]${i.mode === 'vector' ? `x${i.count}` : ''}`).join(' ')}`).join(', '));
+      out.push(g.map((o) => `acc${o.acc} ${o.inputs.map((i) => `${p.tensors[i.tensor]!.name}[${i.offset}]${i.mode === 'vector' ? `x${i.count}` : ''}${i.stride === undefined ? '' : `/${i.stride}`}`).join(' ')}`).join(', '));
     }
   });
   return out;
@@ -459,6 +484,31 @@ test('avx512: ... and in runs that share A when A has more distinct operands', (
     'acc0 A[0] B[0]x16, acc1 A[0] B[16]x16, acc2 A[2] B[0]x16, acc3 A[2] B[16]x16, acc4 A[4] B[0]x16, acc5 A[4] B[16]x16',
     'acc0 A[1] B[32]x16, acc1 A[1] B[48]x16, acc2 A[3] B[32]x16, acc3 A[3] B[48]x16, acc4 A[5] B[32]x16, acc5 A[5] B[48]x16',
   ]);
+});
+
+test('avx512: a stride-2 input is a vector operand of stride 2 at every vector of w, its tail included', () => {
+  // w = 21 output columns read input columns 0, 2, ..., 40: vectors at input offsets 0 (16 lanes) and 32 (5 lanes)
+  const p = lowered('avx512', 'conv2d n1 c2 h1 w42 k1 r1 s1 stride2', 'n:1 k:1 h:1 c:2 r:1 s:1 w:21');
+  assert.equal(tilesOf(p).map((t) => t.accumulators.map((a) => `${a.offset}:${a.count}`)), [['0:16', '16:5']]);
+  assert.equal(opsOf(p), ['acc0 I[0]x16/2 W[0], acc1 I[32]x5/2 W[0]', 'acc0 I[42]x16/2 W[1], acc1 I[74]x5/2 W[1]']);
+  assert.is(p.decision.indexRegister, true);
+});
+
+test('avx2: a stride-2 input with a tail reserves the lane mask (its masked loads use it), no index register', () => {
+  const p = lowered('avx2', 'conv2d n1 c2 h1 w42 k1 r1 s1 stride2', 'n:1 k:1 h:1 c:2 r:1 s:1 w:21');
+  assert.equal(opsOf(p)[0], 'acc0 I[0]x8/2 W[0], acc1 I[16]x8/2 W[0], acc2 I[32]x5/2 W[0]');
+  assert.is(p.decision.maskRegister, true);
+  assert.is(p.decision.indexRegister, undefined);
+});
+
+test('a stride-2 input is never packed (packing copies contiguous rows)', () => {
+  // 32 input channels of 64x64 rows: I's rows are 4 KB apart, but I moves by 2 along w
+  const caps = { ...backend('avx512').caps, packing: { strideMultiple: 1, maxElements: 1 << 20, minReuse: 1 } };
+  const p = lower(Schedule.parse(parseProblem('conv2d n1 c32 h64 w64 k32 r3 s3 stride2'), 'n:1 k:8 h:31 c:32 r:3 s:3 k:4 w:31'), caps);
+  const packed: number[] = [];
+  walkProgram(p.body, (n) => { if (n.kind === 'pack') packed.push(n.tensor); });
+  assert.ok(!packed.includes(1), `I packed: ${JSON.stringify(packed)}`);
+  assert.is(p.decision.lanes, 16);
 });
 
 test('avx2: the tail of an outer loop of the vector variable becomes a partial accumulator of the same tile', () => {

@@ -349,6 +349,26 @@ for (const f of [xmm, ymm] as ((i: number) => Xmm | Ymm)[]) {
 }
 add('vex misc', 'vzeroupper', (a) => a.vzeroupper(), { len: 3 });
 
+// permutes and shuffles of strided vector reads (emit.ts loadStrided): vshufps, vpermps (index in vvvv), vpermpd (W1, imm)
+for (const f of [xmm, ymm] as ((i: number) => Xmm | Ymm)[]) {
+  for (const [d, s1, s2] of VEX_TRIPLES) {
+    for (const imm of [0, 0x88, 0xd8, 0xff]) add('vex permute', `vshufps ${f(d)}, ${f(s1)}, ${f(s2)}, ${imm}`, (a) => a.vshufps(f(d), f(s1), f(s2), imm));
+  }
+  VMEMS.forEach((m, i) => {
+    const [d, s1] = VEX_TRIPLES[i % VEX_TRIPLES.length]!;
+    add('vex permute', `vshufps ${f(d)}, ${f(s1)}, ${fmtMem(m, vw(f(d)))}, 216`, (a) => a.vshufps(f(d), f(s1), m, 0xd8));
+  });
+}
+for (const [d, s1, s2] of VEX_TRIPLES) {
+  add('vex permute', `vpermps ymm${d}, ymm${s1}, ymm${s2}`, (a) => a.vpermps(ymm(d), ymm(s1), ymm(s2)));
+  for (const imm of [0, 0x8d, 0xd8, 0xff]) add('vex permute', `vpermpd ymm${d}, ymm${s1}, ${imm}`, (a) => a.vpermpd(ymm(d), ymm(s1), imm));
+}
+VMEMS.forEach((m, i) => {
+  const [d, s1] = VEX_TRIPLES[i % VEX_TRIPLES.length]!;
+  add('vex permute', `vpermps ymm${d}, ymm${s1}, ${fmtMem(m, 'ymmword')}`, (a) => a.vpermps(ymm(d), ymm(s1), m));
+  add('vex permute', `vpermpd ymm${d}, ${fmtMem(m, 'ymmword')}, 141`, (a) => a.vpermpd(ymm(d), m, 0x8d));
+});
+
 // ---- EVEX: AVX-512F --------------------------------------------------------------------------
 
 const Z_IDS = [0, 7, 8, 15, 16, 23, 24, 31];
@@ -393,6 +413,24 @@ for (const [d, s1, s2] of Z_TRIPLES) {
   for (const imm of [0, 0xff, 0x96]) add('evex ternlog', `vpternlogd zmm${d}, zmm${s1}, zmm${s2}, ${imm}`, (a) => a.vpternlogd(zmm(d), zmm(s1), zmm(s2), imm));
   add('evex ternlog', `vpternlogd zmm${d} {k2}, zmm${s1}, ${fmtMem(mem(rax, 64), 'zmmword')}, 255`, (a) => a.vpternlogd(zmm(d).k(2), zmm(s1), mem(rax, 64), 255));
 }
+
+// permutes and shuffles (zmm): two-table vpermt2ps, vpermps, vshufps, with masks, memory and broadcast
+for (const [d, s1, s2] of Z_TRIPLES) {
+  for (const deco of DECOS) {
+    add('evex permute', `vpermt2ps ${fmtVec(deco(zmm(d)))}, zmm${s1}, zmm${s2}`, (a) => a.vpermt2ps(deco(zmm(d)), zmm(s1), zmm(s2)));
+    add('evex permute', `vpermps ${fmtVec(deco(zmm(d)))}, zmm${s1}, zmm${s2}`, (a) => a.vpermps(deco(zmm(d)), zmm(s1), zmm(s2)));
+    add('evex permute', `vshufps ${fmtVec(deco(zmm(d)))}, zmm${s1}, zmm${s2}, 136`, (a) => a.vshufps(deco(zmm(d)), zmm(s1), zmm(s2), 0x88));
+  }
+}
+EMEMS.forEach((m, i) => {
+  const [d, s1] = Z_TRIPLES[i % Z_TRIPLES.length]!;
+  const deco = DECOS[i % DECOS.length]!;
+  add('evex permute', `vpermt2ps ${fmtVec(deco(zmm(d)))}, zmm${s1}, ${fmtMem(m, 'zmmword')}`, (a) => a.vpermt2ps(deco(zmm(d)), zmm(s1), m));
+  add('evex permute', `vpermps ${fmtVec(deco(zmm(d)))}, zmm${s1}, ${fmtMem(m, 'zmmword')}`, (a) => a.vpermps(deco(zmm(d)), zmm(s1), m));
+  add('evex permute', `vshufps ${fmtVec(deco(zmm(d)))}, zmm${s1}, ${fmtMem(m, 'zmmword')}, 216`, (a) => a.vshufps(deco(zmm(d)), zmm(s1), m, 0xd8));
+  const b = mem(m.base, Math.trunc(m.disp / 16) || 0, m.index, m.scale).bcst();
+  add('evex permute', `vpermt2ps ${fmtVec(deco(zmm(s1)))}, zmm${d}, ${fmtMem(b, 'dword')}`, (a) => a.vpermt2ps(deco(zmm(s1)), zmm(d), b));
+});
 
 for (const d of Z_IDS) {
   for (const s of [0, 5, 8, 16, 31]) {
@@ -580,6 +618,11 @@ const ERRORS: [string, (a: Assembler) => void, RegExp][] = [
   ['scalar op on ymm', (a) => a.vaddss(ymm(0) as Vec as Xmm, ymm(1) as Vec as Xmm, ymm(2) as Vec as Xmm), /xmm/],
   ['shift count', (a) => a.shl(eax, 32), /shift count/],
   ['ternlog imm', (a) => a.vpternlogd(zmm(0), zmm(0), zmm(0), 256), /imm8/],
+  ['vshufps imm', (a) => a.vshufps(ymm(0), ymm(1), ymm(2), -1), /imm8/],
+  ['vpermps on xmm', (a) => a.vpermps(xmm(0) as Vec as Ymm, xmm(1) as Vec as Ymm, xmm(2) as Vec as Ymm), /no xmm form/],
+  ['vpermt2ps on ymm', (a) => a.vpermt2ps(ymm(0) as Vec as Zmm, ymm(1) as Vec as Zmm, ymm(2) as Vec as Zmm), /zmm/],
+  ['vpermpd on zmm', (a) => a.vpermpd(zmm(0) as Vec as Ymm, zmm(1) as Vec as Ymm, 0), /vpermt2ps/],
+  ['masked vpermpd', (a) => a.vpermpd(ymm(0).k(1), ymm(1), 0), /no AVX-512F form/],
   ['register number', () => zmm(32), /out of range/],
   ['gp register number', () => gp64(16), /out of range/],
   ['opmask register number', () => kreg(8), /out of range/],
