@@ -3,7 +3,7 @@
  * output's unit-stride variable): a differential fuzz of stride-2 convolutions on guarded buffers
  * (a PROT_NONE page right after each tensor, so a permute's second load reading one element too far
  * crashes), covering every lane count of a strided operand (each has its own load sequence in
- * emit.ts loadStrided), on one thread and on two; and the emitted code's shape.
+ * emit.ts loadStrided), on one thread and on two, and through LLVM; and the emitted code's shape.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -14,6 +14,7 @@ import type { Problem } from '../../../ir/problem.ts';
 import { lower } from '../../../loopnest/lower.ts';
 import { walkProgram, type LoopProgram } from '../../../loopnest/program.ts';
 import { fuzzTarget, type FuzzReport } from '../../../targets/fuzz.ts';
+import { llvmAvailable } from '../../../targets/llvm/index.ts';
 import { workerRunner } from '../../../targets/native-runner.ts';
 import type { Backend } from '../../../targets/backend.ts';
 import type { Kernel } from '../../../targets/kernel.ts';
@@ -99,6 +100,25 @@ function disassembly(b: Backend, k: Kernel): string {
   if (!b.disassemble) throw new Error(`${b.name} has no disassembler`);
   return b.disassemble(k);
 }
+
+test('llvm-avx512: 30 stride-2 convolutions (the same strided programs, lane i at offset + 2i), zero mismatches', async () => {
+  const available = llvmAvailable();
+  if (!available.ok) assert.unreachable(`the LLVM targets must be available on the test machine: ${available.reason}`);
+  if (!isa.avx512) assert.unreachable('this host lacks avx512; the test machine must have it');
+  const caps = backend('llvm-avx512').caps;
+  let strided = 0;
+  const r = await fuzzTarget({
+    target: 'llvm-avx512', cases: 30, seed: 20261234, runner: workerRunner(pool), ops: ['conv1d', 'conv2d'],
+    problemFor: stridedConv,
+    scheduleFor: (p, rng) => {
+      const s = randomSchedule(p, rng, rng.int(0, 12));
+      if (stridedCounts(lower(s, caps)).length > 0) strided++;
+      return s;
+    },
+  });
+  assertClean(r, 30);
+  assert.ok(strided >= 20, `only ${strided} of 30 programs read their input strided`);
+});
 
 const CONV = parseProblem('conv2d n1 c4 h9 w41 k8 r3 s3 stride2');
 const SCHEDULE = 'n:1 h:4 c:4 r:3 s:3 k:8 w:20';
