@@ -532,7 +532,9 @@ async function evaluationRanker(x: Experiment): Promise<PredictFunction | undefi
 /** The searchers of evaluation.policies (compare), loaded; `band` wraps one in the parallel band rule. */
 function otherPolicySearchers(x: Experiment, loaded: PolicyNetwork[]): Searcher[] {
   return (x.spec.evaluation.policies ?? []).map((o) => {
-    const { policy, metadata } = loadPolicyAt(intactPolicy(o.path));
+    // a shipped folder's manifest.json is the export's, not a sealed folder's: the files are checked by loading them
+    if (!existsSync(path.join(o.path, 'model.json'))) fail(`evaluation.policies: no policy at ${o.path} (expected model.json and weights.bin)`);
+    const { policy, metadata } = loadPolicyAt(o.path);
     loaded.push(policy);
     const depth = x.spec.evaluation.depth ?? (typeof metadata.episodeSteps === 'number' ? metadata.episodeSteps : 10);
     const s = policySearcher(policy, { name: o.name, beamWidth: x.spec.evaluation.beam_width, depth });
