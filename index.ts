@@ -33,6 +33,10 @@ export { runSearch, runCompare } from './agent/search/run.ts';
 export { writeCompareReport } from './agent/report/index.ts';
 export { tune, type TuneOptions, type TuneResult } from './agent/tune.ts';
 
+// deployable kernels: verified once in a measurement worker, then called in-process
+export { compileKernel, type CompiledKernel, type CompileKernelOptions, type RunOptions as KernelRunOptions } from './agent/compile-kernel.ts';
+export { NativeFloat32Buffer } from './targets/runtime/buffers.ts';
+
 // the cost model, PPO and experiments
 export { CostModel, trainCostModel, evalCostModel, CostModelEvaluator, HybridEvaluator, costModelPredict } from './agent/costmodel/index.ts';
 export { PPOTrainer, ppoConfig, policySearcher } from './agent/ppo/index.ts';

@@ -8,6 +8,7 @@ import { benchSearch } from './search.ts';
 import { benchLlvm } from './llvm.ts';
 import { benchTune } from './tune.ts';
 import { benchParallel } from './parallel.ts';
+import { benchKernelCall } from './kernel-call.ts';
 
 type Bench = (opts: { quick: boolean }) => Promise<unknown>;
 const BENCHES: Record<string, () => Promise<Bench>> = {
@@ -16,6 +17,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   llvm: async () => benchLlvm,
   tune: async () => benchTune,
   parallel: async () => benchParallel,
+  'kernel-call': async () => benchKernelCall,
 };
 
 const args = process.argv.slice(2);

@@ -17,7 +17,7 @@ import koffi from 'koffi';
 import { availableParallelism } from 'node:os';
 import { TEAM_DATA, TEAM_MAX_POINTERS, teamStubs } from '../x86/team-stubs.ts';
 import { alignedAlloc, mapAnonymous, nativeView, PROT_EXEC, PROT_READ, PROT_WRITE, protect, roundUpToPage, symbolAddress } from './libc.ts';
-import type { ExecutableCode } from './executable-memory.ts';
+import type { ExecutableCode, KernelPointer } from './executable-memory.ts';
 
 const LIBGOMP = 'libgomp.so.1';
 
@@ -47,8 +47,8 @@ export function threadEnvironment(base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 }
 
 export interface ParallelCall {
-  /** tensor pointers, ABI order */
-  pointers: bigint[];
+  /** tensor pointers, ABI order: native addresses or Float32Arrays (valid for the call, as koffi passes them) */
+  pointers: KernelPointer[];
   threads: number;
   /** team forks, one after another (a repetition each, fork and join included) */
   forks: number;
@@ -56,11 +56,14 @@ export interface ParallelCall {
   kernelReps: number;
 }
 
+/** drive(data, p0, ..., p4) as koffi decodes it (targets/x86/team-stubs.ts) */
+type DriveFunction = (data: bigint, ...pointers: (KernelPointer | null)[]) => void;
+
 class Team {
   readonly #data: bigint;
   readonly #view: BigUint64Array;
   readonly #teamAddress: bigint[];
-  readonly #drive: (data: bigint) => void;
+  readonly #drive: DriveFunction;
 
   constructor() {
     let gomp: Record<'GOMP_parallel' | 'omp_get_thread_num' | 'omp_get_num_threads', bigint>;
@@ -79,7 +82,7 @@ class Team {
     new Uint8Array(nativeView(code, stubs.code.length)).set(stubs.code);
     protect(code, mapped, PROT_READ | PROT_EXEC);
     this.#teamAddress = stubs.team.map((offset) => code + BigInt(offset));
-    this.#drive = koffi.decode(code + BigInt(stubs.drive), koffi.proto('void looptune_drive(void *data)')) as (data: bigint) => void;
+    this.#drive = koffi.decode(code + BigInt(stubs.drive), koffi.proto('void looptune_drive(void *data, void *p0, void *p1, void *p2, void *p3, void *p4)')) as DriveFunction;
     this.#data = alignedAlloc(TEAM_DATA.bytes, 64);
     this.#view = new BigUint64Array(nativeView(this.#data, TEAM_DATA.bytes));
     this.#view.fill(0n);
@@ -93,12 +96,12 @@ class Team {
     if (n < 1 || n > TEAM_MAX_POINTERS) throw new RangeError(`a parallel kernel takes 1 to ${TEAM_MAX_POINTERS} pointers, got ${n}`);
     const v = this.#view;
     v[TEAM_DATA.kernel / 8] = kernel.address;
-    call.pointers.forEach((p, i) => (v[TEAM_DATA.pointers / 8 + i] = p));
     v[TEAM_DATA.threads / 8] = BigInt(call.threads);
     v[TEAM_DATA.kernelReps / 8] = BigInt(call.kernelReps);
     v[TEAM_DATA.team / 8] = this.#teamAddress[n - 1]!;
     v[TEAM_DATA.forks / 8] = BigInt(call.forks);
-    this.#drive(this.#data);
+    const args = Array.from({ length: TEAM_MAX_POINTERS }, (_, i) => call.pointers[i] ?? null);
+    this.#drive(this.#data, ...args);
   }
 }
 

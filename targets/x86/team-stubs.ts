@@ -2,7 +2,7 @@
  * The two x86-64 stubs between OpenMP's libgomp and a parallel kernel (targets/runtime/threads.ts
  * owns the data block they read; its layout is TEAM_DATA here):
  *
- *   drive(data): `forks` times: GOMP_parallel(team, data, threads, 0)
+ *   drive(data, p0, ..., p4): stores the tensor pointers, then `forks` times: GOMP_parallel(team, data, threads, 0)
  *   team(data):  for (t = omp_get_thread_num(); t < threads; t += omp_get_num_threads())
  *                  kernel(p0..pN-1, kernelReps, t, threads)
  *
@@ -38,7 +38,8 @@ const ARGS: Gp64[] = [rdi, rsi, rdx, rcx, r8, r9];
 
 export interface TeamStubs {
   code: Uint8Array;
-  /** byte offset of drive(data) */
+  /** byte offset of drive(data, p0, ..., p4): the pointers arrive as arguments, so a caller may pass memory
+   *  that is valid only for the call (koffi's Float32Array arguments) */
   drive: number;
   /** byte offset of team(data) for kernels of 1..5 pointers (index = pointers - 1) */
   team: number[];
@@ -58,6 +59,8 @@ export function teamStubs(): TeamStubs {
 }
 
 function emitDrive(a: Assembler): void {
+  // the five pointer arguments into the data block (unused ones are whatever the caller passed)
+  [rsi, rdx, rcx, r8, r9].forEach((r, i) => a.mov(qword(rdi, TEAM_DATA.pointers + 8 * i), r));
   a.push(rbx);
   a.push(r12);
   a.sub(rsp, 8);

@@ -1,0 +1,47 @@
+/**
+ * The cost of calling a deployed kernel (issue #16, compileKernel): microseconds per `run` on the
+ * caller's Float32Arrays against the kernel's own time (its timing loop inside one native call), on
+ * 1 thread and on 2 (a libgomp fork-join per call). Writes bench/results/kernel-call.json.
+ *
+ *   npm run bench -- kernel-call
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { compileKernel } from '../agent/compile-kernel.ts';
+import { randomArray } from '../ir/interpret.ts';
+import { elementCount } from '../ir/problem.ts';
+import { parseProblem } from '../ir/spec.ts';
+import { hostTarget } from '../targets/runtime/host.ts';
+import { timeInProcess } from '../targets/runtime/in-process.ts';
+
+const CASES = [
+  { spec: 'matmul 64x64x64', schedule: 'm:16 k:4 k:16 m:4 n:64', banded: 'm:16p k:4 k:16 m:4 n:64' },
+  { spec: 'matmul 256x256x256', schedule: 'm:42r4 n:5r16 k:32 n:3 k:8 n:16 m:6', banded: 'm:42r4p n:5r16 k:32 n:3 k:8 n:16 m:6' },
+];
+
+export async function benchKernelCall(): Promise<object> {
+  const target = hostTarget();
+  const rows = [];
+  for (const c of CASES) {
+    const p = parseProblem(c.spec);
+    const inputs = p.tensors.slice(1).map((t, i) => Float32Array.from(randomArray(elementCount(t), i + 1)));
+    const output = new Float32Array(elementCount(p.tensors[0]!));
+    for (const [threads, schedule] of [[1, c.schedule], [2, c.banded]] as const) {
+      const k = await compileKernel(p, { target, schedule, threads });
+      for (let i = 0; i < 200; i++) k.run(inputs, output);
+      let best = Infinity;
+      for (let round = 0; round < 5; round++) {
+        const n = 2000;
+        const t0 = process.hrtime.bigint();
+        for (let i = 0; i < n; i++) k.run(inputs, output);
+        best = Math.min(best, Number(process.hrtime.bigint() - t0) / 1e3 / n);
+      }
+      const own = timeInProcess(k.kernel, { minSeconds: 0.2, threads }).bestSeconds * 1e6;
+      rows.push({ problem: c.spec, schedule, threads, runMicros: best, kernelMicros: own, overheadMicros: best - own });
+      console.log(`${c.spec.padEnd(20)} ${threads} thread(s): run ${best.toFixed(2)} us, the kernel alone ${own.toFixed(2)} us -> ${(best - own).toFixed(2)} us per call`);
+      k.dispose();
+    }
+  }
+  mkdirSync('bench/results', { recursive: true });
+  writeFileSync('bench/results/kernel-call.json', JSON.stringify({ target, date: new Date().toISOString(), rows }, null, 2) + '\n');
+  return rows;
+}
