@@ -45,15 +45,18 @@ export function randomProblem(rng: Rng, op: string = rng.pick(RANDOM_OPS), scale
     case 'bmm': return parseProblem(`bmm b${size(3)} m${size(20)} n${size(20)} k${size(20)}`);
     case 'conv1d': {
       const s = size(5);
-      return parseProblem(`conv1d n${size(2)} c${size(6)} w${s + size(20)} k${size(6)} s${s} stride${stride}`);
+      const g = convGroups(rng, size, 6, 6);
+      return parseProblem(`conv1d n${size(2)} c${g.c} w${g.span(s) + size(20)} k${g.k} s${s} stride${stride}${g.options}`);
     }
     case 'conv2d': {
       const r = size(3), s = size(3);
-      return parseProblem(`conv2d n${size(2)} c${size(5)} h${r + size(8)} w${s + size(12)} k${size(5)} r${r} s${s} stride${stride}`);
+      const g = convGroups(rng, size, 5, 5);
+      return parseProblem(`conv2d n${size(2)} c${g.c} h${g.span(r) + size(8)} w${g.span(s) + size(12)} k${g.k} r${r} s${s} stride${stride}${g.options}`);
     }
     case 'conv3d': {
       const t = size(2), r = size(2), s = size(3);
-      return parseProblem(`conv3d n1 c${size(3)} d${t + size(4)} h${r + size(4)} w${s + size(6)} k${size(3)} t${t} r${r} s${s} stride${stride}`);
+      const g = convGroups(rng, size, 3, 3);
+      return parseProblem(`conv3d n1 c${g.c} d${g.span(t) + size(4)} h${g.span(r) + size(4)} w${g.span(s) + size(6)} k${g.k} t${t} r${r} s${s} stride${stride}${g.options}`);
     }
     case 'reduce': {
       const rank = rng.int(1, 3);
@@ -62,6 +65,24 @@ export function randomProblem(rng: Rng, op: string = rng.pick(RANDOM_OPS), scale
     case 'transpose': return parseProblem(`transpose ${shape(2, 40)}`);
     default: return parseProblem(`${op} ${shape(rng.int(1, 3), 30)}`);
   }
+}
+
+/**
+ * Channels, groups and dilation of a random convolution: a third are grouped (2-4 groups, 2 in 5 of
+ * those depthwise, with a channel multiplier of 1 or 2), a quarter dilated by 2, the rest plain with
+ * c up to cMax and k up to kMax. `span` is the input extent a window of that size covers.
+ */
+function convGroups(rng: Rng, size: (max: number) => number, cMax: number, kMax: number) {
+  const groups = rng.next() < 1 / 3 ? rng.int(2, 4) : 1;
+  const depthwise = groups > 1 && rng.next() < 0.4;
+  const dilation = rng.next() < 0.25 ? 2 : 1;
+  const c = groups === 1 ? size(cMax) : depthwise ? groups : groups * size(3);
+  const k = groups === 1 ? size(kMax) : depthwise ? groups * rng.int(1, 2) : groups * size(3);
+  return {
+    c, k,
+    span: (window: number) => dilation * (window - 1) + 1,
+    options: `${groups > 1 ? ` groups${groups}` : ''}${dilation > 1 ? ` dilation${dilation}` : ''}`,
+  };
 }
 
 export const DEFAULT_ACTIONS = ['up', 'down', 'swap_up', 'swap_down', 'split_2', 'split_3', 'split_4', 'split_8', 'split_16', 'merge'] as const;

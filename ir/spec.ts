@@ -2,6 +2,15 @@
  * One-line problem specs ("matmul 256x256x256", "conv2d n1 c64 h56 w56 k64 r3 s3 stride1") and the
  * same problems as YAML/JSON objects ({ op: matmul, m: 256, n: 256, k: 256 }). Every bad input gets
  * one line saying what is wrong and what was expected.
+ *
+ * Convolutions (conv1d/2d/3d) take the sizes n c (d) (h) w k (t) (r) s, where c and k are the total
+ * input and output channels and d, h, w the INPUT sizes (no padding), then optional `stride<S>`,
+ * `groups<G>` and `dilation<D>` (each 1 when absent):
+ *   "conv2d n1 c32 h114 w114 k32 r3 s3 stride1 groups32"   depthwise 3x3 (G = C = K)
+ *   "conv2d n1 c64 h60 w60 k64 r3 s3 stride1 dilation2"    3x3 window with holes, spanning 5x5
+ * c and k must be multiples of G; each output size is floor((in - D*(window-1) - 1) / S) + 1. The
+ * canonical spec prints groups and dilation only when they are not 1, so ungrouped, undilated
+ * problems keep the spec (and hashes and records) they always had.
  */
 import { fail } from './errors.ts';
 import {
@@ -14,6 +23,8 @@ export interface ProblemObject {
   shape?: number[];
   axis?: number;
   stride?: number;
+  groups?: number;
+  dilation?: number;
   [size: string]: unknown;
 }
 
@@ -31,7 +42,7 @@ const EXAMPLES: Record<Op, string> = {
   transpose: 'transpose 256x512',
 };
 
-/** Named sizes each op takes, in spec order; `stride` is optional for convolutions. */
+/** Named sizes each op takes, in spec order; CONV_OPTIONS are optional for convolutions. */
 const NAMED_SIZES: Partial<Record<Op, string[]>> = {
   matmul: ['m', 'n', 'k'],
   bmm: ['b', 'm', 'n', 'k'],
@@ -39,6 +50,9 @@ const NAMED_SIZES: Partial<Record<Op, string[]>> = {
   conv2d: ['n', 'c', 'h', 'w', 'k', 'r', 's'],
   conv3d: ['n', 'c', 'd', 'h', 'w', 'k', 't', 'r', 's'],
 };
+
+/** Optional convolution sizes, each 1 when absent, in canonical spec order. */
+const CONV_OPTIONS = ['stride', 'groups', 'dilation'] as const;
 
 function isOp(s: string): s is Op {
   return (OPS as readonly string[]).includes(s);
@@ -149,22 +163,25 @@ export function problemFromObject(obj: ProblemObject): Problem {
   if (!isOp(op)) fail(`unknown op '${clip(String(obj.op))}' (expected one of: ${OPS.join(', ')})`);
   const named = NAMED_SIZES[op];
   if (named) {
-    const allowed = op.startsWith('conv') ? [...named, 'stride'] : named;
+    const isConv = op.startsWith('conv');
+    const allowed = isConv ? [...named, ...CONV_OPTIONS] : named;
     for (const key of Object.keys(obj)) {
       if (key !== 'op' && !allowed.includes(key)) {
         fail(`${op}: unknown size '${clip(key)}' (expected ${allowed.join(' ')}, e.g. "${EXAMPLES[op]}")`);
       }
     }
+    // the missing-size hint names what a spec usually carries (groups and dilation are rare)
+    const usual = isConv ? [...named, 'stride'] : named;
     const s: Record<string, number> = {};
     for (const n of named) {
-      if (obj[n] === undefined) fail(`${op}: missing size ${n} (expected ${allowed.join(' ')}, e.g. "${EXAMPLES[op]}")`);
+      if (obj[n] === undefined) fail(`${op}: missing size ${n} (expected ${usual.join(' ')}, e.g. "${EXAMPLES[op]}")`);
       s[n] = positiveInt(op, n, obj[n]);
     }
-    const stride = obj.stride === undefined ? 1 : positiveInt(op, 'stride', obj.stride);
+    const option = (name: typeof CONV_OPTIONS[number]) => (obj[name] === undefined ? 1 : positiveInt(op, name, obj[name]));
     switch (op) {
       case 'matmul': return matmul(s.m!, s.n!, s.k!);
       case 'bmm': return bmm(s.b!, s.m!, s.n!, s.k!);
-      default: return conv(op as 'conv1d' | 'conv2d' | 'conv3d', s, stride);
+      default: return conv(op as ConvOp, s, { stride: option('stride'), groups: option('groups'), dilation: option('dilation') });
     }
   }
   const shape = obj.shape;
@@ -209,44 +226,91 @@ function bmm(b: number, m: number, n: number, k: number): Problem {
   });
 }
 
+type ConvOp = 'conv1d' | 'conv2d' | 'conv3d';
+
+/** A convolution's stride, dilation (per spatial dimension) and group count. */
+export interface ConvAttributes {
+  readonly stride: readonly number[];
+  readonly dilation: readonly number[];
+  readonly groups: number;
+}
+
+const SPATIAL: Record<ConvOp, string[]> = { conv1d: ['w'], conv2d: ['h', 'w'], conv3d: ['d', 'h', 'w'] };
+const WINDOW: Record<ConvOp, string[]> = { conv1d: ['s'], conv2d: ['r', 's'], conv3d: ['t', 'r', 's'] };
+
 /**
- * conv{1,2,3}d, NC(D)HW input, K C (T)RS weights, no padding:
- * O[n, k, oh, ow] += I[n, c, oh*stride + r, ow*stride + s] * W[k, c, r, s].
- * The loop variables h, w (and d) run over OUTPUT positions.
+ * conv{1,2,3}d, NC(D)HW input, K C/G (T)RS weights, no padding. With G groups of Kg = K/G output
+ * and Cg = C/G input channels:
+ *   O[n, g*Kg + k, oh, ow] += I[n, g*Cg + c, oh*stride + r*dilation, ow*stride + s*dilation] * W[g*Kg + k, c, r, s]
+ * The loop variables h, w (and d) run over OUTPUT positions; k and c over the channels of one
+ * group. The group variable g (an output variable, after n) exists only when G > 1, so ungrouped
+ * problems have the variables n k <spatial> c <window> they always had.
  */
-function conv(op: 'conv1d' | 'conv2d' | 'conv3d', s: Record<string, number>, stride: number): Problem {
-  const spatial = op === 'conv1d' ? ['w'] : op === 'conv2d' ? ['h', 'w'] : ['d', 'h', 'w'];
-  const window = op === 'conv1d' ? ['s'] : op === 'conv2d' ? ['r', 's'] : ['t', 'r', 's'];
+function conv(op: ConvOp, s: Record<string, number>, o: { stride: number; groups: number; dilation: number }): Problem {
+  const { stride, groups: G, dilation } = o;
+  const spatial = SPATIAL[op];
+  const window = WINDOW[op];
+  if (s.c! % G !== 0) fail(`${op}: input channels c=${s.c} are not divisible by groups=${G}`);
+  if (s.k! % G !== 0) fail(`${op}: output channels k=${s.k} are not divisible by groups=${G}`);
+  const Cg = s.c! / G, Kg = s.k! / G;
   const outSize = spatial.map((dim, i) => {
     const inSize = s[dim]!;
     const k = s[window[i]!]!;
-    if (k > inSize) fail(`${op}: kernel size ${window[i]}=${k} is larger than input size ${dim}=${inSize}`);
-    return Math.floor((inSize - k) / stride) + 1;
+    const span = dilation * (k - 1) + 1;
+    if (span > inSize) {
+      fail(dilation === 1
+        ? `${op}: kernel size ${window[i]}=${k} is larger than input size ${dim}=${inSize}`
+        : `${op}: kernel size ${window[i]}=${k} at dilation ${dilation} spans ${span}, larger than input size ${dim}=${inSize}`);
+    }
+    return Math.floor((inSize - span) / stride) + 1;
   });
-  // variables: n k <spatial outputs> c <window>
-  const names = ['n', 'k', ...spatial, 'c', ...window];
-  const extents = [s.n!, s.k!, ...outSize, s.c!, ...window.map((w) => s[w]!)];
+  const grouped = G > 1;
+  // variables: n [g] k <spatial outputs> c <window>
+  const names = ['n', ...(grouped ? ['g'] : []), 'k', ...spatial, 'c', ...window];
+  const extents = [s.n!, ...(grouped ? [G] : []), Kg, ...outSize, Cg, ...window.map((w) => s[w]!)];
   const vars = names.map((name, i) => ({ name, extent: extents[i]! }));
   const v = (name: string) => names.indexOf(name);
+  /** g*perGroup + ch, or just ch without groups */
+  const channel = (ch: string, perGroup: number): AffineIndex => ({
+    terms: grouped ? [{ var: v('g'), coef: perGroup }, { var: v(ch), coef: 1 }] : [{ var: v(ch), coef: 1 }],
+  });
   const tensors: Tensor[] = [
     { name: 'O', shape: [s.n!, s.k!, ...outSize] },
     { name: 'I', shape: [s.n!, s.c!, ...spatial.map((d) => s[d]!)] },
-    { name: 'W', shape: [s.k!, s.c!, ...window.map((w) => s[w]!)] },
+    { name: 'W', shape: [s.k!, Cg, ...window.map((w) => s[w]!)] },
   ];
   const inputSpatial: AffineIndex[] = spatial.map((d, i) => ({
-    terms: [{ var: v(d), coef: stride }, { var: v(window[i]!), coef: 1 }],
+    terms: [{ var: v(d), coef: stride }, { var: v(window[i]!), coef: dilation }],
   }));
   const sizes = [`n${s.n}`, `c${s.c}`, ...spatial.map((d) => `${d}${s[d]}`), `k${s.k}`, ...window.map((w) => `${w}${s[w]}`), `stride${stride}`];
+  if (G !== 1) sizes.push(`groups${G}`);
+  if (dilation !== 1) sizes.push(`dilation${dilation}`);
   return makeProblem({
     op, spec: `${op} ${sizes.join(' ')}`,
     vars, tensors,
-    output: { tensor: 0, index: idx(v('n'), v('k'), ...spatial.map(v)) },
+    output: { tensor: 0, index: [...idx(v('n')), channel('k', Kg), ...idx(...spatial.map(v))] },
     inputs: [
-      { tensor: 1, index: [...idx(v('n'), v('c')), ...inputSpatial] },
-      { tensor: 2, index: idx(v('k'), v('c'), ...window.map(v)) },
+      { tensor: 1, index: [...idx(v('n')), channel('c', Cg), ...inputSpatial] },
+      { tensor: 2, index: [channel('k', Kg), ...idx(v('c'), ...window.map(v))] },
     ],
     combine: 'fma',
   });
+}
+
+/**
+ * Stride, dilation and groups of a convolution, read back from its accesses (the input's spatial
+ * index is out*stride + window*dilation; G is the extent of g, 1 without it). Fails for other ops.
+ */
+export function convAttributes(p: Problem): ConvAttributes {
+  if (p.op !== 'conv1d' && p.op !== 'conv2d' && p.op !== 'conv3d') fail(`${p.spec} is not a convolution`);
+  const coefOf = (dim: number, name: string): number =>
+    p.inputs[0]!.index[dim]!.terms.find((t) => p.vars[t.var]!.name === name)?.coef ?? 1;
+  const spatial = SPATIAL[p.op], window = WINDOW[p.op];
+  return {
+    stride: spatial.map((d, i) => coefOf(2 + i, d)),
+    dilation: window.map((w, i) => coefOf(2 + i, w)),
+    groups: p.vars.find((x) => x.name === 'g')?.extent ?? 1,
+  };
 }
 
 function elementwise(op: 'add' | 'mul' | 'relu' | 'copy' | 'transpose', shape: number[]): Problem {
