@@ -3,8 +3,12 @@
  * times, on its own Float32Arrays (zero-copy) or native buffers:
  *
  *   const k = await compileKernel('matmul 256x256x256', { tune: { budgetSeconds: 1 } });
- *   k.run([a, b], c);          // c = a · b
+ *   k.run([a, b], c);          // c = a · b ({ accumulate: true } at compile time: c += a · b)
  *   k.dispose();
+ *
+ * The kernel writes its output: where the schedule's tiles hold each output's whole reduction the
+ * generated code starts them at zero (LowerOptions.overwrite); otherwise `run` fills the output
+ * with the op's identity before the call.
  *
  * Safety: generated code runs in the caller's process only after it ran correctly once in a
  * measurement worker (a child process, where a crash is an error result): `tune` verifies its
@@ -28,13 +32,13 @@ export interface CompileKernelOptionsBase {
   target?: Backend | string;
   /** threads of each `run` (default: every core; kernels without a parallel band use one) */
   threads?: number;
+  /** accumulating ops add into the output's contents (BLAS beta = 1) instead of overwriting it */
+  accumulate?: boolean;
 }
 
 export type CompileKernelOptions = CompileKernelOptionsBase & ({ schedule: string | Schedule } | { tune: TuneOptions });
 
 export interface RunOptions {
-  /** add into the output's contents (BLAS beta = 1) instead of overwriting it (accumulating ops only) */
-  accumulate?: boolean;
   /** this call's threads instead of the kernel's */
   threads?: number;
 }
@@ -63,20 +67,22 @@ export async function compileKernel(spec: string | Problem, options: CompileKern
   const bad = threadCountError(threads);
   if (bad) fail(`compileKernel: ${bad}`);
   let schedule: Schedule;
-  let kernel: Kernel;
   let tuned: TuneResult | undefined;
   if ('tune' in options) {
     tuned = await tune(problem, { ...options.tune, target: b, threads: options.tune.threads ?? threads });
     if (!tuned.verified) fail(`compileKernel: tune found no kernel of ${problem.spec} that passed verification`);
     schedule = tuned.best;
-    kernel = tuned.kernel;
   } else {
     schedule = typeof options.schedule === 'string' ? Schedule.parse(problem, options.schedule) : options.schedule;
     if (schedule.problem.spec !== problem.spec) fail(`compileKernel: the schedule is of ${schedule.problem.spec}, not ${problem.spec}`);
     const why = b.validate?.(schedule);
     if (why) fail(`compileKernel: ${why}`);
-    kernel = b.compile(schedule);
-    // once in a measurement worker, on guarded buffers and the threads runs will use
+  }
+  const accumulate = options.accumulate ?? false;
+  const kernel = !accumulate ? b.compile(schedule, { overwrite: true }) : tuned ? tuned.kernel : b.compile(schedule);
+  // once in a measurement worker, on guarded buffers and the threads runs will use (tune's kernel
+  // already was, unless it is recompiled to overwrite)
+  if (!tuned || kernel !== tuned.kernel) {
     const device = await b.open({ threads });
     try {
       const v = await verifyKernel(kernel, schedule, device.run, { guard: true, threads });
@@ -86,13 +92,14 @@ export async function compileKernel(spec: string | Problem, options: CompileKern
     }
   }
   const native = new InProcessKernel(kernel);
-  const accumulates = ACCUMULATES[problem.combine];
-  const identity = IDENTITY[problem.combine];
+  // an accumulating kernel that was asked to overwrite but could not: clear the output first
+  const clear = !accumulate && ACCUMULATES[problem.combine] && !kernel.abi.overwrites;
+  const identity = IDENTITY[problem.combine] ?? 0;
   return {
     problem, schedule, kernel, threads, ...(tuned ? { tuned } : {}),
     run(inputs, output, runOptions = {}) {
       if (inputs.length !== problem.inputs.length) throw new RangeError(`${problem.spec} takes ${problem.inputs.length} inputs, got ${inputs.length}`);
-      if (accumulates && !runOptions.accumulate) (output instanceof Float32Array ? output : output.array).fill(identity ?? 0);
+      if (clear) (output instanceof Float32Array ? output : output.array).fill(identity);
       native.call([output, ...inputs], runOptions.threads ?? threads);
     },
     dispose: () => native.dispose(),

@@ -19,9 +19,10 @@ const opts = new Command()
   .option('--cases <n>', 'number of random problem x schedule cases', (v) => Number(v), 10000)
   .option('--seed <n>', 'seed of the case generator', (v) => Number(v), 1)
   .option('--packing', 'x86: force the packing rule on small matmul/bmm sketches (bench/packing-fuzz.ts); writes fuzz-<target>-packing.json')
+  .option('--overwrite', 'compile half of the cases to overwrite their output (compileKernel\'s kernels); writes fuzz-<target>-overwrite.json')
   .option('--threads <n>', 'give 4 of 5 schedules a random parallel band and run them on 1..n threads; writes fuzz-<target>-threads<n>.json', (v) => Number(v))
   .parse(process.argv)
-  .opts<{ target?: string; cases: number; seed: number; packing?: boolean; threads?: number }>();
+  .opts<{ target?: string; cases: number; seed: number; packing?: boolean; threads?: number; overwrite?: boolean }>();
 
 const target = opts.target ?? hostTarget();
 backend(target);
@@ -37,12 +38,14 @@ try {
       target, cases: opts.cases, seed: opts.seed, runner: executor.run, onProgress,
       ...(opts.packing ? forcedPackingFuzz(target as X86Isa) : {}),
       ...(opts.threads !== undefined ? { threads: Array.from({ length: opts.threads }, (_, i) => i + 1) } : {}),
+      ...(opts.overwrite ? { overwrite: true } : {}),
     })
     : await fuzzNeon(opts.cases, opts.seed, onProgress);
   bar.stop();
   mkdirSync('bench/results', { recursive: true });
-  writeFileSync(`bench/results/fuzz-${target}${opts.packing ? '-packing' : ''}${opts.threads !== undefined ? `-threads${opts.threads}` : ''}.json`, JSON.stringify(report, null, 2) + '\n');
+  writeFileSync(`bench/results/fuzz-${target}${opts.packing ? '-packing' : ''}${opts.threads !== undefined ? `-threads${opts.threads}` : ''}${opts.overwrite ? '-overwrite' : ''}.json`, JSON.stringify(report, null, 2) + '\n');
   console.log(`${report.cases} cases in ${report.seconds.toFixed(1)} s: ${report.mismatches} mismatches, ${report.crashes} crashes, ${report.codegenErrors} code-generation errors${report.packed !== undefined ? `; ${report.packed} kernels packed` : ''}`);
+  if (report.overwriting !== undefined) console.log(`kernels overwriting their output: ${report.overwriting}`);
   if (report.parallelByThreads) console.log(`parallel kernels by threads: ${Object.entries(report.parallelByThreads).map(([t, n]) => `${t}: ${n}`).join(', ')}`);
   console.log(`per op: ${Object.entries(report.perOp).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   for (const f of report.failures.slice(0, 5)) console.log(`  ${f.kind}: looptune run "${f.problem}" --schedule "${f.schedule}" --target ${target}  # ${f.message}`);

@@ -36,7 +36,7 @@ export async function benchKernelCall(): Promise<object> {
         best = Math.min(best, Number(process.hrtime.bigint() - t0) / 1e3 / n);
       }
       const own = timeInProcess(k.kernel, { minSeconds: 0.2, threads }).bestSeconds * 1e6;
-      rows.push({ problem: c.spec, schedule, threads, runMicros: best, kernelMicros: own, overheadMicros: best - own });
+      rows.push({ problem: c.spec, schedule, threads, overwrites: Boolean(k.kernel.abi.overwrites), runMicros: best, kernelMicros: own, overheadMicros: best - own });
       console.log(`${c.spec.padEnd(20)} ${threads} thread(s): run ${best.toFixed(2)} us, the kernel alone ${own.toFixed(2)} us -> ${(best - own).toFixed(2)} us per call`);
       k.dispose();
     }

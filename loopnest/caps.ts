@@ -31,6 +31,8 @@ export interface TargetCaps {
   /** whether the printer emits parallel bands (kernels that run on several threads); without it, a
    *  schedule with parallel loops is refused by the backend */
   threads?: boolean;
+  /** the printer can start a tile's accumulators at zero (TileNode.zeroOutput): overwriting kernels */
+  zeroInitTiles?: boolean;
   /** when the emitter can pack an input's box into a dense buffer, the rule for doing it (loopnest/lower.ts). */
   packing?: PackingRule;
 }

@@ -34,11 +34,23 @@ const SCALAR_UNROLL_DIVISOR = 8;
 /** Registers the tile leaves free for operands: one streamed operand and one reused operand. */
 const OPERAND_RESERVE = 2;
 
-export function lower(schedule: Schedule, caps: TargetCaps): LoopProgram {
+export interface LowerOptions {
+  /**
+   * Ask for a kernel that writes output = result rather than output += result (accumulating
+   * combines). Granted (LoopProgram.overwrites) for fma and sum when the target can zero its tiles
+   * and every tile holds its outputs' whole reduction (no reduction loop above the tile); otherwise
+   * the kernel accumulates and the caller clears the output first.
+   */
+  overwrite?: boolean;
+}
+
+export function lower(schedule: Schedule, caps: TargetCaps, options: LowerOptions = {}): LoopProgram {
   const problem = schedule.problem;
   const strides = tensorStrides(problem);
   const decision = decideTile(schedule, caps, strides);
-  const builder = new Builder(schedule, strides, decision, decidePacking(schedule, caps, strides, decision), loweredBand(schedule, caps));
+  const overwrites = Boolean(options.overwrite) && caps.zeroInitTiles === true && (problem.combine === 'fma' || problem.combine === 'sum')
+    && !schedule.loops.slice(0, decision.tileFrom).some((l) => isReduction(problem, l.var));
+  const builder = new Builder(schedule, strides, decision, decidePacking(schedule, caps, strides, decision), loweredBand(schedule, caps), overwrites);
   const range = problem.vars.map((v) => v.extent);
   const zero = strides.map(() => 0);
   return {
@@ -47,6 +59,7 @@ export function lower(schedule: Schedule, caps: TargetCaps): LoopProgram {
     combine: problem.combine,
     tensors: problem.tensors.map((t) => ({ name: t.name, elements: elementCount(t) })),
     decision,
+    ...(overwrites ? { overwrites: true } : {}),
     body: builder.nodes(0, range, zero),
   };
 }
@@ -260,6 +273,7 @@ class Builder {
   constructor(
     private readonly schedule: Schedule, private readonly strides: number[][], private readonly decision: TileDecision,
     private readonly pack: PackDecision | null = null, private readonly band: readonly number[] = [],
+    private readonly overwrites = false,
   ) {
     this.loops = schedule.loops;
     this.steps = schedule.steps;
@@ -352,7 +366,7 @@ class Builder {
       s *= range[vars[i]!]!;
     }
     const strides = this.strides.map((row, u) => (u === t ? packedStrides : row));
-    const inside = new Builder(this.schedule, strides, this.decision, null, []);
+    const inside = new Builder(this.schedule, strides, this.decision, null, [], this.overwrites);
     return {
       kind: 'pack', tensor: t, offset: offsets[t]!,
       dims: vars.map((v) => ({ count: range[v]!, stride: st[v]! })),
@@ -379,6 +393,7 @@ class Builder {
       return this.loopLevel(d, r, o, inTile);
     };
     const body = inTile(this.decision.tileFrom, range, offsets.map((o, t) => (t === 0 ? 0 : o)));
+    if (this.overwrites) return { kind: 'tile', accumulators, loadOutput: false, zeroOutput: true, body };
     return { kind: 'tile', accumulators, loadOutput: this.accumulate, body };
   }
 

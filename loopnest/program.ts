@@ -71,6 +71,9 @@ export interface TileNode {
   /** output offset of the tile relative to the output pointer at the tile */
   accumulators: Accumulator[];
   loadOutput: boolean;
+  /** the accumulators start at zero instead (an accumulating combine whose tile holds each output's
+   *  whole reduction, lowered with `overwrite`: the kernel then writes, not adds to, its output) */
+  zeroOutput?: boolean;
   body: ProgramNode[];
 }
 
@@ -172,6 +175,8 @@ export interface LoopProgram {
   combine: Combine;
   tensors: { name: string; elements: number }[];
   decision: TileDecision;
+  /** the kernel overwrites its output (output = result) instead of accumulating into it (LowerOptions.overwrite) */
+  overwrites?: boolean;
   body: ProgramNode[];
 }
 

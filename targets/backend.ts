@@ -61,8 +61,9 @@ export interface Backend {
   /** what runs the kernels: a CPU core, or a GPU (kernels are module text; loops carry GPU bindings;
    *  the cost model uses its GPU features) */
   readonly processor: 'cpu' | 'gpu';
-  /** schedule -> Kernel (lowering + printing); `codegenMicros` covers both */
-  compile(schedule: Schedule): Kernel;
+  /** schedule -> Kernel (lowering + printing); `codegenMicros` covers both. `overwrite` asks for
+   *  output = result on accumulating ops (granted where Kernel.abi.overwrites says so) */
+  compile(schedule: Schedule, options?: CompileOptions): Kernel;
   /** one line about the plan a kernel came from (register tile; GPU mapping) */
   describe(kernel: Kernel): string;
   /** human-readable listing of a kernel (disassembly or module text) */
@@ -75,6 +76,10 @@ export interface Backend {
   model?(schedule: Schedule, peakGflops: number): number;
   /** the device that runs and times this target's kernels (one line LoopTuneError when there is none) */
   open(options?: DeviceOptions): Promise<Device>;
+}
+
+export interface CompileOptions {
+  overwrite?: boolean;
 }
 
 export interface DeviceOptions {

@@ -6,7 +6,7 @@ import { fail } from '../ir/errors.ts';
 import { parallelBand, type Schedule } from '../ir/schedule.ts';
 import { THREAD_ACTIONS } from '../ir/transforms.ts';
 import { lower } from '../loopnest/lower.ts';
-import type { Backend, Device, DeviceOptions, SketchRegisters, TimingKind } from './backend.ts';
+import type { Backend, CompileOptions, Device, DeviceOptions, SketchRegisters, TimingKind } from './backend.ts';
 import { describeDecision } from './describe.ts';
 import type { Kernel, Target } from './kernel.ts';
 
@@ -38,10 +38,10 @@ export function cpuBackend(spec: CpuBackendSpec): Backend & { printer: Target } 
     sketchRegisters: spec.sketchRegisters,
     processor: 'cpu',
     validate: (schedule: Schedule) => (printer.caps.threads || parallelBand(schedule.loops).length === 0 ? undefined : singleThreaded(printer.name)),
-    compile(schedule: Schedule): Kernel {
+    compile(schedule: Schedule, options: CompileOptions = {}): Kernel {
       if (!printer.caps.threads && parallelBand(schedule.loops).length > 0) fail(singleThreaded(printer.name));
       const t0 = performance.now();
-      const kernel = printer.compile(lower(schedule, printer.caps));
+      const kernel = printer.compile(lower(schedule, printer.caps, options));
       kernel.codegenMicros = (performance.now() - t0) * 1000;
       return kernel;
     },

@@ -33,6 +33,8 @@ export interface FuzzReport {
   perOp: Record<string, number>;
   /** kernels whose program packs an input (PackNode; x86 fuzz only) */
   packed?: number;
+  /** kernels that overwrite their output (zero-started tiles) */
+  overwriting?: number;
   /** kernels with a parallel band, by the threads they ran on */
   parallelByThreads?: Record<string, number>;
   /** kernels that both pack and have a parallel band (each thread packs its own chunks' box) */
@@ -54,6 +56,8 @@ export interface FuzzOptions {
   scheduleFor?: (problem: Problem, rng: Rng) => Schedule;
   /** thread counts to draw from: 4 of 5 schedules get a random parallel band and run on one of them */
   threads?: readonly number[];
+  /** compile half of the cases to overwrite their output (LowerOptions.overwrite) */
+  overwrite?: boolean;
 }
 
 export async function fuzzTarget(opts: FuzzOptions): Promise<FuzzReport> {
@@ -79,7 +83,8 @@ export async function fuzzTarget(opts: FuzzOptions): Promise<FuzzReport> {
     let kernel;
     try {
       // a printer with changed caps compiles through the lowering directly
-      kernel = typeof opts.target === 'string' ? backend(opts.target).compile(schedule) : opts.target.compile(lower(schedule, opts.target.caps));
+      const overwrite = opts.overwrite === true && rng.next() < 0.5;
+      kernel = typeof opts.target === 'string' ? backend(opts.target).compile(schedule, { overwrite }) : opts.target.compile(lower(schedule, opts.target.caps, { overwrite }));
     } catch (e) {
       report.codegenErrors++;
       fail({ kind: 'codegen', problem: problem.spec, schedule: schedule.text(), message: (e as Error).message });
@@ -88,6 +93,7 @@ export async function fuzzTarget(opts: FuzzOptions): Promise<FuzzReport> {
     let packs = false;
     walkProgram(kernel.program.body, (n) => (packs ||= n.kind === 'pack'));
     if (packs) report.packed = (report.packed ?? 0) + 1;
+    if (kernel.abi.overwrites) report.overwriting = (report.overwriting ?? 0) + 1;
     if (kernel.abi.parallel) {
       const by = (report.parallelByThreads ??= {});
       by[threads] = (by[threads] ?? 0) + 1;

@@ -30,6 +30,8 @@ export interface KernelAbi {
   tensors: TensorArg[];
   /** the kernel splits a parallel band by (tid, threads) */
   parallel?: boolean;
+  /** output = result: an accumulating op that overwrites its output (LowerOptions.overwrite) */
+  overwrites?: boolean;
 }
 
 export interface Kernel {

@@ -48,7 +48,7 @@ export function llvmTarget(isa: LlvmIsa, options: LlvmOptions = {}): LlvmTarget 
     const kernel: Kernel = {
       target: name,
       code: result.code,
-      abi: { kind: 'sysv-x86-64', tensors: program.tensors, ...(hasParallelBand(program) ? { parallel: true } : {}) },
+      abi: { kind: 'sysv-x86-64', tensors: program.tensors, ...(hasParallelBand(program) ? { parallel: true } : {}), ...(program.overwrites ? { overwrites: true } : {}) },
       flops: flops(program.problem),
       program,
       codegenMicros: result.phases.totalMs * 1000,

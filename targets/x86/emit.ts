@@ -384,6 +384,7 @@ class X86Emitter {
     this.accumulators = n.accumulators;
     n.accumulators.forEach((acc, i) => {
       if (n.loadOutput) this.loadVector(this.vec(i), this.pointers[0]!, acc.offset, acc.count);
+      else if (n.zeroOutput) this.zero(this.vec(i));
     });
     this.nodes(n.body, depth);
     n.accumulators.forEach((acc, i) => this.storeVector(this.vec(i), acc.offset, acc.count));

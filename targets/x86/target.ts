@@ -18,6 +18,7 @@ export function x86Caps(isa: X86Isa): TargetCaps {
     fmaPorts: 2,
     unrollBudget: 512,
     threads: true,
+    zeroInitTiles: true,
     // stride-2 inputs (strided convolutions) load as vectors: two loads and a permute (emit.ts loadStrided);
     // AVX-512's vpermt2ps keeps its index vector in a register of its own
     vectorStrides: [1, 2],
@@ -37,7 +38,7 @@ export function x86Target(isa: X86Isa): Target {
       return {
         target: isa,
         code,
-        abi: { kind: 'sysv-x86-64', tensors: program.tensors, ...(hasParallelBand(program) ? { parallel: true } : {}) },
+        abi: { kind: 'sysv-x86-64', tensors: program.tensors, ...(hasParallelBand(program) ? { parallel: true } : {}), ...(program.overwrites ? { overwrites: true } : {}) },
         flops: flops(program.problem),
         program,
         codegenMicros: (performance.now() - t0) * 1000,

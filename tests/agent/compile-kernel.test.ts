@@ -37,10 +37,28 @@ test('a given schedule: verified, then run in-process many times on Float32Array
   output.fill(123);
   k.run(inputs, output);
   assert.equal(Array.from(output), Array.from(first), 'a second run overwrites: c = a·b again, not c += a·b');
-  k.run(inputs, output, { accumulate: true });
-  assert.ok(Math.abs(output[7]! - 2 * first[7]!) < 1e-4, 'accumulate adds into the output (beta = 1)');
+  // m:10r4 n:48 k:80 m:6: k is inside the tile, so the kernel itself starts from zero
+  assert.ok(k.kernel.abi.overwrites);
   k.dispose();
   assert.throws(() => k.run(inputs, output), /after dispose/);
+  // accumulate: c += a·b
+  const acc = await compileKernel(spec, { target, schedule: 'm:10r4 n:48 k:80 m:6', threads: 1, accumulate: true });
+  assert.not.ok(acc.kernel.abi.overwrites);
+  acc.run(inputs, output);
+  assert.ok(Math.abs(output[7]! - 2 * first[7]!) < 1e-4, 'accumulate adds into the output (beta = 1)');
+  acc.dispose();
+});
+
+test('a reduction split above the tile cannot start from zero: the output is cleared before each run', async () => {
+  const spec = 'matmul 32x32x64';
+  const k = await compileKernel(spec, { target, schedule: 'k:4 m:32 n:32 k:16', threads: 1 });
+  assert.not.ok(k.kernel.abi.overwrites);
+  const { inputs, output } = inputsOf(spec, 4);
+  output.fill(7);
+  k.run(inputs, output);
+  const c = checkAgainstOracle(k.schedule, inputs, new Float64Array(output.length), output);
+  assert.ok(c.ok, `error ${c.maxError}`);
+  k.dispose();
 });
 
 test('a parallel schedule on 2 threads: Float32Arrays and native buffers give the worker\'s result bit for bit', async () => {
