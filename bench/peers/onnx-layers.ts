@@ -1,12 +1,14 @@
 /**
  * One looptune Problem as a one-node ONNX model, so that a peer runtime can be timed on exactly
- * the computation looptune tunes: `matmul MxNxK` → MatMul(A[M,K], B[K,N]); `conv2d` → Conv(I, W)
- * with no padding (looptune's input is already padded), no bias, the problem's stride.
+ * the computation looptune tunes: `matmul MxNxK` → MatMul(A[M,K], B[K,N]); `conv1d/2d/3d` → Conv(I, W)
+ * with no padding (looptune's input is already padded), no bias, the problem's strides, dilations
+ * and group count (weights [K, C/G, kernel...], the layout ONNX and looptune share).
  * The first input tensor is the graph's input; the second (the weights) is a constant initializer,
  * as in a deployed model, where the runtime may pre-pack it.
  */
 import { fail } from '../../ir/errors.ts';
 import { elementCount, type Problem } from '../../ir/problem.ts';
+import { convAttributes } from '../../ir/spec.ts';
 import {
   ATTRIBUTE_TYPE, encodeModel, TENSOR_DATA_TYPE,
   type AttributeProto, type MessageInit, type ModelProto, type NodeProto,
@@ -33,12 +35,13 @@ export interface OnnxLayer {
 
 /**
  * The ONNX model of `problem` with `weights` (the problem's second input, row-major) baked in.
- * Ops other than matmul and conv2d fail with one line.
+ * Ops other than matmul and convolutions fail with one line.
  */
 export function onnxLayerFor(problem: Problem, weights: Float32Array): OnnxLayer {
   const [out, input, weight] = problem.tensors;
-  if (problem.op !== 'matmul' && problem.op !== 'conv2d') {
-    fail(`ONNX Runtime peer: no ONNX model for ${problem.op} (only matmul and conv2d)`);
+  const isConv = problem.op === 'conv1d' || problem.op === 'conv2d' || problem.op === 'conv3d';
+  if (problem.op !== 'matmul' && !isConv) {
+    fail(`ONNX Runtime peer: no ONNX model for ${problem.op} (only matmul and conv1d/2d/3d)`);
   }
   if (weights.length !== elementCount(weight!)) {
     fail(`ONNX Runtime peer: ${weight!.name} of ${problem.spec} has ${elementCount(weight!)} elements, got ${weights.length}`);
@@ -76,27 +79,26 @@ export function onnxLayerFor(problem: Problem, weights: Float32Array): OnnxLayer
   };
 }
 
-/** Conv(I, W) for looptune's conv2d: O[n,k,oh,ow] += I[n,c,oh*stride+r,ow*stride+s] * W[k,c,r,s]. */
+/**
+ * Conv(I, W) for looptune's convolutions:
+ * O[n, g*Kg+k, oh, ow] += I[n, g*Cg+c, oh*stride + r*dilation, ow*stride + s*dilation] * W[g*Kg+k, c, r, s].
+ */
 function convNode(problem: Problem): MessageInit<NodeProto> {
   const [out, input, weight] = problem.tensors;
-  const [, , r, s] = weight!.shape;
-  // the input's spatial indices are h*stride + r and w*stride + s: the stride is h's (w's) coefficient
-  const strides = [2, 3].map((d) => {
-    const term = problem.inputs[0]!.index[d]!.terms.find((t) => problem.vars[t.var]!.name === (d === 2 ? 'h' : 'w'));
-    if (term === undefined) fail(`ONNX Runtime peer: cannot read the stride of ${problem.spec}`);
-    return term.coef;
-  });
-  const ints = (name: string, values: number[]): MessageInit<AttributeProto> => ({ name, type: ATTRIBUTE_TYPE.INTS, ints: values });
+  const { stride, dilation, groups } = convAttributes(problem);
+  const kernelShape = weight!.shape.slice(2);
+  const ints = (name: string, values: readonly number[]): MessageInit<AttributeProto> => ({ name, type: ATTRIBUTE_TYPE.INTS, ints: [...values] });
   return {
     opType: 'Conv',
     input: [input!.name, weight!.name],
     output: [out!.name],
     attribute: [
-      ints('kernel_shape', [r!, s!]),
-      ints('strides', strides),
-      ints('pads', [0, 0, 0, 0]),
-      ints('dilations', [1, 1]),
-      { name: 'group', type: ATTRIBUTE_TYPE.INT, i: 1 },
+      ints('kernel_shape', kernelShape),
+      ints('strides', stride),
+      // begin and end of every spatial axis
+      ints('pads', [...kernelShape, ...kernelShape].map(() => 0)),
+      ints('dilations', dilation),
+      { name: 'group', type: ATTRIBUTE_TYPE.INT, i: groups },
     ],
   };
 }

@@ -1,6 +1,7 @@
 /**
  * ONNX Runtime as a measured peer: the one-node models it runs compute what looptune's reference
- * interpreter computes (matmul, conv2d at strides 1 and 2), the check would catch a wrong result,
+ * interpreter computes (matmul; conv2d at strides 1 and 2, grouped, depthwise and dilated; conv1d),
+ * the check would catch a wrong result,
  * and the ModelProto survives an encode/decode round trip. No timings are asserted.
  */
 import * as ort from 'onnxruntime-node';
@@ -33,6 +34,13 @@ for (const spec of [
   'matmul 7x5x9',
   'conv2d n2 c3 h9 w11 k4 r3 s2 stride1',
   'conv2d n1 c5 h10 w9 k3 r3 s3 stride2',
+  // issue 16: depthwise (stride 1 and 2, channel multiplier 2), grouped, dilated, and all at once
+  'conv2d n1 c6 h9 w10 k6 r3 s3 stride1 groups6',
+  'conv2d n1 c4 h11 w11 k8 r3 s3 stride2 groups4',
+  'conv2d n2 c6 h8 w9 k4 r3 s2 stride1 groups2',
+  'conv2d n1 c3 h12 w11 k4 r3 s3 stride1 dilation2',
+  'conv2d n1 c8 h13 w14 k4 r3 s2 stride2 groups2 dilation3',
+  'conv1d n1 c4 w20 k6 s3 stride2 groups2 dilation2',
 ]) {
   test(`ONNX Runtime computes what the interpreter computes: ${spec}`, async () => {
     const problem = parseProblem(spec);
@@ -80,6 +88,32 @@ test('the encoded model decodes to the same graph, and re-encodes to the same by
   assert.equal(w.dims, [3, 2, 3, 2]);
   assert.equal(new Float32Array(Uint8Array.from(w.rawData).buffer), weights);
   assert.equal(encodeModel(model), layer.bytes);
+});
+
+test('groups and dilations reach the Conv node, weights [K, C/G, R, S]', () => {
+  const problem = parseProblem('conv2d n1 c8 h13 w14 k4 r3 s2 stride2 groups2 dilation3');
+  const [, weights] = onnxRuntimeInputs(problem);
+  const graph = decodeModel(onnxLayerFor(problem, weights).bytes).graph!;
+  const attr = Object.fromEntries(graph.node[0]!.attribute.map((a) => [a.name, a]));
+  assert.is(attr.group!.i, 2);
+  assert.equal(attr.dilations!.ints, [3, 3]);
+  assert.equal(attr.strides!.ints, [2, 2]);
+  assert.equal(attr.kernel_shape!.ints, [3, 2]);
+  assert.equal(graph.initializer[0]!.dims, [4, 4, 3, 2]);
+  assert.equal(graph.output[0]!.type!.tensorType!.shape!.dim.map((d) => d.dimValue), [1, 4, 4, 6]);
+  const conv1d = decodeModel(onnxLayerFor(parseProblem('conv1d n1 c4 w20 k6 s3 stride1'), new Float32Array(6 * 4 * 3)).bytes).graph!;
+  assert.equal(Object.fromEntries(conv1d.node[0]!.attribute.map((a) => [a.name, a.ints.length > 0 ? a.ints : a.i])),
+    { kernel_shape: [3], strides: [1], pads: [0, 0], dilations: [1], group: 1 });
+});
+
+test('the check catches an ORT result computed without the groups', async () => {
+  // the depthwise layer's weights read as an ungrouped conv over the same channels: a different result
+  const problem = parseProblem('conv2d n1 c4 h11 w11 k8 r3 s3 stride2 groups4');
+  const { inputs, output } = await runOnOrt(problem);
+  assert.ok(compareWithInterpreter(problem, inputs, output).ok);
+  const ungrouped = parseProblem('conv2d n1 c4 h11 w11 k8 r3 s3 stride2');
+  const wrong = await runOnOrt(ungrouped);
+  assert.not.ok(compareWithInterpreter(problem, inputs, wrong.output).ok);
 });
 
 test('a matmul model is MatMul(A input, B initializer) with the problem shapes', () => {
