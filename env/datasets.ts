@@ -65,6 +65,95 @@ const RESNET18: DatasetEntry[] = [
   { name: 'layer4.conv3x3', spec: 'conv2d n1 c512 h9 w9 k512 r3 s3 stride1', count: 3, note: '3x3 pad 1, 7x7' },
 ];
 
+/** One conv2d layer of a network, batch 1, square input and window, padding folded into the input size. */
+interface NetLayer {
+  name: string;
+  c: number;
+  /** unpadded input size (height = width) */
+  size: number;
+  k: number;
+  window: number;
+  stride: number;
+  pad: number;
+  groups?: number;
+  what: string;
+}
+
+/** The canonical spec of a layer: input sizes padded by `pad` on each side, groups only when > 1. */
+function layerSpec(l: NetLayer): string {
+  const padded = l.size + 2 * l.pad;
+  const groups = (l.groups ?? 1) > 1 ? ` groups${l.groups}` : '';
+  return `conv2d n1 c${l.c} h${padded} w${padded} k${l.k} r${l.window} s${l.window} stride${l.stride}${groups}`;
+}
+
+/** A network's layers as its distinct shapes, each named by its first occurrence and counted. */
+function distinctLayers(layers: readonly NetLayer[]): DatasetEntry[] {
+  const bySpec = new Map<string, DatasetEntry>();
+  for (const l of layers) {
+    const spec = layerSpec(l);
+    const out = Math.floor((l.size + 2 * l.pad - l.window) / l.stride) + 1;
+    const seen = bySpec.get(spec);
+    if (seen) seen.count = (seen.count ?? 1) + 1;
+    else bySpec.set(spec, { name: l.name, spec, count: 1, note: `${l.what}, ${l.c} -> ${l.k}, ${l.size} -> ${out}` });
+  }
+  return [...bySpec.values()];
+}
+
+/**
+ * MobileNetV2 (torchvision, width 1.0), batch 1, 224x224: the 3x3/2 stem, then inverted residual
+ * blocks (1x1 expand, 3x3 depthwise at stride 1 or 2, 1x1 project; the first block has no expand),
+ * then the 1x1 conv to 1280 channels. Distinct conv2d shapes with counts, named as torchvision's
+ * `features.<i>`; the classifier (a 1280 x 1000 matmul) is not included.
+ */
+function mobilenetV2(): DatasetEntry[] {
+  // (expansion t, output channels c, repeats n, first stride s), from the paper's Table 2
+  const settings: [number, number, number, number][] = [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 3, 2], [6, 64, 4, 2], [6, 96, 3, 1], [6, 160, 3, 2], [6, 320, 1, 1]];
+  const layers: NetLayer[] = [{ name: 'features.0', c: 3, size: 224, k: 32, window: 3, stride: 2, pad: 1, what: '3x3/2 pad 1' }];
+  let channels = 32, size = 112, index = 1;
+  for (const [t, c, n, s] of settings) {
+    for (let i = 0; i < n; i++) {
+      const stride = i === 0 ? s : 1;
+      const hidden = channels * t;
+      const name = `features.${index++}`;
+      if (t !== 1) layers.push({ name: `${name}.expand`, c: channels, size, k: hidden, window: 1, stride: 1, pad: 0, what: '1x1 expand' });
+      layers.push({ name: `${name}.dw`, c: hidden, size, k: hidden, window: 3, stride, pad: 1, groups: hidden, what: `depthwise 3x3${stride > 1 ? `/${stride}` : ''} pad 1` });
+      size = Math.floor((size + 2 - 3) / stride) + 1;
+      layers.push({ name: `${name}.project`, c: hidden, size, k: c, window: 1, stride: 1, pad: 0, what: '1x1 project' });
+      channels = c;
+    }
+  }
+  layers.push({ name: `features.${index}`, c: channels, size, k: 1280, window: 1, stride: 1, pad: 0, what: '1x1' });
+  return distinctLayers(layers);
+}
+
+/**
+ * ResNet-50 (torchvision, v1.5: the stride of a stage's first block is on its 3x3 conv), batch 1,
+ * 224x224: the 7x7/2 stem and the bottleneck blocks' 1x1 reduce, 3x3 and 1x1 expand convs plus each
+ * stage's 1x1 downsample; distinct conv2d shapes with counts (53 convs, 23 shapes).
+ */
+function resnet50(): DatasetEntry[] {
+  const layers: NetLayer[] = [{ name: 'conv1', c: 3, size: 224, k: 64, window: 7, stride: 2, pad: 3, what: '7x7/2 pad 3' }];
+  // (width, blocks, first stride) per stage; a block's output is 4 x width channels
+  const stages: [number, number, number][] = [[64, 3, 1], [128, 4, 2], [256, 6, 2], [512, 3, 2]];
+  let channels = 64, size = 56;
+  stages.forEach(([width, blocks, firstStride], stage) => {
+    for (let b = 0; b < blocks; b++) {
+      const stride = b === 0 ? firstStride : 1;
+      const name = `layer${stage + 1}.${b}`;
+      const out = Math.floor((size - 1) / stride) + 1;
+      layers.push(
+        { name: `${name}.conv1`, c: channels, size, k: width, window: 1, stride: 1, pad: 0, what: '1x1 reduce' },
+        { name: `${name}.conv2`, c: width, size, k: width, window: 3, stride, pad: 1, what: `3x3${stride > 1 ? `/${stride}` : ''} pad 1` },
+        { name: `${name}.conv3`, c: width, size: out, k: 4 * width, window: 1, stride: 1, pad: 0, what: '1x1 expand' },
+      );
+      if (b === 0) layers.push({ name: `${name}.downsample`, c: channels, size, k: 4 * width, window: 1, stride, pad: 0, what: `1x1${stride > 1 ? `/${stride}` : ''} downsample` });
+      channels = 4 * width;
+      size = out;
+    }
+  });
+  return distinctLayers(layers);
+}
+
 /**
  * BERT-base (hidden 768, 12 heads, FFN 3072, 12 layers) and BERT-large (1024, 16 heads, 4096, 24
  * layers), batch 1, sequence lengths 128 and 384. Per layer: fused QKV projection, attention output
@@ -141,6 +230,8 @@ const DEFINITIONS: Record<string, { description: string; entries: () => DatasetE
   'gpu-mix': { description: 'cuda-sized problems: matmul 256-2048 (64 shapes), BERT-base GEMMs and attention bmm, ResNet-18 conv2d', entries: gpuMix },
   'mm64-256': { description: "LoopTune's matmul set: M, N, K each in 64..256 step 16 (13^3 = 2,197 problems)", entries: mm64to256 },
   'resnet18-conv2d': { description: 'ResNet-18 conv2d layers, batch 1, 224x224 input (padded input sizes; 11 distinct shapes)', entries: () => RESNET18 },
+  'resnet50-conv2d': { description: 'ResNet-50 (v1.5) conv2d layers, batch 1, 224x224 input (padded input sizes; 23 distinct shapes of 53 convs)', entries: resnet50 },
+  'mobilenetv2-conv2d': { description: 'MobileNetV2 conv2d layers, batch 1, 224x224: depthwise 3x3 (stride 1, 2) and pointwise 1x1 (padded input sizes)', entries: mobilenetV2 },
   'bert-gemm': { description: 'BERT-base/large GEMMs at sequence 128/384: QKV, attention out, FFN up/down, attention bmm', entries: bert },
   'conv3d-small': { description: 'small 3D convolutions: 3D U-Net (EM segmentation) and SSCNet-style scene completion', entries: () => CONV3D_SMALL },
   'tall-skinny': { description: 'tall-skinny and long-reduction matmuls', entries: () => TALL_SKINNY },
