@@ -111,6 +111,8 @@ export function templateSchedule(p: Problem, params: TemplateParams): Schedule |
   if (sc > 1 && (C % cc !== 0 || cc % sc !== 0)) return null;
   const parts = [
     `n:${ext('n')}b`,
+    // grouped convs (ir/spec.ts): one block per group
+    ...(p.vars.some((v) => v.name === 'g') ? [`g:${ext('g')}b`] : []),
     ...(p.op === 'conv3d' ? [`d:${ext('d')}b`] : []),
     ...kb, ...hb, ...wb, ...co, ...(sc > 1 ? [`c:${sc}t`] : []),
     `c:${cc / sc}`, ...window.map((x) => `${x}:${ext(x)}`),
