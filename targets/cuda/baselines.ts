@@ -5,6 +5,7 @@
  * O[k, oh*OW + ow] = W[k, (c r s)] · col, a row-major M x N x K = K_out x (OH*OW) x (C*R*S) product.
  * Batch 1 only (inference-style layers).
  */
+import { convAttributes } from '../../ir/spec.ts';
 import { fail } from '../../ir/errors.ts';
 import type { Problem } from '../../ir/problem.ts';
 
@@ -23,6 +24,8 @@ export function im2colFor(p: Problem): Im2col {
   const e = (n: string) => p.vars.find((v) => v.name === n)!.extent;
   const N = e('n'), K = e('k'), OH = e('h'), OW = e('w'), C = e('c'), R = e('r'), S = e('s');
   if (N !== 1) fail('im2col baseline: batch 1 only');
+  const attributes = convAttributes(p);
+  if (attributes.groups !== 1 || attributes.dilation.some((d) => d !== 1)) fail('im2col baseline: ungrouped, undilated conv2d only');
   const [, , H, W] = p.tensors[1]!.shape as [number, number, number, number];
   const stride = p.inputs[0]!.index[2]!.terms.find((t) => t.var === p.vars.findIndex((v) => v.name === 'h'))!.coef;
   const total = C * R * S * OH * OW;

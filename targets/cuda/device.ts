@@ -11,6 +11,7 @@
  *    cuDNN's fastest FMA-math forward algorithm for conv2d;
  *  - host: the GPU's name and driver version (records are per GPU).
  */
+import { convAttributes } from '../../ir/spec.ts';
 import { LoopTuneError } from '../../ir/errors.ts';
 import { randomArray } from '../../ir/interpret.ts';
 import { elementCount, flops as problemFlops, type Problem } from '../../ir/problem.ts';
@@ -56,8 +57,13 @@ export function openCudaDevice(options: DeviceOptions & { tuner?: CudaTuner } = 
     return ptrs;
   };
   let peak: PeakReading | undefined;
-  const coverage = (p: Problem): string | undefined =>
-    gemmShape(p) || p.op === 'conv2d' ? undefined : `the GPU's vendor libraries cover matmul (cuBLAS) and conv2d (cuDNN), not ${p.op}`;
+  const coverage = (p: Problem): string | undefined => {
+    if (gemmShape(p)) return undefined;
+    if (p.op !== 'conv2d') return `the GPU's vendor libraries cover matmul (cuBLAS) and conv2d (cuDNN), not ${p.op}`;
+    // the cuDNN binding sets neither a group count nor dilations yet
+    const a = convAttributes(p);
+    return a.groups === 1 && a.dilation.every((d) => d === 1) ? undefined : 'the cuDNN comparison covers ungrouped, undilated conv2d only';
+  };
   const baseline: Baseline = {
     family: 'cuBLAS',
     coverage,
