@@ -9,6 +9,7 @@ import { benchLlvm } from './llvm.ts';
 import { benchTune } from './tune.ts';
 import { benchParallel } from './parallel.ts';
 import { benchKernelCall } from './kernel-call.ts';
+import { benchLayers } from './layers.ts';
 
 type Bench = (opts: { quick: boolean }) => Promise<unknown>;
 const BENCHES: Record<string, () => Promise<Bench>> = {
@@ -18,6 +19,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   tune: async () => benchTune,
   parallel: async () => benchParallel,
   'kernel-call': async () => benchKernelCall,
+  layers: async () => benchLayers,
 };
 
 const args = process.argv.slice(2);
