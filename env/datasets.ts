@@ -201,6 +201,26 @@ const CONV3D_SMALL: DatasetEntry[] = [
   { name: 'ssc.head', spec: 'conv3d n1 c64 d16 h10 w16 k12 t1 r1 s1 stride1', note: '64 -> 12 classes, 1x1x1' },
 ];
 
+/**
+ * Max pooling layers of image classifiers, batch 1 (the IR has no padding: a padded pool takes the
+ * padded input size). ResNet-18 and ResNet-50 share their one pool, the stem's 3x3/2 pad 1 on
+ * 112x112 (its input comes out of a ReLU, so zero padding gives what ONNX's -Infinity padding
+ * gives). The others are unpadded: VGG-16's 2x2/2 pools, AlexNet's and Inception-v3's 3x3/2.
+ */
+const POOLING: DatasetEntry[] = [
+  { name: 'resnet.maxpool', spec: 'maxpool2d n1 c64 h114 w114 r3 s3 stride2', count: 1, note: 'ResNet-18/50 stem, 3x3/2 pad 1, 112 -> 56' },
+  { name: 'vgg16.pool1', spec: 'maxpool2d n1 c64 h224 w224 r2 s2 stride2', count: 1, note: '2x2/2, 224 -> 112' },
+  { name: 'vgg16.pool2', spec: 'maxpool2d n1 c128 h112 w112 r2 s2 stride2', count: 1, note: '2x2/2, 112 -> 56' },
+  { name: 'vgg16.pool3', spec: 'maxpool2d n1 c256 h56 w56 r2 s2 stride2', count: 1, note: '2x2/2, 56 -> 28' },
+  { name: 'vgg16.pool4', spec: 'maxpool2d n1 c512 h28 w28 r2 s2 stride2', count: 1, note: '2x2/2, 28 -> 14' },
+  { name: 'vgg16.pool5', spec: 'maxpool2d n1 c512 h14 w14 r2 s2 stride2', count: 1, note: '2x2/2, 14 -> 7' },
+  { name: 'alexnet.pool1', spec: 'maxpool2d n1 c64 h55 w55 r3 s3 stride2', count: 1, note: '3x3/2, 55 -> 27' },
+  { name: 'alexnet.pool2', spec: 'maxpool2d n1 c192 h27 w27 r3 s3 stride2', count: 1, note: '3x3/2, 27 -> 13' },
+  { name: 'alexnet.pool5', spec: 'maxpool2d n1 c256 h13 w13 r3 s3 stride2', count: 1, note: '3x3/2, 13 -> 6' },
+  { name: 'inception3.pool1', spec: 'maxpool2d n1 c64 h147 w147 r3 s3 stride2', count: 1, note: '3x3/2, 147 -> 73' },
+  { name: 'inception3.pool2', spec: 'maxpool2d n1 c192 h71 w71 r3 s3 stride2', count: 1, note: '3x3/2, 71 -> 35' },
+];
+
 /** Tall-skinny and long-reduction matmuls (M x N x K): panels, embeddings, projections onto few features. */
 const TALL_SKINNY: DatasetEntry[] = [
   { name: 'wide-n32k', spec: 'matmul 256x32768x64' },
@@ -235,6 +255,7 @@ const DEFINITIONS: Record<string, { description: string; entries: () => DatasetE
   'bert-gemm': { description: 'BERT-base/large GEMMs at sequence 128/384: QKV, attention out, FFN up/down, attention bmm', entries: bert },
   'conv3d-small': { description: 'small 3D convolutions: 3D U-Net (EM segmentation) and SSCNet-style scene completion', entries: () => CONV3D_SMALL },
   'tall-skinny': { description: 'tall-skinny and long-reduction matmuls', entries: () => TALL_SKINNY },
+  'pooling': { description: 'max pooling layers: ResNet-18/50 stem (padded input), VGG-16, AlexNet, Inception-v3 (11 shapes)', entries: () => POOLING },
 };
 
 const datasets = new Map<string, Dataset>();

@@ -21,8 +21,12 @@ export const ACCUMULATES: Record<Combine, boolean> = {
   fma: true, sum: true, max: true, add: false, mul: false, relu: false, copy: false,
 };
 
-export type Op = 'matmul' | 'bmm' | 'conv1d' | 'conv2d' | 'conv3d' | 'add' | 'mul' | 'relu' | 'reduce' | 'copy' | 'transpose';
-export const OPS: readonly Op[] = ['matmul', 'bmm', 'conv1d', 'conv2d', 'conv3d', 'add', 'mul', 'relu', 'reduce', 'copy', 'transpose'];
+export type Op =
+  | 'matmul' | 'bmm' | 'conv1d' | 'conv2d' | 'conv3d' | 'maxpool1d' | 'maxpool2d' | 'maxpool3d'
+  | 'add' | 'mul' | 'relu' | 'reduce' | 'copy' | 'transpose';
+export const OPS: readonly Op[] = [
+  'matmul', 'bmm', 'conv1d', 'conv2d', 'conv3d', 'maxpool1d', 'maxpool2d', 'maxpool3d', 'add', 'mul', 'relu', 'reduce', 'copy', 'transpose',
+];
 
 export interface Variable {
   readonly name: string;

@@ -33,7 +33,9 @@ export class Rng {
   }
 }
 
-export const RANDOM_OPS = ['matmul', 'bmm', 'conv1d', 'conv2d', 'conv3d', 'add', 'mul', 'relu', 'reduce', 'copy', 'transpose'] as const;
+export const RANDOM_OPS = [
+  'matmul', 'bmm', 'conv1d', 'conv2d', 'conv3d', 'maxpool1d', 'maxpool2d', 'maxpool3d', 'add', 'mul', 'relu', 'reduce', 'copy', 'transpose',
+] as const;
 
 /** A random small problem of the given op (or any op); `scale` bounds its sizes. */
 export function randomProblem(rng: Rng, op: string = rng.pick(RANDOM_OPS), scale = 1): Problem {
@@ -57,6 +59,22 @@ export function randomProblem(rng: Rng, op: string = rng.pick(RANDOM_OPS), scale
       const t = size(2), r = size(2), s = size(3);
       const g = convGroups(rng, size, 3, 3);
       return parseProblem(`conv3d n1 c${g.c} d${g.span(t) + size(4)} h${g.span(r) + size(4)} w${g.span(s) + size(6)} k${g.k} t${t} r${r} s${s} stride${stride}${g.options}`);
+    }
+    // pools: strides 1-3 equally often (real pools mostly stride as far as their window), a quarter dilated
+    case 'maxpool1d': {
+      const s = size(5);
+      const p = poolOptions(rng);
+      return parseProblem(`maxpool1d n${size(2)} c${size(6)} w${p.span(s) + size(20)} s${s}${p.options}`);
+    }
+    case 'maxpool2d': {
+      const r = size(3), s = size(3);
+      const p = poolOptions(rng);
+      return parseProblem(`maxpool2d n${size(2)} c${size(6)} h${p.span(r) + size(8)} w${p.span(s) + size(12)} r${r} s${s}${p.options}`);
+    }
+    case 'maxpool3d': {
+      const t = size(2), r = size(3), s = size(3);
+      const p = poolOptions(rng);
+      return parseProblem(`maxpool3d n1 c${size(4)} d${p.span(t) + size(4)} h${p.span(r) + size(5)} w${p.span(s) + size(7)} t${t} r${r} s${s}${p.options}`);
     }
     case 'reduce': {
       const rank = rng.int(1, 3);
@@ -82,6 +100,16 @@ function convGroups(rng: Rng, size: (max: number) => number, cMax: number, kMax:
     c, k,
     span: (window: number) => dilation * (window - 1) + 1,
     options: `${groups > 1 ? ` groups${groups}` : ''}${dilation > 1 ? ` dilation${dilation}` : ''}`,
+  };
+}
+
+/** Stride (1-3) and dilation (2 in a quarter of the draws) of a random max pool, as spec options. */
+function poolOptions(rng: Rng) {
+  const stride = rng.int(1, 3);
+  const dilation = rng.next() < 0.25 ? 2 : 1;
+  return {
+    span: (window: number) => dilation * (window - 1) + 1,
+    options: ` stride${stride}${dilation > 1 ? ` dilation${dilation}` : ''}`,
   };
 }
 

@@ -11,6 +11,10 @@
  * c and k must be multiples of G; each output size is floor((in - D*(window-1) - 1) / S) + 1. The
  * canonical spec prints groups and dilation only when they are not 1, so ungrouped, undilated
  * problems keep the spec (and hashes and records) they always had.
+ *
+ * Max pooling (maxpool1d/2d/3d) takes n c (d) (h) w (t) (r) s, the same INPUT sizes and window
+ * names as the convs (no padding either), then optional `stride<S>` and `dilation<D>`:
+ *   "maxpool2d n1 c64 h114 w114 r3 s3 stride2"   ResNet's 3x3/2 pool on its pre-padded input
  */
 import { fail } from './errors.ts';
 import {
@@ -34,6 +38,9 @@ const EXAMPLES: Record<Op, string> = {
   conv1d: 'conv1d n1 c64 w56 k64 s3 stride1',
   conv2d: 'conv2d n1 c64 h56 w56 k64 r3 s3 stride1',
   conv3d: 'conv3d n1 c16 d16 h16 w16 k16 t3 r3 s3 stride1',
+  maxpool1d: 'maxpool1d n1 c64 w56 s3 stride2',
+  maxpool2d: 'maxpool2d n1 c64 h114 w114 r3 s3 stride2',
+  maxpool3d: 'maxpool3d n1 c16 d16 h16 w16 t2 r2 s2 stride2',
   add: 'add 1024x1024',
   mul: 'mul 1024x1024',
   relu: 'relu 1024x1024',
@@ -42,17 +49,38 @@ const EXAMPLES: Record<Op, string> = {
   transpose: 'transpose 256x512',
 };
 
-/** Named sizes each op takes, in spec order; CONV_OPTIONS are optional for convolutions. */
+/** Named sizes each op takes, in spec order; OPTIONS_OF lists the optional ones after them. */
 const NAMED_SIZES: Partial<Record<Op, string[]>> = {
   matmul: ['m', 'n', 'k'],
   bmm: ['b', 'm', 'n', 'k'],
   conv1d: ['n', 'c', 'w', 'k', 's'],
   conv2d: ['n', 'c', 'h', 'w', 'k', 'r', 's'],
   conv3d: ['n', 'c', 'd', 'h', 'w', 'k', 't', 'r', 's'],
+  maxpool1d: ['n', 'c', 'w', 's'],
+  maxpool2d: ['n', 'c', 'h', 'w', 'r', 's'],
+  maxpool3d: ['n', 'c', 'd', 'h', 'w', 't', 'r', 's'],
 };
 
 /** Optional convolution sizes, each 1 when absent, in canonical spec order. */
 const CONV_OPTIONS = ['stride', 'groups', 'dilation'] as const;
+type WindowOption = typeof CONV_OPTIONS[number];
+/** A pool has no weights, so no groups. */
+const POOL_OPTIONS: readonly WindowOption[] = ['stride', 'dilation'];
+
+type ConvOp = 'conv1d' | 'conv2d' | 'conv3d';
+type PoolOp = 'maxpool1d' | 'maxpool2d' | 'maxpool3d';
+
+function isConvOp(op: Op): op is ConvOp {
+  return op === 'conv1d' || op === 'conv2d' || op === 'conv3d';
+}
+
+export function isPoolOp(op: Op): op is PoolOp {
+  return op === 'maxpool1d' || op === 'maxpool2d' || op === 'maxpool3d';
+}
+
+function optionsOf(op: Op): readonly WindowOption[] {
+  return isConvOp(op) ? CONV_OPTIONS : isPoolOp(op) ? POOL_OPTIONS : [];
+}
 
 function isOp(s: string): s is Op {
   return (OPS as readonly string[]).includes(s);
@@ -163,26 +191,26 @@ export function problemFromObject(obj: ProblemObject): Problem {
   if (!isOp(op)) fail(`unknown op '${clip(String(obj.op))}' (expected one of: ${OPS.join(', ')})`);
   const named = NAMED_SIZES[op];
   if (named) {
-    const isConv = op.startsWith('conv');
-    const allowed = isConv ? [...named, ...CONV_OPTIONS] : named;
+    const options = optionsOf(op);
+    const allowed = [...named, ...options];
     for (const key of Object.keys(obj)) {
       if (key !== 'op' && !allowed.includes(key)) {
         fail(`${op}: unknown size '${clip(key)}' (expected ${allowed.join(' ')}, e.g. "${EXAMPLES[op]}")`);
       }
     }
     // the missing-size hint names what a spec usually carries (groups and dilation are rare)
-    const usual = isConv ? [...named, 'stride'] : named;
+    const usual = options.length > 0 ? [...named, 'stride'] : named;
     const s: Record<string, number> = {};
     for (const n of named) {
       if (obj[n] === undefined) fail(`${op}: missing size ${n} (expected ${usual.join(' ')}, e.g. "${EXAMPLES[op]}")`);
       s[n] = positiveInt(op, n, obj[n]);
     }
-    const option = (name: typeof CONV_OPTIONS[number]) => (obj[name] === undefined ? 1 : positiveInt(op, name, obj[name]));
-    switch (op) {
-      case 'matmul': return matmul(s.m!, s.n!, s.k!);
-      case 'bmm': return bmm(s.b!, s.m!, s.n!, s.k!);
-      default: return conv(op as ConvOp, s, { stride: option('stride'), groups: option('groups'), dilation: option('dilation') });
-    }
+    const option = (name: WindowOption) => (obj[name] === undefined ? 1 : positiveInt(op, name, obj[name]));
+    if (op === 'matmul') return matmul(s.m!, s.n!, s.k!);
+    if (op === 'bmm') return bmm(s.b!, s.m!, s.n!, s.k!);
+    if (isPoolOp(op)) return maxpool(op, s, { stride: option('stride'), dilation: option('dilation') });
+    if (isConvOp(op)) return conv(op, s, { stride: option('stride'), groups: option('groups'), dilation: option('dilation') });
+    fail(`${op}: no builder for its named sizes`);
   }
   const shape = obj.shape;
   if (!Array.isArray(shape) || shape.length === 0) fail(`${op}: missing shape (expected e.g. "${EXAMPLES[op]}")`);
@@ -226,8 +254,6 @@ function bmm(b: number, m: number, n: number, k: number): Problem {
   });
 }
 
-type ConvOp = 'conv1d' | 'conv2d' | 'conv3d';
-
 /** A convolution's stride, dilation (per spatial dimension) and group count. */
 export interface ConvAttributes {
   readonly stride: readonly number[];
@@ -235,8 +261,32 @@ export interface ConvAttributes {
   readonly groups: number;
 }
 
-const SPATIAL: Record<ConvOp, string[]> = { conv1d: ['w'], conv2d: ['h', 'w'], conv3d: ['d', 'h', 'w'] };
-const WINDOW: Record<ConvOp, string[]> = { conv1d: ['s'], conv2d: ['r', 's'], conv3d: ['t', 'r', 's'] };
+const SPATIAL: Record<ConvOp | PoolOp, string[]> = {
+  conv1d: ['w'], conv2d: ['h', 'w'], conv3d: ['d', 'h', 'w'], maxpool1d: ['w'], maxpool2d: ['h', 'w'], maxpool3d: ['d', 'h', 'w'],
+};
+const WINDOW: Record<ConvOp | PoolOp, string[]> = {
+  conv1d: ['s'], conv2d: ['r', 's'], conv3d: ['t', 'r', 's'], maxpool1d: ['s'], maxpool2d: ['r', 's'], maxpool3d: ['t', 'r', 's'],
+};
+
+/**
+ * Output size of each spatial dimension of a sliding window (conv or pool): floor((in - span) / stride) + 1
+ * with span = dilation*(window-1) + 1; fails when the window spans more than the input.
+ */
+function slidingOutputSizes(op: ConvOp | PoolOp, s: Record<string, number>, stride: number, dilation: number): number[] {
+  const window = WINDOW[op];
+  const noun = isPoolOp(op) ? 'window' : 'kernel';
+  return SPATIAL[op].map((dim, i) => {
+    const inSize = s[dim]!;
+    const k = s[window[i]!]!;
+    const span = dilation * (k - 1) + 1;
+    if (span > inSize) {
+      fail(dilation === 1
+        ? `${op}: ${noun} size ${window[i]}=${k} is larger than input size ${dim}=${inSize}`
+        : `${op}: ${noun} size ${window[i]}=${k} at dilation ${dilation} spans ${span}, larger than input size ${dim}=${inSize}`);
+    }
+    return Math.floor((inSize - span) / stride) + 1;
+  });
+}
 
 /**
  * conv{1,2,3}d, NC(D)HW input, K C/G (T)RS weights, no padding. With G groups of Kg = K/G output
@@ -253,17 +303,7 @@ function conv(op: ConvOp, s: Record<string, number>, o: { stride: number; groups
   if (s.c! % G !== 0) fail(`${op}: input channels c=${s.c} are not divisible by groups=${G}`);
   if (s.k! % G !== 0) fail(`${op}: output channels k=${s.k} are not divisible by groups=${G}`);
   const Cg = s.c! / G, Kg = s.k! / G;
-  const outSize = spatial.map((dim, i) => {
-    const inSize = s[dim]!;
-    const k = s[window[i]!]!;
-    const span = dilation * (k - 1) + 1;
-    if (span > inSize) {
-      fail(dilation === 1
-        ? `${op}: kernel size ${window[i]}=${k} is larger than input size ${dim}=${inSize}`
-        : `${op}: kernel size ${window[i]}=${k} at dilation ${dilation} spans ${span}, larger than input size ${dim}=${inSize}`);
-    }
-    return Math.floor((inSize - span) / stride) + 1;
-  });
+  const outSize = slidingOutputSizes(op, s, stride, dilation);
   const grouped = G > 1;
   // variables: n [g] k <spatial outputs> c <window>
   const names = ['n', ...(grouped ? ['g'] : []), 'k', ...spatial, 'c', ...window];
@@ -298,11 +338,57 @@ function conv(op: ConvOp, s: Record<string, number>, o: { stride: number; groups
 }
 
 /**
+ * maxpool{1,2,3}d, NC(D)HW input, no padding, no weights:
+ *   O[n, c, oh, ow] = max(O[n, c, oh, ow], I[n, c, oh*stride + r*dilation, ow*stride + s*dilation])
+ * over the window variables r, s (the reductions). Like every accumulating combine it starts from
+ * the output's contents: a fresh pool starts from -Infinity (compileKernel clears to it).
+ * Variables: n c <spatial outputs> <window>.
+ */
+function maxpool(op: PoolOp, s: Record<string, number>, o: { stride: number; dilation: number }): Problem {
+  const { stride, dilation } = o;
+  const spatial = SPATIAL[op];
+  const window = WINDOW[op];
+  const outSize = slidingOutputSizes(op, s, stride, dilation);
+  const names = ['n', 'c', ...spatial, ...window];
+  const extents = [s.n!, s.c!, ...outSize, ...window.map((w) => s[w]!)];
+  const v = (name: string) => names.indexOf(name);
+  const sizes = [`n${s.n}`, `c${s.c}`, ...spatial.map((d) => `${d}${s[d]}`), ...window.map((w) => `${w}${s[w]}`), `stride${stride}`];
+  if (dilation !== 1) sizes.push(`dilation${dilation}`);
+  return makeProblem({
+    op, spec: `${op} ${sizes.join(' ')}`,
+    vars: names.map((name, i) => ({ name, extent: extents[i]! })),
+    tensors: [
+      { name: 'O', shape: [s.n!, s.c!, ...outSize] },
+      { name: 'I', shape: [s.n!, s.c!, ...spatial.map((d) => s[d]!)] },
+    ],
+    output: { tensor: 0, index: idx(v('n'), v('c'), ...spatial.map(v)) },
+    inputs: [{
+      tensor: 1,
+      index: [...idx(v('n'), v('c')), ...spatial.map((d, i) => ({ terms: [{ var: v(d), coef: stride }, { var: v(window[i]!), coef: dilation }] }))],
+    }],
+    combine: 'max',
+  });
+}
+
+/** Window sizes, stride and dilation (per spatial dimension) of a max pool, read back from its accesses. Fails for other ops. */
+export function poolAttributes(p: Problem): { readonly window: readonly number[]; readonly stride: readonly number[]; readonly dilation: readonly number[] } {
+  if (!isPoolOp(p.op)) fail(`${p.spec} is not a pooling`);
+  const spatial = SPATIAL[p.op], window = WINDOW[p.op];
+  const coefOf = (dim: number, name: string): number =>
+    p.inputs[0]!.index[dim]!.terms.find((t) => p.vars[t.var]!.name === name)?.coef ?? 1;
+  return {
+    window: window.map((w) => p.vars.find((x) => x.name === w)!.extent),
+    stride: spatial.map((d, i) => coefOf(2 + i, d)),
+    dilation: window.map((w, i) => coefOf(2 + i, w)),
+  };
+}
+
+/**
  * Stride, dilation and groups of a convolution, read back from its accesses (the input's spatial
  * index is out*stride + window*dilation; G is the extent of g, 1 without it). Fails for other ops.
  */
 export function convAttributes(p: Problem): ConvAttributes {
-  if (p.op !== 'conv1d' && p.op !== 'conv2d' && p.op !== 'conv3d') fail(`${p.spec} is not a convolution`);
+  if (!isConvOp(p.op)) fail(`${p.spec} is not a convolution`);
   const coefOf = (dim: number, name: string): number =>
     p.inputs[0]!.index[dim]!.terms.find((t) => p.vars[t.var]!.name === name)?.coef ?? 1;
   const spatial = SPATIAL[p.op], window = WINDOW[p.op];

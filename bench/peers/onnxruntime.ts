@@ -7,7 +7,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { fail } from '../../ir/errors.ts';
-import { checkAgainstOracle, checkSampledAgainstOracle, randomArray } from '../../ir/interpret.ts';
+import { checkAgainstOracle, checkSampledAgainstOracle, interpret, randomArray } from '../../ir/interpret.ts';
 import { elementCount, flops, iterationPoints, type Problem } from '../../ir/problem.ts';
 import { Schedule } from '../../ir/schedule.ts';
 import { onnxLayerFor, type OnnxLayer } from './onnx-layers.ts';
@@ -56,12 +56,9 @@ export function onnxRuntimeSessionOptions(threads: number): ort.InferenceSession
   };
 }
 
-/** The problem's inputs, seeded: [graph input, weights]. */
-export function onnxRuntimeInputs(problem: Problem): [Float32Array, Float32Array] {
-  return [
-    randomArray(elementCount(problem.tensors[1]!), INPUT_SEED),
-    randomArray(elementCount(problem.tensors[2]!), WEIGHT_SEED),
-  ];
+/** The problem's inputs, seeded: [graph input, weights], or [graph input] for a pool. */
+export function onnxRuntimeInputs(problem: Problem): Float32Array[] {
+  return problem.tensors.slice(1).map((t, i) => randomArray(elementCount(t), i === 0 ? INPUT_SEED : WEIGHT_SEED));
 }
 
 /** One run of `session` on `input`, writing into `output` (preallocated, so that a run allocates nothing). */
@@ -73,28 +70,36 @@ export async function runOnnxLayer(session: ort.InferenceSession, layer: OnnxLay
 /**
  * ONNX Runtime's `actual` output for `inputs` against the float64 interpreter, with the fp32
  * tolerance of ir/interpret.ts: the whole output for small problems, sampled elements for large.
+ * A max pool is exact, so it must match bit for bit (from -Infinity, where the tolerance, scaled
+ * by |initial value|, would accept anything).
  */
 export function compareWithInterpreter(
   problem: Problem, inputs: readonly Float32Array[], actual: Float32Array,
 ): { ok: boolean; maxError: number; tolerance: number } {
+  if (problem.combine === 'max') {
+    const want = interpret(Schedule.initial(problem), inputs, new Float32Array(elementCount(problem.tensors[0]!)).fill(-Infinity));
+    const maxError = want.reduce((m, x, i) => (x === actual[i] ? m : Math.max(m, Math.abs(x - actual[i]!) || Infinity)), 0);
+    return { ok: maxError === 0 && want.length === actual.length, maxError, tolerance: 0 };
+  }
   const initial = new Float32Array(elementCount(problem.tensors[0]!));
   return iterationPoints(problem) <= FULL_CHECK_POINTS
     ? checkAgainstOracle(Schedule.initial(problem), inputs, initial, actual)
     : checkSampledAgainstOracle(problem, inputs, initial, actual, SAMPLED_CHECK_ELEMENTS);
 }
 
-/** Times ONNX Runtime on `problem` (matmul or conv2d): warm-up, then best and median of runs lasting at least minSeconds. */
+/** Times ONNX Runtime on `problem` (matmul, conv or max pool): warm-up, then best and median of runs lasting at least minSeconds. */
 export async function timeOnnxRuntime(problem: Problem, options: OnnxRuntimeTimingOptions): Promise<OnnxRuntimeTiming> {
   const { threads, minSeconds } = options;
   if (!Number.isInteger(threads) || threads < 1) fail(`ONNX Runtime peer: threads must be a positive integer, got ${threads}`);
-  const [input, weights] = onnxRuntimeInputs(problem);
-  const layer = onnxLayerFor(problem, weights);
+  const inputs = onnxRuntimeInputs(problem);
+  const input = inputs[0]!;
+  const layer = onnxLayerFor(problem, inputs[1]);
   const output = new Float32Array(elementCount(problem.tensors[0]!));
   const session = await ort.InferenceSession.create(layer.bytes, onnxRuntimeSessionOptions(threads));
   try {
     if (!checked.has(problem.spec)) {
       await runOnnxLayer(session, layer, input, output);
-      const check = compareWithInterpreter(problem, [input, weights], output);
+      const check = compareWithInterpreter(problem, inputs, output);
       if (!check.ok) {
         fail(`ONNX Runtime disagrees with the reference interpreter on ${problem.spec}: error ${check.maxError.toExponential(2)} > tolerance ${check.tolerance.toExponential(2)}`);
       }

@@ -1,6 +1,7 @@
 /**
  * ONNX Runtime as a measured peer: the one-node models it runs compute what looptune's reference
- * interpreter computes (matmul; conv2d at strides 1 and 2, grouped, depthwise and dilated; conv1d),
+ * interpreter computes (matmul; conv2d at strides 1 and 2, grouped, depthwise and dilated; conv1d;
+ * max pools of every rank, strided and dilated, bit for bit),
  * the check would catch a wrong result,
  * and the ModelProto survives an encode/decode round trip. No timings are asserted.
  */
@@ -17,13 +18,13 @@ import {
 } from '../../bench/peers/onnxruntime.ts';
 
 /** ONNX Runtime's output for the problem's seeded inputs, with those inputs. */
-async function runOnOrt(problem: Problem): Promise<{ inputs: [Float32Array, Float32Array]; output: Float32Array }> {
+async function runOnOrt(problem: Problem): Promise<{ inputs: Float32Array[]; output: Float32Array }> {
   const inputs = onnxRuntimeInputs(problem);
   const layer = onnxLayerFor(problem, inputs[1]);
   const session = await ort.InferenceSession.create(layer.bytes, onnxRuntimeSessionOptions(1));
   const output = new Float32Array(elementCount(problem.tensors[0]!)).fill(Number.NaN);
   try {
-    await runOnnxLayer(session, layer, inputs[0], output);
+    await runOnnxLayer(session, layer, inputs[0]!, output);
   } finally {
     await session.release();
   }
@@ -41,6 +42,12 @@ for (const spec of [
   'conv2d n1 c3 h12 w11 k4 r3 s3 stride1 dilation2',
   'conv2d n1 c8 h13 w14 k4 r3 s2 stride2 groups2 dilation3',
   'conv1d n1 c4 w20 k6 s3 stride2 groups2 dilation2',
+  // issue 16: max pools (ResNet's 3x3/2 on a small input, stride 1, odd sizes, dilated, 1-d, 3-d)
+  'maxpool2d n1 c4 h13 w13 r3 s3 stride2',
+  'maxpool2d n2 c3 h9 w11 r2 s3 stride1',
+  'maxpool2d n1 c2 h12 w11 r3 s2 stride2 dilation2',
+  'maxpool1d n2 c3 w17 s3 stride2',
+  'maxpool3d n1 c2 d6 h7 w8 t2 r3 s2 stride2',
 ]) {
   test(`ONNX Runtime computes what the interpreter computes: ${spec}`, async () => {
     const problem = parseProblem(spec);
@@ -54,10 +61,34 @@ test('the check against the interpreter catches a wrong result', async () => {
   const problem = parseProblem('conv2d n1 c5 h10 w9 k3 r3 s3 stride2');
   const { inputs, output } = await runOnOrt(problem);
   // other weights, and one element off by a thousandth, must both be reported
-  assert.not.ok(compareWithInterpreter(problem, [inputs[0], inputs[1].map((x) => -x)], output).ok);
+  assert.not.ok(compareWithInterpreter(problem, [inputs[0]!, inputs[1]!.map((x) => -x)], output).ok);
   const offByOne = output.slice();
   offByOne[offByOne.length - 1]! *= 1.001;
   assert.not.ok(compareWithInterpreter(problem, inputs, offByOne).ok);
+});
+
+test('a max pool is MaxPool(I) with its window, strides, dilations and no pads; the check is exact', async () => {
+  const problem = parseProblem('maxpool2d n1 c2 h12 w11 r3 s2 stride2 dilation2');
+  const layer = onnxLayerFor(problem);
+  const graph = decodeModel(layer.bytes).graph!;
+  assert.is(graph.node[0]!.opType, 'MaxPool');
+  assert.equal(graph.node[0]!.input, ['I']);
+  assert.equal(graph.initializer, []);
+  const attr = Object.fromEntries(graph.node[0]!.attribute.map((a) => [a.name, a.ints.length > 0 ? a.ints : a.i]));
+  assert.equal(attr, { kernel_shape: [3, 2], strides: [2, 2], pads: [0, 0, 0, 0], dilations: [2, 2], ceil_mode: 0 });
+  assert.equal(layer.output, { name: 'O', dims: [1, 2, 4, 5] });
+  // windows of 2: the seeded input has windows of negative numbers only, so starting from 0 would be caught
+  const pairs = parseProblem('maxpool1d n1 c4 w31 s2 stride2');
+  const { inputs, output } = await runOnOrt(pairs);
+  assert.ok(output.some((x) => x < 0));
+  assert.ok(compareWithInterpreter(pairs, inputs, output).ok);
+  const clamped = output.map((x) => Math.max(x, 0));
+  assert.not.ok(compareWithInterpreter(pairs, inputs, clamped).ok);
+  const nudged = output.slice();
+  nudged[3] = Math.fround(nudged[3]! * (1 + 2 ** -20));
+  assert.not.ok(compareWithInterpreter(pairs, inputs, nudged).ok, 'a max pool must match bit for bit');
+  assert.throws(() => onnxLayerFor(parseProblem('conv2d n1 c2 h5 w5 k2 r2 s2 stride1')), (e: unknown) =>
+    e instanceof LoopTuneError && /W of conv2d .* has 16 elements, got none/.test(e.message));
 });
 
 test('the encoded model decodes to the same graph, and re-encodes to the same bytes', () => {
@@ -129,7 +160,7 @@ test('a matmul model is MatMul(A input, B initializer) with the problem shapes',
 
 test('other ops and wrong weight sizes are refused with one line', () => {
   assert.throws(() => onnxLayerFor(parseProblem('add 4x4'), new Float32Array(16)), (e: unknown) =>
-    e instanceof LoopTuneError && /no ONNX model for add/.test(e.message) && !e.message.includes('\n'));
+    e instanceof LoopTuneError && /no ONNX model for add \(only matmul, conv1d\/2d\/3d and maxpool1d\/2d\/3d\)/.test(e.message) && !e.message.includes('\n'));
   assert.throws(() => onnxLayerFor(parseProblem('matmul 4x6x5'), new Float32Array(7)), (e: unknown) =>
     e instanceof LoopTuneError && /B of matmul 4x6x5 has 30 elements, got 7/.test(e.message));
 });

@@ -31,7 +31,7 @@ test('90/10 split: disjoint, covering, deterministic', () => {
 test('every dataset parses, has train and test parts, and documents its entries', () => {
   const sizes = Object.fromEntries(listDatasets().map((d) => [d.name, d.size]));
   assert.equal(sizes, {
-    'mm64-256': 2197, 'resnet18-conv2d': 11, 'resnet50-conv2d': 23, 'mobilenetv2-conv2d': 30, 'bert-gemm': 24, 'conv3d-small': 9, 'tall-skinny': 7, 'gpu-mix': 87,
+    'mm64-256': 2197, 'resnet18-conv2d': 11, 'resnet50-conv2d': 23, 'mobilenetv2-conv2d': 30, 'bert-gemm': 24, 'conv3d-small': 9, 'tall-skinny': 7, 'gpu-mix': 87, 'pooling': 11,
   });
   for (const d of listDatasets()) {
     assert.is(d.train + d.test, d.size, d.name);
