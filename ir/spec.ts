@@ -49,7 +49,7 @@ const EXAMPLES: Record<Op, string> = {
   transpose: 'transpose 256x512',
 };
 
-/** Named sizes each op takes, in spec order; OPTIONS_OF lists the optional ones after them. */
+/** Named sizes each op takes, in spec order; optionsOf(op) lists the optional ones after them. */
 const NAMED_SIZES: Partial<Record<Op, string[]>> = {
   matmul: ['m', 'n', 'k'],
   bmm: ['b', 'm', 'n', 'k'],
