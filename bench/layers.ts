@@ -1,7 +1,7 @@
 /**
  * Real layers against ONNX Runtime (issue #16): every distinct conv of ResNet-18, ResNet-50 and
- * MobileNetV2 (env/datasets.ts: padded input sizes, since padding is not in the IR yet), on 1 and
- * 2 threads. Per layer: `tune` at its default budget (shipped policy and cost model, no records),
+ * MobileNetV2, and the max pools of the pooling dataset (env/datasets.ts: padded input sizes, since
+ * padding is not in the IR yet), on 1 and 2 threads. Per layer: `tune` at its default budget (shipped policy and cost model, no records),
  * then looptune and onnxruntime-node (the same layer as one ONNX Conv node, weights as an
  * initializer, group and dilation set) re-timed in alternating rounds, best of three. Writes
  * bench/results/layers.json and layers.html (GFLOPS per layer, both thread counts).
@@ -18,7 +18,7 @@ import { backend } from '../targets/registry.ts';
 import { hostIsa, hostTarget } from '../targets/runtime/host.ts';
 import { timeOnnxRuntime } from './peers/onnxruntime.ts';
 
-const DATASETS = ['resnet18-conv2d', 'resnet50-conv2d', 'mobilenetv2-conv2d'];
+const DATASETS = ['resnet18-conv2d', 'resnet50-conv2d', 'mobilenetv2-conv2d', 'pooling'];
 const ROUNDS = 3;
 
 export async function benchLayers(opts: { quick?: boolean } = {}): Promise<object> {
@@ -64,7 +64,7 @@ export async function benchLayers(opts: { quick?: boolean } = {}): Promise<objec
   const plot = (threads: 1 | 2) => barPlot(rows.map((r) => ({
     label: `${r.dataset as string}:${r.name as string}`,
     values: [{ name: 'looptune', value: r[`looptune${threads}`] as number }, { name: 'ONNX Runtime', value: r[`onnxruntime${threads}`] as number }],
-  })), { title: `conv layers, ${threads} thread${threads > 1 ? 's' : ''}`, yLabel: 'GFLOPS' });
+  })), { title: `layers, ${threads} thread${threads > 1 ? 's' : ''}`, yLabel: 'GFLOPS' });
   writeFileSync('bench/results/layers.html', `<!doctype html><meta charset="utf-8"><title>looptune layers</title>${plot(1)}<br>${plot(2)}\n`);
   return summary;
 }
