@@ -24,8 +24,8 @@ import { fileURLToPath } from 'node:url';
 import { fail } from '../ir/errors.ts';
 import { flops, type Problem } from '../ir/problem.ts';
 import { Schedule } from '../ir/schedule.ts';
-import { parallelizeOuter, worthParallel } from '../ir/parallelize.ts';
-import { defaultThreads } from '../targets/runtime/threads.ts';
+import { bandedFor } from '../ir/parallelize.ts';
+import { defaultThreads, kernelThreads } from '../targets/runtime/threads.ts';
 import { parseProblem } from '../ir/spec.ts';
 import { CachingEvaluator, type Evaluation, type Evaluator, type PredictFunction } from '../env/evaluator.ts';
 import { evaluatorFor } from '../env/evaluator-for.ts';
@@ -245,7 +245,7 @@ export async function tune(spec: string | Problem, options: TuneOptions = {}): P
   const modelPromise = wantsModel ? costModelRanker(options.costModel || 'default', target, threads) : Promise.resolve(undefined);
   const device = options.device ?? (await b.open({ minSeconds, ...(b.caps.threads ? { threads } : {}) }));
   // every candidate runs on the device's threads: a serial proposal gets its outer band parallel
-  const banded = (s: Schedule): Schedule => (threads > 1 && worthParallel(problem) ? parallelizeOuter(s, threads) : s);
+  const banded = (s: Schedule): Schedule => bandedFor(s, threads);
   const ownsDevice = options.device === undefined;
   try {
     const store = options.noRecords || !native ? RecordStore.open(null)
@@ -364,7 +364,7 @@ export async function tune(spec: string | Problem, options: TuneOptions = {}): P
       }
     }
     // a small problem may lose more to the fork-join than it gains: time the winner on one thread too
-    let runThreads = kernel.abi.parallel ? threads : 1;
+    let runThreads = kernelThreads(kernel.abi, threads);
     let singleThreadGflops: number | undefined;
     if (runThreads > 1 && native && flops(problem) < SINGLE_THREAD_CHECK_FLOPS) {
       const one = await device.time(kernel, { threads: 1, minSeconds });

@@ -6,7 +6,8 @@ import { hostTarget } from '../targets/runtime/host.ts';
 import { scheduleFor, withScheduleOptions } from './problem.ts';
 import { formatRun, runFailed } from './format.ts';
 import { checkCompare, positiveNumber } from './options.ts';
-import { defaultScheduleOn, threadsFor, withThreadsOption } from './threads.ts';
+import { threadsFor, withThreadsOption } from './threads.ts';
+import { bandedFor } from '../ir/parallelize.ts';
 
 interface RunOptions { schedule?: string; actions?: string; target?: string; compare?: string; minSeconds?: number; threads?: number; json?: boolean }
 
@@ -24,7 +25,8 @@ export function registerRun(program: Command): void {
       checkCompare(opts.compare, b);
       const threads = threadsFor(b, opts.threads);
       const given = scheduleFor(spec, opts);
-      const s = opts.schedule === undefined && opts.actions === undefined ? defaultScheduleOn(given, threads) : given;
+      // no schedule given: the default one, its outer band parallel on several threads
+      const s = opts.schedule === undefined && opts.actions === undefined ? bandedFor(given, threads ?? 1) : given;
       const device = await b.open(threads !== undefined ? { threads } : {});
       try {
         const r = await runSchedule(s, b, device, {

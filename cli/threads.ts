@@ -1,7 +1,5 @@
 /** `--threads N`: the one option every measuring command shares (default: every core). */
 import type { Command } from 'commander';
-import { parallelizeOuter, worthParallel } from '../ir/parallelize.ts';
-import type { Schedule } from '../ir/schedule.ts';
 import type { Backend } from '../targets/backend.ts';
 import { defaultThreads } from '../targets/runtime/threads.ts';
 import { threadCount } from './options.ts';
@@ -13,9 +11,4 @@ export function withThreadsOption(command: Command): Command {
 /** The threads a command measures `b` on: the option, else every core; undefined where `b` has no threads. */
 export function threadsFor(b: Backend, requested: number | undefined): number | undefined {
   return b.caps.threads ? requested ?? defaultThreads() : undefined;
-}
-
-/** The schedule a command runs when none was given: the default one, its outer band parallel on several threads. */
-export function defaultScheduleOn(s: Schedule, threads: number | undefined): Schedule {
-  return threads !== undefined && threads > 1 && worthParallel(s.problem) ? parallelizeOuter(s, threads) : s;
 }

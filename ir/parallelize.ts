@@ -52,8 +52,12 @@ export function worthParallel(problem: Problem): boolean {
   return flops(problem) >= MIN_PARALLEL_FLOPS;
 }
 
-/** LoopTune's default schedule, its outer band parallel when `threads` > 1 and the problem is worth a fork. */
+/** `s` as it runs on `threads` threads: its outer band parallel when threads > 1 and the problem is worth a fork. */
+export function bandedFor(s: Schedule, threads: number): Schedule {
+  return threads > 1 && worthParallel(s.problem) ? parallelizeOuter(s, threads) : s;
+}
+
+/** LoopTune's default schedule as it runs on `threads` threads (bandedFor). */
 export function defaultSchedule(problem: Problem, threads = 1): Schedule {
-  const s = Schedule.initial(problem);
-  return threads > 1 && worthParallel(problem) ? parallelizeOuter(s, threads) : s;
+  return bandedFor(Schedule.initial(problem), threads);
 }

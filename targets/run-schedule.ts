@@ -10,6 +10,7 @@ import { assertVerifiable, verifyKernel } from './verify.ts';
 import type { Kernel } from './kernel.ts';
 import { assertTimeable } from './limits.ts';
 import { compareWithBaseline } from './backend.ts';
+import { kernelThreads } from './runtime/threads.ts';
 
 export { compareWithBaseline, gemmShape, type BaselineComparison, type BaselineFigure } from './backend.ts';
 
@@ -45,7 +46,7 @@ export async function runSchedule(
   const v = await verifyKernel(kernel, schedule, device.run);
   const base = {
     problem: schedule.problem.spec, schedule: schedule.text(), target: b.name, peakGflops,
-    threads: kernel.abi.parallel ? device.threads ?? 1 : 1,
+    threads: kernelThreads(kernel.abi, device.threads ?? 1),
     codegenMicros: kernel.codegenMicros, verified: v.verified, maxRelError: v.maxRelError, native: device.native,
   };
   if (!v.verified) {

@@ -10,16 +10,10 @@
  * schedule, so the result's best schedule is the kernel that was timed.
  */
 import type { Evaluator, PredictFunction } from '../../env/evaluator.ts';
-import { parallelizeOuter, worthParallel } from '../../ir/parallelize.ts';
+import { bandedFor } from '../../ir/parallelize.ts';
 import type { Problem } from '../../ir/problem.ts';
 import type { Schedule } from '../../ir/schedule.ts';
 import type { SearchOptions, SearchResult, Searcher } from '../searcher.ts';
-
-/** `s` as it runs on `threads` threads under the rule (unchanged on one thread or a small problem). */
-export function bandFor(problem: Problem, threads: number): (s: Schedule) => Schedule {
-  const wanted = threads > 1 && worthParallel(problem);
-  return (s) => (wanted ? parallelizeOuter(s, threads) : s);
-}
 
 /** The evaluator's view through the rule: every figure is the banded schedule's. */
 function bandedEvaluator(e: Evaluator, band: (s: Schedule) => Schedule): Evaluator {
@@ -46,7 +40,8 @@ export function bandedSearcher(inner: Searcher, o: BandedSearcherOptions = {}): 
   return {
     name,
     async search(problem: Problem, options: SearchOptions): Promise<SearchResult> {
-      const band = bandFor(problem, o.threads ?? options.evaluator.threads ?? 1);
+      const threads = o.threads ?? options.evaluator.threads ?? 1;
+      const band = (s: Schedule): Schedule => bandedFor(s, threads);
       const predict: PredictFunction | undefined = options.predict && ((ss) => options.predict!(ss.map(band)));
       const r = await inner.search(problem, {
         ...options,

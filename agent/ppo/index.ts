@@ -10,4 +10,4 @@ export { evaluatePolicy, flattenMasks, type PolicyOutputs } from './act.ts';
 export { PPOTrainer, rolloutSeed, explainedVariance, type IterationStats, type EpisodeSummary, type TrainerState, type PolicyEnvs, type PPOTrainerOptions } from './ppo.ts';
 export { saveCheckpoint, loadCheckpoint, latestCheckpoint, listCheckpoints, readCheckpointState, type CheckpointState } from './checkpoint.ts';
 export { policySearcher, policyRollout, proposeCandidates, greedyRollout, scoreStates, observe, type PolicySearchOptions, type PolicyRolloutOptions } from './search.ts';
-export { bandedSearcher, bandFor, type BandedSearcherOptions } from './banded-searcher.ts';
+export { bandedSearcher, type BandedSearcherOptions } from './banded-searcher.ts';

@@ -12,7 +12,7 @@
 import { isReduction, type Problem } from '../../ir/problem.ts';
 import type { Rng } from '../../ir/random.ts';
 import { Schedule, type Loop } from '../../ir/schedule.ts';
-import { parallelizeOuter, worthParallel } from '../../ir/parallelize.ts';
+import { bandedFor } from '../../ir/parallelize.ts';
 import { tensorStrides } from '../../ir/problem.ts';
 import { vectorVariable } from '../../loopnest/lower.ts';
 import type { Evaluator, SketchSource } from '../../env/evaluator.ts';
@@ -176,7 +176,7 @@ export function sketchSourceOf(evaluator: Evaluator): SketchSource {
   const source = evaluator.sketches ?? cpuSketches(sketchTargetFor(evaluator.target));
   const threads = evaluator.threads ?? 1;
   if (threads <= 1) return source;
-  const banded = (s: Schedule): Schedule => (worthParallel(s.problem) ? parallelizeOuter(s, threads) : s);
+  const banded = (s: Schedule): Schedule => bandedFor(s, threads);
   return {
     share: source.share,
     sample: (problem, rng, maxLoops) => {

@@ -6,7 +6,7 @@
  */
 import type { NativeFloat32Buffer } from './buffers.ts';
 import { ExecutableCode, assertRunnableKernel, type NativeKernel } from './executable-memory.ts';
-import { runParallel, threadCountError } from './threads.ts';
+import { kernelThreads, runParallel, threadCountError } from './threads.ts';
 
 /** A tensor argument: a Float32Array (passed zero-copy: its own backing store) or native memory. */
 export type KernelTensor = Float32Array | NativeFloat32Buffer;
@@ -41,7 +41,7 @@ export class InProcessKernel {
     if (bad) throw new RangeError(bad);
     const pointers = tensors.map((t) => (t instanceof Float32Array ? t : t.address));
     // the pointers go through koffi as arguments of this one call (the team's drive stub takes them too)
-    runParallel(code, { pointers, threads: this.#kernel.abi.parallel ? threads : 1, forks: 1, kernelReps: 1 });
+    runParallel(code, { pointers, threads: kernelThreads(this.#kernel.abi, threads), forks: 1, kernelReps: 1 });
   }
 
   dispose(): void {

@@ -6,7 +6,7 @@
 import type { NativeFloat32Buffer } from './buffers.ts';
 import { ExecutableCode, assertRunnableKernel, type NativeKernel } from './executable-memory.ts';
 import { timeKernelCode } from './jobs.ts';
-import { runParallel } from './threads.ts';
+import { kernelThreads, runParallel } from './threads.ts';
 import { DEFAULT_MIN_SECONDS, type Timing, type TimingOptions } from './timing.ts';
 
 /** Run `kernel` once on `buffers` (ABI order, each at least as long as its tensor); a parallel kernel on `threads` threads. */
@@ -23,7 +23,7 @@ export function runInProcess(kernel: NativeKernel, buffers: NativeFloat32Buffer[
   });
   const code = new ExecutableCode(kernel.code, tensors.length);
   try {
-    runParallel(code, { pointers: buffers.map((b) => b.address), threads: kernel.abi.parallel ? threads : 1, forks: reps, kernelReps: 1 });
+    runParallel(code, { pointers: buffers.map((b) => b.address), threads: kernelThreads(kernel.abi, threads), forks: reps, kernelReps: 1 });
   } finally {
     code.free();
   }
@@ -35,7 +35,7 @@ export function timeInProcess(kernel: NativeKernel, options: TimingOptions & { t
   const elements = kernel.abi.tensors.map((t) => t.elements);
   return timeKernelCode(kernel.code, elements, kernel.flops, {
     minSeconds: options.minSeconds ?? DEFAULT_MIN_SECONDS,
-    threads: kernel.abi.parallel ? options.threads ?? 1 : 1,
+    threads: kernelThreads(kernel.abi, options.threads ?? 1),
     forkPerRep: options.forkPerRep ?? true,
   });
 }

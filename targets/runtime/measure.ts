@@ -16,7 +16,7 @@ import { FLOAT_BYTES, timingBytes, workerRunBytes } from '../../ir/footprint.ts'
 import { assertRunnableKernel, type NativeKernel } from './executable-memory.ts';
 import { assertMemoryFits, formatBytes } from './memory-limit.ts';
 import { openblasEnvironment } from './openblas.ts';
-import { threadCountError, threadEnvironment } from './threads.ts';
+import { kernelThreads, threadCountError, threadEnvironment } from './threads.ts';
 import type { Job, JobMessage, JobValues, OpenblasTiming, WorkerMessage } from './protocol.ts';
 import { DEFAULT_MIN_SECONDS, type Timing } from './timing.ts';
 
@@ -110,7 +110,7 @@ export function transferSeconds(bytes: number): number {
 function threadsFor(kernel: NativeKernel, requested = 1): number {
   const bad = threadCountError(requested);
   if (bad) throw new RangeError(bad);
-  return kernel.abi.parallel ? requested : 1;
+  return kernelThreads(kernel.abi, requested);
 }
 
 /** What a refusal names: the problem's spec when the kernel carries its program. */

@@ -35,6 +35,12 @@ export function threadCountError(threads: number): string | undefined {
   return undefined;
 }
 
+/** The threads a kernel runs on when `requested` are asked for: all of them with a parallel band, else one
+ *  (any other kernel would be computed once per thread, racing on its output). */
+export function kernelThreads(abi: { parallel?: boolean }, requested: number): number {
+  return abi.parallel ? requested : 1;
+}
+
 /** The environment of a process that will run parallel kernels: pinned OpenMP threads. */
 export function threadEnvironment(base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return {
