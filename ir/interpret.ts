@@ -2,22 +2,89 @@
  * The reference interpreter: executes a problem under any schedule, honouring tails, in float64.
  * It is the oracle every code generator is checked against.
  */
-import { elementCount, isReduction, tensorStrides, type Problem } from './problem.ts';
+import {
+  applyEpilogueOp, elementCount, isReduction, problemAccesses, tensorStrides, type EpilogueOp, type Problem,
+} from './problem.ts';
 import type { Schedule } from './schedule.ts';
 import { Rng } from './random.ts';
 
 export type NumericArray = Float32Array | Float64Array;
 
 /**
- * Runs `schedule` on `inputs` (one array per input tensor) starting from `initialOutput` (zeros if
- * omitted); returns the output in float64.
+ * Runs `schedule` on `inputs` (one array per tensor after the output: the inputs, then the
+ * epilogue's operands) starting from `initialOutput` (zeros if omitted), then the epilogue on every
+ * output element; returns the output in float64.
  */
 export function interpret(schedule: Schedule, inputs: readonly NumericArray[], initialOutput?: NumericArray): Float64Array {
   const p = schedule.problem;
   const out = new Float64Array(elementCount(p.tensors[0]!));
   if (initialOutput) out.set(initialOutput);
   walkNest(schedule, pointFunction(p, out, inputs[0]!, inputs[1] ?? inputs[0]!));
+  forEachOutput(p, (o, operands) => {
+    out[o] = epilogueValue(p, out[o]!, operands, inputs);
+  });
   return out;
+}
+
+/** Tensor index (ABI order) of each epilogue op's operand, -1 for ops without one. */
+function epilogueTensors(p: Problem): number[] {
+  let next = 1 + p.inputs.length;
+  return (p.epilogue ?? []).map((e) => (e.kind === 'bias' || e.kind === 'residual' ? next++ : -1));
+}
+
+/** x after the whole epilogue; `operands[t]` is tensor t's element offset at this output point. */
+function epilogueValue(p: Problem, x: number, operands: readonly number[], inputs: readonly NumericArray[]): number {
+  const ops = p.epilogue ?? [];
+  if (ops.length === 0) return x;
+  const tensors = epilogueTensors(p);
+  ops.forEach((e, i) => {
+    const t = tensors[i]!;
+    x = applyEpilogueOp(e, x, t < 0 ? 0 : inputs[t - 1]![operands[t]!]!);
+  });
+  return x;
+}
+
+/**
+ * The magnitude an epilogue leaves (see checkAgainstOracle) and the extra tolerance it needs: a
+ * bias or residual adds its operand's size, a scale scales it, sigmoid and gelu (approximated by
+ * every target to a few ulps of 1) floor it at 1 and allow 16 ulps each.
+ */
+function epilogueMagnitude(p: Problem, magnitude: number, operands: readonly number[], inputs: readonly NumericArray[]): number {
+  const tensors = epilogueTensors(p);
+  (p.epilogue ?? []).forEach((e: EpilogueOp, i) => {
+    const t = tensors[i]!;
+    if (t >= 0) magnitude += Math.abs(inputs[t - 1]![operands[t]!]!);
+    else if (e.kind === 'scale') magnitude *= Math.abs(e.value);
+    else if (e.kind === 'sigmoid' || e.kind === 'gelu') magnitude = Math.max(magnitude * 1.13, 1);
+  });
+  return magnitude;
+}
+
+function epilogueTolerance(p: Problem): number {
+  return (p.epilogue ?? []).filter((e) => e.kind === 'sigmoid' || e.kind === 'gelu').length * 16 * 2 ** -23;
+}
+
+/** Calls `visit` with the output's element offset and every tensor's offset at each output point (the output variables' odometer). */
+function forEachOutput(p: Problem, visit: (output: number, offsets: readonly number[]) => void): void {
+  if ((p.epilogue ?? []).length === 0) return;
+  const strides = tensorStrides(p);
+  const base = problemAccesses(p).map((a) => a.offset ?? 0);
+  const outVars = p.vars.map((_, v) => v).filter((v) => !isReduction(p, v));
+  const at = outVars.map(() => 0);
+  const offsets = base.slice();
+  const total = outVars.reduce((a, v) => a * p.vars[v]!.extent, 1);
+  for (let n = 0; n < total; n++) {
+    for (let t = 0; t < offsets.length; t++) {
+      let o = base[t]!;
+      outVars.forEach((v, i) => (o += strides[t]![v]! * at[i]!));
+      offsets[t] = o;
+    }
+    visit(offsets[0]!, offsets);
+    for (let d = at.length - 1; d >= 0; d--) {
+      if (++at[d]! < p.vars[outVars[d]!]!.extent) break;
+      at[d] = 0;
+    }
+  }
 }
 
 /** Calls `point` with the element offsets of the output and the inputs for every point, in schedule order. */
@@ -30,6 +97,7 @@ function walkNest(schedule: Schedule, point: PointFn): void {
   const nT = strides.length;
   // offsets per depth: offs[d * nT + t] is tensor t's element offset on entry to loop d
   const offs = new Float64Array((loops.length + 1) * nT);
+  problemAccesses(p).forEach((a, t) => (offs[t] = a.offset ?? 0));
 
   const run = (d: number): void => {
     if (d === loops.length) {
@@ -86,7 +154,8 @@ export function checkSampledAgainstOracle(
   const outVars = p.vars.map((_, v) => v).filter((v) => !isReduction(p, v));
   const redVars = p.vars.map((_, v) => v).filter((v) => isReduction(p, v));
   const terms = redVars.reduce((a, v) => a * p.vars[v]!.extent, 1);
-  const tolerance = (terms + 2) * 2 ** -23;
+  const tolerance = (terms + 2) * 2 ** -23 + epilogueTolerance(p);
+  const base = problemAccesses(p).map((a) => a.offset ?? 0);
   const rng = new Rng(seed);
   const a = inputs[0]!, b = inputs[1] ?? inputs[0]!;
   let maxError = 0;
@@ -95,7 +164,7 @@ export function checkSampledAgainstOracle(
     // the output point: all zeros, all last, then random
     const at = outVars.map((v) => (n === 0 ? 0 : n === 1 ? p.vars[v]!.extent - 1 : rng.int(0, p.vars[v]!.extent - 1)));
     const offset = (t: number, red: readonly number[]) =>
-      outVars.reduce((x, v, i) => x + strides[t]![v]! * at[i]!, 0) + redVars.reduce((x, v, i) => x + strides[t]![v]! * red[i]!, 0);
+      base[t]! + outVars.reduce((x, v, i) => x + strides[t]![v]! * at[i]!, 0) + redVars.reduce((x, v, i) => x + strides[t]![v]! * red[i]!, 0);
     const o = offset(0, redVars.map(() => 0));
     let want = initialOutput[o]!;
     let magnitude = Math.abs(want);
@@ -118,6 +187,9 @@ export function checkSampledAgainstOracle(
         red[d] = 0;
       }
     }
+    const operands = strides.map((_, t) => offset(t, redVars.map(() => 0)));
+    want = epilogueValue(p, want, operands, inputs);
+    magnitude = epilogueMagnitude(p, magnitude, operands, inputs);
     const x = actual[o]!;
     checked++;
     if (Number.isNaN(x) !== Number.isNaN(want)) return { maxError: Infinity, tolerance, ok: false, checked };
@@ -148,11 +220,15 @@ export function checkAgainstOracle(
     value(o, i, j);
     size(o, i, j);
   });
+  forEachOutput(p, (o, operands) => {
+    want[o] = epilogueValue(p, want[o]!, operands, inputs);
+    magnitude[o] = epilogueMagnitude(p, magnitude[o]!, operands, inputs);
+  });
   let terms = 1;
   p.vars.forEach((v, i) => {
     if (p.output.index.every((ix) => ix.terms.every((t) => t.var !== i))) terms *= v.extent;
   });
-  const tolerance = (terms + 2) * 2 ** -23;
+  const tolerance = (terms + 2) * 2 ** -23 + epilogueTolerance(p);
   let maxError = 0;
   for (let i = 0; i < want.length; i++) {
     const x = actual[i]!;

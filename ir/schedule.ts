@@ -148,6 +148,10 @@ export function parallelBandError(problem: Problem, loops: readonly Loop[]): str
   const vars = band.map((i) => loops[i]!.var);
   if (new Set(vars).size !== vars.length) return `a parallel band has at most one loop per variable (${problem.vars[vars.find((v, j) => vars.indexOf(v) !== j)!]!.name} appears twice)`;
   if (band[band.length - 1] === loops.length - 1) return 'the innermost loop cannot be parallel (the register tile lives below the parallel band)';
+  const above = loops.slice(0, band[0]).find((l) => !outVars.has(l.var));
+  if (above && (problem.epilogue ?? []).length > 0) {
+    return `loop '${loopText(problem, above)}' runs over the reduction variable ${problem.vars[above.var]!.name} above the parallel band; with an epilogue each thread finishes its outputs inside the band, so reductions must run inside it`;
+  }
   return undefined;
 }
 

@@ -12,14 +12,26 @@
  * canonical spec prints groups and dilation only when they are not 1, so ungrouped, undilated
  * problems keep the spec (and hashes and records) they always had.
  *
- * Max pooling (maxpool1d/2d/3d) takes n c (d) (h) w (t) (r) s, the same INPUT sizes and window
- * names as the convs (no padding either), then optional `stride<S>` and `dilation<D>`:
- *   "maxpool2d n1 c64 h114 w114 r3 s3 stride2"   ResNet's 3x3/2 pool on its pre-padded input
+ * Max and average pooling (maxpool1d/2d/3d, avgpool1d/2d/3d) take n c (d) (h) w (t) (r) s, the
+ * same INPUT sizes and window names as the convs, then optional `stride<S>` and `dilation<D>`:
+ *   "maxpool2d n1 c64 h112 w112 r3 s3 stride2 pad1"   ResNet's 3x3/2 stem pool
+ *   "globalavgpool n1 c512 h7 w7"                     reads as "avgpool2d n1 c512 h7 w7 r7 s7 stride1"
+ * An average pool divides by its whole window (ONNX count_include_pad=1).
+ *
+ * Padding, on convolutions and pools: `pad<P>` on every side, or `pad<b1>,..,<bN>,<e1>,..,<eN>`
+ * per spatial dimension (ONNX's order: all begins, then all ends). The input tensor is then stored
+ * padded (a zero border, -Infinity for max pools: ir/problem.ts Padding) and the output sizes are
+ * floor((in + begin + end - span) / S) + 1. `outpad<P>` stores the OUTPUT inside a P-wide border
+ * instead, as the next padded layer reads it (the kernel writes only the interior).
+ *
+ * Epilogues, on every op: `+bias +relu` and the rest of ir/epilogue.ts, applied in order to each
+ * finished output element: "conv2d n1 c64 h56 w56 k64 r3 s3 stride1 pad1 +bias +relu".
  */
 import { fail } from './errors.ts';
 import {
-  makeProblem, OPS, type AffineIndex, type Combine, type Op, type Problem, type Tensor,
+  makeProblem, OPS, type AffineIndex, type Combine, type Op, type Padding, type Problem, type Tensor,
 } from './problem.ts';
+import { EPILOGUE_HELP, parseEpilogueToken, withEpilogue, type EpilogueToken } from './epilogue.ts';
 
 /** A problem as an object: the op plus named sizes, or a shape for elementwise ops. */
 export interface ProblemObject {
@@ -29,6 +41,12 @@ export interface ProblemObject {
   stride?: number;
   groups?: number;
   dilation?: number;
+  /** padding of convs and pools: one number for every side, or per spatial dimension begins then ends */
+  pad?: number | number[];
+  /** the output stored inside a border this wide */
+  outpad?: number;
+  /** epilogue tokens without their '+', e.g. ['bias', 'relu'] */
+  epilogue?: string[];
   [size: string]: unknown;
 }
 
@@ -41,6 +59,9 @@ const EXAMPLES: Record<Op, string> = {
   maxpool1d: 'maxpool1d n1 c64 w56 s3 stride2',
   maxpool2d: 'maxpool2d n1 c64 h114 w114 r3 s3 stride2',
   maxpool3d: 'maxpool3d n1 c16 d16 h16 w16 t2 r2 s2 stride2',
+  avgpool1d: 'avgpool1d n1 c64 w56 s3 stride2',
+  avgpool2d: 'avgpool2d n1 c64 h56 w56 r3 s3 stride2',
+  avgpool3d: 'avgpool3d n1 c16 d16 h16 w16 t2 r2 s2 stride2',
   add: 'add 1024x1024',
   mul: 'mul 1024x1024',
   relu: 'relu 1024x1024',
@@ -59,6 +80,9 @@ const NAMED_SIZES: Partial<Record<Op, string[]>> = {
   maxpool1d: ['n', 'c', 'w', 's'],
   maxpool2d: ['n', 'c', 'h', 'w', 'r', 's'],
   maxpool3d: ['n', 'c', 'd', 'h', 'w', 't', 'r', 's'],
+  avgpool1d: ['n', 'c', 'w', 's'],
+  avgpool2d: ['n', 'c', 'h', 'w', 'r', 's'],
+  avgpool3d: ['n', 'c', 'd', 'h', 'w', 't', 'r', 's'],
 };
 
 /** Optional convolution sizes, each 1 when absent, in canonical spec order. */
@@ -68,14 +92,21 @@ type WindowOption = typeof CONV_OPTIONS[number];
 const POOL_OPTIONS: readonly WindowOption[] = ['stride', 'dilation'];
 
 type ConvOp = 'conv1d' | 'conv2d' | 'conv3d';
-type PoolOp = 'maxpool1d' | 'maxpool2d' | 'maxpool3d';
+type PoolOp = 'maxpool1d' | 'maxpool2d' | 'maxpool3d' | 'avgpool1d' | 'avgpool2d' | 'avgpool3d';
 
-function isConvOp(op: Op): op is ConvOp {
+export function isConvOp(op: Op): op is ConvOp {
   return op === 'conv1d' || op === 'conv2d' || op === 'conv3d';
 }
 
 export function isPoolOp(op: Op): op is PoolOp {
-  return op === 'maxpool1d' || op === 'maxpool2d' || op === 'maxpool3d';
+  return op.startsWith('maxpool') || op.startsWith('avgpool');
+}
+
+/** The op's dimension a +bias follows: a convolution's output channel, a matmul's column; null where there is none. */
+function channelDim(p: Problem): number | null {
+  if (isConvOp(p.op)) return 1;
+  if (p.op === 'matmul' || p.op === 'bmm') return p.output.index.length - 1;
+  return null;
 }
 
 function optionsOf(op: Op): readonly WindowOption[] {
@@ -138,9 +169,14 @@ export function parseSpecText(text: string): ProblemObject {
   const head = tokens[0];
   if (head === undefined) fail('empty problem spec (expected e.g. "matmul 256x256x256")');
   // op names, size names and the x separator are read case-insensitively ("MATMUL 8X8X8")
-  const op = head.toLowerCase();
-  if (!isOp(op)) fail(`unknown op '${clip(head)}' (expected one of: ${OPS.join(', ')})`);
-  const rest = tokens.slice(1);
+  const lower = head.toLowerCase();
+  const op = lower === 'globalavgpool' ? 'avgpool2d' : lower;
+  if (!isOp(op)) fail(`unknown op '${clip(head)}' (expected one of: ${OPS.join(', ')}, globalavgpool)`);
+  // epilogue tokens may follow any form
+  const epilogue = tokens.slice(1).filter((t) => t.startsWith('+')).map((t) => t.slice(1));
+  const rest = tokens.slice(1).filter((t) => !t.startsWith('+'));
+  const withTokens = (o: ProblemObject): ProblemObject => (epilogue.length > 0 ? { ...o, epilogue } : o);
+  if (lower === 'globalavgpool') return withTokens(globalPool(rest));
   const named = NAMED_SIZES[op];
   const obj: ProblemObject = { op };
   if (named && rest.length >= 1 && isPositional(rest[0]!)) {
@@ -150,11 +186,17 @@ export function parseSpecText(text: string): ProblemObject {
       fail(`${op} needs ${named.length} sizes ${named.map((n) => n.toUpperCase()).join('x')} (e.g. "${EXAMPLES[op]}"), got ${echoInput(rest[0])}`);
     }
     named.forEach((n, i) => (obj[n] = positiveInt(op, n, parts[i])));
-    if (rest.length > 1) fail(`${op}: unexpected '${clip(rest[1]!)}' after the sizes (expected e.g. "${EXAMPLES[op]}")`);
-    return obj;
+    if (rest.length > 1) fail(`${op}: unexpected '${clip(rest[1]!)}' after the sizes (expected e.g. "${EXAMPLES[op]}", then epilogues ${EPILOGUE_HELP})`);
+    return withTokens(obj);
   }
   if (named) {
     for (const tok of rest) {
+      const pads = /^pad(\d+(?:,\d+)+)$/i.exec(tok);
+      if (pads) {
+        if ('pad' in obj) fail(`${op}: size pad given twice`);
+        obj.pad = pads[1]!.split(',').map(Number);
+        continue;
+      }
       const m = /^([a-z]+)(-?\d+)$/i.exec(tok);
       if (!m) fail(`${op}: cannot read '${clip(tok)}' (expected a name and a positive integer, e.g. ${named[0]}64)`);
       const key = m[1]!.toLowerCase();
@@ -163,7 +205,7 @@ export function parseSpecText(text: string): ProblemObject {
       const value = Number(m[2]);
       obj[key] = value > MAX_SIZE ? m[2]! : value;
     }
-    return obj;
+    return withTokens(obj);
   }
   // elementwise, reduce, copy, transpose: a shape, then options
   obj.shape = parseShape(op, rest[0], `a shape such as 1024x1024, e.g. "${EXAMPLES[op]}"`);
@@ -172,6 +214,20 @@ export function parseSpecText(text: string): ProblemObject {
     if (op === 'reduce' && m) obj.axis = Number(m[1]);
     else fail(`${op}: unexpected '${clip(tok)}' (expected e.g. "${EXAMPLES[op]}")`);
   }
+  return withTokens(obj);
+}
+
+/** "globalavgpool n1 c512 h7 w7": an average pool whose window is the whole input. */
+function globalPool(rest: string[]): ProblemObject {
+  const obj: ProblemObject = { op: 'avgpool2d' };
+  for (const tok of rest) {
+    const m = /^([nchw])(-?\d+)$/i.exec(tok);
+    if (!m) fail(`globalavgpool: cannot read '${clip(tok)}' (expected n c h w, e.g. "globalavgpool n1 c512 h7 w7")`);
+    obj[m[1]!.toLowerCase()] = Number(m[2]);
+  }
+  for (const n of ['n', 'c', 'h', 'w']) if (obj[n] === undefined) fail(`globalavgpool: missing size ${n} (expected e.g. "globalavgpool n1 c512 h7 w7")`);
+  obj.r = obj.h;
+  obj.s = obj.w;
   return obj;
 }
 
@@ -189,10 +245,21 @@ function rowMajorVars(rank: number): number[] {
 export function problemFromObject(obj: ProblemObject): Problem {
   const op = String(obj.op ?? '').toLowerCase();
   if (!isOp(op)) fail(`unknown op '${clip(String(obj.op))}' (expected one of: ${OPS.join(', ')})`);
+  const { epilogue, ...rest } = obj;
+  if (epilogue !== undefined && (!Array.isArray(epilogue) || epilogue.some((t) => typeof t !== 'string'))) {
+    fail(`${op}: epilogue must be a list of names such as [bias, relu] (expected ${EPILOGUE_HELP.replace(/\+/g, '')})`);
+  }
+  const tokens = (epilogue ?? []).map((t) => parseEpilogueToken(op, t.replace(/^\+/, '')));
+  const base = baseProblem(op, rest);
+  return tokens.length === 0 ? base : makeProblem(withEpilogue(base, tokens, channelDim(base)));
+}
+
+/** The problem without its epilogue. */
+function baseProblem(op: Op, obj: ProblemObject): Problem {
   const named = NAMED_SIZES[op];
   if (named) {
     const options = optionsOf(op);
-    const allowed = [...named, ...options];
+    const allowed = [...named, ...options, ...(options.length > 0 ? ['pad', 'outpad'] : [])];
     for (const key of Object.keys(obj)) {
       if (key !== 'op' && !allowed.includes(key)) {
         fail(`${op}: unknown size '${clip(key)}' (expected ${allowed.join(' ')}, e.g. "${EXAMPLES[op]}")`);
@@ -208,8 +275,12 @@ export function problemFromObject(obj: ProblemObject): Problem {
     const option = (name: WindowOption) => (obj[name] === undefined ? 1 : positiveInt(op, name, obj[name]));
     if (op === 'matmul') return matmul(s.m!, s.n!, s.k!);
     if (op === 'bmm') return bmm(s.b!, s.m!, s.n!, s.k!);
-    if (isPoolOp(op)) return maxpool(op, s, { stride: option('stride'), dilation: option('dilation') });
-    if (isConvOp(op)) return conv(op, s, { stride: option('stride'), groups: option('groups'), dilation: option('dilation') });
+    if (isPoolOp(op) || isConvOp(op)) {
+      const pad = paddingOf(op, obj.pad);
+      const outpad = obj.outpad === undefined ? 0 : nonNegativeInt(op, 'outpad', obj.outpad);
+      const window = { stride: option('stride'), dilation: option('dilation'), pad, outpad };
+      return isPoolOp(op) ? pool(op, s, window) : conv(op, s, { ...window, groups: option('groups') });
+    }
     fail(`${op}: no builder for its named sizes`);
   }
   const shape = obj.shape;
@@ -259,51 +330,154 @@ export interface ConvAttributes {
   readonly stride: readonly number[];
   readonly dilation: readonly number[];
   readonly groups: number;
+  /** ONNX's pads: the begins, then the ends, per spatial dimension */
+  readonly pads: readonly number[];
+}
+
+/** ONNX's pads of a conv or pool's input: begins then ends per spatial dimension (zeros without padding). */
+function onnxPads(p: Problem): number[] {
+  const t = p.tensors[1]!;
+  const rank = t.shape.length - 2;
+  const before = t.pad?.before.slice(2) ?? new Array<number>(rank).fill(0);
+  const after = t.pad?.after.slice(2) ?? new Array<number>(rank).fill(0);
+  return [...before, ...after];
 }
 
 const SPATIAL: Record<ConvOp | PoolOp, string[]> = {
-  conv1d: ['w'], conv2d: ['h', 'w'], conv3d: ['d', 'h', 'w'], maxpool1d: ['w'], maxpool2d: ['h', 'w'], maxpool3d: ['d', 'h', 'w'],
+  conv1d: ['w'], conv2d: ['h', 'w'], conv3d: ['d', 'h', 'w'],
+  maxpool1d: ['w'], maxpool2d: ['h', 'w'], maxpool3d: ['d', 'h', 'w'],
+  avgpool1d: ['w'], avgpool2d: ['h', 'w'], avgpool3d: ['d', 'h', 'w'],
 };
 const WINDOW: Record<ConvOp | PoolOp, string[]> = {
-  conv1d: ['s'], conv2d: ['r', 's'], conv3d: ['t', 'r', 's'], maxpool1d: ['s'], maxpool2d: ['r', 's'], maxpool3d: ['t', 'r', 's'],
+  conv1d: ['s'], conv2d: ['r', 's'], conv3d: ['t', 'r', 's'],
+  maxpool1d: ['s'], maxpool2d: ['r', 's'], maxpool3d: ['t', 'r', 's'],
+  avgpool1d: ['s'], avgpool2d: ['r', 's'], avgpool3d: ['t', 'r', 's'],
 };
 
+/** Padding per spatial dimension, before and after. */
+interface SpatialPadding {
+  before: number[];
+  after: number[];
+}
+
+/** Options every sliding window (conv or pool) takes. */
+interface WindowOptions {
+  stride: number;
+  dilation: number;
+  pad: SpatialPadding;
+  outpad: number;
+}
+
+function nonNegativeInt(op: string, name: string, raw: unknown): number {
+  if (typeof raw !== 'number' || !Number.isInteger(raw) || raw < 0 || raw > MAX_SIZE) {
+    fail(`${op}: ${name} must be a non-negative integer, got ${echoInput(raw)}`);
+  }
+  return raw;
+}
+
+/** `pad` as given (absent, one number, or begins then ends per spatial dimension) into per-dimension padding. */
+function paddingOf(op: ConvOp | PoolOp, raw: unknown): SpatialPadding {
+  const rank = SPATIAL[op].length;
+  if (raw === undefined) return { before: new Array(rank).fill(0), after: new Array(rank).fill(0) };
+  if (typeof raw === 'number') {
+    const p = nonNegativeInt(op, 'pad', raw);
+    return { before: new Array(rank).fill(p), after: new Array(rank).fill(p) };
+  }
+  if (!Array.isArray(raw) || raw.length !== 2 * rank) {
+    fail(`${op}: pad needs one number or ${2 * rank} (the begins, then the ends, of ${SPATIAL[op].join(' ')}), got ${echoInput(raw)}`);
+  }
+  const all = raw.map((x) => nonNegativeInt(op, 'pad', x));
+  return { before: all.slice(0, rank), after: all.slice(rank) };
+}
+
+/** The spec's pad token: `pad1` when every side is the same, else the begins then the ends; '' without padding. */
+function padText(pad: SpatialPadding): string {
+  const all = [...pad.before, ...pad.after];
+  if (all.every((x) => x === 0)) return '';
+  return all.every((x) => x === all[0]) ? `pad${all[0]}` : `pad${all.join(',')}`;
+}
+
 /**
- * Output size of each spatial dimension of a sliding window (conv or pool): floor((in - span) / stride) + 1
- * with span = dilation*(window-1) + 1; fails when the window spans more than the input.
+ * Output size of each spatial dimension of a sliding window (conv or pool): floor((in + pads - span) / stride) + 1
+ * with span = dilation*(window-1) + 1; fails when the window spans more than the padded input.
  */
-function slidingOutputSizes(op: ConvOp | PoolOp, s: Record<string, number>, stride: number, dilation: number): number[] {
+function slidingOutputSizes(op: ConvOp | PoolOp, s: Record<string, number>, o: WindowOptions): number[] {
   const window = WINDOW[op];
   const noun = isPoolOp(op) ? 'window' : 'kernel';
   return SPATIAL[op].map((dim, i) => {
-    const inSize = s[dim]!;
+    const inSize = s[dim]! + o.pad.before[i]! + o.pad.after[i]!;
     const k = s[window[i]!]!;
-    const span = dilation * (k - 1) + 1;
+    const span = o.dilation * (k - 1) + 1;
+    const padded = o.pad.before[i]! + o.pad.after[i]! > 0 ? ` padded to ${inSize}` : '';
     if (span > inSize) {
-      fail(dilation === 1
-        ? `${op}: ${noun} size ${window[i]}=${k} is larger than input size ${dim}=${inSize}`
-        : `${op}: ${noun} size ${window[i]}=${k} at dilation ${dilation} spans ${span}, larger than input size ${dim}=${inSize}`);
+      fail(o.dilation === 1
+        ? `${op}: ${noun} size ${window[i]}=${k} is larger than input size ${dim}=${s[dim]}${padded}`
+        : `${op}: ${noun} size ${window[i]}=${k} at dilation ${o.dilation} spans ${span}, larger than input size ${dim}=${s[dim]}${padded}`);
     }
-    return Math.floor((inSize - span) / stride) + 1;
+    if (o.pad.before[i]! >= span || o.pad.after[i]! >= span) {
+      fail(`${op}: padding of ${dim} (${o.pad.before[i]}, ${o.pad.after[i]}) must be smaller than the ${noun} span ${span}`);
+    }
+    return Math.floor((inSize - span) / o.stride) + 1;
   });
 }
 
 /**
- * conv{1,2,3}d, NC(D)HW input, K C/G (T)RS weights, no padding. With G groups of Kg = K/G output
- * and Cg = C/G input channels:
+ * The input tensor, stored with its padding (value `value`), and the output tensor with its
+ * outpad border, plus the output access's offset into that border.
+ */
+function windowTensors(
+  op: ConvOp | PoolOp, s: Record<string, number>, o: WindowOptions, outSize: number[], channels: { in: number; out: number }, value: number,
+): { input: Tensor; output: Tensor; outputOffset: number } {
+  const spatial = SPATIAL[op];
+  const padded = [...o.pad.before, ...o.pad.after].some((x) => x > 0);
+  const pad: Padding = { before: [0, 0, ...o.pad.before], after: [0, 0, ...o.pad.after], value };
+  const input: Tensor = {
+    name: 'I', shape: [s.n!, channels.in, ...spatial.map((d, i) => s[d]! + o.pad.before[i]! + o.pad.after[i]!)],
+    ...(padded ? { pad } : {}),
+  };
+  const P = o.outpad;
+  const outShape = [s.n!, channels.out, ...outSize.map((x) => x + 2 * P)];
+  // the interior starts P elements into every spatial dimension
+  let outputOffset = 0, stride = 1;
+  for (let d = outShape.length - 1; d >= 2; d--) {
+    outputOffset += P * stride;
+    stride *= outShape[d]!;
+  }
+  const border = spatial.map(() => P);
+  const output: Tensor = {
+    name: 'O', shape: outShape,
+    ...(P > 0 ? { pad: { before: [0, 0, ...border], after: [0, 0, ...border], value: 0 } } : {}),
+  };
+  return { input, output, outputOffset };
+}
+
+/** The spec's window options after the sizes: stride, then groups/dilation/pad/outpad where not default. */
+function windowSpecOptions(o: WindowOptions & { groups?: number }): string[] {
+  const out = [`stride${o.stride}`];
+  if (o.groups !== undefined && o.groups !== 1) out.push(`groups${o.groups}`);
+  if (o.dilation !== 1) out.push(`dilation${o.dilation}`);
+  const pad = padText(o.pad);
+  if (pad) out.push(pad);
+  if (o.outpad > 0) out.push(`outpad${o.outpad}`);
+  return out;
+}
+
+/**
+ * conv{1,2,3}d, NC(D)HW input, K C/G (T)RS weights. With G groups of Kg = K/G output and Cg = C/G
+ * input channels, over the padded input I (its border zero):
  *   O[n, g*Kg + k, oh, ow] += I[n, g*Cg + c, oh*stride + r*dilation, ow*stride + s*dilation] * W[g*Kg + k, c, r, s]
  * The loop variables h, w (and d) run over OUTPUT positions; k and c over the channels of one
  * group. The group variable g (an output variable, after n) exists only when G > 1, so ungrouped
  * problems have the variables n k <spatial> c <window> they always had.
  */
-function conv(op: ConvOp, s: Record<string, number>, o: { stride: number; groups: number; dilation: number }): Problem {
+function conv(op: ConvOp, s: Record<string, number>, o: WindowOptions & { groups: number }): Problem {
   const { stride, groups: G, dilation } = o;
   const spatial = SPATIAL[op];
   const window = WINDOW[op];
   if (s.c! % G !== 0) fail(`${op}: input channels c=${s.c} are not divisible by groups=${G}`);
   if (s.k! % G !== 0) fail(`${op}: output channels k=${s.k} are not divisible by groups=${G}`);
   const Cg = s.c! / G, Kg = s.k! / G;
-  const outSize = slidingOutputSizes(op, s, stride, dilation);
+  const outSize = slidingOutputSizes(op, s, o);
   const grouped = G > 1;
   // variables: n [g] k <spatial outputs> c <window>
   const names = ['n', ...(grouped ? ['g'] : []), 'k', ...spatial, 'c', ...window];
@@ -314,21 +488,16 @@ function conv(op: ConvOp, s: Record<string, number>, o: { stride: number; groups
   const channel = (ch: string, perGroup: number): AffineIndex => ({
     terms: grouped ? [{ var: v('g'), coef: perGroup }, { var: v(ch), coef: 1 }] : [{ var: v(ch), coef: 1 }],
   });
-  const tensors: Tensor[] = [
-    { name: 'O', shape: [s.n!, s.k!, ...outSize] },
-    { name: 'I', shape: [s.n!, s.c!, ...spatial.map((d) => s[d]!)] },
-    { name: 'W', shape: [s.k!, Cg, ...window.map((w) => s[w]!)] },
-  ];
+  const { input, output, outputOffset } = windowTensors(op, s, o, outSize, { in: s.c!, out: s.k! }, 0);
+  const tensors: Tensor[] = [output, input, { name: 'W', shape: [s.k!, Cg, ...window.map((w) => s[w]!)] }];
   const inputSpatial: AffineIndex[] = spatial.map((d, i) => ({
     terms: [{ var: v(d), coef: stride }, { var: v(window[i]!), coef: dilation }],
   }));
-  const sizes = [`n${s.n}`, `c${s.c}`, ...spatial.map((d) => `${d}${s[d]}`), `k${s.k}`, ...window.map((w) => `${w}${s[w]}`), `stride${stride}`];
-  if (G !== 1) sizes.push(`groups${G}`);
-  if (dilation !== 1) sizes.push(`dilation${dilation}`);
+  const sizes = [`n${s.n}`, `c${s.c}`, ...spatial.map((d) => `${d}${s[d]}`), `k${s.k}`, ...window.map((w) => `${w}${s[w]}`), ...windowSpecOptions(o)];
   return makeProblem({
     op, spec: `${op} ${sizes.join(' ')}`,
     vars, tensors,
-    output: { tensor: 0, index: [...idx(v('n')), channel('k', Kg), ...idx(...spatial.map(v))] },
+    output: { tensor: 0, index: [...idx(v('n')), channel('k', Kg), ...idx(...spatial.map(v))], ...(outputOffset > 0 ? { offset: outputOffset } : {}) },
     inputs: [
       { tensor: 1, index: [...idx(v('n')), channel('c', Cg), ...inputSpatial] },
       { tensor: 2, index: [channel('k', Kg), ...idx(v('c'), ...window.map(v))] },
@@ -338,40 +507,45 @@ function conv(op: ConvOp, s: Record<string, number>, o: { stride: number; groups
 }
 
 /**
- * maxpool{1,2,3}d, NC(D)HW input, no padding, no weights:
- *   O[n, c, oh, ow] = max(O[n, c, oh, ow], I[n, c, oh*stride + r*dilation, ow*stride + s*dilation])
+ * maxpool/avgpool{1,2,3}d, NC(D)HW input, no weights, over the padded input (its border -Infinity
+ * for max, zero for average):
+ *   max: O[n, c, oh, ow] = max(O[n, c, oh, ow], I[n, c, oh*stride + r*dilation, ow*stride + s*dilation])
+ *   avg: O[n, c, oh, ow] += I[...], then the epilogue scales by 1/window (ONNX count_include_pad=1)
  * over the window variables r, s (the reductions). Like every accumulating combine it starts from
- * the output's contents: a fresh pool starts from -Infinity (compileKernel clears to it).
- * Variables: n c <spatial outputs> <window>.
+ * the output's contents: a fresh max pool starts from -Infinity (compileKernel clears to it), an
+ * average pool from zero. Variables: n c <spatial outputs> <window>.
  */
-function maxpool(op: PoolOp, s: Record<string, number>, o: { stride: number; dilation: number }): Problem {
+function pool(op: PoolOp, s: Record<string, number>, o: WindowOptions): Problem {
   const { stride, dilation } = o;
   const spatial = SPATIAL[op];
   const window = WINDOW[op];
-  const outSize = slidingOutputSizes(op, s, stride, dilation);
+  const isMax = op.startsWith('maxpool');
+  const outSize = slidingOutputSizes(op, s, o);
   const names = ['n', 'c', ...spatial, ...window];
   const extents = [s.n!, s.c!, ...outSize, ...window.map((w) => s[w]!)];
   const v = (name: string) => names.indexOf(name);
-  const sizes = [`n${s.n}`, `c${s.c}`, ...spatial.map((d) => `${d}${s[d]}`), ...window.map((w) => `${w}${s[w]}`), `stride${stride}`];
-  if (dilation !== 1) sizes.push(`dilation${dilation}`);
-  return makeProblem({
+  const sizes = [`n${s.n}`, `c${s.c}`, ...spatial.map((d) => `${d}${s[d]}`), ...window.map((w) => `${w}${s[w]}`), ...windowSpecOptions(o)];
+  const { input, output, outputOffset } = windowTensors(op, s, o, outSize, { in: s.c!, out: s.c! }, isMax ? -Infinity : 0);
+  const p = makeProblem({
     op, spec: `${op} ${sizes.join(' ')}`,
     vars: names.map((name, i) => ({ name, extent: extents[i]! })),
-    tensors: [
-      { name: 'O', shape: [s.n!, s.c!, ...outSize] },
-      { name: 'I', shape: [s.n!, s.c!, ...spatial.map((d) => s[d]!)] },
-    ],
-    output: { tensor: 0, index: idx(v('n'), v('c'), ...spatial.map(v)) },
+    tensors: [output, input],
+    output: { tensor: 0, index: idx(v('n'), v('c'), ...spatial.map(v)), ...(outputOffset > 0 ? { offset: outputOffset } : {}) },
     inputs: [{
       tensor: 1,
       index: [...idx(v('n'), v('c')), ...spatial.map((d, i) => ({ terms: [{ var: v(d), coef: stride }, { var: v(window[i]!), coef: dilation }] }))],
     }],
-    combine: 'max',
+    combine: isMax ? 'max' : 'sum',
   });
+  if (isMax) return p;
+  const windowPoints = window.reduce((a, w) => a * s[w]!, 1);
+  return makeProblem(withEpilogue(p, [{ kind: 'scale', value: 1 / windowPoints }], null, false));
 }
 
-/** Window sizes, stride and dilation (per spatial dimension) of a max pool, read back from its accesses. Fails for other ops. */
-export function poolAttributes(p: Problem): { readonly window: readonly number[]; readonly stride: readonly number[]; readonly dilation: readonly number[] } {
+/** Window sizes, stride, dilation and pads (per spatial dimension) of a pool, read back from its accesses. Fails for other ops. */
+export function poolAttributes(p: Problem): {
+  readonly window: readonly number[]; readonly stride: readonly number[]; readonly dilation: readonly number[]; readonly pads: readonly number[];
+} {
   if (!isPoolOp(p.op)) fail(`${p.spec} is not a pooling`);
   const spatial = SPATIAL[p.op], window = WINDOW[p.op];
   const coefOf = (dim: number, name: string): number =>
@@ -380,6 +554,7 @@ export function poolAttributes(p: Problem): { readonly window: readonly number[]
     window: window.map((w) => p.vars.find((x) => x.name === w)!.extent),
     stride: spatial.map((d, i) => coefOf(2 + i, d)),
     dilation: window.map((w, i) => coefOf(2 + i, w)),
+    pads: onnxPads(p),
   };
 }
 
@@ -396,6 +571,7 @@ export function convAttributes(p: Problem): ConvAttributes {
     stride: spatial.map((d, i) => coefOf(2 + i, d)),
     dilation: window.map((w, i) => coefOf(2 + i, w)),
     groups: p.vars.find((x) => x.name === 'g')?.extent ?? 1,
+    pads: onnxPads(p),
   };
 }
 

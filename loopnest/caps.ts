@@ -3,6 +3,7 @@
  * and the packing rule. Declared here, in loopnest, so the lowering depends on no target; each
  * target (targets/x86, arm64, llvm, cuda) implements it.
  */
+import type { EpilogueKind } from '../ir/problem.ts';
 
 export interface TargetCaps {
   /** fp32 lanes of one vector register (1 for a scalar-only target). */
@@ -33,6 +34,10 @@ export interface TargetCaps {
   threads?: boolean;
   /** the printer can start a tile's accumulators at zero (TileNode.zeroOutput): overwriting kernels */
   zeroInitTiles?: boolean;
+  /** vector registers the printer needs as scratch to apply each epilogue op to one accumulator
+   *  (its constants included); the tile leaves the most any op of the problem needs free (at least
+   *  the operand registers). Absent: the printer has no epilogue (the backend refuses such problems). */
+  epilogueScratch?: Partial<Record<EpilogueKind, number>>;
   /** when the emitter can pack an input's box into a dense buffer, the rule for doing it (loopnest/lower.ts). */
   packing?: PackingRule;
 }

@@ -18,11 +18,11 @@
  *     pack inside the band is per thread: each thread copies only the box its own chunks read, into
  *     its own frame).
  */
-import { ACCUMULATES, elementCount, isReduction, tensorStrides, type Problem } from '../ir/problem.ts';
+import { ACCUMULATES, elementCount, isReduction, problemAccesses, tensorStrides, type Problem } from '../ir/problem.ts';
 import { parallelBand, type Schedule } from '../ir/schedule.ts';
 import type { TargetCaps } from './caps.ts';
 import type {
-  Accumulator, ComputeNode, ComputeOp, LoopNode, LoopProgram, Operand, PackNode, ParallelDim, ParallelNode, ProgramNode, TileDecision,
+  Accumulator, ComputeNode, ComputeOp, LoopNode, LoopProgram, Operand, PackNode, ParallelDim, ParallelNode, ProgramNode, TileDecision, TileNode,
 } from './program.ts';
 
 /**
@@ -33,6 +33,20 @@ const SCALAR_UNROLL_DIVISOR = 8;
 
 /** Registers the tile leaves free for operands: one streamed operand and one reused operand. */
 const OPERAND_RESERVE = 2;
+
+/** Vectors per tile of the separate epilogue pass (loads, ops and stores of independent vectors overlap). */
+const PASS_VECTORS = 4;
+
+/** Registers a tile sets aside, beyond the operand registers, for the printer's epilogue scratch. */
+export function epilogueReserve(problem: Problem, caps: TargetCaps): number {
+  const need = Math.max(0, ...(problem.epilogue ?? []).map((e) => caps.epilogueScratch?.[e.kind] ?? 0));
+  return Math.max(0, need - OPERAND_RESERVE);
+}
+
+/** Whether every tile of the schedule holds its outputs' whole reduction (no reduction loop above the tile). */
+function tileHoldsReduction(schedule: Schedule, decision: TileDecision): boolean {
+  return !schedule.loops.slice(0, decision.tileFrom).some((l) => isReduction(schedule.problem, l.var));
+}
 
 export interface LowerOptions {
   /**
@@ -48,11 +62,18 @@ export function lower(schedule: Schedule, caps: TargetCaps, options: LowerOption
   const problem = schedule.problem;
   const strides = tensorStrides(problem);
   const decision = decideTile(schedule, caps, strides);
-  const overwrites = Boolean(options.overwrite) && caps.zeroInitTiles === true && (problem.combine === 'fma' || problem.combine === 'sum')
-    && !schedule.loops.slice(0, decision.tileFrom).some((l) => isReduction(problem, l.var));
-  const builder = new Builder(schedule, strides, decision, decidePacking(schedule, caps, strides, decision), loweredBand(schedule, caps), overwrites);
+  const whole = tileHoldsReduction(schedule, decision);
+  const overwrites = Boolean(options.overwrite) && caps.zeroInitTiles === true && (problem.combine === 'fma' || problem.combine === 'sum') && whole;
+  const epilogue = problem.epilogue ?? [];
+  const epiloguePlace = epilogue.length === 0 ? 'none' : whole ? 'tile' : 'pass';
+  const builder = new Builder(
+    schedule, strides, decision, decidePacking(schedule, caps, strides, decision), loweredBand(schedule, caps), overwrites, epiloguePlace,
+  );
   const range = problem.vars.map((v) => v.extent);
-  const zero = strides.map(() => 0);
+  // accesses with a constant offset (an output inside its padding) start there
+  const start = problemAccesses(problem).map((a) => a.offset ?? 0);
+  const body = builder.nodes(0, range, start);
+  if (epiloguePlace === 'pass' && !builder.passInBand) body.push(...builder.epiloguePass(range, start));
   return {
     problem,
     schedule: schedule.text(),
@@ -60,7 +81,8 @@ export function lower(schedule: Schedule, caps: TargetCaps, options: LowerOption
     tensors: problem.tensors.map((t) => ({ name: t.name, elements: elementCount(t) })),
     decision,
     ...(overwrites ? { overwrites: true } : {}),
-    body: builder.nodes(0, range, zero),
+    ...(epilogue.length > 0 ? { epilogue } : {}),
+    body,
   };
 }
 
@@ -101,7 +123,8 @@ export function decideTile(schedule: Schedule, caps: TargetCaps, strides: number
   let scalarReason = vv.reason;
   let maskRegister = caps.maskRegisterForTails && vectorVar !== null && hasPartialVectors(schedule, vectorVar, lanes);
   let indexRegister = caps.indexRegisterForStrides === true && vectorVar !== null && hasStridedInput(strides, vectorVar);
-  const vectorRegisters = caps.vectorRegisters - (zeroRegister ? 1 : 0) - (maskRegister ? 1 : 0) - (indexRegister ? 1 : 0);
+  const reserve = epilogueReserve(problem, caps);
+  const vectorRegisters = caps.vectorRegisters - reserve - (zeroRegister ? 1 : 0) - (maskRegister ? 1 : 0) - (indexRegister ? 1 : 0);
   let chosen = vectorVar === null ? undefined : pick(lanes, vectorVar, vectorRegisters, caps.unrollBudget);
   if (chosen && vectorVar !== null && lanes > 1) {
     const innermost = innermostLoopOf(schedule, vectorVar);
@@ -115,7 +138,7 @@ export function decideTile(schedule: Schedule, caps: TargetCaps, strides: number
     vectorVar = null;
     maskRegister = false;
     indexRegister = false;
-    chosen = pick(1, null, caps.scalarRegisters - (zeroRegister ? 1 : 0), Math.max(16, caps.unrollBudget / SCALAR_UNROLL_DIVISOR));
+    chosen = pick(1, null, caps.scalarRegisters - reserve - (zeroRegister ? 1 : 0), Math.max(16, caps.unrollBudget / SCALAR_UNROLL_DIVISOR));
   } else {
     scalarReason = undefined;
   }
@@ -194,7 +217,7 @@ export function decidePacking(schedule: Schedule, caps: TargetCaps, strides: num
     for (let i = 0; i < d; i++) if (loops[i]!.var === vi) r = schedule.steps[i]!;
     return r;
   });
-  for (let t = 1; t < strides.length; t++) {
+  for (let t = 1; t <= p.inputs.length; t++) {
     const access = p.inputs[t - 1]!;
     const simple = access.index.every((ix) => ix.terms.length === 1 && ix.terms[0]!.coef === 1);
     const st = strides[t]!;
@@ -273,12 +296,65 @@ class Builder {
   constructor(
     private readonly schedule: Schedule, private readonly strides: number[][], private readonly decision: TileDecision,
     private readonly pack: PackDecision | null = null, private readonly band: readonly number[] = [],
-    private readonly overwrites = false,
+    private readonly overwrites = false, private readonly epiloguePlace: 'none' | 'tile' | 'pass' = 'none',
   ) {
     this.loops = schedule.loops;
     this.steps = schedule.steps;
     this.problem = schedule.problem;
     this.accumulate = ACCUMULATES[schedule.problem.combine];
+  }
+
+  /** Whether the epilogue pass runs inside the parallel band's bodies (each thread over its own chunks) rather than after the program. */
+  get passInBand(): boolean {
+    return this.epiloguePlace === 'pass' && this.band.length > 0;
+  }
+
+  /**
+   * The separate epilogue pass over the output box `range` (reduction variables ignored): loops
+   * over the output variables, largest output stride outermost, then tiles of PASS_VECTORS
+   * vectors (or scalars) along the innermost, each loading its outputs, applying the epilogue and
+   * storing them.
+   */
+  epiloguePass(range: number[], offsets: number[]): ProgramNode[] {
+    const p = this.problem;
+    const out = this.strides[0]!;
+    const vars = p.vars.map((_, v) => v).filter((v) => !isReduction(p, v) && range[v]! > 1).sort((a, b) => out[b]! - out[a]!);
+    const vectorVar = this.decision.vectorVar;
+    const inner = vectorVar !== null && vars.includes(vectorVar) ? vectorVar : vars[vars.length - 1];
+    const outer = vars.filter((v) => v !== inner);
+    const lanes = inner === vectorVar ? this.decision.lanes : 1;
+    const firstEpilogueTensor = 1 + p.inputs.length;
+    const tile = (o: number[], count: number): TileNode => {
+      const accumulators: Accumulator[] = [];
+      for (let x = 0; x < count; x += lanes) {
+        const n = Math.min(lanes, count - x);
+        const operands: Operand[] = [];
+        for (let t = firstEpilogueTensor; t < this.strides.length; t++) {
+          const st = inner === undefined ? 0 : this.strides[t]![inner]!;
+          operands.push(operandAt(t, o[t]! + x * st, lanes > 1 ? st : 0, n));
+        }
+        accumulators.push({ offset: o[0]! + x * (inner === undefined ? 0 : out[inner]!), count: n, ...(operands.length > 0 ? { operands } : {}) });
+      }
+      return { kind: 'tile', accumulators, loadOutput: true, epilogue: true, body: [] };
+    };
+    const tiles = (o: number[]): ProgramNode[] => {
+      if (inner === undefined) return [tile(o, 1)];
+      const n = range[inner]!;
+      const chunk = Math.min(n, lanes * PASS_VECTORS);
+      const full = Math.floor(n / chunk), rem = n % chunk;
+      const advance = this.strides.map((s) => s[inner]! * chunk);
+      const nodes: ProgramNode[] = [];
+      if (full === 1) nodes.push(tile(o, chunk));
+      else nodes.push({ kind: 'loop', var: inner, count: full, offsets: o, advance, body: [tile(o.map(() => 0), chunk)] });
+      if (rem > 0) nodes.push(tile(o.map((x, t) => x + advance[t]! * full), rem));
+      return nodes;
+    };
+    const level = (i: number, o: number[]): ProgramNode[] => {
+      if (i === outer.length) return tiles(o);
+      const v = outer[i]!;
+      return [{ kind: 'loop', var: v, count: range[v]!, offsets: o, advance: this.strides.map((s) => s[v]!), body: level(i + 1, o.map(() => 0)) }];
+    };
+    return level(0, offsets);
   }
 
   /** Nodes for loops[d..] with `range[v]` elements of each variable left and static pointer offsets. */
@@ -343,7 +419,11 @@ class Builder {
       }
       let inner = range;
       dims.forEach((dim, j) => (inner = withValue(inner, dim.var, (mask >> j) & 1 ? remainders[j]! : this.steps[this.band[j]!]!)));
-      bodies.push(this.nodes(after, inner, offsets.map(() => 0)));
+      const zero = offsets.map(() => 0);
+      const body = this.nodes(after, inner, zero);
+      // each thread finishes the outputs of its own chunks (the band runs over output variables only)
+      if (this.passInBand) body.push(...this.epiloguePass(inner, zero));
+      bodies.push(body);
     }
     return { kind: 'parallel', offsets, dims, bodies };
   }
@@ -366,7 +446,7 @@ class Builder {
       s *= range[vars[i]!]!;
     }
     const strides = this.strides.map((row, u) => (u === t ? packedStrides : row));
-    const inside = new Builder(this.schedule, strides, this.decision, null, [], this.overwrites);
+    const inside = new Builder(this.schedule, strides, this.decision, null, [], this.overwrites, this.epiloguePlace);
     return {
       kind: 'pack', tensor: t, offset: offsets[t]!,
       dims: vars.map((v) => ({ count: range[v]!, stride: st[v]! })),
@@ -377,12 +457,12 @@ class Builder {
   private tile(range: number[], offsets: number[]): ProgramNode {
     const accIndex = new Map<number, number>();
     const accumulators: Accumulator[] = [];
-    const accFor = (offset: number, count: number): number => {
+    const accFor = (offset: number, count: number, operands?: Operand[]): number => {
       let i = accIndex.get(offset);
       if (i === undefined) {
         i = accumulators.length;
         accIndex.set(offset, i);
-        accumulators.push({ offset, count });
+        accumulators.push({ offset, count, ...(operands ? { operands } : {}) });
       }
       return i;
     };
@@ -393,13 +473,14 @@ class Builder {
       return this.loopLevel(d, r, o, inTile);
     };
     const body = inTile(this.decision.tileFrom, range, offsets.map((o, t) => (t === 0 ? 0 : o)));
-    if (this.overwrites) return { kind: 'tile', accumulators, loadOutput: false, zeroOutput: true, body };
-    return { kind: 'tile', accumulators, loadOutput: this.accumulate, body };
+    const epilogue = this.epiloguePlace === 'tile' ? { epilogue: true } : {};
+    if (this.overwrites) return { kind: 'tile', accumulators, loadOutput: false, zeroOutput: true, ...epilogue, body };
+    return { kind: 'tile', accumulators, loadOutput: this.accumulate, ...epilogue, body };
   }
 
   /** The fully unrolled region for concrete ranges: one group per point of its reduction loops. */
   private compute(range: number[], offsets: number[], outBase: number, accFor: (offset: number, count: number) => number): ComputeNode {
-    const w = new UnrolledWalk(this.problem, this.loops, this.steps, this.strides, this.decision, offsets, outBase, accFor);
+    const w = new UnrolledWalk(this.problem, this.loops, this.steps, this.strides, this.decision, offsets, outBase, accFor, this.epiloguePlace === 'tile');
     w.walk(this.decision.unrollFrom, range.slice());
     return { kind: 'compute', groups: [...w.groups.values()].map((g) => orderGroup(g)) };
   }
@@ -423,7 +504,8 @@ class UnrolledWalk {
     private readonly decision: TileDecision,
     private readonly offsets: number[],
     private readonly outBase: number,
-    private readonly accFor: (offset: number, count: number) => number,
+    private readonly accFor: AccumulatorFor,
+    private readonly withOperands = false,
   ) {
     this.values = problem.vars.map(() => 0);
     this.reductionVars = problem.vars.map((_, v) => v).filter((v) => isReduction(problem, v));
@@ -443,16 +525,19 @@ class UnrolledWalk {
     for (const v of this.reductionVars) key = key * (this.problem.vars[v]!.extent + 1) + this.values[v]!;
     let g = this.groups.get(key);
     if (!g) this.groups.set(key, (g = []));
-    const acc = this.accFor(this.outBase + this.offset(0), count);
     const vectorVar = this.decision.vectorVar;
+    let operands: Operand[] | undefined;
+    if (this.withOperands) {
+      operands = [];
+      for (let t = 1 + this.nInputs; t < this.strides.length; t++) {
+        operands.push(operandAt(t, this.offset(t), vectorVar === null ? 0 : this.strides[t]![vectorVar]!, count));
+      }
+    }
+    const acc = this.accFor(this.outBase + this.offset(0), count, operands);
     const inputs: Operand[] = [];
     for (let i = 0; i < this.nInputs; i++) {
       const t = i + 1;
-      const stride = vectorVar === null ? 0 : this.strides[t]![vectorVar]!;
-      const offset = this.offset(t);
-      if (stride === 0) inputs.push({ tensor: t, offset, mode: 'broadcast', count: 1 });
-      else if (stride === 1) inputs.push({ tensor: t, offset, mode: 'vector', count });
-      else inputs.push({ tensor: t, offset, mode: 'vector', count, stride });
+      inputs.push(operandAt(t, this.offset(t), vectorVar === null ? 0 : this.strides[t]![vectorVar]!, count));
     }
     g.push({ acc, inputs });
   }
@@ -506,6 +591,15 @@ function orderGroup(ops: ComputeOp[]): ComputeOp[] {
     .map((op, i) => ({ op, i }))
     .sort((a, b) => a.op.inputs[runKey]!.offset - b.op.inputs[runKey]!.offset || a.i - b.i)
     .map((x) => x.op);
+}
+
+type AccumulatorFor = (offset: number, count: number, operands?: Operand[]) => number;
+
+/** The operand of tensor t at `offset` for a vector of `count` lanes whose elements are `stride` apart in t (0: one element broadcast). */
+function operandAt(t: number, offset: number, stride: number, count: number): Operand {
+  if (stride === 0) return { tensor: t, offset, mode: 'broadcast', count: 1 };
+  if (stride === 1) return { tensor: t, offset, mode: 'vector', count };
+  return { tensor: t, offset, mode: 'vector', count, stride };
 }
 
 function withValue(range: number[], v: number, value: number): number[] {

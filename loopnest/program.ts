@@ -27,11 +27,18 @@
  *   chunk: `bodies[mask]`, where bit j of mask says dim j is at its tail iteration, with pointer
  *   t advanced by sum_j index_j * dims[j].advance[t] (restored after). Threads write disjoint
  *   outputs (band loops run over output variables only), so chunks need no synchronization.
+ * - Epilogue (LoopProgram.epilogue, the problem's ops in order): a TileNode with `epilogue` applies
+ *   the ops to each accumulator after its body and before the store (the tile then holds each
+ *   output's whole reduction); a bias or residual op reads the accumulator's next operand in
+ *   `Accumulator.operands` (one per epilogue tensor, in ABI order, at offsets from those tensors'
+ *   pointers). Where the schedule splits a reduction above the tile, the lowering appends a
+ *   separate pass instead: tiles with `loadOutput`, `epilogue` and an empty body over the output
+ *   box (after each parallel chunk's body, or after the whole program).
  * - Operand: `vector` = `count` elements at `offset`, `stride` apart (lane i reads offset +
  *   stride*i; stride 1 when absent; elements past lane count-1 must not be read: masked);
  *   `broadcast` = one element at `offset` in every lane. With lanes = 1 both are a scalar.
  */
-import type { Combine, Problem } from '../ir/problem.ts';
+import type { Combine, EpilogueOp, Problem } from '../ir/problem.ts';
 
 export interface Operand {
   tensor: number;
@@ -45,6 +52,8 @@ export interface Operand {
 export interface Accumulator {
   offset: number;
   count: number;
+  /** with an epilogue: the operand of each epilogue tensor for this accumulator (same lanes) */
+  operands?: Operand[];
 }
 
 export interface ComputeOp {
@@ -74,6 +83,8 @@ export interface TileNode {
   /** the accumulators start at zero instead (an accumulating combine whose tile holds each output's
    *  whole reduction, lowered with `overwrite`: the kernel then writes, not adds to, its output) */
   zeroOutput?: boolean;
+  /** apply the program's epilogue to every accumulator after the body, before the store */
+  epilogue?: boolean;
   body: ProgramNode[];
 }
 
@@ -177,6 +188,8 @@ export interface LoopProgram {
   decision: TileDecision;
   /** the kernel overwrites its output (output = result) instead of accumulating into it (LowerOptions.overwrite) */
   overwrites?: boolean;
+  /** the problem's epilogue (absent = none): see TileNode.epilogue */
+  epilogue?: readonly EpilogueOp[];
   body: ProgramNode[];
 }
 

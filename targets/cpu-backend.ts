@@ -37,9 +37,10 @@ export function cpuBackend(spec: CpuBackendSpec): Backend & { printer: Target } 
     ...(spec.baselineFamily ? { baselineFamily: spec.baselineFamily } : {}),
     sketchRegisters: spec.sketchRegisters,
     processor: 'cpu',
-    validate: (schedule: Schedule) => (printer.caps.threads || parallelBand(schedule.loops).length === 0 ? undefined : singleThreaded(printer.name)),
+    validate: (schedule: Schedule) => unsupported(printer, schedule),
     compile(schedule: Schedule, options: CompileOptions = {}): Kernel {
-      if (!printer.caps.threads && parallelBand(schedule.loops).length > 0) fail(singleThreaded(printer.name));
+      const why = unsupported(printer, schedule);
+      if (why) fail(why);
       const t0 = performance.now();
       const kernel = printer.compile(lower(schedule, printer.caps, options));
       kernel.codegenMicros = (performance.now() - t0) * 1000;
@@ -50,6 +51,14 @@ export function cpuBackend(spec: CpuBackendSpec): Backend & { printer: Target } 
     ...(spec.moduleText ? { moduleText: spec.moduleText } : {}),
     open: (options = {}) => spec.open(options),
   };
+}
+
+/** Why the printer cannot compile this schedule (threads, epilogue ops), or undefined. */
+function unsupported(printer: Target, schedule: Schedule): string | undefined {
+  if (!printer.caps.threads && parallelBand(schedule.loops).length > 0) return singleThreaded(printer.name);
+  const missing = (schedule.problem.epilogue ?? []).find((e) => printer.caps.epilogueScratch?.[e.kind] === undefined);
+  if (missing) return `${printer.name} kernels have no fused ${missing.kind} epilogue yet (${schedule.problem.spec})`;
+  return undefined;
 }
 
 function singleThreaded(target: string): string {
