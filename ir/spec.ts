@@ -186,7 +186,7 @@ export function parseSpecText(text: string): ProblemObject {
       fail(`${op} needs ${named.length} sizes ${named.map((n) => n.toUpperCase()).join('x')} (e.g. "${EXAMPLES[op]}"), got ${echoInput(rest[0])}`);
     }
     named.forEach((n, i) => (obj[n] = positiveInt(op, n, parts[i])));
-    if (rest.length > 1) fail(`${op}: unexpected '${clip(rest[1]!)}' after the sizes (expected e.g. "${EXAMPLES[op]}", then epilogues ${EPILOGUE_HELP})`);
+    if (rest.length > 1) fail(`${op}: unexpected '${clip(rest[1]!)}' after the sizes (expected e.g. "${EXAMPLES[op]}")`);
     return withTokens(obj);
   }
   if (named) {

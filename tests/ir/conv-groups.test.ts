@@ -133,7 +133,7 @@ test('dilation: output size floor((in - D*(R-1) - 1)/stride) + 1, input index h*
   assert.is(ext.h, Math.floor((12 - 3 * 2 - 1) / 2) + 1); // 3
   assert.is(ext.w, Math.floor((11 - 3 * 1 - 1) / 2) + 1); // 4
   assert.equal(p.inputs[0]!.index[2]!.terms, [{ var: 2, coef: 2 }, { var: 5, coef: 3 }]);
-  assert.equal(convAttributes(p), { stride: [2, 2], dilation: [3, 3], groups: 1 });
+  assert.equal(convAttributes(p), { stride: [2, 2], dilation: [3, 3], groups: 1, pads: [0, 0, 0, 0] });
   // the largest window exactly fits: 1 + 3*(3-1) = 7 of 7 rows
   assert.is(parseProblem('conv2d n1 c1 h7 w7 k1 r3 s3 stride1 dilation3').vars.find((v) => v.name === 'h')!.extent, 1);
 });
@@ -151,7 +151,7 @@ test('the canonical spec prints groups and dilation only when not 1', () => {
     const p = parseProblem(spec);
     assert.equal(parseProblem(p.spec), p);
   }
-  assert.equal(convAttributes(depthwise), { stride: [1, 1], dilation: [1, 1], groups: 32 });
+  assert.equal(convAttributes(depthwise), { stride: [1, 1], dilation: [1, 1], groups: 32, pads: [0, 0, 0, 0] });
 });
 
 test('ungrouped, undilated convs are the problems (and schedule hashes) they always were', () => {
@@ -180,7 +180,7 @@ const BAD: [string | object, string][] = [
   ['conv2d n1 c2 h9 w4 k2 r3 s3 dilation2', 'conv2d: kernel size s=3 at dilation 2 spans 5, larger than input size w=4'],
   ['conv2d n1 c2 h2 w9 k2 r3 s3 dilation2', 'conv2d: kernel size r=3 at dilation 2 spans 5, larger than input size h=2'],
   ['conv2d n1 c2 h9 w9 k2 r3 s3 groups2 groups2', 'conv2d: size groups given twice'],
-  ['conv2d n1 c2 h9 w9 k2 r3 s3 group2', "conv2d: unknown size 'group' (expected n c h w k r s stride groups dilation, e.g. \"conv2d n1 c64 h56 w56 k64 r3 s3 stride1\")"],
+  ['conv2d n1 c2 h9 w9 k2 r3 s3 group2', "conv2d: unknown size 'group' (expected n c h w k r s stride groups dilation pad outpad, e.g. \"conv2d n1 c64 h56 w56 k64 r3 s3 stride1\")"],
 ];
 
 for (const [input, message] of BAD) {

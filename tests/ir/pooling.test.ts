@@ -127,7 +127,7 @@ test('ResNet\'s 3x3/2 pool: the problem\'s variables, tensors, accesses and comb
   assert.is(p.inputs.length, 1);
   assert.equal(p.vars.map((_, v) => isReduction(p, v)), [false, false, false, false, true, true]);
   assert.is(flops(p), iterationPoints(p), 'one max per point');
-  assert.equal(poolAttributes(p), { window: [3, 3], stride: [2, 2], dilation: [1, 1] });
+  assert.equal(poolAttributes(p), { window: [3, 3], stride: [2, 2], dilation: [1, 1], pads: [0, 0, 0, 0] });
   // the input's row index is h*2 + r
   assert.equal(p.inputs[0]!.index[2], { terms: [{ var: 2, coef: 2 }, { var: 4, coef: 1 }] });
 });
@@ -158,7 +158,7 @@ test('bad pool specs fail with one line saying what is wrong', () => {
     ['maxpool2d n1 c3 h5 w5 r2 s2 stride0', /^maxpool2d: size stride must be a positive integer, got 0$/],
     ['maxpool2d n1 c3 h5 w5 r2 s-1', /^maxpool2d: size s must be a positive integer, got -1$/],
     ['maxpool2d n1 c3 h5 w5 r3', /^maxpool2d: missing size s \(expected n c h w r s stride, e\.g\. "maxpool2d n1 c64 h114 w114 r3 s3 stride2"\)$/],
-    ['maxpool2d n1 c3 h5 w5 r3 s3 groups3', /^maxpool2d: unknown size 'groups' \(expected n c h w r s stride dilation, /],
+    ['maxpool2d n1 c3 h5 w5 r3 s3 groups3', /^maxpool2d: unknown size 'groups' \(expected n c h w r s stride dilation pad outpad, /],
     ['maxpool2d n1 c3 h5 w5 k3 r3 s3', /^maxpool2d: unknown size 'k'/],
     ['maxpool2d n1 c3 h5 w5 r3 s3 r2', /^maxpool2d: size r given twice$/],
     [{ op: 'maxpool2d', n: 1, c: 3, h: 5, w: 5, r: 2, s: 2.5 }, /^maxpool2d: size s must be a positive integer, got 2\.5$/],

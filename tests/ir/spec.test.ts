@@ -43,7 +43,7 @@ test('elementwise, reduce, transpose', () => {
 
 const BAD: [string | object, string][] = [
   ['', 'empty problem spec (expected e.g. "matmul 256x256x256")'],
-  ['foo 3x3', "unknown op 'foo' (expected one of: matmul, bmm, conv1d, conv2d, conv3d, maxpool1d, maxpool2d, maxpool3d, add, mul, relu, reduce, copy, transpose)"],
+  ['foo 3x3', "unknown op 'foo' (expected one of: matmul, bmm, conv1d, conv2d, conv3d, maxpool1d, maxpool2d, maxpool3d, avgpool1d, avgpool2d, avgpool3d, add, mul, relu, reduce, copy, transpose, globalavgpool)"],
   ['matmul 256x256', 'matmul needs 3 sizes MxNxK (e.g. "matmul 256x256x256"), got "256x256"'],
   ['matmul 256x0x256', 'matmul: size n must be a positive integer, got "0"'],
   ['matmul m4 n4', 'matmul: missing size k (expected m n k, e.g. "matmul 256x256x256")'],
@@ -69,7 +69,7 @@ const BAD: [string | object, string][] = [
   [`matmul m${'9'.repeat(5000)} n2 k2`, `matmul: size m is too large, got "${'9'.repeat(40)}…" (at most 2147483647)`],
   ['add 3000000000x2', 'add: size #1 is too large, got "3000000000" (at most 2147483647)'],
   [{ op: 'matmul', m: 4, n: 4, k: 1e300 }, 'matmul: size k is too large, got 1e+300 (at most 2147483647)'],
-  [`${'z'.repeat(100)} 4x4`, `unknown op '${'z'.repeat(40)}…' (expected one of: matmul, bmm, conv1d, conv2d, conv3d, maxpool1d, maxpool2d, maxpool3d, add, mul, relu, reduce, copy, transpose)`],
+  [`${'z'.repeat(100)} 4x4`, `unknown op '${'z'.repeat(40)}…' (expected one of: matmul, bmm, conv1d, conv2d, conv3d, maxpool1d, maxpool2d, maxpool3d, avgpool1d, avgpool2d, avgpool3d, add, mul, relu, reduce, copy, transpose, globalavgpool)`],
   [`add 4x4 ${'q'.repeat(100)}`, `add: unexpected '${'q'.repeat(40)}…' (expected e.g. "add 1024x1024")`],
   [`conv2d n1 ${'c'.repeat(100)}`, `conv2d: cannot read '${'c'.repeat(40)}…' (expected a name and a positive integer, e.g. n64)`],
   [`matmul ${'8x'.repeat(50)}8`, `matmul needs 3 sizes MxNxK (e.g. "matmul 256x256x256"), got "${'8x'.repeat(20)}…"`],
