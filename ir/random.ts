@@ -113,6 +113,48 @@ function poolOptions(rng: Rng) {
   };
 }
 
+/** Ops of the layer fuzz: every op, plus average pools (padding and epilogues drawn on top). */
+export const LAYER_OPS = [...RANDOM_OPS, 'avgpool1d', 'avgpool2d', 'avgpool3d'] as const;
+
+/** Epilogue tokens a random layer draws from (bias only where the op has channels). */
+const RANDOM_EPILOGUES = ['bias', 'relu', 'relu6', 'clip-0.5,0.75', 'sigmoid', 'gelu', 'residual', 'scale0.5'];
+
+/**
+ * A random small layer: randomProblem's problem of `op` with, for convs and pools, random padding
+ * (each side below the window span, in 3 of 5 draws) and an output border (1 in 5), and for
+ * every op a random epilogue chain of 1-3 ops (in 4 of 5 draws; bias where the op has channels).
+ */
+export function randomLayer(rng: Rng, op: string = rng.pick(LAYER_OPS), scale = 1): Problem {
+  const avg = op.startsWith('avgpool');
+  const base = randomProblem(rng, avg ? op.replace('avg', 'max') : op, scale);
+  let spec = avg ? base.spec.replace('maxpool', 'avgpool') : base.spec;
+  const sliding = base.op.startsWith('conv') || base.op.startsWith('maxpool');
+  if (sliding) {
+    // the input's spatial index is out*stride + window*dilation: the window variable's coefficient
+    const spans = base.inputs[0]!.index.slice(2).map((ix) => {
+      const w = ix.terms[ix.terms.length - 1]!;
+      return w.coef * (base.vars[w.var]!.extent - 1) + 1;
+    });
+    if (rng.next() < 0.6) {
+      const pads = [...spans, ...spans].map((span) => rng.int(0, Math.min(span - 1, 2)));
+      spec += ` pad${pads.join(',')}`;
+    }
+    if (rng.next() < 0.2) spec += ` outpad${rng.int(1, 2)}`;
+  }
+  if (rng.next() < 0.8) {
+    const channels = base.op.startsWith('conv') || base.op === 'matmul' || base.op === 'bmm';
+    const pool = RANDOM_EPILOGUES.filter((e) => e !== 'bias' || channels);
+    const chain: string[] = [];
+    for (let n = rng.int(1, 3); chain.length < n;) {
+      const e = rng.pick(pool);
+      if ((e === 'bias' || e === 'residual') && chain.includes(e)) continue;
+      chain.push(e);
+    }
+    spec += chain.map((e) => ` +${e}`).join('');
+  }
+  return parseProblem(spec);
+}
+
 export const DEFAULT_ACTIONS = ['up', 'down', 'swap_up', 'swap_down', 'split_2', 'split_3', 'split_4', 'split_8', 'split_16', 'merge'] as const;
 
 /** A schedule reached by `steps` random legal actions from the default (illegal picks are skipped). */
