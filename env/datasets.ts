@@ -7,8 +7,11 @@
  * depends only on N and SPLIT_SEED, so it never changes between runs or machines. For mm64-256
  * (N = 2,197) that is 220 test and 1,977 train problems.
  *
- * Our IR has no padding: for padded convolutions the spatial sizes below are those of the PADDED
- * input (a 56x56 3x3 pad-1 layer is h58 w58), so the output size matches the real layer.
+ * The *-conv2d sets predate padding in the IR: their spatial sizes are those of the PADDED input (a
+ * 56x56 3x3 pad-1 layer is h58 w58), and they keep those specs so that the records and policies
+ * trained on them stay valid. The *-layers sets are the real layers: unpadded sizes with `pad`,
+ * and the bias, activation and residual add that follow each conv fused as epilogues (batch norm
+ * folded into the conv's weights and bias, as an exported inference graph has it).
  */
 import { fail } from '../ir/errors.ts';
 import type { Problem } from '../ir/problem.ts';
@@ -77,6 +80,15 @@ interface NetLayer {
   pad: number;
   groups?: number;
   what: string;
+  /** the fused epilogue tokens that follow it in the network, e.g. '+bias +relu' (the *-layers sets) */
+  epilogue?: string;
+}
+
+/** The real layer's spec: unpadded sizes, `pad`, and its fused epilogue. */
+function realLayerSpec(l: NetLayer): string {
+  const groups = (l.groups ?? 1) > 1 ? ` groups${l.groups}` : '';
+  const pad = l.pad > 0 ? ` pad${l.pad}` : '';
+  return `conv2d n1 c${l.c} h${l.size} w${l.size} k${l.k} r${l.window} s${l.window} stride${l.stride}${groups}${pad}${l.epilogue ? ` ${l.epilogue}` : ''}`;
 }
 
 /** The canonical spec of a layer: input sizes padded by `pad` on each side, groups only when > 1. */
@@ -87,10 +99,10 @@ function layerSpec(l: NetLayer): string {
 }
 
 /** A network's layers as its distinct shapes, each named by its first occurrence and counted. */
-function distinctLayers(layers: readonly NetLayer[]): DatasetEntry[] {
+function distinctLayers(layers: readonly NetLayer[], specOf: (l: NetLayer) => string = layerSpec): DatasetEntry[] {
   const bySpec = new Map<string, DatasetEntry>();
   for (const l of layers) {
-    const spec = layerSpec(l);
+    const spec = specOf(l);
     const out = Math.floor((l.size + 2 * l.pad - l.window) / l.stride) + 1;
     const seen = bySpec.get(spec);
     if (seen) seen.count = (seen.count ?? 1) + 1;
@@ -105,25 +117,28 @@ function distinctLayers(layers: readonly NetLayer[]): DatasetEntry[] {
  * then the 1x1 conv to 1280 channels. Distinct conv2d shapes with counts, named as torchvision's
  * `features.<i>`; the classifier (a 1280 x 1000 matmul) is not included.
  */
-function mobilenetV2(): DatasetEntry[] {
+function mobilenetV2(real = false): DatasetEntry[] {
   // (expansion t, output channels c, repeats n, first stride s), from the paper's Table 2
   const settings: [number, number, number, number][] = [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 3, 2], [6, 64, 4, 2], [6, 96, 3, 1], [6, 160, 3, 2], [6, 320, 1, 1]];
-  const layers: NetLayer[] = [{ name: 'features.0', c: 3, size: 224, k: 32, window: 3, stride: 2, pad: 1, what: '3x3/2 pad 1' }];
+  const relu6 = '+bias +relu6';
+  const layers: NetLayer[] = [{ name: 'features.0', c: 3, size: 224, k: 32, window: 3, stride: 2, pad: 1, what: '3x3/2 pad 1', epilogue: relu6 }];
   let channels = 32, size = 112, index = 1;
   for (const [t, c, n, s] of settings) {
     for (let i = 0; i < n; i++) {
       const stride = i === 0 ? s : 1;
       const hidden = channels * t;
       const name = `features.${index++}`;
-      if (t !== 1) layers.push({ name: `${name}.expand`, c: channels, size, k: hidden, window: 1, stride: 1, pad: 0, what: '1x1 expand' });
-      layers.push({ name: `${name}.dw`, c: hidden, size, k: hidden, window: 3, stride, pad: 1, groups: hidden, what: `depthwise 3x3${stride > 1 ? `/${stride}` : ''} pad 1` });
+      if (t !== 1) layers.push({ name: `${name}.expand`, c: channels, size, k: hidden, window: 1, stride: 1, pad: 0, what: '1x1 expand', epilogue: relu6 });
+      layers.push({ name: `${name}.dw`, c: hidden, size, k: hidden, window: 3, stride, pad: 1, groups: hidden, what: `depthwise 3x3${stride > 1 ? `/${stride}` : ''} pad 1`, epilogue: relu6 });
       size = Math.floor((size + 2 - 3) / stride) + 1;
-      layers.push({ name: `${name}.project`, c: hidden, size, k: c, window: 1, stride: 1, pad: 0, what: '1x1 project' });
+      // the block's skip connection: stride 1 and as many channels out as in
+      const skip = stride === 1 && channels === c;
+      layers.push({ name: `${name}.project`, c: hidden, size, k: c, window: 1, stride: 1, pad: 0, what: '1x1 project', epilogue: skip ? '+bias +residual' : '+bias' });
       channels = c;
     }
   }
-  layers.push({ name: `features.${index}`, c: channels, size, k: 1280, window: 1, stride: 1, pad: 0, what: '1x1' });
-  return distinctLayers(layers);
+  layers.push({ name: `features.${index}`, c: channels, size, k: 1280, window: 1, stride: 1, pad: 0, what: '1x1', epilogue: relu6 });
+  return distinctLayers(layers, real ? realLayerSpec : layerSpec);
 }
 
 /**
@@ -131,8 +146,8 @@ function mobilenetV2(): DatasetEntry[] {
  * 224x224: the 7x7/2 stem and the bottleneck blocks' 1x1 reduce, 3x3 and 1x1 expand convs plus each
  * stage's 1x1 downsample; distinct conv2d shapes with counts (53 convs, 23 shapes).
  */
-function resnet50(): DatasetEntry[] {
-  const layers: NetLayer[] = [{ name: 'conv1', c: 3, size: 224, k: 64, window: 7, stride: 2, pad: 3, what: '7x7/2 pad 3' }];
+function resnet50(real = false): DatasetEntry[] {
+  const layers: NetLayer[] = [{ name: 'conv1', c: 3, size: 224, k: 64, window: 7, stride: 2, pad: 3, what: '7x7/2 pad 3', epilogue: '+bias +relu' }];
   // (width, blocks, first stride) per stage; a block's output is 4 x width channels
   const stages: [number, number, number][] = [[64, 3, 1], [128, 4, 2], [256, 6, 2], [512, 3, 2]];
   let channels = 64, size = 56;
@@ -142,16 +157,70 @@ function resnet50(): DatasetEntry[] {
       const name = `layer${stage + 1}.${b}`;
       const out = Math.floor((size - 1) / stride) + 1;
       layers.push(
-        { name: `${name}.conv1`, c: channels, size, k: width, window: 1, stride: 1, pad: 0, what: '1x1 reduce' },
-        { name: `${name}.conv2`, c: width, size, k: width, window: 3, stride, pad: 1, what: `3x3${stride > 1 ? `/${stride}` : ''} pad 1` },
-        { name: `${name}.conv3`, c: width, size: out, k: 4 * width, window: 1, stride: 1, pad: 0, what: '1x1 expand' },
+        { name: `${name}.conv1`, c: channels, size, k: width, window: 1, stride: 1, pad: 0, what: '1x1 reduce', epilogue: '+bias +relu' },
+        { name: `${name}.conv2`, c: width, size, k: width, window: 3, stride, pad: 1, what: `3x3${stride > 1 ? `/${stride}` : ''} pad 1`, epilogue: '+bias +relu' },
+        { name: `${name}.conv3`, c: width, size: out, k: 4 * width, window: 1, stride: 1, pad: 0, what: '1x1 expand', epilogue: '+bias +residual +relu' },
       );
-      if (b === 0) layers.push({ name: `${name}.downsample`, c: channels, size, k: 4 * width, window: 1, stride, pad: 0, what: `1x1${stride > 1 ? `/${stride}` : ''} downsample` });
+      if (b === 0) layers.push({ name: `${name}.downsample`, c: channels, size, k: 4 * width, window: 1, stride, pad: 0, what: `1x1${stride > 1 ? `/${stride}` : ''} downsample`, epilogue: '+bias' });
       channels = 4 * width;
       size = out;
     }
   });
-  return distinctLayers(layers);
+  return distinctLayers(layers, real ? realLayerSpec : layerSpec);
+}
+
+/** ResNet-18's basic blocks as real layers: conv1 +bias +relu, conv2 +bias +residual +relu, downsample +bias; the stem and its pool. */
+function resnet18Layers(): DatasetEntry[] {
+  const layers: NetLayer[] = [{ name: 'conv1', c: 3, size: 224, k: 64, window: 7, stride: 2, pad: 3, what: '7x7/2 pad 3', epilogue: '+bias +relu' }];
+  let channels = 64, size = 56;
+  [64, 128, 256, 512].forEach((width, stage) => {
+    for (let b = 0; b < 2; b++) {
+      const stride = b === 0 && stage > 0 ? 2 : 1;
+      const name = `layer${stage + 1}.${b}`;
+      const out = Math.floor((size + 2 - 3) / stride) + 1;
+      layers.push(
+        { name: `${name}.conv1`, c: channels, size, k: width, window: 3, stride, pad: 1, what: `3x3${stride > 1 ? '/2' : ''} pad 1`, epilogue: '+bias +relu' },
+        { name: `${name}.conv2`, c: width, size: out, k: width, window: 3, stride: 1, pad: 1, what: '3x3 pad 1, skip', epilogue: '+bias +residual +relu' },
+      );
+      if (stride > 1) layers.push({ name: `${name}.downsample`, c: channels, size, k: width, window: 1, stride, pad: 0, what: '1x1/2 downsample', epilogue: '+bias' });
+      channels = width;
+      size = out;
+    }
+  });
+  return distinctLayers(layers, realLayerSpec);
+}
+
+/** The pools of ResNet-18/50 and MobileNetV2 as real layers: the stem's padded max pool and the global average pools. */
+const REAL_POOLS: DatasetEntry[] = [
+  { name: 'resnet.maxpool', spec: 'maxpool2d n1 c64 h112 w112 r3 s3 stride2 pad1', count: 1, note: 'ResNet-18/50 stem, 3x3/2 pad 1 (-Infinity), 112 -> 56' },
+  { name: 'resnet18.avgpool', spec: 'globalavgpool n1 c512 h7 w7', count: 1, note: 'ResNet-18 head' },
+  { name: 'resnet50.avgpool', spec: 'globalavgpool n1 c2048 h7 w7', count: 1, note: 'ResNet-50 head' },
+  { name: 'mobilenetv2.avgpool', spec: 'globalavgpool n1 c1280 h7 w7', count: 1, note: 'MobileNetV2 head' },
+  { name: 'avgpool3x3', spec: 'avgpool2d n1 c64 h56 w56 r3 s3 stride1 pad1', count: 1, note: "Inception-style 3x3/1 pad 1 (count_include_pad)" },
+];
+
+/** One BERT-base encoder layer at sequence 128 with its fused epilogues: projections +bias, the FFN's GELU, the residual adds, the 1/sqrt(64) score scale. */
+const BERT_LAYERS: DatasetEntry[] = [
+  { name: 'qkv', spec: 'matmul 128x2304x768 +bias', count: 1 },
+  { name: 'scores', spec: 'bmm b12 m128 n128 k64 +scale0.125', count: 1, note: 'Q.K^T / 8 per head' },
+  { name: 'context', spec: 'bmm b12 m128 n64 k128', count: 1, note: 'P.V per head' },
+  { name: 'attn-out', spec: 'matmul 128x768x768 +bias +residual', count: 1 },
+  { name: 'ffn-up', spec: 'matmul 128x3072x768 +bias +gelu', count: 1 },
+  { name: 'ffn-down', spec: 'matmul 128x768x3072 +bias +residual', count: 1 },
+];
+
+/**
+ * What the shipped policies train on: matmul, conv, depthwise and attention together. Every
+ * fourth mm64-256 shape, the real layers of ResNet-18 and MobileNetV2 (padding, depthwise,
+ * epilogues) and BERT-base's layer.
+ */
+function mixed(): DatasetEntry[] {
+  return [
+    ...mm64to256().filter((_, i) => i % 4 === 0),
+    ...resnet18Layers().map((e) => ({ ...e, name: `resnet18.${e.name}` })),
+    ...mobilenetV2(true).map((e) => ({ ...e, name: `mobilenetv2.${e.name}` })),
+    ...BERT_LAYERS.map((e) => ({ ...e, name: `bert.${e.name}` })),
+  ];
 }
 
 /**
@@ -250,11 +319,17 @@ const DEFINITIONS: Record<string, { description: string; entries: () => DatasetE
   'gpu-mix': { description: 'cuda-sized problems: matmul 256-2048 (64 shapes), BERT-base GEMMs and attention bmm, ResNet-18 conv2d', entries: gpuMix },
   'mm64-256': { description: "LoopTune's matmul set: M, N, K each in 64..256 step 16 (13^3 = 2,197 problems)", entries: mm64to256 },
   'resnet18-conv2d': { description: 'ResNet-18 conv2d layers, batch 1, 224x224 input (padded input sizes; 11 distinct shapes)', entries: () => RESNET18 },
-  'resnet50-conv2d': { description: 'ResNet-50 (v1.5) conv2d layers, batch 1, 224x224 input (padded input sizes; 23 distinct shapes of 53 convs)', entries: resnet50 },
-  'mobilenetv2-conv2d': { description: 'MobileNetV2 conv2d layers, batch 1, 224x224: depthwise 3x3 (stride 1, 2) and pointwise 1x1 (padded input sizes)', entries: mobilenetV2 },
+  'resnet50-conv2d': { description: 'ResNet-50 (v1.5) conv2d layers, batch 1, 224x224 input (padded input sizes; 23 distinct shapes of 53 convs)', entries: () => resnet50() },
+  'mobilenetv2-conv2d': { description: 'MobileNetV2 conv2d layers, batch 1, 224x224: depthwise 3x3 (stride 1, 2) and pointwise 1x1 (padded input sizes)', entries: () => mobilenetV2() },
   'bert-gemm': { description: 'BERT-base/large GEMMs at sequence 128/384: QKV, attention out, FFN up/down, attention bmm', entries: bert },
   'conv3d-small': { description: 'small 3D convolutions: 3D U-Net (EM segmentation) and SSCNet-style scene completion', entries: () => CONV3D_SMALL },
   'tall-skinny': { description: 'tall-skinny and long-reduction matmuls', entries: () => TALL_SKINNY },
+  'resnet18-layers': { description: 'ResNet-18 as real layers: unpadded sizes with pad, folded batch norm as +bias, +relu and +residual fused; the stem pool and head', entries: () => [...resnet18Layers(), REAL_POOLS[0]!, REAL_POOLS[1]!] },
+  'resnet50-layers': { description: 'ResNet-50 (v1.5) as real layers: pad, +bias, +relu, +residual fused (23 conv tasks), the stem pool and head', entries: () => [...resnet50(true), REAL_POOLS[0]!, REAL_POOLS[2]!] },
+  'mobilenetv2-layers': { description: 'MobileNetV2 as real layers: depthwise and pointwise with pad, +bias +relu6, the projections\' +residual, the head pool', entries: () => [...mobilenetV2(true), REAL_POOLS[3]!] },
+  'bert-layers': { description: 'one BERT-base encoder layer (sequence 128) with fused +bias, +gelu, +residual and the score scale', entries: () => BERT_LAYERS },
+  'real-pools': { description: 'padded max pool (ResNet stem), global average pools (ResNet-18/50, MobileNetV2 heads), a padded 3x3 average pool', entries: () => REAL_POOLS },
+  'mixed': { description: 'the shipped policies\' training set: every 4th mm64-256 shape, ResNet-18 and MobileNetV2 real layers, BERT-base layer', entries: mixed },
   'pooling': { description: 'max pooling layers: ResNet-18/50 stem (padded input), VGG-16, AlexNet, Inception-v3 (11 shapes)', entries: () => POOLING },
 };
 
