@@ -50,6 +50,7 @@ try {
   writeFileSync(`bench/results/fuzz-${target}${opts.packing ? '-packing' : ''}${opts.threads !== undefined ? `-threads${opts.threads}` : ''}${opts.overwrite ? '-overwrite' : ''}${opts.layers ? '-layers' : ''}.json`, JSON.stringify(report, null, 2) + '\n');
   console.log(`${report.cases} cases in ${report.seconds.toFixed(1)} s: ${report.mismatches} mismatches, ${report.crashes} crashes, ${report.codegenErrors} code-generation errors${report.packed !== undefined ? `; ${report.packed} kernels packed` : ''}`);
   if (report.overwriting !== undefined) console.log(`kernels overwriting their output: ${report.overwriting}`);
+  if (report.epilogueInTile !== undefined || report.epiloguePass !== undefined) console.log(`epilogues in the register tile: ${report.epilogueInTile ?? 0}, in a separate pass: ${report.epiloguePass ?? 0}`);
   if (report.parallelByThreads) console.log(`parallel kernels by threads: ${Object.entries(report.parallelByThreads).map(([t, n]) => `${t}: ${n}`).join(', ')}`);
   console.log(`per op: ${Object.entries(report.perOp).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   for (const f of report.failures.slice(0, 5)) console.log(`  ${f.kind}: looptune run "${f.problem}" --schedule "${f.schedule}" --target ${target}  # ${f.message}`);

@@ -39,6 +39,9 @@ export interface FuzzReport {
   parallelByThreads?: Record<string, number>;
   /** kernels that both pack and have a parallel band (each thread packs its own chunks' box) */
   packedParallel?: number;
+  /** kernels with an epilogue, by where the lowering put it: in the register tile, or a separate pass */
+  epilogueInTile?: number;
+  epiloguePass?: number;
   seconds: number;
 }
 
@@ -93,6 +96,12 @@ export async function fuzzTarget(opts: FuzzOptions): Promise<FuzzReport> {
     let packs = false;
     walkProgram(kernel.program.body, (n) => (packs ||= n.kind === 'pack'));
     if (packs) report.packed = (report.packed ?? 0) + 1;
+    if (kernel.program.epilogue) {
+      let pass = false;
+      walkProgram(kernel.program.body, (n) => (pass ||= n.kind === 'tile' && n.epilogue === true && n.body.length === 0));
+      if (pass) report.epiloguePass = (report.epiloguePass ?? 0) + 1;
+      else report.epilogueInTile = (report.epilogueInTile ?? 0) + 1;
+    }
     if (kernel.abi.overwrites) report.overwriting = (report.overwriting ?? 0) + 1;
     if (kernel.abi.parallel) {
       const by = (report.parallelByThreads ??= {});
