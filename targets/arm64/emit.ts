@@ -4,7 +4,9 @@
  * structure as the x86 emitter (targets/x86/emit.ts); what differs is the ISA:
  *
  * ABI (AAPCS64): `void k(float *t0, ..., float *t(n-1), int64_t reps)`: x0..x(n-1) are the tensor
- * pointers (output first) and stay there; x(n) = reps counts the repetitions down.
+ * pointers (output first, then the inputs and the epilogue's bias / residual tensors) and stay
+ * there; x(n) = reps counts the repetitions down. The generic ABI's tid and threads, after reps,
+ * are ignored: neon kernels run on one thread.
  *
  * General-purpose registers:
  *  - loop counters: x9..x15, the unused argument registers x(n+1)..x7, then x19..x28 (saved in the
@@ -31,12 +33,18 @@
  *    live registers). Other consumers (fadd, fmax) get a real broadcast (`ldr s` + `dup`).
  *  - the scalar path uses the same allocator with s registers: `fmla sAcc, sX, vY.s[i]` lets one
  *    input of an FMA be packed as well.
+ *
+ * Fused epilogue (TileNode.epilogue): after the body, before the stores, epilogue.ts applies the
+ * program's epilogue ops to every accumulator in the registers above the accumulators (the body's
+ * operands are dead by then; relu's v31 is among them and is zeroed again after). Its constants
+ * are 16-byte entries of a pool after `ret`, aligned to 16 in the final code, read PC-relative.
  */
 import type { Combine } from '../../ir/problem.ts';
 import type {
   ComputeNode, ComputeOp, LoopNode, LoopProgram, Operand, ProgramNode, TileNode,
 } from '../../loopnest/program.ts';
 import { A64Assembler, type Label, type XReg, d, sp, v, x } from './encoder.ts';
+import { EpilogueWriter, constKey, type EpilogueHost } from './epilogue.ts';
 
 /** logical vector register -> physical: caller-saved first, then v8-v15 (callee-saved low halves), v31 last */
 export const VREG_ORDER: readonly number[] = [
@@ -127,6 +135,8 @@ class Arm64Emitter {
   /** one past the last logical register operands may use */
   private readonly poolLimit: number;
   private scratch: Scratch | null = null;
+  /** the epilogue's constant pool: fp32 bit pattern -> label of its 16-byte entry (emitted after the code) */
+  private readonly pool = new Map<number, Label>();
 
   constructor(private readonly program: LoopProgram) {
     this.lanes = program.decision.lanes;
@@ -171,19 +181,36 @@ class Arm64Emitter {
     }
     if (frame > 0) a.add(sp, sp, frame);
     a.ret();
-    const body = a.finish();
-    if (frame === 0) return body;
     const p = new A64Assembler();
-    p.sub(sp, sp, frame);
-    for (const s of saves) {
-      if (s.nums.length === 2) p.stp(regOf(s.reg, s.nums[0]!), regOf(s.reg, s.nums[1]!), sp, s.offset);
-      else p.str(regOf(s.reg, s.nums[0]!), sp, s.offset);
+    if (frame > 0) {
+      p.sub(sp, sp, frame);
+      for (const s of saves) {
+        if (s.nums.length === 2) p.stp(regOf(s.reg, s.nums[0]!), regOf(s.reg, s.nums[1]!), sp, s.offset);
+        else p.str(regOf(s.reg, s.nums[0]!), sp, s.offset);
+      }
     }
     const head = p.finish();
+    this.emitPool(head.length);
+    const body = a.finish();
+    if (head.length === 0) return body;
     const out = new Uint8Array(head.length + body.length);
     out.set(head, 0);
     out.set(body, head.length);
     return out;
+  }
+
+  /**
+   * The constant pool after the code (after `ret`: never executed), each entry 16-byte aligned
+   * in the final code, whose start (page aligned where it runs) is `headBytes` before the body.
+   */
+  private emitPool(headBytes: number): void {
+    if (this.pool.size === 0) return;
+    const a = this.a;
+    while ((headBytes + a.offset) % 16 !== 0) a.nop();
+    for (const [bits, label] of this.pool) {
+      a.bind(label);
+      for (let lane = 0; lane < 4; lane++) a.inst(bits);
+    }
   }
 
   /** physical numbers of the callee-saved v8..v15 the kernel used */
@@ -303,7 +330,42 @@ class Arm64Emitter {
       if (n.loadOutput) this.loadVector(this.phys(i), 0, acc.offset, acc.count);
     });
     this.nodes(n.body, depth);
+    if (n.epilogue) this.fusedEpilogue(n);
     n.accumulators.forEach((acc, i) => this.storeVector(this.phys(i), acc.offset, acc.count));
+  }
+
+  /**
+   * The program's epilogue on every accumulator of the tile (targets/arm64/epilogue.ts), in the
+   * registers above the accumulators: the body's operands are dead by now. Relu's zero register
+   * v31 is among them (last, known to hold zero) and is zeroed again if the epilogue wrote it.
+   */
+  private fusedEpilogue(n: TileNode): void {
+    const ops = this.program.epilogue ?? [];
+    if (ops.length === 0) return;
+    const accs = n.accumulators.length;
+    const free: number[] = [];
+    for (let l = accs; l < VREG_ORDER.length; l++) free.push(this.phys(l));
+    const zero = this.phys(ZERO_LOGICAL);
+    const known = new Map<number, string>(this.combine === 'relu' ? [[zero, constKey(0)]] : []);
+    const host: EpilogueHost = {
+      a: this.a, // tiles are emitted straight into the kernel's assembler (only compute bodies try alternatives)
+      loadOperand: (reg, op) => {
+        if (op.mode === 'vector') this.loadVector(reg, op.tensor, op.offset, op.count);
+        else this.loadForm(reg, op, this.lanes > 1 ? Form.Full : Form.Scalar);
+      },
+      poolEntry: (bits) => {
+        let label = this.pool.get(bits);
+        if (!label) this.pool.set(bits, (label = this.a.newLabel()));
+        return label;
+      },
+    };
+    const writer = new EpilogueWriter(host, ops, free, known);
+    n.accumulators.forEach((acc, i) => writer.apply(this.phys(i), acc.operands));
+    for (const r of writer.written) {
+      const l = VREG_ORDER.indexOf(r);
+      if (l !== ZERO_LOGICAL && l > this.maxVreg) this.maxVreg = l;
+    }
+    if (this.combine === 'relu' && writer.written.has(zero)) this.a.movi(v(zero).d2, 0);
   }
 
   private phys(logical: number): number {

@@ -257,6 +257,26 @@ const MOD_IMM = {
 /** Floating-point move: register, to/from general register, immediate. */
 const FMOV = { reg: 0x1e204000, fromW: 0x1e270000, toW: 0x1e260000, fromX: 0x9e670000, toX: 0x9e660000, imm: 0x1e201000 } as const;
 
+/** Advanced SIMD two-register miscellaneous, FP forms: U (bit 29), bit 23 and opcode; sz (bit 22) picks fp64. */
+const FP_VEC2 = {
+  frintn: 0x0e218800, frintm: 0x0e219800, fcvtns: 0x0e21a800, scvtf: 0x0e21d800,
+  fabs: 0x0ea0f800, fcvtzs: 0x0ea1b800, fneg: 0x2ea0f800,
+} as const;
+type FpVec2Op = keyof typeof FP_VEC2;
+
+/** Floating-point data-processing (1 source), scalar: opcode (bits 20:15); ftype (bits 23:22) picks s/d. */
+const FP_SCALAR1 = { fabs: 0x1e20c000, fneg: 0x1e214000, fsqrt: 0x1e21c000, frintn: 0x1e244000, frintm: 0x1e254000 } as const;
+type FpScalar1Op = keyof typeof FP_SCALAR1;
+
+/** Advanced SIMD three same, integer: U (bit 29) and opcode; size (bits 23:22) from the arrangement. */
+const INT_VEC3 = { add: 0x0e208400, sub: 0x2e208400 } as const;
+
+/** Advanced SIMD shift by immediate, SHL: immh:immb (bits 22:16) = element bits + shift. */
+const SHL_IMM = 0x0f005400;
+
+/** Load register (literal): opc (bits 31:30) and V (bit 26) per register class; PC-relative imm19 words. */
+const LDR_LITERAL: Partial<Record<'x' | 'w' | FpSize, number>> = { w: 0x18000000, x: 0x58000000, s: 0x1c000000, d: 0x5c000000, q: 0x9c000000 };
+
 /** ftype field of scalar FP instructions. */
 function ftype(r: FReg, what: () => string): number {
   if (r.size === 's') return 0;
@@ -411,9 +431,40 @@ export class A64Assembler {
       ufield(lsl, sfb ? 6 : 5, what) << 10, gp(rn, 'zr', what) << 5, gp(rd, 'zr', what)));
   }
 
-  add(rd: GpReg, rn: GpReg, op2: number | GpReg, lsl = 0): this { return this.addSub('add', rd, rn, op2, lsl); }
+  /** add: general-purpose (immediate or register) or integer vector (`add v0.4s, v1.4s, v2.4s`). */
+  add(vd: VecArr, vn: VecArr, vm: VecArr): this;
+  add(rd: GpReg, rn: GpReg, op2: number | GpReg, lsl?: number): this;
+  add(rd: GpReg | VecArr, rn: GpReg | VecArr, op2: number | GpReg | VecArr, lsl = 0): this {
+    if (rd instanceof VecArr || rn instanceof VecArr || op2 instanceof VecArr) return this.intVec3('add', rd, rn, op2);
+    return this.addSub('add', rd, rn, op2, lsl);
+  }
   adds(rd: GpReg, rn: GpReg, op2: number | GpReg, lsl = 0): this { return this.addSub('adds', rd, rn, op2, lsl); }
-  sub(rd: GpReg, rn: GpReg, op2: number | GpReg, lsl = 0): this { return this.addSub('sub', rd, rn, op2, lsl); }
+  sub(vd: VecArr, vn: VecArr, vm: VecArr): this;
+  sub(rd: GpReg, rn: GpReg, op2: number | GpReg, lsl?: number): this;
+  sub(rd: GpReg | VecArr, rn: GpReg | VecArr, op2: number | GpReg | VecArr, lsl = 0): this {
+    if (rd instanceof VecArr || rn instanceof VecArr || op2 instanceof VecArr) return this.intVec3('sub', rd, rn, op2);
+    return this.addSub('sub', rd, rn, op2, lsl);
+  }
+
+  /** add/sub on integer vector lanes (b, h, s or d elements; not .1d). */
+  private intVec3(op: keyof typeof INT_VEC3, vd: GpReg | VecArr, vn: GpReg | VecArr, vm: number | GpReg | VecArr): this {
+    const what = ctx(op, vd, vn, vm);
+    if (!(vd instanceof VecArr && vn instanceof VecArr && vm instanceof VecArr)) return fail(what, 'mixes vector and general-purpose operands');
+    if (vn.arr !== vd.arr || vm.arr !== vd.arr) fail(what, 'arrangements differ');
+    if (vd.arr === '1d') fail(what, '.1d is not a vector arrangement of this instruction (use 2d)');
+    const info = vd.info;
+    return this.inst(word(INT_VEC3[op], info.q << 30, ELEMENT_LOG2[info.esize] << 22, vm.num << 16, vn.num << 5, vd.num));
+  }
+
+  /** shl vd.T, vn.T, #shift: each lane shifted left, shift 0..element bits - 1 (not .1d). */
+  shl(vd: VecArr, vn: VecArr, shift: number): this {
+    const what = ctx('shl', vd, vn, shift);
+    if (vn.arr !== vd.arr) fail(what, 'arrangements differ');
+    if (vd.arr === '1d') fail(what, '.1d is not a vector arrangement of this instruction (use 2d)');
+    const bits = 8 << ELEMENT_LOG2[vd.info.esize];
+    ufield(shift, Math.log2(bits), what);
+    return this.inst(word(SHL_IMM, vd.info.q << 30, (bits + shift) << 16, vn.num << 5, vd.num));
+  }
   subs(rd: GpReg, rn: GpReg, op2: number | GpReg, lsl = 0): this { return this.addSub('subs', rd, rn, op2, lsl); }
   /** cmp rn, op2 = subs zr, rn, op2 */
   cmp(rn: GpReg, op2: number | GpReg, lsl = 0): this { return this.subs(zrOf(rn), rn, op2, lsl); }
@@ -591,6 +642,17 @@ export class A64Assembler {
   udf(imm16 = 0): this { return this.inst(word(SYSTEM.udf, ufield(imm16, 16, ctx('udf', imm16)))); }
 
   // ----- loads and stores (single register) -----
+
+  /**
+   * ldr rt, label: PC-relative load (literal) of a W, X, S, D or Q register from within ±1 MiB
+   * (constants in a pool after the code). The label must be 4-byte aligned, as every offset is.
+   */
+  ldrLit(rt: GpReg | FReg, label: Label): this {
+    const what = ctx('ldr', rt, label);
+    const base = LDR_LITERAL[rt instanceof FReg ? rt.size : rt.kind] ?? fail(what, `no literal load of ${rt.name}`);
+    const num = rt instanceof FReg ? rt.num : gp(rt, 'zr', what);
+    return this.branchTo(word(base, num), label, 'imm19', what);
+  }
 
   /**
    * ldr/str of X, W or a scalar FP register (b/h/s/d/q). Addressing:
@@ -940,6 +1002,50 @@ export class A64Assembler {
     const what = ctx(op, fd, fn, fm, fa);
     if (fn.size !== fd.size || fm.size !== fd.size || fa.size !== fd.size) fail(what, 'register sizes differ');
     return this.inst(word(FP_SCALAR3[op], ftype(fd, what) << 22, fm.num << 16, fa.num << 10, fn.num << 5, fd.num));
+  }
+
+  // ----- FP unary and conversions -----
+
+  /** frintn: round to nearest, ties to even (vector or scalar). */
+  frintn(vd: VecArr, vn: VecArr): this;
+  frintn(fd: FReg, fn: FReg): this;
+  frintn(vd: VecArr | FReg, vn: VecArr | FReg): this { return this.fpUnary('frintn', vd, vn); }
+  /** frintm: round toward minus infinity (vector or scalar). */
+  frintm(vd: VecArr, vn: VecArr): this;
+  frintm(fd: FReg, fn: FReg): this;
+  frintm(vd: VecArr | FReg, vn: VecArr | FReg): this { return this.fpUnary('frintm', vd, vn); }
+  fabs(vd: VecArr, vn: VecArr): this;
+  fabs(fd: FReg, fn: FReg): this;
+  fabs(vd: VecArr | FReg, vn: VecArr | FReg): this { return this.fpUnary('fabs', vd, vn); }
+  fneg(vd: VecArr, vn: VecArr): this;
+  fneg(fd: FReg, fn: FReg): this;
+  fneg(vd: VecArr | FReg, vn: VecArr | FReg): this { return this.fpUnary('fneg', vd, vn); }
+  /** fsqrt sd, sn (scalar only here) */
+  fsqrt(fd: FReg, fn: FReg): this { return this.fpScalar1('fsqrt', fd, fn); }
+  /** fcvtzs vd.4s, vn.4s: float to signed integer lanes, rounding toward zero. */
+  fcvtzs(vd: VecArr, vn: VecArr): this { return this.fpVec2('fcvtzs', vd, vn); }
+  /** fcvtns vd.4s, vn.4s: float to signed integer lanes, rounding to nearest (ties to even). */
+  fcvtns(vd: VecArr, vn: VecArr): this { return this.fpVec2('fcvtns', vd, vn); }
+  /** scvtf vd.4s, vn.4s: signed integer lanes to float. */
+  scvtf(vd: VecArr, vn: VecArr): this { return this.fpVec2('scvtf', vd, vn); }
+
+  private fpUnary(op: FpVec2Op & FpScalar1Op, vd: VecArr | FReg, vn: VecArr | FReg): this {
+    if (vd instanceof VecArr && vn instanceof VecArr) return this.fpVec2(op, vd, vn);
+    if (vd instanceof FReg && vn instanceof FReg) return this.fpScalar1(op, vd, vn);
+    throw new A64Error(`${ctx(op, vd, vn)()}: mixes vector and scalar operands`);
+  }
+
+  private fpVec2(op: FpVec2Op, vd: VecArr, vn: VecArr): this {
+    const what = ctx(op, vd, vn);
+    if (vn.arr !== vd.arr) fail(what, 'arrangements differ');
+    const { q, sz } = fpArr(vd.arr, what);
+    return this.inst(word(FP_VEC2[op], q << 30, sz << 22, vn.num << 5, vd.num));
+  }
+
+  private fpScalar1(op: FpScalar1Op, fd: FReg, fn: FReg): this {
+    const what = ctx(op, fd, fn);
+    if (fn.size !== fd.size) fail(what, 'register sizes differ');
+    return this.inst(word(FP_SCALAR1[op], ftype(fd, what) << 22, fn.num << 5, fd.num));
   }
 
   // ----- NEON logical and immediates -----

@@ -4,6 +4,7 @@ import type { LoopProgram } from '../../loopnest/program.ts';
 import type { Kernel, Target, TargetCaps } from '../kernel.ts';
 import { disassembleArm64 } from './disassemble.ts';
 import { emitArm64, NEON_REGISTER_POOL } from './emit.ts';
+import { NEON_EPILOGUE_SCRATCH } from './epilogue.ts';
 
 export function arm64Caps(): TargetCaps {
   return {
@@ -20,6 +21,8 @@ export function arm64Caps(): TargetCaps {
     fmaLatency: 4,
     fmaPorts: 2,
     unrollBudget: 512,
+    // fused epilogues (epilogue.ts): registers per op beyond the accumulator, constants included
+    epilogueScratch: { ...NEON_EPILOGUE_SCRATCH },
   };
 }
 

@@ -7,7 +7,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  A64Assembler, A64Error, d, mem, memIndex, post, pre, q, s, sp, v, w, wsp, wzr, x, xzr,
+  A64Assembler, A64Error, b, d, mem, memIndex, post, pre, q, s, sp, v, w, wsp, wzr, x, xzr,
   type Arrangement, type Cond, type GpReg, type XReg,
 } from '../../../targets/arm64/encoder.ts';
 import { disassembleArm64Words, formatListing, type DisasmWord } from '../../../targets/arm64/disassemble.ts';
@@ -400,6 +400,41 @@ for (const op of ['faddp', 'fmaxp', 'fminp'] as const) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// FP unary and conversions, integer vector add/sub/shl (the epilogue's exp and erf)
+
+for (const op of ['frintn', 'frintm', 'fabs', 'fneg', 'fcvtzs', 'fcvtns', 'scvtf'] as const) {
+  for (const arr of ['2s', '4s', '2d'] as Arrangement[]) {
+    for (const [rd, rn] of [[0, 1], [31, 9], [16, 23]]) {
+      T(`${op} v${rd}.${arr}, v${rn}.${arr}`, (a) => (a[op] as (d: unknown, n: unknown) => void).call(a, va(rd!, arr), va(rn!, arr)));
+    }
+  }
+}
+for (const op of ['frintn', 'frintm', 'fabs', 'fneg', 'fsqrt'] as const) {
+  T(`${op} s0, s1`, (a) => (a[op] as (d: unknown, n: unknown) => void).call(a, s(0), s(1)));
+  T(`${op} d31, d9`, (a) => (a[op] as (d: unknown, n: unknown) => void).call(a, d(31), d(9)));
+}
+for (const op of ['add', 'sub'] as const) {
+  for (const arr of ['8b', '16b', '4h', '8h', '2s', '4s', '2d'] as Arrangement[]) {
+    for (const [rd, rn, rm] of REG3) {
+      T(`${op} v${rd}.${arr}, v${rn}.${arr}, v${rm}.${arr}`, (a) => (a[op] as (d: unknown, n: unknown, m: unknown) => void).call(a, va(rd!, arr), va(rn!, arr), va(rm!, arr)));
+    }
+  }
+}
+for (const [arr, shifts] of [['4s', [0, 1, 23, 31]], ['2s', [5]], ['16b', [0, 7]], ['8b', [3]], ['8h', [15]], ['4h', [1]], ['2d', [0, 32, 63]]] as [Arrangement, number[]][]) {
+  for (const sh of shifts) T(`shl v30.${arr}, v2.${arr}, #${sh}`, (a) => a.shl(va(30, arr), va(2, arr), sh));
+}
+// PC-relative literal loads (a constant pool after the code): forward and backward
+for (const rt of [q(0), d(31), s(9), x(28), w(3), xzr]) {
+  T([`ldr ${rt.name}, #8`, 'nop', 'nop'], (a) => { const l = a.newLabel(); a.ldrLit(rt, l); a.nop(); a.bind(l); a.nop(); });
+  T(['nop', `ldr ${rt.name}, #-4`], (a) => { const l = a.here(); a.nop(); a.ldrLit(rt, l); });
+}
+cases.push({
+  expect: [`ldr q5, #${MAX19 * 4}`],
+  emit: (a) => { const l = a.newLabel(); a.ldrLit(q(5), l); for (let i = 1; i < MAX19; i++) a.nop(); a.bind(l); },
+  pick: (b) => b.slice(0, 4),
+});
+
+// ---------------------------------------------------------------------------------------------
 // NEON logical, immediates, fmov
 
 for (const op of ['and', 'orr', 'eor', 'bic'] as const) {
@@ -554,6 +589,18 @@ test('unencodable operands throw A64Error with the instruction in the message', 
     ['movi 4s 256', (a) => a.movi(v(0).s4, 256)],
     ['movi 4s lsl 4', (a) => a.movi(v(0).s4, 1, 4)],
     ['orr 4s', (a) => a.orr(v(0).s4, v(1).s4, v(2).s4)],
+    ['shl 4s #32', (a) => a.shl(v(0).s4, v(1).s4, 32)],
+    ['shl 2d/4s', (a) => a.shl(v(0).d2, v(1).s4, 1)],
+    ['shl 1d', (a) => a.shl(v(0).d1, v(1).d1, 1)],
+    ['add vector 1d', (a) => a.add(v(0).d1, v(1).d1, v(2).d1)],
+    ['add vector mixed', (a) => a.add(v(0).s4, v(1).s2, v(2).s4)],
+    ['frintn 8h', (a) => a.frintn(v(0).h8, v(1).h8)],
+    ['frintn s, d', (a) => a.frintn(s(0), d(1))],
+    ['fcvtzs mixed', (a) => a.fcvtzs(v(0).s4, v(1).d2)],
+    ['fsqrt q', (a) => a.fsqrt(q(0), q(1))],
+    ['ldr literal b', (a) => { const l = a.here(); a.ldrLit(b(0), l); }],
+    ['ldr literal sp', (a) => { const l = a.here(); a.ldrLit(sp, l); }],
+    ['ldr literal unbound', (a) => { a.ldrLit(q(0), a.newLabel()); a.finish(); }],
     ['unbound label', (a) => { a.b(a.newLabel()); a.finish(); }],
     ['label bound twice', (a) => { const l = a.here(); a.bind(l); }],
     ['brk imm', (a) => a.brk(0x10000)],
