@@ -52,23 +52,29 @@ export function epilogueTokenText(e: EpilogueToken | EpilogueOp): string {
 }
 
 /**
- * The problem with these epilogue ops appended (after any it has). A bias follows the output's
- * dimension `channelDim` (null: the op has no channel, and +bias is refused); a residual has the
- * output's data shape. `printed`: whether the tokens join the canonical spec (an average pool's
- * own scale does not).
+ * Where a +bias reads: an output dimension (bias[i] follows that dimension's index), or an explicit
+ * index expression over the output's variables and the bias length (a blocked layout's channel
+ * kb*B + ki spans two dimensions).
  */
-export function withEpilogue(p: Problem, tokens: readonly EpilogueToken[], channelDim: number | null, printed = true): Problem {
+export type BiasChannel = number | { readonly index: AffineIndex; readonly size: number };
+
+/**
+ * The problem with these epilogue ops appended (after any it has). A bias follows `channel` (null:
+ * the op has no channel, and +bias is refused); a residual has the output's data shape.
+ * `printed`: whether the tokens join the canonical spec (an average pool's own scale does not).
+ */
+export function withEpilogue(p: Problem, tokens: readonly EpilogueToken[], channel: BiasChannel | null, printed = true): Problem {
   if (tokens.length === 0) return p;
   const tensors: Tensor[] = [...p.tensors];
   const ops: EpilogueOp[] = [...(p.epilogue ?? [])];
   const out = p.tensors[0]!;
   for (const tok of tokens) {
     if (tok.kind === 'bias') {
-      if (channelDim === null) fail(`${p.op}: +bias needs a channel dimension (convolutions and matmuls have one)`);
+      if (channel === null) fail(`${p.op}: +bias needs a channel dimension (convolutions and matmuls have one)`);
       if (ops.some((o) => o.kind === 'bias')) fail(`${p.op}: +bias given twice`);
-      const index: AffineIndex[] = [p.output.index[channelDim]!];
-      tensors.push({ name: 'bias', shape: [dataShape(out)[channelDim]!] });
-      ops.push({ kind: 'bias', access: { tensor: tensors.length - 1, index } });
+      const at = typeof channel === 'number' ? { index: p.output.index[channel]!, size: dataShape(out)[channel]! } : channel;
+      tensors.push({ name: 'bias', shape: [at.size] });
+      ops.push({ kind: 'bias', access: { tensor: tensors.length - 1, index: [at.index] } });
     } else if (tok.kind === 'residual') {
       if (ops.some((o) => o.kind === 'residual')) fail(`${p.op}: +residual given twice`);
       tensors.push({ name: 'R', shape: dataShape(out) });

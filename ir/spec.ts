@@ -26,12 +26,21 @@
  *
  * Epilogues, on every op: `+bias +relu` and the rest of ir/epilogue.ts, applied in order to each
  * finished output element: "conv2d n1 c64 h56 w56 k64 r3 s3 stride1 pad1 +bias +relu".
+ *
+ * Blocked layout (NCHWc, as NeoCPU and ONNX Runtime's MLAS run convolutions), on convs and pools:
+ * `layout<B>` (B = 4, 8 or 16, dividing c and k) stores the channels in blocks of B, innermost:
+ *   input I[n, C/B, (d,) h, w, B], output O[n, K/B, oh, ow, B] (pad and outpad on the spatial
+ *   dimensions only), dense weights W[K/B, C/B, (t,) r, s, Bc, Bk], depthwise W[C/B, (t,) r, s, B].
+ * The output channel splits into kb (block) and ki (lane in the block, the output's unit-stride
+ * dimension), so vectors run along the channel block whatever the spatial size:
+ *   "conv2d n1 c512 h7 w7 k512 r3 s3 stride1 pad1 layout16"  variables n kb h w ki cb ci r s
+ * Dense (groups1) and depthwise (groups = c = k) convs only; ir/layout.ts converts tensors.
  */
 import { fail } from './errors.ts';
 import {
   makeProblem, OPS, type AffineIndex, type Combine, type Op, type Padding, type Problem, type Tensor,
 } from './problem.ts';
-import { EPILOGUE_HELP, parseEpilogueToken, withEpilogue, type EpilogueToken } from './epilogue.ts';
+import { EPILOGUE_HELP, parseEpilogueToken, withEpilogue, type BiasChannel, type EpilogueToken } from './epilogue.ts';
 
 /** A problem as an object: the op plus named sizes, or a shape for elementwise ops. */
 export interface ProblemObject {
@@ -45,6 +54,8 @@ export interface ProblemObject {
   pad?: number | number[];
   /** the output stored inside a border this wide */
   outpad?: number;
+  /** the blocked NCHWc layout: channels in blocks of this many, innermost (4, 8 or 16) */
+  layout?: number;
   /** epilogue tokens without their '+', e.g. ['bias', 'relu'] */
   epilogue?: string[];
   [size: string]: unknown;
@@ -102,11 +113,32 @@ export function isPoolOp(op: Op): op is PoolOp {
   return op.startsWith('maxpool') || op.startsWith('avgpool');
 }
 
-/** The op's dimension a +bias follows: a convolution's output channel, a matmul's column; null where there is none. */
-function channelDim(p: Problem): number | null {
-  if (isConvOp(p.op)) return 1;
+/**
+ * What a +bias follows: a convolution's output channel (in the blocked layout kb*B + ki, over two
+ * output dimensions), a matmul's column; null where there is none.
+ */
+function biasChannel(p: Problem): BiasChannel | null {
+  if (isConvOp(p.op)) {
+    const B = layoutBlock(p);
+    if (B === null) return 1;
+    const kb = p.vars.findIndex((x) => x.name === 'kb'), ki = p.vars.findIndex((x) => x.name === 'ki');
+    return { index: { terms: [{ var: kb, coef: B }, { var: ki, coef: 1 }] }, size: p.vars[kb]!.extent * B };
+  }
   if (p.op === 'matmul' || p.op === 'bmm') return p.output.index.length - 1;
   return null;
+}
+
+/** Channel block sizes of the blocked layout (`layout<B>`): a 16-lane avx512 vector, two 8-lane avx2 ones, a 4-lane neon one. */
+export const LAYOUT_BLOCKS: readonly number[] = [4, 8, 16];
+
+/**
+ * The channel block B of a conv or pool in the blocked layout (`layout<B>`), null for NCHW and
+ * for every other op: the input then has one more dimension than NC<spatial>, the block, last.
+ */
+export function layoutBlock(p: Problem): number | null {
+  if (!isConvOp(p.op) && !isPoolOp(p.op)) return null;
+  const shape = p.tensors[1]!.shape;
+  return shape.length === SPATIAL[p.op].length + 3 ? shape[shape.length - 1]! : null;
 }
 
 function optionsOf(op: Op): readonly WindowOption[] {
@@ -217,11 +249,11 @@ export function parseSpecText(text: string): ProblemObject {
   return withTokens(obj);
 }
 
-/** "globalavgpool n1 c512 h7 w7": an average pool whose window is the whole input. */
+/** "globalavgpool n1 c512 h7 w7" (optionally "layout16"): an average pool whose window is the whole input. */
 function globalPool(rest: string[]): ProblemObject {
   const obj: ProblemObject = { op: 'avgpool2d' };
   for (const tok of rest) {
-    const m = /^([nchw])(-?\d+)$/i.exec(tok);
+    const m = /^([nchw]|layout)(-?\d+)$/i.exec(tok);
     if (!m) fail(`globalavgpool: cannot read '${clip(tok)}' (expected n c h w, e.g. "globalavgpool n1 c512 h7 w7")`);
     obj[m[1]!.toLowerCase()] = Number(m[2]);
   }
@@ -251,7 +283,7 @@ export function problemFromObject(obj: ProblemObject): Problem {
   }
   const tokens = (epilogue ?? []).map((t) => parseEpilogueToken(op, t.replace(/^\+/, '')));
   const base = baseProblem(op, rest);
-  return tokens.length === 0 ? base : makeProblem(withEpilogue(base, tokens, channelDim(base)));
+  return tokens.length === 0 ? base : makeProblem(withEpilogue(base, tokens, biasChannel(base)));
 }
 
 /** The problem without its epilogue. */
@@ -260,8 +292,10 @@ function baseProblem(op: Op, obj: ProblemObject): Problem {
   if (named) {
     const options = optionsOf(op);
     const allowed = [...named, ...options, ...(options.length > 0 ? ['pad', 'outpad'] : [])];
+    // layout is accepted by the same ops, left out of the hint (which names the usual options)
+    const accepted = options.length > 0 ? [...allowed, 'layout'] : allowed;
     for (const key of Object.keys(obj)) {
-      if (key !== 'op' && !allowed.includes(key)) {
+      if (key !== 'op' && !accepted.includes(key)) {
         fail(`${op}: unknown size '${clip(key)}' (expected ${allowed.join(' ')}, e.g. "${EXAMPLES[op]}")`);
       }
     }
@@ -278,7 +312,8 @@ function baseProblem(op: Op, obj: ProblemObject): Problem {
     if (isPoolOp(op) || isConvOp(op)) {
       const pad = paddingOf(op, obj.pad);
       const outpad = obj.outpad === undefined ? 0 : nonNegativeInt(op, 'outpad', obj.outpad);
-      const window = { stride: option('stride'), dilation: option('dilation'), pad, outpad };
+      const layout = obj.layout === undefined ? null : layoutOf(op, obj.layout);
+      const window = { stride: option('stride'), dilation: option('dilation'), pad, outpad, layout };
       return isPoolOp(op) ? pool(op, s, window) : conv(op, s, { ...window, groups: option('groups') });
     }
     fail(`${op}: no builder for its named sizes`);
@@ -335,11 +370,12 @@ export interface ConvAttributes {
 }
 
 /** ONNX's pads of a conv or pool's input: begins then ends per spatial dimension (zeros without padding). */
-function onnxPads(p: Problem): number[] {
+function onnxPads(p: Problem, op: ConvOp | PoolOp): number[] {
   const t = p.tensors[1]!;
-  const rank = t.shape.length - 2;
-  const before = t.pad?.before.slice(2) ?? new Array<number>(rank).fill(0);
-  const after = t.pad?.after.slice(2) ?? new Array<number>(rank).fill(0);
+  // the spatial dimensions follow n and c (and precede the blocked layout's channel block)
+  const rank = SPATIAL[op].length;
+  const before = t.pad?.before.slice(2, 2 + rank) ?? new Array<number>(rank).fill(0);
+  const after = t.pad?.after.slice(2, 2 + rank) ?? new Array<number>(rank).fill(0);
   return [...before, ...after];
 }
 
@@ -366,6 +402,22 @@ interface WindowOptions {
   dilation: number;
   pad: SpatialPadding;
   outpad: number;
+  /** channel block of the blocked layout; null: NCHW */
+  layout: number | null;
+}
+
+/** `layout<B>` as given: one of LAYOUT_BLOCKS. */
+function layoutOf(op: ConvOp | PoolOp, raw: unknown): number {
+  if (typeof raw === 'number' && LAYOUT_BLOCKS.includes(raw)) return raw;
+  fail(`${op}: layout must be a channel block of 4, 8 or 16 (e.g. layout16), got ${echoInput(raw)}`);
+}
+
+/** Fails unless block B divides every named channel count. */
+function checkBlock(op: ConvOp | PoolOp, B: number, channels: Record<string, number>): void {
+  const bad = Object.entries(channels).filter(([, n]) => n % B !== 0);
+  if (bad.length > 0) {
+    fail(`${op}: layout${B} needs channels divisible by ${B}, got ${bad.map(([name, n]) => `${name}=${n}`).join(' ')}`);
+  }
 }
 
 function nonNegativeInt(op: string, name: string, raw: unknown): number {
@@ -423,30 +475,34 @@ function slidingOutputSizes(op: ConvOp | PoolOp, s: Record<string, number>, o: W
 
 /**
  * The input tensor, stored with its padding (value `value`), and the output tensor with its
- * outpad border, plus the output access's offset into that border.
+ * outpad border, plus the output access's offset into that border. NC<spatial>, or in the blocked
+ * layout N C/B <spatial> B (padding on the spatial dimensions only).
  */
 function windowTensors(
   op: ConvOp | PoolOp, s: Record<string, number>, o: WindowOptions, outSize: number[], channels: { in: number; out: number }, value: number,
 ): { input: Tensor; output: Tensor; outputOffset: number } {
   const spatial = SPATIAL[op];
+  const B = o.layout;
+  const block = B === null ? [] : [B];
+  const noBorder = block.map(() => 0);
   const padded = [...o.pad.before, ...o.pad.after].some((x) => x > 0);
-  const pad: Padding = { before: [0, 0, ...o.pad.before], after: [0, 0, ...o.pad.after], value };
+  const pad: Padding = { before: [0, 0, ...o.pad.before, ...noBorder], after: [0, 0, ...o.pad.after, ...noBorder], value };
   const input: Tensor = {
-    name: 'I', shape: [s.n!, channels.in, ...spatial.map((d, i) => s[d]! + o.pad.before[i]! + o.pad.after[i]!)],
+    name: 'I', shape: [s.n!, channels.in / (B ?? 1), ...spatial.map((d, i) => s[d]! + o.pad.before[i]! + o.pad.after[i]!), ...block],
     ...(padded ? { pad } : {}),
   };
   const P = o.outpad;
-  const outShape = [s.n!, channels.out, ...outSize.map((x) => x + 2 * P)];
-  // the interior starts P elements into every spatial dimension
+  const outShape = [s.n!, channels.out / (B ?? 1), ...outSize.map((x) => x + 2 * P), ...block];
+  // the interior starts P elements into every spatial dimension (dimensions 2 .. 2+rank-1)
   let outputOffset = 0, stride = 1;
   for (let d = outShape.length - 1; d >= 2; d--) {
-    outputOffset += P * stride;
+    if (d < 2 + spatial.length) outputOffset += P * stride;
     stride *= outShape[d]!;
   }
   const border = spatial.map(() => P);
   const output: Tensor = {
     name: 'O', shape: outShape,
-    ...(P > 0 ? { pad: { before: [0, 0, ...border], after: [0, 0, ...border], value: 0 } } : {}),
+    ...(P > 0 ? { pad: { before: [0, 0, ...border, ...noBorder], after: [0, 0, ...border, ...noBorder], value: 0 } } : {}),
   };
   return { input, output, outputOffset };
 }
@@ -459,6 +515,7 @@ function windowSpecOptions(o: WindowOptions & { groups?: number }): string[] {
   const pad = padText(o.pad);
   if (pad) out.push(pad);
   if (o.outpad > 0) out.push(`outpad${o.outpad}`);
+  if (o.layout !== null) out.push(`layout${o.layout}`);
   return out;
 }
 
@@ -478,6 +535,8 @@ function conv(op: ConvOp, s: Record<string, number>, o: WindowOptions & { groups
   if (s.k! % G !== 0) fail(`${op}: output channels k=${s.k} are not divisible by groups=${G}`);
   const Cg = s.c! / G, Kg = s.k! / G;
   const outSize = slidingOutputSizes(op, s, o);
+  const sizes = [`n${s.n}`, `c${s.c}`, ...spatial.map((d) => `${d}${s[d]}`), `k${s.k}`, ...window.map((w) => `${w}${s[w]}`), ...windowSpecOptions(o)];
+  if (o.layout !== null) return blockedConv(op, s, o, o.layout, outSize, `${op} ${sizes.join(' ')}`);
   const grouped = G > 1;
   // variables: n [g] k <spatial outputs> c <window>
   const names = ['n', ...(grouped ? ['g'] : []), 'k', ...spatial, 'c', ...window];
@@ -493,7 +552,6 @@ function conv(op: ConvOp, s: Record<string, number>, o: WindowOptions & { groups
   const inputSpatial: AffineIndex[] = spatial.map((d, i) => ({
     terms: [{ var: v(d), coef: stride }, { var: v(window[i]!), coef: dilation }],
   }));
-  const sizes = [`n${s.n}`, `c${s.c}`, ...spatial.map((d) => `${d}${s[d]}`), `k${s.k}`, ...window.map((w) => `${w}${s[w]}`), ...windowSpecOptions(o)];
   return makeProblem({
     op, spec: `${op} ${sizes.join(' ')}`,
     vars, tensors,
@@ -507,13 +565,56 @@ function conv(op: ConvOp, s: Record<string, number>, o: WindowOptions & { groups
 }
 
 /**
+ * A convolution in the blocked layout (channel block B innermost; dense or depthwise):
+ *   dense:     O[n, kb, oh, ow, ki] += I[n, cb, oh*stride + r*dilation, ow*stride + s*dilation, ci] * W[kb, cb, r, s, ci, ki]
+ *   depthwise: O[n, kb, oh, ow, ki] += I[n, kb, oh*stride + r*dilation, ow*stride + s*dilation, ki] * W[kb, r, s, ki]
+ * Variables n kb <spatial outputs> ki [cb ci] <window>: ki moves the output, the dense weights
+ * and the depthwise input by one element (vector loads) and the dense input not at all (one
+ * element broadcast to every lane, MLAS's NCHWc kernel).
+ */
+function blockedConv(op: ConvOp, s: Record<string, number>, o: WindowOptions & { groups: number }, B: number, outSize: number[], spec: string): Problem {
+  const spatial = SPATIAL[op];
+  const window = WINDOW[op];
+  const G = o.groups;
+  const depthwise = G > 1;
+  if (depthwise && !(G === s.c && G === s.k)) {
+    fail(`${op}: layout${B} takes dense (groups1) or depthwise (groups = c = k) convolutions, got groups${G} with c=${s.c} k=${s.k}`);
+  }
+  checkBlock(op, B, { c: s.c!, k: s.k! });
+  const names = ['n', 'kb', ...spatial, 'ki', ...(depthwise ? [] : ['cb', 'ci']), ...window];
+  const extents = [s.n!, s.k! / B, ...outSize, B, ...(depthwise ? [] : [s.c! / B, B]), ...window.map((w) => s[w]!)];
+  const v = (name: string) => names.indexOf(name);
+  const { input, output, outputOffset } = windowTensors(op, s, o, outSize, { in: s.c!, out: s.k! }, 0);
+  const inputSpatial: AffineIndex[] = spatial.map((d, i) => ({
+    terms: [{ var: v(d), coef: o.stride }, { var: v(window[i]!), coef: o.dilation }],
+  }));
+  // a depthwise output channel reads its own input channel
+  const [inBlock, inLane] = depthwise ? ['kb', 'ki'] : ['cb', 'ci'];
+  const weights: Tensor = depthwise
+    ? { name: 'W', shape: [s.k! / B, ...window.map((w) => s[w]!), B] }
+    : { name: 'W', shape: [s.k! / B, s.c! / B, ...window.map((w) => s[w]!), B, B] };
+  return makeProblem({
+    op, spec,
+    vars: names.map((name, i) => ({ name, extent: extents[i]! })),
+    tensors: [output, input, weights],
+    output: { tensor: 0, index: idx(v('n'), v('kb'), ...spatial.map(v), v('ki')), ...(outputOffset > 0 ? { offset: outputOffset } : {}) },
+    inputs: [
+      { tensor: 1, index: [...idx(v('n'), v(inBlock)), ...inputSpatial, ...idx(v(inLane))] },
+      { tensor: 2, index: depthwise ? idx(v('kb'), ...window.map(v), v('ki')) : idx(v('kb'), v('cb'), ...window.map(v), v('ci'), v('ki')) },
+    ],
+    combine: 'fma',
+  });
+}
+
+/**
  * maxpool/avgpool{1,2,3}d, NC(D)HW input, no weights, over the padded input (its border -Infinity
  * for max, zero for average):
  *   max: O[n, c, oh, ow] = max(O[n, c, oh, ow], I[n, c, oh*stride + r*dilation, ow*stride + s*dilation])
  *   avg: O[n, c, oh, ow] += I[...], then the epilogue scales by 1/window (ONNX count_include_pad=1)
  * over the window variables r, s (the reductions). Like every accumulating combine it starts from
  * the output's contents: a fresh max pool starts from -Infinity (compileKernel clears to it), an
- * average pool from zero. Variables: n c <spatial outputs> <window>.
+ * average pool from zero. Variables: n c <spatial outputs> <window>; in the blocked layout
+ * n cb <spatial outputs> ci <window>, over I[n, cb, ..., ci] and O[n, cb, oh, ow, ci].
  */
 function pool(op: PoolOp, s: Record<string, number>, o: WindowOptions): Problem {
   const { stride, dilation } = o;
@@ -521,19 +622,29 @@ function pool(op: PoolOp, s: Record<string, number>, o: WindowOptions): Problem 
   const window = WINDOW[op];
   const isMax = op.startsWith('maxpool');
   const outSize = slidingOutputSizes(op, s, o);
-  const names = ['n', 'c', ...spatial, ...window];
-  const extents = [s.n!, s.c!, ...outSize, ...window.map((w) => s[w]!)];
+  const B = o.layout;
+  if (B !== null) checkBlock(op, B, { c: s.c! });
+  // blocked: the channel splits into its block cb and its lane ci (the unit-stride dimension)
+  const names = B === null ? ['n', 'c', ...spatial, ...window] : ['n', 'cb', ...spatial, 'ci', ...window];
+  const extents = B === null
+    ? [s.n!, s.c!, ...outSize, ...window.map((w) => s[w]!)]
+    : [s.n!, s.c! / B, ...outSize, B, ...window.map((w) => s[w]!)];
   const v = (name: string) => names.indexOf(name);
+  const [block, lane] = B === null ? [idx(v('c')), []] : [idx(v('cb')), idx(v('ci'))];
   const sizes = [`n${s.n}`, `c${s.c}`, ...spatial.map((d) => `${d}${s[d]}`), ...window.map((w) => `${w}${s[w]}`), ...windowSpecOptions(o)];
   const { input, output, outputOffset } = windowTensors(op, s, o, outSize, { in: s.c!, out: s.c! }, isMax ? -Infinity : 0);
   const p = makeProblem({
     op, spec: `${op} ${sizes.join(' ')}`,
     vars: names.map((name, i) => ({ name, extent: extents[i]! })),
     tensors: [output, input],
-    output: { tensor: 0, index: idx(v('n'), v('c'), ...spatial.map(v)), ...(outputOffset > 0 ? { offset: outputOffset } : {}) },
+    output: { tensor: 0, index: [...idx(v('n')), ...block, ...idx(...spatial.map(v)), ...lane], ...(outputOffset > 0 ? { offset: outputOffset } : {}) },
     inputs: [{
       tensor: 1,
-      index: [...idx(v('n'), v('c')), ...spatial.map((d, i) => ({ terms: [{ var: v(d), coef: stride }, { var: v(window[i]!), coef: dilation }] }))],
+      index: [
+        ...idx(v('n')), ...block,
+        ...spatial.map((d, i) => ({ terms: [{ var: v(d), coef: stride }, { var: v(window[i]!), coef: dilation }] })),
+        ...lane,
+      ],
     }],
     combine: isMax ? 'max' : 'sum',
   });
@@ -554,7 +665,7 @@ export function poolAttributes(p: Problem): {
     window: window.map((w) => p.vars.find((x) => x.name === w)!.extent),
     stride: spatial.map((d, i) => coefOf(2 + i, d)),
     dilation: window.map((w, i) => coefOf(2 + i, w)),
-    pads: onnxPads(p),
+    pads: onnxPads(p, p.op),
   };
 }
 
@@ -567,11 +678,13 @@ export function convAttributes(p: Problem): ConvAttributes {
   const coefOf = (dim: number, name: string): number =>
     p.inputs[0]!.index[dim]!.terms.find((t) => p.vars[t.var]!.name === name)?.coef ?? 1;
   const spatial = SPATIAL[p.op], window = WINDOW[p.op];
+  // a blocked depthwise conv has no g (its channel is kb*B + ki) and no input-channel variables
+  const blockedDepthwise = layoutBlock(p) !== null && !p.vars.some((x) => x.name === 'cb');
   return {
     stride: spatial.map((d, i) => coefOf(2 + i, d)),
     dilation: window.map((w, i) => coefOf(2 + i, w)),
-    groups: p.vars.find((x) => x.name === 'g')?.extent ?? 1,
-    pads: onnxPads(p),
+    groups: p.vars.find((x) => x.name === 'g')?.extent ?? (blockedDepthwise ? p.tensors[2]!.shape[0]! * layoutBlock(p)! : 1),
+    pads: onnxPads(p, p.op),
   };
 }
 

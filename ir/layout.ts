@@ -1,0 +1,179 @@
+/**
+ * The blocked NCHWc layout (ir/spec.ts `layout<B>`) at the edges of a network that runs blocked:
+ *   - toBlocked / fromBlocked: the activation conversions as problems (a 'copy' through affine
+ *     accesses), so any target compiles, tunes and verifies them like every other kernel;
+ *   - blockWeights / blockDepthwiseWeights: weights pre-packed once, in JS, when a model loads;
+ *   - blockActivations / unblockActivations: the JS references of the two conversions;
+ *   - blockedVariant: the same conv or pool in the blocked layout.
+ * Shapes are NC<spatial> with one to three spatial dimensions; B is 4, 8 or 16 and divides C.
+ * Tensors move between blocked layers without conversion (a conv's `outpad` border feeds the next
+ * padded conv directly); only the network's input and output, and ops that have no blocked form,
+ * pay for a conversion.
+ */
+import { fail } from './errors.ts';
+import { makeProblem, type AffineIndex, type Problem } from './problem.ts';
+import { convAttributes, isConvOp, isPoolOp, LAYOUT_BLOCKS, layoutBlock, parseSpecText, problemFromObject } from './spec.ts';
+
+type FloatArray = Float32Array | Float64Array;
+
+const SPATIAL_NAMES: Record<number, readonly string[]> = { 1: ['w'], 2: ['h', 'w'], 3: ['d', 'h', 'w'] };
+
+/** Fails with one line unless `shape` is N C <1-3 spatial> of positive integers and B a block that divides C. */
+function checkActivations(what: string, shape: readonly number[], B: number): void {
+  if (shape.length < 3 || shape.length > 5 || shape.some((x) => !Number.isInteger(x) || x < 1)) {
+    fail(`${what}: shape must be N C and one to three spatial sizes, positive integers, got [${shape.join(', ')}]`);
+  }
+  if (!LAYOUT_BLOCKS.includes(B)) fail(`${what}: block must be 4, 8 or 16, got ${B}`);
+  if (shape[1]! % B !== 0) fail(`${what}: channels C=${shape[1]} are not divisible by the block ${B}`);
+}
+
+/** The spec words of an activation shape: "n1 c64 h56 w56". */
+function sizeWords(shape: readonly number[]): string {
+  const spatial = SPATIAL_NAMES[shape.length - 2]!;
+  return [`n${shape[0]}`, `c${shape[1]}`, ...spatial.map((d, i) => `${d}${shape[2 + i]}`)].join(' ');
+}
+
+function term(v: number, coef = 1): AffineIndex {
+  return { terms: [{ var: v, coef }] };
+}
+
+/**
+ * NC<spatial> to blocked: O[n, cb, h, w, ci] = I[n, cb*B + ci, h, w], variables n cb <spatial> ci
+ * (the output's order, so the output is written contiguously; the input is read B planes apart
+ * per lane, so the vector code reads it strided or takes the scalar path: a conversion runs once
+ * per network edge, not per layer). Spec "copy n1 c64 h56 w56 tolayout16" (not readable by
+ * parseProblem: these problems come from here).
+ */
+export function toBlocked(shape: readonly number[], B: number): Problem {
+  checkActivations('toBlocked', shape, B);
+  const [N, C, ...spatial] = shape as [number, number, ...number[]];
+  const names = ['n', 'cb', ...SPATIAL_NAMES[spatial.length]!, 'ci'];
+  const extents = [N, C / B, ...spatial, B];
+  const sp = spatial.map((_, i) => 2 + i);
+  const ci = names.length - 1;
+  return makeProblem({
+    op: 'copy', spec: `copy ${sizeWords(shape)} tolayout${B}`,
+    vars: names.map((name, i) => ({ name, extent: extents[i]! })),
+    tensors: [{ name: 'O', shape: [N, C / B, ...spatial, B] }, { name: 'I', shape: [N, C, ...spatial] }],
+    output: { tensor: 0, index: [term(0), term(1), ...sp.map((v) => term(v)), term(ci)] },
+    inputs: [{ tensor: 1, index: [term(0), { terms: [{ var: 1, coef: B }, { var: ci, coef: 1 }] }, ...sp.map((v) => term(v))] }],
+    combine: 'copy',
+  });
+}
+
+/**
+ * Blocked to NC<spatial> (`shape` is the NC<spatial> shape): O[n, cb*B + ci, h, w] = I[n, cb, h, w, ci],
+ * variables n cb ci <spatial> (the output's order again; the input is read B elements apart
+ * along w). Spec "copy n1 c64 h56 w56 fromlayout16".
+ */
+export function fromBlocked(shape: readonly number[], B: number): Problem {
+  checkActivations('fromBlocked', shape, B);
+  const [N, C, ...spatial] = shape as [number, number, ...number[]];
+  const names = ['n', 'cb', 'ci', ...SPATIAL_NAMES[spatial.length]!];
+  const extents = [N, C / B, B, ...spatial];
+  const sp = spatial.map((_, i) => 3 + i);
+  return makeProblem({
+    op: 'copy', spec: `copy ${sizeWords(shape)} fromlayout${B}`,
+    vars: names.map((name, i) => ({ name, extent: extents[i]! })),
+    tensors: [{ name: 'O', shape: [N, C, ...spatial] }, { name: 'I', shape: [N, C / B, ...spatial, B] }],
+    output: { tensor: 0, index: [term(0), { terms: [{ var: 1, coef: B }, { var: 2, coef: 1 }] }, ...sp.map((v) => term(v))] },
+    inputs: [{ tensor: 1, index: [term(0), term(1), ...sp.map((v) => term(v)), term(2)] }],
+    combine: 'copy',
+  });
+}
+
+/** Calls `move(nchw, blocked)` with the element offsets of every element in both layouts. */
+function forEachActivation(shape: readonly number[], B: number, move: (nchw: number, blocked: number) => void): void {
+  const [N, C] = shape as [number, number];
+  const plane = shape.slice(2).reduce((a, b) => a * b, 1);
+  for (let n = 0; n < N; n++) {
+    for (let c = 0; c < C; c++) {
+      const cb = Math.floor(c / B), ci = c % B;
+      const src = (n * C + c) * plane;
+      const dst = (n * C + cb * B) * plane + ci;
+      for (let q = 0; q < plane; q++) move(src + q, dst + q * B);
+    }
+  }
+}
+
+function checkLength(what: string, data: FloatArray, length: number): void {
+  if (data.length !== length) fail(`${what}: expected ${length} elements, got ${data.length}`);
+}
+
+/** JS reference of toBlocked: `x` in NC<spatial> (`shape`) as N C/B <spatial> B. */
+export function blockActivations(x: FloatArray, shape: readonly number[], B: number): Float32Array {
+  checkActivations('blockActivations', shape, B);
+  checkLength('blockActivations', x, shape.reduce((a, b) => a * b, 1));
+  const out = new Float32Array(x.length);
+  forEachActivation(shape, B, (nchw, blocked) => (out[blocked] = x[nchw]!));
+  return out;
+}
+
+/** JS reference of fromBlocked: `x` in N C/B <spatial> B back to NC<spatial> (`shape`). */
+export function unblockActivations(x: FloatArray, shape: readonly number[], B: number): Float32Array {
+  checkActivations('unblockActivations', shape, B);
+  checkLength('unblockActivations', x, shape.reduce((a, b) => a * b, 1));
+  const out = new Float32Array(x.length);
+  forEachActivation(shape, B, (nchw, blocked) => (out[nchw] = x[blocked]!));
+  return out;
+}
+
+function checkWeights(what: string, channels: Record<string, number>, window: number, B: number): void {
+  if (!LAYOUT_BLOCKS.includes(B)) fail(`${what}: block must be 4, 8 or 16, got ${B}`);
+  for (const [name, n] of [...Object.entries(channels), ['window', window] as const]) {
+    if (!Number.isInteger(n) || n < 1) fail(`${what}: ${name} must be a positive integer, got ${n}`);
+  }
+  const bad = Object.entries(channels).filter(([, n]) => n % B !== 0);
+  if (bad.length > 0) fail(`${what}: ${bad.map(([name, n]) => `${name}=${n}`).join(' ')} not divisible by the block ${B}`);
+}
+
+/**
+ * Dense conv weights W[K, C, r, s] (ONNX's order) as the blocked conv reads them:
+ * W[K/B, C/B, r, s, Bc, Bk], the output channel innermost (a vector of the k-block is contiguous).
+ * Only the window's size r*s matters: a conv1d passes r = 1, a conv3d r = t*r.
+ */
+export function blockWeights(w: FloatArray, K: number, C: number, r: number, s: number, B: number): Float32Array {
+  const R = r * s;
+  checkWeights('blockWeights', { K, C }, R, B);
+  checkLength('blockWeights', w, K * C * R);
+  const out = new Float32Array(w.length);
+  const CB = C / B;
+  for (let k = 0; k < K; k++) {
+    const kb = Math.floor(k / B), ki = k % B;
+    for (let c = 0; c < C; c++) {
+      const cb = Math.floor(c / B), ci = c % B;
+      for (let q = 0; q < R; q++) out[(((kb * CB + cb) * R + q) * B + ci) * B + ki] = w[(k * C + c) * R + q]!;
+    }
+  }
+  return out;
+}
+
+/** Depthwise conv weights W[C, 1, r, s] as the blocked depthwise conv reads them: W[C/B, r, s, B] (r*s as in blockWeights). */
+export function blockDepthwiseWeights(w: FloatArray, C: number, r: number, s: number, B: number): Float32Array {
+  const R = r * s;
+  checkWeights('blockDepthwiseWeights', { C }, R, B);
+  checkLength('blockDepthwiseWeights', w, C * R);
+  const out = new Float32Array(w.length);
+  for (let c = 0; c < C; c++) {
+    const cb = Math.floor(c / B), ci = c % B;
+    for (let q = 0; q < R; q++) out[(cb * R + q) * B + ci] = w[c * R + q]!;
+  }
+  return out;
+}
+
+/**
+ * The same conv or pool (sizes, options, epilogue) in the blocked layout with block B: its spec
+ * plus `layout<B>`. Null where the layout does not apply: other ops, a problem already blocked,
+ * a block other than 4, 8 or 16, channels B does not divide, grouped convs other than depthwise.
+ */
+export function blockedVariant(problem: Problem, B: number): Problem | null {
+  const op = problem.op;
+  if ((!isConvOp(op) && !isPoolOp(op)) || layoutBlock(problem) !== null || !LAYOUT_BLOCKS.includes(B)) return null;
+  const c = problem.tensors[1]!.shape[1]!, k = problem.tensors[0]!.shape[1]!;
+  if (c % B !== 0 || k % B !== 0) return null;
+  if (isConvOp(op)) {
+    const G = convAttributes(problem).groups;
+    if (G !== 1 && !(G === c && G === k)) return null;
+  }
+  return problemFromObject({ ...parseSpecText(problem.spec), layout: B });
+}
