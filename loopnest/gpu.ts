@@ -45,9 +45,22 @@
  *    staged loop is inside the tile and so finished by then), `chunk` accumulators per round.
  * 7. Registers: with 'auto', when a register tile of at least 32 accumulators still has 48
  *    registers to spare, the kernel is capped so that two blocks fit on a multiprocessor.
+ * 8. Epilogue (problem.epilogue) and offsets. Every access starts at its `Access.offset` (an output
+ *    written inside its padding border; padded inputs are only bigger storage). The epilogue's
+ *    tensors (bias, residual) follow the inputs; they are read once per output element, straight
+ *    from global memory, never staged. A reduction never spans blocks (rule 1), and the threads of
+ *    a split reduction meet before the store, so each output's value is complete at its tile's
+ *    final store unless a serial reduction loop runs above the register tile (an output loop
+ *    between them keeps it out of the tile): then each visit of the tile adds one part of the
+ *    reduction. The epilogue is applied at the store ('store') when the tile holds whole
+ *    reductions, else by a second walk of the same thread's output points after the first
+ *    ('pass'): each thread re-reads the outputs it wrote, applies the ops and stores them again.
+ *    No other thread writes those elements, so no barrier or second kernel is needed.
  */
 import { fail } from '../ir/errors.ts';
-import { ACCUMULATES, elementCount, isReduction, tensorStrides, type Problem } from '../ir/problem.ts';
+import {
+  ACCUMULATES, elementCount, isReduction, problemAccesses, tensorStrides, type EpilogueOp, type Problem,
+} from '../ir/problem.ts';
 import { type Loop, loopText, Schedule } from '../ir/schedule.ts';
 import { fittingSuffix, tileStart } from './lower.ts';
 
@@ -176,6 +189,16 @@ export interface GpuSplitReduction {
   siblings: number[];
 }
 
+/** Where the epilogue is applied (rule 8). */
+export interface GpuEpilogue {
+  /** the problem's ops, in order */
+  ops: readonly EpilogueOp[];
+  /** 'store': in registers at the tile's final store; 'pass': a second walk over each thread's outputs */
+  place: 'store' | 'pass';
+  /** why a pass, naming the serial reduction loop above the tile */
+  note?: string;
+}
+
 /**
  * What a GPU printer needs, decided: the mapping (grid, block, the bound loops and where their
  * indices come from, the register tile), the shared-memory staging with its copy plans, the split
@@ -194,6 +217,8 @@ export interface GpuProgram {
   sharedBytes: number;
   /** the register cap per thread, if any */
   registerCap: number | null;
+  /** the problem's epilogue and where it runs; null without one */
+  epilogue: GpuEpilogue | null;
 }
 
 export interface GpuLoweringOptions {
@@ -237,7 +262,20 @@ export function lowerGpu(input: Schedule, opts: GpuLoweringOptions = {}): GpuPro
   const splitBytes = split ? split.areaOffset + split.chunk * m.threads * 4 : 0;
   const opt = opts.maxRegisters ?? 'auto';
   const registerCap = opt === 'none' ? null : opt === 'auto' ? autoRegisterCap(m.threads, m.accumulators) : opt;
-  return { problem: p, schedule: s, strides, mapping: m, staging, split, sharedBytes: Math.max(stagingBytes, splitBytes), registerCap };
+  return {
+    problem: p, schedule: s, strides, mapping: m, staging, split, sharedBytes: Math.max(stagingBytes, splitBytes), registerCap,
+    epilogue: epiloguePlace(m),
+  };
+}
+
+/** Rule 8: at the store when every tile holds whole reductions, else a second pass. */
+export function epiloguePlace(m: GpuMapping): GpuEpilogue | null {
+  const p = m.schedule.problem;
+  const ops = p.epilogue ?? [];
+  if (ops.length === 0) return null;
+  const above = m.schedule.loops.findIndex((l, j) => j < m.tileFrom && !l.bind && isReduction(p, l.var));
+  if (above < 0) return { ops, place: 'store' };
+  return { ops, place: 'pass', note: `the serial reduction loop ${loopText(p, m.schedule.loops[above]!)} runs above the register tile` };
 }
 
 /**
@@ -439,6 +477,9 @@ export function describeMapping(m: GpuMapping): string {
     `tile from ${m.tileFrom < m.schedule.loops.length ? name(m.tileFrom) : '-'} unrolled from ${m.unrollFrom < m.schedule.loops.length ? name(m.unrollFrom) : '-'} (${m.accumulators} accumulators)`,
     m.staged !== null ? `shared staging at ${name(m.staged)}` : m.stageNote ?? 'no shared staging',
   ];
+  // only problems with an epilogue get a part for it: existing descriptions stay as they were
+  const e = epiloguePlace(m);
+  if (e) parts.push(e.place === 'store' ? 'epilogue at the store' : `epilogue in a second pass (${e.note})`);
   return (m.defaulted ? 'default rule: ' : '') + parts.join('; ');
 }
 
@@ -494,7 +535,7 @@ function spans(s: Schedule, staged: number, reductionRange: (v: number) => numbe
 
 /** Box extent of each dimension of a tensor for given variable spans. */
 function boxSpans(p: Problem, t: number, spanOf: number[]): number[] {
-  const access = t === 0 ? p.output : p.inputs[t - 1]!;
+  const access = problemAccesses(p)[t]!;
   return access.index.map((ix) => 1 + ix.terms.reduce((a, term) => a + term.coef * (spanOf[term.var]! - 1), 0));
 }
 
@@ -521,7 +562,8 @@ function stageLayout(s: Schedule, m: GpuMapping, strides: number[][], staged: nu
   };
   const tensors: SharedTensor[] = [];
   let offset = 0;
-  for (let t = 1; t < p.tensors.length; t++) {
+  // the inputs only: epilogue tensors are read once per output, from global memory (rule 8)
+  for (let t = 1; t <= p.inputs.length; t++) {
     const access = p.inputs[t - 1]!;
     const box = boxSpans(p, t, spanOf);
     const nd = box.length;
@@ -641,7 +683,7 @@ function stagedInstances(s: Schedule, m: GpuMapping, strides: number[][], layout
     if (full >= 1) walk(d + 1, withRange({ kind: 'const', value: step }), offs);
     if (rem > 0) walk(d + 1, withRange({ kind: 'const', value: rem }), offs.map((o, t) => o + strides[t]![x]! * step * full));
   };
-  walk(0, p.vars.map((x) => ({ kind: 'const', value: x.extent })), p.tensors.map(() => 0));
+  walk(0, p.vars.map((x) => ({ kind: 'const', value: x.extent })), problemAccesses(p).map((a) => a.offset ?? 0));
   return [...out.values()];
 }
 

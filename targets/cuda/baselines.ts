@@ -3,11 +3,25 @@
  * path). im2col is a small hand-written PTX kernel, one thread per element of the column matrix
  * col[(c*R + r)*S + s][oh*OW + ow] = I[0, c, oh*stride + r, ow*stride + s]; then
  * O[k, oh*OW + ow] = W[k, (c r s)] · col, a row-major M x N x K = K_out x (OH*OW) x (C*R*S) product.
- * Batch 1 only (inference-style layers).
+ * Batch 1 only (inference-style layers). Like cuBLAS and cuDNN, no epilogue and no padded output
+ * (baselineObstacle); a padded input is only bigger storage, convolved with pad 0.
  */
 import { convAttributes } from '../../ir/spec.ts';
 import { fail } from '../../ir/errors.ts';
 import type { Problem } from '../../ir/problem.ts';
+
+/**
+ * Why the vendor libraries' call cannot stand for this problem's kernel: cuBLAS sgemm and cuDNN's
+ * forward convolution (y += conv(x, w) here) fuse no epilogue, and cuDNN's output descriptor is a
+ * dense tensor, not the interior of a padded one. A padded input is fine: cuDNN convolves its
+ * storage with pad 0, as our kernels do.
+ */
+export function baselineObstacle(p: Problem): string | undefined {
+  const ops = p.epilogue ?? [];
+  if (ops.length > 0) return `the cuBLAS/cuDNN comparison has no fused epilogue (${ops.map((e) => e.kind).join(', ')}): it is refused, not timed without it`;
+  if (p.tensors[0]!.pad || (p.output.offset ?? 0) !== 0) return 'the cuBLAS/cuDNN comparison writes a dense output, not the interior of a padded one (outpad)';
+  return undefined;
+}
 
 export interface Im2col {
   ptx: string;
@@ -26,6 +40,8 @@ export function im2colFor(p: Problem): Im2col {
   if (N !== 1) fail('im2col baseline: batch 1 only');
   const attributes = convAttributes(p);
   if (attributes.groups !== 1 || attributes.dilation.some((d) => d !== 1)) fail('im2col baseline: ungrouped, undilated conv2d only');
+  const fused = baselineObstacle(p);
+  if (fused) fail(`im2col baseline: ${fused}`);
   const [, , H, W] = p.tensors[1]!.shape as [number, number, number, number];
   const stride = p.inputs[0]!.index[2]!.terms.find((t) => t.var === p.vars.findIndex((v) => v.name === 'h'))!.coef;
   const total = C * R * S * OH * OW;

@@ -19,6 +19,7 @@ import type { Baseline, Device, DeviceOptions, PeakReading } from '../backend.ts
 import { gemmShape } from '../backend.ts';
 import type { Kernel } from '../kernel.ts';
 import { gpuHostKey } from '../runtime/host.ts';
+import { baselineObstacle } from './baselines.ts';
 import { timeSgemm } from './cublas.ts';
 import { CudaError, type DevicePtr } from './driver.ts';
 import { measureGpuPeak } from './peak.ts';
@@ -58,8 +59,11 @@ export function openCudaDevice(options: DeviceOptions & { tuner?: CudaTuner } = 
   };
   let peak: PeakReading | undefined;
   const coverage = (p: Problem): string | undefined => {
+    if (!gemmShape(p) && p.op !== 'conv2d') return `the GPU's vendor libraries cover matmul (cuBLAS) and conv2d (cuDNN), not ${p.op}`;
+    // refused rather than timed without them: the library would do less work than our kernel
+    const fused = baselineObstacle(p);
+    if (fused) return fused;
     if (gemmShape(p)) return undefined;
-    if (p.op !== 'conv2d') return `the GPU's vendor libraries cover matmul (cuBLAS) and conv2d (cuDNN), not ${p.op}`;
     // the cuDNN binding sets neither a group count nor dilations yet
     const a = convAttributes(p);
     return a.groups === 1 && a.dilation.every((d) => d === 1) ? undefined : 'the cuDNN comparison covers ungrouped, undilated conv2d only';

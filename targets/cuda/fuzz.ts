@@ -5,6 +5,9 @@
  *  - a random walk of the CPU actions, then the default mapping rule (no annotations);
  *  - the same walk plus random bind_block / bind_thread / stage_shared at random loops;
  *  - a random member of the tuned families (templates.ts: block/thread/register tiles, staging).
+ * Problems are the CPU fuzz's (ir/random.ts), plus average and max pools, and about two in five
+ * are dressed as real layers (withRandomLayerParts): padded inputs and outputs on convolutions and
+ * pools, and fused epilogues (bias, residual, relu, clip, sigmoid, gelu, scale) on any op.
  */
 import { DEFAULT_ACTIONS, Rng, randomProblem, randomSchedule } from '../../ir/random.ts';
 import type { Problem } from '../../ir/problem.ts';
@@ -13,7 +16,7 @@ import { applyAction } from '../../ir/transforms.ts';
 import type { FuzzFailure, FuzzReport } from '../fuzz.ts';
 import { verifyKernel, type KernelRunner } from '../verify.ts';
 import { compileCuda } from './target.ts';
-import { parseProblem } from '../../ir/spec.ts';
+import { isConvOp, isPoolOp, parseProblem } from '../../ir/spec.ts';
 import { LoopTuneError } from '../../ir/errors.ts';
 import { familyOf, randomTemplateSchedule } from './templates.ts';
 
@@ -21,7 +24,52 @@ const EXAMPLE_SPECS: Record<string, string> = {
   matmul: 'matmul 2x2x2', bmm: 'bmm b1 m2 n2 k2', conv1d: 'conv1d n1 c1 w4 k1 s1', conv2d: 'conv2d n1 c1 h4 w4 k1 r1 s1', conv3d: 'conv3d n1 c1 d2 h2 w2 k1 t1 r1 s1',
 };
 
-export const CUDA_FUZZ_OPS = ['matmul', 'bmm', 'conv1d', 'conv2d', 'conv3d', 'add', 'mul', 'relu', 'reduce', 'copy', 'transpose'] as const;
+export const CUDA_FUZZ_OPS = [
+  'matmul', 'bmm', 'conv1d', 'conv2d', 'conv3d', 'maxpool2d', 'avgpool2d', 'add', 'mul', 'relu', 'reduce', 'copy', 'transpose',
+] as const;
+
+/** Epilogue tokens the fuzz draws from (clip bounds exact in fp32, so the oracle's bounds are the kernel's). */
+const EPILOGUE_TOKENS = ['+relu', '+relu6', '+clip-1,2.5', '+sigmoid', '+gelu', '+scale0.5', '+scale-1.25'] as const;
+
+/**
+ * The problem dressed as a layer, in two of five draws: convolutions and pools get `pad` and/or
+ * `outpad` (outputs written inside a border), and any op up to three epilogue ops, among them a
+ * bias (ops with a channel) or a residual, in random order. Returns the problem as it was when
+ * the spec it makes is refused.
+ */
+export function withRandomLayerParts(problem: Problem, rng: Rng): Problem {
+  if (rng.next() >= 0.4) return problem;
+  const windowed = isConvOp(problem.op) || isPoolOp(problem.op);
+  const parts: string[] = [];
+  if (windowed && rng.next() < 0.5) parts.push(`pad${rng.int(1, 2)}`);
+  if (windowed && rng.next() < 0.4) parts.push(`outpad${rng.int(1, 2)}`);
+  const pool: string[] = [...EPILOGUE_TOKENS, '+residual'];
+  if (isConvOp(problem.op) || problem.op === 'matmul' || problem.op === 'bmm') pool.push('+bias', '+bias');
+  const n = rng.next() < 0.2 && parts.length > 0 ? 0 : rng.int(1, 3);
+  for (let i = 0; i < n && pool.length > 0; i++) {
+    const k = rng.int(0, pool.length - 1);
+    const tok = pool[k]!;
+    parts.push(tok);
+    // bias and residual once each (the spec refuses them twice)
+    for (let j = pool.length - 1; j >= 0; j--) if (pool[j] === tok && (tok === '+bias' || tok === '+residual')) pool.splice(j, 1);
+  }
+  // window options first, then the epilogue in the order drawn
+  parts.sort((a, b) => Number(a.startsWith('+')) - Number(b.startsWith('+')));
+  try {
+    return parseProblem(`${problem.spec} ${parts.join(' ')}`);
+  } catch (e) {
+    if (e instanceof LoopTuneError) return problem;
+    throw e;
+  }
+}
+
+/** A problem of the cuda fuzz: ir/random.ts's (an average pool drawn as a max pool's window), maybe dressed as a layer. */
+export function randomCudaProblem(rng: Rng, op: string, scale = 1): Problem {
+  const base = op === 'avgpool2d'
+    ? parseProblem(randomProblem(rng, 'maxpool2d', scale).spec.replace(/^maxpool2d/, 'avgpool2d'))
+    : randomProblem(rng, op, scale);
+  return withRandomLayerParts(base, rng);
+}
 
 /** A random schedule with random GPU annotations (see the header for the three kinds). */
 export function randomCudaSchedule(problem: Problem, rng: Rng, r = rng.next()): { schedule: Schedule; kind: 'default' | 'annotated' | 'template' } {
@@ -58,6 +106,11 @@ export interface CudaFuzzReport extends FuzzReport {
   staged: number;
   /** kernels with a reduction split across threads */
   split: number;
+  /** kernels with an epilogue applied at the store, and in a second pass */
+  epilogueAtStore: number;
+  epiloguePass: number;
+  /** problems with a padded input or output */
+  padded: number;
   /** schedules the mapping rule refuses with a one-line reason (not failures: the env masks them) */
   rejected: number;
   rejectedSample: string[];
@@ -69,7 +122,7 @@ export async function fuzzCuda(opts: CudaFuzzOptions): Promise<CudaFuzzReport> {
   const t0 = performance.now();
   const report: CudaFuzzReport = {
     target: 'cuda', seed, cases: 0, mismatches: 0, crashes: 0, codegenErrors: 0, failures: [], perOp: {}, seconds: 0, perKind: {}, staged: 0,
-    split: 0, rejected: 0, rejectedSample: [],
+    split: 0, epilogueAtStore: 0, epiloguePass: 0, padded: 0, rejected: 0, rejectedSample: [],
   };
   const note = (f: FuzzFailure) => {
     if (report.failures.length < 20) report.failures.push(f);
@@ -80,7 +133,7 @@ export async function fuzzCuda(opts: CudaFuzzOptions): Promise<CudaFuzzReport> {
     // the tuned families need room for their tiles: their problems are drawn larger
     const r = rng.next();
     const family = familyOf(parseProblem(EXAMPLE_SPECS[op] ?? 'add 1x1')) !== null;
-    const problem = randomProblem(rng, op, (opts.scale ?? 1) * (r < 0.35 && family ? 2.5 : 1));
+    const problem = randomCudaProblem(rng, op, (opts.scale ?? 1) * (r < 0.35 && family ? 2.5 : 1));
     const { schedule, kind } = randomCudaSchedule(problem, rng, r);
     report.perOp[op] = (report.perOp[op] ?? 0) + 1;
     report.perKind[kind] = (report.perKind[kind] ?? 0) + 1;
@@ -100,6 +153,9 @@ export async function fuzzCuda(opts: CudaFuzzOptions): Promise<CudaFuzzReport> {
     }
     if (kernel.mapping.staged !== null) report.staged++;
     if (kernel.mapping.reductionThreads > 1) report.split++;
+    if (kernel.gpu.epilogue?.place === 'store') report.epilogueAtStore++;
+    if (kernel.gpu.epilogue?.place === 'pass') report.epiloguePass++;
+    if (problem.tensors.some((t) => t.pad)) report.padded++;
     const v = await verifyKernel(kernel, schedule, opts.runner, { seed: i + 1, guard: true });
     if (!v.verified) {
       const crashed = v.maxRelError === Infinity && v.error !== undefined && !v.error.startsWith('output differs');

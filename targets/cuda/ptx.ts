@@ -26,11 +26,23 @@
  *  - vector accesses: runs of 4 (or 2) consecutive elements whose address is provably 16-byte (8)
  *    aligned become ld/st .v4 (.v2), for global and shared memory alike.
  *
- * Kernel parameters: one .u64 global pointer per tensor, output first (targets/kernel.ts ABI order).
- * Accumulating combines (fma, sum, max) add into the output's contents (beta = 1). `.reqntid` gives
- * ptxas the block size; `.maxnreg` the program's register cap, if any.
+ * Kernel parameters: one .u64 global pointer per tensor, output first, then the inputs and the
+ * epilogue's tensors (targets/kernel.ts ABI order). Every access starts at its static offset
+ * (Access.offset: an output inside its padding border). Accumulating combines (fma, sum, max) add
+ * into the output's contents (beta = 1). `.reqntid` gives ptxas the block size; `.maxnreg` the
+ * program's register cap, if any.
+ *
+ * Epilogue (GpuProgram.epilogue): at the tile's final store each value (output + accumulator, or
+ * the accumulator) goes through the ops in registers before it is stored; bias and residual
+ * operands are loaded like compute operands (predicated per point, .v4/.v2 when consecutive and
+ * aligned, each loaded once per tile). Where the lowering says 'pass', the first walk stores the
+ * plain sums and a second walk over the same thread's output points (reduction loops skipped, no
+ * barriers) loads each output, applies the ops and stores it. sigmoid is 1 / (1 + 2^(-x log2 e))
+ * with ex2.approx.ftz (2 ulps; sigmoid's slope is at most 1/4) and an IEEE reciprocal; gelu's erf
+ * is a rational x P(x^2) / Q(x^2) on [-4, 4] (erf is 1 to fp32 precision beyond), in fma and an
+ * IEEE division: erf within 3.3e-7, gelu within 8 ulps of max(1, |gelu|) (the oracle allows 16).
  */
-import { ACCUMULATES, elementCount, isReduction, type Problem } from '../../ir/problem.ts';
+import { ACCUMULATES, elementCount, isReduction, problemAccesses, type EpilogueOp, type Problem } from '../../ir/problem.ts';
 import type { Schedule } from '../../ir/schedule.ts';
 import {
   loopIterations, stagedInstanceKey, type CopyPlan, type GpuMapping, type GpuProgram, type GpuStaging, type SharedTensor,
@@ -94,6 +106,13 @@ interface TileState {
 }
 
 const ZERO = f32Hex(0);
+const ONE = f32Hex(1);
+/** erf(x) ~ x P(x^2) / Q(x^2) on [-4, 4]: the numerator's coefficients from x^12 down, the denominator's from x^8 */
+const ERF_P = [-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06, -5.69250639462346e-05, -7.34990630326855e-04, -2.95459980854025e-03, -1.60960333262415e-02];
+const ERF_Q = [-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03, -1.42647390514189e-02];
+
+/** How a tile's final store treats each value: as summed, through the epilogue, or (the second pass) reloaded and through the epilogue. */
+type StoreMode = 'plain' | 'epilogue' | 'fixup';
 /** operands kept in registers across the groups of an unrolled body (most recently used) */
 const OPERAND_WINDOW = 48;
 const NEG_INF = '0fFF800000';
@@ -125,6 +144,8 @@ class Printer {
   private tensorBase: string[] = [];
   private tidLinear = '';
   private tile: TileState | null = null;
+  /** the second walk of an epilogue 'pass': visits each output point of the thread once, computes nothing */
+  private fixup = false;
   /** split reductions: the program's plan, and the registers of who adds the partial sums */
   private readonly split: { areaOffset: number; chunk: number; siblings: number[]; rho0: string; slot: string } | null;
 
@@ -151,6 +172,12 @@ class Printer {
       canSkip: this.m.staged === null && this.m.reductionThreads === 1,
     };
     this.walk(0, ctx);
+    if (this.program.epilogue?.place === 'pass') {
+      // the first walk's pointers were copied by every loop, so the entry ones still hold; no barrier follows
+      this.fixup = true;
+      this.walk(0, { ...ctx, canSkip: true });
+      this.fixup = false;
+    }
     b.place('$EXIT');
     b.emit('ret');
     const sharedBytes = this.program.sharedBytes;
@@ -311,15 +338,17 @@ class Printer {
         this.threadOff64[t] = '';
       }
     }
-    return { space: 'global', reg: ptr, off: 0, align, strides: st };
+    return { space: 'global', reg: ptr, off: problemAccesses(this.p)[t]!.offset ?? 0, align, strides: st };
   }
 
   // ---------------------------------------------------------------- the walk
 
   private walk(d: number, ctx: Ctx): void {
-    if (d === this.m.tileFrom) return this.emitTile(ctx);
+    if (d === this.m.tileFrom) return this.fixup ? this.fixupTile(ctx) : this.emitTile(ctx);
     const l = this.loops[d]!;
     if (l.bind) return this.boundLevel(d, ctx, (c) => this.walk(d + 1, c));
+    // the second pass visits each output once: serial reduction loops (the staged one too) do not repeat it
+    if (this.fixup && isReduction(this.p, l.var)) return this.walk(d + 1, ctx);
     if (d === this.m.staged) return this.stagedLevel(d, ctx, (dd, c) => this.walk(dd, c));
     return this.serialLevel(d, ctx, (c) => this.walk(d + 1, c));
   }
@@ -462,6 +491,24 @@ class Printer {
   // ---------------------------------------------------------------- the register tile
 
   private emitTile(ctx: Ctx): void {
+    const tile = this.tileAccumulators(ctx, true);
+    if (!tile) return;
+    const saved = this.tile;
+    this.tile = tile;
+    this.tileWalk(this.m.tileFrom, ctx);
+    if (this.split) this.combinePartials(tile.accs);
+    this.storeTile(ctx, tile.accs, this.program.epilogue?.place === 'store' ? 'epilogue' : 'plain');
+    this.tile = saved;
+  }
+
+  /** The epilogue pass over one tile's output points: load, apply the ops, store (predicated like the tile's store). */
+  private fixupTile(ctx: Ctx): void {
+    const tile = this.tileAccumulators(ctx, false);
+    if (tile) this.storeTile(ctx, tile.accs, 'fixup');
+  }
+
+  /** The tile's accumulators (one per output point, with its predicates); started at the combine's identity when `init`. */
+  private tileAccumulators(ctx: Ctx, init: boolean): TileState | null {
     const b = this.b;
     const p = this.p;
     const predCache = new Map<string, string>();
@@ -487,21 +534,16 @@ class Printer {
       }
       combos = next;
     }
-    if (combos.length === 0) return;
-    const init = p.combine === 'max' ? NEG_INF : ZERO;
+    if (combos.length === 0) return null;
+    const start = p.combine === 'max' ? NEG_INF : ZERO;
     const accs: Acc[] = combos.map((c) => {
       const reg = b.f();
-      if (ACCUMULATES[p.combine]) b.emit(`mov.f32 ${reg}, ${init}`);
+      if (init && ACCUMULATES[p.combine]) b.emit(`mov.f32 ${reg}, ${start}`);
       const loadPreds = p.inputs.map((_, i) => this.andPreds(p.vars.map((__, v) => (this.strides[i + 1]![v] !== 0 ? c.preds[v]! : null)), predCache));
       const storePreds = this.split ? [...c.preds, this.split.rho0] : c.preds;
       return { reg, offs: c.offs, varPreds: c.preds, loadPreds, pred: this.andPreds(storePreds, predCache) };
     });
-    const saved = this.tile;
-    this.tile = { accs, predCache };
-    this.tileWalk(this.m.tileFrom, ctx);
-    if (this.split) this.combinePartials(accs);
-    this.epilogue(ctx.srcs[0]!, accs);
-    this.tile = saved;
+    return { accs, predCache };
   }
 
   /**
@@ -802,11 +844,20 @@ class Printer {
     return regs;
   }
 
-  /** out = out (+|max) acc for accumulating combines, out = acc otherwise; predicated per point. */
-  private epilogue(out: Src, accs: Acc[]): void {
+  /**
+   * The tile's store, predicated per point, four consecutive aligned points as one .v4 access:
+   * out = out (+|max) acc for accumulating combines, out = acc otherwise ('plain'); the same with
+   * the epilogue applied to the value before it is stored ('epilogue'); or out = epilogue(out), the
+   * accumulators unused ('fixup', the second pass).
+   */
+  private storeTile(ctx: Ctx, accs: Acc[], mode: StoreMode): void {
     const b = this.b;
     const p = this.p;
+    const out = ctx.srcs[0]!;
     const accumulate = ACCUMULATES[p.combine];
+    const ops = mode === 'plain' ? [] : this.program.epilogue!.ops;
+    // epilogue operands already loaded in this tile (a bias is shared by the rows of a tile)
+    const operands = new Map<string, string>();
     const items = accs.map((a) => {
       let off = out.off;
       for (let v = 0; v < p.vars.length; v++) off += out.strides[v]! * a.offs[v]!;
@@ -836,18 +887,95 @@ class Printer {
       const pred = it.a.pred;
       const at = pred ? `@${pred} ` : '';
       const a = addr(out.reg, o * 4);
-      if (!accumulate) {
-        const src = width === 1 ? group[0]!.a.reg : `{${group.map((g) => g.a.reg).join(', ')}}`;
-        b.emit(`${at}st.global${width === 1 ? '' : '.v4'}.f32 ${a}, ${src}`);
-        continue;
+      const vec = width === 1 ? '' : '.v4';
+      const list = (regs: string[]) => (regs.length === 1 ? regs[0]! : `{${regs.join(', ')}}`);
+      let vals: string[];
+      if (mode === 'fixup' || accumulate) {
+        vals = group.map(() => b.f());
+        b.emit(`${at}ld.global${vec}.f32 ${list(vals)}, ${a}`);
+        if (mode !== 'fixup') {
+          group.forEach((g, k) => {
+            if (p.combine === 'max') b.emit(`max.f32 ${vals[k]}, ${vals[k]}, ${g.a.reg}`);
+            else b.emit(`add.rn.f32 ${vals[k]}, ${vals[k]}, ${g.a.reg}`);
+          });
+        }
+      } else {
+        vals = group.map((g) => g.a.reg);
       }
-      const cs = group.map(() => b.f());
-      b.emit(`${at}ld.global${width === 1 ? '' : '.v4'}.f32 ${width === 1 ? cs[0] : `{${cs.join(', ')}}`}, ${a}`);
-      group.forEach((g, k) => {
-        if (p.combine === 'max') b.emit(`max.f32 ${cs[k]}, ${cs[k]}, ${g.a.reg}`);
-        else b.emit(`add.rn.f32 ${cs[k]}, ${cs[k]}, ${g.a.reg}`);
-      });
-      b.emit(`${at}st.global${width === 1 ? '' : '.v4'}.f32 ${a}, ${width === 1 ? cs[0] : `{${cs.join(', ')}}`}`);
+      if (ops.length > 0) this.applyEpilogue(ctx, ops, group.map((g) => g.a), vals, pred, operands);
+      b.emit(`${at}st.global${vec}.f32 ${a}, ${list(vals)}`);
+    }
+  }
+
+  /**
+   * The epilogue on the values of a store group (in place): the bias / residual operands of every
+   * lane first (one load each per tile, predicated like the store), then the ops in order.
+   */
+  private applyEpilogue(ctx: Ctx, ops: readonly EpilogueOp[], accs: Acc[], vals: string[], pred: string | null, loaded: Map<string, string>): void {
+    const p = this.p;
+    const need = new Map<string, { t: number; off: number; pred: string | null }>();
+    const keys: string[][] = [];
+    let t = 1 + p.inputs.length;
+    for (const e of ops) {
+      if (e.kind !== 'bias' && e.kind !== 'residual') continue;
+      const src = ctx.srcs[t]!;
+      const tensor = t++;
+      keys.push(accs.map((a) => {
+        let off = src.off;
+        for (let v = 0; v < p.vars.length; v++) off += src.strides[v]! * a.offs[v]!;
+        const key = `${tensor}:${off}:${pred ?? ''}`;
+        if (!loaded.has(key)) need.set(key, { t: tensor, off, pred });
+        return key;
+      }));
+    }
+    for (const [key, reg] of this.loadOperands(ctx, [...need.entries()])) loaded.set(key, reg);
+    let k = 0;
+    for (const e of ops) {
+      const operand = e.kind === 'bias' || e.kind === 'residual' ? keys[k++]! : null;
+      vals.forEach((x, lane) => this.epilogueOp(e, x, operand ? loaded.get(operand[lane]!)! : ''));
+    }
+  }
+
+  /** One epilogue op on register x (in place); `operand` is the bias / residual value's register. */
+  private epilogueOp(e: EpilogueOp, x: string, operand: string): void {
+    const b = this.b;
+    switch (e.kind) {
+      case 'bias': case 'residual': b.emit(`add.rn.f32 ${x}, ${x}, ${operand}`); return;
+      case 'scale': b.emit(`mul.rn.f32 ${x}, ${x}, ${f32Hex(e.value)}`); return;
+      case 'relu': b.emit(`max.f32 ${x}, ${x}, ${ZERO}`); return;
+      case 'clip':
+        b.emit(`max.f32 ${x}, ${x}, ${f32Hex(e.min)}`);
+        b.emit(`min.f32 ${x}, ${x}, ${f32Hex(e.max)}`);
+        return;
+      case 'sigmoid': {
+        // 1 / (1 + 2^(-x log2 e)): 2^t overflows to +Inf (giving 0) or flushes to 0 (giving 1), the right limits
+        const t = b.f();
+        b.emit(`mul.rn.f32 ${t}, ${x}, ${f32Hex(-Math.LOG2E)}`);
+        b.emit(`ex2.approx.ftz.f32 ${t}, ${t}`);
+        b.emit(`add.rn.f32 ${t}, ${t}, ${ONE}`);
+        b.emit(`rcp.rn.f32 ${x}, ${t}`);
+        return;
+      }
+      case 'gelu': {
+        // x/2 (1 + erf(x / sqrt 2)) as h + h erf with h = x/2: one rounding where 1 + erf would cancel
+        const u = b.f();
+        const u2 = b.f();
+        const num = b.f();
+        const den = b.f();
+        b.emit(`mul.rn.f32 ${u}, ${x}, ${f32Hex(Math.SQRT1_2)}`);
+        b.emit(`max.f32 ${u}, ${u}, ${f32Hex(-4)}`);
+        b.emit(`min.f32 ${u}, ${u}, ${f32Hex(4)}`);
+        b.emit(`mul.rn.f32 ${u2}, ${u}, ${u}`);
+        b.emit(`fma.rn.f32 ${num}, ${u2}, ${f32Hex(ERF_P[0]!)}, ${f32Hex(ERF_P[1]!)}`);
+        for (const c of ERF_P.slice(2)) b.emit(`fma.rn.f32 ${num}, ${u2}, ${num}, ${f32Hex(c)}`);
+        b.emit(`mul.rn.f32 ${num}, ${num}, ${u}`);
+        b.emit(`fma.rn.f32 ${den}, ${u2}, ${f32Hex(ERF_Q[0]!)}, ${f32Hex(ERF_Q[1]!)}`);
+        for (const c of ERF_Q.slice(2)) b.emit(`fma.rn.f32 ${den}, ${u2}, ${den}, ${f32Hex(c)}`);
+        b.emit(`div.rn.f32 ${num}, ${num}, ${den}`);
+        b.emit(`mul.rn.f32 ${u}, ${x}, ${f32Hex(0.5)}`);
+        b.emit(`fma.rn.f32 ${x}, ${u}, ${num}, ${u}`);
+        return;
+      }
     }
   }
 

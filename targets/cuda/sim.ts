@@ -8,7 +8,8 @@
  *  - shared memory: out-of-range or misaligned accesses, and data races between barriers (a word
  *    written by one thread and read or written by another in the same barrier interval), are errors;
  *  - a barrier that not all threads of a block reach is an error.
- * Floating point follows fp32 (Math.fround per operation; fma rounds a*b+c once from double).
+ * Floating point follows fp32 (Math.fround per operation; fma rounds a*b+c once from double;
+ * ex2.approx is 2^x rounded, where hardware may differ by its 2 ulps).
  * It is an oracle for tests and a development aid, far slower than a GPU: keep problems small.
  */
 
@@ -347,6 +348,10 @@ function compile(text: string, slot: (r: string) => number, params: string[], sh
             R[d] = Number.isNaN(x) ? y : Number.isNaN(y) ? x : Math.max(x, y);
           });
           case 'min': return mk((R) => { R[d] = Math.min(a(R), b2(R)); });
+          case 'div': {
+            if (parts[1] !== 'rn') throw new SimError(`unsupported division '${text}' (div.rn.f32 only)`);
+            return mk((R) => { R[d] = f(a(R) / b2(R)); });
+          }
           case 'fma': {
             const c = fval(args[3]!);
             return mk((R) => { R[d] = f(a(R) * b2(R) + c(R)); });
@@ -398,6 +403,16 @@ function compile(text: string, slot: (r: string) => number, params: string[], sh
         case 'and': return mk((R) => { R[d] = u32(a(R) & b2(R)); });
       }
       throw new SimError(`unsupported integer op '${text}'`);
+    }
+    case 'ex2':
+    case 'rcp': {
+      // ex2.approx.ftz: 2^x (hardware is within 2 ulps of it; the oracle's tolerance allows that), subnormals flushed
+      if (op !== 'ex2.approx.ftz.f32' && op !== 'rcp.rn.f32') throw new SimError(`unsupported instruction '${text}'`);
+      const d = reg(args[0]!);
+      const a = fval(args[1]!);
+      const flush = (x: number) => (Math.abs(x) < 2 ** -126 ? 0 : x);
+      if (name === 'rcp') return mk((R) => { R[d] = Math.fround(1 / a(R)); });
+      return mk((R) => { R[d] = flush(Math.fround(2 ** flush(a(R)))); });
     }
     case 'setp': {
       const cmp = parts[1]!;

@@ -49,6 +49,9 @@ export function cudaCaps(): TargetCaps {
     fmaLatency: 4,
     fmaPorts: 4,
     unrollBudget: MAX_UNROLLED,
+    // f32 temporaries per value of ptx.ts's epilogue (constants are immediates): the operand, exp's
+    // argument, erf's argument, its square, numerator and denominator
+    epilogueScratch: { bias: 1, residual: 1, scale: 0, relu: 0, clip: 0, sigmoid: 1, gelu: 4 },
   };
 }
 

@@ -1,16 +1,17 @@
 /**
  * Golden tests of the GPU lowering (loopnest/gpu.ts): schedule text -> GpuProgram (bindings, grid,
  * block, where each bound index comes from, the per-thread register tile, shared-memory staging
- * with its layout and copy plans, split reductions, register cap). The values are what the lowering
- * decides; each case says which rule it pins. The PTX printer only prints these decisions.
+ * with its layout and copy plans, split reductions, register cap, where the epilogue runs). The
+ * values are what the lowering decides; each case says which rule it pins. The PTX printer only
+ * prints these decisions.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LoopTuneError, parseProblem, Schedule } from '../../ir/index.ts';
-import { lowerGpu, stagedInstanceKey, type GpuLoweringOptions, type GpuProgram } from '../../loopnest/gpu.ts';
+import { LoopTuneError, makeProblem, parseProblem, Schedule } from '../../ir/index.ts';
+import { describeMapping, lowerGpu, stagedInstanceKey, type GpuLoweringOptions, type GpuProgram } from '../../loopnest/gpu.ts';
 import { lower } from '../../loopnest/lower.ts';
 import { printPtx } from '../../targets/cuda/ptx.ts';
 import { cudaTarget } from '../../targets/cuda/target.ts';
@@ -113,6 +114,36 @@ test('rule 6 (split reduction): k:4t splits each slice over 4 threads; siblings 
   // the staged loop is inside the tile (tileFrom 0): the partial sums may not reuse the staging buffers
   assert.equal(g.split, { areaOffset: 0, chunk: 16, siblings: [64, 128, 192] });
   assert.is(g.sharedBytes, 16384); // max(2 x 2176 staging, 16 x 256 x 4 partial sums)
+});
+
+test('rule 8 (epilogue): at the store when each tile holds whole reductions, else a second pass naming the loop', () => {
+  const store = gpu('matmul 64x64x64 +bias +relu', 'm:2b n:2b k:8s m:2 n:2 m:8t n:8t k:8 m:2 n:2');
+  assert.equal(store.epilogue, { ops: store.problem.epilogue!, place: 'store' });
+  // the bias has strides like every tensor, but no staging region: it is read once per output
+  assert.is(store.strides.length, 4);
+  assert.equal(store.staging!.tensors.map((t) => t.tensor), [1, 2]);
+  assert.match(describeMapping(store.mapping), /; shared staging at k:8s; epilogue at the store$/);
+  // split reductions meet before the store: still there
+  assert.is(gpu('matmul 64x64x64 +gelu', 'm:2b n:2b k:8s k:4t m:8t n:8t k:2 m:4 n:4').epilogue!.place, 'store');
+  // m:2 keeps k:2 out of the tile (m:2 x m:65 accumulators do not fit): each tile adds half the reduction
+  const pass = gpu('matmul 130x4x80 +bias +gelu', 'k:2 m:2 k:4 m:65 n:4t k:10');
+  assert.equal([pass.mapping.tileFrom, pass.epilogue!.place, pass.epilogue!.note], [2, 'pass', 'the serial reduction loop k:2 runs above the register tile']);
+  assert.match(describeMapping(pass.mapping), /; epilogue in a second pass \(the serial reduction loop k:2 runs above the register tile\)$/);
+  // without an epilogue: none, and the description is as before
+  const plain = gpu('matmul 64x64x64', 'm:2b n:2b k:8s m:2 n:2 m:8t n:8t k:8 m:2 n:2');
+  assert.is(plain.epilogue, null);
+  assert.match(describeMapping(plain.mapping), /shared staging at k:8s$/);
+});
+
+test('rule 8 (offsets): the staged entry states start from each input\'s Access.offset', () => {
+  const base = parseProblem('matmul 8x8x8');
+  const p = makeProblem({
+    ...base, spec: 'matmul 8x8x8 (A at row 1)',
+    tensors: [base.tensors[0]!, { name: 'A', shape: [9, 8] }, base.tensors[2]!],
+    inputs: [{ ...base.inputs[0]!, offset: 8 }, base.inputs[1]!],
+  });
+  const g = lowerGpu(Schedule.parse(p, 'm:1b n:1b k:2s m:8t n:8t k:4'));
+  assert.equal(g.staging!.instances.map((x) => x.key), [stagedInstanceKey([8], [8, 0])]);
 });
 
 test('illegal mappings fail with one line naming the loop', () => {

@@ -1,7 +1,7 @@
 /**
- * Generated PTX without a GPU: every kernel of a few hundred random problem x schedule cases is
- * accepted by `ptxas -arch=sm_90` (skipped, with a message, where ptxas is not installed), the text
- * is deterministic, and the differential fuzz passes in the PTX simulator (sim.ts), which also
+ * Generated PTX without a GPU: every kernel of a few hundred random problem x schedule cases (the
+ * fuzz's problems, some padded, some with fused epilogues) is accepted by `ptxas -arch=sm_90`
+ * (skipped, with a message, where ptxas is not installed), the text is deterministic, and the differential fuzz passes in the PTX simulator (sim.ts), which also
  * checks every global/shared access for bounds and alignment and shared memory for races.
  */
 import { test } from 'uvu';
@@ -10,8 +10,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseProblem, Rng, randomProblem, Schedule } from '../../../ir/index.ts';
-import { CUDA_FUZZ_OPS, fuzzCuda, randomCudaSchedule } from '../../../targets/cuda/fuzz.ts';
+import { parseProblem, Rng, Schedule } from '../../../ir/index.ts';
+import { CUDA_FUZZ_OPS, fuzzCuda, randomCudaProblem, randomCudaSchedule } from '../../../targets/cuda/fuzz.ts';
 import { PTX_TARGET, PTX_VERSION } from '../../../targets/cuda/ptx.ts';
 import { simRunner } from '../../../targets/cuda/sim-runner.ts';
 import { SimError, simulate } from '../../../targets/cuda/sim.ts';
@@ -28,7 +28,7 @@ function randomCases(n: number, seed: number): { spec: string; kernel: CudaKerne
     const rng = new Rng(seed + i);
     const op = CUDA_FUZZ_OPS[i % CUDA_FUZZ_OPS.length]!;
     const r = rng.next();
-    const p = randomProblem(rng, op, r < 0.35 ? 2.5 : 1);
+    const p = randomCudaProblem(rng, op, r < 0.35 ? 2.5 : 1);
     const { schedule } = randomCudaSchedule(p, rng, r);
     out.push({ spec: p.spec, schedule, kernel: compileCuda(schedule) });
   }
@@ -99,8 +99,10 @@ test('differential fuzz in the PTX simulator: 250 random cases, zero mismatches'
   const r = await fuzzCuda({ cases: 250, seed: 4242, runner: simRunner() });
   assert.equal(r.failures, [], JSON.stringify(r.failures.slice(0, 3)));
   assert.is(r.mismatches + r.crashes + r.codegenErrors, 0);
-  assert.is(Object.keys(r.perOp).length, 11);
+  assert.is(Object.keys(r.perOp).length, CUDA_FUZZ_OPS.length);
   assert.ok(r.staged > 10, `only ${r.staged} staged kernels`);
+  // the layer parts: fused epilogues and padded tensors are in the mix
+  assert.ok(r.epilogueAtStore > 50 && r.padded > 5, `${r.epilogueAtStore} epilogue kernels, ${r.padded} padded problems`);
 });
 
 test('tails, dynamic ranges and single-buffered staging, in the simulator', async () => {
