@@ -119,7 +119,7 @@ test('tuned: tune verifies the winner in a worker; the kernel computes the probl
 test('bad use is one line: wrong lengths, the wrong problem, a target that cannot run here', async () => {
   const spec = 'matmul 16x16x16';
   const k = await compileKernel(spec, { target, schedule: 'm:16 n:16 k:16', threads: 1 });
-  assert.throws(() => k.run([new Float32Array(256)], new Float32Array(256)), /takes 2 inputs/);
+  assert.throws(() => k.run([new Float32Array(256)], new Float32Array(256)), /takes 2 tensors after the output/);
   assert.throws(() => k.run([new Float32Array(255), new Float32Array(256)], new Float32Array(256)), /A must have 256 elements/);
   k.dispose();
   try {

@@ -32,6 +32,7 @@ test('every dataset parses, has train and test parts, and documents its entries'
   const sizes = Object.fromEntries(listDatasets().map((d) => [d.name, d.size]));
   assert.equal(sizes, {
     'mm64-256': 2197, 'resnet18-conv2d': 11, 'resnet50-conv2d': 23, 'mobilenetv2-conv2d': 30, 'bert-gemm': 24, 'conv3d-small': 9, 'tall-skinny': 7, 'gpu-mix': 87, 'pooling': 11,
+    'resnet18-layers': 17, 'resnet50-layers': 26, 'mobilenetv2-layers': 31, 'bert-layers': 6, 'real-pools': 5, 'mixed': 601,
   });
   for (const d of listDatasets()) {
     assert.is(d.train + d.test, d.size, d.name);
@@ -39,6 +40,18 @@ test('every dataset parses, has train and test parts, and documents its entries'
     const ps = split(d.name);
     assert.is(ps.length, d.size);
   }
+});
+
+test('the real-layer sets: padded convs with their fused epilogues give the same outputs as the pre-padded sets', () => {
+  const real = split('resnet18-layers').filter((p) => p.op === 'conv2d');
+  const old = new Set(split('resnet18-conv2d').map((p) => p.tensors[0]!.shape.join('x') + ' ' + p.tensors[1]!.shape.join('x')));
+  // every real conv reads the same padded storage and writes the same output as an old pre-padded one
+  for (const p of real) assert.ok(old.has(p.tensors[0]!.shape.join('x') + ' ' + p.tensors[1]!.shape.join('x')), p.spec);
+  assert.ok(real.every((p) => p.epilogue?.[0]?.kind === 'bias'), 'every conv has its folded batch norm as +bias');
+  assert.is(real.filter((p) => p.epilogue?.some((e) => e.kind === 'residual')).length, 4, "one residual conv per stage (the blocks' second conv)");
+  const mixed = split('mixed');
+  for (const op of ['matmul', 'conv2d', 'bmm']) assert.ok(mixed.some((p) => p.op === op), op);
+  assert.ok(mixed.some((p) => p.vars.some((v) => v.name === 'g')), 'depthwise layers are in the mix');
 });
 
 test('ResNet-18 layers have the real output sizes (padded inputs)', () => {
