@@ -15,6 +15,7 @@
  *                                             relative to it, as agent/ in the tree: agent/pretrained-paths.ts)
  *   .device/looptune/run.sh                   unpacks ../node.xz to /tmp once and runs the CLI
  *   .device/looptune/bench.sh                 the same for the cuda benchmark
+ *   .device/looptune/fuzz.sh                  the differential fuzz (bench/fuzz.ts), for the avx512 fuzz on its Xeon
  * and checks that it stays under 40 MB. Pack Node itself with `bash ../shared/tools/device-node.sh`
  * (.device/node.xz, about 24 MB). On the GPU machine, from the repository root:
  *
@@ -45,6 +46,7 @@ async function main(): Promise<void> {
   const entries = [
     [join(root, 'cli', 'main.ts'), 'looptune.mjs'], [join(root, 'targets', 'runtime', 'worker.ts'), 'looptune-worker.mjs'],
     [join(root, 'bench', 'cuda.ts'), 'looptune-cuda.mjs'], [join(root, 'bench', 'scaling.ts'), 'looptune-scaling.mjs'],
+    [join(root, 'bench', 'fuzz.ts'), 'looptune-fuzz.mjs'],
   ] as const;
   for (const [entry, file] of entries) {
     await build({
@@ -98,6 +100,7 @@ async function main(): Promise<void> {
   const scripts = [
     ['run.sh', 'looptune.mjs', 'the looptune CLI'], ['bench.sh', 'looptune-cuda.mjs', 'the cuda benchmark (bench/cuda.ts)'],
     ['scaling.sh', 'looptune-scaling.mjs', 'the CPU scaling benchmark (bench/scaling.ts)'],
+    ['fuzz.sh', 'looptune-fuzz.mjs', 'the differential fuzz (bench/fuzz.ts; its host has AVX-512: the avx512 fuzz runs there)'],
   ] as const;
   for (const [script, bundle, what] of scripts) {
     const path = join(out, script);
