@@ -12,6 +12,13 @@
  *    (relu), and below it, on AVX2, the vmaskmovps lane mask, then on AVX-512 the permutation
  *    index of strided reads (loaded once in the prologue); AVX-512 tails use opmask k1, strided
  *    reads k2..k7 (one per element count in use), all loaded from a constant table.
+ * Epilogue (TileNode.epilogue): after the tile's body, each accumulator in turn gets the program's
+ * ops and is stored; the registers above the accumulators (the operand cache is dead by then, and
+ * the lowering leaves caps.epilogueScratch of them) are its scratch. Constants live in a pool after
+ * the code, read as RIP-relative memory operands: one dword under {1to16} on AVX-512, 32 bytes of
+ * copies for AVX2 and the scalar path (which runs the packed xmm forms, lane 0 being the element).
+ * The kernel ABI takes up to 5 tensor pointers (rdi, rsi, rdx, rcx, r8); reps, tid and threads
+ * follow in the next argument registers, then on the caller's stack (saveArgument).
  * Strided vector operands (stride 2: lane i reads offset + 2i) are loaded into a register with
  * two loads and a permute, never read as a memory operand; see loadStrided.
  * Packing (PackNode): the scratch buffer lives in the frame, 64-byte aligned above the counter
@@ -20,14 +27,14 @@
  * accumulator outside a tile; the tensor's pointer is parked in a frame slot while the body reads
  * the scratch buffer.
  */
-import type { Combine } from '../../ir/problem.ts';
+import type { Combine, EpilogueKind, EpilogueOp } from '../../ir/problem.ts';
 import {
   chunkCount, childBodies, packElements, type Accumulator, type ComputeNode, type ComputeOp, type LoopNode, type LoopProgram, type Operand,
   type PackNode, type ParallelNode, type ProgramNode, type TileNode,
 } from '../../loopnest/program.ts';
 import { Assembler } from './encoder.ts';
 import {
-  type Gp64, type KReg, type Label, Mem, type Vec, type Xmm,
+  type Gp64, type KReg, type Label, Mem, type Vec, type Xmm, type Ymm, Zmm,
   mem, memRip, qword, eax, edx, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp, r8, r9, r10, r11, r12, r13, r14, r15, k1, kreg, xmm, ymm, zmm,
 } from './registers.ts';
 
@@ -381,13 +388,146 @@ class X86Emitter {
     if (n.accumulators.length > this.poolLimit - 2) {
       throw new Error(`tile of ${n.accumulators.length} accumulators exceeds the register pool`);
     }
+    const ops = n.epilogue ? this.program.epilogue ?? [] : [];
+    const scratch = Math.max(0, ...ops.map((e) => X86_EPILOGUE_SCRATCH[e.kind]));
+    if (n.accumulators.length + scratch > this.poolLimit) {
+      throw new Error(`tile of ${n.accumulators.length} accumulators leaves fewer than the ${scratch} registers its epilogue needs`);
+    }
     this.accumulators = n.accumulators;
     n.accumulators.forEach((acc, i) => {
       if (n.loadOutput) this.loadVector(this.vec(i), this.pointers[0]!, acc.offset, acc.count);
       else if (n.zeroOutput) this.zero(this.vec(i));
     });
     this.nodes(n.body, depth);
-    n.accumulators.forEach((acc, i) => this.storeVector(this.vec(i), acc.offset, acc.count));
+    // the operand cache died with the body: the registers above the accumulators are scratch now
+    const free = Array.from({ length: scratch }, (_, j) => this.vec(n.accumulators.length + j));
+    n.accumulators.forEach((acc, i) => {
+      if (ops.length > 0) this.epilogue(ops, this.vec(i), acc, free);
+      this.storeVector(this.vec(i), acc.offset, acc.count);
+    });
+  }
+
+  // ---- the fused epilogue ----------------------------------------------------------------------
+
+  /**
+   * Applies the ops in order to accumulator `x` (all its lanes; lanes past acc.count are never
+   * stored) with the scratch registers `s`. Constants come from the RIP-relative pool as memory
+   * operands (AVX-512: {1to16} broadcasts of one dword); the scalar path runs the same packed
+   * instructions on xmm, lane 0 being the element.
+   */
+  private epilogue(ops: readonly EpilogueOp[], x: Vec, acc: Accumulator, s: Vec[]): void {
+    const a = this.a;
+    let operand = 0;
+    for (const e of ops) {
+      switch (e.kind) {
+        case 'bias':
+        case 'residual': {
+          const o = acc.operands?.[operand++];
+          if (!o) throw new Error(`an accumulator at ${acc.offset} has no operand for its ${e.kind}`);
+          const m = this.memoryOperand(o);
+          if (this.lanes === 1) a.vaddss(x.xmm, x.xmm, m ?? this.loaded(s[0]!, o).xmm);
+          else a.vaddps(x, x, m ?? this.loaded(s[0]!, o));
+          break;
+        }
+        case 'scale':
+          a.vmulps(x, x, this.constant(e.value));
+          break;
+        case 'relu':
+          // with equal operands (0 and -0) vmaxps returns the second: +0, as max(x, 0)
+          a.vmaxps(x, x, this.constant(0));
+          break;
+        case 'clip':
+          a.vmaxps(x, x, this.constant(e.min));
+          a.vminps(x, x, this.constant(e.max));
+          break;
+        case 'sigmoid':
+          this.sigmoid(x, s[0]!, s[1]!);
+          break;
+        case 'gelu':
+          this.gelu(x, s[0]!, s[1]!, s[2]!);
+          break;
+      }
+    }
+  }
+
+  private loaded(reg: Vec, o: Operand): Vec {
+    this.loadOperand(reg, o);
+    return reg;
+  }
+
+  /**
+   * x = 1 / (1 + exp(-x)), exp as Cephes' expf: -x clamped to [-87.3, 88.3] (2^n stays a normal
+   * float), n = round(-x log2e), r = -x - n ln2 in two parts (Cody-Waite), e^r by a degree-7
+   * Horner polynomial, 2^n built in the exponent bits ((n + 127) << 23). About 1 ulp.
+   */
+  private sigmoid(x: Vec, r: Vec, n: Vec): void {
+    const a = this.a;
+    a.vmaxps(r, x, this.constant(-88.3));
+    a.vminps(r, r, this.constant(87.3));
+    a.vmulps(n, r, this.constant(-Math.LOG2E));
+    this.roundNearest(n);
+    a.vfnmsub231ps(r, n, this.constant(LN2_HI)); // r = -x - n ln2_hi
+    a.vfnmadd231ps(r, n, this.constant(LN2_LO)); // r -= n ln2_lo
+    a.vcvtps2dq(n, n);
+    a.vpaddd(n, n, this.constant(127, 'int'));
+    a.vpslld(n, n, 23);
+    this.horner(x, r, EXP_POLY);
+    a.vmulps(x, x, n);
+    a.vaddps(x, x, this.constant(1));
+    a.vbroadcastss(r, this.constantElement(1));
+    a.vdivps(x, r, x);
+  }
+
+  /**
+   * x = x/2 (1 + erf(x / sqrt 2)), erf as Eigen and XLA compute it in float: the argument clamped
+   * to [-4, 4] (erf is 1 in float beyond), then u P(u^2) / Q(u^2) with P of degree 6 and Q of
+   * degree 4 in u^2 (a few 1e-7 absolute near the clamp: gelu measured within 8 ulps of
+   * max(1, |gelu|) on [-20, 20], about 1 ulp elsewhere).
+   */
+  private gelu(x: Vec, u: Vec, u2: Vec, p: Vec): void {
+    const a = this.a;
+    a.vmulps(u, x, this.constant(Math.SQRT1_2));
+    a.vminps(u, u, this.constant(4));
+    a.vmaxps(u, u, this.constant(-4));
+    a.vmulps(u2, u, u);
+    this.horner(p, u2, ERF_P);
+    a.vmulps(u, u, p);
+    this.horner(p, u2, ERF_Q);
+    a.vdivps(u, u, p);
+    a.vmulps(x, x, this.constant(0.5));
+    a.vfmadd231ps(x, x, u); // x/2 + x/2 erf
+  }
+
+  /** dst = c[0] t^(k-1) + ... + c[k-1]: a broadcast, then one FMA per coefficient (dst = dst t + c) */
+  private horner(dst: Vec, t: Vec, c: readonly number[]): void {
+    this.a.vbroadcastss(dst, this.constantElement(c[0]!));
+    for (const v of c.slice(1)) this.a.vfmadd213ps(dst, t, this.constant(v));
+  }
+
+  /** round to the nearest integer, ties to even (imm8 0: that mode, not MXCSR's) */
+  private roundNearest(v: Vec): void {
+    if (v instanceof Zmm) this.a.vrndscaleps(v, v, 0);
+    else this.a.vroundps(v as Xmm | Ymm, v as Xmm | Ymm, 0);
+  }
+
+  /** fp32 constants (and int32 ones, by bit pattern) of the pool: bits -> label */
+  private readonly pool = new Map<number, Label>();
+
+  /** The pool entry of a constant as a full-width source operand: {1to16} on AVX-512, a whole vector of copies otherwise. */
+  private constant(value: number, type: 'float' | 'int' = 'float'): Mem {
+    const m = this.constantElement(value, type);
+    return this.isa === 'avx512' && this.lanes > 1 ? m.bcst() : m;
+  }
+
+  /** The first element of a constant's pool entry (an m32 for vbroadcastss). */
+  private constantElement(value: number, type: 'float' | 'int' = 'float'): Mem {
+    const bits = type === 'int' ? value >>> 0 : floatBits(value);
+    let label = this.pool.get(bits);
+    if (!label) {
+      label = this.a.newLabel();
+      this.pool.set(bits, label);
+    }
+    return memRip(label, 0);
   }
 
   private compute(n: ComputeNode): void {
@@ -649,6 +789,15 @@ class X86Emitter {
   }
 
   private emitConstants(): void {
+    if (this.pool.size > 0) {
+      // an AVX-512 vector kernel broadcasts one dword; AVX2 and the scalar path read 32 (16) bytes of copies
+      const copies = this.isa === 'avx512' && this.lanes > 1 ? 1 : 8;
+      this.a.align(32);
+      for (const [bits, label] of this.pool) {
+        this.a.bind(label);
+        for (let i = 0; i < copies; i++) this.a.emitU32(bits);
+      }
+    }
     if (this.indexTable) {
       this.a.align(64);
       this.a.bind(this.indexTable);
@@ -666,6 +815,34 @@ class X86Emitter {
       for (let i = 0; i < 16; i++) this.a.emitU32(i < 8 ? 0xffffffff : 0);
     }
   }
+}
+
+/**
+ * Vector registers each epilogue op needs beyond its accumulator (x86Caps.epilogueScratch): an
+ * operand not readable as a memory operand (partial, strided, an AVX2 broadcast) is loaded into
+ * one; sigmoid keeps r and n, gelu u, u^2 and a polynomial; constants are memory operands.
+ */
+export const X86_EPILOGUE_SCRATCH: Readonly<Record<EpilogueKind, number>> = Object.freeze({
+  bias: 1, residual: 1, scale: 0, relu: 0, clip: 0, sigmoid: 2, gelu: 3,
+});
+
+/** ln 2 = LN2_HI + LN2_LO, the high part short enough that n * LN2_HI is exact for |n| < 2^8 (Cephes) */
+const LN2_HI = 0.693359375;
+const LN2_LO = -2.12194440e-4;
+/** e^r on [-ln2/2, ln2/2], highest power first (Cephes expf: 1 + r + r^2 (0.5 + ...)) */
+const EXP_POLY = [1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1, 1, 1];
+/** erf(u) = u P(u^2) / Q(u^2) on [-4, 4] (Eigen's and XLA's float erf), highest power first */
+const ERF_P = [
+  -2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06, -5.69250639462346e-05,
+  -7.34990630326855e-04, -2.95459980854025e-03, -1.60960333262415e-02,
+];
+const ERF_Q = [-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03, -1.42647390514189e-02];
+
+const F32 = new Float32Array(1);
+const U32 = new Uint32Array(F32.buffer);
+function floatBits(v: number): number {
+  F32[0] = v;
+  return U32[0]!;
 }
 
 /** the xmm view of a register source (scalar forms take xmm registers or m32) */

@@ -895,6 +895,62 @@ export class Assembler {
     this.packed(VEC.vpternlogd, dst, src1, src2, imm8);
   }
 
+  // ---- the epilogue's forms: FMA variants, rounding, conversion, integer add and shift ------
+
+  /** dst = dst * src1 + src2 (the multiplier src1 survives: Horner steps p = p*x + c) */
+  vfmadd213ps<V extends Vec>(dst: V, src1: V, src2: V | Mem): void {
+    this.packed(VEC.vfmadd213ps, dst, src1, src2);
+  }
+  /** dst = -(src1 * src2) + dst */
+  vfnmadd231ps<V extends Vec>(dst: V, src1: V, src2: V | Mem): void {
+    this.packed(VEC.vfnmadd231ps, dst, src1, src2);
+  }
+  /** dst = -(src1 * src2) - dst */
+  vfnmsub231ps<V extends Vec>(dst: V, src1: V, src2: V | Mem): void {
+    this.packed(VEC.vfnmsub231ps, dst, src1, src2);
+  }
+
+  /** VEX rounding to an integral float (imm8 bits 1:0 = mode, 0 nearest even); for zmm use vrndscaleps */
+  vroundps<V extends Xmm | Ymm>(dst: V, src: V | Mem, imm8: number): void {
+    Assembler.imm8('vroundps', [dst, src, imm8], imm8);
+    this.vecUnary(VEC.vroundps, dst, src, imm8);
+  }
+  /** EVEX rounding (zmm): imm8 bits 7:4 = fraction bits kept (0: to an integer), bits 1:0 = mode as vroundps */
+  vrndscaleps(dst: Zmm, src: Zmm | Mem, imm8: number): void {
+    Assembler.imm8('vrndscaleps', [dst, src, imm8], imm8);
+    if (!(dst instanceof Zmm)) fail('vrndscaleps', [dst, src, imm8], 'vrndscaleps takes zmm (AVX512VL forms are not emitted): use vroundps for xmm/ymm');
+    this.vecUnary(VEC.vrndscaleps, dst, src, imm8);
+  }
+  /** float to int32 lanes, rounded by MXCSR (nearest even by default) */
+  vcvtps2dq<V extends Vec>(dst: V, src: V | Mem): void {
+    this.vecUnary(VEC.vcvtps2dq, dst, src);
+  }
+  /** int32 lane add (AVX2 for ymm) */
+  vpaddd<V extends Vec>(dst: V, src1: V, src2: V | Mem): void {
+    this.packed(VEC.vpaddd, dst, src1, src2);
+  }
+  /** int32 lane shift left by an immediate (AVX2 for ymm); register source only */
+  vpslld<V extends Vec>(dst: V, src: V, imm8: number): void {
+    const ops = [dst, src, imm8];
+    Assembler.imm8('vpslld', ops, imm8);
+    if (!isVec(dst) || !isVec(src)) fail('vpslld', ops, 'the shift-by-immediate form takes vector registers here (no memory source)');
+    Assembler.sameKind('vpslld', ops, dst.kind, src);
+    Assembler.plain('vpslld', ops, src);
+    // group 72 /6: ModRM.reg is the opcode extension, the destination goes in vvvv
+    this.vec(VEC.vpslld_imm, ops, { reg: 6, vvvv: dst.id, rm: src.id, bytes: dst.bytes, mask: dst.mask, zeroing: dst.zeroing, imm: imm8 });
+  }
+
+  /** dst = op(src) for forms without an NDS register (vvvv unused), with an optional imm8 */
+  private vecUnary(op: VecOp, dst: Vec, src: Vec | Mem, imm?: number): void {
+    const ops = imm === undefined ? [dst, src] : [dst, src, imm];
+    if (!isVec(dst)) fail(op.name, ops, 'destination must be a vector register');
+    Assembler.sameKind(op.name, ops, dst.kind, src);
+    Assembler.plain(op.name, ops, src);
+    this.vec(op, ops, {
+      reg: dst.id, vvvv: null, rm: src instanceof Mem ? src : src.id, bytes: dst.bytes, mask: dst.mask, zeroing: dst.zeroing, imm,
+    });
+  }
+
   // ---- permutes and shuffles ----------------------------------------------------------------
 
   /** per 128-bit lane: dst = [src1[imm 1:0], src1[imm 3:2], src2[imm 5:4], src2[imm 7:6]] */

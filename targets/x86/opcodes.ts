@@ -168,6 +168,16 @@ export const VEC = {
   vpermt2ps: row('vpermt2ps', P66, M0F38, 0x7f, false, 'fv'),
   // the EVEX form scales a broadcast displacement by 8 (qword elements), which this table's tuples do not say
   vpermpd: row('vpermpd', P66, M0F3A, 0x01, true, null, { w: 1, hint: 'the emitters permute zmm with vpermt2ps / vpermps' }),
+  // the epilogue's arithmetic (emit.ts): FMA forms that keep the multiplier, rounding, integer exponent building
+  vfmadd213ps: row('vfmadd213ps', P66, M0F38, 0xa8, true, 'fv'),
+  vfnmadd231ps: row('vfnmadd231ps', P66, M0F38, 0xbc, true, 'fv'),
+  vfnmsub231ps: row('vfnmsub231ps', P66, M0F38, 0xbe, true, 'fv'),
+  vroundps: row('vroundps', P66, M0F3A, 0x08, true, null, { hint: 'use vrndscaleps for zmm' }),
+  vrndscaleps: row('vrndscaleps', P66, M0F3A, 0x08, false, 'fv'),
+  vcvtps2dq: row('vcvtps2dq', P66, M0F, 0x5b, true, 'fv'),
+  vpaddd: row('vpaddd', P66, M0F, 0xfe, true, 'fv'),
+  // shift group 72 /6 ib: the destination is vvvv, ModRM.reg holds the /digit
+  vpslld_imm: row('vpslld', P66, M0F, 0x72, true, 'fv'),
 } as const satisfies Record<string, VecOp>;
 
 // ---------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 import { hasParallelBand, type LoopProgram } from '../../loopnest/program.ts';
 import type { Kernel, Target, TargetCaps } from '../kernel.ts';
 import { flops } from '../../ir/problem.ts';
-import { emitX86, type X86Isa } from './emit.ts';
+import { X86_EPILOGUE_SCRATCH, emitX86, type X86Isa } from './emit.ts';
 import { disassembleX86 } from './disassemble.ts';
 
 export function x86Caps(isa: X86Isa): TargetCaps {
@@ -23,6 +23,8 @@ export function x86Caps(isa: X86Isa): TargetCaps {
     // AVX-512's vpermt2ps keeps its index vector in a register of its own
     vectorStrides: [1, 2],
     indexRegisterForStrides: isa === 'avx512',
+    // every epilogue op, with the scratch registers emit.ts uses for it (constants are memory operands)
+    epilogueScratch: { ...X86_EPILOGUE_SCRATCH },
     // rows 4 KB apart share L1/L2 sets: pack such boxes of up to 192 KB read at least 8 times
     packing: { strideMultiple: 1024, maxElements: 48 * 1024, minReuse: 8 },
   };

@@ -265,6 +265,16 @@ ripCases((m) => `vbroadcastss zmm17, dword ptr ${m}`, (a, m) => a.vbroadcastss(z
 ripCases((m) => `vfmadd231ps zmm1, zmm2, dword ptr ${m}{1to16}`, (a, m) => a.vfmadd231ps(zmm(1), zmm(2), m.bcst()));
 ripCases((m) => `vpternlogd zmm0, zmm0, zmmword ptr ${m}, 15`, (a, m) => a.vpternlogd(zmm(0), zmm(0), m, 15));
 ripCases((m) => `kmovw k1, word ptr ${m}`, (a, m) => a.kmovw(k1, m));
+// the epilogue's constant pool: broadcast loads, full-vector and {1to16} operands, and an imm8 after the disp32
+ripCases((m) => `vbroadcastss ymm3, dword ptr ${m}`, (a, m) => a.vbroadcastss(ymm(3), m));
+ripCases((m) => `vmulps ymm2, ymm5, ymmword ptr ${m}`, (a, m) => a.vmulps(ymm(2), ymm(5), m));
+ripCases((m) => `vmaxps xmm1, xmm1, xmmword ptr ${m}`, (a, m) => a.vmaxps(xmm(1), xmm(1), m));
+ripCases((m) => `vfmadd213ps zmm20, zmm3, dword ptr ${m}{1to16}`, (a, m) => a.vfmadd213ps(zmm(20), zmm(3), m.bcst()));
+ripCases((m) => `vfnmsub231ps ymm4, ymm6, ymmword ptr ${m}`, (a, m) => a.vfnmsub231ps(ymm(4), ymm(6), m));
+ripCases((m) => `vpaddd zmm9, zmm9, dword ptr ${m}{1to16}`, (a, m) => a.vpaddd(zmm(9), zmm(9), m.bcst()));
+ripCases((m) => `vpaddd ymm9, ymm9, ymmword ptr ${m}`, (a, m) => a.vpaddd(ymm(9), ymm(9), m));
+ripCases((m) => `vroundps ymm7, ymmword ptr ${m}, 8`, (a, m) => a.vroundps(ymm(7), m, 8));
+ripCases((m) => `vrndscaleps zmm7, dword ptr ${m}{1to16}, 0`, (a, m) => a.vrndscaleps(zmm(7), m.bcst(), 0));
 ripCases((m) => `vmaskmovps ymm0, ymm15, ymmword ptr ${m}`, (a, m) => a.vmaskmovps(ymm(0), ymm(15), m));
 
 // ---- the NOPs `align` uses -------------------------------------------------------------------
@@ -300,8 +310,11 @@ VMEMS.forEach((m, i) => {
   add('vex moves', `vmovss ${fmtMem(m, 'dword')}, ${r}`, (a) => a.vmovss(m, r));
 });
 
-type PackedName = 'vfmadd231ps' | 'vaddps' | 'vsubps' | 'vmulps' | 'vdivps' | 'vminps' | 'vmaxps' | 'vxorps' | 'vpcmpeqd' | 'vpxord';
-const VEX_PACKED: PackedName[] = ['vfmadd231ps', 'vaddps', 'vsubps', 'vmulps', 'vdivps', 'vminps', 'vmaxps', 'vxorps', 'vpcmpeqd'];
+type PackedName = 'vfmadd231ps' | 'vaddps' | 'vsubps' | 'vmulps' | 'vdivps' | 'vminps' | 'vmaxps' | 'vxorps' | 'vpcmpeqd' | 'vpxord'
+  | 'vfmadd213ps' | 'vfnmadd231ps' | 'vfnmsub231ps' | 'vpaddd';
+const VEX_PACKED: PackedName[] = [
+  'vfmadd231ps', 'vaddps', 'vsubps', 'vmulps', 'vdivps', 'vminps', 'vmaxps', 'vxorps', 'vpcmpeqd', 'vfmadd213ps', 'vfnmadd231ps', 'vfnmsub231ps', 'vpaddd',
+];
 for (const op of VEX_PACKED) {
   for (const f of [xmm, ymm] as ((i: number) => Xmm | Ymm)[]) {
     for (const [d, s1, s2] of VEX_TRIPLES) {
@@ -396,7 +409,7 @@ for (const op of ['vmovups', 'vmovaps', 'vmovdqu32'] as const) {
   });
 }
 
-const EVEX_PACKED: PackedName[] = ['vfmadd231ps', 'vaddps', 'vsubps', 'vmulps', 'vdivps', 'vminps', 'vmaxps', 'vpxord'];
+const EVEX_PACKED: PackedName[] = ['vfmadd231ps', 'vaddps', 'vsubps', 'vmulps', 'vdivps', 'vminps', 'vmaxps', 'vpxord', 'vfmadd213ps', 'vfnmadd231ps', 'vfnmsub231ps', 'vpaddd'];
 for (const op of EVEX_PACKED) {
   for (const [d, s1, s2] of Z_TRIPLES) {
     for (const deco of DECOS) add('evex packed', `${op} ${fmtVec(deco(zmm(d)))}, zmm${s1}, zmm${s2}`, (a) => a[op](deco(zmm(d)), zmm(s1), zmm(s2)));
@@ -494,6 +507,37 @@ for (let i = 0; i < 8; i++) {
   add('opmask', `kxnorw ${d}, ${s1}, ${s2}`, (a) => a.kxnorw(d, s1, s2));
   add('opmask', `kortestw ${d}, ${s2}`, (a) => a.kortestw(d, s2));
 }
+
+// ---- the epilogue's unary forms: rounding, float-to-int conversion, dword shift by immediate ----
+
+for (const f of [xmm, ymm] as ((i: number) => Xmm | Ymm)[]) {
+  for (const [d, s] of VEX_TRIPLES) {
+    for (const imm of [0, 1, 8, 11]) add('epilogue forms', `vroundps ${f(d)}, ${f(s)}, ${imm}`, (a) => a.vroundps(f(d), f(s), imm));
+    add('epilogue forms', `vcvtps2dq ${f(d)}, ${f(s)}`, (a) => a.vcvtps2dq(f(d), f(s)));
+    for (const imm of [0, 1, 23, 31]) add('epilogue forms', `vpslld ${f(d)}, ${f(s)}, ${imm}`, (a) => a.vpslld(f(d), f(s), imm));
+  }
+  VMEMS.forEach((m, i) => {
+    const d = f(VEX_IDS[i % VEX_IDS.length]!);
+    add('epilogue forms', `vroundps ${d}, ${fmtMem(m, vw(d))}, 0`, (a) => a.vroundps(d, m, 0));
+    add('epilogue forms', `vcvtps2dq ${d}, ${fmtMem(m, vw(d))}`, (a) => a.vcvtps2dq(d, m));
+  });
+}
+for (const [d, s] of Z_TRIPLES) {
+  for (const deco of DECOS) {
+    add('epilogue forms', `vrndscaleps ${fmtVec(deco(zmm(d)))}, zmm${s}, 0`, (a) => a.vrndscaleps(deco(zmm(d)), zmm(s), 0));
+    add('epilogue forms', `vcvtps2dq ${fmtVec(deco(zmm(d)))}, zmm${s}`, (a) => a.vcvtps2dq(deco(zmm(d)), zmm(s)));
+    add('epilogue forms', `vpslld ${fmtVec(deco(zmm(d)))}, zmm${s}, 23`, (a) => a.vpslld(deco(zmm(d)), zmm(s), 23));
+  }
+  for (const imm of [1, 8, 0x10, 0xfb]) add('epilogue forms', `vrndscaleps zmm${d}, zmm${s}, ${imm}`, (a) => a.vrndscaleps(zmm(d), zmm(s), imm));
+}
+EMEMS.forEach((m, i) => {
+  const d = DECOS[i % DECOS.length]!(zmm(Z_IDS[i % Z_IDS.length]!));
+  add('epilogue forms', `vrndscaleps ${fmtVec(d)}, ${fmtMem(m, 'zmmword')}, 0`, (a) => a.vrndscaleps(d, m, 0));
+  add('epilogue forms', `vcvtps2dq ${fmtVec(d)}, ${fmtMem(m, 'zmmword')}`, (a) => a.vcvtps2dq(d, m));
+  const b = mem(m.base, Math.trunc(m.disp / 16) || 0, m.index, m.scale).bcst();
+  add('epilogue forms', `vrndscaleps ${fmtVec(d)}, ${fmtMem(b, 'dword')}, 0`, (a) => a.vrndscaleps(d, b, 0));
+  add('epilogue forms', `vcvtps2dq ${fmtVec(d)}, ${fmtMem(b, 'dword')}`, (a) => a.vcvtps2dq(d, b));
+});
 
 // ---- compressed displacement disp8*N: explicit boundaries ---------------------------------------
 
@@ -623,6 +667,12 @@ const ERRORS: [string, (a: Assembler) => void, RegExp][] = [
   ['vpermt2ps on ymm', (a) => a.vpermt2ps(ymm(0) as Vec as Zmm, ymm(1) as Vec as Zmm, ymm(2) as Vec as Zmm), /zmm/],
   ['vpermpd on zmm', (a) => a.vpermpd(zmm(0) as Vec as Ymm, zmm(1) as Vec as Ymm, 0), /vpermt2ps/],
   ['masked vpermpd', (a) => a.vpermpd(ymm(0).k(1), ymm(1), 0), /no AVX-512F form/],
+  ['vroundps on zmm', (a) => a.vroundps(zmm(0) as Vec as Ymm, zmm(1) as Vec as Ymm, 0), /vrndscaleps/],
+  ['vrndscaleps on ymm', (a) => a.vrndscaleps(ymm(0) as Vec as Zmm, ymm(1) as Vec as Zmm, 0), /vroundps/],
+  ['vroundps imm', (a) => a.vroundps(ymm(0), ymm(1), 256), /imm8/],
+  ['vpslld from memory', (a) => a.vpslld(ymm(0), mem(rax) as unknown as Ymm, 3), /no memory source/],
+  ['vpslld imm', (a) => a.vpslld(zmm(0), zmm(1), -1), /imm8/],
+  ['vcvtps2dq on ymm with a mask', (a) => a.vcvtps2dq(ymm(0).k(1), ymm(1)), /AVX512VL/],
   ['register number', () => zmm(32), /out of range/],
   ['gp register number', () => gp64(16), /out of range/],
   ['opmask register number', () => kreg(8), /out of range/],
