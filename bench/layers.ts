@@ -9,6 +9,12 @@
  * model executor keeping padded layouts passes); the cost section below measures what padding and
  * epilogues cost. Writes bench/results/layers.json and layers.html.
  *
+ * Layouts, chosen by measurement: every conv and pool is also tuned in the blocked NCHWc layout
+ * (c = the target's vector lanes: ir/layout.ts); standalone it pays for converting its input to
+ * NCHWc and its output back (both timed), in a model that keeps the layout between layers it does
+ * not. `looptune<T>` is the faster of NCHW and blocked-with-conversions, `looptuneKeptLayout<T>`
+ * the faster of NCHW and blocked alone.
+ *
  * The cost section: on 1 thread, the same schedule on the layer without padding (pre-padded
  * input), with padding, and with each epilogue, GFLOPS side by side; and the copy compileKernel
  * makes when a caller passes a padded tensor unpadded (microseconds per call, against the call).
@@ -20,6 +26,7 @@ import { compileKernel } from '../agent/compile-kernel.ts';
 import { tune } from '../agent/tune.ts';
 import { randomArray } from '../ir/interpret.ts';
 import { dataShape, elementCount, type Problem } from '../ir/problem.ts';
+import { blockedVariant, fromBlocked, toBlocked } from '../ir/layout.ts';
 import { Schedule } from '../ir/schedule.ts';
 import type { Device } from '../targets/backend.ts';
 import { barPlot } from '../agent/report/svg.ts';
@@ -57,6 +64,12 @@ const COST_FAMILIES: { name: string; variants: string[] }[] = [
     variants: ['matmul 128x3072x768', 'matmul 128x3072x768 +bias', 'matmul 128x3072x768 +bias +gelu', 'matmul 128x3072x768 +bias +sigmoid'],
   },
 ];
+
+/** The layout conversions a blocked layer needs standalone: its input to NCHWc, its output back (weights are packed once, at load). */
+function conversionKernels(problem: Problem, B: number, b: ReturnType<typeof backend>) {
+  const input = dataShape(problem.tensors[1]!), output = dataShape(problem.tensors[0]!);
+  return [toBlocked(input, B), fromBlocked(output, B)].map((p) => b.compile(Schedule.initial(p), { overwrite: true }));
+}
 
 /** Microseconds per compileKernel run of `schedule`, with padded tensors passed as their data (copied) or as storage (zero-copy). */
 async function paddingCopyMicros(problem: Problem, schedule: Schedule, target: string): Promise<{ storage: number; data: number }> {
@@ -127,13 +140,40 @@ export async function benchLayers(opts: { quick?: boolean } = {}): Promise<objec
       for (const threads of [1, 2] as const) {
         const device = devices[threads];
         const r = await tune(problem, { target: b, device, noRecords: true, seed: 0 });
-        let ours = 0, ort = 0;
+        // the blocked layout (NCHWc, one vector of channels innermost), tuned the same way
+        const blockedProblem = blockedVariant(problem, b.caps.vectorLanes);
+        const blocked = blockedProblem ? await tune(blockedProblem, { target: b, device, noRecords: true, seed: 0 }) : undefined;
+        const conversions = blockedProblem ? conversionKernels(problem, b.caps.vectorLanes, b) : [];
+        let ours = 0, ort = 0, oursBlocked = 0, conversionSeconds = Infinity;
         for (let round = 0; round < ROUNDS; round++) {
           const t = await device.time(r.kernel, { minSeconds: 0.1, threads: r.threads });
           if (t.ok) ours = Math.max(ours, t.gflops);
+          if (blocked) {
+            const tb = await device.time(blocked.kernel, { minSeconds: 0.1, threads: blocked.threads });
+            if (tb.ok) oursBlocked = Math.max(oursBlocked, tb.gflops);
+            let sum = 0;
+            for (const k of conversions) {
+              const tc = await device.time(k, { minSeconds: 0.05, threads: 1 });
+              sum += tc.ok ? tc.bestSeconds : Infinity;
+            }
+            conversionSeconds = Math.min(conversionSeconds, sum);
+          }
           ort = Math.max(ort, (await timeOnnxRuntime(problem, { threads, minSeconds: 0.1 })).gflops);
         }
-        Object.assign(row, { [`schedule${threads}`]: r.schedule, [`looptune${threads}`]: ours, [`onnxruntime${threads}`]: ort, [`ratio${threads}`]: ours / ort, [`tuneSeconds${threads}`]: r.seconds });
+        // standalone, a blocked kernel pays for converting its input and output; in a model that keeps
+        // the layout between layers it does not: both choices, each by measurement
+        const f = flops(problem);
+        const blockedStandalone = blocked ? f / (f / (oursBlocked * 1e9) + conversionSeconds) / 1e9 : 0;
+        const standalone = Math.max(ours, blockedStandalone);
+        const kept = Math.max(ours, oursBlocked);
+        Object.assign(row, {
+          [`schedule${threads}`]: r.schedule, [`nchw${threads}`]: ours,
+          ...(blocked ? { [`blockedSchedule${threads}`]: blocked.schedule, [`blocked${threads}`]: oursBlocked, [`conversionMicros${threads}`]: conversionSeconds * 1e6 } : {}),
+          [`layout${threads}`]: standalone === ours ? 'nchw' : `nchw${b.caps.vectorLanes}c`,
+          [`looptune${threads}`]: standalone, [`looptuneKeptLayout${threads}`]: kept,
+          [`onnxruntime${threads}`]: ort, [`ratio${threads}`]: standalone / ort, [`ratioKeptLayout${threads}`]: kept / ort,
+          [`tuneSeconds${threads}`]: r.seconds + (blocked?.seconds ?? 0),
+        });
       }
       row.percentOfPeak1 = (100 * (row.looptune1 as number)) / peak1;
       rows.push(row);
@@ -149,6 +189,10 @@ export async function benchLayers(opts: { quick?: boolean } = {}): Promise<objec
     layers: rows.length,
     atLeastOnnxruntime1: ratios('ratio1').filter((x) => x >= 1).length,
     atLeastOnnxruntime2: ratios('ratio2').filter((x) => x >= 1).length,
+    atLeastOnnxruntimeKeptLayout1: ratios('ratioKeptLayout1').filter((x) => x >= 1).length,
+    atLeastOnnxruntimeKeptLayout2: ratios('ratioKeptLayout2').filter((x) => x >= 1).length,
+    blockedChosen1: rows.filter((r) => r.layout1 !== 'nchw').length,
+    blockedChosen2: rows.filter((r) => r.layout2 !== 'nchw').length,
     minRatio1: Math.min(...ratios('ratio1')), minRatio2: Math.min(...ratios('ratio2')),
     peakGflops1: peak1,
     /** ResNet's 3x3 convs at 1 thread, % of the FMA peak (goal >= 95) */
