@@ -212,13 +212,26 @@ const BERT_LAYERS: DatasetEntry[] = [
 /**
  * What the shipped policies train on: matmul, conv, depthwise and attention together. Every
  * fourth mm64-256 shape, the real layers of ResNet-18 and MobileNetV2 (padding, depthwise,
- * epilogues) and BERT-base's layer.
+ * epilogues; their 14x14 and 7x7 convs also in NCHW8c and NCHW16c) and BERT-base's layer.
  */
 function mixed(): DatasetEntry[] {
-  return [
-    ...mm64to256().filter((_, i) => i % 4 === 0),
+  const real = [
     ...resnet18Layers().map((e) => ({ ...e, name: `resnet18.${e.name}` })),
     ...mobilenetV2(true).map((e) => ({ ...e, name: `mobilenetv2.${e.name}` })),
+  ];
+  // the small-spatial convs (14x14 and 7x7 outputs) also in the blocked NCHWc layouts of AVX2 and AVX-512
+  const blocked = real.filter((e) => e.spec.startsWith('conv2d') && /\bh(7|14) /.test(e.spec)).flatMap((e) => [8, 16].flatMap((B) => {
+    const spec = e.spec.replace(/ \+/, ` layout${B} +`);
+    try {
+      parseProblem(spec);
+      return [{ ...e, name: `${e.name}.nchw${B}c`, spec }];
+    } catch {
+      return []; // channels the block does not divide
+    }
+  }));
+  return [
+    ...mm64to256().filter((_, i) => i % 4 === 0),
+    ...real, ...blocked,
     ...BERT_LAYERS.map((e) => ({ ...e, name: `bert.${e.name}` })),
   ];
 }
