@@ -120,6 +120,31 @@ export function hostTarget(): HostTarget {
   throw new Error(`host CPU ${h.model} has no AVX2+FMA: native x86 kernels cannot run here`);
 }
 
+/**
+ * Why this CPU cannot execute `isa` code, in one line (undefined when it can). Checked before any
+ * kernel runs: a worker that ran the code anyway would only report SIGILL. `host` defaults to this
+ * machine's (a parameter so that the message can be tested for any CPU).
+ */
+export function hostIsaError(isa: HostTarget, host: HostIsa = hostIsa()): string | undefined {
+  if (host.arch !== 'x64') return `this CPU (${host.model}) is ${host.arch}, not x86-64: it cannot run ${isa} code`;
+  const missing = missingFlags(isa, host);
+  if (missing.length === 0) return undefined;
+  // name the target that does run here, when there is one
+  const best = HOST_TARGETS.find((t) => missingFlags(t, host).length === 0);
+  return `this CPU (${host.model}) cannot run ${isa} code: /proc/cpuinfo lacks ${missing.join(' and ')}${best ? ` (its target is ${best})` : ''}`;
+}
+
+/** The /proc/cpuinfo flags `isa` code needs that this x86 CPU lacks. */
+function missingFlags(isa: HostTarget, host: HostIsa): string[] {
+  if (isa === 'avx512') return host.avx512 ? [] : ['avx512f'];
+  return [...(host.avx2 ? [] : ['avx2']), ...(host.fma ? [] : ['fma'])];
+}
+
+/** Whether this CPU executes `isa` code. */
+export function hostRuns(isa: HostTarget, host: HostIsa = hostIsa()): boolean {
+  return hostIsaError(isa, host) === undefined;
+}
+
 /** Cache sizes of cpu0 from /sys/devices/system/cpu/cpu0/cache/index*. */
 export function hostCaches(): HostCaches {
   const caches: HostCaches = { l1d: 0, l2: 0, l3: 0 };

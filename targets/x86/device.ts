@@ -8,7 +8,7 @@ import { fail } from '../../ir/errors.ts';
 import type { Problem } from '../../ir/problem.ts';
 import type { Baseline, Device, DeviceOptions, PeakReading } from '../backend.ts';
 import { gemmShape } from '../backend.ts';
-import { hostIsa, hostKey, threadedHostKey, type HostTarget } from '../runtime/host.ts';
+import { hostIsaError, hostKey, threadedHostKey, type HostTarget } from '../runtime/host.ts';
 import { MeasurementPool } from '../runtime/measure.ts';
 import { peakRecord } from '../runtime/peak.ts';
 import { workerRunner } from '../native-runner.ts';
@@ -44,8 +44,9 @@ export interface X86DeviceOptions extends DeviceOptions {
 
 /** The device for `isa` code (the ISA whose peak is the reference); one line when this CPU cannot run it. */
 export function x86Device(isa: HostTarget, nominalPeakGflops: number, options: X86DeviceOptions = {}): Device {
-  const host = hostIsa();
-  if (isa === 'avx512' ? !host.avx512 : !(host.avx2 && host.fma)) fail(`this CPU (${host.model}) cannot run ${isa} code`);
+  // refused before a worker starts: there the code would only die of SIGILL
+  const cannotRun = hostIsaError(isa);
+  if (cannotRun) fail(cannotRun);
   const threads = options.threads ?? 1;
   const badThreads = threadCountError(threads);
   if (badThreads) fail(badThreads);

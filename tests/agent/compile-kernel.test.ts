@@ -13,9 +13,9 @@ import { Schedule } from '../../ir/schedule.ts';
 import { LoopTuneError } from '../../ir/errors.ts';
 import { NativeFloat32Buffer } from '../../targets/runtime/buffers.ts';
 import { MeasurementPool } from '../../targets/runtime/measure.ts';
-import { hostTarget } from '../../targets/runtime/host.ts';
+import { RUN_TARGET } from '../host.ts';
 
-const target = hostTarget();
+const target = RUN_TARGET;
 
 function inputsOf(spec: string, seed = 3): { inputs: Float32Array[]; output: Float32Array } {
   const p = parseProblem(spec);

@@ -15,7 +15,7 @@ import { elementCount, flops, isReduction, iterationPoints } from '../../ir/prob
 import { randomProblem, randomSchedule, Rng } from '../../ir/random.ts';
 import { Schedule } from '../../ir/schedule.ts';
 import { parseProblem, poolAttributes } from '../../ir/spec.ts';
-import { hostTarget } from '../../targets/runtime/host.ts';
+import { RUN_TARGET } from '../host.ts';
 
 interface PoolCase {
   n: number; c: number; stride: number; dilation: number;
@@ -207,7 +207,7 @@ test('an in-process kernel starts from -Infinity: negative windows pool to their
   const p = parseProblem(specOf(cs));
   const rng = new Rng(8);
   const input = Float32Array.from(randomArray(rng, elementCount(p.tensors[1]!)), (x) => -Math.abs(x) - 0.5);
-  const k = await compileKernel(p, { target: hostTarget(), schedule: Schedule.initial(p).text(), threads: 1 });
+  const k = await compileKernel(p, { target: RUN_TARGET, schedule: Schedule.initial(p).text(), threads: 1 });
   try {
     const output = new Float32Array(elementCount(p.tensors[0]!)).fill(5);
     k.run([input], output);

@@ -24,12 +24,11 @@ import { LoopTuneError } from '../../ir/errors.ts';
 import { parseProblem, Schedule } from '../../ir/index.ts';
 import { cacheDir } from '../../targets/runtime/cache-dir.ts';
 import { hostIsa, hostKey } from '../../targets/runtime/host.ts';
+import { RUN_TARGET } from '../host.ts';
 import { defaultPeakCacheFile, peak } from '../../targets/runtime/peak.ts';
 
 setBackendLogging(false);
-const host = hostIsa();
-const canRun = host.arch === 'x64' && host.avx2 && host.fma;
-const target = host.avx512 ? 'avx512' : 'avx2';
+const target = RUN_TARGET;
 const root = mkdtempSync(path.join(os.tmpdir(), 'looptune-rel-records-'));
 let n = 0;
 const fresh = (name: string) => path.join(root, `${n++}-${name}`);
@@ -108,7 +107,6 @@ test('a read-only records folder: one warning, the search finishes (as nobody wh
 });
 
 test('tune with a records path that is a folder finishes, verified, with one warning', async () => {
-  assert.ok(canRun, 'needs an x86-64 CPU with AVX2 and FMA (the machines npm test runs on)');
   const folder = fresh('tune-folder');
   mkdirSync(folder);
   const policy = await randomPolicy();
@@ -141,7 +139,6 @@ test('search: a recorded figure is timed again before it is reported; one above 
 });
 
 test('tune: a recorded figure (plausible but false) is timed again; never reported as the result', async () => {
-  assert.ok(canRun, 'needs an x86-64 CPU with AVX2 and FMA (the machines npm test runs on)');
   const spec = 'matmul 64x48x80';
   const p = parseProblem(spec);
   const file = fresh('tune-doctored.jsonl');

@@ -1,6 +1,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { gpuHostKey, hostCaches, hostCores, hostIsa, hostKey, hostKeyOf, hostTarget, parseCacheSize } from '../../../targets/runtime/host.ts';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LoopTuneError } from '../../../ir/errors.ts';
+import { backend } from '../../../targets/registry.ts';
+import { gpuHostKey, hostCaches, hostCores, hostIsa, hostIsaError, hostKey, hostKeyOf, hostRuns, hostTarget, parseCacheSize, type HostIsa } from '../../../targets/runtime/host.ts';
+import { RUNNABLE_X86, RUN_TARGET, hostRunsTarget, isaOf } from '../../host.ts';
 
 test('host ISA is consistent with the architecture', () => {
   const isa = hostIsa();
@@ -57,6 +63,52 @@ test('this machine\'s host key is not the old coarse one (the bare model name)',
 
 test('a GPU host key carries the driver version', () => {
   assert.is(gpuHostKey({ name: 'NVIDIA H200', driverVersion: '12.8' }), 'NVIDIA H200 (driver 12.8)');
+});
+
+const cpu = (flags: Partial<HostIsa>): HostIsa => ({ arch: 'x64', avx2: true, avx512: false, fma: true, model: 'AMD EPYC', signature: 'AMD EPYC (test)', ...flags });
+
+test('hostIsaError: one line naming the missing flag and the target that does run; undefined when it runs', () => {
+  const zen3Isa = cpu({});
+  const zen5Isa = cpu({ avx512: true });
+  assert.is(hostIsaError('avx512', zen3Isa), 'this CPU (AMD EPYC) cannot run avx512 code: /proc/cpuinfo lacks avx512f (its target is avx2)');
+  assert.is(hostIsaError('avx2', zen3Isa), undefined);
+  assert.is(hostIsaError('avx512', zen5Isa), undefined);
+  assert.is(hostIsaError('avx2', zen5Isa), undefined);
+  assert.ok(hostRuns('avx2', zen3Isa) && !hostRuns('avx512', zen3Isa));
+  assert.is(hostIsaError('avx2', cpu({ avx2: false, fma: false })), 'this CPU (AMD EPYC) cannot run avx2 code: /proc/cpuinfo lacks avx2 and fma');
+  assert.is(hostIsaError('avx512', cpu({ arch: 'arm64', avx2: false, fma: false, model: 'Neoverse-V1' })),
+    'this CPU (Neoverse-V1) is arm64, not x86-64: it cannot run avx512 code');
+  // this machine: what the tests run on is what hostIsaError allows, best first
+  assert.equal([...RUNNABLE_X86], (['avx512', 'avx2'] as const).filter((isa) => hostRuns(isa)));
+  assert.is(RUNNABLE_X86[0], RUN_TARGET);
+  assert.is(RUN_TARGET, hostTarget());
+  assert.ok(RUNNABLE_X86.includes('avx2'), 'npm test runs on x86-64 hosts with AVX2+FMA');
+});
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+test('a device for an ISA this CPU cannot execute refuses in one line before running anything; the others open', async () => {
+  for (const name of ['avx512', 'llvm-avx512', 'avx2', 'llvm-avx2']) {
+    const why = hostIsaError(isaOf(name));
+    assert.is(hostRunsTarget(name), why === undefined, name);
+    if (why === undefined) {
+      const device = await backend(name).open();
+      assert.ok(device.native, name);
+      await device.close();
+      continue;
+    }
+    try {
+      await backend(name).open();
+      assert.unreachable(`${name} opened on a CPU that cannot run it`);
+    } catch (e) {
+      assert.instance(e, LoopTuneError);
+      assert.is((e as Error).message, why);
+    }
+    // the CLI says the same line and exits 1 (not a worker's SIGILL)
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'looptune.js'), 'run', 'matmul 8x16x8', '--target', name], { encoding: 'utf8', timeout: 60_000 });
+    assert.is(r.status, 1, name);
+    assert.is(r.stderr, `looptune: ${why}\n`);
+  }
 });
 
 test.run();

@@ -3,20 +3,18 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { hostIsa } from '../../../targets/runtime/host.ts';
+import { RUN_TARGET } from '../../host.ts';
 import { MeasurementPool } from '../../../targets/runtime/measure.ts';
 import { peak, peakRecord } from '../../../targets/runtime/peak.ts';
 import { avx2FmaChains } from './fixtures.ts';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'looptune-peak-'));
 const cacheFile = path.join(dir, 'peak.json');
-const canRun = hostIsa().avx2 && hostIsa().fma;
 const quick = { kernel: avx2FmaChains, itersPerRep: 100, minSeconds: 0.005, cacheFile };
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('peak keeps the best chain count, skips counts the generator rejects, and caches', async () => {
-  assert.ok(canRun, 'needs an x86-64 CPU with AVX2 and FMA (the machines npm test runs on)');
   const first = await peakRecord('avx2', { ...quick, chains: [4, 8, 30] });
   assert.not.ok(first.cached);
   assert.equal(first.perChains.map((p) => p.chains), [4, 8]);
@@ -35,7 +33,6 @@ test('peak keeps the best chain count, skips counts the generator rejects, and c
 });
 
 test('peak without any usable chain count throws', async () => {
-  assert.ok(canRun, 'needs an x86-64 CPU with AVX2 and FMA (the machines npm test runs on)');
   try {
     await peakRecord('avx2', { ...quick, chains: [30], cacheFile: null });
     assert.unreachable();
@@ -45,7 +42,6 @@ test('peak without any usable chain count throws', async () => {
 });
 
 test('peak measured in a worker: same kernels, and a broken generator fails cleanly', async () => {
-  assert.ok(canRun, 'needs an x86-64 CPU with AVX2 and FMA (the machines npm test runs on)');
   const pool = new MeasurementPool();
   try {
     const r = await peakRecord('avx2', { ...quick, chains: [8], cacheFile: null, pool });
@@ -62,10 +58,8 @@ test('peak measured in a worker: same kernels, and a broken generator fails clea
 
 test('peak with the x86 emitter peakKernel', async () => {
   const generator = new URL('../../../targets/x86/peak-kernel.ts', import.meta.url);
-  assert.ok(canRun, 'needs an x86-64 CPU with AVX2 and FMA');
   assert.ok(existsSync(generator), 'targets/x86/peak-kernel.ts is missing');
-  const isa = hostIsa().avx512 ? 'avx512' : 'avx2';
-  const r = await peakRecord(isa, { chains: [12], itersPerRep: 100, minSeconds: 0.01, cacheFile: null });
+  const r = await peakRecord(RUN_TARGET, { chains: [12], itersPerRep: 100, minSeconds: 0.01, cacheFile: null });
   assert.ok(r.gflops > 0);
 });
 

@@ -3,6 +3,7 @@
  * worker and in-process, equal the reference interpreter at every thread count; kernels without a
  * band run on one thread whatever is asked; thread counts and the OpenMP environment are checked;
  * the fork-join probe and the T-core peak give figures. No timing is asserted (two busy cores).
+ * Runs on the host's best ISA (tests/host.ts); the per-ISA test decodes what it cannot run.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -13,23 +14,18 @@ import { parseProblem } from '../../../ir/spec.ts';
 import { workerRunner } from '../../../targets/native-runner.ts';
 import { backend } from '../../../targets/registry.ts';
 import { NativeFloat32Buffer } from '../../../targets/runtime/buffers.ts';
-import { hostIsa } from '../../../targets/runtime/host.ts';
 import { runInProcess } from '../../../targets/runtime/in-process.ts';
 import { MeasurementPool } from '../../../targets/runtime/measure.ts';
 import { forkJoinSeconds, peakRecord } from '../../../targets/runtime/peak.ts';
 import { MAX_THREADS, threadCountError, threadEnvironment } from '../../../targets/runtime/threads.ts';
 import { verifyKernel } from '../../../targets/verify.ts';
+import { RUN_TARGET, checkWithoutRunning, hostRunsTarget } from '../../host.ts';
 
 const pool = new MeasurementPool({ timeoutSeconds: 20 });
-const isa = hostIsa();
 
 test.after(async () => {
   await pool.close();
 });
-
-function requireHost(needs: 'avx2' | 'avx512'): void {
-  if (!isa[needs]) assert.unreachable(`this host lacks ${needs}; the test machine must have it`);
-}
 
 /** problem, parallel schedule */
 const PARALLEL: [string, string][] = [
@@ -45,13 +41,20 @@ const PARALLEL: [string, string][] = [
   ['bmm b3 m10 n32 k8', 'b:3p m:2r2p n:2p k:8 m:4 n:16'],
 ];
 
+// both ISAs' kernels, run where the host executes them (an avx512 one is compiled and decoded elsewhere)
 for (const target of ['avx512', 'avx2'] as const) {
   test(`${target}: MeasurementPool.run of parallel kernels at threads 1..4 equals the interpreter (guarded)`, async () => {
-    requireHost(target);
-    for (const [spec, text] of PARALLEL) {
+    const kernels = PARALLEL.map(([spec, text]) => {
       const schedule = Schedule.parse(parseProblem(spec), text);
       const kernel = backend(target).compile(schedule);
       assert.is(kernel.abi.parallel, true, `${text}: the kernel takes tid and threads`);
+      return { spec, text, schedule, kernel };
+    });
+    if (!hostRunsTarget(target)) {
+      checkWithoutRunning(target, kernels.map((k) => k.kernel));
+      return;
+    }
+    for (const { spec, text, schedule, kernel } of kernels) {
       for (let threads = 1; threads <= 4; threads++) {
         const v = await verifyKernel(kernel, schedule, workerRunner(pool, threads), { seed: threads, guard: true });
         assert.ok(v.verified, `${target} ${spec} ${text} on ${threads} threads: ${v.error}`);
@@ -64,18 +67,16 @@ for (const target of ['avx512', 'avx2'] as const) {
 }
 
 test('a kernel without a band asked for 3 threads runs on one: an accumulating matmul is still added once', async () => {
-  requireHost('avx512');
   const schedule = Schedule.parse(parseProblem('matmul 23x55x16'), 'm:5r3 n:3r7 k:16 n:16 m:4');
-  const kernel = backend('avx512').compile(schedule);
+  const kernel = backend(RUN_TARGET).compile(schedule);
   assert.is(kernel.abi.parallel ?? false, false);
   const v = await verifyKernel(kernel, schedule, workerRunner(pool, 3), { seed: 3, guard: true });
   assert.ok(v.verified, v.error);
 });
 
 test('runInProcess runs a parallel kernel on 2 libgomp threads in this process, correctly', () => {
-  requireHost('avx512');
   const schedule = Schedule.parse(parseProblem('matmul 23x55x16'), 'm:5r3p n:3r7p k:16 n:16 m:4');
-  const kernel = backend('avx512').compile(schedule);
+  const kernel = backend(RUN_TARGET).compile(schedule);
   const tensors = schedule.problem.tensors.map((t, i) => randomArray(elementCount(t), 404 + i));
   const buffers = tensors.map((a) => NativeFloat32Buffer.alloc(a.length, { guard: true }));
   try {
@@ -100,7 +101,7 @@ test('threadCountError rejects 0, 1.5, -1, NaN and 1025 in one line; accepts 1 a
   assert.is(threadCountError(1), undefined);
   assert.is(threadCountError(1024), undefined);
   // the pool refuses them before starting a job
-  const kernel = backend('avx512').compile(Schedule.parse(parseProblem('add 37x50'), 'i:4r5p j:3r2p i:8 j:16'));
+  const kernel = backend(RUN_TARGET).compile(Schedule.parse(parseProblem('add 37x50'), 'i:4r5p j:3r2p i:8 j:16'));
   const tensors = kernel.abi.tensors.map((t) => new Float32Array(t.elements));
   assert.throws(() => pool.run(kernel, tensors, { threads: 0 }), (e: unknown) => e instanceof RangeError && /got 0$/.test(e.message));
   assert.throws(() => pool.time(kernel, { threads: 1.5 }), (e: unknown) => e instanceof RangeError && /got 1\.5$/.test(e.message));
@@ -125,8 +126,7 @@ test('forkJoinSeconds(pool, 2) is a positive, finite figure', async () => {
 });
 
 test('the peak at 2 threads (in the pool, uncached) is a positive figure with threads: 2', async () => {
-  requireHost('avx512');
-  const r = await peakRecord('avx512', { pool, threads: 2, cacheFile: null, minSeconds: 0.02, chains: [12] });
+  const r = await peakRecord(RUN_TARGET, { pool, threads: 2, cacheFile: null, minSeconds: 0.02, chains: [12] });
   assert.is(r.threads, 2);
   assert.is(r.cached, false);
   assert.equal(r.perChains.map((p) => p.chains), [12]);
