@@ -29,20 +29,28 @@ export interface IRBuilder {
   getFloatTy(): Type;
   getInt64Ty(): Type;
   getVoidTy(): Type;
+  getInt32Ty(): Type;
   getInt64(value: number): Value;
+  getInt32(value: number): Value;
   CreateRetVoid(): Value;
   CreateBr(dest: BasicBlock): Value;
   CreateCondBr(cond: Value, then: BasicBlock, otherwise: BasicBlock): Value;
   CreateFAdd(a: Value, b: Value, name?: string): Value;
+  CreateFSub(a: Value, b: Value, name?: string): Value;
   CreateFMul(a: Value, b: Value, name?: string): Value;
+  CreateFDiv(a: Value, b: Value, name?: string): Value;
   CreateAdd(a: Value, b: Value, name?: string): Value;
   CreateMul(a: Value, b: Value, name?: string): Value;
+  CreateShl(a: Value, b: Value, name?: string): Value;
   CreateUDiv(a: Value, b: Value, name?: string): Value;
   CreateURem(a: Value, b: Value, name?: string): Value;
   CreateICmpEQ(a: Value, b: Value, name?: string): Value;
   CreateICmpNE(a: Value, b: Value, name?: string): Value;
   CreateICmpULT(a: Value, b: Value, name?: string): Value;
   CreateFCmpOGT(a: Value, b: Value, name?: string): Value;
+  CreateFCmpOLT(a: Value, b: Value, name?: string): Value;
+  CreateFPToSI(value: Value, type: Type, name?: string): Value;
+  CreateBitCast(value: Value, type: Type, name?: string): Value;
   CreateSelect(cond: Value, a: Value, b: Value, name?: string): Value;
   CreateLoad(type: Type, ptr: Value, name?: string): Value;
   CreateStore(value: Value, ptr: Value): Value;
@@ -63,7 +71,7 @@ export interface LlvmBindings {
   };
   BasicBlock: { Create(context: LlvmContext, name?: string, parent?: LlvmFunction): BasicBlock };
   ConstantFP: { get(type: Type, value: number): Value };
-  Intrinsic: { fmuladd: number; getDeclaration(module: Module, id: number, types?: Type[]): LlvmFunction };
+  Intrinsic: { fmuladd: number; fma: number; rint: number; getDeclaration(module: Module, id: number, types?: Type[]): LlvmFunction };
   /** true when the module is BROKEN (LLVM's convention) */
   verifyModule(module: Module): boolean;
   WriteBitcodeToFile(module: Module, path: string): void;

@@ -17,7 +17,8 @@
  *   (+ `offsets`) by iv * `advance`, as `p + i*stride` in C;
  * - a TileNode's accumulators are SSA values: one scalar per valid lane, loaded from the output
  *   (accumulating combines) before the tile's body, carried through the loops inside the tile by
- *   phis, stored after it;
+ *   phis, stored after it; a tile with `epilogue` runs the program's epilogue ops on every lane
+ *   between the two (epilogue.ts: the same scalar style, bias/residual lanes loaded like operands);
  * - a ComputeNode's vector op over `count` lanes becomes `count` scalar ops on consecutive
  *   elements (a broadcast operand is one load): LLVM's SLP vectorizer has to rebuild the vectors.
  *
@@ -27,7 +28,8 @@
  * fast-math flags (llvm-bindings 0.4.2 cannot set them), so LLVM may not reassociate reductions.
  */
 import type { Combine } from '../../ir/problem.ts';
-import { chunkCount, type ComputeNode, type LoopNode, type LoopProgram, type Operand, type ParallelNode, type ProgramNode, type TileNode } from '../../loopnest/program.ts';
+import { chunkCount, type Accumulator, type ComputeNode, type LoopNode, type LoopProgram, type Operand, type ParallelNode, type ProgramNode, type TileNode } from '../../loopnest/program.ts';
+import { EpilogueIr } from './epilogue.ts';
 import { bindings, type BasicBlock, type IRBuilder, type LlvmBindings, type LlvmFunction, type Module, type Type, type Value } from './bindings.ts';
 
 export const X86_64_TRIPLE = 'x86_64-pc-linux-gnu';
@@ -70,6 +72,7 @@ class IrBuilder {
   /** valid lanes of each accumulator of the current tile */
   private accCounts: number[] = [];
   private blocks = 0;
+  private readonly epilogueIr: EpilogueIr;
 
   constructor(private readonly llvm: LlvmBindings, private readonly program: LoopProgram) {
     const context = new llvm.LLVMContext();
@@ -87,6 +90,7 @@ class IrBuilder {
     this.combine = program.combine;
     this.lanes = program.decision.lanes;
     if (this.combine === 'fma') this.fmuladd = llvm.Intrinsic.getDeclaration(this.module, llvm.Intrinsic.fmuladd, [this.f32]);
+    this.epilogueIr = new EpilogueIr(llvm, this.module, this.b);
     this.newBlock = (name: string) => llvm.BasicBlock.Create(context, `${name}${this.blocks++}`, this.fn);
   }
 
@@ -257,10 +261,36 @@ class IrBuilder {
       }
     });
     this.nodes(n.body);
+    if (n.epilogue) n.accumulators.forEach((a, i) => this.epilogue(a, i));
     n.accumulators.forEach((a, i) => {
       for (let l = 0; l < a.count; l++) this.b.CreateStore(this.acc[i * lanes + l]!, this.offsetPointer(out, a.offset + l));
     });
     this.acc = [];
+  }
+
+  /** The program's epilogue on accumulator i's lanes; the k-th tensor-reading op reads `a.operands[k]`. */
+  private epilogue(a: Accumulator, i: number): void {
+    const ops = this.program.epilogue ?? [];
+    let next = 0;
+    for (const op of ops) {
+      let operand: Operand | undefined;
+      if (op.kind === 'bias' || op.kind === 'residual') {
+        operand = a.operands?.[next++];
+        if (!operand) throw new Error(`internal error: accumulator ${i} has no operand for its ${op.kind} epilogue op`);
+      }
+      // a broadcast operand is one load for every lane
+      let loaded: Value | undefined;
+      for (let l = 0; l < a.count; l++) {
+        let value: Value | undefined;
+        if (operand) {
+          const offset = operand.offset + (operand.mode === 'vector' ? l * (operand.stride ?? 1) : 0);
+          if (operand.mode === 'vector' || !loaded) loaded = this.b.CreateLoad(this.f32, this.offsetPointer(this.pointers[operand.tensor]!, offset));
+          value = loaded;
+        }
+        const slot = i * this.lanes + l;
+        this.acc[slot] = this.epilogueIr.apply(op, this.acc[slot]!, value);
+      }
+    }
   }
 
   private compute(n: ComputeNode): void {

@@ -24,6 +24,7 @@ import { fail, LoopTuneError } from '../../ir/errors.ts';
 import type { LoopProgram } from '../../loopnest/program.ts';
 import { runTool, toolTimeoutSeconds, TOOL_TIMEOUT_VARIABLE } from '../runtime/child-tool.ts';
 import { loadBindings } from './bindings.ts';
+import { slpRecursionDepth } from './epilogue.ts';
 import { elfSections, SHF_ALLOC, SHT_REL, SHT_RELA } from './elf.ts';
 import { buildModule, KERNEL_SYMBOL } from './ir.ts';
 
@@ -184,7 +185,11 @@ export function compileWithLlvm(program: LoopProgram, isa: LlvmIsa, options: Llv
     llvm.WriteBitcodeToFile(module, bc);
     const t1 = performance.now();
     const limit = options.toolTimeoutSeconds;
-    run(tools.opt, [`-passes=${options.optPipeline ?? OPT_PIPELINE}`, `-mcpu=${cpu}`, `-mattr=${mattr}`, ...OPT_FREESTANDING, ...(options.optArgs ?? []), bc, '-o', optBc], 'opt', limit);
+    // an epilogue deepens the SLP trees (epilogue.ts); without one the flags stay as they were
+    const slp = program.epilogue?.length ? [`-slp-recursion-max-depth=${slpRecursionDepth(program.epilogue)}`] : [];
+    run(tools.opt, [
+      `-passes=${options.optPipeline ?? OPT_PIPELINE}`, `-mcpu=${cpu}`, `-mattr=${mattr}`, ...OPT_FREESTANDING, ...slp, ...(options.optArgs ?? []), bc, '-o', optBc,
+    ], 'opt', limit);
     const t2 = performance.now();
     run(tools.llc, [
       '-O3', `-mcpu=${cpu}`, `-mattr=${mattr}`, '-relocation-model=pic', '-function-sections', '-filetype=obj',

@@ -12,6 +12,7 @@ import { hasParallelBand, type LoopProgram } from '../../loopnest/program.ts';
 import type { Kernel, Target, TargetCaps } from '../kernel.ts';
 import { disassembleX86 } from '../x86/disassemble.ts';
 import { x86Caps } from '../x86/target.ts';
+import { LLVM_EPILOGUE_SCRATCH } from './epilogue.ts';
 import { compileWithLlvm, llvmUnavailableReason, type LlvmCompileResult, type LlvmIsa, type LlvmOptions } from './pipeline.ts';
 
 /** what x86-64-v4 code may contain beyond the direct emitter's instructions */
@@ -59,8 +60,9 @@ export function llvmTarget(isa: LlvmIsa, options: LlvmOptions = {}): LlvmTarget 
     name,
     // the direct emitter's caps, so both backends get the same LoopProgram, less packing (the IR
     // builder has no copy loops; the benchmark's schedules have no power-of-two rows to pack);
-    // parallel bands the IR builder does print (ir.ts), so the `parallel` action is offered
-    caps: { ...withoutPacking(x86Caps(isa)), threads: true },
+    // parallel bands the IR builder does print (ir.ts), so the `parallel` action is offered; and
+    // every fused epilogue op (epilogue.ts)
+    caps: { ...withoutPacking(x86Caps(isa)), threads: true, epilogueScratch: LLVM_EPILOGUE_SCRATCH },
     compile: (program) => compileDetailed(program).kernel,
     compileDetailed,
     disassemble(kernel: Kernel): string {
