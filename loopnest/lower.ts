@@ -468,8 +468,11 @@ class Builder {
     };
     // the output pointer stays at the tile; the offsets of output accesses are folded into accumulators
     const outBase = offsets[0]!;
+    // epilogue operands are read after the body, at the tile's pointers: their offsets are taken
+    // from the tile's (loops inside it move and restore pointers, so the compute's frame differs)
+    const tileOffsets = offsets;
     const inTile = (d: number, r: number[], o: number[]): ProgramNode[] => {
-      if (d === this.decision.unrollFrom) return [this.compute(r, o, outBase, accFor)];
+      if (d === this.decision.unrollFrom) return [this.compute(r, o, outBase, accFor, tileOffsets)];
       return this.loopLevel(d, r, o, inTile);
     };
     const body = inTile(this.decision.tileFrom, range, offsets.map((o, t) => (t === 0 ? 0 : o)));
@@ -479,8 +482,10 @@ class Builder {
   }
 
   /** The fully unrolled region for concrete ranges: one group per point of its reduction loops. */
-  private compute(range: number[], offsets: number[], outBase: number, accFor: (offset: number, count: number) => number): ComputeNode {
-    const w = new UnrolledWalk(this.problem, this.loops, this.steps, this.strides, this.decision, offsets, outBase, accFor, this.epiloguePlace === 'tile');
+  private compute(range: number[], offsets: number[], outBase: number, accFor: AccumulatorFor, tileOffsets: number[]): ComputeNode {
+    const w = new UnrolledWalk(
+      this.problem, this.loops, this.steps, this.strides, this.decision, offsets, outBase, accFor, this.epiloguePlace === 'tile' ? tileOffsets : null,
+    );
     w.walk(this.decision.unrollFrom, range.slice());
     return { kind: 'compute', groups: [...w.groups.values()].map((g) => orderGroup(g)) };
   }
@@ -505,7 +510,8 @@ class UnrolledWalk {
     private readonly offsets: number[],
     private readonly outBase: number,
     private readonly accFor: AccumulatorFor,
-    private readonly withOperands = false,
+    /** the tile's pointer offsets, when accumulators carry epilogue operands (null: they do not) */
+    private readonly tileOffsets: number[] | null = null,
   ) {
     this.values = problem.vars.map(() => 0);
     this.reductionVars = problem.vars.map((_, v) => v).filter((v) => isReduction(problem, v));
@@ -527,10 +533,14 @@ class UnrolledWalk {
     if (!g) this.groups.set(key, (g = []));
     const vectorVar = this.decision.vectorVar;
     let operands: Operand[] | undefined;
-    if (this.withOperands) {
+    if (this.tileOffsets) {
       operands = [];
       for (let t = 1 + this.nInputs; t < this.strides.length; t++) {
-        operands.push(operandAt(t, this.offset(t), vectorVar === null ? 0 : this.strides[t]![vectorVar]!, count));
+        // epilogue tensors follow output variables only, which vary in the unrolled region alone
+        const st = this.strides[t]!;
+        let o = this.tileOffsets[t]!;
+        for (let v = 0; v < st.length; v++) o += st[v]! * this.values[v]!;
+        operands.push(operandAt(t, o, vectorVar === null ? 0 : st[vectorVar]!, count));
       }
     }
     const acc = this.accFor(this.outBase + this.offset(0), count, operands);
