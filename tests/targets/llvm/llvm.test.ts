@@ -11,13 +11,17 @@ import { fuzzTarget } from '../../../targets/fuzz.ts';
 import { llvmAvailable, llvmIr, llvmTarget } from '../../../targets/llvm/index.ts';
 import { workerRunner } from '../../../targets/native-runner.ts';
 import { backend } from '../../../targets/registry.ts';
-import { hostIsa } from '../../../targets/runtime/host.ts';
+import type { Kernel } from '../../../targets/kernel.ts';
 import { MeasurementPool } from '../../../targets/runtime/measure.ts';
+import type { KernelRunner } from '../../../targets/verify.ts';
 import { RANDOM_OPS } from '../../../ir/random.ts';
+import { RUN_TARGET, assertCompilesCleanly, checkWithoutRunning, hostRunsTarget } from '../../host.ts';
 
 const pool = new MeasurementPool({ timeoutSeconds: 20 });
-const isa = hostIsa();
 const availability = llvmAvailable();
+const FUZZ_SEED = 20261108;
+/** llvm-avx512 fuzz kernels checked without running on a host without AVX-512 (each costs a build) */
+const UNRUN_FUZZ_CASES = 40;
 
 function requireLlvm(): void {
   if (!availability.ok) assert.unreachable(`the LLVM targets must be available on the test machine: ${availability.reason}`);
@@ -41,9 +45,21 @@ function program(spec: string, schedule: string, isaName: 'avx2' | 'avx512' = 'a
 for (const target of ['llvm-avx512', 'llvm-avx2'] as const) {
   test(`differential fuzz ${target}: 100 random problems x schedules, guarded buffers, zero mismatches`, async () => {
     requireLlvm();
-    const needs = target === 'llvm-avx512' ? 'avx512' : 'avx2';
-    if (!isa[needs]) assert.unreachable(`this host lacks ${needs}; the test machine must have it`);
-    const r = await fuzzTarget({ target, cases: 100, seed: 20261108, runner: workerRunner(pool) });
+    if (!hostRunsTarget(target)) {
+      // the first cases of the same fuzz (same seed, same problems and schedules), compiled and decoded
+      const kernels: Kernel[] = [];
+      const collect: KernelRunner = async (kernel) => {
+        kernels.push(kernel);
+        return { ok: false, error: 'not run: collected for checkWithoutRunning' };
+      };
+      const r = await fuzzTarget({ target, cases: UNRUN_FUZZ_CASES, seed: FUZZ_SEED, runner: collect });
+      assert.is(r.codegenErrors, 0, JSON.stringify(r.failures.slice(0, 3)));
+      assert.is(kernels.length, UNRUN_FUZZ_CASES);
+      assert.is(Object.keys(r.perOp).length, RANDOM_OPS.length);
+      checkWithoutRunning(target, kernels);
+      return;
+    }
+    const r = await fuzzTarget({ target, cases: 100, seed: FUZZ_SEED, runner: workerRunner(pool) });
     assert.is(r.cases, 100);
     assert.equal(r.failures, [], JSON.stringify(r.failures.slice(0, 3)));
     assert.is(r.mismatches + r.crashes + r.codegenErrors, 0);
@@ -51,13 +67,23 @@ for (const target of ['llvm-avx512', 'llvm-avx2'] as const) {
   });
 }
 
-test('both ways to the bytes run correctly: the text section alone, and text linked with its constant pool', async () => {
+/**
+ * Per ISA: a schedule whose kernel needs no constants, and one whose kernel has a constant pool in
+ * .rodata (AVX-512: the permute indices LLVM gathers odd tails with, 17 = 16 + 1 lanes and 3 rows;
+ * the AVX2 kernel of that schedule has none, so there the gelu epilogue's coefficients).
+ */
+const CONSTANTS_CASES: Record<'avx2' | 'avx512', { plain: [string, string]; pooled: [string, string] }> = {
+  // plain: a 4x64 tile with k inside it
+  avx512: { plain: ['matmul 24x64x40', 'm:6 k:40 m:4 n:64'], pooled: ['matmul 35x17x26', 'm:2r3 m:1r7 m:3 m:3 n:17 k:26'] },
+  avx2: { plain: ['matmul 24x64x40', 'm:6 k:40 m:4 n:64'], pooled: ['matmul 8x16x8 +gelu', 'm:8 n:16 k:8'] },
+};
+
+test(`both ways to the bytes run correctly (llvm-${RUN_TARGET}): the text section alone, and text linked with its constant pool`, async () => {
   requireLlvm();
-  const t = llvmTarget('avx512');
-  // 4x64 register tile, k inside the tile: no constants
-  const plain = program('matmul 24x64x40', 'm:6 k:40 m:4 n:64');
-  // odd tails (17 = 16 + 1 lanes, 3 rows): LLVM gathers with permutes whose indices live in .rodata
-  const pooled = program('matmul 35x17x26', 'm:2r3 m:1r7 m:3 m:3 n:17 k:26');
+  const t = llvmTarget(RUN_TARGET);
+  const { plain: [plainSpec, plainText], pooled: [pooledSpec, pooledText] } = CONSTANTS_CASES[RUN_TARGET];
+  const plain = program(plainSpec, plainText, RUN_TARGET);
+  const pooled = program(pooledSpec, pooledText, RUN_TARGET);
   const a = t.compileDetailed(plain.program);
   const b = t.compileDetailed(pooled.program);
   assert.is(a.result.linked, false);
@@ -68,8 +94,9 @@ test('both ways to the bytes run correctly: the text section alone, and text lin
     const v = await verifyKernel(k, s, workerRunner(pool), { guard: true });
     assert.ok(v.verified, `${s.text()}: ${v.error}`);
   }
-  // the listing stops decoding where the constants start
+  // the listing stops decoding where the constants start: no constant bytes decoded as code
   assert.match(t.disassemble!(b.kernel), /vfmadd/);
+  assertCompilesCleanly(`llvm-${RUN_TARGET}`, [b.kernel]);
 });
 
 test('the kernel runs with the same vector width as the direct emitter (zmm for avx512, ymm for avx2)', () => {
