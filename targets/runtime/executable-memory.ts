@@ -7,7 +7,9 @@
  * writable and executable at once.
  */
 import koffi, { type TypeObject } from 'koffi';
+import { fail } from '../../ir/errors.ts';
 import type { Kernel } from '../kernel.ts';
+import { hostIsa, hostIsaError, type HostIsa, type HostTarget } from './host.ts';
 import { PROT_EXEC, PROT_READ, PROT_WRITE, mapAnonymous, nativeView, protect, roundUpToPage, unmap } from './libc.ts';
 
 export const MAX_KERNEL_POINTERS = 5;
@@ -21,15 +23,32 @@ export type KernelPointer = bigint | Float32Array;
 /** The decoded native function: pointers in ABI order, then the repetition count, tid and threads. */
 export type KernelFunction = (...args: [...KernelPointer[], number | bigint, number, number]) => void;
 
-/** The part of a Kernel the runtime needs: its bytes, ABI and flops (tests build these by hand). */
-export type NativeKernel = Pick<Kernel, 'code' | 'abi' | 'flops'>;
+/**
+ * The part of a Kernel the runtime needs: its bytes, ABI and flops, and the target that printed it
+ * when there is one (hand-assembled code, e.g. the tests' fixtures and the peak probe, has none).
+ */
+export type NativeKernel = Pick<Kernel, 'code' | 'abi' | 'flops'> & Partial<Pick<Kernel, 'target'>>;
 
-/** Throws unless `kernel` is x86-64 machine code this runtime can call. */
-export function assertRunnableKernel(kernel: NativeKernel): void {
+/** The ISA each x86 printer's code needs (a target missing here is not checked: plain x86-64). */
+const TARGET_ISA: ReadonlyMap<string, HostTarget> = new Map([
+  ['avx512', 'avx512'], ['llvm-avx512', 'avx512'], ['avx2', 'avx2'], ['llvm-avx2', 'avx2'],
+]);
+
+/**
+ * Throws unless `kernel` is x86-64 machine code this runtime can call on this CPU: code of an
+ * ISA the host lacks is refused in one line (hostIsaError), since calling it would kill the
+ * caller's process with SIGILL (in process) or only report a worker's SIGILL. `host` defaults to
+ * this machine's (a parameter so that the refusal can be tested for any CPU).
+ */
+export function assertRunnableKernel(kernel: NativeKernel, host: HostIsa = hostIsa()): void {
   if (kernel.abi.kind !== 'sysv-x86-64') {
     throw new TypeError(`targets/runtime runs sysv-x86-64 kernels, not ${kernel.abi.kind}`);
   }
   if (process.arch !== 'x64') throw new Error(`host is ${process.arch}, not x86-64: cannot run x86 kernels`);
+  const isa = kernel.target === undefined ? undefined : TARGET_ISA.get(kernel.target);
+  const cannotRun = isa === undefined ? undefined : hostIsaError(isa, host);
+  // the same line as the device's refusal (targets/x86/device.ts): a LoopTuneError, printed as is
+  if (cannotRun) fail(cannotRun);
   const count = kernel.abi.tensors.length;
   if (count < 1 || count > MAX_KERNEL_POINTERS) {
     throw new RangeError(`a kernel takes 1 to ${MAX_KERNEL_POINTERS} tensors, this one has ${count}`);

@@ -17,6 +17,8 @@
  * the lowering leaves caps.epilogueScratch of them) are its scratch. Constants live in a pool after
  * the code, read as RIP-relative memory operands: one dword under {1to16} on AVX-512, 32 bytes of
  * copies for AVX2 and the scalar path (which runs the packed xmm forms, lane 0 being the element).
+ * The pool (with the mask and index tables) starts at X86Code.codeSize, right after the `ret`, so
+ * that a disassembly lists it as data instead of decoding it.
  * The kernel ABI takes up to 5 tensor pointers (rdi, rsi, rdx, rcx, r8); reps, tid and threads
  * follow in the next argument registers, then on the caller's stack (saveArgument).
  * Strided vector operands (stride 2: lane i reads offset + 2i) are loaded into a register with
@@ -50,7 +52,14 @@ const STRIDE_MASKS = { first: 2, count: 6 } as const;
 
 type Counter = { kind: 'reg'; reg: Gp64 } | { kind: 'stack'; offset: number };
 
-export function emitX86(program: LoopProgram, isa: X86Isa): Uint8Array {
+/** Machine code of a kernel: instructions, then from `codeSize` on the constant pool (data, never executed). */
+export interface X86Code {
+  code: Uint8Array;
+  /** bytes of instructions (up to and including the `ret`); code.length when there is no pool */
+  codeSize: number;
+}
+
+export function emitX86(program: LoopProgram, isa: X86Isa): X86Code {
   return new X86Emitter(program, isa).emit();
 }
 
@@ -97,7 +106,7 @@ class X86Emitter {
     this.poolLimit = total - aside - (d.indexRegister ? 1 : 0);
   }
 
-  emit(): Uint8Array {
+  emit(): X86Code {
     const a = this.a;
     const depth = 1 + loopDepth(this.program.body);
     this.allocateCounters(depth);
@@ -139,7 +148,7 @@ class X86Emitter {
     if (this.lanes > 1 || this.zeroReg >= 0) a.vzeroupper();
     a.ret();
     this.emitConstants();
-    return a.finish();
+    return { code: a.finish(), codeSize: a.codeSize };
   }
 
   // ---- loops -------------------------------------------------------------------------------
@@ -789,6 +798,8 @@ class X86Emitter {
   }
 
   private emitConstants(): void {
+    // the pool starts right after the ret (its alignment padding included): a listing shows it as data
+    if (this.pool.size > 0 || this.indexTable || this.maskTable) this.a.dataLabel();
     if (this.pool.size > 0) {
       // an AVX-512 vector kernel broadcasts one dword; AVX2 and the scalar path read 32 (16) bytes of copies
       const copies = this.isa === 'avx512' && this.lanes > 1 ? 1 : 8;

@@ -5,6 +5,9 @@ import { flops } from '../../ir/problem.ts';
 import { X86_EPILOGUE_SCRATCH, emitX86, type X86Isa } from './emit.ts';
 import { disassembleX86 } from './disassemble.ts';
 
+/** Where each compiled kernel's constant pool starts (its code bytes are the key: a Kernel has no field for it). */
+const codeSizes = new WeakMap<Uint8Array, number>();
+
 export function x86Caps(isa: X86Isa): TargetCaps {
   return {
     vectorLanes: isa === 'avx512' ? 16 : 8,
@@ -36,7 +39,8 @@ export function x86Target(isa: X86Isa): Target {
     caps: x86Caps(isa),
     compile(program: LoopProgram): Kernel {
       const t0 = performance.now();
-      const code = emitX86(program, isa);
+      const { code, codeSize } = emitX86(program, isa);
+      codeSizes.set(code, codeSize);
       return {
         target: isa,
         code,
@@ -47,7 +51,24 @@ export function x86Target(isa: X86Isa): Target {
       };
     },
     disassemble(kernel: Kernel): string {
-      return disassembleX86(kernel.code);
+      const codeSize = codeSizes.get(kernel.code) ?? reEmittedCodeSize(kernel, isa);
+      return disassembleX86(kernel.code, codeSize === undefined ? {} : { codeSize });
     },
   };
+}
+
+/**
+ * The code size of a kernel whose bytes came from elsewhere (a copy: a worker, a cache), found by
+ * emitting its program again; undefined when that does not give the same bytes (other code, e.g.
+ * patched by hand), which is then decoded whole.
+ */
+function reEmittedCodeSize(kernel: Kernel, isa: X86Isa): number | undefined {
+  let again;
+  try {
+    again = emitX86(kernel.program, isa);
+  } catch {
+    return undefined;
+  }
+  const same = again.code.length === kernel.code.length && again.code.every((b, i) => b === kernel.code[i]);
+  return same ? again.codeSize : undefined;
 }

@@ -3,8 +3,15 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { LoopTuneError } from '../../../ir/errors.ts';
+import { checkAgainstOracle, randomArray } from '../../../ir/interpret.ts';
+import { Schedule } from '../../../ir/schedule.ts';
+import { parseProblem } from '../../../ir/spec.ts';
+import { backend } from '../../../targets/registry.ts';
 import { NativeFloat32Buffer } from '../../../targets/runtime/buffers.ts';
-import { ExecutableCode } from '../../../targets/runtime/executable-memory.ts';
+import { ExecutableCode, assertRunnableKernel, type NativeKernel } from '../../../targets/runtime/executable-memory.ts';
+import { hostIsaError, type HostIsa } from '../../../targets/runtime/host.ts';
+import { InProcessKernel } from '../../../targets/runtime/in-process-kernel.ts';
 import { runInProcess } from '../../../targets/runtime/in-process.ts';
 import { multiplyAccumulate, storeOne } from './fixtures.ts';
 
@@ -64,6 +71,54 @@ test('W^X: code is readable but writing it after mprotect faults (in a child pro
   });
   assert.is(child.stdout, 'read 199;', child.stderr);
   assert.is(child.signal, 'SIGSEGV');
+});
+
+const ZEN3: HostIsa = { arch: 'x64', avx2: true, fma: true, avx512: false, model: 'AMD EPYC', signature: 'AMD EPYC (zen 3)' };
+const ZEN5: HostIsa = { ...ZEN3, avx512: true, signature: 'AMD EPYC (zen 5)' };
+const SSE_ONLY: HostIsa = { ...ZEN3, avx2: false, fma: false, model: 'Old Xeon', signature: 'Old Xeon' };
+
+/** fn throws a LoopTuneError whose message is exactly `line` */
+function refuses(fn: () => unknown, line: string): void {
+  assert.throws(fn, (e: unknown) => e instanceof LoopTuneError && e.message === line && !line.includes('\n'));
+}
+
+test('assertRunnableKernel refuses, in one line, a kernel of an ISA the CPU lacks (by its target, both printers)', () => {
+  const as = (target: string | undefined): NativeKernel => ({ ...storeOne, ...(target === undefined ? {} : { target }) });
+  for (const target of ['avx512', 'llvm-avx512']) {
+    refuses(() => assertRunnableKernel(as(target), ZEN3), hostIsaError('avx512', ZEN3)!);
+    assertRunnableKernel(as(target), ZEN5);
+  }
+  for (const target of ['avx2', 'llvm-avx2']) {
+    assertRunnableKernel(as(target), ZEN3);
+    refuses(() => assertRunnableKernel(as(target), SSE_ONLY), hostIsaError('avx2', SSE_ONLY)!);
+  }
+  // hand-assembled code names no target: plain x86-64, runnable anywhere
+  assertRunnableKernel(as(undefined), SSE_ONLY);
+  assert.match(hostIsaError('avx512', ZEN3)!, /^this CPU \(AMD EPYC\) cannot run avx512 code: \/proc\/cpuinfo lacks avx512f \(its target is avx2\)$/);
+});
+
+test('an avx512 kernel: runInProcess and InProcessKernel refuse it where the CPU lacks AVX-512 (no SIGILL), run it where it has it', () => {
+  const schedule = Schedule.parse(parseProblem('add 5x40'), 'i:5 j:40');
+  const kernel = backend('avx512').compile(schedule);
+  const inputs = [randomArray(200, 1), randomArray(200, 2)];
+  const buffers = [new Float32Array(200), ...inputs].map((a) => {
+    const b = NativeFloat32Buffer.alloc(a.length);
+    b.array.set(a);
+    return b;
+  });
+  try {
+    const why = hostIsaError('avx512');
+    if (why) {
+      refuses(() => runInProcess(kernel, buffers), why);
+      refuses(() => new InProcessKernel(kernel), why);
+      return;
+    }
+    runInProcess(kernel, buffers);
+    const c = checkAgainstOracle(schedule, inputs, new Float32Array(200), buffers[0]!.array);
+    assert.ok(c.ok, `error ${c.maxError}`);
+  } finally {
+    for (const b of buffers) b.free();
+  }
 });
 
 test.run();

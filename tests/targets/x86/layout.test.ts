@@ -6,7 +6,9 @@
  * k-blocks in the tile, the reductions around them), random ones and a parallel band, each run on
  * guarded buffers in a measurement worker and checked against the interpreter (verifyKernel ->
  * checkAgainstOracle); the vectors run along ki (input broadcast, weights and output contiguous);
- * and +bias +relu (and the average pool's scale) where the printer has fused epilogues.
+ * and +bias +relu (and the average pool's scale) where the printer has fused epilogues. Where the
+ * host lacks AVX-512, the avx512 kernels are compiled and (a spread of them) decoded instead
+ * (tests/host.ts kernelCheck).
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -19,13 +21,11 @@ import { lower } from '../../../loopnest/lower.ts';
 import { walkProgram, type LoopProgram } from '../../../loopnest/program.ts';
 import { workerRunner } from '../../../targets/native-runner.ts';
 import { backend } from '../../../targets/registry.ts';
-import { hostIsa } from '../../../targets/runtime/host.ts';
 import { MeasurementPool } from '../../../targets/runtime/measure.ts';
-import { verifyKernel } from '../../../targets/verify.ts';
+import { kernelCheck } from '../../host.ts';
 
 const pool = new MeasurementPool({ timeoutSeconds: 20 });
 const run = workerRunner(pool);
-const isa = hostIsa();
 
 test.after(async () => {
   await pool.close();
@@ -110,8 +110,8 @@ function schedulesOf(c: Case, rng: Rng): [string, Schedule][] {
 
 for (const target of TARGETS) {
   test(`${target}: blocked convs and max pools under initial, ki-innermost, register-blocked and random schedules match the interpreter`, async () => {
-    if (!isa[target]) assert.unreachable(`this host lacks ${target}; the test machine must have it`);
     const b = backend(target);
+    const check = kernelCheck(target, run);
     const rng = new Rng(target === 'avx512' ? 20270301 : 20270302);
     const failures: string[] = [];
     let vectorized = 0, total = 0;
@@ -125,18 +125,19 @@ for (const target of TARGETS) {
           // whenever it vectorizes, it is along the lane variable
           assert.is(schedule.problem.vars[decision.vectorVar!]!.name, c.lane, `${c.spec} | ${schedule.text()}`);
         }
-        const v = await verifyKernel(kernel, schedule, run, { seed: total, guard: true });
-        if (!v.verified) failures.push(`${c.spec} | ${name}: ${schedule.text()}: ${v.error}`);
+        const error = await check.verify(kernel, schedule, { seed: total, guard: true });
+        if (error !== undefined) failures.push(`${c.spec} | ${name}: ${schedule.text()}: ${error}`);
       }
     }
     assert.equal(failures, [], failures.slice(0, 3).join('\n'));
+    check.finish();
     // every schedule but the initial one and some random ones has the lane loop innermost in the tile
     assert.ok(vectorized >= total / 2, `only ${vectorized} of ${total} kernels vectorized`);
   });
 
   test(`${target}: register-blocked blocked convs on a parallel band of kb on 2 and 3 threads, overwriting where the tile holds the reduction`, async () => {
-    if (!isa[target]) assert.unreachable(`this host lacks ${target}; the test machine must have it`);
     const b = backend(target);
+    const check = kernelCheck(target, run);
     const failures: string[] = [];
     for (const spec of ['conv2d n1 c32 h7 w7 k64 r3 s3 stride1 pad1 layout16', 'conv2d n1 c32 h14 w14 k32 r3 s3 stride1 groups32 pad1 layout8']) {
       const p = parseProblem(spec);
@@ -149,27 +150,29 @@ for (const target of TARGETS) {
         const kernel = b.compile(schedule, { overwrite: true });
         assert.ok(kernel.abi.parallel, `${spec}: not parallel`);
         assert.ok(kernel.abi.overwrites, `${spec}: does not overwrite`);
-        const v = await verifyKernel(kernel, schedule, run, { seed: threads, guard: true, threads });
-        if (!v.verified) failures.push(`${spec} | ${schedule.text()} | ${threads} threads: ${v.error}`);
+        const error = await check.verify(kernel, schedule, { seed: threads, guard: true, threads });
+        if (error !== undefined) failures.push(`${spec} | ${schedule.text()} | ${threads} threads: ${error}`);
       }
     }
     assert.equal(failures, []);
+    check.finish();
   });
 
   test(`${target}: the layout conversions toBlocked and fromBlocked match the interpreter`, async () => {
-    if (!isa[target]) assert.unreachable(`this host lacks ${target}; the test machine must have it`);
     const b = backend(target);
+    const check = kernelCheck(target, run);
     const rng = new Rng(target === 'avx512' ? 20270303 : 20270304);
     const failures: string[] = [];
     for (const [shape, B] of [[[1, 32, 7, 7], 16], [[2, 16, 5, 9], 8], [[1, 8, 3, 4, 5], 4]] as [number[], number][]) {
       for (const p of [toBlocked(shape, B), fromBlocked(shape, B)]) {
         for (const schedule of [Schedule.initial(p), randomSchedule(p, rng, 8)]) {
-          const v = await verifyKernel(b.compile(schedule), schedule, run, { seed: 3, guard: true });
-          if (!v.verified) failures.push(`${p.spec} | ${schedule.text()}: ${v.error}`);
+          const error = await check.verify(b.compile(schedule), schedule, { seed: 3, guard: true });
+          if (error !== undefined) failures.push(`${p.spec} | ${schedule.text()}: ${error}`);
         }
       }
     }
     assert.equal(failures, []);
+    check.finish();
   });
 }
 
@@ -232,8 +235,8 @@ function withBand(s: Schedule): Schedule | null {
 
 for (const target of TARGETS) {
   test(`${target}: blocked convs with +bias +relu (+residual) and blocked average pools match the interpreter, or are refused with one line`, async () => {
-    if (!isa[target]) assert.unreachable(`this host lacks ${target}; the test machine must have it`);
     const b = backend(target);
+    const check = kernelCheck(target, run);
     const failures: string[] = [];
     for (const [spec, text] of EPILOGUES) {
       const p = parseProblem(spec);
@@ -251,11 +254,12 @@ for (const target of TARGETS) {
         if (threads > 1 && !banded) continue;
         const s = threads > 1 ? banded! : schedule;
         const kernel = b.compile(s, { overwrite: overwrite && !p.tensors[0]!.pad });
-        const v = await verifyKernel(kernel, s, run, { seed: 5, guard: true, threads });
-        if (!v.verified) failures.push(`${spec} | ${s.text()} | ${threads} threads: ${v.error}`);
+        const error = await check.verify(kernel, s, { seed: 5, guard: true, threads });
+        if (error !== undefined) failures.push(`${spec} | ${s.text()} | ${threads} threads: ${error}`);
       }
     }
     assert.equal(failures, []);
+    check.finish();
   });
 }
 

@@ -1,6 +1,8 @@
 /**
  * Overwriting kernels (LowerOptions.overwrite, compileKernel's default): granted only where every
  * tile holds its outputs' whole reduction, and then the kernel's output ignores what the buffer held.
+ * Where the host lacks AVX-512, the avx512 fuzz cases are compiled and a spread of them decoded
+ * (tests/host.ts fuzzOrCheck).
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -9,9 +11,9 @@ import { Schedule } from '../../../ir/schedule.ts';
 import { lower } from '../../../loopnest/lower.ts';
 import { walkProgram } from '../../../loopnest/program.ts';
 import { backend } from '../../../targets/registry.ts';
-import { fuzzTarget } from '../../../targets/fuzz.ts';
 import { workerRunner } from '../../../targets/native-runner.ts';
 import { MeasurementPool } from '../../../targets/runtime/measure.ts';
+import { fuzzOrCheck } from '../../host.ts';
 
 const mm = parseProblem('matmul 64x48x80');
 const caps = backend('avx512').caps;
@@ -42,7 +44,7 @@ const pool = new MeasurementPool({ timeoutSeconds: 20 });
 
 for (const target of ['avx512', 'avx2'] as const) {
   test(`fuzz ${target}: 400 cases, half compiled to overwrite (with bands on 1-2 threads), zero failures`, async () => {
-    const r = await fuzzTarget({ target, cases: 400, seed: target === 'avx512' ? 20261301 : 20261302, runner: workerRunner(pool), overwrite: true, threads: [1, 2] });
+    const r = await fuzzOrCheck({ target, cases: 400, seed: target === 'avx512' ? 20261301 : 20261302, runner: workerRunner(pool), overwrite: true, threads: [1, 2] });
     assert.equal(r.failures, [], JSON.stringify(r.failures.slice(0, 3)));
     assert.ok((r.overwriting ?? 0) >= 40, `only ${r.overwriting} overwriting kernels`);
   });

@@ -2,7 +2,8 @@
  * Packing (loopnest/lower.ts decidePacking, the x86 emitter's PackNode): which tensor is packed
  * where, and a differential fuzz with the rule forced on (every stride counts as conflicting,
  * small boxes), so copies, tails, offsets and pointer restores are exercised on small problems;
- * plus a real case, a 1024-wide matmul, verified against the interpreter.
+ * plus a real case, a 1024-wide matmul, verified against the interpreter. Where the host lacks
+ * AVX-512, the avx512 kernels are compiled and decoded instead (tests/host.ts).
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -11,13 +12,12 @@ import { Schedule } from '../../../ir/schedule.ts';
 import { tensorStrides } from '../../../ir/problem.ts';
 import { decideTile, decidePacking, lower } from '../../../loopnest/lower.ts';
 import { walkProgram, type PackNode } from '../../../loopnest/program.ts';
-import { fuzzTarget } from '../../../targets/fuzz.ts';
 import { forcedPackingFuzz } from '../../../bench/packing-fuzz.ts';
 import { workerRunner } from '../../../targets/native-runner.ts';
 import { MeasurementPool } from '../../../targets/runtime/measure.ts';
 import { x86Caps } from '../../../targets/x86/target.ts';
 import { compileSchedule } from '../../../targets/registry.ts';
-import { verifyKernel } from '../../../targets/verify.ts';
+import { fuzzOrCheck, kernelCheck } from '../../host.ts';
 
 const pool = new MeasurementPool({ timeoutSeconds: 20 });
 
@@ -45,18 +45,20 @@ test('B of a 1024-wide matmul is packed at the outermost loop where its box fits
 test('a packed 1024-wide matmul computes what the interpreter does (avx2 and avx512)', async () => {
   const s = Schedule.parse(parseProblem('matmul 48x1024x96'), 'n:4 k:2 m:8 n:8 k:48 m:6 n:32');
   for (const isa of ['avx2', 'avx512'] as const) {
+    const check = kernelCheck(isa, workerRunner(pool));
     const k = compileSchedule(s, isa);
     let packed = 0;
     walkProgram(k.program.body, (n) => { if (n.kind === 'pack') packed++; });
     assert.ok(packed > 0, `${isa}: packed`);
-    const v = await verifyKernel(k, s, workerRunner(pool), { guard: true });
-    assert.ok(v.verified, `${isa}: ${v.error}`);
+    const error = await check.verify(k, s, { guard: true });
+    assert.ok(error === undefined, `${isa}: ${error}`);
+    check.finish();
   }
 });
 
 for (const isa of ['avx2', 'avx512'] as const) {
   test(`fuzz with packing forced (${isa}): 600 random cases, zero failures, many of them packed`, async () => {
-    const r = await fuzzTarget({ ...forcedPackingFuzz(isa), cases: 600, seed: 777, runner: workerRunner(pool) });
+    const r = await fuzzOrCheck({ ...forcedPackingFuzz(isa), cases: 600, seed: 777, runner: workerRunner(pool) });
     assert.equal(r.failures, [], JSON.stringify(r.failures.slice(0, 3)));
     assert.ok((r.packed ?? 0) >= 200, `only ${r.packed} of 600 kernels packed`);
   });
