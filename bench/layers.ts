@@ -19,7 +19,7 @@
  * input), with padding, and with each epilogue, GFLOPS side by side; and the copy compileKernel
  * makes when a caller passes a padded tensor unpadded (microseconds per call, against the call).
  *
- *   npm run bench -- layers [--quick]
+ *   npm run bench -- layers [--quick] [--cost-only]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { compileKernel } from '../agent/compile-kernel.ts';
@@ -121,9 +121,21 @@ async function costOfPaddingAndEpilogues(device: Device, target: string): Promis
   return out;
 }
 
-export async function benchLayers(opts: { quick?: boolean } = {}): Promise<object> {
+export async function benchLayers(opts: { quick?: boolean; costOnly?: boolean } = {}): Promise<object> {
   const target = hostTarget();
   const b = backend(target);
+  if (opts.costOnly) {
+    // only the cost of padding and epilogues: bench/results/layers-cost.json
+    const device = await b.open({ threads: 1, timeoutSeconds: 60 });
+    try {
+      const cost = await costOfPaddingAndEpilogues(device, target);
+      mkdirSync('bench/results', { recursive: true });
+      writeFileSync('bench/results/layers-cost.json', JSON.stringify({ target, host: hostIsa().model, date: new Date().toISOString(), cost }, null, 2) + '\n');
+      return cost;
+    } finally {
+      await device.close();
+    }
+  }
   const seen = new Set<string>();
   const layers = DATASETS.flatMap((d) => splitEntries(d).map((e) => ({ dataset: d, name: e.name, spec: e.spec })))
     .filter((l) => (seen.has(l.spec) ? false : (seen.add(l.spec), true)));

@@ -24,6 +24,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
+const costOnly = args.includes('--cost-only');
 const names = args.filter((a) => !a.startsWith('--'));
 const unknown = names.filter((n) => !(n in BENCHES));
 if (unknown.length) {
@@ -33,5 +34,5 @@ if (unknown.length) {
 for (const name of names.length ? names : Object.keys(BENCHES)) {
   console.log(`== ${name}`);
   const run = await BENCHES[name]!();
-  await run({ quick });
+  await run({ quick, ...(costOnly ? { costOnly } : {}) });
 }

@@ -43,14 +43,25 @@ export function padded(t: Tensor, data: FloatArray): Float32Array {
   return storage;
 }
 
+/** Rows shorter than this are copied element by element: a subarray view per row costs more than the copy. */
+const SET_ROW = 256;
+
+function copyRow(from: FloatArray, f: number, to: FloatArray, t: number, n: number): void {
+  if (n >= SET_ROW) {
+    to.set(from.subarray(f, f + n), t);
+    return;
+  }
+  for (let i = 0; i < n; i++) to[t + i] = from[f + i]!;
+}
+
 /** Copies unpadded `data` into the interior of `storage` (the border is left as it is). */
 export function copyIntoStorage(t: Tensor, data: FloatArray, storage: FloatArray): void {
-  forEachRow(t, (d, s, n) => storage.set(data.subarray(d, d + n), s));
+  forEachRow(t, (d, s, n) => copyRow(data, d, storage, s, n));
 }
 
 /** Copies the interior of `storage` out into unpadded `data`. */
 export function copyFromStorage(t: Tensor, storage: FloatArray, data: FloatArray): void {
-  forEachRow(t, (d, s, n) => data.set(storage.subarray(s, s + n), d));
+  forEachRow(t, (d, s, n) => copyRow(storage, s, data, d, n));
 }
 
 /** Fills the interior of `storage` with `value` (the border is left as it is). */
