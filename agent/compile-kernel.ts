@@ -113,8 +113,9 @@ export async function compileKernel(spec: string | Problem, options: CompileKern
     problem, schedule, kernel, threads, ...(tuned ? { tuned } : {}),
     run(inputs, output, runOptions = {}) {
       if (inputs.length !== operands) throw new RangeError(`${problem.spec} takes ${operands} tensors after the output (${problem.tensors.slice(1).map((t) => t.name).join(', ')}), got ${inputs.length}`);
-      const out = staging[0]!.output(output, clear ? identity : undefined);
-      native.call([out, ...inputs.map((x, i) => staging[i + 1]!.input(x))], runOptions.threads ?? threads);
+      const tensors: KernelTensor[] = [staging[0]!.output(output, clear ? identity : undefined)];
+      for (let i = 0; i < operands; i++) tensors.push(staging[i + 1]!.input(inputs[i]!));
+      native.call(tensors, runOptions.threads ?? threads);
       staging[0]!.finish(output);
     },
     dispose: () => native.dispose(),
@@ -133,6 +134,7 @@ class PaddedStaging {
   readonly #tensor: Tensor;
   readonly #storage: number;
   readonly #data: number;
+  readonly #padded: boolean;
   #buffer: Float32Array | undefined;
   #staged = false;
 
@@ -140,13 +142,14 @@ class PaddedStaging {
     this.#tensor = tensor;
     this.#storage = elementCount(tensor);
     this.#data = elementCount({ name: tensor.name, shape: dataShape(tensor) });
+    this.#padded = isPadded(tensor);
   }
 
   #check(x: KernelTensor): boolean {
     if (x.length === this.#storage) return false;
-    if (isPadded(this.#tensor) && x.length === this.#data) return true;
-    const padded = isPadded(this.#tensor) ? ` (its data) or ${this.#storage} (its padded storage)` : '';
-    throw new RangeError(`${this.#tensor.name} must have ${isPadded(this.#tensor) ? this.#data : this.#storage} elements${padded}, got ${x.length}`);
+    if (this.#padded && x.length === this.#data) return true;
+    const padded = this.#padded ? ` (its data) or ${this.#storage} (its padded storage)` : '';
+    throw new RangeError(`${this.#tensor.name} must have ${this.#padded ? this.#data : this.#storage} elements${padded}, got ${x.length}`);
   }
 
   #own(): Float32Array {
@@ -171,7 +174,7 @@ class PaddedStaging {
       return buffer;
     }
     if (clearTo !== undefined) {
-      if (isPadded(this.#tensor)) fillInterior(this.#tensor, arrayOf(x), clearTo);
+      if (this.#padded) fillInterior(this.#tensor, arrayOf(x), clearTo);
       else arrayOf(x).fill(clearTo);
     }
     return x;

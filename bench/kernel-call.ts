@@ -17,6 +17,8 @@ import { timeInProcess } from '../targets/runtime/in-process.ts';
 import { backend } from '../targets/registry.ts';
 
 const CASES = [
+  // a kernel of a few nanoseconds: its run time is the call's own cost
+  { spec: 'matmul 1x1x1', schedule: 'm:1 n:1 k:1', banded: 'm:1p n:1 k:1' },
   { spec: 'matmul 64x64x64', schedule: 'm:16 k:4 k:16 m:4 n:64', banded: 'm:16p k:4 k:16 m:4 n:64' },
   { spec: 'matmul 256x256x256', schedule: 'm:42r4 n:5r16 k:32 n:3 k:8 n:16 m:6', banded: 'm:42r4p n:5r16 k:32 n:3 k:8 n:16 m:6' },
   {
