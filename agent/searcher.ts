@@ -36,6 +36,9 @@ export interface Budget {
   measurements?: number;
   /** evaluation requests, cache hits included. */
   steps?: number;
+  /** the seconds limit does not end the search before this many measurements (tune's default
+   *  budget on a slow machine: its proposal phase alone can take the whole second) */
+  minMeasurements?: number;
 }
 
 export interface HistoryPoint {
@@ -182,7 +185,13 @@ export class SearchContext {
     const b = this.budget;
     return (b.measurements !== undefined && this.measurements >= b.measurements)
       || (b.steps !== undefined && this.steps >= b.steps)
-      || (b.seconds !== undefined && this.seconds >= b.seconds);
+      || this.#outOfTime;
+  }
+
+  /** The seconds limit is reached (and the minimum of measurements made). */
+  get #outOfTime(): boolean {
+    const b = this.budget;
+    return b.seconds !== undefined && this.seconds >= b.seconds && this.measurements >= (b.minMeasurements ?? 0);
   }
 
   /** whether the target can run `s` at all (Evaluator.validate; always true where it has no such check). */
@@ -215,7 +224,7 @@ export class SearchContext {
     const seen = this.#seen.get(hash);
     if (seen !== undefined) {
       const b = this.budget;
-      if ((b.steps !== undefined && this.steps >= b.steps) || (b.seconds !== undefined && this.seconds >= b.seconds)) {
+      if ((b.steps !== undefined && this.steps >= b.steps) || this.#outOfTime) {
         throw new BudgetExhausted();
       }
       this.steps++;

@@ -187,6 +187,13 @@ const costModelCache = new Map<string, Promise<PredictFunction | undefined>>();
  * 'default' is the target's shipped model, found by the cost model's own rule (resolveModelPath),
  * which also holds in the GPU machine's bundle.
  */
+/**
+ * The fewest schedules `tune` measures with a policy whatever its seconds say: on a slow machine
+ * the proposal phase (policy, sketches, first cost-model call) took the whole default second and
+ * the default schedule was returned (256^3 at 1.5 GFLOPS on a Zen 3 VM instead of 150).
+ */
+const TUNE_MIN_MEASUREMENTS = 8;
+
 export function costModelRanker(ref: string, target: string, threads = 1): Promise<PredictFunction | undefined> {
   const key = `${ref === 'default' ? `default:${target}` : path.resolve(ref)}|threads=${threads}`;
   let p = costModelCache.get(key);
@@ -327,7 +334,7 @@ export async function tune(spec: string | Problem, options: TuneOptions = {}): P
     const remaining = Math.max(0.5 * budgetSeconds, budgetSeconds - setupSeconds);
     const r = await searcher.search(problem, {
       evaluator: tracking, seed: options.seed ?? 0,
-      budget: loaded ? { seconds: remaining, measurements: options.maxMeasurements ?? 40 }
+      budget: loaded ? { seconds: remaining, measurements: options.maxMeasurements ?? 40, minMeasurements: Math.min(TUNE_MIN_MEASUREMENTS, options.maxMeasurements ?? 40) }
         : { seconds: remaining, ...(options.maxMeasurements !== undefined ? { measurements: options.maxMeasurements } : {}) },
       ...(predict ? { predict } : {}),
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
