@@ -1,5 +1,5 @@
 /** `looptune tune`: the main job: tune one kernel (agent/tune.ts; one call for every target). */
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { parseProblem } from '../ir/spec.ts';
 import { backend } from '../targets/registry.ts';
 import { hostTarget } from '../targets/runtime/host.ts';
@@ -8,7 +8,12 @@ import { describeProgress, progressLine } from './progress.ts';
 import { describeBaseline, describeSpeedup } from './format.ts';
 import { checkCompare, nonEmpty, positiveSeconds, seed, threadCount } from './options.ts';
 
-interface TuneOptions { target?: string; budget: number; policy?: string; compare?: string; records?: string | boolean; seed: number; threads?: number; json?: boolean }
+interface TuneOptions { target?: string; budget: number; policy?: string; compare?: string; records?: string | boolean; seed: number; threads?: number; json?: boolean; layout: string }
+
+function layoutMode(raw: string): string {
+  if (raw !== 'auto' && raw !== 'nchw') throw new InvalidArgumentError(`--layout must be nchw or auto, got "${raw.slice(0, 40)}"`);
+  return raw;
+}
 
 export function registerTune(program: Command): void {
   program
@@ -24,22 +29,37 @@ export function registerTune(program: Command): void {
     .option('--seed <n>', 'random seed', seed, 0)
     .option('--threads <n>', 'CPU threads (default: every core; a small problem\'s winner stays on one if that is faster)', threadCount)
     .option('--json', 'print the result as JSON (the field names of search)')
+    .option('--layout <mode>', 'nchw (as given) or auto: a conv or pool also tuned in the blocked NCHWc layout, the faster kept (its conversions timed and charged)', layoutMode, 'nchw')
     .action(async (spec: string, opts: TuneOptions, command: Command) => {
       const b = backend(opts.target ?? hostTarget());
       checkCompare(opts.compare, b);
       const budgetGiven = command.getOptionValueSource('budget') !== 'default';
       const { tune } = await import('../agent/tune.ts');
       const line = progressLine();
-      const r = await tune(parseProblem(spec), {
+      const tuneOptions = {
         target: b, seed: opts.seed,
         ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
         ...(opts.compare !== undefined ? { compareBaseline: true } : {}),
         ...(budgetGiven ? { budgetSeconds: opts.budget } : {}),
         ...(opts.policy ? { policy: opts.policy } : {}),
         ...(opts.records === false ? { noRecords: true } : typeof opts.records === 'string' ? { records: opts.records } : {}),
-        onProgress: (p) => line.update(describeProgress(p)),
-      });
+        onProgress: (p: Parameters<typeof describeProgress>[0]) => line.update(describeProgress(p)),
+      };
+      let layoutLine: string | undefined;
+      let r;
+      if (opts.layout === 'auto') {
+        const { tuneLayouts } = await import('../agent/tune-layout.ts');
+        const c = await tuneLayouts(parseProblem(spec), tuneOptions);
+        r = c.layout === 'nchw' ? c.nchw : c.blocked!;
+        layoutLine = c.blocked
+          ? `layout ${c.layout}: NCHW ${c.nchw.gflops.toFixed(1)} GFLOPS; ${c.blockedSpec} ${c.blocked.gflops.toFixed(1)} GFLOPS alone, `
+            + `${((c.nchwSeconds / (c.blockedSeconds! + c.conversionSeconds!)) * c.nchw.gflops).toFixed(1)} with its conversions (${(c.conversionSeconds! * 1e6).toFixed(0)} us); kept between layers: ${c.keptLayout}`
+          : 'layout nchw: no blocked layout applies to this problem';
+      } else {
+        r = await tune(parseProblem(spec), tuneOptions);
+      }
       line.done();
+      if (layoutLine && !opts.json) console.log(layoutLine);
       if (r.ranking === 'none' && !opts.policy && r.native) process.stderr.write(`[${r.target}] searched without a cost model: the shipped ${r.target} model did not load\n`);
       const { best: _b, kernel: _k, ...fields } = r;
       if (opts.json) {

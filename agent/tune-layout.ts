@@ -1,0 +1,60 @@
+/**
+ * The layout of a convolution or pool chosen by measurement (issue 16 item 4): `tune` on the layer
+ * as given (NCHW) and on its blocked NCHWc twin (c = the target's vector lanes: ir/layout.ts), on
+ * one device, and the blocked one charged for converting its input to NCHWc and its output back
+ * (both conversions compiled and timed there; weights are packed once, at load, and not charged).
+ * A model that keeps NCHWc between its layers pays no conversions: `keptLayout` says which layout
+ * wins then.
+ */
+import { blockedVariant, fromBlocked, toBlocked } from '../ir/layout.ts';
+import { dataShape, flops, type Problem } from '../ir/problem.ts';
+import { Schedule } from '../ir/schedule.ts';
+import type { Backend } from '../targets/backend.ts';
+import { backend as backendNamed } from '../targets/registry.ts';
+import { hostTarget } from '../targets/runtime/host.ts';
+import { tune, type TuneOptions, type TuneResult } from './tune.ts';
+
+export interface LayoutChoice {
+  /** the faster standalone: 'nchw', or 'nchw<B>c' for the blocked twin with its conversions */
+  layout: string;
+  /** the same when the layout is kept between layers (no conversions) */
+  keptLayout: string;
+  nchw: TuneResult;
+  /** the blocked twin's tuning (absent where the layout does not apply: ir/layout.ts blockedVariant) */
+  blocked?: TuneResult;
+  /** the blocked twin's spec, what a deployment compiles when it chose the blocked layout */
+  blockedSpec?: string;
+  /** seconds of one run: NCHW; blocked alone; the two conversions */
+  nchwSeconds: number;
+  blockedSeconds?: number;
+  conversionSeconds?: number;
+}
+
+export async function tuneLayouts(problem: Problem, options: TuneOptions = {}): Promise<LayoutChoice> {
+  const b: Backend = options.target === undefined ? backendNamed(hostTarget()) : typeof options.target === 'string' ? backendNamed(options.target) : options.target;
+  const lanes = b.caps.vectorLanes;
+  const twin = blockedVariant(problem, lanes);
+  const device = options.device ?? (await b.open({ ...(b.caps.threads && options.threads !== undefined ? { threads: options.threads } : {}) }));
+  try {
+    const shared = { ...options, target: b, device };
+    const nchw = await tune(problem, shared);
+    const f = flops(problem);
+    const nchwSeconds = f / (nchw.gflops * 1e9);
+    if (!twin) return { layout: 'nchw', keptLayout: 'nchw', nchw, nchwSeconds };
+    const blocked = await tune(twin, shared);
+    const blockedSeconds = f / (blocked.gflops * 1e9);
+    let conversionSeconds = 0;
+    for (const p of [toBlocked(dataShape(problem.tensors[1]!), lanes), fromBlocked(dataShape(problem.tensors[0]!), lanes)]) {
+      const t = await device.time(b.compile(Schedule.initial(p), { overwrite: true }), { minSeconds: 0.02, threads: 1 });
+      conversionSeconds += t.ok ? t.bestSeconds : Infinity;
+    }
+    const name = `nchw${lanes}c`;
+    return {
+      layout: blockedSeconds + conversionSeconds < nchwSeconds ? name : 'nchw',
+      keptLayout: blockedSeconds < nchwSeconds ? name : 'nchw',
+      nchw, blocked, blockedSpec: twin.spec, nchwSeconds, blockedSeconds, conversionSeconds,
+    };
+  } finally {
+    if (!options.device) await device.close();
+  }
+}
