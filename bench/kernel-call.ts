@@ -15,6 +15,7 @@ import { parseProblem } from '../ir/spec.ts';
 import { hostTarget } from '../targets/runtime/host.ts';
 import { timeInProcess } from '../targets/runtime/in-process.ts';
 import { backend } from '../targets/registry.ts';
+import { bestMicrosPerCall } from './micros-per-call.ts';
 
 const CASES = [
   // a kernel of a few nanoseconds: its run time is the call's own cost
@@ -36,14 +37,7 @@ export async function benchKernelCall(): Promise<object> {
     const output = new Float32Array(elementCount(p.tensors[0]!));
     for (const [threads, schedule] of [[1, c.schedule], [2, c.banded]] as const) {
       const k = await compileKernel(p, { target, schedule, threads });
-      for (let i = 0; i < 200; i++) k.run(inputs, output);
-      let best = Infinity;
-      for (let round = 0; round < 5; round++) {
-        const n = 2000;
-        const t0 = process.hrtime.bigint();
-        for (let i = 0; i < n; i++) k.run(inputs, output);
-        best = Math.min(best, Number(process.hrtime.bigint() - t0) / 1e3 / n);
-      }
+      const best = bestMicrosPerCall(() => k.run(inputs, output), { warmup: 200, rounds: 5, calls: 2000 });
       const own = timeInProcess(k.kernel, { minSeconds: 0.2, threads }).bestSeconds * 1e6;
       // the same kernel once in a measurement worker, on the same inputs, from a cleared output
       const device = await backend(target).open({ threads });

@@ -36,6 +36,7 @@ import { flops } from '../ir/problem.ts';
 import { backend } from '../targets/registry.ts';
 import { hostIsa, hostTarget } from '../targets/runtime/host.ts';
 import { timeOnnxRuntime } from './peers/onnxruntime.ts';
+import { bestMicrosPerCall } from './micros-per-call.ts';
 
 const DATASETS = ['resnet18-layers', 'resnet50-layers', 'mobilenetv2-layers', 'real-pools'];
 const ROUNDS = 3;
@@ -78,17 +79,7 @@ async function paddingCopyMicros(problem: Problem, schedule: Schedule, target: s
     const storage = problem.tensors.slice(1).map((t, i) => randomArray(elementCount(t), i + 1));
     const data = problem.tensors.slice(1).map((t, i) => randomArray(elementCount({ name: t.name, shape: dataShape(t) }), i + 1));
     const out = new Float32Array(elementCount(problem.tensors[0]!));
-    const per = (inputs: Float32Array[]) => {
-      for (let i = 0; i < 3; i++) k.run(inputs, out);
-      let best = Infinity;
-      for (let round = 0; round < 5; round++) {
-        const n = 20;
-        const t0 = process.hrtime.bigint();
-        for (let i = 0; i < n; i++) k.run(inputs, out);
-        best = Math.min(best, Number(process.hrtime.bigint() - t0) / 1e3 / n);
-      }
-      return best;
-    };
+    const per = (inputs: Float32Array[]) => bestMicrosPerCall(() => k.run(inputs, out), { warmup: 3, rounds: 5, calls: 20 });
     return { storage: per(storage), data: per(data) };
   } finally {
     k.dispose();

@@ -157,3 +157,10 @@ export function kernelCheck(target: string, runner: KernelRunner, sample = CHECK
     },
   };
 }
+
+/** A fuzz report with `cases` cases and no mismatch, crash or code-generation error (the first failures shown). */
+export function assertFuzzClean(r: FuzzReport, cases: number): void {
+  assert.is(r.cases, cases);
+  assert.equal(r.failures, [], JSON.stringify(r.failures.slice(0, 3)));
+  assert.is(r.mismatches + r.crashes + r.codegenErrors, 0);
+}

@@ -14,7 +14,7 @@ import { fuzzTarget, type FuzzReport } from '../../../targets/fuzz.ts';
 import { workerRunner } from '../../../targets/native-runner.ts';
 import { MeasurementPool } from '../../../targets/runtime/measure.ts';
 import { RANDOM_OPS } from '../../../ir/random.ts';
-import { RUN_TARGET, fuzzOrCheck } from '../../host.ts';
+import { RUN_TARGET, fuzzOrCheck, assertFuzzClean } from '../../host.ts';
 
 const pool = new MeasurementPool({ timeoutSeconds: 20 });
 
@@ -22,11 +22,7 @@ test.after(async () => {
   await pool.close();
 });
 
-function assertClean(r: FuzzReport, cases: number): void {
-  assert.is(r.cases, cases);
-  assert.equal(r.failures, [], JSON.stringify(r.failures.slice(0, 3)));
-  assert.is(r.mismatches + r.crashes + r.codegenErrors, 0);
-}
+const assertClean = assertFuzzClean;
 
 const SEEDS = { avx512: 20261215, avx2: 20261216 } as const;
 const THREADS = [1, 2, 3, 4] as const;

@@ -22,7 +22,7 @@ import type { Backend } from '../../../targets/backend.ts';
 import type { Kernel } from '../../../targets/kernel.ts';
 import { backend } from '../../../targets/registry.ts';
 import { MeasurementPool } from '../../../targets/runtime/measure.ts';
-import { RUN_TARGET, fuzzOrCheck } from '../../host.ts';
+import { RUN_TARGET, fuzzOrCheck, assertFuzzClean } from '../../host.ts';
 
 const pool = new MeasurementPool({ timeoutSeconds: 20 });
 
@@ -54,11 +54,7 @@ function stridedCounts(p: LoopProgram): number[] {
   return counts;
 }
 
-function assertClean(r: FuzzReport, cases: number): void {
-  assert.is(r.cases, cases);
-  assert.equal(r.failures, [], JSON.stringify(r.failures.slice(0, 3)));
-  assert.is(r.mismatches + r.crashes + r.codegenErrors, 0);
-}
+const assertClean = assertFuzzClean;
 
 const SEEDS = { avx512: 20261231, avx2: 20261232 } as const;
 
