@@ -1,13 +1,15 @@
 /**
  * The layout of a convolution or pool chosen by measurement (issue 16 item 4): `tune` on the layer
  * as given (NCHW) and on its blocked NCHWc twin (c = the target's vector lanes: ir/layout.ts), on
- * one device, and the blocked one charged for converting its input to NCHWc and its output back
- * (both conversions compiled and timed there; weights are packed once, at load, and not charged).
+ * one device, and the blocked one charged for the conversions compileKernel's blocked kernels run
+ * (ir/layout.ts blockedConversions: the input to NCHWc inside the twin's padding border, a
+ * +residual to NCHWc, the output back; each compiled and timed there on one thread, as they run;
+ * weights are packed once, at load, and not charged).
  * A model that keeps NCHWc between its layers pays no conversions: `keptLayout` says which layout
  * wins then.
  */
-import { blockedVariant, fromBlocked, toBlocked } from '../ir/layout.ts';
-import { dataShape, flops, type Problem } from '../ir/problem.ts';
+import { blockedConversions, blockedVariant } from '../ir/layout.ts';
+import { flops, type Problem } from '../ir/problem.ts';
 import { Schedule } from '../ir/schedule.ts';
 import type { Backend } from '../targets/backend.ts';
 import { backend as backendNamed } from '../targets/registry.ts';
@@ -24,7 +26,7 @@ export interface LayoutChoice {
   blocked?: TuneResult;
   /** the blocked twin's spec, what a deployment compiles when it chose the blocked layout */
   blockedSpec?: string;
-  /** seconds of one run: NCHW; blocked alone; the two conversions */
+  /** seconds of one run: NCHW; blocked alone; its conversions (input, residual, output) */
   nchwSeconds: number;
   blockedSeconds?: number;
   conversionSeconds?: number;
@@ -44,8 +46,8 @@ export async function tuneLayouts(problem: Problem, options: TuneOptions = {}): 
     const blocked = await tune(twin, shared);
     const blockedSeconds = f / (blocked.gflops * 1e9);
     let conversionSeconds = 0;
-    for (const p of [toBlocked(dataShape(problem.tensors[1]!), lanes), fromBlocked(dataShape(problem.tensors[0]!), lanes)]) {
-      const t = await device.time(b.compile(Schedule.initial(p), { overwrite: true }), { minSeconds: 0.02, threads: 1 });
+    for (const s of Object.values(conversionSchedules(problem, twin))) {
+      const t = await device.time(b.compile(s, { overwrite: true }), { minSeconds: 0.02, threads: 1 });
       conversionSeconds += t.ok ? t.bestSeconds : Infinity;
     }
     const name = `nchw${lanes}c`;
@@ -57,4 +59,20 @@ export async function tuneLayouts(problem: Problem, options: TuneOptions = {}): 
   } finally {
     if (!options.device) await device.close();
   }
+}
+
+/** The schedules of the conversions around `twin` (ir/layout.ts blockedConversions) as tuneLayouts times them and compileKernel runs them: the nest as given, one thread. */
+export interface ConversionSchedules {
+  readonly input: Schedule;
+  readonly residual?: Schedule;
+  readonly output: Schedule;
+}
+
+export function conversionSchedules(problem: Problem, twin: Problem): ConversionSchedules {
+  const c = blockedConversions(problem, twin);
+  return {
+    input: Schedule.initial(c.input),
+    ...(c.residual ? { residual: Schedule.initial(c.residual) } : {}),
+    output: Schedule.initial(c.output),
+  };
 }

@@ -4,14 +4,15 @@
  *     accesses), so any target compiles, tunes and verifies them like every other kernel;
  *   - blockWeights / blockDepthwiseWeights: weights pre-packed once, in JS, when a model loads;
  *   - blockActivations / unblockActivations: the JS references of the two conversions;
- *   - blockedVariant: the same conv or pool in the blocked layout.
+ *   - blockedVariant: the same conv or pool in the blocked layout (whyNotBlocked: why there is none);
+ *   - blockedConversions: the conversions a blocked twin needs to run on NCHW tensors.
  * Shapes are NC<spatial> with one to three spatial dimensions; B is 4, 8 or 16 and divides C.
  * Tensors move between blocked layers without conversion (a conv's `outpad` border feeds the next
  * padded conv directly); only the network's input and output, and ops that have no blocked form,
  * pay for a conversion.
  */
 import { fail } from './errors.ts';
-import { makeProblem, type AffineIndex, type Problem } from './problem.ts';
+import { dataShape, makeProblem, type AffineIndex, type Padding, type Problem, type Tensor } from './problem.ts';
 import { convAttributes, isConvOp, isPoolOp, LAYOUT_BLOCKS, layoutBlock, parseSpecText, problemFromObject } from './spec.ts';
 
 type FloatArray = Float32Array | Float64Array;
@@ -43,19 +44,23 @@ function term(v: number, coef = 1): AffineIndex {
  * per lane, so the vector code reads it strided or takes the scalar path: a conversion runs once
  * per network edge, not per layer). Spec "copy n1 c64 h56 w56 tolayout16" (not readable by
  * parseProblem: these problems come from here).
+ * `border`: the blocked output is stored inside this border (a blocked padded layer's input
+ * Padding, in the blocked rank: spatial dimensions only) and only its interior is written, so the
+ * conversion fills a padded conv's input storage directly (spec "... tolayout16 border1,1,1,1").
  */
-export function toBlocked(shape: readonly number[], B: number): Problem {
+export function toBlocked(shape: readonly number[], B: number, border?: Padding): Problem {
   checkActivations('toBlocked', shape, B);
   const [N, C, ...spatial] = shape as [number, number, ...number[]];
   const names = ['n', 'cb', ...SPATIAL_NAMES[spatial.length]!, 'ci'];
   const extents = [N, C / B, ...spatial, B];
   const sp = spatial.map((_, i) => 2 + i);
   const ci = names.length - 1;
+  const out = borderedTensor('toBlocked', 'O', [N, C / B, ...spatial, B], border);
   return makeProblem({
-    op: 'copy', spec: `copy ${sizeWords(shape)} tolayout${B}`,
+    op: 'copy', spec: `copy ${sizeWords(shape)} tolayout${B}${borderWords(border)}`,
     vars: names.map((name, i) => ({ name, extent: extents[i]! })),
-    tensors: [{ name: 'O', shape: [N, C / B, ...spatial, B] }, { name: 'I', shape: [N, C, ...spatial] }],
-    output: { tensor: 0, index: [term(0), term(1), ...sp.map((v) => term(v)), term(ci)] },
+    tensors: [out.tensor, { name: 'I', shape: [N, C, ...spatial] }],
+    output: { tensor: 0, index: [term(0), term(1), ...sp.map((v) => term(v)), term(ci)], ...(out.offset > 0 ? { offset: out.offset } : {}) },
     inputs: [{ tensor: 1, index: [term(0), { terms: [{ var: 1, coef: B }, { var: ci, coef: 1 }] }, ...sp.map((v) => term(v))] }],
     combine: 'copy',
   });
@@ -65,21 +70,59 @@ export function toBlocked(shape: readonly number[], B: number): Problem {
  * Blocked to NC<spatial> (`shape` is the NC<spatial> shape): O[n, cb*B + ci, h, w] = I[n, cb, h, w, ci],
  * variables n cb ci <spatial> (the output's order again; the input is read B elements apart
  * along w). Spec "copy n1 c64 h56 w56 fromlayout16".
+ * `border`: the blocked input is stored inside this border (a blocked layer's `outpad` output
+ * Padding, in the blocked rank) and only its interior is read (spec "... fromlayout16 border1,1,1,1").
  */
-export function fromBlocked(shape: readonly number[], B: number): Problem {
+export function fromBlocked(shape: readonly number[], B: number, border?: Padding): Problem {
   checkActivations('fromBlocked', shape, B);
   const [N, C, ...spatial] = shape as [number, number, ...number[]];
   const names = ['n', 'cb', 'ci', ...SPATIAL_NAMES[spatial.length]!];
   const extents = [N, C / B, B, ...spatial];
   const sp = spatial.map((_, i) => 3 + i);
+  const input = borderedTensor('fromBlocked', 'I', [N, C / B, ...spatial, B], border);
   return makeProblem({
-    op: 'copy', spec: `copy ${sizeWords(shape)} fromlayout${B}`,
+    op: 'copy', spec: `copy ${sizeWords(shape)} fromlayout${B}${borderWords(border)}`,
     vars: names.map((name, i) => ({ name, extent: extents[i]! })),
-    tensors: [{ name: 'O', shape: [N, C, ...spatial] }, { name: 'I', shape: [N, C / B, ...spatial, B] }],
+    tensors: [{ name: 'O', shape: [N, C, ...spatial] }, input.tensor],
     output: { tensor: 0, index: [term(0), { terms: [{ var: 1, coef: B }, { var: 2, coef: 1 }] }, ...sp.map((v) => term(v))] },
-    inputs: [{ tensor: 1, index: [term(0), term(1), ...sp.map((v) => term(v)), term(2)] }],
+    inputs: [{ tensor: 1, index: [term(0), term(1), ...sp.map((v) => term(v)), term(2)], ...(input.offset > 0 ? { offset: input.offset } : {}) }],
     combine: 'copy',
   });
+}
+
+/** Whether a border has any width (an absent one has none). */
+function hasBorder(border: Padding | undefined): border is Padding {
+  return border !== undefined && [...border.before, ...border.after].some((x) => x > 0);
+}
+
+/** " border<spatial begins>,<spatial ends>" (and " fill<v>" for a non-zero border value), or "" without a border. */
+function borderWords(border: Padding | undefined): string {
+  if (!hasBorder(border)) return '';
+  const spatial = (xs: readonly number[]) => xs.slice(2, -1);
+  const fill = border.value !== 0 ? ` fill${border.value}` : '';
+  return ` border${[...spatial(border.before), ...spatial(border.after)].join(',')}${fill}`;
+}
+
+/**
+ * A blocked tensor of data shape `data` stored inside `border` (checked: one begin and one end per
+ * dimension, non-negative integers, zero on N, the channel block and the lane), and the element
+ * offset of its interior.
+ */
+function borderedTensor(what: string, name: string, data: readonly number[], border: Padding | undefined): { tensor: Tensor; offset: number } {
+  if (border === undefined) return { tensor: { name, shape: data }, offset: 0 };
+  const rank = data.length;
+  const ok = (xs: readonly number[]) => xs.length === rank && xs.every((x, d) => Number.isInteger(x) && x >= 0 && (x === 0 || (d >= 2 && d < rank - 1)));
+  if (!ok(border.before) || !ok(border.after)) {
+    fail(`${what}: border must give ${rank} begins and ${rank} ends, non-negative integers, zero except on the spatial dimensions, got [${border.before.join(', ')}] [${border.after.join(', ')}]`);
+  }
+  if (!hasBorder(border)) return { tensor: { name, shape: data }, offset: 0 };
+  const shape = data.map((n, d) => n + border.before[d]! + border.after[d]!);
+  let offset = 0, stride = 1;
+  for (let d = rank - 1; d >= 0; d--) {
+    offset += border.before[d]! * stride;
+    stride *= shape[d]!;
+  }
+  return { tensor: { name, shape, pad: { before: [...border.before], after: [...border.after], value: border.value } }, offset };
 }
 
 /** Calls `move(nchw, blocked)` with the element offsets of every element in both layouts. */
@@ -162,18 +205,61 @@ export function blockDepthwiseWeights(w: FloatArray, C: number, r: number, s: nu
 }
 
 /**
+ * Why `problem` has no blocked twin with block B (what blockedVariant returns null for), one line;
+ * null when it has one.
+ */
+export function whyNotBlocked(problem: Problem, B: number): string | null {
+  const op = problem.op;
+  if (!isConvOp(op) && !isPoolOp(op)) return `${op} has no blocked layout (convolutions and pools have)`;
+  if (layoutBlock(problem) !== null) return `${problem.spec} is already in a blocked layout`;
+  if (!LAYOUT_BLOCKS.includes(B)) return `the block must be 4, 8 or 16, got ${B}`;
+  const c = problem.tensors[1]!.shape[1]!, k = problem.tensors[0]!.shape[1]!;
+  if (c % B !== 0 || k % B !== 0) return `channels c=${c} k=${k} are not divisible by the block ${B}`;
+  if (isConvOp(op)) {
+    const G = convAttributes(problem).groups;
+    if (G !== 1 && !(G === c && G === k)) return `groups${G} is neither dense (groups1) nor depthwise (groups = c = k)`;
+  }
+  return null;
+}
+
+/**
  * The same conv or pool (sizes, options, epilogue) in the blocked layout with block B: its spec
  * plus `layout<B>`. Null where the layout does not apply: other ops, a problem already blocked,
  * a block other than 4, 8 or 16, channels B does not divide, grouped convs other than depthwise.
  */
 export function blockedVariant(problem: Problem, B: number): Problem | null {
-  const op = problem.op;
-  if ((!isConvOp(op) && !isPoolOp(op)) || layoutBlock(problem) !== null || !LAYOUT_BLOCKS.includes(B)) return null;
-  const c = problem.tensors[1]!.shape[1]!, k = problem.tensors[0]!.shape[1]!;
-  if (c % B !== 0 || k % B !== 0) return null;
-  if (isConvOp(op)) {
-    const G = convAttributes(problem).groups;
-    if (G !== 1 && !(G === c && G === k)) return null;
-  }
+  if (whyNotBlocked(problem, B) !== null) return null;
   return problemFromObject({ ...parseSpecText(problem.spec), layout: B });
+}
+
+/** The conversions that run a blocked twin on a layer's NCHW tensors (blockedConversions). */
+export interface BlockedConversions {
+  /** the layer's input data into the twin's input storage (inside its padding border) */
+  readonly input: Problem;
+  /** a +residual operand's data into the twin's (unpadded) residual; absent without one */
+  readonly residual?: Problem;
+  /** the interior of the twin's output storage (inside its outpad border) out to the layer's output data */
+  readonly output: Problem;
+}
+
+/**
+ * The conversions around `twin` (blockedVariant of `problem`): the NCHW side of each is the
+ * tensor's data, the blocked side the twin's storage, border included. Weights are not among them
+ * (blockWeights packs them once); a bias reads the same array in both layouts.
+ */
+export function blockedConversions(problem: Problem, twin: Problem): BlockedConversions {
+  const B = layoutBlock(twin);
+  if (B === null || blockedVariant(problem, B)?.spec !== twin.spec) fail(`blockedConversions: ${twin.spec} is not the blocked twin of ${problem.spec}`);
+  const residual = residualTensor(problem);
+  return {
+    input: toBlocked(dataShape(problem.tensors[1]!), B, twin.tensors[1]!.pad),
+    ...(residual === null ? {} : { residual: toBlocked(problem.tensors[residual]!.shape, B) }),
+    output: fromBlocked(dataShape(problem.tensors[0]!), B, twin.tensors[0]!.pad),
+  };
+}
+
+/** The tensor index of a problem's +residual operand, null without one. */
+export function residualTensor(problem: Problem): number | null {
+  const r = (problem.epilogue ?? []).find((e) => e.kind === 'residual');
+  return r !== undefined && r.kind === 'residual' ? r.access.tensor : null;
 }
