@@ -34,7 +34,7 @@ export { writeCompareReport } from './agent/report/index.ts';
 export { tune, type TuneOptions, type TuneResult } from './agent/tune.ts';
 
 // deployable kernels: verified once in a measurement worker, then called in-process
-export { compileKernel, type CompiledKernel, type CompileKernelOptions, type RunOptions as KernelRunOptions } from './agent/compile-kernel.ts';
+export { compileKernel, PreparedOperand, KERNEL_LAYOUTS, type CompiledKernel, type CompileKernelOptions, type KernelOperand, type KernelLayout, type RunOptions as KernelRunOptions } from './agent/compile-kernel.ts';
 export { NativeFloat32Buffer } from './targets/runtime/buffers.ts';
 
 // the cost model, PPO and experiments
