@@ -244,3 +244,125 @@ function withoutNulls(value: unknown): unknown {
   }
   return value;
 }
+
+/** The element types a tensor's values are read in: fp32 data, or the integers of shapes, axes and indices. */
+export type TensorValueType = 'float32' | 'int64';
+
+/** A TensorProto's values, decoded: float32 values (exact in float64) or integers (exact up to 2^53). */
+export interface TensorValues {
+  readonly type: TensorValueType;
+  readonly dims: readonly number[];
+  readonly data: Float64Array;
+}
+
+const TYPE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(TENSOR_DATA_TYPE).map(([name, code]) => [code, name.toLowerCase()]));
+
+/** The lower-case name of a TENSOR_DATA_TYPE value ("float", "int64", "float16"...). */
+export function tensorTypeName(dataType: number): string {
+  return TYPE_NAMES[dataType] ?? `type ${dataType}`;
+}
+
+/**
+ * The values of a tensor in the file: float32 (raw_data or float_data), int64 or int32 (read as
+ * integers), bool (0/1, read as integers). Other element types and external data fail with one
+ * line naming the tensor (`what`, e.g. "initializer 'w'").
+ */
+export function tensorValues(t: TensorProto, what: string): TensorValues {
+  if (t.dataLocation === DATA_LOCATION.EXTERNAL) fail(`${what} keeps its data in an external file; only tensors stored inside the .onnx file are supported`);
+  const dims = t.dims.map(Number);
+  const count = dims.reduce((a, b) => a * b, 1);
+  const raw = t.rawData.length > 0 ? Uint8Array.from(t.rawData) : null;
+  const view = raw ? new DataView(raw.buffer) : null;
+  let data: Float64Array;
+  let type: TensorValueType = 'int64';
+  const sized = (bytes: number): DataView => {
+    if (view!.byteLength !== count * bytes) fail(`${what} has ${view!.byteLength} bytes of raw data, ${count * bytes} expected for dims [${dims.join(', ')}]`);
+    return view!;
+  };
+  switch (t.dataType) {
+    case TENSOR_DATA_TYPE.FLOAT: {
+      type = 'float32';
+      if (view) {
+        const v = sized(4);
+        data = Float64Array.from({ length: count }, (_, i) => v.getFloat32(4 * i, true));
+      } else data = Float64Array.from(t.floatData);
+      break;
+    }
+    case TENSOR_DATA_TYPE.INT64: {
+      if (view) {
+        const v = sized(8);
+        data = Float64Array.from({ length: count }, (_, i) => Number(v.getBigInt64(8 * i, true)));
+      } else data = Float64Array.from(t.int64Data.map(Number));
+      break;
+    }
+    case TENSOR_DATA_TYPE.INT32: case TENSOR_DATA_TYPE.BOOL: {
+      if (view) {
+        const bytes = t.dataType === TENSOR_DATA_TYPE.BOOL ? 1 : 4;
+        const v = sized(bytes);
+        data = Float64Array.from({ length: count }, (_, i) => (bytes === 1 ? v.getUint8(i) : v.getInt32(4 * i, true)));
+      } else data = Float64Array.from(t.int32Data);
+      break;
+    }
+    default:
+      fail(`${what} has element type ${tensorTypeName(t.dataType)}; supported: float (float32), and int64, int32 or bool for shapes and indices`);
+  }
+  if (data.length !== count) fail(`${what} has ${data.length} values, ${count} expected for dims [${dims.join(', ')}]`);
+  return { type, dims, data };
+}
+
+/**
+ * A node's attributes by name, with typed readers that fail with one line naming the op, the node
+ * and the attribute when the file holds another kind of value.
+ */
+export class NodeAttributes {
+  private readonly byName = new Map<string, AttributeProto>();
+
+  constructor(private readonly node: NodeProto) {
+    for (const a of node.attribute) this.byName.set(a.name, a);
+  }
+
+  has(name: string): boolean {
+    return this.byName.has(name);
+  }
+
+  /** Every attribute name the node carries. */
+  names(): string[] {
+    return [...this.byName.keys()];
+  }
+
+  int(name: string, fallback: number): number {
+    return this.read(name, ATTRIBUTE_TYPE.INT, 'an integer', (a) => Number(a.i)) ?? fallback;
+  }
+
+  float(name: string, fallback: number): number {
+    return this.read(name, ATTRIBUTE_TYPE.FLOAT, 'a float', (a) => a.f) ?? fallback;
+  }
+
+  ints(name: string): number[] | undefined {
+    return this.read(name, ATTRIBUTE_TYPE.INTS, 'a list of integers', (a) => a.ints.map(Number));
+  }
+
+  floats(name: string): number[] | undefined {
+    return this.read(name, ATTRIBUTE_TYPE.FLOATS, 'a list of floats', (a) => a.floats);
+  }
+
+  string(name: string, fallback: string): string {
+    return this.read(name, ATTRIBUTE_TYPE.STRING, 'a string', (a) => new TextDecoder().decode(a.s)) ?? fallback;
+  }
+
+  tensor(name: string): TensorProto | undefined {
+    return this.read(name, ATTRIBUTE_TYPE.TENSOR, 'a tensor', (a) => a.t);
+  }
+
+  private read<T>(name: string, type: number, noun: string, value: (a: AttributeProto) => T | undefined): T | undefined {
+    const a = this.byName.get(name);
+    if (a === undefined) return undefined;
+    // files written without the type field (old exporters) are read by the field that is set
+    if (a.type !== type && a.type !== ATTRIBUTE_TYPE.UNDEFINED) {
+      fail(`${this.node.opType} node '${this.node.name}': attribute ${name} must be ${noun}`);
+    }
+    const v = value(a);
+    if (v === undefined) fail(`${this.node.opType} node '${this.node.name}': attribute ${name} must be ${noun}`);
+    return v;
+  }
+}
