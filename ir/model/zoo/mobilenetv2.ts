@@ -6,7 +6,8 @@
  * unchanged), a 1x1 conv to 1280, global average pool, Flatten and a Gemm classifier (torchvision's
  * dropout is gone in an inference export). Node names are torchvision's module names.
  */
-import { ConvNetBuilder, type Dim, type FeatureMap } from './builder.ts';
+import type { Dim } from './builder.ts';
+import { ConvNetBuilder, type FeatureMap } from './conv-net.ts';
 
 /** One row of the paper's table: expansion t, output channels c, n blocks, first stride s. */
 export interface InvertedResidualStage {

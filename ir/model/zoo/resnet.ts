@@ -5,7 +5,8 @@
  * the shortcut where the stride or the width changes; residual Add then ReLU; global average pool,
  * Flatten and a Gemm classifier. Node names are torchvision's module names.
  */
-import { ConvNetBuilder, type Dim, type FeatureMap } from './builder.ts';
+import type { Dim } from './builder.ts';
+import { ConvNetBuilder, type FeatureMap } from './conv-net.ts';
 
 export type ResNetBlock = 'basic' | 'bottleneck';
 
