@@ -150,9 +150,9 @@ class Rewriter {
         }
       } else {
         // (x * 0.5) * (1 + erf)
-        const hAt = one(other);
-        const h = withScalar(hAt);
-        if (h !== null && h.op === 'mul' && h.x === x && near(h.c, 0.5)) {
+        const hAt = this.nodes.findIndex((n) => n?.output === other);
+        const h = withScalar(hAt < 0 ? null : hAt);
+        if (h !== null && h.op === 'mul' && h.x === x && near(h.c, 0.5) && one(other) === m1At) {
           last = m1;
           chain.push(hAt!);
         }

@@ -124,9 +124,16 @@ class GraphBuilder {
     return name;
   }
 
+  /** `base`, or base_1, base_2... when a node already has that name (derived names such as 'bn:scale' may meet an ONNX one). */
+  private nodeName(base: string): string {
+    let name = base;
+    for (let i = 1; this.nodes.some((n) => n.name === name); i++) name = `${base}_${i}`;
+    return name;
+  }
+
   host(name: string, op: HostOp, inputs: readonly string[], output: string, source: string): void {
     if (!this.values.has(output)) this.values.set(output, { name: output, shape: this.shape(output) });
-    this.nodes.push({ kind: 'host', name, op, inputs: inputs.map((i) => this.operand(i)), output, sources: [source] });
+    this.nodes.push({ kind: 'host', name: this.nodeName(name), op, inputs: inputs.map((i) => this.operand(i)), output, sources: [source] });
   }
 
   kernel(node: FoldedNode, spec: string, operands: readonly string[]): void {
@@ -137,7 +144,7 @@ class GraphBuilder {
       throw new Error(`onnx-import: ${problem.spec} writes ${product(dataShape(problem.tensors[0]!))} elements, '${output}' has shape [${outShape.join(', ')}]`);
     }
     this.values.set(output, { name: output, shape: outShape });
-    const k: KernelNode = { kind: 'kernel', name: node.name, problem, output, operands: operands.map((o) => this.operand(o)), sources: [node.name] };
+    const k: KernelNode = { kind: 'kernel', name: this.nodeName(node.name), problem, output, operands: operands.map((o) => this.operand(o)), sources: [node.name] };
     this.nodes.push(k);
   }
 }

@@ -219,6 +219,7 @@ function graphInputs(declared: readonly ValueInfoProto[], given: Readonly<Record
 
 /** Activations are fp32: a constant an op computes on must be float32 too (integers only where an op reads shapes, axes or bounds). */
 function checkActivationInputs(node: FoldedNode, constants: ReadonlyMap<string, ConstantTensor>): void {
+  if (node.opType === 'Gather') fail(`${nodeLabel(node)} gathers from a computed tensor; supported: Gather on constants and shapes (folded at load)`);
   // inputs read as integers at load time: Reshape's shape, ReduceMean/Squeeze/Unsqueeze's axes
   const integerInputs = node.opType === 'Reshape' || node.opType === 'ReduceMean' || node.opType === 'Squeeze' || node.opType === 'Unsqueeze' ? [1] : [];
   node.inputs.forEach((name, i) => {
@@ -230,7 +231,6 @@ function checkActivationInputs(node: FoldedNode, constants: ReadonlyMap<string, 
   if (node.opType === 'Cast' && node.attributes.int('to', 0) !== TENSOR_DATA_TYPE.FLOAT) {
     fail(`${nodeLabel(node)} casts a computed float tensor to ${tensorTypeName(node.attributes.int('to', 0))}; supported: Cast to float (other casts only on constants and shapes)`);
   }
-  if (node.opType === 'Gather') fail(`${nodeLabel(node)} gathers from a computed tensor; supported: Gather on constants and shapes (folded at load)`);
 }
 
 /** An integer list input (a Reshape's shape, an axes list), known at load time. */
