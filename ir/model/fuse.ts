@@ -277,9 +277,14 @@ class Rewriter {
   private scaleWeights(k: KernelNode, c: HostNode, s: Float32Array): KernelNode {
     const w = this.weights.get(k.operands[1]!)!;
     const C = s.length;
-    const inner = isConvOp(k.problem.op) ? w.data.length / C : 1;
-    const channelOf = (i: number) => (isConvOp(k.problem.op) ? Math.floor(i / inner) : i % C);
-    const scaled = w.data.map((v, i) => v * s[channelOf(i)]!);
+    const scaled = new Float32Array(w.data.length);
+    if (isConvOp(k.problem.op)) {
+      // W [K, C/G, window...]: each output channel's filter is one contiguous block
+      const inner = w.data.length / C;
+      for (let ch = 0; ch < C; ch++) for (let i = ch * inner; i < (ch + 1) * inner; i++) scaled[i] = w.data[i]! * s[ch]!;
+    } else {
+      for (let i = 0; i < w.data.length; i++) scaled[i] = w.data[i]! * s[i % C]!;
+    }
     const operands = [...k.operands];
     operands[1] = this.newWeight(`${k.name}:weights`, w.shape, scaled);
     if ((k.problem.epilogue ?? []).length === 1) {

@@ -92,7 +92,7 @@ class GraphBuilder {
   /** The name a node reads for input `name`: a value, or a constant made a weight. */
   operand(name: string): string {
     const c = this.constant(name);
-    if (c !== undefined) this.addWeight(name, c.shape, Float32Array.from(c.data));
+    if (c !== undefined) this.addWeight(name, c.shape, c.data instanceof Float32Array ? c.data : Float32Array.from(c.data));
     return name;
   }
 

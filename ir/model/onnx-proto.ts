@@ -248,11 +248,11 @@ function withoutNulls(value: unknown): unknown {
 /** The element types a tensor's values are read in: fp32 data, or the integers of shapes, axes and indices. */
 export type TensorValueType = 'float32' | 'int64';
 
-/** A TensorProto's values, decoded: float32 values (exact in float64) or integers (exact up to 2^53). */
+/** A TensorProto's values, decoded: float32 values in a Float32Array, integers (exact up to 2^53) in a Float64Array. */
 export interface TensorValues {
   readonly type: TensorValueType;
   readonly dims: readonly number[];
-  readonly data: Float64Array;
+  readonly data: Float32Array | Float64Array;
 }
 
 const TYPE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(TENSOR_DATA_TYPE).map(([name, code]) => [code, name.toLowerCase()]));
@@ -271,9 +271,10 @@ export function tensorValues(t: TensorProto, what: string): TensorValues {
   if (t.dataLocation === DATA_LOCATION.EXTERNAL) fail(`${what} keeps its data in an external file; only tensors stored inside the .onnx file are supported`);
   const dims = t.dims.map(Number);
   const count = dims.reduce((a, b) => a * b, 1);
-  const raw = t.rawData.length > 0 ? Uint8Array.from(t.rawData) : null;
+  // a copy (new Uint8Array of a typed array copies its bytes): aligned, and not a view of the file
+  const raw = t.rawData.length > 0 ? new Uint8Array(t.rawData) : null;
   const view = raw ? new DataView(raw.buffer) : null;
-  let data: Float64Array;
+  let data: Float32Array | Float64Array;
   let type: TensorValueType = 'int64';
   const sized = (bytes: number): DataView => {
     if (view!.byteLength !== count * bytes) fail(`${what} has ${view!.byteLength} bytes of raw data, ${count * bytes} expected for dims [${dims.join(', ')}]`);
@@ -282,17 +283,14 @@ export function tensorValues(t: TensorProto, what: string): TensorValues {
   switch (t.dataType) {
     case TENSOR_DATA_TYPE.FLOAT: {
       type = 'float32';
-      if (view) {
-        const v = sized(4);
-        data = Float64Array.from({ length: count }, (_, i) => v.getFloat32(4 * i, true));
-      } else data = Float64Array.from(t.floatData);
+      // raw_data is little-endian, as a Float32Array is on every host we target; `raw` is an aligned copy
+      if (view) data = new Float32Array(sized(4).buffer, 0, count);
+      else data = Float32Array.from(t.floatData);
       break;
     }
     case TENSOR_DATA_TYPE.INT64: {
-      if (view) {
-        const v = sized(8);
-        data = Float64Array.from({ length: count }, (_, i) => Number(v.getBigInt64(8 * i, true)));
-      } else data = Float64Array.from(t.int64Data.map(Number));
+      if (view) data = Float64Array.from(new BigInt64Array(sized(8).buffer, 0, count), Number);
+      else data = Float64Array.from(t.int64Data.map(Number));
       break;
     }
     case TENSOR_DATA_TYPE.INT32: case TENSOR_DATA_TYPE.BOOL: {

@@ -22,8 +22,8 @@ import { broadcastShapes, evaluateHostOp } from './reference.ts';
 export interface ConstantTensor {
   readonly type: TensorValueType;
   readonly shape: readonly number[];
-  /** float32 values (exact in float64) or integers */
-  readonly data: Float64Array;
+  /** float32 values in a Float32Array, integers in a Float64Array */
+  readonly data: Float32Array | Float64Array;
 }
 
 /** A node left to run, its name made unique (exporters may leave names empty). */
@@ -265,7 +265,10 @@ function foldNode(node: FoldedNode, constants: ReadonlyMap<string, ConstantTenso
   if (inputs.some((c, i) => c === undefined && node.inputs[i] !== '')) return null;
   const x = inputs[0]!;
   const shape = outputShape(node, constants, shapes, opset);
-  const relaid = (type: TensorValueType, data: Float64Array): ConstantTensor => ({ type, shape, data });
+  // float results are rounded to fp32 once, as the op computes them in fp32
+  const relaid = (type: TensorValueType, data: ArrayLike<number>): ConstantTensor => ({
+    type, shape, data: type === 'float32' ? (data instanceof Float32Array ? data : Float32Array.from(data)) : Float64Array.from(data),
+  });
   const host = (op: HostOp, operands: readonly ConstantTensor[]): Float64Array => evaluateHostOp(op, operands, shape);
   switch (node.opType) {
     case 'Identity': case 'Reshape': case 'Flatten': case 'Squeeze': case 'Unsqueeze':
@@ -277,9 +280,9 @@ function foldNode(node: FoldedNode, constants: ReadonlyMap<string, ConstantTenso
     case 'Gather': return gather(node, x, inputs[1]!);
     case 'Cast': {
       const to = a.int('to', 0);
-      if (to === TENSOR_DATA_TYPE.FLOAT) return relaid('float32', x.data.map(Math.fround));
-      if (to === TENSOR_DATA_TYPE.INT64 || to === TENSOR_DATA_TYPE.INT32) return relaid('int64', x.data.map(Math.trunc));
-      if (to === TENSOR_DATA_TYPE.BOOL) return relaid('int64', x.data.map((v) => (v !== 0 ? 1 : 0)));
+      if (to === TENSOR_DATA_TYPE.FLOAT) return relaid('float32', x.data);
+      if (to === TENSOR_DATA_TYPE.INT64 || to === TENSOR_DATA_TYPE.INT32) return relaid('int64', Float64Array.from(x.data, Math.trunc));
+      if (to === TENSOR_DATA_TYPE.BOOL) return relaid('int64', Float64Array.from(x.data, (v) => (v !== 0 ? 1 : 0)));
       fail(`${nodeLabel(node)}: casts to ${tensorTypeName(to)}; supported: float, int64, int32, bool`);
     }
     case 'Clip': {
@@ -293,9 +296,9 @@ function foldNode(node: FoldedNode, constants: ReadonlyMap<string, ConstantTenso
         if (x.type !== b.type) fail(`${nodeLabel(node)}: inputs '${node.inputs[0]}' (${x.type}) and '${node.inputs[1]}' (${b.type}) differ in element type`);
         const data = host({ kind: 'binary', op: binary }, [x, b]);
         // integer arithmetic (on shapes) truncates, as ONNX's int64 Div does
-        return relaid(x.type, x.type === 'int64' ? data.map(Math.trunc) : data.map(Math.fround));
+        return relaid(x.type, x.type === 'int64' ? data.map(Math.trunc) : data);
       }
-      return relaid('float32', host({ kind: 'unary', op: UNARY[node.opType]! }, [x]).map(Math.fround));
+      return relaid('float32', host({ kind: 'unary', op: UNARY[node.opType]! }, [x]));
     }
   }
 }
@@ -307,12 +310,12 @@ function constantAttribute(node: FoldedNode): ConstantTensor {
     const v = tensorValues(t, `${nodeLabel(node)} value`);
     return { type: v.type, shape: v.dims, data: v.data };
   }
-  if (a.has('value_float')) return { type: 'float32', shape: [], data: Float64Array.of(Math.fround(a.float('value_float', 0))) };
+  if (a.has('value_float')) return { type: 'float32', shape: [], data: Float32Array.of(a.float('value_float', 0)) };
   if (a.has('value_int')) return { type: 'int64', shape: [], data: Float64Array.of(a.int('value_int', 0)) };
   const ints = a.ints('value_ints');
   if (ints !== undefined) return { type: 'int64', shape: [ints.length], data: Float64Array.from(ints) };
   const floats = a.floats('value_floats');
-  if (floats !== undefined) return { type: 'float32', shape: [floats.length], data: Float64Array.from(floats, Math.fround) };
+  if (floats !== undefined) return { type: 'float32', shape: [floats.length], data: Float32Array.from(floats) };
   fail(`${nodeLabel(node)}: needs one of value, value_float, value_floats, value_int, value_ints`);
 }
 
@@ -321,7 +324,7 @@ function gather(node: FoldedNode, data: ConstantTensor, indices: ConstantTensor)
   const axis = normalizeAxis(node, node.attributes.int('axis', 0), data.shape.length);
   const n = data.shape[axis]!;
   const outer = product(data.shape.slice(0, axis)), inner = product(data.shape.slice(axis + 1));
-  const out = new Float64Array(outer * indices.data.length * inner);
+  const out = data.type === 'float32' ? new Float32Array(outer * indices.data.length * inner) : new Float64Array(outer * indices.data.length * inner);
   indices.data.forEach((raw, j) => {
     const i = raw < 0 ? raw + n : raw;
     if (!Number.isInteger(i) || i < 0 || i >= n) fail(`${nodeLabel(node)}: index ${raw} is out of range for dimension ${axis} of size ${n}`);
