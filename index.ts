@@ -42,3 +42,7 @@ export { CostModel, trainCostModel, evalCostModel, CostModelEvaluator, HybridEva
 export { PPOTrainer, ppoConfig, policySearcher } from './agent/ppo/index.ts';
 export { createPolicy, loadPolicy, savePolicy } from './agent/policy/index.ts';
 export { trainExperiment, evalExperiment, compareExperiment, exportPolicy } from './experiments/runner.ts';
+export {
+  importOnnx, loadOnnxFile, runReference, modelTasks,
+  type ModelGraph, type ModelNode, type KernelNode, type HostNode, type ModelTask, type ModelValue, type ModelWeight,
+} from './ir/model/index.ts';
