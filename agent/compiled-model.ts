@@ -508,8 +508,18 @@ class ModelExecutor implements CompiledModel {
   /** Hands `after` the data of node i's output (its dense copy when it is stored bordered). */
   #report(i: number, after: AfterNode, inputs: Readonly<Record<string, Float32Array>>, outputs: Readonly<Record<string, Float32Array>>): void {
     const n = this.graph.nodes[i]!;
-    const buf = this.#plan.buffers[this.#plan.nodes[i]!.writes]!;
+    const planned = this.#plan.nodes[i]!;
+    const buf = this.#plan.buffers[planned.writes]!;
     const array = buf.place === 'input' ? inputs[buf.binding!]! : buf.place === 'output' ? outputs[buf.binding!]! : this.#arrays[buf.id]!;
+    if (planned.stored) {
+      // the buffer holds the value transposed: transpose it back
+      const shape = this.graph.values.get(n.output)!.shape;
+      const back = planned.stored.perm.map((_, d) => planned.stored!.perm.indexOf(d));
+      const data = new Float32Array(product(shape));
+      prepareHostOp({ kind: 'transpose', perm: back }, [planned.stored.shape], shape)([array], data);
+      after(n, data);
+      return;
+    }
     if (!isBordered(buf.storage)) {
       after(n, array.slice());
       return;

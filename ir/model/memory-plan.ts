@@ -19,6 +19,13 @@
  *     of one buffer): one copy at the end.
  * A reshape (Flatten, Squeeze, Identity) reads its input dense and its output is the same buffer.
  *
+ * Transposes that only move whole rows (the innermost dimension stays innermost: BERT's head split
+ * [1, S, H, D] -> [1, H, S, D] and merge) run as no copy at all where kernels can take them over:
+ * when every consumer of the transposed value is a kernel, each reads the transpose's input
+ * through a permuted access; else, when the transpose is the only consumer of a kernel's output,
+ * that kernel writes the transposed layout directly. A transpose moving the innermost dimension
+ * (BERT's K^T) stays a host op: a kernel reading it would lose its contiguous vectors.
+ *
  * Arena. Every value not bound to the caller (graph inputs and outputs) or a weight gets a range
  * of one arena, live from the step that writes it to the last step that reads it (node order,
  * inclusive, so a node's output never shares memory with its inputs). Dense buffers are placed
@@ -79,8 +86,13 @@ export interface PlannedNode {
   /** the buffer each of the node's inputs (graph.ts nodeInputs) is read from */
   readonly reads: readonly number[];
   readonly writes: number;
-  /** a reshape that is its input's buffer: nothing runs */
+  /** a reshape that is its input's buffer, or a transpose a kernel took over: nothing runs */
   readonly alias: boolean;
+  /**
+   * where the node's output value lives transposed: `writes` holds transpose(value, perm), of
+   * `shape` (a kernel writing a transpose's layout, a transpose its consumers read through)
+   */
+  readonly stored?: { readonly perm: readonly number[]; readonly shape: readonly number[] };
   /** a kernel node's problem with its tensors in the buffers' storages (the node's own when nothing moved) */
   readonly problem?: Problem;
 }
@@ -298,6 +310,54 @@ export function withStorages(p: Problem, storages: readonly (Storage | undefined
   });
 }
 
+/**
+ * `p` with tensor t stored transposed, in an array of `storage`'s shape: storage dimension e
+ * holds the tensor's dimension K[order[e]], K being the tensor's dimensions of size above 1 (the
+ * size-1 ones, always at index 0, are dropped). The tensor must be dense and unpadded.
+ */
+export function withTransposedTensor(p: Problem, t: number, storage: readonly number[], order: readonly number[]): Problem {
+  const from = p.tensors[t]!;
+  const access = accessOf(p, t);
+  if (isPadded(from) || (access.offset ?? 0) !== 0) fail(`memory plan: tensor ${from.name} of ${p.spec} is padded; it cannot be read transposed`);
+  const kept = from.shape.map((n, d) => (n !== 1 ? d : -1)).filter((d) => d >= 0);
+  if (order.length !== kept.length || storage.length !== kept.length || order.some((j, e) => from.shape[kept[j]!] !== storage[e])) {
+    fail(`memory plan: tensor ${from.name} [${from.shape.join(', ')}] of ${p.spec} is not [${storage.join(', ')}] transposed by (${order.join(', ')})`);
+  }
+  const tensors = [...p.tensors];
+  tensors[t] = { name: from.name, shape: [...storage] };
+  const moved: Access = { tensor: t, index: order.map((j) => access.index[kept[j]!]!) };
+  let e = p.inputs.length;
+  const epilogue: EpilogueOp[] | undefined = p.epilogue?.map((op) => (op.kind === 'bias' || op.kind === 'residual' ? (++e === t ? { ...op, access: moved } : op) : op));
+  return makeProblem({
+    ...p,
+    spec: `${p.spec} [${from.name} as ${storage.join('x')} by (${order.join(',')})]`,
+    tensors,
+    output: t === 0 ? moved : p.output,
+    inputs: p.inputs.map((a, i) => (i + 1 === t ? moved : a)),
+    ...(epilogue ? { epilogue } : {}),
+  });
+}
+
+function squeeze(shape: readonly number[]): number[] {
+  return shape.filter((n) => n !== 1);
+}
+
+/** A transpose by `perm` of `x` over the dimensions of size above 1: output dimension j reads input dimension q[j]. */
+function squeezedPerm(x: readonly number[], perm: readonly number[]): number[] {
+  const kept = x.map((n, d) => (n !== 1 ? d : -1)).filter((d) => d >= 0);
+  return perm.filter((p) => x[p] !== 1).map((p) => kept.indexOf(p));
+}
+
+function inverse(perm: readonly number[]): number[] {
+  const inv = new Array<number>(perm.length);
+  perm.forEach((p, i) => (inv[p] = i));
+  return inv;
+}
+
+function isPadded(t: Tensor): boolean {
+  return t.pad !== undefined && [...t.pad.before, ...t.pad.after].some((x) => x > 0);
+}
+
 // ---------------------------------------------------------------- the plan
 
 interface Use {
@@ -346,6 +406,28 @@ export function planModelMemory(g: ModelGraph, options: MemoryPlanOptions = {}):
     uses.set(name, list);
   }));
   const graphOutputs = new Set(g.outputs.map((o) => o.name));
+
+  // transposes kernels take over (see the top of this file): the producer writing the output's layout
+  const transposeOf = (n: ModelNode): readonly number[] | undefined => (n.kind === 'host' && n.op.kind === 'transpose' ? n.op.perm : undefined);
+  const keepsRows = (q: readonly number[]): boolean => q.length === 0 || q[q.length - 1] === q.length - 1;
+  const producerFold = new Map<number, { transpose: number; y: string; q: number[] }>();
+  g.nodes.forEach((t, ti) => {
+    const perm = transposeOf(t);
+    if (!perm) return;
+    const x = nodeInputs(t)[0]!, y = t.output;
+    const pi = producer.get(x);
+    const p = pi === undefined ? undefined : g.nodes[pi]!;
+    if (!p || p.kind !== 'kernel' || !rewritable(p) || graphOutputs.has(x)) return;
+    if ((uses.get(x) ?? []).length !== 1) return;
+    const out = p.problem.tensors[0]!;
+    if (isPadded(out) || (p.problem.output.offset ?? 0) !== 0 || !sameDims(squeeze(out.shape), squeeze(shapeOf(x)))) return;
+    if ((uses.get(y) ?? []).some((u) => paddedNeed(u.need))) return;
+    const q = squeezedPerm(shapeOf(x), perm);
+    if (keepsRows(q)) producerFold.set(pi!, { transpose: ti, y, q });
+  });
+  const foldedByProducer = new Set([...producerFold.values()].map((f) => f.transpose));
+  /** values read through a transposed access: the buffer of the transpose's input, and the order */
+  const views = new Map<string, { buffer: number; order: number[]; storage: number[] }>();
 
   const buffers: BufferDraft[] = [];
   /** the buffers of each value or weight, by storage key */
@@ -424,8 +506,47 @@ export function planModelMemory(g: ModelGraph, options: MemoryPlanOptions = {}):
     }
   }
 
-  const planned: { name: string; writes: number; alias: boolean }[] = [];
+  const planned: { name: string; writes: number; alias: boolean; stored?: PlannedNode['stored']; permutedOutput?: { order: number[]; storage: number[] } }[] = [];
   g.nodes.forEach((n, i) => {
+    const perm = transposeOf(n);
+    if (perm && foldedByProducer.has(i)) {
+      // its producer wrote the transposed layout: the output is that buffer
+      planned.push({ name: n.name, writes: forms.get(n.output)!.get(storageKey({ shape: shapeOf(n.output) }))!, alias: true });
+      return;
+    }
+    if (perm) {
+      const x = nodeInputs(n)[0]!, y = n.output;
+      const dense = forms.get(x)?.get(storageKey({ shape: shapeOf(x) }));
+      const q = squeezedPerm(shapeOf(x), perm);
+      const readers = uses.get(y) ?? [];
+      const kernelsTakeIt = dense !== undefined && !graphOutputs.has(y) && readers.length > 0 && keepsRows(q) && readers.every((u) => {
+        const c = g.nodes[u.node]!;
+        if (c.kind !== 'kernel' || !rewritable(c)) return false;
+        return nodeInputs(c).every((name, k) => {
+          if (name !== y) return true;
+          const t = c.problem.tensors[k + 1]!;
+          return !isPadded(t) && sameDims(squeeze(dataShape(t)), squeeze(shapeOf(y)));
+        });
+      });
+      if (kernelsTakeIt && dense !== undefined) {
+        views.set(y, { buffer: dense, order: inverse(q), storage: squeeze(shapeOf(x)) });
+        planned.push({ name: n.name, writes: dense, alias: true, stored: { perm: inverse(perm), shape: shapeOf(x) } });
+        return;
+      }
+    }
+    const fold = producerFold.get(i);
+    if (fold) {
+      // writes the transpose's output layout: the transposed value's buffer
+      const id = newBuffer(fold.y, { shape: shapeOf(fold.y) }, 'arena', i);
+      addForm(fold.y, id);
+      const t = g.nodes[fold.transpose]!;
+      planned.push({
+        name: n.name, writes: id, alias: false,
+        stored: { perm: transposeOf(t)!, shape: shapeOf(fold.y) }, permutedOutput: { order: fold.q, storage: squeeze(shapeOf(fold.y)) },
+      });
+      addExtras(fold.y, id, i);
+      return;
+    }
     if (isAlias(n)) {
       // the reshape's output is its input's dense buffer, under another shape
       const input = nodeInputs(n)[0]!;
@@ -448,6 +569,13 @@ export function planModelMemory(g: ModelGraph, options: MemoryPlanOptions = {}):
 
   // what each node reads: the first storage of the value that serves the operand
   const reads: number[][] = g.nodes.map((n, i) => nodeInputs(n).map((name, k) => {
+    // a transpose taken over reads nothing; a value read through a transposed access, its source
+    if (transposeOf(n) && planned[i]!.alias) return planned[i]!.writes;
+    const view = views.get(name);
+    if (view) {
+      buffers[view.buffer]!.last = Math.max(buffers[view.buffer]!.last, i);
+      return view.buffer;
+    }
     const need = needOf(n, k, name);
     const m = forms.get(name);
     if (!m) fail(`memory plan: node '${n.name}' reads '${name}' before it is written`);
@@ -510,11 +638,17 @@ export function planModelMemory(g: ModelGraph, options: MemoryPlanOptions = {}):
   }));
   const nodes: PlannedNode[] = g.nodes.map((n, i) => {
     const p = planned[i]!;
-    const base = { name: p.name, reads: reads[i]!, writes: p.writes, alias: p.alias };
+    const base = { name: p.name, reads: reads[i]!, writes: p.writes, alias: p.alias, ...(p.stored ? { stored: p.stored } : {}) };
     if (n.kind !== 'kernel') return base;
     if (!rewritable(n)) return { ...base, problem: n.problem };
     const storages = [p.writes, ...reads[i]!].map((b) => (isBordered(final[b]!.storage) ? final[b]!.storage : undefined));
-    return { ...base, problem: withStorages(n.problem, storages) };
+    let problem = withStorages(n.problem, storages);
+    if (p.permutedOutput) problem = withTransposedTensor(problem, 0, p.permutedOutput.storage, p.permutedOutput.order);
+    n.operands.forEach((name, k) => {
+      const view = views.get(name);
+      if (view) problem = withTransposedTensor(problem, k + 1, view.storage, view.order);
+    });
+    return { ...base, problem };
   });
   const order = (c: { after: number }) => c.after;
   return {

@@ -10,6 +10,8 @@ import { compareOutputs, MODEL_TOLERANCE } from '../../cli/run-model.ts';
 import { LoopTuneError } from '../../ir/errors.ts';
 import { randomArray } from '../../ir/interpret.ts';
 import { modelTasks, type ModelGraph } from '../../ir/model/graph.ts';
+import { importOnnx } from '../../ir/model/onnx-import.ts';
+import { blockedVariant, whyNotBlocked } from '../../ir/layout.ts';
 import { evaluateNode } from '../../ir/model/reference.ts';
 import { zooModel, zooSignature, type ZooName } from '../../ir/model/zoo/index.ts';
 import { Schedule } from '../../ir/schedule.ts';
@@ -186,6 +188,36 @@ test('a tuned artifact: its schedules run, a library task runs OpenBLAS, the oth
     await rejects(loadModel(bytes, { tuned: path.join(dir, 'missing.json') }), (e: unknown) => isOneLine(e, /missing\.json: no such file/));
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a task tuned in the blocked layout runs its NCHWc kernel on dense tensors, the conversions listed as copies', async () => {
+  const name: ZooName = 'resnet18-tiny';
+  const bytes = zooModel(name);
+  const lanes = hostBackend().caps.vectorLanes;
+  const g = importOnnx(bytes, { inputShapes: shapesOf(name) });
+  // the first conv whose channels the target's block divides (layer3's 32-channel 3x3 convs)
+  const task = modelTasks(g).find((t) => t.problem.op === 'conv2d' && whyNotBlocked(t.problem, lanes) === null)!;
+  assert.ok(task, `a task that blocks by ${lanes}`);
+  const twin = blockedVariant(task.problem, lanes)!;
+  const tuned: TunedModel = {
+    format: TUNED_MODEL_FORMAT, version: 1,
+    model: { name, sha256: sha256Hex(bytes), inputShapes: shapesOf(name) },
+    target: hostBackend().name, threads: 1, host: hostKey(), createdAt: new Date(0).toISOString(),
+    tasks: [{ spec: task.problem.spec, schedule: Schedule.initial(twin).text(), implementation: 'generated', layout: `nchw${lanes}c` }],
+  };
+  const m = await loadModel(bytes, { tuned });
+  try {
+    const d = m.describe();
+    const blocked = d.nodes.filter((n) => n.layout === `nchw${lanes}c`);
+    assert.equal(blocked.map((n) => n.name), task.nodes);
+    assert.ok(blocked.every((n) => n.scheduleSource === 'tuned'));
+    for (const n of task.nodes) assert.ok(d.copies.some((c) => c.reason.startsWith(`node ${n} runs in nchw${lanes}c`)), n);
+    const inputs = randomInputs(m.graph, 5);
+    await assertMatchesOnnxRuntime(m, bytes, m.run(inputs), inputs, 'resnet18-tiny with blocked tasks');
+    assertNodesMatchReference(m, inputs, 'resnet18-tiny with blocked tasks');
+  } finally {
+    m.dispose();
   }
 });
 

@@ -331,6 +331,59 @@ test('planModelMemory: the arena of a chain reuses memory (peak below the sum of
   assertPlanComputesTheGraph(g, plan);
 });
 
+test('planModelMemory: attention\'s head split and merge run as transposed accesses of the kernels; K^T (its rows move) stays a host transpose', () => {
+  // S=6, H=2, D=4: q/k/v = x W; heads = transpose(reshape(q)); scores = Q K^T; context = scores V; merged back
+  const g = buildGraph({ x: [1, 6, 8] }, [
+    { name: 'q', run: 'matmul 6x8x8 +bias', inputs: ['x', 'wq', 'bq'], output: 'q' },
+    { name: 'k', run: 'matmul 6x8x8 +bias', inputs: ['x', 'wk', 'bk'], output: 'k' },
+    { name: 'v', run: 'matmul 6x8x8 +bias', inputs: ['x', 'wv', 'bv'], output: 'v' },
+    { name: 'qr', run: { kind: 'reshape' }, inputs: ['q'], output: 'q4', shape: [1, 6, 2, 4] },
+    { name: 'kr', run: { kind: 'reshape' }, inputs: ['k'], output: 'k4', shape: [1, 6, 2, 4] },
+    { name: 'vr', run: { kind: 'reshape' }, inputs: ['v'], output: 'v4', shape: [1, 6, 2, 4] },
+    { name: 'qt', run: { kind: 'transpose', perm: [0, 2, 1, 3] }, inputs: ['q4'], output: 'qh', shape: [1, 2, 6, 4] },
+    { name: 'kt', run: { kind: 'transpose', perm: [0, 2, 3, 1] }, inputs: ['k4'], output: 'kh', shape: [1, 2, 4, 6] },
+    { name: 'vt', run: { kind: 'transpose', perm: [0, 2, 1, 3] }, inputs: ['v4'], output: 'vh', shape: [1, 2, 6, 4] },
+    { name: 'scores', run: 'bmm b2 m6 n6 k4 +scale0.5', inputs: ['qh', 'kh'], output: 's' },
+    { name: 'soft', run: { kind: 'softmax', axis: 3 }, inputs: ['s'], output: 'p', shape: [1, 2, 6, 6] },
+    { name: 'context', run: 'bmm b2 m6 n4 k6', inputs: ['p', 'vh'], output: 'c' },
+    { name: 'ct', run: { kind: 'transpose', perm: [0, 2, 1, 3] }, inputs: ['c'], output: 'ct', shape: [1, 6, 2, 4] },
+    { name: 'cr', run: { kind: 'reshape' }, inputs: ['ct'], output: 'm', shape: [1, 6, 8] },
+    { name: 'out', run: 'matmul 6x8x8 +bias', inputs: ['m', 'wo', 'bo'], output: 'y' },
+  ], ['y']);
+  // the builder gave the softmax's values the shape of the bmm's data: relabel the 4-d ones the graph uses
+  const values = new Map(g.values);
+  values.set('s', { name: 's', shape: [1, 2, 6, 6] });
+  values.set('c', { name: 'c', shape: [1, 2, 6, 4] });
+  const graph: ModelGraph = { ...g, values };
+  const plan = planModelMemory(graph);
+  const at = (name: string) => graph.nodes.findIndex((n) => n.name === name);
+  assert.ok(plan.nodes[at('qt')]!.alias && plan.nodes[at('vt')]!.alias && plan.nodes[at('ct')]!.alias, 'head split and merge run as nothing');
+  assert.not.ok(plan.nodes[at('kt')]!.alias, 'K^T moves the rows: it stays a transpose');
+  assert.match(plan.nodes[at('scores')]!.problem!.spec, /\[A as 6x2x4 by \(1,0,2\)\]/);
+  assert.match(plan.nodes[at('context')]!.problem!.spec, /\[C as 6x2x4 by \(1,0,2\)\].*\[B as 6x2x4 by \(1,0,2\)\]/);
+  // the scores read q's buffer; the context writes the merged layout where the reshape and the last matmul find it
+  assert.is(plan.nodes[at('scores')]!.reads[0], plan.nodes[at('q')]!.writes);
+  assert.is(plan.nodes[at('context')]!.writes, plan.nodes[at('out')]!.reads[0]);
+  assert.equal(plan.nodes[at('context')]!.stored, { perm: [0, 2, 1, 3], shape: [1, 6, 2, 4] });
+  assert.equal(plan.nodes[at('qt')]!.stored, { perm: [0, 2, 1, 3], shape: [1, 6, 2, 4] });
+  assert.is(plan.copies.length, 0);
+  assertArenaSound(plan);
+  assertPlanComputesTheGraph(graph, plan);
+});
+
+test('planModelMemory: a transposed value a host op reads is computed by its transpose', () => {
+  const g = buildGraph({ x: [4, 6] }, [
+    { name: 'mm', run: 'matmul 4x6x6', inputs: ['x', 'w'], output: 'y' },
+    { name: 'r', run: { kind: 'reshape' }, inputs: ['y'], output: 'y3', shape: [4, 2, 3] },
+    { name: 't', run: { kind: 'transpose', perm: [1, 0, 2] }, inputs: ['y3'], output: 'z', shape: [2, 4, 3] },
+    { name: 'soft', run: { kind: 'softmax', axis: 2 }, inputs: ['z'], output: 'p', shape: [2, 4, 3] },
+  ], ['p']);
+  const plan = planModelMemory(g);
+  assert.not.ok(plan.nodes[2]!.alias);
+  assert.is(plan.nodes[2]!.stored, undefined);
+  assertPlanComputesTheGraph(g, plan);
+});
+
 test('planModelMemory: the tiny ResNet-18 runs with one copy (its input into the stem\'s border) and computes the graph', () => {
   const g = importOnnx(zooModel('resnet18-tiny'), { inputShapes: { input: [1, 3, 56, 56] } });
   const plan = planModelMemory(g);
