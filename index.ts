@@ -46,3 +46,8 @@ export {
   importOnnx, loadOnnxFile, runReference, modelTasks,
   type ModelGraph, type ModelNode, type KernelNode, type HostNode, type ModelTask, type ModelValue, type ModelWeight,
 } from './ir/model/index.ts';
+export { loadModel, type CompiledModel, type LoadModelOptions, type ModelDescription, type NodeDescription, type RunModelOptions } from './agent/compiled-model.ts';
+export { readTunedModel, writeTunedModel, parseTunedModel, type TunedModel, type TunedTask } from './agent/tuned-model.ts';
+export { planModelMemory, type ModelMemoryPlan } from './ir/model/memory-plan.ts';
+export { tuneModel, type TuneModelOptions, type TuneModelResult, type ModelTaskReport, type LatencyPoint } from './agent/tune-model.ts';
+export { libraryKernel, gemmMapping, whyNotGemm, type LibraryKernel } from './agent/library-kernel.ts';

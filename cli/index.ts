@@ -11,6 +11,8 @@ import { registerExperimentCommands } from './experiments.ts';
 import { registerCompare } from './compare.ts';
 import { registerCostModel } from './costmodel.ts';
 import { registerPeak } from './peak.ts';
+import { registerRunModel } from './run-model.ts';
+import { registerCompile } from './compile.ts';
 import { exitWithFailure, installFailureHandlers } from './errors.ts';
 
 export { parseBudget } from './options.ts';
@@ -33,6 +35,8 @@ export function buildCli(): Command {
   registerCompare(program);
   registerCostModel(program);
   registerPeak(program);
+  registerRunModel(program);
+  registerCompile(program);
   return program;
 }
 
