@@ -1,12 +1,15 @@
 /**
  * The reference interpreter: executes a problem under any schedule, honouring tails, in float64.
- * It is the oracle every code generator is checked against.
+ * It is the oracle every code generator is checked against. A typed problem (bf16, f16, tf32:
+ * ir/dtype.ts) has its multiplied inputs rounded to the type first, as the hardware rounds them,
+ * and is checked with typeTolerance; f32 problems take exactly the path they always took.
  */
 import {
   applyEpilogueOp, elementCount, isReduction, problemAccesses, tensorStrides, type EpilogueOp, type Problem,
 } from './problem.ts';
 import type { Schedule } from './schedule.ts';
 import { Rng } from './random.ts';
+import { roundedArray, typeTolerance } from './dtype.ts';
 
 export type NumericArray = Float32Array | Float64Array;
 
@@ -17,6 +20,7 @@ export type NumericArray = Float32Array | Float64Array;
  */
 export function interpret(schedule: Schedule, inputs: readonly NumericArray[], initialOutput?: NumericArray): Float64Array {
   const p = schedule.problem;
+  inputs = typedInputs(p, inputs);
   const out = new Float64Array(elementCount(p.tensors[0]!));
   if (initialOutput) out.set(initialOutput);
   walkNest(schedule, pointFunction(p, out, inputs[0]!, inputs[1] ?? inputs[0]!));
@@ -24,6 +28,22 @@ export function interpret(schedule: Schedule, inputs: readonly NumericArray[], i
     out[o] = epilogueValue(p, out[o]!, operands, inputs);
   });
   return out;
+}
+
+/**
+ * The inputs as the kernel multiplies them: for a typed problem the combine's inputs rounded to
+ * the type (the epilogue's operands stay f32); f32 problems get the same arrays back.
+ */
+export function typedInputs(p: Problem, inputs: readonly NumericArray[]): readonly NumericArray[] {
+  const t = p.dtype;
+  if (t === undefined) return inputs;
+  return inputs.map((a, i) => (i < p.inputs.length ? roundedArray(t, a) : a));
+}
+
+/** The tolerance of a reduction of `terms` terms: fp32 summation, or the typed problem's (typeTolerance). */
+function reductionTolerance(p: Problem, terms: number): number {
+  if (p.dtype === undefined) return (terms + 2) * 2 ** -23 + epilogueTolerance(p);
+  return typeTolerance(p.dtype, terms) + epilogueTolerance(p);
 }
 
 /** Tensor index (ABI order) of each epilogue op's operand, -1 for ops without one. */
@@ -150,11 +170,12 @@ export function checkSampledAgainstOracle(
   problem: Problem, inputs: readonly NumericArray[], initialOutput: NumericArray, actual: ArrayLike<number>, samples = 256, seed = 1,
 ): { maxError: number; tolerance: number; ok: boolean; checked: number } {
   const p = problem;
+  inputs = typedInputs(p, inputs);
   const strides = tensorStrides(p);
   const outVars = p.vars.map((_, v) => v).filter((v) => !isReduction(p, v));
   const redVars = p.vars.map((_, v) => v).filter((v) => isReduction(p, v));
   const terms = redVars.reduce((a, v) => a * p.vars[v]!.extent, 1);
-  const tolerance = (terms + 2) * 2 ** -23 + epilogueTolerance(p);
+  const tolerance = reductionTolerance(p, terms);
   const base = problemAccesses(p).map((a) => a.offset ?? 0);
   const rng = new Rng(seed);
   const a = inputs[0]!, b = inputs[1] ?? inputs[0]!;
@@ -209,6 +230,7 @@ export function checkAgainstOracle(
   schedule: Schedule, inputs: readonly NumericArray[], initialOutput: NumericArray, actual: ArrayLike<number>,
 ): { maxError: number; tolerance: number; ok: boolean } {
   const p = schedule.problem;
+  inputs = typedInputs(p, inputs);
   // one walk computes the result and the magnitude |init| + sum |terms| of every element
   const want = new Float64Array(elementCount(p.tensors[0]!));
   want.set(initialOutput);
@@ -228,7 +250,7 @@ export function checkAgainstOracle(
   p.vars.forEach((v, i) => {
     if (p.output.index.every((ix) => ix.terms.every((t) => t.var !== i))) terms *= v.extent;
   });
-  const tolerance = (terms + 2) * 2 ** -23 + epilogueTolerance(p);
+  const tolerance = reductionTolerance(p, terms);
   let maxError = 0;
   for (let i = 0; i < want.length; i++) {
     const x = actual[i]!;

@@ -4,6 +4,7 @@
  * Variables that do not index the output are reductions. Tensors are dense and row-major.
  */
 import { fail } from './errors.ts';
+import type { ElementType } from './dtype.ts';
 
 /** How one point of the iteration space updates the output. */
 export type Combine =
@@ -152,6 +153,11 @@ export interface Problem {
   readonly combine: Combine;
   /** applied to each output element once complete; absent or empty = none */
   readonly epilogue?: readonly EpilogueOp[];
+  /**
+   * the inputs' element type (ir/dtype.ts): absent means f32, so f32 problems keep their specs and
+   * hashes; the output and epilogue operands are always f32
+   */
+  readonly dtype?: Exclude<ElementType, 'f32'>;
 }
 
 export function elementCount(t: Tensor): number {

@@ -35,12 +35,18 @@
  * dimension), so vectors run along the channel block whatever the spatial size:
  *   "conv2d n1 c512 h7 w7 k512 r3 s3 stride1 pad1 layout16"  variables n kb h w ki cb ci r s
  * Dense (groups1) and depthwise (groups = c = k) convs only; ir/layout.ts converts tensors.
+ *
+ * Element types, on the multiply-accumulate ops (matmul, bmm, convs): a token `bf16`, `f16` or
+ * `tf32` anywhere after the op ("matmul 4096x4096x4096 bf16"; `f32` is the default and is dropped
+ * from the canonical spec, which prints the type after the sizes, before the epilogue). See
+ * ir/dtype.ts for what each type means.
  */
 import { fail } from './errors.ts';
 import {
   makeProblem, OPS, type AffineIndex, type Combine, type Op, type Padding, type Problem, type Tensor,
 } from './problem.ts';
 import { EPILOGUE_HELP, parseEpilogueToken, withEpilogue, type BiasChannel, type EpilogueToken } from './epilogue.ts';
+import { ELEMENT_TYPES, isElementType } from './dtype.ts';
 
 /** A problem as an object: the op plus named sizes, or a shape for elementwise ops. */
 export interface ProblemObject {
@@ -58,6 +64,8 @@ export interface ProblemObject {
   layout?: number;
   /** epilogue tokens without their '+', e.g. ['bias', 'relu'] */
   epilogue?: string[];
+  /** the inputs' element type: f32 (default), bf16, f16 or tf32 */
+  dtype?: string;
   [size: string]: unknown;
 }
 
@@ -204,10 +212,15 @@ export function parseSpecText(text: string): ProblemObject {
   const lower = head.toLowerCase();
   const op = lower === 'globalavgpool' ? 'avgpool2d' : lower;
   if (!isOp(op)) fail(`unknown op '${clip(head)}' (expected one of: ${OPS.join(', ')}, globalavgpool)`);
-  // epilogue tokens may follow any form
+  // epilogue and element-type tokens may follow any form
   const epilogue = tokens.slice(1).filter((t) => t.startsWith('+')).map((t) => t.slice(1));
-  const rest = tokens.slice(1).filter((t) => !t.startsWith('+'));
-  const withTokens = (o: ProblemObject): ProblemObject => (epilogue.length > 0 ? { ...o, epilogue } : o);
+  const types = tokens.slice(1).filter((t) => isElementType(t.toLowerCase()));
+  if (types.length > 1) fail(`${op}: element type given twice ('${clip(types[0]!)}' and '${clip(types[1]!)}')`);
+  const rest = tokens.slice(1).filter((t) => !t.startsWith('+') && !isElementType(t.toLowerCase()));
+  const withTokens = (o: ProblemObject): ProblemObject => {
+    const typed = types.length > 0 ? { ...o, dtype: types[0]!.toLowerCase() } : o;
+    return epilogue.length > 0 ? { ...typed, epilogue } : typed;
+  };
   if (lower === 'globalavgpool') return withTokens(globalPool(rest));
   const named = NAMED_SIZES[op];
   const obj: ProblemObject = { op };
@@ -277,13 +290,23 @@ function rowMajorVars(rank: number): number[] {
 export function problemFromObject(obj: ProblemObject): Problem {
   const op = String(obj.op ?? '').toLowerCase();
   if (!isOp(op)) fail(`unknown op '${clip(String(obj.op))}' (expected one of: ${OPS.join(', ')})`);
-  const { epilogue, ...rest } = obj;
+  const { epilogue, dtype, ...rest } = obj;
   if (epilogue !== undefined && (!Array.isArray(epilogue) || epilogue.some((t) => typeof t !== 'string'))) {
     fail(`${op}: epilogue must be a list of names such as [bias, relu] (expected ${EPILOGUE_HELP.replace(/\+/g, '')})`);
   }
   const tokens = (epilogue ?? []).map((t) => parseEpilogueToken(op, t.replace(/^\+/, '')));
-  const base = baseProblem(op, rest);
+  const base = withElementType(baseProblem(op, rest), dtype);
   return tokens.length === 0 ? base : makeProblem(withEpilogue(base, tokens, biasChannel(base)));
+}
+
+/** The problem with its inputs typed `raw` (absent or f32: unchanged); only multiply-accumulate ops take a type. */
+function withElementType(p: Problem, raw: unknown): Problem {
+  if (raw === undefined) return p;
+  const t = typeof raw === 'string' ? raw.toLowerCase() : '';
+  if (!isElementType(t)) fail(`${p.op}: unknown element type ${echoInput(raw)} (expected one of ${ELEMENT_TYPES.join(', ')})`);
+  if (t === 'f32') return p;
+  if (p.combine !== 'fma') fail(`${p.op}: element type ${t} is for multiply-accumulate ops (matmul, bmm, conv); ${p.op} runs in f32`);
+  return { ...p, spec: `${p.spec} ${t}`, dtype: t };
 }
 
 /** The problem without its epilogue. */

@@ -53,8 +53,11 @@ export function cpuBackend(spec: CpuBackendSpec): Backend & { printer: Target } 
   };
 }
 
-/** Why the printer cannot compile this schedule (threads, epilogue ops), or undefined. */
+/** Why the printer cannot compile this schedule (element type, threads, epilogue ops), or undefined. */
 function unsupported(printer: Target, schedule: Schedule): string | undefined {
+  // CPU kernels multiply fp32: a bf16/f16/tf32 problem is refused, not silently run in fp32
+  const dtype = schedule.problem.dtype;
+  if (dtype !== undefined) return `${printer.name} kernels compute in f32 only: ${dtype} problems need --target cuda (${schedule.problem.spec})`;
   if (!printer.caps.threads && parallelBand(schedule.loops).length > 0) return singleThreaded(printer.name);
   const missing = (schedule.problem.epilogue ?? []).find((e) => printer.caps.epilogueScratch?.[e.kind] === undefined);
   if (missing) return `${printer.name} kernels have no fused ${missing.kind} epilogue yet (${schedule.problem.spec})`;
