@@ -30,6 +30,14 @@
  * bmm, convs) holding at least MIN_SHARE of the estimated latency after round 0 take part: pools,
  * elementwise tasks and tiny ones (a 1x1000 classifier matmul) get round 0 only.
  *
+ * Layouts (issue 17 item 2, issue 16's finding): a conv or pool whose NCHW kernel reaches less
+ * than BLOCKED_TRY_BELOW of the peak after its round-0 tune also gets a round-0 tune of its
+ * blocked NCHWc twin (ir/layout.ts blockedVariant; the register-tile seeds of agent/search/sketch.ts
+ * make it quick), charged for the conversions the executor runs around it (input, +residual,
+ * output; agent/tune-layout.ts conversionSchedules, timed as they run); the faster is kept and its
+ * later slices tune that layout. Layers NCHW already runs near the peak are not charged the second
+ * search. Tasks with a library alternative stay NCHW (the library compares against NCHW).
+ *
  * The library: a matmul-shaped task (agent/library-kernel.ts: matmul, bmm, 1x1 stride-1 unpadded
  * convs) is also run by OpenBLAS sgemm plus its epilogue in JS, timed side by side with the
  * generated kernel (both in this process, same threads, alternating rounds, best of each) after
@@ -44,6 +52,7 @@ import { randomArray } from '../ir/interpret.ts';
 import { importOnnx, type ImportOptions } from '../ir/model/onnx-import.ts';
 import { modelTasks, type ModelGraph } from '../ir/model/graph.ts';
 import { elementCount, flops, type Problem } from '../ir/problem.ts';
+import { blockedVariant } from '../ir/layout.ts';
 import { Schedule } from '../ir/schedule.ts';
 import { defaultRecordsPath, RecordStore } from '../env/records.ts';
 import type { Backend, Device } from '../targets/backend.ts';
@@ -58,6 +67,7 @@ import { libraryKernel, whyNotGemm, type LibraryKernel } from './library-kernel.
 import type { SearchProgress } from './searcher.ts';
 import { sha256Hex, TUNED_MODEL_FORMAT, TUNED_MODEL_VERSION, type TunedModel } from './tuned-model.ts';
 import { defaultBudgetSeconds, tune, type LoadedPolicy, type TuneResult } from './tune.ts';
+import { conversionSchedules } from './tune-layout.ts';
 
 /** Default total budget of a model, seconds. */
 export const DEFAULT_MODEL_BUDGET_SECONDS = 60;
@@ -76,6 +86,8 @@ export const ALPHA = 0.2;
 /** The least relative gain a task is expected to make, even the best of its kind. */
 export const GAIN_FLOOR = 0.05;
 /** Minimum sampled seconds of each side-by-side timing round (generated vs library). */
+/** A conv or pool whose NCHW kernel reaches less than this fraction of the peak also tries the blocked layout. */
+export const BLOCKED_TRY_BELOW = 0.85;
 const SIDE_BY_SIDE_SECONDS = 0.02;
 const SIDE_BY_SIDE_ROUNDS = 2;
 
@@ -103,7 +115,11 @@ export interface TuneModelOptions {
   /** a policy folder or loaded policy for every tune call (default: the target's shipped one) */
   policy?: string | LoadedPolicy;
   seed?: number;
+  /** a conv or pool below this fraction of the peak in NCHW also tries the blocked layout (default BLOCKED_TRY_BELOW; 0: never, Infinity: always) */
+  tryBlockedBelow?: number;
   onProgress?: (p: TuneModelProgress) => void;
+  /** measure on this device instead of the backend's own (a farm's: targets/farm); it is not closed */
+  device?: Device;
 }
 
 export interface TuneModelProgress {
@@ -130,6 +146,10 @@ export interface ModelTaskReport {
   /** count × seconds over the model's estimated end-to-end latency */
   readonly shareOfLatency: number;
   readonly implementation: 'generated' | 'library';
+  /** the generated kernel's layout: 'nchw' or the blocked 'nchw<B>c' (its schedule is then of the blocked twin) */
+  readonly layout: string;
+  /** a blocked task: its kernel alone and the conversions around it, seconds per call (their sum is generatedSeconds) */
+  readonly blocked?: { readonly kernelSeconds: number; readonly conversionSeconds: number; readonly nchwSeconds: number };
   /** the chosen implementation's figures, per call */
   readonly gflops: number;
   readonly seconds: number;
@@ -187,6 +207,12 @@ interface TaskState {
   readonly flops: number;
   /** "conv2d", "conv2d grouped": tasks of one kind set each other's expected % of peak */
   readonly kind: string;
+  /** what is tuned: the problem itself, or its blocked twin once that layout won */
+  tuning: Problem;
+  layout: string;
+  /** a blocked task: seconds of the conversions around its kernel (part of generatedSeconds), and the NCHW kernel's seconds it beat */
+  conversionSeconds: number;
+  nchwSeconds?: number;
   schedule: Schedule;
   kernel: Kernel;
   generatedSeconds: number;
@@ -235,7 +261,7 @@ export async function tuneModel(model: ModelGraph | Uint8Array, options: TuneMod
   const sha256 = isBytes ? sha256Hex(model) : options.sha256 ?? graphSha256(graph);
   const b = options.target === undefined ? hostBackend() : typeof options.target === 'string' ? backendNamed(options.target) : options.target;
   if (b.timing !== 'native' || b.processor !== 'cpu') fail(`tuneModel: ${b.name} kernels cannot run in this process (an x86 target can)`);
-  const threads = b.caps.threads ? options.threads ?? defaultThreads() : 1;
+  const threads = options.device ? options.device.threads ?? 1 : b.caps.threads ? options.threads ?? defaultThreads() : 1;
   const bad = threadCountError(threads);
   if (bad) fail(`tuneModel: ${bad}`);
   const found = modelTasks(graph);
@@ -243,15 +269,14 @@ export async function tuneModel(model: ModelGraph | Uint8Array, options: TuneMod
   const store = options.noRecords ? RecordStore.open(null)
     : options.records instanceof RecordStore ? options.records : RecordStore.open(options.records ?? defaultRecordsPath());
   const useLibrary = options.library ?? true;
-  const device = await b.open({ threads });
+  const device = options.device ?? await b.open({ threads });
   try {
     const peakGflops = (await device.peak()).gflops;
     let measured = 0;
     const progress = (index: number, phase: TuneModelProgress['phase'], extra: Partial<TuneModelProgress> = {}): void =>
       options.onProgress?.({ phase, task: index, tasks: found.length, spec: found[index]!.problem.spec, seconds: elapsed(), budgetSeconds: budget, ...extra });
     /** One tune call of a task (its `calls`-th: the seed), charged to the run's measurements. */
-    const tuneOnce = async (index: number, calls: number, seconds: number, phase: TuneModelProgress['phase'], estimate?: number): Promise<TuneResult> => {
-      const problem = found[index]!.problem;
+    const tuneOnce = async (index: number, problem: Problem, calls: number, seconds: number, phase: TuneModelProgress['phase'], estimate?: number): Promise<TuneResult> => {
       const r = await tune(problem, {
         target: b, device, records: store, budgetSeconds: seconds, seed: (options.seed ?? 0) + calls,
         ...(options.maxMeasurementsPerTune !== undefined ? { maxMeasurements: options.maxMeasurementsPerTune } : {}),
@@ -270,14 +295,31 @@ export async function tuneModel(model: ModelGraph | Uint8Array, options: TuneMod
       const start = performance.now();
       progress(index, 'round0');
       const recorded = await fromRecords(t.problem, b, device, store);
-      const r = recorded ? undefined : await tuneOnce(index, 0, Math.min(round0, defaultBudgetSeconds(t.problem, peakGflops)), 'round0');
+      const r = recorded ? undefined : await tuneOnce(index, t.problem, 0, Math.min(round0, defaultBudgetSeconds(t.problem, peakGflops)), 'round0');
       if (recorded) measured++;
       const s: TaskState = {
         index, problem: t.problem, count: t.count, nodes: t.nodes, flops: flops(t.problem), kind: taskKind(t.problem),
+        tuning: t.problem, layout: 'nchw', conversionSeconds: 0,
         ...(recorded ?? tuned(t.problem, r!)),
         fromRecords: recorded !== undefined, tuningSeconds: 0, tuneCalls: recorded ? 0 : 1, slices: 0,
         measurements: recorded ? 1 : r!.timed + r!.recordsRemeasured, recentGain: 0, eligible: false,
       };
+      const twin = blockedVariant(t.problem, b.caps.vectorLanes);
+      if (twin && whyNotGemm(t.problem) !== undefined && s.generatedGflops < (options.tryBlockedBelow ?? BLOCKED_TRY_BELOW) * peakGflops) {
+        const recordedTwin = await fromRecords(twin, b, device, store);
+        const rt = recordedTwin ? undefined : await tuneOnce(index, twin, 0, Math.min(round0, defaultBudgetSeconds(twin, peakGflops)), 'round0');
+        s.measurements += recordedTwin ? 1 : rt!.timed + rt!.recordsRemeasured;
+        if (recordedTwin) measured++;
+        else s.tuneCalls++;
+        const blocked = recordedTwin ?? tuned(twin, rt!);
+        const conversions = await conversionSeconds(t.problem, twin, b, device);
+        if (blocked.generatedSeconds + conversions < s.generatedSeconds) {
+          s.nchwSeconds = s.generatedSeconds;
+          Object.assign(s, blocked, { tuning: twin, layout: `nchw${b.caps.vectorLanes}c`, conversionSeconds: conversions });
+          s.generatedSeconds = blocked.generatedSeconds + conversions;
+          s.generatedGflops = s.flops / s.generatedSeconds / 1e9;
+        }
+      }
       if (useLibrary && whyNotGemm(t.problem) === undefined) {
         const kernel = libraryKernel(t.problem, { threads });
         const pair = sideBySide(s.kernel, kernel, threads);
@@ -298,11 +340,13 @@ export async function tuneModel(model: ModelGraph | Uint8Array, options: TuneMod
       const next = pickTask(states, peakGflops);
       if (!next) break;
       const start = performance.now();
-      const r = await tuneOnce(next.index, next.tuneCalls, Math.min(slice, left), 'scheduler', history[history.length - 1]!.estimatedLatency);
+      const r = await tuneOnce(next.index, next.tuning, next.tuneCalls, Math.min(slice, left), 'scheduler', history[history.length - 1]!.estimatedLatency);
       next.tuneCalls++;
       next.slices++;
       next.measurements += r.timed + r.recordsRemeasured;
-      const candidate = tuned(next.problem, r);
+      const candidate = tuned(next.tuning, r);
+      candidate.generatedSeconds += next.conversionSeconds;
+      candidate.generatedGflops = next.flops / candidate.generatedSeconds / 1e9;
       const before = next.generatedSeconds;
       next.recentGain = candidate.generatedSeconds < before ? (before - candidate.generatedSeconds) / before : 0;
       if (next.recentGain > 0) Object.assign(next, candidate);
@@ -326,17 +370,27 @@ export async function tuneModel(model: ModelGraph | Uint8Array, options: TuneMod
       format: TUNED_MODEL_FORMAT, version: TUNED_MODEL_VERSION,
       model: { name: options.name ?? graph.name, sha256, inputShapes: Object.fromEntries(graph.inputs.map((v) => [v.name, [...v.shape]])) },
       target: b.name, threads, host: hostKey(), createdAt: new Date().toISOString(),
-      tasks: tasks.map((t) => ({ spec: t.spec, schedule: t.schedule, implementation: t.implementation, layout: 'nchw', gflops: t.gflops, seconds: t.seconds })),
+      tasks: tasks.map((t) => ({ spec: t.spec, schedule: t.schedule, implementation: t.implementation, layout: t.layout, gflops: t.gflops, seconds: t.seconds })),
     };
     return { tuned: result, tasks, endToEndEstimateSeconds: end, history, target: b.name, threads, peakGflops, measurements: measured, seconds: elapsed() };
   } finally {
-    await device.close();
+    if (!options.device) await device.close();
   }
 }
 
 /** The generated-kernel fields of a task from tune's result. */
 function tuned(problem: Problem, r: TuneResult): Pick<TaskState, 'schedule' | 'kernel' | 'generatedSeconds' | 'generatedGflops'> {
   return { schedule: r.best, kernel: r.kernel, generatedSeconds: r.bestSeconds ?? flops(problem) / (r.gflops * 1e9), generatedGflops: r.gflops };
+}
+
+/** Seconds per call of the conversions the executor runs around a blocked kernel, timed as they run (one thread). */
+async function conversionSeconds(problem: Problem, twin: Problem, b: Backend, device: Device): Promise<number> {
+  let total = 0;
+  for (const s of Object.values(conversionSchedules(problem, twin))) {
+    const t = await device.time(b.compile(s, { overwrite: true }), { minSeconds: 0.01, threads: 1 });
+    total += t.ok ? t.bestSeconds : Infinity;
+  }
+  return total;
 }
 
 /** The best recorded schedule of the task on this device, timed again and verified; undefined if there is none or it fails. */
@@ -432,7 +486,9 @@ function report(s: TaskState, peakGflops: number, threads: number, endToEnd: num
   const gflops = s.flops / seconds / 1e9;
   return {
     spec: s.problem.spec, count: s.count, nodes: s.nodes, shareOfLatency: (s.count * seconds) / endToEnd,
-    implementation: libraryChosen(s) ? 'library' : 'generated', gflops, seconds, percentOfPeak: (100 * gflops) / peakGflops,
+    implementation: libraryChosen(s) ? 'library' : 'generated', layout: s.layout,
+    ...(s.nchwSeconds !== undefined ? { blocked: { kernelSeconds: s.generatedSeconds - s.conversionSeconds, conversionSeconds: s.conversionSeconds, nchwSeconds: s.nchwSeconds } } : {}),
+    gflops, seconds, percentOfPeak: (100 * gflops) / peakGflops,
     schedule: s.schedule.text(), generatedSeconds: s.generatedSeconds,
     ...(s.library ? { sideBySide: { library: s.library.seconds, generated: s.library.generatedSeconds } } : {}),
     chosenBecause, tuningSeconds: s.tuningSeconds, tuneCalls: s.tuneCalls, measurements: s.measurements, fromRecords: s.fromRecords,

@@ -10,8 +10,10 @@ import { benchTune } from './tune.ts';
 import { benchParallel } from './parallel.ts';
 import { benchKernelCall } from './kernel-call.ts';
 import { benchLayers } from './layers.ts';
+import { benchModels } from './models.ts';
 
-type Bench = (opts: { quick: boolean }) => Promise<unknown>;
+/** A benchmark; `options` holds the command line's `--name value` pairs (e.g. models' --budget 60). */
+type Bench = (opts: { quick: boolean; options: Record<string, string> }) => Promise<unknown>;
 const BENCHES: Record<string, () => Promise<Bench>> = {
   codegen: async () => benchCodegen,
   search: async () => benchSearch,
@@ -20,12 +22,32 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   parallel: async () => benchParallel,
   'kernel-call': async () => benchKernelCall,
   layers: async () => benchLayers,
+  models: async () => async ({ quick, options }) => benchModels({
+    quick,
+    ...(options.models ? { models: options.models.split(',') } : {}),
+    ...(options.threads ? { threads: options.threads.split(',').map(Number) } : {}),
+    ...(options.budget ? { budget: Number(options.budget.replace(/s$/, '')) } : {}),
+    ...(options.more ? { more: Number(options.more.replace(/s$/, '')) } : {}),
+  }),
 };
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const costOnly = args.includes('--cost-only');
-const names = args.filter((a) => !a.startsWith('--'));
+const VALUE_OPTIONS = new Set(['--models', '--threads', '--budget', '--more']);
+const options: Record<string, string> = {};
+const names: string[] = [];
+for (let i = 0; i < args.length; i++) {
+  const a = args[i]!;
+  if (VALUE_OPTIONS.has(a)) {
+    const v = args[++i];
+    if (v === undefined) {
+      console.error(`bench: ${a} needs a value`);
+      process.exit(1);
+    }
+    options[a.slice(2)] = v;
+  } else if (!a.startsWith('--')) names.push(a);
+}
 const unknown = names.filter((n) => !(n in BENCHES));
 if (unknown.length) {
   console.error(`bench: unknown benchmark ${unknown.join(', ')} (expected: ${Object.keys(BENCHES).join(', ')})`);
@@ -34,5 +56,5 @@ if (unknown.length) {
 for (const name of names.length ? names : Object.keys(BENCHES)) {
   console.log(`== ${name}`);
   const run = await BENCHES[name]!();
-  await run({ quick, ...(costOnly ? { costOnly } : {}) });
+  await run({ quick, options, ...(costOnly ? { costOnly } : {}) });
 }

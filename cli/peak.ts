@@ -31,7 +31,7 @@ export function registerPeak(program: Command): void {
           return;
         }
         const line = (r: PeakRecord, n: number): string =>
-          `${isa} peak, ${n} thread${n > 1 ? 's' : ''}: ${r.gflops.toFixed(1)} GFLOPS (${r.chains} independent FMA chains per core; ${r.model})${r.cached ? ' [cached; --fresh to re-measure]' : ''}`;
+          `${isa} peak, ${n} thread${n > 1 ? 's' : ''}: ${r.gflops.toFixed(1)} GFLOPS (${r.chains} independent FMA chains per core; ${r.model})${r.cached ? ' [cached; --fresh to re-measure]' : ''}${r.disturbed ? ' [measured on a busy machine: low, not cached]' : ''}`;
         console.log(line(one, 1));
         console.log(one.perChains.map((c) => `  ${c.chains} chains: ${c.gflops.toFixed(1)}`).join('\n'));
         if (many) {

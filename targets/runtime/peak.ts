@@ -9,8 +9,13 @@
  * The probe runs in-process by default (its code is fixed and known-safe), or in a
  * MeasurementPool worker when one is given. Cached figures live in
  * <cache folder>/peak.json (see cache-dir.ts); pass `fresh: true` to re-measure (on an idle machine).
+ * A figure measured while more threads were runnable than the machine has cores (/proc/stat's
+ * procs_running, sampled around every chain count) is returned marked `disturbed` and NOT cached:
+ * one probe under a compile job once read half the peak and would have stayed the denominator of
+ * every later reward.
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { cacheDir } from './cache-dir.ts';
 import type { NativeKernel } from './executable-memory.ts';
@@ -54,6 +59,8 @@ export interface PeakRecord {
   measuredAt: string;
   /** whether this came from the cache file. */
   cached: boolean;
+  /** measured while the machine was oversubscribed (see the header): low, not cached */
+  disturbed?: boolean;
 }
 
 // 14 is the most AVX2 allows (16 ymm less the two sources): without it AVX2 read 2-3% low
@@ -80,7 +87,7 @@ export async function peakRecord(isa: HostTarget = hostTarget(), options: PeakOp
   }
   const factory = options.kernel ?? peakKernel;
   const record = await measurePeak(isa, host.model, factory, { ...options, threads });
-  if (cacheFile) {
+  if (cacheFile && !record.disturbed) {
     const { cached: _, ...stored } = record;
     writeCache(cacheFile, { ...readCache(cacheFile), [key]: stored });
   }
@@ -98,6 +105,7 @@ async function measurePeak(isa: HostTarget, model: string, factory: PeakKernelFa
   // best of longer sampling: the matmul figures it divides are best-of samples too
   const minSeconds = options.minSeconds ?? 0.15;
   const perChains: PeakRecord['perChains'] = [];
+  let disturbed = oversubscribed();
   for (const chains of options.chains ?? DEFAULT_CHAINS) {
     let code: Uint8Array;
     try {
@@ -120,10 +128,29 @@ async function measurePeak(isa: HostTarget, model: string, factory: PeakKernelFa
       gflops = timeInProcess(kernel, { minSeconds, threads, forkPerRep: false }).gflops;
     }
     perChains.push({ chains, gflops });
+    disturbed ||= oversubscribed();
   }
   if (perChains.length === 0) throw new Error(`the peak kernel generator accepted none of the chain counts for ${isa}`);
   const best = perChains.reduce((a, b) => (b.gflops > a.gflops ? b : a));
-  return { isa, model, threads, gflops: best.gflops, chains: best.chains, perChains, measuredAt: new Date().toISOString(), cached: false };
+  return {
+    isa, model, threads, gflops: best.gflops, chains: best.chains, perChains, measuredAt: new Date().toISOString(), cached: false,
+    ...(disturbed ? { disturbed } : {}),
+  };
+}
+
+/** Whether more threads are runnable now than there are cores (Linux /proc/stat; false where it cannot tell). */
+export function oversubscribed(stat = readProcStat()): boolean {
+  const running = Number(/^procs_running (\d+)$/m.exec(stat)?.[1]);
+  // the reader itself is one of the running threads
+  return Number.isFinite(running) && running > availableParallelism() + 1;
+}
+
+function readProcStat(): string {
+  try {
+    return readFileSync('/proc/stat', 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 /** `ret`: a parallel kernel that does nothing, so that timing it times the fork and join alone. */

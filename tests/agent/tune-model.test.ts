@@ -119,6 +119,30 @@ test('a task where OpenBLAS is faster runs on the library, and the artifact reco
   assert.is(Schedule.parse(parseProblem(mm!.spec), artifact.tasks[0]!.schedule).text(), mm!.schedule);
 });
 
+test('a conv below the threshold also tries NCHWc: the faster of NCHW and blocked-plus-conversions is kept, and the artifact says which', async () => {
+  // a 7x7-output conv (ResNet's last stage, small): its NCHW kernel is far from the peak, its blocked twin is not
+  const spec = 'conv2d n1 c32 h7 w7 k32 r3 s3 stride1 pad1 +bias +relu';
+  const graph = graphOf('layout', [[spec, 2]]);
+  const r = await tuneModel(graph, { budgetSeconds: 0.5, threads: 1, noRecords: true, tryBlockedBelow: Infinity });
+  const [t] = r.tasks;
+  const artifact = parseTunedModel(JSON.stringify(r.tuned), 'the artifact');
+  assert.is(artifact.tasks[0]!.layout, t!.layout);
+  if (t!.layout === 'nchw') {
+    assert.is(t!.blocked, undefined);
+    Schedule.parse(parseProblem(spec), t!.schedule);
+  } else {
+    assert.match(t!.layout, /^nchw\d+c$/);
+    const b = t!.blocked!;
+    assert.ok(b.kernelSeconds + b.conversionSeconds < b.nchwSeconds, 'blocked won only by beating NCHW with its conversions charged');
+    assert.ok(Math.abs(b.kernelSeconds + b.conversionSeconds - t!.generatedSeconds) <= 1e-12, 'the task is charged its conversions');
+    assert.ok(b.conversionSeconds > 0);
+    assert.throws(() => Schedule.parse(parseProblem(spec), t!.schedule), /./, 'the schedule is of the blocked twin, not of the NCHW problem');
+  }
+  // never tried: always NCHW
+  const never = await tuneModel(graph, { budgetSeconds: 0.3, threads: 1, noRecords: true, tryBlockedBelow: 0 });
+  assert.is(never.tasks[0]!.layout, 'nchw');
+});
+
 test('bad input is refused in one line', async () => {
   for (const [run, why] of [
     [() => tuneModel(graphOf('empty', []), { budgetSeconds: 1 }), /has no kernel tasks/],

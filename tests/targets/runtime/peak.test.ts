@@ -5,7 +5,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { RUN_TARGET } from '../../host.ts';
 import { MeasurementPool } from '../../../targets/runtime/measure.ts';
-import { peak, peakRecord } from '../../../targets/runtime/peak.ts';
+import { oversubscribed, peak, peakRecord } from '../../../targets/runtime/peak.ts';
+import { availableParallelism } from 'node:os';
 import { avx2FmaChains } from './fixtures.ts';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'looptune-peak-'));
@@ -13,6 +14,14 @@ const cacheFile = path.join(dir, 'peak.json');
 const quick = { kernel: avx2FmaChains, itersPerRep: 100, minSeconds: 0.005, cacheFile };
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));
+
+test('a probe is disturbed when more threads are runnable than cores (+ the reader)', () => {
+  const n = availableParallelism();
+  const stat = (running: number) => `cpu  1 2 3 4\nctxt 99\nprocs_running ${running}\nprocs_blocked 0\n`;
+  assert.is(oversubscribed(stat(n + 1)), false);
+  assert.is(oversubscribed(stat(n + 2)), true);
+  assert.is(oversubscribed(''), false, 'no /proc/stat: cannot tell, not disturbed');
+});
 
 test('peak keeps the best chain count, skips counts the generator rejects, and caches', async () => {
   const first = await peakRecord('avx2', { ...quick, chains: [4, 8, 30] });
