@@ -13,6 +13,7 @@ import { registerCostModel } from './costmodel.ts';
 import { registerPeak } from './peak.ts';
 import { registerRunModel } from './run-model.ts';
 import { registerCompile } from './compile.ts';
+import { registerWorker } from './worker.ts';
 import { exitWithFailure, installFailureHandlers } from './errors.ts';
 
 export { parseBudget } from './options.ts';
@@ -37,6 +38,7 @@ export function buildCli(): Command {
   registerPeak(program);
   registerRunModel(program);
   registerCompile(program);
+  registerWorker(program);
   return program;
 }
 

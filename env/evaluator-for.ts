@@ -11,6 +11,7 @@
 import { fail } from '../ir/errors.ts';
 import type { Schedule } from '../ir/schedule.ts';
 import type { Backend, Device, DeviceOptions } from '../targets/backend.ts';
+import { DEFAULT_FARM_CONCURRENCY, type FarmOptions } from '../targets/farm/farm-options.ts';
 import type { Kernel } from '../targets/kernel.ts';
 import { resolveBackend } from '../targets/registry.ts';
 import { slowSecondsFor } from '../targets/runtime/timing.ts';
@@ -32,6 +33,9 @@ export interface EvaluatorForOptions extends DeviceOptions {
   persistFailures?: boolean;
   /** milliseconds each model "measurement" waits (timing 'model'; exercises time budgets). */
   delayMs?: number;
+  /** measure on the workers of a farm (targets/farm) instead of this machine (timing 'native';
+   *  measurements at once default to the farm's concurrency) */
+  farm?: FarmOptions;
 }
 
 export type OwnedEvaluator = Evaluator & { close(): Promise<void> };
@@ -43,6 +47,7 @@ export async function evaluatorFor(target: Backend | string, options: EvaluatorF
   // bounds them if the probe read lower: a busy machine reads low)
   const rejectImpossible = (host: string, peakGflops: number, threads = 1) =>
     records.rejectAbovePeak(backend.name, host, Math.max(peakGflops, backend.nominalPeakGflops * threads));
+  if (options.farm && backend.timing !== 'native') fail(`a farm measures kernels on its workers: ${backend.name} figures are not timings (${backend.timing})`);
   if (backend.timing === 'model') {
     const device = options.device ?? (await backend.open());
     const peakGflops = options.peakGflops ?? (await device.peak()).gflops;
@@ -59,12 +64,14 @@ export async function evaluatorFor(target: Backend | string, options: EvaluatorF
     const e = new PredictedEvaluator({ target: backend.name, peakGflops: options.peakGflops ?? backend.nominalPeakGflops, predict: options.predict });
     return Object.assign(e, { close: async () => {} });
   }
-  const device = options.device ?? (await backend.open({
+  const device = options.device ?? (options.farm ? await openFarmDevice(backend, options.farm, options) : await backend.open({
     ...(options.threads !== undefined ? { threads: options.threads } : {}),
     ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
     ...(options.timeoutSeconds !== undefined ? { timeoutSeconds: options.timeoutSeconds } : {}),
     ...(options.minSeconds !== undefined ? { minSeconds: options.minSeconds } : {}),
   }));
+  // a farm's workers measure side by side: as many at once as the farm lets this caller queue
+  const concurrency = options.concurrency ?? (options.farm && !options.device ? options.farm.concurrency ?? DEFAULT_FARM_CONCURRENCY : undefined);
   const peak = options.peakGflops !== undefined ? { gflops: options.peakGflops, source: 'given' as const } : await device.peak();
   const peakGflops = peak.gflops;
   const measure: MeasureFunction = async (schedule) => {
@@ -85,9 +92,19 @@ export async function evaluatorFor(target: Backend | string, options: EvaluatorF
   rejectImpossible(device.host, peakGflops, device.threads);
   return new MeasuredEvaluator({
     target: backend.name, peakGflops, measure, records, host: device.host,
-    ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
+    ...(concurrency !== undefined ? { concurrency } : {}),
     ...(options.persistFailures !== undefined ? { persistFailures: options.persistFailures } : {}),
   }, { backend, device, ownsDevice: options.device === undefined, peak });
+}
+
+/** The farm's device (loaded on use: BullMQ and ioredis stay out of runs without a farm). */
+async function openFarmDevice(backend: Backend, farm: FarmOptions, options: EvaluatorForOptions): Promise<Device> {
+  const { openRemoteDevice } = await import('../targets/farm/remote-device.ts');
+  return openRemoteDevice(backend, {
+    ...farm,
+    ...(options.threads !== undefined ? { threads: options.threads } : {}),
+    ...(options.minSeconds !== undefined ? { minSeconds: options.minSeconds } : {}),
+  });
 }
 
 /** Whether an evaluator measures real kernels (its figures are timings on a native device). */

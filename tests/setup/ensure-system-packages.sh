@@ -14,6 +14,7 @@ NEEDS=(
   "lld-14: ld.lld-14"                   # links the AArch64 harnesses and the LLVM kernels
   "qemu-user: qemu-aarch64"             # runs AArch64 kernels on this x86-64 machine
   "libopenblas0-pthread: libopenblas.so.0"  # OpenBLAS sgemm, the CPU baseline (loaded through koffi)
+  "redis-server: redis-server"          # the measurement farm's Redis (tests/targets/farm start their own on 127.0.0.1)
 )
 
 has() {

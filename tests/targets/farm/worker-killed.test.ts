@@ -1,0 +1,95 @@
+/**
+ * Three worker processes serve a 200-measurement search; one is killed with SIGKILL while it runs a
+ * job and a fourth is started. The search completes, the killed worker's job is retried on another
+ * worker, and every measurement is in the records exactly once.
+ */
+import { readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Queue } from 'bullmq';
+import { runSearch } from '../../../agent/search/run.ts';
+import { evaluatorFor } from '../../../env/evaluator-for.ts';
+import type { MeasuredEvaluator } from '../../../env/evaluator.ts';
+import { farmConnection } from '../../../targets/farm/connection.ts';
+import { queueName } from '../../../targets/farm/hardware-key.ts';
+import type { RemoteDevice } from '../../../targets/farm/remote-device.ts';
+import { hostTarget } from '../../../targets/runtime/host.ts';
+import { RedisServer, startWorker, type WorkerProcess } from '../../../targets/farm/local-farm.ts';
+
+test('a worker killed mid-job: the search completes, each measurement recorded once', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'looptune-farm-'));
+  const redis = await RedisServer.start();
+  const workers: WorkerProcess[] = [];
+  const probe = farmConnection(redis.url);
+  try {
+    workers.push(...await Promise.all([0, 1, 2].map(() => startWorker(redis.url))));
+    const key = workers[0]!.key;
+    const records = path.join(dir, 'records.jsonl');
+    const evaluator = await evaluatorFor(hostTarget(), { farm: { url: redis.url, concurrency: 3 }, records, minSeconds: 0.002 }) as MeasuredEvaluator;
+    const device = evaluator.device as RemoteDevice;
+    assert.is(device.key, key);
+    const queue = new Queue(queueName(key), { connection: probe });
+    let killed: { worker: WorkerProcess; jobId: string } | undefined;
+    let killing = false;
+    /** SIGKILLs the worker that holds an active job right now (tried again until one holds one). */
+    const killActive = async (): Promise<void> => {
+      for (let i = 0; i < 200 && !killed; i++) {
+        for (const job of await queue.getActive()) {
+          const w = workers.find((x) => job.processedBy === `${os.hostname()} pid ${x.pid}`);
+          if (!w || !job.id) continue;
+          await w.stop('SIGKILL');
+          killed = { worker: w, jobId: job.data.id as string };
+          workers.push(await startWorker(redis.url));
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    };
+    let killing$: Promise<void> | undefined;
+    try {
+      const r = await runSearch('matmul 48x40x32', {
+        evaluator, searcher: 'random', budget: { measurements: 200 }, seed: 3,
+        onProgress: (p) => {
+          if (!killing && p.measurements >= 40) {
+            killing = true;
+            killing$ = killActive();
+          }
+        },
+      });
+      await killing$;
+      assert.is(r.measurements, 200);
+      assert.ok(killed, 'a worker was killed while it held a job');
+      // the killed worker's job was answered by another worker
+      const retried = device.settlements.find((s) => s.id === killed!.jobId);
+      assert.ok(retried, 'the killed job was settled');
+      assert.ok(retried!.ok, `the killed job succeeded elsewhere: ${retried!.error}`);
+      assert.is.not(retried!.worker, `${os.hostname()} pid ${killed!.worker.pid}`);
+      // exactly once: one record per measured schedule, no hash twice, no duplicate answers
+      const lines = readFileSync(records, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { hash: string; host: string });
+      const hashes = new Set(lines.map((l) => l.hash));
+      assert.is(hashes.size, lines.length);
+      assert.is(lines.length, evaluator.stats.measured - evaluator.stats.failed);
+      assert.ok(evaluator.stats.measured >= 200);
+      assert.is(device.duplicates, 0);
+      assert.ok(lines.every((l) => l.host === device.host));
+      const timeJobs = device.settlements.filter((s) => s.kind === 'time');
+      assert.is(timeJobs.length, evaluator.stats.measured);
+      assert.is(new Set(timeJobs.map((s) => s.id)).size, timeJobs.length);
+      const servedBy = new Set(timeJobs.map((s) => s.worker));
+      assert.ok(servedBy.size >= 2, `served by ${[...servedBy].join(', ')}`);
+    } finally {
+      await queue.close();
+      await evaluator.close();
+    }
+  } finally {
+    await Promise.allSettled(workers.map((w) => w.stop()));
+    probe.disconnect();
+    await redis.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();
