@@ -120,8 +120,13 @@ export interface ModelDescription {
 /** Called after each node with its output's data (dense); for per-node checks, not for speed. */
 export type AfterNode = (node: ModelNode, value: Float32Array) => void;
 
+/** Called once per run with every step's wall seconds: node steps by node name, layout copies as 'copy <value>'. */
+export type ProfileRun = (seconds: ReadonlyMap<string, number>) => void;
+
 export interface RunModelOptions {
   readonly afterNode?: AfterNode;
+  /** time every step of this run (performance.now around each: for where-time-goes tables, not for speed) */
+  readonly profile?: ProfileRun;
 }
 
 export interface CompiledModel {
@@ -499,10 +504,18 @@ class ModelExecutor implements CompiledModel {
     }
     const steps = this.#steps;
     const after = options.afterNode;
+    const profile = options.profile ? new Map<string, number>() : undefined;
     for (let s = 0; s < steps.length; s++) {
-      steps[s]!();
+      if (profile) {
+        const t0 = performance.now();
+        steps[s]!();
+        const node = this.#stepNode[s]!;
+        const key = node >= 0 ? this.graph.nodes[node]!.name : `copy ${s}`;
+        profile.set(key, (profile.get(key) ?? 0) + (performance.now() - t0) / 1000);
+      } else steps[s]!();
       if (after && this.#stepNode[s]! >= 0 && this.#stepNode[s + 1] !== this.#stepNode[s]) this.#report(this.#stepNode[s]!, after, inputs, outputs);
     }
+    if (profile) options.profile!(profile);
   }
 
   /** Hands `after` the data of node i's output (its dense copy when it is stored bordered). */

@@ -29,7 +29,7 @@ import { fail } from '../ir/errors.ts';
 import { randomArray } from '../ir/interpret.ts';
 import { importOnnx } from '../ir/model/onnx-import.ts';
 import { flops } from '../ir/problem.ts';
-import { zooModel, zooName, type ZooName } from '../ir/model/zoo/index.ts';
+import { zooModel, zooName, zooSignature, type ZooName } from '../ir/model/zoo/index.ts';
 import { hostIsa } from '../targets/runtime/host.ts';
 import { onnxRuntimeLibrary, onnxRuntimeSessionOptions } from './peers/onnxruntime.ts';
 
@@ -88,8 +88,8 @@ function summarize(rounds: readonly number[][]): Timing {
 }
 
 /** The child measuring one runtime's memory: its JSON line, parsed. */
-function memoryOf(runtime: 'looptune' | 'onnxruntime', model: string, tuned: string, threads: number): MemoryReading | { error: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'models', 'rss-child.ts'), runtime, model, tuned, String(threads)], {
+function memoryOf(runtime: 'looptune' | 'onnxruntime', model: string, tuned: string, threads: number, shapes: Record<string, number[]>): MemoryReading | { error: string } {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'models', 'rss-child.ts'), runtime, model, tuned, String(threads), JSON.stringify(shapes)], {
     encoding: 'utf8', maxBuffer: 1 << 20,
   });
   const line = r.stdout.trim().split('\n').pop() ?? '';
@@ -100,9 +100,15 @@ function memoryOf(runtime: 'looptune' | 'onnxruntime', model: string, tuned: str
   return { error: `${runtime} child exited ${r.status}: ${(r.stderr || line).trim().split('\n').pop()}` };
 }
 
+/** Batch 1: the zoo's symbolic dims (the batch) fixed at 1. */
+function batchOne(name: ZooName): Record<string, number[]> {
+  const { input } = zooSignature(name);
+  return { [input.name]: input.dims.map((d) => (typeof d === 'number' ? d : 1)) };
+}
+
 /** flops of one inference: every kernel node's problem (host ops are not counted). */
-function modelFlops(bytes: Uint8Array): { total: number; conv: number } {
-  const g = importOnnx(bytes);
+function modelFlops(bytes: Uint8Array, inputShapes: Record<string, number[]>): { total: number; conv: number } {
+  const g = importOnnx(bytes, { inputShapes });
   let total = 0, conv = 0;
   for (const n of g.nodes) {
     if (n.kind !== 'kernel') continue;
@@ -128,7 +134,7 @@ async function benchOne(name: ZooName, bytes: Uint8Array, path: string, threads:
   const started = performance.now();
   let lastLine = 0;
   const result = await tuneModel(bytes, {
-    budgetSeconds: budget, threads, noRecords: true, name,
+    budgetSeconds: budget, threads, noRecords: true, name, inputShapes: batchOne(name),
     onProgress: (p) => {
       const now = performance.now();
       if (now - lastLine < 10_000) return;
@@ -164,7 +170,7 @@ async function benchOne(name: ZooName, bytes: Uint8Array, path: string, threads:
       theirsRounds.push(await timedRuns(runTheirs));
     }
     const looptune = summarize(oursRounds), onnxruntime = summarize(theirsRounds);
-    const f = modelFlops(bytes);
+    const f = modelFlops(bytes, batchOne(name));
     const d = m.describe();
     const row = {
       model: name, threads, tuningSeconds, budgetSeconds: budget, measurements: result.measurements,
@@ -183,7 +189,7 @@ async function benchOne(name: ZooName, bytes: Uint8Array, path: string, threads:
         gflops: t.gflops, percentOfPeak: t.percentOfPeak, seconds: t.seconds, tuningSeconds: t.tuningSeconds, measurements: t.measurements,
       })),
       history: result.history,
-      memory: threads === 1 ? { looptune: memoryOf('looptune', path, tunedPath, threads), onnxruntime: memoryOf('onnxruntime', path, tunedPath, threads) } : undefined,
+      memory: threads === 1 ? { looptune: memoryOf('looptune', path, tunedPath, threads, batchOne(name)), onnxruntime: memoryOf('onnxruntime', path, tunedPath, threads, batchOne(name)) } : undefined,
     };
     const ms = (s: number) => (s * 1e3).toFixed(2);
     console.log(`${name} ${threads}T: looptune ${ms(looptune.bestSeconds)} ms (median ${ms(looptune.medianSeconds)}), ONNX Runtime ${ms(onnxruntime.bestSeconds)} ms `
@@ -198,7 +204,7 @@ async function benchOne(name: ZooName, bytes: Uint8Array, path: string, threads:
 
 /** ResNet-18 (or the quick model) tuned 60 + more seconds at 1 thread: the latency curve and the end figure. */
 async function longerTuning(name: ZooName, bytes: Uint8Array, budget: number, more: number): Promise<Record<string, unknown>> {
-  const r = await tuneModel(bytes, { budgetSeconds: budget + more, threads: 1, noRecords: true, name });
+  const r = await tuneModel(bytes, { budgetSeconds: budget + more, threads: 1, noRecords: true, name, inputShapes: batchOne(name) });
   const atBudget = [...r.history].reverse().find((p) => p.seconds <= budget + 1) ?? r.history[0]!;
   const m = await loadModel(bytes, { tuned: r.tuned, threads: 1 });
   try {

@@ -38,6 +38,15 @@ export interface RunModelCommandOptions {
   /** 'onnxruntime' */
   readonly compare?: string;
   readonly json?: boolean;
+  /** time every node of the timed runs and report the best of each (where the time goes) */
+  readonly profile?: boolean;
+}
+
+/** One step of a profiled run: a node (or a layout copy), its best seconds over the timed runs. */
+export interface ProfileEntry {
+  readonly step: string;
+  readonly what: string;
+  readonly seconds: number;
 }
 
 export interface OutputComparison {
@@ -61,6 +70,8 @@ export interface RunModelReport {
   readonly peakBytes: number;
   readonly copiesPerRun: number;
   readonly compare?: { readonly library: string; readonly tolerance: number; readonly outputs: readonly OutputComparison[] };
+  /** with --profile: every step, in run order */
+  readonly profile?: readonly ProfileEntry[];
 }
 
 // ---------------------------------------------------------------- .npy
@@ -226,6 +237,19 @@ export async function runModelCommand(file: string, opts: RunModelCommandOptions
       seconds.push((performance.now() - t0) / 1000);
     }
     const d: ModelDescription = m.describe();
+    let profile: ProfileEntry[] | undefined;
+    if (opts.profile) {
+      // separate runs: timing every step perturbs the latency figures above
+      const best = new Map<string, number>();
+      for (let i = 0; i < repeat; i++) {
+        m.runInto(inputs, outputs, { profile: (p) => { for (const [k, v] of p) best.set(k, Math.min(best.get(k) ?? Infinity, v)); } });
+      }
+      profile = [...best].map(([step, s]) => {
+        const n = d.nodes.find((x) => x.name === step);
+        const what = n ? `${n.implementation}${n.layout && n.layout !== 'nchw' ? ` ${n.layout}` : ''} ${n.spec ?? n.op ?? ''}`.trim() : 'layout copy';
+        return { step, what, seconds: s };
+      });
+    }
     let compare: RunModelReport['compare'];
     if (opts.compare === 'onnxruntime') {
       const peer = await onnxRuntimeOutputs(bytes, m, inputs, d.threads);
@@ -237,6 +261,7 @@ export async function runModelCommand(file: string, opts: RunModelCommandOptions
       inputs: sources, outputs: m.outputs.map((v) => ({ name: v.name, shape: v.shape })),
       kernels: d.kernels, peakBytes: d.peakBytes, copiesPerRun: d.copiesPerRun,
       ...(compare ? { compare } : {}),
+      ...(profile ? { profile } : {}),
     };
   } finally {
     m.dispose();
@@ -256,6 +281,11 @@ export function formatRunModel(r: RunModelReport): string {
       lines.push(`  ${o.name}: max abs error ${o.maxAbsError.toExponential(2)}, relative ${o.maxRelError.toExponential(2)} ${o.withinTolerance ? 'ok' : 'MISMATCH'}`);
     }
   }
+  if (r.profile) {
+    const total = r.profile.reduce((a, e) => a + e.seconds, 0);
+    lines.push(`profile (best per step over ${r.repeat} runs; sum ${ms(total)}):`);
+    for (const e of r.profile) lines.push(`  ${ms(e.seconds).padStart(10)} ${((100 * e.seconds) / total).toFixed(1).padStart(5)}%  ${e.step.padEnd(24)} ${e.what}`);
+  }
   return lines.join('\n');
 }
 
@@ -271,6 +301,7 @@ export function registerRunModel(program: Command): void {
     .option('--repeat <r>', 'timed runs after the warm-up', positiveInteger, 10)
     .option('--compare <runtime>', 'also run onnxruntime (onnxruntime-node) on the same inputs and print the outputs\' errors')
     .option('--json', 'print the report as JSON')
+    .option('--profile', 'time every node (separate runs) and print where the time goes')
     .action(async (model: string, opts: RunModelCommandOptions) => {
       const r = await runModelCommand(model, opts);
       console.log(opts.json ? JSON.stringify(r, null, 2) : formatRunModel(r));

@@ -1,6 +1,6 @@
 /**
  * One runtime's peak memory on one model, in a process of its own (bench/models.ts spawns it):
- * `rss-child.ts looptune|onnxruntime MODEL.onnx TUNED.json THREADS` loads the model, runs it five
+ * `rss-child.ts looptune|onnxruntime MODEL.onnx TUNED.json THREADS SHAPES-JSON` loads the model, runs it five
  * times on random inputs and prints one JSON line: the process's maximum RSS and its RSS before
  * loading (Node.js and the runtime's own code), in bytes.
  */
@@ -9,14 +9,15 @@ import { randomArray } from '../../ir/interpret.ts';
 import { importOnnx } from '../../ir/model/onnx-import.ts';
 
 const RUNS = 5;
-const [runtime, modelPath, tunedPath, threadsText] = process.argv.slice(2);
+const [runtime, modelPath, tunedPath, threadsText, shapesText] = process.argv.slice(2);
 const threads = Number(threadsText);
 if ((runtime !== 'looptune' && runtime !== 'onnxruntime') || !modelPath || !tunedPath || !(threads >= 1)) {
-  console.error('usage: rss-child.ts looptune|onnxruntime MODEL.onnx TUNED.json THREADS');
+  console.error('usage: rss-child.ts looptune|onnxruntime MODEL.onnx TUNED.json THREADS [SHAPES-JSON]');
   process.exit(2);
 }
 const bytes = new Uint8Array(readFileSync(modelPath));
-const graph = importOnnx(bytes);
+const inputShapes = JSON.parse(shapesText ?? '{}') as Record<string, number[]>;
+const graph = importOnnx(bytes, { inputShapes });
 const inputs: Record<string, Float32Array> = {};
 graph.inputs.forEach((v, k) => { inputs[v.name] = randomArray(v.shape.reduce((a, b) => a * b, 1), 1 + k); });
 // the graph and the bytes stay alive in both cases, so the start figure counts them for both

@@ -9,6 +9,7 @@ import {
 } from '../../cli/run-model.ts';
 import { LoopTuneError } from '../../ir/errors.ts';
 import { randomArray } from '../../ir/interpret.ts';
+import { importOnnx } from '../../ir/model/onnx-import.ts';
 import { zooModel } from '../../ir/model/zoo/index.ts';
 
 function isOneLine(e: unknown, pattern: RegExp): boolean {
@@ -110,6 +111,14 @@ test('run-model on the tiny BERT layer: an input from .npy, latency, outputs wit
     assert.is(json.repeat, 2);
     assert.is(json.inputs[0]!.source, 'random');
     assert.is(json.compare, undefined);
+    assert.is(json.profile, undefined);
+
+    // --profile: every node of the graph appears once, in run order, with positive seconds
+    const p = await runModelCommand(model, { repeat: 2, threads: 1, profile: true });
+    const nodes = importOnnx(zooModel('bert-layer-tiny')).nodes.map((n) => n.name);
+    assert.equal(p.profile!.map((e) => e.step).filter((s) => !s.startsWith('copy ')), nodes);
+    assert.ok(p.profile!.every((e) => e.seconds >= 0 && e.what.length > 0));
+    assert.match(formatRunModel(p), /profile \(best per step over 2 runs; sum [\d.]+ ms\):/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
