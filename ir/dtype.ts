@@ -10,8 +10,9 @@
  *         mantissa rounded to 10 bits), accumulated in fp32
  *
  * The output and the epilogue's operands (bias, residual) stay fp32. Values are rounded as the
- * hardware's conversions do: round to nearest, ties to even (cvt.rn.bf16.f32, cvt.rn.f16.f32;
- * tf32 to nearest even at bit 13, the rounding cuBLAS's TF32 mode applies).
+ * hardware's conversions do: bf16 and f16 to nearest, ties to even (cvt.rn.bf16.f32,
+ * cvt.rn.f16.f32); tf32 to nearest at bit 13, ties away from zero (cvt.rna.tf32.f32, what the
+ * tensor-core kernels apply to their fragments).
  */
 import { fail } from './errors.ts';
 
@@ -35,13 +36,16 @@ export function elementTypeOf(p: { readonly dtype?: ElementType }): ElementType 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 
-/** x rounded to fp32 with its low `drop` mantissa bits cleared, to nearest, ties to even (NaN kept, overflow to Infinity). */
-function roundMantissa(x: number, drop: number): number {
+/**
+ * x rounded to fp32 with its low `drop` mantissa bits cleared, to nearest, ties to even (or away
+ * from zero), NaN kept, overflow to Infinity.
+ */
+function roundMantissa(x: number, drop: number, tiesAway = false): number {
   f32[0] = x;
   const bits = u32[0]!;
   if ((bits & 0x7f800000) === 0x7f800000) return f32[0]!; // Inf or NaN
   const half = 1 << (drop - 1);
-  const lsb = (bits >>> drop) & 1;
+  const lsb = tiesAway ? 1 : (bits >>> drop) & 1;
   u32[0] = (((bits + half - 1 + lsb) >>> drop) << drop) >>> 0;
   return f32[0]!;
 }
@@ -107,7 +111,7 @@ export function roundTo(t: ElementType, x: number): number {
     case 'f32': return Math.fround(x);
     case 'bf16': return bf16FromBits(bf16Bits(x));
     case 'f16': return f16FromBits(f16Bits(x));
-    case 'tf32': return roundMantissa(x, 13);
+    case 'tf32': return roundMantissa(x, 13, true);
   }
 }
 

@@ -63,6 +63,7 @@ import {
 } from '../ir/problem.ts';
 import { type Loop, loopText, Schedule } from '../ir/schedule.ts';
 import { fittingSuffix, tileStart } from './lower.ts';
+import { planMma, usesTensorCores, type GpuMmaPlan } from './gpu-mma.ts';
 
 export const MAX_THREADS = 1024;
 export const MAX_GRID_X = 2 ** 31 - 1;
@@ -219,6 +220,8 @@ export interface GpuProgram {
   registerCap: number | null;
   /** the problem's epilogue and where it runs; null without one */
   epilogue: GpuEpilogue | null;
+  /** typed problems (bf16, f16, tf32): the tensor-core plan (gpu-mma.ts) the printer follows instead of the tile walk */
+  mma?: GpuMmaPlan;
 }
 
 export interface GpuLoweringOptions {
@@ -230,6 +233,8 @@ export interface GpuLoweringOptions {
    * threads), in multiples of 8); 'none': let the assembler choose; or a number.
    */
   maxRegisters?: 'auto' | 'none' | number;
+  /** tensor-core kernels: the cp.async pipeline's depth (gpu-mma.ts; default as many as fit, at most 4) */
+  stages?: number;
 }
 
 export function loopIterations(l: Loop): number {
@@ -238,6 +243,7 @@ export function loopIterations(l: Loop): number {
 
 /** Schedule -> GpuProgram. Illegal mappings fail with one line starting `cuda:` (a LoopTuneError). */
 export function lowerGpu(input: Schedule, opts: GpuLoweringOptions = {}): GpuProgram {
+  if (usesTensorCores(input.problem)) return lowerMma(input, opts);
   let m = gpuMapping(input, { maxUnrolled: opts.maxUnrolled ?? MAX_UNROLLED });
   const s = m.schedule;
   const p = s.problem;
@@ -265,6 +271,23 @@ export function lowerGpu(input: Schedule, opts: GpuLoweringOptions = {}): GpuPro
   return {
     problem: p, schedule: s, strides, mapping: m, staging, split, sharedBytes: Math.max(stagingBytes, splitBytes), registerCap,
     epilogue: epiloguePlace(m),
+  };
+}
+
+/**
+ * A typed problem's program: the tensor-core plan, with the mapping of its bound loops (the thread
+ * loops are warps, so the block has 32 threads per warp-loop point).
+ */
+function lowerMma(s: Schedule, opts: GpuLoweringOptions): GpuProgram {
+  const plan = planMma(s, opts.stages === undefined ? {} : { stages: opts.stages });
+  const m = gpuMapping(s, { maxUnrolled: opts.maxUnrolled ?? MAX_UNROLLED });
+  const mapping: GpuMapping = {
+    ...m, grid: plan.grid, block: [plan.threads, 1, 1], blocks: plan.grid[0] * plan.grid[1] * plan.grid[2], threads: plan.threads,
+    accumulators: (plan.warpTile.m * plan.warpTile.n) / 32, staged: s.loops.findIndex((l) => l.shared),
+  };
+  return {
+    problem: s.problem, schedule: s, strides: tensorStrides(s.problem), mapping, staging: null, split: null,
+    sharedBytes: plan.sharedBytes, registerCap: null, epilogue: null, mma: plan,
   };
 }
 
@@ -477,6 +500,7 @@ export function describeMapping(m: GpuMapping): string {
     `tile from ${m.tileFrom < m.schedule.loops.length ? name(m.tileFrom) : '-'} unrolled from ${m.unrollFrom < m.schedule.loops.length ? name(m.unrollFrom) : '-'} (${m.accumulators} accumulators)`,
     m.staged !== null ? `shared staging at ${name(m.staged)}` : m.stageNote ?? 'no shared staging',
   ];
+  if (m.schedule.problem.dtype !== undefined) parts.push(`tensor cores (${m.schedule.problem.dtype}): thread loops are warps of 32 lanes`);
   // only problems with an epilogue get a part for it: existing descriptions stay as they were
   const e = epiloguePlace(m);
   if (e) parts.push(e.place === 'store' ? 'epilogue at the store' : `epilogue in a second pass (${e.note})`);

@@ -57,7 +57,8 @@ async function main(): Promise<void> {
       format: 'esm',
       target: 'node20',
       // native or optional packages: koffi is copied below; the others are optional and absent there
-      external: ['koffi', 'llvm-bindings', '@tensorflow/tfjs-node'],
+      // (onnxruntime-node is imported on demand by run-model's --compare only)
+      external: ['koffi', 'llvm-bindings', '@tensorflow/tfjs-node', 'onnxruntime-node'],
       // CommonJS dependencies (TensorFlow.js's wasm loader) expect require and __dirname
       banner: {
         js: "import { createRequire as __looptuneRequire } from 'node:module'; import { fileURLToPath as __looptuneUrl } from 'node:url'; import { dirname as __looptuneDir } from 'node:path';"

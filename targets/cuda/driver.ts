@@ -34,6 +34,7 @@ const CU_JIT_LOG_VERBOSE = 12;
 export const CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES = 1;
 export const CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES = 3;
 export const CU_FUNC_ATTRIBUTE_NUM_REGS = 4;
+export const CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8;
 // CUdevice_attribute
 export const CU_DEVICE_ATTRIBUTE_CLOCK_RATE = 13;
 export const CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT = 16;
@@ -45,7 +46,7 @@ type Fn = (...args: unknown[]) => number;
 interface Api {
   cuInit: Fn; cuDriverGetVersion: Fn; cuDeviceGet: Fn; cuDeviceGetName: Fn; cuDeviceGetAttribute: Fn;
   cuDevicePrimaryCtxRetain: Fn; cuDevicePrimaryCtxReset: Fn; cuCtxSetCurrent: Fn; cuCtxCreate: Fn; cuCtxSynchronize: Fn;
-  cuModuleLoadDataEx: Fn; cuModuleUnload: Fn; cuModuleGetFunction: Fn; cuFuncGetAttribute: Fn;
+  cuModuleLoadDataEx: Fn; cuModuleUnload: Fn; cuModuleGetFunction: Fn; cuFuncGetAttribute: Fn; cuFuncSetAttribute: Fn;
   cuOccupancyMaxActiveBlocksPerMultiprocessor: Fn;
   cuMemAlloc: Fn; cuMemFree: Fn; cuMemcpyHtoD: Fn; cuMemcpyDtoH: Fn; cuMemsetD32: Fn;
   cuLaunchKernel: Fn;
@@ -89,6 +90,7 @@ function bind(): Api {
     cuModuleUnload: f('int cuModuleUnload(void *hmod)'),
     cuModuleGetFunction: f('int cuModuleGetFunction(_Out_ void **hfunc, void *hmod, const char *name)'),
     cuFuncGetAttribute: f('int cuFuncGetAttribute(_Out_ int *pi, int attrib, void *hfunc)'),
+    cuFuncSetAttribute: f('int cuFuncSetAttribute(void *hfunc, int attrib, int value)'),
     cuOccupancyMaxActiveBlocksPerMultiprocessor: f('int cuOccupancyMaxActiveBlocksPerMultiprocessor(_Out_ int *numBlocks, void *func, int blockSize, size_t dynamicSMemSize)'),
     cuMemAlloc: f('int cuMemAlloc_v2(_Out_ uint64_t *dptr, size_t bytesize)'),
     cuMemFree: f('int cuMemFree_v2(uint64_t dptr)'),
@@ -267,7 +269,12 @@ export class CudaDevice {
     check('cuMemFree_v2', bind().cuMemFree(p));
   }
 
-  upload(dst: DevicePtr, src: Float32Array | Uint32Array): void {
+  /** Lets a function take more than 48 KiB of dynamic shared memory (tensor-core pipelines). */
+  allowDynamicShared(func: bigint, bytes: number): void {
+    check('cuFuncSetAttribute', bind().cuFuncSetAttribute(func, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes));
+  }
+
+  upload(dst: DevicePtr, src: Float32Array | Uint32Array | Uint16Array): void {
     check('cuMemcpyHtoD_v2', bind().cuMemcpyHtoD(dst, src, src.byteLength));
   }
 

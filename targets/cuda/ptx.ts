@@ -60,6 +60,8 @@ export interface CudaLaunch {
   sharedBytes: number;
   /** the `.maxnreg` cap written into the kernel, if any */
   maxRegisters: number | null;
+  /** dynamic shared memory the launch passes (`.extern .shared`; tensor-core pipelines), bytes */
+  dynamicSharedBytes?: number;
 }
 
 export interface PrintedPtx {

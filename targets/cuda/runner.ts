@@ -14,7 +14,7 @@ import type { Timing } from '../runtime/timing.ts';
 import type { KernelRunner, RunOutcome } from '../verify.ts';
 import type { Kernel } from '../kernel.ts';
 import { CudaDevice, CudaError, type DevicePtr, type LoadedModule } from './driver.ts';
-import { isCudaKernel, type CudaKernel } from './target.ts';
+import { deviceArray, isCudaKernel, type CudaKernel } from './target.ts';
 
 const GUARD_BYTES = 4096;
 /** CUresults after which the context is unusable (illegal address, launch failure, misaligned address...). */
@@ -59,6 +59,8 @@ export class CudaRunner {
     let m = this.modules.get(key);
     if (!m) {
       m = this.device.loadPtx(kernel.text!, kernel.launch.entry);
+      const dynamic = kernel.launch.dynamicSharedBytes ?? 0;
+      if (dynamic > 48 * 1024) this.device.allowDynamicShared(m.func, dynamic);
       this.modules.set(key, m);
     }
     return m;
@@ -76,7 +78,7 @@ export class CudaRunner {
 
   launch(kernel: CudaKernel, pointers: readonly DevicePtr[]): void {
     const m = this.load(kernel);
-    this.device.launch(m.func, kernel.launch.grid, kernel.launch.block, 0, pointers);
+    this.device.launch(m.func, kernel.launch.grid, kernel.launch.block, kernel.launch.dynamicSharedBytes ?? 0, pointers);
   }
 
   /** After a fault the context is gone: reset it and forget every module. */
@@ -91,8 +93,10 @@ export class CudaRunner {
     const guard = opts.guard ?? true;
     const bases: DevicePtr[] = [];
     try {
-      const ptrs = tensors.map((t) => {
-        const bytes = t.byteLength + (guard ? 2 * GUARD_BYTES : 0);
+      // a typed kernel's inputs go up as 16-bit patterns (kernel.storage)
+      const stored = tensors.map((t, i) => deviceArray(kernel.storage[i] ?? 'f32', t));
+      const ptrs = stored.map((t) => {
+        const bytes = Math.ceil(t.byteLength / 4) * 4 + (guard ? 2 * GUARD_BYTES : 0);
         const base = this.device.alloc(bytes);
         bases.push(base);
         if (guard) this.device.fill32(base, CANARY, bytes / 4);
@@ -107,7 +111,7 @@ export class CudaRunner {
       if (guard) {
         const zone = new Uint32Array(GUARD_BYTES / 4);
         for (let t = 0; t < tensors.length; t++) {
-          for (const [where, p] of [['before', bases[t]!], ['after', ptrs[t]! + BigInt(tensors[t]!.byteLength)]] as const) {
+          for (const [where, p] of [['before', bases[t]!], ['after', ptrs[t]! + BigInt(Math.ceil(stored[t]!.byteLength / 4) * 4)]] as const) {
             this.device.download(zone, p);
             const bad = zone.findIndex((x) => x !== CANARY);
             if (bad >= 0) return { ok: false, error: `out-of-bounds write ${where} tensor ${t} (${kernel.abi.tensors[t]?.name ?? t}), ${bad * 4} bytes into the guard zone` };
@@ -151,8 +155,10 @@ export class CudaRunner {
   /** Device buffers for a kernel's tensors, filled with seeded random values in [-1, 1). */
   randomTensors(kernel: Kernel, seed = 1): DevicePtr[] {
     return kernel.abi.tensors.map((t, i) => {
-      const p = this.device.alloc(t.elements * 4);
-      this.device.upload(p, randomArray(t.elements, seed * 7919 + i));
+      const values = randomArray(t.elements, seed * 7919 + i);
+      const stored = isCudaKernel(kernel) ? deviceArray(kernel.storage[i] ?? 'f32', values) : values;
+      const p = this.device.alloc(Math.ceil(stored.byteLength / 4) * 4);
+      this.device.upload(p, stored);
       return p;
     });
   }

@@ -10,8 +10,21 @@
  *  - a barrier that not all threads of a block reach is an error.
  * Floating point follows fp32 (Math.fround per operation; fma rounds a*b+c once from double;
  * ex2.approx is 2^x rounded, where hardware may differ by its 2 ulps).
+ *
+ * Tensor-core instructions (mma-ptx.ts) are warp-collective: a thread reaching `ldmatrix` or
+ * `mma.sync` waits until all 32 lanes of its warp are at the same instruction, then the warp
+ * executes it together (lanes at different instructions, or a lane that exited, are an error).
+ * `mma.sync` follows the PTX ISA's fragment layouts (m16n8k16 bf16/f16, m16n8k8 tf32, which reads
+ * the top 19 bits of each fp32 register): the 16 (or 8) products and the accumulator are summed in
+ * float64 and rounded to fp32 once, a model of the hardware's fused adder (which truncates
+ * instead; the typed tolerance allows for either). `cp.async` copies land when a `wait_group`
+ * of the issuing thread retires their group, not before: a kernel that reads a buffer before
+ * waiting reads stale data (NaN in fresh shared memory) and fails its check.
+ * Global tensors are Float32Array (fp32) or Uint16Array (bf16/f16 bit patterns).
  * It is an oracle for tests and a development aid, far slower than a GPU: keep problems small.
  */
+
+import { bf16FromBits, f16FromBits } from '../../ir/dtype.ts';
 
 export class SimError extends Error {
   override name = 'SimError';
@@ -21,7 +34,12 @@ export interface SimLaunch {
   entry?: string;
   grid: [number, number, number];
   block: [number, number, number];
+  /** bytes of dynamic shared memory (`.extern .shared`) */
+  dynamicSharedBytes?: number;
 }
+
+/** What the simulator accepts as a tensor: fp32 values or 16-bit patterns (bf16, f16). */
+export type SimTensor = Float32Array | Uint16Array;
 
 export interface SimStats {
   instructions: number;
@@ -35,8 +53,10 @@ interface Ins {
   text: string;
   guard: number;
   neg: boolean;
-  kind: 'op' | 'bra' | 'bar' | 'ret';
+  kind: 'op' | 'bra' | 'bar' | 'ret' | 'warp';
   fn?: Fn;
+  /** warp-collective: runs once for the 32 lanes' register files, lane order */
+  warpFn?: (lanes: Float64Array[]) => void;
   target?: number;
   label?: string;
 }
@@ -68,6 +88,11 @@ function parseModule(text: string): Module {
   let inBody = false;
   for (const l of lines) {
     if (!inBody) {
+      const ext = /^\.extern\s+\.shared\s+\.align\s+\d+\s+\.b8\s+([\w$]+)\[\];$/.exec(l);
+      if (ext) {
+        sharedName = ext[1]!;
+        sharedBytes = -1; // dynamic: the launch says how much
+      }
       const e = /\.entry\s+([\w$]+)\s*\(/.exec(l);
       if (e) entry = e[1]!;
       for (const pm of l.matchAll(/\.param\s+\.u64\s+([\w$]+)/g)) params.push(pm[1]!);
@@ -139,18 +164,37 @@ function f32FromHex(h: string): number {
 }
 
 // Memory access goes through these, set per run.
-let globalMem: Float32Array[] = [];
+let globalMem: SimTensor[] = [];
+let globalBytes: Uint8Array[] = [];
 let sharedMem: Float32Array = new Float32Array(0);
+let sharedWords: Uint32Array = new Uint32Array(0);
+let sharedBytesView: Uint8Array = new Uint8Array(0);
+/** per thread: committed cp.async groups (oldest first) and the open one; a copy is [shared byte, source bytes] */
+type PendingCopy = [number, Uint8Array];
+let asyncGroups: PendingCopy[][][] = [];
+let asyncOpen: PendingCopy[][] = [];
 let sharedMeta: Int32Array = new Int32Array(0);
 let epoch = 0;
 let currentThread = 0;
 let paramValues: number[] = [];
+
+/** `bytes` bytes of global memory at addr (16-byte cp.async sources), bounds- and alignment-checked. */
+function globalSlice(addr: number, bytes: number, text: string): Uint8Array {
+  const t = Math.floor(addr / TENSOR_SPAN) - 1;
+  const off = addr - (t + 1) * TENSOR_SPAN;
+  const buf = globalBytes[t];
+  if (!buf) throw new SimError(`global access at a non-tensor address 0x${addr.toString(16)} (${text})`);
+  if (off % bytes !== 0) throw new SimError(`misaligned ${bytes}-byte global access at byte ${off} of tensor ${t} (${text})`);
+  if (off < 0 || off + bytes > buf.length) throw new SimError(`out-of-bounds global access: tensor ${t} byte ${off} (+${bytes}) of ${buf.length} (${text})`);
+  return buf.slice(off, off + bytes);
+}
 
 function globalIndex(addr: number, width: number, text: string): [Float32Array, number] {
   const t = Math.floor(addr / TENSOR_SPAN) - 1;
   const off = addr - (t + 1) * TENSOR_SPAN;
   const buf = globalMem[t];
   if (!buf) throw new SimError(`global access at a non-tensor address 0x${addr.toString(16)} (${text})`);
+  if (!(buf instanceof Float32Array)) throw new SimError(`fp32 access to tensor ${t}, which holds 16-bit elements (${text})`);
   if (off % (4 * width) !== 0) throw new SimError(`misaligned ${width * 4}-byte global access at byte ${off} of tensor ${t} (${text})`);
   if (off < 0 || off / 4 + width > buf.length) {
     throw new SimError(`out-of-bounds global access: tensor ${t} element ${off / 4} (+${width}) of ${buf.length} (${text})`);
@@ -184,6 +228,112 @@ function noteShared(word: number, write: boolean, text: string): void {
     }
   }
 }
+
+/** Applies the copies of one retired cp.async group: bytes land in shared memory, written by `thread`. */
+function landCopies(group: PendingCopy[], text: string): void {
+  for (const [at, bytes] of group) {
+    const word = sharedIndex(at, bytes.length / 4, text);
+    for (let k = 0; k < bytes.length / 4; k++) noteShared(word + k, true, text);
+    sharedBytesView.set(bytes, at);
+  }
+}
+
+/** The 16-bit element pairs of a b32 register as numbers (low half first). */
+function unpack16(bits: number, type: string): [number, number] {
+  const dec = type === 'bf16' ? bf16FromBits : f16FromBits;
+  return [dec(bits & 0xffff), dec((bits >>> 16) & 0xffff)];
+}
+
+/** A tf32 operand: the fp32 bits with the low 13 mantissa bits ignored, as the tensor core reads them. */
+function tf32Value(bits: number): number {
+  tfU32[0] = (bits & 0xffffe000) >>> 0;
+  return tfF32[0]!;
+}
+const tfF32 = new Float32Array(1);
+const tfU32 = new Uint32Array(tfF32.buffer);
+
+/**
+ * Warp-collective instructions: ldmatrix (m8n8 .x1/.x2/.x4, optionally .trans, b16) and mma.sync
+ * (m16n8k16 bf16/f16 and m16n8k8 tf32, f32 accumulators), per the PTX ISA's fragment layouts
+ * (g = lane / 4, t = lane % 4).
+ */
+function compileWarp(text: string, op: string, args: string[], reg: (a: string) => number, address: (a: string) => { reg: number; imm: number }): (lanes: Float64Array[]) => void {
+  const regsOf = (a: string): number[] => {
+    if (!a.startsWith('{')) throw new SimError(`expected a register list in '${text}'`);
+    return a.slice(1, -1).split(',').map((x) => reg(x.trim()));
+  };
+  if (op.startsWith('ldmatrix.sync.aligned.m8n8.')) {
+    const trans = op.includes('.trans');
+    if (!op.endsWith('.shared.b16')) throw new SimError(`unsupported ldmatrix '${text}'`);
+    const dst = regsOf(args[0]!);
+    const count = op.includes('.x4') ? 4 : op.includes('.x2') ? 2 : 1;
+    if (dst.length !== count) throw new SimError(`ldmatrix needs ${count} destination registers in '${text}'`);
+    const { reg: ar, imm } = address(args[1]!);
+    return (lanes) => {
+      for (let q = 0; q < count; q++) {
+        // matrix q: its 8 rows at the addresses of lanes 8q .. 8q+7, 16 bytes (8 b16) each
+        const m: number[][] = [];
+        for (let i = 0; i < 8; i++) {
+          const at = lanes[8 * q + i]![ar]! + imm;
+          if (at % 16 !== 0) throw new SimError(`ldmatrix row address ${at} is not 16-byte aligned (${text})`);
+          const word = sharedIndex(at, 4, text);
+          const row: number[] = [];
+          for (let k = 0; k < 4; k++) {
+            currentThread = 8 * q + i + lanesBase;
+            noteShared(word + k, false, text);
+            const w = sharedWords[word + k]!;
+            row.push(w & 0xffff, w >>> 16);
+          }
+          m.push(row);
+        }
+        for (let l = 0; l < 32; l++) {
+          const g = l >> 2, t = l & 3;
+          const [lo, hi] = trans ? [m[2 * t]![g]!, m[2 * t + 1]![g]!] : [m[g]![2 * t]!, m[g]![2 * t + 1]!];
+          lanes[l]![dst[q]!] = (lo | (hi << 16)) >>> 0;
+        }
+      }
+    };
+  }
+  const mm = /^mma\.sync\.aligned\.(m16n8k16|m16n8k8)\.row\.col\.f32\.(bf16|f16|tf32)\.(bf16|f16|tf32)\.f32$/.exec(op);
+  if (!mm || mm[2] !== mm[3] || (mm[1] === 'm16n8k8') !== (mm[2] === 'tf32')) throw new SimError(`unsupported mma '${text}'`);
+  const type = mm[2]!;
+  const K = mm[1] === 'm16n8k16' ? 16 : 8;
+  const [d, a, b, c] = args.map(regsOf) as [number[], number[], number[], number[]];
+  if (d.length !== 4 || c.length !== 4 || a.length !== 4 || b.length !== (K === 16 ? 2 : 2)) throw new SimError(`mma operand counts in '${text}'`);
+  return (lanes) => {
+    const A = Array.from({ length: 16 }, () => new Float64Array(K));
+    const B = Array.from({ length: K }, () => new Float64Array(8));
+    const C = Array.from({ length: 16 }, () => new Float64Array(8));
+    for (let l = 0; l < 32; l++) {
+      const R = lanes[l]!;
+      const g = l >> 2, t = l & 3;
+      if (K === 16) {
+        // A: a0a1 (g, 2t..), a2a3 (g+8, 2t..), a4a5 (g, 2t+8..), a6a7 (g+8, 2t+8..); B: b0b1 (k 2t.., n g), b2b3 (k 2t+8..)
+        const pa = a.map((r) => unpack16(R[r]!, type));
+        [[g, 0], [g + 8, 0], [g, 8], [g + 8, 8]].forEach(([row, k0], i) => { A[row!]![k0! + 2 * t] = pa[i]![0]; A[row!]![k0! + 2 * t + 1] = pa[i]![1]; });
+        const pb = b.map((r) => unpack16(R[r]!, type));
+        [0, 8].forEach((k0, i) => { B[k0 + 2 * t]![g] = pb[i]![0]; B[k0 + 2 * t + 1]![g] = pb[i]![1]; });
+      } else {
+        // tf32: a0 (g, t), a1 (g+8, t), a2 (g, t+4), a3 (g+8, t+4); b0 (k t, n g), b1 (k t+4, n g)
+        [[g, t], [g + 8, t], [g, t + 4], [g + 8, t + 4]].forEach(([row, k], i) => { A[row!]![k!] = tf32Value(R[a[i]!]!); });
+        B[t]![g] = tf32Value(R[b[0]!]!);
+        B[t + 4]![g] = tf32Value(R[b[1]!]!);
+      }
+      [[g, 2 * t], [g, 2 * t + 1], [g + 8, 2 * t], [g + 8, 2 * t + 1]].forEach(([row, col], i) => { C[row!]![col!] = R[c[i]!]!; });
+    }
+    for (let l = 0; l < 32; l++) {
+      const g = l >> 2, t = l & 3;
+      [[g, 2 * t], [g, 2 * t + 1], [g + 8, 2 * t], [g + 8, 2 * t + 1]].forEach(([row, col], i) => {
+        let sum = C[row!]![col!]!;
+        for (let k = 0; k < K; k++) sum += A[row!]![k]! * B[k]![col!]!;
+        lanes[l]![d[i]!] = Math.fround(sum);
+      });
+    }
+  };
+}
+
+/** linear index of lane 0 of the warp being executed (for the race checker's thread ids) */
+let lanesBase = 0;
 
 function compile(text: string, slot: (r: string) => number, params: string[], sharedName: string | null): Ins {
   let guard = -1;
@@ -237,6 +387,46 @@ function compile(text: string, slot: (r: string) => number, params: string[], sh
   const type = parts[parts.length - 1]!;
   const mk = (fn: Fn): Ins => ({ ...base, kind: 'op', fn });
 
+  if (name === 'ldmatrix' || name === 'mma') return { ...base, kind: 'warp', warpFn: compileWarp(text, op, args, reg, address) };
+  if (name === 'cp') {
+    if (op === 'cp.async.commit_group') {
+      return mk(() => {
+        asyncGroups[currentThread]!.push(asyncOpen[currentThread]!);
+        asyncOpen[currentThread] = [];
+      });
+    }
+    const w = /^cp\.async\.wait_group$/.test(op) ? Number(args[0]) : NaN;
+    if (!Number.isNaN(w)) {
+      return mk(() => {
+        const groups = asyncGroups[currentThread]!;
+        while (groups.length > w) landCopies(groups.shift()!, text);
+      });
+    }
+    if (op === 'cp.async.cg.shared.global' || op === 'cp.async.ca.shared.global') {
+      const bytes = Number(args[2]);
+      if (![4, 8, 16].includes(bytes) || (op.includes('.cg') && bytes !== 16)) throw new SimError(`unsupported copy size in '${text}'`);
+      const dst = address(args[0]!), src = address(args[1]!);
+      return mk((R) => {
+        const at = R[dst.reg]! + dst.imm;
+        sharedIndex(at, bytes / 4, text);
+        if (at % bytes !== 0) throw new SimError(`misaligned ${bytes}-byte cp.async to shared byte ${at} (${text})`);
+        asyncOpen[currentThread]!.push([at, globalSlice(R[src.reg]! + src.imm, bytes, text)]);
+      });
+    }
+    throw new SimError(`unsupported instruction '${text}'`);
+  }
+  if (op === 'cvt.rna.tf32.f32') {
+    // rounds fp32 to 10 mantissa bits, to nearest, ties away from zero; a b32 register holds bits, an f32 one a value
+    const d = reg(args[0]!);
+    const a = reg(args[1]!);
+    const fromValue = args[1]!.startsWith('%f');
+    return mk((R) => {
+      if (fromValue) { tfF32[0] = R[a]!; } else { tfU32[0] = R[a]!; }
+      const bits = tfU32[0]!;
+      R[d] = (bits & 0x7f800000) === 0x7f800000 ? bits : (((bits + 0x1000) & 0xffffe000) >>> 0);
+    });
+  }
+
   switch (name) {
     case 'mov': {
       const d = reg(args[0]!);
@@ -267,6 +457,15 @@ function compile(text: string, slot: (r: string) => number, params: string[], sh
         return mk((R) => { R[d] = paramValues[k]!; });
       }
       const width = parts.includes('v4') ? 4 : parts.includes('v2') ? 2 : 1;
+      if (op === 'ld.shared.b32') {
+        const dst = reg(args[0]!);
+        const { reg: ar, imm } = address(args[1]!);
+        return mk((R) => {
+          const i = sharedIndex(R[ar]! + imm, 1, text);
+          noteShared(i, false, text);
+          R[dst] = sharedWords[i]!;
+        });
+      }
       if (type !== 'f32') throw new SimError(`unsupported access type in '${text}'`);
       if (name === 'ld') {
         const dst = vec(args[0]!);
@@ -433,13 +632,44 @@ function compile(text: string, slot: (r: string) => number, params: string[], sh
   throw new SimError(`unsupported instruction '${text}'`);
 }
 
+/**
+ * Runs every warp-collective instruction whose 32 lanes all wait at it; true if any ran. Lanes of
+ * a warp split between a collective and anything else (a barrier, another instruction, exit) can
+ * never meet: an error.
+ */
+function warpCollectives(prog: Ins[], regs: Float64Array[], pcs: Int32Array, state: Int8Array, nThreads: number): boolean {
+  let ran = false;
+  for (let lo = 0; lo < nThreads; lo += 32) {
+    const hi = Math.min(nThreads, lo + 32);
+    let waiting = 0, pc = -1;
+    for (let t = lo; t < hi; t++) {
+      if (state[t] !== 3) continue;
+      if (pc >= 0 && pcs[t] !== pc) throw new SimError(`lanes of warp ${lo / 32} wait at different warp-collective instructions (${prog[pc]!.text} and ${prog[pcs[t]!]!.text})`);
+      pc = pcs[t]!;
+      waiting++;
+    }
+    if (waiting === 0) continue;
+    const ins = prog[pc]!;
+    if (hi - lo !== 32) throw new SimError(`${ins.text}: a warp-collective instruction needs 32 lanes, the block's last warp has ${hi - lo}`);
+    if (waiting !== 32) throw new SimError(`${ins.text}: only ${waiting} of warp ${lo / 32}'s 32 lanes reach it (the others wait at a barrier or exited)`);
+    lanesBase = lo;
+    ins.warpFn!(regs.slice(lo, hi));
+    for (let t = lo; t < hi; t++) {
+      state[t] = 0;
+      pcs[t] = pc + 1;
+    }
+    ran = true;
+  }
+  return ran;
+}
+
 const moduleCache = new Map<string, Module>();
 
 /**
  * Runs the kernel over the whole grid. `tensors` are the kernel's pointer parameters in order
  * (output first); they are updated in place.
  */
-export function simulate(ptx: string, launch: SimLaunch, tensors: Float32Array[], opts: { maxInstructions?: number } = {}): SimStats {
+export function simulate(ptx: string, launch: SimLaunch, tensors: SimTensor[], opts: { maxInstructions?: number } = {}): SimStats {
   let mod = moduleCache.get(ptx);
   if (!mod) {
     mod = parseModule(ptx);
@@ -449,6 +679,9 @@ export function simulate(ptx: string, launch: SimLaunch, tensors: Float32Array[]
   if (launch.entry && launch.entry !== mod.entry) throw new SimError(`entry ${launch.entry} is not in the module (it has ${mod.entry})`);
   if (tensors.length !== mod.params.length) throw new SimError(`the kernel takes ${mod.params.length} pointers, got ${tensors.length}`);
   globalMem = tensors;
+  globalBytes = tensors.map((t) => new Uint8Array(t.buffer, t.byteOffset, t.byteLength));
+  const sharedSize = mod.sharedBytes >= 0 ? mod.sharedBytes : launch.dynamicSharedBytes ?? 0;
+  if (mod.sharedBytes < 0 && sharedSize % 4 !== 0) throw new SimError(`dynamic shared memory of ${sharedSize} bytes is not a multiple of 4`);
   paramValues = tensors.map((_, t) => (t + 1) * TENSOR_SPAN);
   const [gx, gy, gz] = launch.grid;
   const [bx, by, bz] = launch.block;
@@ -466,9 +699,14 @@ export function simulate(ptx: string, launch: SimLaunch, tensors: Float32Array[]
   const state = new Int8Array(nThreads); // 0 running, 1 at barrier, 2 exited
   for (let cz = 0; cz < gz; cz++) for (let cy = 0; cy < gy; cy++) for (let cx = 0; cx < gx; cx++) {
     stats.blocks++;
-    sharedMem = new Float32Array(mod.sharedBytes / 4);
+    const sharedBuffer = new ArrayBuffer(sharedSize);
+    sharedMem = new Float32Array(sharedBuffer);
+    sharedWords = new Uint32Array(sharedBuffer);
+    sharedBytesView = new Uint8Array(sharedBuffer);
     sharedMem.fill(NaN);
-    sharedMeta = new Int32Array((mod.sharedBytes / 4) * 4).fill(-1);
+    sharedMeta = new Int32Array((sharedSize / 4) * 4).fill(-1);
+    asyncGroups = Array.from({ length: nThreads }, () => []);
+    asyncOpen = Array.from({ length: nThreads }, () => []);
     epoch = 0;
     pcs.fill(0);
     state.fill(0);
@@ -497,6 +735,10 @@ export function simulate(ptx: string, launch: SimLaunch, tensors: Float32Array[]
           } else if (ins.kind === 'bra') {
             pc = ins.target!;
             if (n > maxIns) throw new SimError('instruction limit exceeded (a loop that does not end?)');
+          } else if (ins.kind === 'warp') {
+            pcs[t] = pc;
+            state[t] = 3;
+            break;
           } else if (ins.kind === 'bar') {
             pcs[t] = pc + 1;
             state[t] = 1;
@@ -511,6 +753,7 @@ export function simulate(ptx: string, launch: SimLaunch, tensors: Float32Array[]
         stats.instructions += n;
         if (stats.instructions > maxIns) throw new SimError(`instruction limit ${maxIns} exceeded`);
       }
+      if (warpCollectives(prog, regs, pcs, state, nThreads)) continue;
       let atBar = 0;
       let exited = 0;
       for (let t = 0; t < nThreads; t++) {

@@ -10,7 +10,8 @@
  * LoopProgram's text.
  */
 import { fail } from '../../ir/errors.ts';
-import { flops } from '../../ir/problem.ts';
+import { flops, type Problem } from '../../ir/problem.ts';
+import { storageArray } from '../../ir/dtype.ts';
 import type { Schedule } from '../../ir/schedule.ts';
 import {
   describeMapping, lowerGpu, MAX_ACCUMULATORS, MAX_UNROLLED, type GpuLoweringOptions, type GpuMapping, type GpuProgram,
@@ -18,16 +19,22 @@ import {
 import type { LoopProgram } from '../../loopnest/program.ts';
 import type { Kernel, Target, TargetCaps } from '../kernel.ts';
 import { printPtx, type CudaLaunch, type PrintedPtx } from './ptx.ts';
+import { printMmaPtx } from './mma-ptx.ts';
+
+/** How a kernel's tensor sits in device memory: fp32, or 16-bit patterns (a typed problem's inputs). */
+export type CudaStorage = 'f32' | 'bf16' | 'f16';
 
 export interface CudaKernel extends Kernel {
   launch: CudaLaunch;
+  /** per ABI tensor: its storage; fp32 tensors (and so every tensor of an f32 problem) are uploaded as they are */
+  storage: readonly CudaStorage[];
   mapping: GpuMapping;
   /** the plan the PTX prints */
   gpu: GpuProgram;
 }
 
-/** What a caller may choose about a kernel (the rest is the lowering's): the register cap. */
-export type CudaCompileOptions = Pick<GpuLoweringOptions, 'maxRegisters'>;
+/** What a caller may choose about a kernel (the rest is the lowering's): the register cap, a tensor-core pipeline's depth. */
+export type CudaCompileOptions = Pick<GpuLoweringOptions, 'maxRegisters' | 'stages'>;
 
 /** Kernels longer than this are lowered again with a smaller unroll budget (ptxas time grows fast with size). */
 export const MAX_PTX_LINES = 16000;
@@ -60,6 +67,7 @@ export function lowerAndPrint(schedule: Schedule, options: CudaCompileOptions = 
   let budget = MAX_UNROLLED;
   for (;;) {
     const program = lowerGpu(schedule, { ...options, maxUnrolled: budget });
+    if (program.mma) return { program, printed: printMmaPtx(program.mma) };
     const printed = printPtx(program);
     const lines = printed.ptx.length / 28; // about 28 characters a line
     if (lines <= MAX_PTX_LINES || budget <= 1) return { program, printed };
@@ -87,6 +95,18 @@ function scheduleProgram(s: Schedule, m: GpuMapping): LoopProgram {
 
 const encoder = new TextEncoder();
 
+/** The storage of each ABI tensor: a bf16/f16 problem's combine inputs are 16-bit, everything else fp32 (tf32 reads fp32). */
+export function storageOf(p: Problem): CudaStorage[] {
+  const t = p.dtype;
+  const typed: CudaStorage = t === 'bf16' || t === 'f16' ? t : 'f32';
+  return p.tensors.map((_, i) => (i >= 1 && i <= p.inputs.length ? typed : 'f32'));
+}
+
+/** A tensor as the kernel reads it (host values rounded into 16-bit patterns where its storage says so). */
+export function deviceArray(storage: CudaStorage, values: Float32Array): Float32Array | Uint16Array {
+  return storage === 'f32' ? values : storageArray(storage, values);
+}
+
 /** Schedule -> PTX kernel (what searches use, and the cuda Backend's compile). */
 export function compileCuda(schedule: Schedule, options: CudaCompileOptions = {}): CudaKernel {
   const t0 = performance.now();
@@ -101,6 +121,7 @@ export function compileCuda(schedule: Schedule, options: CudaCompileOptions = {}
     program: stand,
     codegenMicros: (performance.now() - t0) * 1000,
     launch: printed.launch,
+    storage: storageOf(schedule.problem),
     mapping: program.mapping,
     gpu: program,
   };

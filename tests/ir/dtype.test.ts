@@ -30,9 +30,12 @@ test('f16: the encodings numpy gives (float32 first, then half, to nearest even)
   assert.is(roundTo('f16', 1 + 2 ** -11), 1);
 });
 
-test('tf32 keeps 10 mantissa bits, rounded to nearest even; f32 is fround', () => {
-  assert.is(roundTo('tf32', 1 + 2 ** -11), 1);
+test('tf32 keeps 10 mantissa bits, to nearest, ties away (cvt.rna.tf32.f32); f32 is fround', () => {
+  assert.is(roundTo('tf32', 1 + 2 ** -11), 1 + 2 ** -10); // a tie: away from zero
+  assert.is(roundTo('tf32', -(1 + 2 ** -11)), -(1 + 2 ** -10));
+  assert.is(roundTo('tf32', 1 + 2 ** -11 - 2 ** -20), 1);
   assert.is(roundTo('tf32', 1 + 3 * 2 ** -11), 1 + 2 ** -9);
+  assert.is(roundTo('tf32', 0.851806640625), 0.85205078125);
   assert.is(roundTo('tf32', 1 + 2 ** -10), 1 + 2 ** -10);
   assert.is(roundTo('f32', 0.1), Math.fround(0.1));
   const s = storageArray('bf16', [1, 0.1]);
