@@ -29,12 +29,21 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
     ...(options.budget ? { budget: Number(options.budget.replace(/s$/, '')) } : {}),
     ...(options.more ? { more: Number(options.more.replace(/s$/, '')) } : {}),
   }),
+  // needs redis-server (Debian's package); --workers 1,2,4 adds the scaling mode, --seconds its time per count
+  farm: async () => {
+    const { benchFarm, workerCounts } = await import('./farm.ts');
+    return async ({ quick, options }) => benchFarm({
+      quick,
+      ...(options.workers ? { workers: workerCounts(options.workers) } : {}),
+      ...(options.seconds ? { seconds: Number(options.seconds.replace(/s$/, '')) } : {}),
+    });
+  },
 };
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const costOnly = args.includes('--cost-only');
-const VALUE_OPTIONS = new Set(['--models', '--threads', '--budget', '--more']);
+const VALUE_OPTIONS = new Set(['--models', '--threads', '--budget', '--more', '--workers', '--seconds']);
 const options: Record<string, string> = {};
 const names: string[] = [];
 for (let i = 0; i < args.length; i++) {

@@ -19,6 +19,7 @@ import { hostTarget } from '../targets/runtime/host.ts';
 import { sha256Hex, writeTunedModel } from '../agent/tuned-model.ts';
 import { DEFAULT_MODEL_BUDGET_SECONDS, tuneModel, type TuneModelProgress, type TuneModelResult } from '../agent/tune-model.ts';
 import { echo, nonEmpty, positiveSeconds, threadCount } from './options.ts';
+import { FARM_HELP, farmUrl } from './worker.ts';
 
 export interface CompileOptions {
   /** seconds (default 60) */
@@ -31,6 +32,8 @@ export interface CompileOptions {
   /** a records file, or false for none (default: the records store's default path) */
   records?: string | false;
   target?: string;
+  /** measure on the workers of this farm (a Redis URL: targets/farm) */
+  farm?: string;
 }
 
 /** Where the command writes: the table and the summary (stdout), the progress bar (stderr, a terminal only). */
@@ -123,17 +126,23 @@ export async function runCompile(modelPath: string, options: CompileOptions = {}
     throw e;
   }
   const out = options.out ?? defaultTunedPath(modelPath);
+  // a farm's device: the tasks' measurements and verifications run on its workers
+  const device = options.farm
+    ? await (await import('../targets/farm/remote-device.ts')).openRemoteDevice(b, { url: options.farm, threads: options.threads ?? 1 })
+    : undefined;
   const bar = progressBar(output.progress, budget);
   let result: TuneModelResult;
   try {
     result = await tuneModel(graph, {
       budgetSeconds: budget, target: b, sha256: sha256Hex(bytes), name: path.basename(modelPath).replace(/\.onnx$/i, ''),
+      ...(device ? { device } : {}),
       ...(options.threads !== undefined ? { threads: options.threads } : {}),
       ...(options.records === false ? { noRecords: true } : options.records !== undefined ? { records: options.records } : {}),
       onProgress: (p) => bar.update(p),
     });
   } finally {
     bar.stop();
+    await device?.close();
   }
   await writeTunedModel(out, result.tuned);
   const table = formatTaskTable(result);
@@ -152,7 +161,7 @@ export async function runCompile(modelPath: string, options: CompileOptions = {}
   return { result, out, table };
 }
 
-interface CompileCliOptions { budget: number; threads?: number; shape?: Record<string, number[]>; out?: string; records?: string | boolean; target?: string }
+interface CompileCliOptions { budget: number; threads?: number; shape?: Record<string, number[]>; out?: string; records?: string | boolean; target?: string; farm?: string }
 
 export function registerCompile(program: Command): void {
   program
@@ -166,6 +175,7 @@ export function registerCompile(program: Command): void {
     .option('--records <file>', 'tuning records (default $LOOPTUNE_RECORDS or the cache folder\'s looptune/records.jsonl)', nonEmpty('records path'))
     .option('--no-records', 'neither read nor write tuning records')
     .option('--target <name>', 'avx512 or avx2 (default: the host\'s best)')
+    .option('--farm <url>', FARM_HELP, farmUrl)
     .action(async (model: string, opts: CompileCliOptions) => {
       await runCompile(model, {
         budget: opts.budget,
@@ -174,6 +184,7 @@ export function registerCompile(program: Command): void {
         ...(opts.out !== undefined ? { out: opts.out } : {}),
         ...(opts.records === false ? { records: false } : typeof opts.records === 'string' ? { records: opts.records } : {}),
         ...(opts.target !== undefined ? { target: opts.target } : {}),
+        ...(opts.farm !== undefined ? { farm: opts.farm } : {}),
       });
     });
 }

@@ -12,8 +12,12 @@ import { describeProgress, progressLine } from './progress.ts';
 import { describeSpeedup, formatRun, runFailed, speedupOverDefault } from './format.ts';
 import { checkCompare, nonEmpty, parseBudget, seed, threadCount } from './options.ts';
 import { threadsFor } from './threads.ts';
+import { FARM_HELP, farmUrl } from './worker.ts';
+import { evaluatorFor } from '../env/evaluator-for.ts';
+import type { MeasuredEvaluator } from '../env/evaluator.ts';
+import { SEARCH_MIN_SECONDS } from '../agent/search/run.ts';
 
-interface SearchOptions { searcher: string; budget: Budget; target?: string; compare?: string; records?: string; seed: number; threads?: number; json?: boolean }
+interface SearchOptions { searcher: string; budget: Budget; target?: string; compare?: string; records?: string; seed: number; threads?: number; json?: boolean; farm?: string }
 
 export function registerSearch(program: Command): void {
   program
@@ -28,6 +32,7 @@ export function registerSearch(program: Command): void {
     .option('--seed <n>', 'random seed', seed, 0)
     .option('--threads <n>', 'CPU threads of parallel kernels, the peak and the BLAS (default: every core)', threadCount)
     .option('--json', 'print the result as JSON (the fields of run plus schedule, speedupOverDefault, measurements, seconds)')
+    .option('--farm <url>', FARM_HELP, farmUrl)
     .action(async (spec: string, opts: SearchOptions) => {
       const problem = parseProblem(spec);
       const target = (opts.target ?? hostTarget()) as SearchTarget;
@@ -35,22 +40,28 @@ export function registerSearch(program: Command): void {
       checkCompare(opts.compare, b);
       // figures of a target that cannot be timed here are predictions (neon: the analytic cost model)
       const predicted = b.timing === 'emulated';
-      const threads = threadsFor(b, opts.threads);
+      // on a farm the thread count is the workers' key's (a worker runs one thread unless started with more)
+      const threads = opts.farm ? (b.caps.threads ? opts.threads ?? 1 : undefined) : threadsFor(b, opts.threads);
+      const farm = opts.farm ? await evaluatorFor(b, {
+        farm: { url: opts.farm }, records: opts.records ?? null, minSeconds: SEARCH_MIN_SECONDS, ...(threads !== undefined ? { threads } : {}),
+      }) as MeasuredEvaluator : undefined;
       const line = progressLine();
       const r = await runSearch(problem, {
         ...(threads !== undefined ? { threads } : {}),
         searcher: opts.searcher, budget: opts.budget, target, recordsPath: opts.records ?? null, seed: opts.seed,
+        ...(farm ? { evaluator: farm } : {}),
         onProgress: (p) => line.update(describeProgress(p)),
       });
       line.done();
       let run: RunReport | undefined;
       if (b.timing !== 'model') {
-        // the best schedule, verified against the interpreter and measured side by side with the device's BLAS
-        const device = await b.open(threads !== undefined ? { threads } : {});
+        // the best schedule, verified against the interpreter and measured side by side with the
+        // device's BLAS (with a farm: by one of its workers)
+        const device = farm?.device ?? await b.open(threads !== undefined ? { threads } : {});
         try {
           run = await runSchedule(Schedule.parse(problem, r.schedule), b, device, { compareBaseline: opts.compare !== undefined });
         } finally {
-          await device.close();
+          await (farm ?? device).close();
         }
       }
       // under emulation the run only verifies: speed figures stay the search's (predicted) ones

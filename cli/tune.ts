@@ -7,8 +7,9 @@ import { SEARCH_TUNE_SECONDS } from '../agent/tune.ts';
 import { describeProgress, progressLine } from './progress.ts';
 import { describeBaseline, describeSpeedup } from './format.ts';
 import { checkCompare, nonEmpty, positiveSeconds, seed, threadCount } from './options.ts';
+import { FARM_HELP, farmUrl } from './worker.ts';
 
-interface TuneOptions { target?: string; budget: number; policy?: string; compare?: string; records?: string | boolean; seed: number; threads?: number; json?: boolean; layout: string }
+interface TuneOptions { target?: string; budget: number; policy?: string; compare?: string; records?: string | boolean; seed: number; threads?: number; json?: boolean; layout: string; farm?: string }
 
 function layoutMode(raw: string): string {
   if (raw !== 'auto' && raw !== 'nchw') throw new InvalidArgumentError(`--layout must be nchw or auto, got "${raw.slice(0, 40)}"`);
@@ -30,14 +31,19 @@ export function registerTune(program: Command): void {
     .option('--threads <n>', 'CPU threads (default: every core; a small problem\'s winner stays on one if that is faster)', threadCount)
     .option('--json', 'print the result as JSON (the field names of search)')
     .option('--layout <mode>', 'nchw (as given) or auto: a conv or pool also tuned in the blocked NCHWc layout, the faster kept (its conversions timed and charged)', layoutMode, 'nchw')
+    .option('--farm <url>', FARM_HELP, farmUrl)
     .action(async (spec: string, opts: TuneOptions, command: Command) => {
       const b = backend(opts.target ?? hostTarget());
       checkCompare(opts.compare, b);
       const budgetGiven = command.getOptionValueSource('budget') !== 'default';
       const { tune } = await import('../agent/tune.ts');
+      // a farm's device: every measurement and the verification run on its workers (closed when the process ends)
+      const device = opts.farm
+        ? await (await import('../targets/farm/remote-device.ts')).openRemoteDevice(b, { url: opts.farm, threads: opts.threads ?? 1 })
+        : undefined;
       const line = progressLine();
       const tuneOptions = {
-        target: b, seed: opts.seed,
+        target: b, seed: opts.seed, ...(device ? { device } : {}),
         ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
         ...(opts.compare !== undefined ? { compareBaseline: true } : {}),
         ...(budgetGiven ? { budgetSeconds: opts.budget } : {}),
@@ -59,6 +65,7 @@ export function registerTune(program: Command): void {
         r = await tune(parseProblem(spec), tuneOptions);
       }
       line.done();
+      await device?.close();
       if (layoutLine && !opts.json) console.log(layoutLine);
       if (r.ranking === 'none' && !opts.policy && r.native) process.stderr.write(`[${r.target}] searched without a cost model: the shipped ${r.target} model did not load\n`);
       const { best: _b, kernel: _k, ...fields } = r;

@@ -35,6 +35,7 @@ import { LoopNestEnv, observesParallel } from '../env/loopnest-env.ts';
 import { CachingEvaluator, type Evaluator, type NativeTargetName, type PredictFunction } from '../env/evaluator.ts';
 import { evaluatorFor, measuresKernels } from '../env/evaluator-for.ts';
 import type { Backend } from '../targets/backend.ts';
+import type { FarmOptions } from '../targets/farm/farm-options.ts';
 import { backend, findBackend } from '../targets/registry.ts';
 import { hostIsa, hostTarget } from '../targets/runtime/host.ts';
 import { initBackend } from '../agent/backend.ts';
@@ -72,11 +73,17 @@ function threadOptions(x: Experiment): { threads?: number } {
   return x.spec.threads > 1 ? { threads: x.spec.threads } : {};
 }
 
+/** `farm:` of the file as evaluator options: measurements on the farm's workers. */
+function farmOptions(x: Experiment): { farm?: FarmOptions } {
+  const f = x.spec.farm;
+  return f ? { farm: { url: f.url, ...(f.key !== undefined ? { key: f.key } : {}), ...(f.concurrency !== undefined ? { concurrency: f.concurrency } : {}) } } : {};
+}
+
 /** Measurements of the experiment's target (its records in the run's file; one line without its device). */
 function measured(x: Experiment, v: ResolvedVariant, minSeconds: number): Promise<Evaluator> {
   const b = backend(resolveTarget(x.spec.target));
   // GPU launches are often tens of microseconds: at least 20 ms of samples each
-  return evaluatorFor(b, { records: recordsPath(x, v), minSeconds: b.processor === 'gpu' ? Math.max(minSeconds, 0.02) : minSeconds, ...threadOptions(x) });
+  return evaluatorFor(b, { records: recordsPath(x, v), minSeconds: b.processor === 'gpu' ? Math.max(minSeconds, 0.02) : minSeconds, ...threadOptions(x), ...farmOptions(x) });
 }
 
 /** The evaluator that gives training rewards, from `reward.source`. */

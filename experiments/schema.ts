@@ -9,6 +9,9 @@
  *              mix: [{ name: resnet18-conv2d, share: 0.15 }] }   # mix: other datasets' splits, drawn
  *                                  # this share of episodes (and their test splits join eval/compare)
  *   threads: 2                     # CPU threads of the kernels: rewards, peak, eval and compare (default 1)
+ *   farm: { url: "redis://:secret@10.0.0.5:6379", key: "avx512 on ...", concurrency: 8 }
+ *                                  # measure on the workers of a farm (looptune worker; key default:
+ *                                  # this machine's), for measured and hybrid rewards, eval and compare
  *   env: { actions: [...], episode_steps: 10, max_loops: 10, observation: vector, start: initial }   # vector | graph; initial | sketch (cuda)
  *   reward: { source: measured, min_seconds: 0.01, records: path }   # measured | costmodel | hybrid | synthetic
  *   network: { kind: mlp, hidden: [256, 256], activation: tanh }
@@ -193,6 +196,15 @@ const Dataset = z.strictObject({
   })).min(1).optional(),
 });
 
+/** A measurement farm (targets/farm): every measured figure of the run comes from its workers. */
+const Farm = z.strictObject({
+  url: z.string().regex(/^rediss?:\/\/\S+$/, 'a Redis URL such as redis://:password@127.0.0.1:6379'),
+  /** the workers' hardware key (as `looptune worker` prints it); default: this machine's */
+  key: z.string().min(1).optional(),
+  /** measurements in flight at once */
+  concurrency: positiveInt.max(1024).optional(),
+});
+
 const Variant = z.strictObject({
   network: Network.optional(),
   ppo: overrides(Ppo).optional(),
@@ -212,6 +224,7 @@ export const ExperimentSchema = z.strictObject({
   iterations: positiveInt,
   /** CPU threads the kernels run on: training rewards (measured or predicted), the peak, eval and compare */
   threads: positiveInt.max(256).default(1),
+  farm: Farm.optional(),
   seed: z.number().int().min(0).default(1),
   checkpoint: z.strictObject({ every: positiveInt.default(10), keep: positiveInt.default(3) }).default({ every: 10, keep: 3 }),
   evaluation: Evaluation.default(Evaluation.parse({})),
@@ -332,6 +345,7 @@ export function parseExperiment(text: string, file: string, outputOverride?: str
   const targetBackend = backend(spec.target === 'host' ? hostTarget() : spec.target);
   const threadedTarget = targetBackend.caps.threads === true && targetBackend.timing !== 'model';
   if (spec.threads > 1 && !threadedTarget) issues.push({ path: ['threads'], message: `the ${spec.target} target runs kernels on one thread (no parallel bands)` });
+  if (spec.farm && targetBackend.timing !== 'native') issues.push({ path: ['farm'], message: `a farm measures kernels: the ${spec.target} target's figures are not timings` });
   const shares = (spec.dataset.mix ?? []).reduce((a, m) => a + m.share, 0);
   if (shares >= 1) issues.push({ path: ['dataset', 'mix'], message: `the shares add up to ${+shares.toFixed(3)}: they must leave some episodes to ${spec.dataset.name}` });
   (spec.evaluation.policies ?? []).forEach((p, i) => {

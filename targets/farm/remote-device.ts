@@ -85,7 +85,8 @@ export async function openRemoteDevice(backend: Backend, options: RemoteDeviceOp
   let lastError = '';
   for (const c of [connection, eventsConnection]) c.on('error', (e: Error) => (lastError = e.message));
   try {
-    await waitForWorker(connection, key, options.waitForWorkerSeconds ?? 15, options.url, () => lastError);
+    const hint = `looptune worker --redis URL --targets ${backend.name}${threads > 1 ? ` --threads ${threads}` : ''}`;
+    await waitForWorker(connection, key, options.waitForWorkerSeconds ?? 15, options.url, () => lastError, hint);
   } catch (e) {
     connection.disconnect();
     eventsConnection.disconnect();
@@ -97,7 +98,7 @@ export async function openRemoteDevice(backend: Backend, options: RemoteDeviceOp
 }
 
 /** Waits until the roster lists a worker of `key`; one line naming the live keys when none comes. */
-async function waitForWorker(redis: Redis, key: string, seconds: number, url: string, lastError: () => string): Promise<void> {
+async function waitForWorker(redis: Redis, key: string, seconds: number, url: string, lastError: () => string, hint: string): Promise<void> {
   const deadline = Date.now() + seconds * 1000;
   let live: RosterEntry[] = [];
   for (;;) {
@@ -107,13 +108,14 @@ async function waitForWorker(redis: Redis, key: string, seconds: number, url: st
     } catch {
       // Redis not reachable yet: retried until the deadline
     }
-    if (Date.now() >= deadline) break;
+    // a refused password does not get better by waiting
+    if (Date.now() >= deadline || /WRONGPASS|NOAUTH|NOPERM/.test(lastError())) break;
     await new Promise((r) => setTimeout(r, 250));
   }
   const where = redactUrl(url);
   if (lastError()) fail(`cannot reach the farm's Redis at ${where}: ${lastError()}`);
   const keys = [...new Set(live.flatMap((w) => w.keys))];
-  fail(`no worker on the farm at ${where} serves '${key}' (${keys.length ? `live keys: ${keys.map((k) => `'${k}'`).join(', ')}` : 'no live workers'}); start one there: looptune worker --redis URL --targets ${key.split(' ')[0]}`);
+  fail(`no worker on the farm at ${where} serves '${key}' (${keys.length ? `live keys: ${keys.map((k) => `'${k}'`).join(', ')}` : 'no live workers'}); start one there: ${hint}`);
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
@@ -369,5 +371,5 @@ class FarmDevice implements RemoteDevice {
 
 /** What a kernel's code depends on in a problem, as text (spec parsing must reproduce it). */
 function structureOf(p: Problem): string {
-  return JSON.stringify([p.op, p.vars, p.tensors, p.output, p.inputs, p.combine, p.epilogue ?? []]);
+  return JSON.stringify([p.op, p.vars, p.tensors, p.output, p.inputs, p.combine, p.epilogue ?? [], p.dtype ?? null]);
 }

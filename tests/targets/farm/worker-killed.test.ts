@@ -28,24 +28,32 @@ test('a worker killed mid-job: the search completes, each measurement recorded o
     workers.push(...await Promise.all([0, 1, 2].map(() => startWorker(redis.url))));
     const key = workers[0]!.key;
     const records = path.join(dir, 'records.jsonl');
-    const evaluator = await evaluatorFor(hostTarget(), { farm: { url: redis.url, concurrency: 3 }, records, minSeconds: 0.002 }) as MeasuredEvaluator;
+    const evaluator = await evaluatorFor(hostTarget(), { farm: { url: redis.url, concurrency: 3 }, records, minSeconds: 0.01 }) as MeasuredEvaluator;
     const device = evaluator.device as RemoteDevice;
     assert.is(device.key, key);
     const queue = new Queue(queueName(key), { connection: probe });
     let killed: { worker: WorkerProcess; jobId: string } | undefined;
     let killing = false;
-    /** SIGKILLs the worker that holds an active job right now (tried again until one holds one). */
+    /**
+     * SIGKILLs a worker that holds an active job, and starts another. A job may still finish in the
+     * moment between the look and the kill: then the next active job's worker is killed (3 tries).
+     */
     const killActive = async (): Promise<void> => {
-      for (let i = 0; i < 200 && !killed; i++) {
-        for (const job of await queue.getActive()) {
-          const w = workers.find((x) => job.processedBy === `${os.hostname()} pid ${x.pid}`);
-          if (!w || !job.id) continue;
-          await w.stop('SIGKILL');
-          killed = { worker: w, jobId: job.data.id as string };
-          workers.push(await startWorker(redis.url));
-          return;
+      for (let tries = 0; tries < 3 && !killed; tries++) {
+        let victim: { worker: WorkerProcess; jobId: string; bullId: string } | undefined;
+        for (let i = 0; i < 400 && !victim; i++) {
+          for (const job of await queue.getActive()) {
+            const w = workers.find((x) => x.child.exitCode === null && job.processedBy === `${os.hostname()} pid ${x.pid}`);
+            if (w && job.id) victim = { worker: w, jobId: job.data.id as string, bullId: job.id };
+          }
+          if (!victim) await new Promise((r) => setTimeout(r, 2));
         }
-        await new Promise((r) => setTimeout(r, 5));
+        if (!victim) return;
+        await victim.worker.stop('SIGKILL');
+        workers.push(await startWorker(redis.url));
+        const job = await queue.getJob(victim.bullId);
+        const finishedBeforeTheKill = job?.finishedOn !== undefined && job.processedBy === `${os.hostname()} pid ${victim.worker.pid}`;
+        if (!finishedBeforeTheKill) killed = { worker: victim.worker, jobId: victim.jobId };
       }
     };
     let killing$: Promise<void> | undefined;
