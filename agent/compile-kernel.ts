@@ -39,7 +39,7 @@
  * fork-join on several threads; plus the conversions, one thread each, for a blocked kernel).
  */
 import { fail } from '../ir/errors.ts';
-import { blockedVariant, whyNotBlocked } from '../ir/layout.ts';
+import { blockedVariant, conversionSchedules, whyNotBlocked } from '../ir/layout.ts';
 import { copyFromStorage, copyIntoStorage, fillInterior, isPadded, padded } from '../ir/padding.ts';
 import { ACCUMULATES, dataShape, elementCount, type Combine, type Problem, type Tensor } from '../ir/problem.ts';
 import { Schedule } from '../ir/schedule.ts';
@@ -51,8 +51,9 @@ import { InProcessKernel, type KernelTensor } from '../targets/runtime/in-proces
 import { defaultThreads, threadCountError } from '../targets/runtime/threads.ts';
 import { verifyKernel } from '../targets/verify.ts';
 import { BlockedTwin } from './blocked-kernel.ts';
-import { conversionSchedules, tuneLayouts, type LayoutChoice } from './tune-layout.ts';
-import { tune, type TuneOptions, type TuneResult } from './tune.ts';
+// tuning (and with it TensorFlow.js, ~120 MB resident) is loaded only when a kernel is tuned here
+import type { LayoutChoice } from './tune-layout.ts';
+import type { TuneOptions, TuneResult } from './tune.ts';
 
 /** The layouts compileKernel can be asked for (see the top of this file). */
 export const KERNEL_LAYOUTS = ['nchw', 'blocked', 'auto'] as const;
@@ -257,6 +258,7 @@ function twinOf(problem: Problem, b: Backend): Problem {
 /** Tunes `p` or reads the given schedule of it. */
 async function tuneOrParse(p: Problem, b: Backend, threads: number, options: CompileKernelOptions): Promise<Omit<Chosen, 'blocked'>> {
   if ('tune' in options) {
+    const { tune } = await import('./tune.ts');
     const tuned = await tune(p, { ...options.tune, target: b, threads: options.tune.threads ?? threads });
     if (!tuned.verified) fail(`compileKernel: tune found no kernel of ${p.spec} that passed verification`);
     return { schedule: tuned.best, tuned };
@@ -272,6 +274,7 @@ async function chooseSchedule(problem: Problem, b: Backend, threads: number, lay
   if (layout === 'nchw') return { ...(await tuneOrParse(problem, b, threads, options)), blocked: false };
   if (layout === 'blocked') return { ...(await tuneOrParse(twinOf(problem, b), b, threads, options)), blocked: true };
   if (!('tune' in options)) fail(`compileKernel: layout 'auto' chooses by measurement: give { tune: {...} }, not a schedule`);
+  const { tuneLayouts } = await import('./tune-layout.ts');
   const choice = await tuneLayouts(problem, { ...options.tune, target: b, threads: options.tune.threads ?? threads });
   const tuned = choice.layout !== 'nchw' ? choice.blocked! : choice.nchw;
   if (!tuned.verified) fail(`compileKernel: tune found no kernel of ${tuned.problem} that passed verification`);

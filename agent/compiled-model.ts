@@ -50,7 +50,6 @@ import { defaultThreads, threadCountError } from '../targets/runtime/threads.ts'
 import { compileKernel, type CompiledKernel, type KernelOperand } from './compile-kernel.ts';
 import { libraryKernel, type LibraryKernel } from './library-kernel.ts';
 import { gemmSeeds, sampleSketch } from './search/sketch.ts';
-import { costModelRanker } from './tune.ts';
 import { checkTunedModelFor, readTunedModel, sha256Hex, tasksBySpec, type TunedModel, type TunedTask } from './tuned-model.ts';
 
 export interface LoadModelOptions {
@@ -261,6 +260,8 @@ async function compileKernels(g: ModelGraph, plan: ModelMemoryPlan, c: CompileCo
     jobs.set(key, job);
   });
   if (needDefault.length > 0) {
+    // loaded only here: TensorFlow.js and the cost model cost ~120 MB resident, which a fully tuned model never needs
+    const { costModelRanker } = await import('./tune.ts');
     const predict = await costModelRanker('default', c.b.name, c.threads);
     for (const job of needDefault) {
       const d = await defaultSchedule(job.problem, c.b, c.threads, predict);

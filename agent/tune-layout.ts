@@ -8,7 +8,7 @@
  * A model that keeps NCHWc between its layers pays no conversions: `keptLayout` says which layout
  * wins then.
  */
-import { blockedConversions, blockedVariant } from '../ir/layout.ts';
+import { blockedVariant, conversionSchedules } from '../ir/layout.ts';
 import { flops, type Problem } from '../ir/problem.ts';
 import { Schedule } from '../ir/schedule.ts';
 import type { Backend } from '../targets/backend.ts';
@@ -61,18 +61,4 @@ export async function tuneLayouts(problem: Problem, options: TuneOptions = {}): 
   }
 }
 
-/** The schedules of the conversions around `twin` (ir/layout.ts blockedConversions) as tuneLayouts times them and compileKernel runs them: the nest as given, one thread. */
-export interface ConversionSchedules {
-  readonly input: Schedule;
-  readonly residual?: Schedule;
-  readonly output: Schedule;
-}
-
-export function conversionSchedules(problem: Problem, twin: Problem): ConversionSchedules {
-  const c = blockedConversions(problem, twin);
-  return {
-    input: Schedule.initial(c.input),
-    ...(c.residual ? { residual: Schedule.initial(c.residual) } : {}),
-    output: Schedule.initial(c.output),
-  };
-}
+export { conversionSchedules, type ConversionSchedules } from '../ir/layout.ts';

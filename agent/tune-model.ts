@@ -34,7 +34,7 @@
  * than BLOCKED_TRY_BELOW of the peak after its round-0 tune also gets a round-0 tune of its
  * blocked NCHWc twin (ir/layout.ts blockedVariant; the register-tile seeds of agent/search/sketch.ts
  * make it quick), charged for the conversions the executor runs around it (input, +residual,
- * output; agent/tune-layout.ts conversionSchedules, timed as they run); the faster is kept and its
+ * output; ir/layout.ts conversionSchedules, timed as they run); the faster is kept and its
  * later slices tune that layout. Layers NCHW already runs near the peak are not charged the second
  * search. Tasks with a library alternative stay NCHW (the library compares against NCHW).
  *
@@ -52,7 +52,7 @@ import { randomArray } from '../ir/interpret.ts';
 import { importOnnx, type ImportOptions } from '../ir/model/onnx-import.ts';
 import { modelTasks, type ModelGraph } from '../ir/model/graph.ts';
 import { elementCount, flops, type Problem } from '../ir/problem.ts';
-import { blockedVariant } from '../ir/layout.ts';
+import { blockedVariant, conversionSchedules } from '../ir/layout.ts';
 import { Schedule } from '../ir/schedule.ts';
 import { defaultRecordsPath, RecordStore } from '../env/records.ts';
 import type { Backend, Device } from '../targets/backend.ts';
@@ -67,7 +67,6 @@ import { libraryKernel, whyNotGemm, type LibraryKernel } from './library-kernel.
 import type { SearchProgress } from './searcher.ts';
 import { sha256Hex, TUNED_MODEL_FORMAT, TUNED_MODEL_VERSION, type TunedModel } from './tuned-model.ts';
 import { defaultBudgetSeconds, tune, type LoadedPolicy, type TuneResult } from './tune.ts';
-import { conversionSchedules } from './tune-layout.ts';
 
 /** Default total budget of a model, seconds. */
 export const DEFAULT_MODEL_BUDGET_SECONDS = 60;

@@ -13,6 +13,7 @@
  * scheduler) to show what longer tuning would still gain.
  *
  *   npm run bench -- models [--quick] [--models resnet18,bert-layer] [--threads 1,2] [--budget 60] [--more 600]
+ *   npm run bench -- models --memory-only     (the memory figures again, from the artifacts a full run wrote)
  *
  * Writes bench/results/models.json and models.html.
  */
@@ -50,6 +51,8 @@ export interface BenchModelsOptions {
   readonly threads?: readonly number[];
   readonly budget?: number;
   readonly more?: number;
+  /** re-measure only the memory figures of models.json, from the tuned artifacts it wrote */
+  readonly memoryOnly?: boolean;
 }
 
 interface Timing {
@@ -58,8 +61,10 @@ interface Timing {
 }
 
 interface MemoryReading {
-  /** the child's maximum resident set after load and runs */
+  /** the child's maximum resident set (load-time transients included) */
   readonly maxRssBytes: number;
+  /** its resident set after the runs, the model still loaded */
+  readonly steadyRssBytes: number;
   /** the same child's resident set before it loaded anything (Node.js and the runtime's code) */
   readonly startRssBytes: number;
 }
@@ -249,7 +254,26 @@ function html(rows: readonly Record<string, unknown>[], longer: Record<string, u
   return `<!doctype html><meta charset="utf-8"><title>looptune models</title>${threadsSeen.map(latency).join('<br>')}<br>${curves}<br>${longerPlot}${tables}\n`;
 }
 
+/** Re-measures the memory of every 1-thread row of models.json with the artifacts the full run wrote. */
+async function memoryOnly(): Promise<unknown> {
+  const file = join(RESULTS, 'models.json');
+  const { readFileSync } = await import('node:fs');
+  const saved = JSON.parse(readFileSync(file, 'utf8')) as { rows: Record<string, unknown>[] };
+  for (const r of saved.rows) {
+    if (r.threads !== 1) continue;
+    const name = zooName(String(r.model));
+    const path = join(MODEL_DIR, `${name}.onnx`);
+    writeFileSync(path, zooModel(name));
+    const tunedPath = join(RESULTS, `models-${name}-1t.tuned.json`);
+    r.memory = { looptune: memoryOf('looptune', path, tunedPath, 1, batchOne(name)), onnxruntime: memoryOf('onnxruntime', path, tunedPath, 1, batchOne(name)) };
+    console.log(name, JSON.stringify(r.memory));
+  }
+  writeFileSync(file, JSON.stringify(saved, null, 2) + '\n');
+  return saved.rows.map((r) => r.memory);
+}
+
 export async function benchModels(opts: BenchModelsOptions): Promise<unknown> {
+  if (opts.memoryOnly) return memoryOnly();
   const names = (opts.models?.length ? opts.models.map(zooName) : opts.quick ? QUICK_MODELS : MODELS);
   const threadCounts = opts.threads?.length ? opts.threads : [1, 2];
   const budget = opts.budget ?? (opts.quick ? 5 : 60);

@@ -28,6 +28,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
     ...(options.threads ? { threads: options.threads.split(',').map(Number) } : {}),
     ...(options.budget ? { budget: Number(options.budget.replace(/s$/, '')) } : {}),
     ...(options.more ? { more: Number(options.more.replace(/s$/, '')) } : {}),
+    ...(process.argv.includes('--memory-only') ? { memoryOnly: true } : {}),
   }),
   // needs redis-server (Debian's package); --workers 1,2,4 adds the scaling mode, --seconds its time per count
   farm: async () => {

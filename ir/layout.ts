@@ -12,6 +12,7 @@
  * pay for a conversion.
  */
 import { fail } from './errors.ts';
+import { Schedule } from './schedule.ts';
 import { dataShape, makeProblem, type AffineIndex, type Padding, type Problem, type Tensor } from './problem.ts';
 import { convAttributes, isConvOp, isPoolOp, LAYOUT_BLOCKS, layoutBlock, parseSpecText, problemFromObject } from './spec.ts';
 
@@ -262,4 +263,20 @@ export function blockedConversions(problem: Problem, twin: Problem): BlockedConv
 export function residualTensor(problem: Problem): number | null {
   const r = (problem.epilogue ?? []).find((e) => e.kind === 'residual');
   return r !== undefined && r.kind === 'residual' ? r.access.tensor : null;
+}
+
+/** The schedules of the conversions around `twin` (ir/layout.ts blockedConversions) as tuneLayouts and tuneModel time them and compileKernel runs them: the nest as given, one thread. */
+export interface ConversionSchedules {
+  readonly input: Schedule;
+  readonly residual?: Schedule;
+  readonly output: Schedule;
+}
+
+export function conversionSchedules(problem: Problem, twin: Problem): ConversionSchedules {
+  const c = blockedConversions(problem, twin);
+  return {
+    input: Schedule.initial(c.input),
+    ...(c.residual ? { residual: Schedule.initial(c.residual) } : {}),
+    output: Schedule.initial(c.output),
+  };
 }
