@@ -76,7 +76,10 @@ function threadOptions(x: Experiment): { threads?: number } {
 /** `farm:` of the file as evaluator options: measurements on the farm's workers. */
 function farmOptions(x: Experiment): { farm?: FarmOptions } {
   const f = x.spec.farm;
-  return f ? { farm: { url: f.url, ...(f.key !== undefined ? { key: f.key } : {}), ...(f.concurrency !== undefined ? { concurrency: f.concurrency } : {}) } } : {};
+  if (!f) return {};
+  const url = f.url ?? process.env.LOOPTUNE_FARM;
+  if (!url) fail(`${x.file}: farm: has no url and LOOPTUNE_FARM is not set (expected e.g. url: redis://:password@10.0.0.5:6379)`);
+  return { farm: { url, ...(f.key !== undefined ? { key: f.key } : {}), ...(f.concurrency !== undefined ? { concurrency: f.concurrency } : {}) } };
 }
 
 /** Measurements of the experiment's target (its records in the run's file; one line without its device). */

@@ -10,8 +10,9 @@
  *                                  # this share of episodes (and their test splits join eval/compare)
  *   threads: 2                     # CPU threads of the kernels: rewards, peak, eval and compare (default 1)
  *   farm: { url: "redis://:secret@10.0.0.5:6379", key: "avx512 on ...", concurrency: 8 }
- *                                  # measure on the workers of a farm (looptune worker; key default:
- *                                  # this machine's), for measured and hybrid rewards, eval and compare
+ *                                  # measure on the workers of a farm (looptune worker; url default
+ *                                  # $LOOPTUNE_FARM, key default this machine's), for measured and
+ *                                  # hybrid rewards, eval and compare
  *   env: { actions: [...], episode_steps: 10, max_loops: 10, observation: vector, start: initial }   # vector | graph; initial | sketch (cuda)
  *   reward: { source: measured, min_seconds: 0.01, records: path }   # measured | costmodel | hybrid | synthetic
  *   network: { kind: mlp, hidden: [256, 256], activation: tanh }
@@ -198,7 +199,8 @@ const Dataset = z.strictObject({
 
 /** A measurement farm (targets/farm): every measured figure of the run comes from its workers. */
 const Farm = z.strictObject({
-  url: z.string().regex(/^rediss?:\/\/\S+$/, 'a Redis URL such as redis://:password@127.0.0.1:6379'),
+  /** default $LOOPTUNE_FARM (keeps the password out of the file) */
+  url: z.string().regex(/^rediss?:\/\/\S+$/, 'a Redis URL such as redis://:password@127.0.0.1:6379').optional(),
   /** the workers' hardware key (as `looptune worker` prints it); default: this machine's */
   key: z.string().min(1).optional(),
   /** measurements in flight at once */

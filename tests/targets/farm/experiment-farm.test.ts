@@ -23,11 +23,17 @@ function experiment(target: string, farm: string, output: string): string {
   ].join('\n');
 }
 
-test('a bad farm section is one line naming its field; a farm on a model target is refused', () => {
+test('a bad farm section is one line naming its field; a farm on a model target is refused', async () => {
   assert.throws(() => parseExperiment(experiment('avx512', 'farm: { url: "http://10.0.0.5" }', 'runs/x'), 'exp.yaml'),
     (e: unknown) => e instanceof ExperimentError && /exp\.yaml:6.*farm\.url.*Redis URL/.test(e.message));
   assert.throws(() => parseExperiment(experiment('avx512', 'farm: { url: "redis://h:1", workers: 3 }', 'runs/x'), 'exp.yaml'),
     (e: unknown) => e instanceof ExperimentError && /unknown field 'workers'/.test(e.message));
+  const saved = process.env.LOOPTUNE_FARM;
+  delete process.env.LOOPTUNE_FARM;
+  const noUrl = parseExperiment(experiment('avx512', 'farm: { concurrency: 2 }', 'runs/x'), 'exp.yaml');
+  const refused = await measuringEvaluator(noUrl).then(() => 'opened', (e: unknown) => String(e));
+  assert.match(refused, /exp\.yaml: farm: has no url and LOOPTUNE_FARM is not set/);
+  if (saved !== undefined) process.env.LOOPTUNE_FARM = saved;
   assert.throws(() => parseExperiment(experiment('synthetic', 'farm: { url: "redis://h:1" }', 'runs/x').replace('source: measured', 'source: synthetic'), 'exp.yaml'),
     (e: unknown) => e instanceof ExperimentError && /farm.*not timings/.test(e.message));
 });
@@ -39,7 +45,10 @@ test('train measures through the farm: rewards and evaluations come from its wor
   try {
     worker = await startWorker(redis.url);
     const x = parseExperiment(experiment(hostTarget(), `farm: { url: "${redis.url}", concurrency: 2 }`, dir), 'exp.yaml');
-    const makers = [() => rewardEvaluator(x, x.variants[0]!), () => measuringEvaluator(x)];
+    // without a url the farm is $LOOPTUNE_FARM's (the password stays out of the file)
+    const fromEnv = parseExperiment(experiment(hostTarget(), 'farm: { concurrency: 2 }', dir), 'exp.yaml');
+    process.env.LOOPTUNE_FARM = redis.url;
+    const makers = [() => rewardEvaluator(x, x.variants[0]!), () => measuringEvaluator(fromEnv)];
     for (const [i, make] of makers.entries()) {
       const e = await make();
       try {
@@ -55,6 +64,7 @@ test('train measures through the farm: rewards and evaluations come from its wor
       }
     }
   } finally {
+    delete process.env.LOOPTUNE_FARM;
     await worker?.stop();
     await redis.stop();
     rmSync(dir, { recursive: true, force: true });
