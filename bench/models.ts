@@ -9,8 +9,9 @@
  * the model in a child process of its own (bench/models/rss-child.ts), which reports its maximum
  * RSS beside the RSS of an idle Node.js; looptune's plan reports its arena and weight bytes.
  *
- * `--more S` also tunes ResNet-18 at 1 thread for S more seconds (budget 60 + S, the same
- * scheduler) to show what longer tuning would still gain.
+ * `--more S` instead tunes ResNet-18 (or the first --models) at 1 thread for S more seconds
+ * (budget 60 + S, the same scheduler, from scratch) to show what longer tuning would still gain:
+ * bench/results/models-longer.json and models-longer.html.
  *
  *   npm run bench -- models [--quick] [--models resnet18,bert-layer] [--threads 1,2] [--budget 60] [--more 600]
  *   npm run bench -- models --memory-only     (the memory figures again, from the artifacts a full run wrote)
@@ -229,7 +230,14 @@ async function longerTuning(name: ZooName, bytes: Uint8Array, budget: number, mo
   }
 }
 
-function html(rows: readonly Record<string, unknown>[], longer: Record<string, unknown> | undefined): string {
+function longerPlot(longer: Record<string, unknown>): string {
+  return linePlot([{
+    name: String(longer.model),
+    points: (longer.history as { seconds: number; estimatedLatency: number }[]).map((p) => [p.seconds, p.estimatedLatency * 1e3] as const),
+  }], { title: `${String(longer.model)}, 1 thread: ${String(longer.budgetSeconds)} s of tuning`, xLabel: 'seconds', yLabel: 'estimated kernel ms' });
+}
+
+function html(rows: readonly Record<string, unknown>[]): string {
   const latency = (threads: number) => barPlot(rows.filter((r) => r.threads === threads).map((r) => ({
     label: String(r.model),
     values: [
@@ -242,16 +250,12 @@ function html(rows: readonly Record<string, unknown>[], longer: Record<string, u
     name: String(r.model),
     points: (r.history as { seconds: number; estimatedLatency: number }[]).map((p, _, all) => [p.seconds, p.estimatedLatency / all[0]!.estimatedLatency] as const),
   })), { title: 'tuning: best-so-far kernel time over tuning seconds, 1 thread (relative to round 0)', xLabel: 'seconds', yLabel: 'latency / round 0' });
-  const longerPlot = longer ? linePlot([{
-    name: String(longer.model),
-    points: (longer.history as { seconds: number; estimatedLatency: number }[]).map((p) => [p.seconds, p.estimatedLatency * 1e3] as const),
-  }], { title: `${String(longer.model)}, 1 thread: ${String(longer.budgetSeconds)} s of tuning`, xLabel: 'seconds', yLabel: 'estimated kernel ms' }) : '';
   const tables = rows.map((r) => {
     const tasks = (r.tasks as { spec: string; count: number; shareOfLatency: number; gflops: number; percentOfPeak: number; tuningSeconds: number; implementation: string }[])
       .map((t) => `<tr><td>${esc(t.spec)}</td><td>${t.count}</td><td>${(100 * t.shareOfLatency).toFixed(1)}%</td><td>${t.gflops.toFixed(0)}</td><td>${t.percentOfPeak.toFixed(0)}%</td><td>${t.tuningSeconds.toFixed(1)}</td><td>${t.implementation}</td></tr>`).join('');
     return `<h3>${esc(String(r.model))}, ${String(r.threads)} thread(s)</h3><table border="1" cellpadding="3"><tr><th>task</th><th>count</th><th>share</th><th>GFLOPS</th><th>% of peak</th><th>tuning s</th><th>kernel</th></tr>${tasks}</table>`;
   }).join('');
-  return `<!doctype html><meta charset="utf-8"><title>looptune models</title>${threadsSeen.map(latency).join('<br>')}<br>${curves}<br>${longerPlot}${tables}\n`;
+  return `<!doctype html><meta charset="utf-8"><title>looptune models</title>${threadsSeen.map(latency).join('<br>')}<br>${curves}<br>${tables}\n`;
 }
 
 /** Re-measures the memory of every 1-thread row of models.json with the artifacts the full run wrote. */
@@ -274,6 +278,15 @@ async function memoryOnly(): Promise<unknown> {
 
 export async function benchModels(opts: BenchModelsOptions): Promise<unknown> {
   if (opts.memoryOnly) return memoryOnly();
+  if (opts.more) {
+    const name = opts.models?.length ? zooName(opts.models[0]!) : opts.quick ? QUICK_MODELS[0]! : MODELS[0]!;
+    const longer = await longerTuning(name, zooModel(name), opts.budget ?? (opts.quick ? 5 : 60), opts.more);
+    console.log(JSON.stringify({ ...longer, history: undefined }, null, 2));
+    mkdirSync(RESULTS, { recursive: true });
+    writeFileSync(join(RESULTS, 'models-longer.json'), JSON.stringify({ host: hostIsa().model, date: new Date().toISOString(), longer }, null, 2) + '\n');
+    writeFileSync(join(RESULTS, 'models-longer.html'), `<!doctype html><meta charset="utf-8"><title>looptune: longer tuning</title>${longerPlot(longer)}\n`);
+    return longer;
+  }
   const names = (opts.models?.length ? opts.models.map(zooName) : opts.quick ? QUICK_MODELS : MODELS);
   const threadCounts = opts.threads?.length ? opts.threads : [1, 2];
   const budget = opts.budget ?? (opts.quick ? 5 : 60);
@@ -287,7 +300,6 @@ export async function benchModels(opts: BenchModelsOptions): Promise<unknown> {
     writeFileSync(path, bytes);
     for (const threads of threadCounts) rows.push(await benchOne(name, bytes, path, threads, budget));
   }
-  const longer = opts.more ? await longerTuning(names[0]!, zooModel(names[0]!), budget, opts.more) : undefined;
   const summary = {
     library: onnxRuntimeLibrary(),
     /** models where looptune's best latency <= ONNX Runtime's, per thread count (goal: all) */
@@ -296,7 +308,7 @@ export async function benchModels(opts: BenchModelsOptions): Promise<unknown> {
     allWithinTolerance: rows.every((r) => r.withinTolerance),
   };
   console.log(JSON.stringify(summary, null, 2));
-  writeFileSync(join(RESULTS, 'models.json'), JSON.stringify({ host: hostIsa().model, date: new Date().toISOString(), summary, rows, longer }, null, 2) + '\n');
-  writeFileSync(join(RESULTS, 'models.html'), html(rows, longer));
+  writeFileSync(join(RESULTS, 'models.json'), JSON.stringify({ host: hostIsa().model, date: new Date().toISOString(), summary, rows }, null, 2) + '\n');
+  writeFileSync(join(RESULTS, 'models.html'), html(rows));
   return summary;
 }
