@@ -16,6 +16,7 @@
  *   .device/looptune/run.sh                   unpacks ../node.xz to /tmp once and runs the CLI
  *   .device/looptune/bench.sh                 the same for the cuda benchmark
  *   .device/looptune/fuzz.sh                  the differential fuzz (bench/fuzz.ts), for the avx512 fuzz on its Xeon
+ *   .device/looptune/tc.sh                    the tensor-core benchmark (bench/cuda-tc.ts)
  * and checks that it stays under 40 MB. Pack Node itself with `bash ../shared/tools/device-node.sh`
  * (.device/node.xz, about 24 MB). On the GPU machine, from the repository root:
  *
@@ -46,7 +47,7 @@ async function main(): Promise<void> {
   const entries = [
     [join(root, 'cli', 'main.ts'), 'looptune.mjs'], [join(root, 'targets', 'runtime', 'worker.ts'), 'looptune-worker.mjs'],
     [join(root, 'bench', 'cuda.ts'), 'looptune-cuda.mjs'], [join(root, 'bench', 'scaling.ts'), 'looptune-scaling.mjs'],
-    [join(root, 'bench', 'fuzz.ts'), 'looptune-fuzz.mjs'],
+    [join(root, 'bench', 'fuzz.ts'), 'looptune-fuzz.mjs'], [join(root, 'bench', 'cuda-tc.ts'), 'looptune-cuda-tc.mjs'],
   ] as const;
   for (const [entry, file] of entries) {
     await build({
@@ -102,6 +103,7 @@ async function main(): Promise<void> {
     ['run.sh', 'looptune.mjs', 'the looptune CLI'], ['bench.sh', 'looptune-cuda.mjs', 'the cuda benchmark (bench/cuda.ts)'],
     ['scaling.sh', 'looptune-scaling.mjs', 'the CPU scaling benchmark (bench/scaling.ts)'],
     ['fuzz.sh', 'looptune-fuzz.mjs', 'the differential fuzz (bench/fuzz.ts; its host has AVX-512: the avx512 fuzz runs there)'],
+    ['tc.sh', 'looptune-cuda-tc.mjs', 'the tensor-core benchmark (bench/cuda-tc.ts: bf16/f16/tf32 vs cublasGemmEx, GPU fuzz per precision)'],
   ] as const;
   for (const [script, bundle, what] of scripts) {
     const path = join(out, script);
@@ -124,6 +126,7 @@ async function main(): Promise<void> {
   if (!existsSync(node)) console.log('note: .device/node.xz is missing; pack Node with: bash ../shared/tools/device-node.sh');
   console.log('on the GPU machine: sh .device/looptune/run.sh search "matmul 2048x2048x2048" --target cuda --budget 128m');
   console.log('                    sh .device/looptune/bench.sh bench --out $OUT/cuda.json');
+  console.log('                    sh .device/looptune/tc.sh bench --fuzz 500 --out $OUT/cuda-tc.json');
 }
 
 await main();

@@ -2,7 +2,9 @@
  * cuBLAS through koffi: the baseline every GPU figure is compared with, measured in the same run.
  * Row-major C = A·B + C (M x N = M x K · K x N) is column-major C^T = B^T·A^T + C^T, so the call
  * is sgemm(N, N, n=N, m=M, k=K, B, ldb=N, A, lda=K, C, ldc=N) with alpha = beta = 1.
- * The math mode is CUBLAS_DEFAULT_MATH (plain fp32, no TF32 tensor cores).
+ * The math mode is CUBLAS_DEFAULT_MATH (plain fp32, no TF32 tensor cores). Typed problems are
+ * compared with `cublasGemmEx` at the same precision: bf16 / f16 inputs (CUDA_R_16BF / CUDA_R_16F)
+ * with an fp32 output and CUBLAS_COMPUTE_32F, or fp32 inputs with CUBLAS_COMPUTE_32F_FAST_TF32.
  * The library is found as libcublas.so.13 / .so.12 / .so on the loader's path, then in the usual
  * CUDA folders and in Python's nvidia-cublas wheels (CUBLAS_PATH names a file or folder to use).
  */
@@ -11,12 +13,28 @@ import { join } from 'node:path';
 import koffi from 'koffi';
 import { randomArray } from '../../ir/interpret.ts';
 import type { Timing } from '../runtime/timing.ts';
+import { storageArray } from '../../ir/dtype.ts';
+import type { MmaType } from '../../loopnest/gpu-mma.ts';
 import { CudaError, type DevicePtr } from './driver.ts';
 import type { CudaRunner, TimeOptions } from './runner.ts';
 
 const NAMES = ['libcublas.so.13', 'libcublas.so.12', 'libcublas.so'];
 const CUBLAS_OP_N = 0;
 const CUBLAS_DEFAULT_MATH = 0;
+// cudaDataType_t and cublasComputeType_t (library_types.h, cublas_api.h)
+const CUDA_R_32F = 0;
+const CUDA_R_16F = 2;
+const CUDA_R_16BF = 14;
+const CUBLAS_COMPUTE_32F = 68;
+const CUBLAS_COMPUTE_32F_FAST_TF32 = 77;
+const CUBLAS_GEMM_DEFAULT = -1;
+
+/** Input type and compute type of a typed gemm (the output is fp32 in every case). */
+const GEMM_EX: Record<MmaType, { input: number; compute: number }> = {
+  bf16: { input: CUDA_R_16BF, compute: CUBLAS_COMPUTE_32F },
+  f16: { input: CUDA_R_16F, compute: CUBLAS_COMPUTE_32F },
+  tf32: { input: CUDA_R_32F, compute: CUBLAS_COMPUTE_32F_FAST_TF32 },
+};
 
 type Fn = (...args: unknown[]) => number;
 
@@ -88,6 +106,7 @@ export class Cublas {
   readonly path: string;
   private readonly handle: unknown;
   private readonly sgemm: Fn;
+  private readonly gemmEx: Fn;
   private readonly one = new Float32Array([1]);
   /** cublasGetVersion's integer: major * 10000 + minor * 100 + patch (130100 is 13.1.0). */
   readonly version: number;
@@ -100,6 +119,7 @@ export class Cublas {
     const setMath = f('int cublasSetMathMode(void *handle, int mode)');
     const getVersion = f('int cublasGetVersion_v2(void *handle, _Out_ int *version)');
     this.sgemm = f('int cublasSgemm_v2(void *handle, int transa, int transb, int m, int n, int k, const float *alpha, uint64_t A, int lda, uint64_t B, int ldb, const float *beta, uint64_t C, int ldc)');
+    this.gemmEx = f('int cublasGemmEx(void *handle, int transa, int transb, int m, int n, int k, const float *alpha, uint64_t A, int Atype, int lda, uint64_t B, int Btype, int ldb, const float *beta, uint64_t C, int Ctype, int ldc, int computeType, int algo)');
     const h: [unknown] = [null];
     const rc = create(h);
     if (rc !== 0) throw new CudaError(`cublasCreate_v2 failed (cublasStatus ${rc})`, rc);
@@ -122,6 +142,32 @@ export class Cublas {
   gemm(m: number, n: number, k: number, A: DevicePtr, B: DevicePtr, C: DevicePtr): void {
     const rc = this.sgemm(this.handle, CUBLAS_OP_N, CUBLAS_OP_N, n, m, k, this.one, B, n, A, k, this.one, C, n);
     if (rc !== 0) throw new CudaError(`cublasSgemm_v2 failed (cublasStatus ${rc})`, rc);
+  }
+
+  /**
+   * Row-major C[M,N] (fp32) += A[M,K] · B[K,N] at a typed precision: A and B hold bf16/f16
+   * patterns, or fp32 for tf32 (asynchronous).
+   */
+  gemmTyped(type: MmaType, m: number, n: number, k: number, A: DevicePtr, B: DevicePtr, C: DevicePtr): void {
+    const { input, compute } = GEMM_EX[type];
+    const rc = this.gemmEx(this.handle, CUBLAS_OP_N, CUBLAS_OP_N, n, m, k, this.one, B, input, n, A, input, k, this.one, C, CUDA_R_32F, n, compute, CUBLAS_GEMM_DEFAULT);
+    if (rc !== 0) throw new CudaError(`cublasGemmEx (${type}) failed (cublasStatus ${rc})`, rc);
+  }
+}
+
+/** cublasGemmEx at a typed precision on fresh buffers (random inputs, stored as the type), timed like our kernels. */
+export function timeGemmTyped(gpu: CudaRunner, blas: Cublas, type: MmaType, m: number, n: number, k: number, opts: TimeOptions = {}): Timing {
+  const [C, A, B] = [m * n, m * k, k * n].map((e, i) => {
+    const values = randomArray(e, 91 + i);
+    const stored = i === 0 || type === 'tf32' ? values : storageArray(type, values);
+    const p = gpu.device.alloc(Math.ceil(stored.byteLength / 4) * 4);
+    gpu.device.upload(p, stored);
+    return p;
+  }) as [DevicePtr, DevicePtr, DevicePtr];
+  try {
+    return gpu.timeLaunches(() => blas.gemmTyped(type, m, n, k, A, B, C), 2 * m * n * k, opts);
+  } finally {
+    gpu.freeAll([C, A, B]);
   }
 }
 

@@ -7,8 +7,9 @@
  *    fault (illegal address, launch failure) resets the context, drops the buffers and becomes a
  *    failed timing, so a search goes on;
  *  - peak: the GPU's FMA peak kernel (peak.ts), measured once;
- *  - baseline: the GPU's vendor libraries on the same device and buffers: cuBLAS sgemm for matmul,
- *    cuDNN's fastest FMA-math forward algorithm for conv2d;
+ *  - baseline: the GPU's vendor libraries on the same device and buffers: cuBLAS sgemm for matmul
+ *    (cublasGemmEx at the same precision for bf16/f16/tf32), cuDNN's fastest FMA-math forward
+ *    algorithm for conv2d;
  *  - host: the GPU's name and driver version (records are per GPU).
  */
 import { convAttributes } from '../../ir/spec.ts';
@@ -20,11 +21,11 @@ import { gemmShape } from '../backend.ts';
 import type { Kernel } from '../kernel.ts';
 import { gpuHostKey } from '../runtime/host.ts';
 import { baselineObstacle } from './baselines.ts';
-import { timeSgemm } from './cublas.ts';
+import { timeGemmTyped, timeSgemm } from './cublas.ts';
 import { CudaError, type DevicePtr } from './driver.ts';
 import { measureGpuPeak } from './peak.ts';
 import { STICKY_ERRORS } from './runner.ts';
-import { isCudaKernel } from './target.ts';
+import { deviceArray, isCudaKernel, storageOf } from './target.ts';
 import { CudaTuner } from './tuner.ts';
 
 /** Default minimum sampled GPU seconds per timing (a launch is often tens of microseconds). */
@@ -53,7 +54,9 @@ export function openCudaDevice(options: DeviceOptions & { tuner?: CudaTuner } = 
       tuner.gpu.freeAll(old);
       buffers.delete(oldest);
     }
-    ptrs = p.tensors.map((t, i) => tuner.upload(randomArray(elementCount(t), 31 + i)));
+    // a typed problem's inputs live on the device as the type's bit patterns
+    const storage = storageOf(p);
+    ptrs = p.tensors.map((t, i) => tuner.upload(deviceArray(storage[i]!, randomArray(elementCount(t), 31 + i))));
     buffers.set(p.spec, ptrs);
     return ptrs;
   };
@@ -64,6 +67,7 @@ export function openCudaDevice(options: DeviceOptions & { tuner?: CudaTuner } = 
     const fused = baselineObstacle(p);
     if (fused) return fused;
     if (gemmShape(p)) return undefined;
+    if (p.dtype) return `the cuDNN comparison runs fp32 math only, not ${p.dtype}`;
     // the cuDNN binding sets neither a group count nor dilations yet
     const a = convAttributes(p);
     return a.groups === 1 && a.dilation.every((d) => d === 1) ? undefined : 'the cuDNN comparison covers ungrouped, undilated conv2d only';
@@ -79,7 +83,10 @@ export function openCudaDevice(options: DeviceOptions & { tuner?: CudaTuner } = 
       if (shape) {
         const blas = tuner.cublas();
         if (!blas) return { ok: false, error: 'cuBLAS (libcublas.so) was not found' };
-        const t = timeSgemm(tuner.gpu, blas, shape.m, shape.n, shape.k, { minSeconds });
+        // typed problems: cublasGemmEx at the same precision
+        const t = p.dtype
+          ? timeGemmTyped(tuner.gpu, blas, p.dtype, shape.m, shape.n, shape.k, { minSeconds })
+          : timeSgemm(tuner.gpu, blas, shape.m, shape.n, shape.k, { minSeconds });
         return { ok: true, library: blas.name, gflops: t.gflops, bestSeconds: t.bestSeconds, medianSeconds: t.medianSeconds };
       }
       const dnn = tuner.cudnn();

@@ -80,8 +80,8 @@ export class CudaTuner {
     return this.cudnnLib;
   }
 
-  upload(data: Float32Array): DevicePtr {
-    const p = this.gpu.device.alloc(data.byteLength);
+  upload(data: Float32Array | Uint16Array): DevicePtr {
+    const p = this.gpu.device.alloc(Math.ceil(data.byteLength / 4) * 4);
     this.gpu.device.upload(p, data);
     return p;
   }

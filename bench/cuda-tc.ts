@@ -1,0 +1,263 @@
+/**
+ * Tensor cores on the GPU (issue #18): looptune's bf16 / f16 / tf32 matmul kernels (loopnest/
+ * gpu-mma.ts + targets/cuda/mma-ptx.ts) against cublasGemmEx at the same precision, in one process,
+ * plus the GPU differential fuzz per precision. Bundled by targets/cuda/bundle.ts as
+ * `.device/looptune/tc.sh`. Commands:
+ *
+ *   bench [--types bf16,f16,tf32] [--shapes 2048x2048x2048,...] [--stages 2,3,4] [--fuzz N]
+ *         [--peers triton.json] [--out F]
+ *       per problem: every tile point of the tile table (targets/cuda/mma-tiles.ts) at every
+ *       pipeline depth is compiled and timed (the tuning time is the wall time of that sweep), the
+ *       best is checked on the GPU against the typed oracle (sampled outputs), and cuBLAS runs on
+ *       buffers of the same shapes; --peers merges the Triton peer's JSON (bench/peers/
+ *       triton-matmul.py, run beside it by python3 on the GPU machine)
+ *   fuzz [--cases N] [--types ...] [--seed S]
+ *       random small typed matmuls x random tile points and depths, run on the GPU, checked with
+ *       the typed tolerance (ir/dtype.ts typeTolerance); mismatches are listed
+ *
+ * Every figure is the best of repeated launches timed with CUDA events (medians kept too).
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { LoopTuneError } from '../ir/errors.ts';
+import { checkSampledAgainstOracle, randomArray } from '../ir/interpret.ts';
+import { elementCount } from '../ir/problem.ts';
+import { Rng } from '../ir/random.ts';
+import { Schedule } from '../ir/schedule.ts';
+import { parseProblem } from '../ir/spec.ts';
+import { mmaScheduleText, planMma, type MmaType } from '../loopnest/gpu-mma.ts';
+import { Cublas, timeGemmTyped } from '../targets/cuda/cublas.ts';
+import { CudaError } from '../targets/cuda/driver.ts';
+import { MMA_TILES, mmaSchedules } from '../targets/cuda/mma-tiles.ts';
+import { CudaRunner, STICKY_ERRORS } from '../targets/cuda/runner.ts';
+import { compileCuda, type CudaKernel } from '../targets/cuda/target.ts';
+
+type Args = { _: string[]; [k: string]: string | boolean | string[] };
+
+function parseArgs(argv: string[]): Args {
+  const out: Args = { _: [] };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith('--')) {
+      out._.push(a);
+      continue;
+    }
+    const next = argv[i + 1];
+    if (next === undefined || next.startsWith('--')) out[a.slice(2)] = true;
+    else {
+      out[a.slice(2)] = next;
+      i++;
+    }
+  }
+  return out;
+}
+const str = (a: Args, k: string, d: string): string => (typeof a[k] === 'string' ? (a[k] as string) : d);
+const num = (a: Args, k: string, d: number): number => (typeof a[k] === 'string' ? Number(a[k]) : d);
+const log = (...x: unknown[]) => console.error('[cuda-tc]', ...x);
+
+const DEFAULT_SHAPES = [
+  '2048x2048x2048', '4096x4096x4096', '8192x8192x8192',
+  // BERT-base (sequence 128): QKV/output projections and the FFN, as M x N x K
+  '768x3072x128', '3072x768x128', '768x768x128', '128x768x768', '128x3072x768', '128x768x3072',
+];
+const TYPES: readonly MmaType[] = ['bf16', 'f16', 'tf32'];
+
+interface Timed {
+  schedule: string;
+  stages: number;
+  gflops: number;
+  bestMs: number;
+  medianMs: number;
+}
+
+interface ProblemRecord {
+  problem: string;
+  type: MmaType;
+  candidates: number;
+  failed: number;
+  tuningSeconds: number;
+  looptune: Timed | null;
+  cublas: { library: string; gflops: number; bestMs: number; medianMs: number } | null;
+  /** looptune best / cuBLAS best */
+  ratio: number | null;
+  check: { ok: boolean; maxError: number; tolerance: number; checked: number } | null;
+  triton?: { gflops: number; config?: string; ratioToLooptune: number | null };
+  note?: string;
+}
+
+function typedProblem(shape: string, type: MmaType) {
+  return parseProblem(`matmul ${shape} ${type}`);
+}
+
+/** Every tile point x depth of a problem, compiled; the ones planMma refuses are left out. */
+function candidatesOf(spec: string, stages: readonly number[]): CudaKernel[] {
+  const p = parseProblem(spec);
+  const out: CudaKernel[] = [];
+  for (const s of mmaSchedules(p)) {
+    for (const depth of stages) {
+      try {
+        out.push(compileCuda(s, { stages: depth }));
+      } catch (e) {
+        if (!(e instanceof LoopTuneError)) throw e;
+      }
+    }
+  }
+  return out;
+}
+
+async function benchProblem(gpu: CudaRunner, blas: Cublas | null, shape: string, type: MmaType, stages: readonly number[]): Promise<ProblemRecord> {
+  const p = typedProblem(shape, type);
+  const [M, N, K] = p.vars.map((v) => v.extent) as [number, number, number];
+  const record: ProblemRecord = { problem: p.spec, type, candidates: 0, failed: 0, tuningSeconds: 0, looptune: null, cublas: null, ratio: null, check: null };
+  const t0 = performance.now();
+  const kernels = candidatesOf(p.spec, stages);
+  record.candidates = kernels.length;
+  if (kernels.length === 0) {
+    record.note = 'no tile point of the table divides this shape';
+    return record;
+  }
+  let ptrs = gpu.randomTensors(kernels[0]!, 5);
+  let best: { kernel: CudaKernel; timed: Timed } | null = null;
+  try {
+    for (const k of kernels) {
+      try {
+        const t = gpu.time(k, ptrs, { minSeconds: 0.02, minSamples: 3 });
+        const plan = k.gpu.mma!;
+        const timed: Timed = { schedule: k.program.schedule, stages: plan.stages, gflops: t.gflops, bestMs: t.bestSeconds * 1e3, medianMs: t.medianSeconds * 1e3 };
+        if (!best || t.gflops > best.timed.gflops) best = { kernel: k, timed };
+      } catch (e) {
+        if (!(e instanceof CudaError)) throw e;
+        record.failed++;
+        log(`${p.spec}: ${k.program.schedule} x${k.gpu.mma?.stages}: ${e.message.split('\n')[0]}`);
+        if (STICKY_ERRORS.has(e.code)) {
+          // the context is gone with every buffer: start over, and note it
+          record.note = `kernel fault: ${k.program.schedule} x${k.gpu.mma?.stages}: ${e.message.split('\n')[0]}`;
+          gpu.recover();
+          ptrs = gpu.randomTensors(kernels[0]!, 5);
+          continue;
+        }
+      }
+      try {
+        gpu.unload(k);
+      } catch {
+        // its module went with a reset context
+      }
+    }
+  } finally {
+    gpu.freeAll(ptrs);
+  }
+  record.tuningSeconds = (performance.now() - t0) / 1000;
+  if (best) {
+    record.looptune = best.timed;
+    // the winner against the typed oracle on fresh inputs (sampled outputs: 8192^3 is 550 G points)
+    const inputs = [randomArray(M * K, 41), randomArray(K * N, 42)];
+    const init = randomArray(M * N, 43);
+    const r = await gpu.run(best.kernel, [init, ...inputs], { guard: true });
+    gpu.unload(best.kernel);
+    record.check = r.ok ? checkSampledAgainstOracle(p, inputs, init, r.output, 96, 3) : { ok: false, maxError: Infinity, tolerance: 0, checked: 0 };
+    if (!r.ok) record.note = r.error;
+  }
+  if (blas) {
+    const t = timeGemmTyped(gpu, blas, type, M, N, K, { minSeconds: 0.1 });
+    record.cublas = { library: blas.name, gflops: t.gflops, bestMs: t.bestSeconds * 1e3, medianMs: t.medianSeconds * 1e3 };
+    if (record.looptune) record.ratio = record.looptune.gflops / t.gflops;
+  }
+  log(`${p.spec}: looptune ${record.looptune ? `${(record.looptune.gflops / 1e3).toFixed(1)} TFLOPS (${record.looptune.schedule} x${record.looptune.stages})` : '-'}, `
+    + `cuBLAS ${record.cublas ? (record.cublas.gflops / 1e3).toFixed(1) : '-'} TFLOPS, ratio ${record.ratio?.toFixed(2) ?? '-'}, check ${record.check?.ok ?? '-'}, ${record.candidates} candidates in ${record.tuningSeconds.toFixed(1)} s`);
+  return record;
+}
+
+interface FuzzReport {
+  type: MmaType;
+  cases: number;
+  passed: number;
+  mismatches: { spec: string; schedule: string; stages: number; error: string }[];
+  worstError: number;
+}
+
+async function fuzzType(gpu: CudaRunner, type: MmaType, cases: number, seed: number): Promise<FuzzReport> {
+  const rng = new Rng(seed);
+  const report: FuzzReport = { type, cases: 0, passed: 0, mismatches: [], worstError: 0 };
+  const tiles = MMA_TILES.filter((t) => t.bm <= 128 && t.bn <= 128);
+  while (report.cases < cases) {
+    const t = tiles[rng.int(0, tiles.length - 1)]!;
+    const M = t.bm * rng.int(1, 3), N = t.bn * rng.int(1, 3), K = t.bk * rng.int(1, 12);
+    const p = parseProblem(`matmul ${M}x${N}x${K} ${type}`);
+    let kernel: CudaKernel;
+    const stages = rng.int(2, 4);
+    try {
+      const s = Schedule.parse(p, mmaScheduleText(p, t));
+      planMma(s, { stages });
+      kernel = compileCuda(s, { stages });
+    } catch (e) {
+      if (e instanceof LoopTuneError) continue;
+      throw e;
+    }
+    report.cases++;
+    const inputs = [randomArray(M * K, seed + report.cases * 3), randomArray(K * N, seed + report.cases * 3 + 1)];
+    const init = randomArray(elementCount(p.tensors[0]!), seed + report.cases * 3 + 2);
+    const r = await gpu.run(kernel, [init, ...inputs], { guard: true });
+    gpu.unload(kernel);
+    const c = r.ok ? checkSampledAgainstOracle(p, inputs, init, r.output, 128, report.cases) : null;
+    if (c) report.worstError = Math.max(report.worstError, c.maxError / c.tolerance);
+    if (c?.ok) report.passed++;
+    else report.mismatches.push({ spec: p.spec, schedule: kernel.program.schedule, stages, error: r.ok ? `error ${c!.maxError} > ${c!.tolerance}` : r.error });
+    if (report.cases % 100 === 0) log(`fuzz ${type}: ${report.cases}/${cases}, ${report.mismatches.length} mismatches`);
+  }
+  return report;
+}
+
+/** Triton's results (bench/peers/triton-matmul.py's JSON) by spec. */
+function tritonPeers(file: string | undefined): Map<string, { gflops: number; config?: string }> {
+  const out = new Map<string, { gflops: number; config?: string }>();
+  if (!file) return out;
+  const data = JSON.parse(readFileSync(file, 'utf8')) as { results?: { spec: string; tflops: number; config?: string }[] };
+  for (const r of data.results ?? []) out.set(r.spec, { gflops: r.tflops * 1e3, ...(r.config ? { config: r.config } : {}) });
+  return out;
+}
+
+async function main(): Promise<void> {
+  const a = parseArgs(process.argv.slice(2));
+  const cmd = a._[0] ?? 'bench';
+  const types = str(a, 'types', TYPES.join(',')).split(',') as MmaType[];
+  for (const t of types) if (!TYPES.includes(t)) throw new LoopTuneError(`--types: unknown type '${t}' (expected ${TYPES.join(', ')})`);
+  const gpu = new CudaRunner(0);
+  const info = gpu.device.info();
+  log(`${info.name}, driver ${info.driverVersion}`);
+  if (cmd === 'fuzz') {
+    const reports = [];
+    for (const t of types) reports.push(await fuzzType(gpu, t, num(a, 'cases', 500), num(a, 'seed', 1)));
+    console.log(JSON.stringify(reports, null, 2));
+    return;
+  }
+  if (cmd !== 'bench') throw new LoopTuneError(`unknown command '${cmd}' (expected bench or fuzz)`);
+  let blas: Cublas | null = null;
+  try {
+    blas = new Cublas();
+  } catch (e) {
+    log(`cuBLAS unavailable: ${(e as Error).message}`);
+  }
+  const shapes = str(a, 'shapes', DEFAULT_SHAPES.join(',')).split(',');
+  const stages = str(a, 'stages', '2,3,4').split(',').map(Number);
+  const peers = tritonPeers(typeof a.peers === 'string' ? a.peers : undefined);
+  const problems: ProblemRecord[] = [];
+  for (const t of types) {
+    for (const shape of shapes) {
+      const r = await benchProblem(gpu, blas, shape, t, stages);
+      const peer = peers.get(r.problem);
+      if (peer) r.triton = { ...peer, ratioToLooptune: r.looptune ? r.looptune.gflops / peer.gflops : null };
+      problems.push(r);
+    }
+  }
+  const fuzzCases = num(a, 'fuzz', 0);
+  const fuzz = [];
+  for (const t of fuzzCases > 0 ? types : []) fuzz.push(await fuzzType(gpu, t, fuzzCases, 7));
+  const result = { device: info, cublas: blas?.name ?? null, date: new Date().toISOString(), problems, fuzz };
+  const out = str(a, 'out', 'bench/results/cuda-tc.json');
+  writeFileSync(out, JSON.stringify(result, null, 2));
+  log(`wrote ${out}`);
+}
+
+main().catch((e) => {
+  console.error(e instanceof LoopTuneError ? `error: ${e.message}` : e);
+  process.exit(1);
+});
