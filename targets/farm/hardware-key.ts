@@ -45,7 +45,7 @@ export async function localHardwareKey(backend: Backend, threads?: number): Prom
   try {
     device = await backend.open(threads !== undefined && backend.caps.threads ? { threads } : {});
   } catch (e) {
-    fail(`cannot compute the farm key of ${backend.name} here (${e instanceof Error ? e.message : String(e)}): give the key of the workers (farm key, as printed by looptune worker)`);
+    fail(`cannot compute the farm key of ${backend.name} here (${e instanceof Error ? e.message : String(e)}): name the workers' key as looptune worker prints it (the farm options' key; key: in an experiment file's farm:)`);
   }
   try {
     return deviceHardwareKey(backend.name, device);

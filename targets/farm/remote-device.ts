@@ -78,13 +78,15 @@ interface Pending {
 export async function openRemoteDevice(backend: Backend, options: RemoteDeviceOptions): Promise<RemoteDevice> {
   if (backend.timing !== 'native') fail(`--farm measures kernels on workers: ${backend.name} figures are not timings (${backend.timing})`);
   const threads = backend.caps.threads ? options.threads ?? 1 : 1;
-  const key = options.key ?? (await localHardwareKey(backend, threads));
-  const host = keyHost(key, backend.name);
   const connection = farmConnection(options.url);
   const eventsConnection = farmConnection(options.url);
   let lastError = '';
   for (const c of [connection, eventsConnection]) c.on('error', (e: Error) => (lastError = e.message));
+  let key: string;
+  let host: string;
   try {
+    key = options.key ?? (await callerKey(backend, threads, connection));
+    host = keyHost(key, backend.name);
     const hint = `looptune worker --redis URL --targets ${backend.name}${threads > 1 ? ` --threads ${threads}` : ''}`;
     await waitForWorker(connection, key, options.waitForWorkerSeconds ?? 15, options.url, () => lastError, hint);
   } catch (e) {
@@ -95,6 +97,24 @@ export async function openRemoteDevice(backend: Backend, options: RemoteDeviceOp
   const device = new FarmDevice(backend, key, host, threads, options, connection, eventsConnection);
   await device.ready();
   return device;
+}
+
+/**
+ * The key a caller asks for: its own machine's (localHardwareKey). A caller that cannot open the
+ * target here (no GPU, no AVX-512: it only steers the farm) takes the one live key of the target
+ * at its thread count, when there is exactly one; otherwise it must name the key.
+ */
+async function callerKey(backend: Backend, threads: number, redis: Redis): Promise<string> {
+  try {
+    return await localHardwareKey(backend, threads);
+  } catch (e) {
+    const prefix = `${backend.name} on `;
+    const suffix = / threads=(\d+)$/;
+    const keys = [...new Set((await withTimeout(liveWorkers(redis), 10_000).catch(() => [])).flatMap((w) => w.keys))]
+      .filter((k) => k.startsWith(prefix) && Number(suffix.exec(k)?.[1] ?? 1) === threads);
+    if (keys.length === 1) return keys[0]!;
+    throw e;
+  }
 }
 
 /** Waits until the roster lists a worker of `key`; one line naming the live keys when none comes. */

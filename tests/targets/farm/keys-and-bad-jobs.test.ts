@@ -15,6 +15,7 @@ import { farmConnection } from '../../../targets/farm/connection.ts';
 import { hardwareKey, queueName } from '../../../targets/farm/hardware-key.ts';
 import { openRemoteDevice } from '../../../targets/farm/remote-device.ts';
 import { heartbeat, liveWorkers } from '../../../targets/farm/roster.ts';
+import type { Backend } from '../../../targets/backend.ts';
 import { backend } from '../../../targets/registry.ts';
 import { hostTarget } from '../../../targets/runtime/host.ts';
 import { RedisServer, startWorker, type WorkerProcess } from '../../../targets/farm/local-farm.ts';
@@ -47,7 +48,7 @@ test('a worker of another key stays idle; a bad job fails as a measurement and t
       const bad = { ...good, program: { ...good.program, schedule: 'm:7 n:32 k:32' } };
       const r = await device.time(bad);
       assert.is(r.ok, false);
-      assert.match(r.ok ? '' : r.error, /m/);
+      assert.match(r.ok ? '' : r.error, /^the loops of m cover 7 elements but matmul 32x32x32 has m=32$/);
       const again = await device.time(good);
       assert.ok(again.ok, 'the worker still serves after a bad job');
       assert.is(serving!.child.exitCode, null);
@@ -68,6 +69,12 @@ test('a worker of another key stays idle; a bad job fails as a measurement and t
     // forged results: a fake worker of a made-up key answers garbage and impossible figures
     const forgedKey = hardwareKey(b.name, 'forged host (1 cores)');
     await heartbeat(probe, { name: 'forger', hostname: 'forger', pid: 1, keys: [forgedKey], since: new Date().toISOString(), served: 0 });
+    // a caller that cannot open the target itself (it only steers the farm) takes the one live key
+    await serving!.stop();
+    const steering: Backend = { ...b, open: async () => { throw new Error('no such hardware here'); } };
+    const steered = await openRemoteDevice(steering, { url: redis.url, waitForWorkerSeconds: 1 });
+    assert.is(steered.key, forgedKey);
+    await steered.close();
     const answers: unknown[] = [
       { ok: true, worker: 'forger', gflops: 'fast', bestSeconds: 1, medianSeconds: 1, reps: 1, samples: 3 },
       // a figure consistent with its time but beyond any peak
