@@ -12,10 +12,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** The CLI's entry: the shim of the tree, or the CLI bundle beside this module's bundle. */
-const CLI_ENTRY = existsSync(fileURLToPath(new URL('../../bin/looptune.js', import.meta.url)))
-  ? fileURLToPath(new URL('../../bin/looptune.js', import.meta.url))
-  : fileURLToPath(new URL('./looptune.mjs', import.meta.url));
+/** The CLI's entry: in a bundle (.device/looptune/, inside a tree whose bin/ needs npm's tsx) the CLI
+ *  bundle beside it, else the tree's shim. */
+const BUNDLED_CLI = fileURLToPath(new URL('./looptune.mjs', import.meta.url));
+const CLI_ENTRY = existsSync(BUNDLED_CLI) ? BUNDLED_CLI : fileURLToPath(new URL('../../bin/looptune.js', import.meta.url));
 
 /** A port nothing listens on now (the kernel's pick, released again). */
 export function freePort(): Promise<number> {
