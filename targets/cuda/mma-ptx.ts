@@ -16,8 +16,9 @@
  *    fragments are rounded with `cvt.rna.tf32.f32`;
  *  - math: `mma.sync.aligned.m16n8k16.row.col.f32.{bf16,f16}.{bf16,f16}.f32` (m16n8k8 .tf32), the
  *    warp's (WM/16) x (WN/8) accumulator fragments in registers for the whole k loop;
- *  - store: each lane adds its accumulator pairs to C (ld/st .v2.f32: beta = 1, as every looptune
- *    kernel accumulates into its output).
+ *  - C: each lane's accumulators start from its pairs of C (ld.global.v2.f32 before the pipeline,
+ *    overlapping the prologue: beta = 1, as every looptune kernel accumulates into its output) and
+ *    are stored back at the end.
  * The shared buffers are dynamic shared memory (`.extern .shared`): the launch passes their size,
  * and the runner opts the function into more than 48 KiB.
  */
@@ -177,12 +178,27 @@ export function printMmaPtx(plan: GpuMmaPlan, entry = 'looptune_mma'): PrintedPt
     }
   }
 
-  // ---- accumulators
+  // ---- accumulators start from C (beta = 1): C[row][col..col+1], row = block + warp + 16i + g (+8),
+  // col = 8j + 2t. Loading them here overlaps their latency with the pipeline's prologue (a
+  // short-K problem is dominated by C's traffic), and the end is a plain store.
+  const g = b.r(), t = b.r(), rowC = b.r(), colC = b.r(), offC = b.r();
+  b.emit(`shr.u32 ${g}, ${lane}, 2`);
+  b.emit(`and.b32 ${t}, ${lane}, 3`);
+  b.emit(`mad.lo.u32 ${rowC}, ${by}, ${BM}, ${g}`);
+  b.emit(`mad.lo.u32 ${rowC}, ${wm}, ${warpTile.m}, ${rowC}`);
+  b.emit(`shl.b32 ${colC}, ${t}, 1`);
+  b.emit(`mad.lo.u32 ${colC}, ${bx}, ${BN}, ${colC}`);
+  b.emit(`mad.lo.u32 ${colC}, ${wn}, ${warpTile.n}, ${colC}`);
+  b.emit(`mad.lo.u32 ${offC}, ${rowC}, ${N}, ${colC}`);
+  const cAt = b.rd(), wide = b.rd();
+  b.emit(`mul.wide.u32 ${wide}, ${offC}, 4`);
+  b.emit(`add.s64 ${cAt}, ${pC}, ${wide}`);
+  const cImm = (i: number, j: number, h: number) => ((i * 16 + h * 8) * N + j * 8) * 4;
   const acc: string[][] = [];
   for (let i = 0; i < fragsM; i++) {
     for (let j = 0; j < fragsN; j++) {
       const regs = [b.f(), b.f(), b.f(), b.f()];
-      for (const r of regs) b.emit(`mov.f32 ${r}, 0f00000000`);
+      for (const h of [0, 1]) b.emit(`ld.global.v2.f32 {${regs[2 * h]}, ${regs[2 * h + 1]}}, ${addr(cAt, cImm(i, j, h))}`);
       acc.push(regs);
     }
   }
@@ -258,30 +274,11 @@ export function printMmaPtx(plan: GpuMmaPlan, entry = 'looptune_mma'): PrintedPt
   b.emit(`@${more} bra ${loop}`);
   b.emit('cp.async.wait_group 0');
 
-  // ---- store: C[row][col..col+1] += accumulator pairs, row = block + warp + 16i + g (+8), col = 8j + 2t
-  const g = b.r(), t = b.r(), rowC = b.r(), colC = b.r(), offC = b.r();
-  b.emit(`shr.u32 ${g}, ${lane}, 2`);
-  b.emit(`and.b32 ${t}, ${lane}, 3`);
-  b.emit(`mad.lo.u32 ${rowC}, ${by}, ${BM}, ${g}`);
-  b.emit(`mad.lo.u32 ${rowC}, ${wm}, ${warpTile.m}, ${rowC}`);
-  b.emit(`shl.b32 ${colC}, ${t}, 1`);
-  b.emit(`mad.lo.u32 ${colC}, ${bx}, ${BN}, ${colC}`);
-  b.emit(`mad.lo.u32 ${colC}, ${wn}, ${warpTile.n}, ${colC}`);
-  b.emit(`mad.lo.u32 ${offC}, ${rowC}, ${N}, ${colC}`);
-  const cAt = b.rd(), wide = b.rd();
-  b.emit(`mul.wide.u32 ${wide}, ${offC}, 4`);
-  b.emit(`add.s64 ${cAt}, ${pC}, ${wide}`);
+  // ---- store: the accumulators (which started from C) back to C
   for (let i = 0; i < fragsM; i++) {
     for (let j = 0; j < fragsN; j++) {
       const d = acc[i * fragsN + j]!;
-      for (const h of [0, 1]) {
-        const imm = ((i * 16 + h * 8) * N + j * 8) * 4;
-        const x = b.f(), y = b.f();
-        b.emit(`ld.global.v2.f32 {${x}, ${y}}, ${addr(cAt, imm)}`);
-        b.emit(`add.f32 ${x}, ${x}, ${d[2 * h]}`);
-        b.emit(`add.f32 ${y}, ${y}, ${d[2 * h + 1]}`);
-        b.emit(`st.global.v2.f32 ${addr(cAt, imm)}, {${x}, ${y}}`);
-      }
+      for (const h of [0, 1]) b.emit(`st.global.v2.f32 ${addr(cAt, cImm(i, j, h))}, {${d[2 * h]}, ${d[2 * h + 1]}}`);
     }
   }
   b.emit('ret');
