@@ -19,10 +19,12 @@
  * 8 rows one ldmatrix phase reads (8 lanes, 16 bytes each) then fall in 8 different 16-byte bank
  * groups: no bank conflicts, and cp.async's 16-byte stores stay whole. Every tile must divide its
  * problem (no tails on this path yet) and the copy items must spread evenly over the threads.
+ * The epilogue (bias, residual, relu, clip, scale, sigmoid, gelu) runs at the store: every tile
+ * holds whole reductions.
  */
 import { fail } from '../ir/errors.ts';
 import { elementTypeOf, storageBytes, type ElementType } from '../ir/dtype.ts';
-import { isReduction, type Problem } from '../ir/problem.ts';
+import { isReduction, type EpilogueOp, type Problem } from '../ir/problem.ts';
 import { loopText, type Schedule } from '../ir/schedule.ts';
 
 /** Dynamic shared memory an H100/H200 block may opt into (227 KiB). */
@@ -51,6 +53,8 @@ export interface GpuMmaPlan {
   /** bytes of one stage (A tile then B tile), and of the whole pipeline */
   stageBytes: number;
   sharedBytes: number;
+  /** the problem's epilogue, applied to each finished C + A·B value at the store (bias over n, residual like C) */
+  epilogue: readonly EpilogueOp[];
 }
 
 export interface MmaOptions {
@@ -79,7 +83,6 @@ export function planMma(s: Schedule, opts: MmaOptions = {}): GpuMmaPlan {
   const dtype = elementTypeOf(p);
   if (dtype === 'f32') fail('cuda: tensor cores take bf16, f16 or tf32 problems');
   if (p.op !== 'matmul') fail(`cuda: tensor-core kernels cover matmul so far, not ${p.op} (${p.spec})`);
-  if ((p.epilogue ?? []).length > 0) fail(`cuda: tensor-core kernels fuse no epilogue yet (${p.spec})`);
   const [M, N, K] = p.vars.map((v) => v.extent) as [number, number, number];
   const loops = s.loops;
   const atomK = dtype === 'tf32' ? 8 : 16;
@@ -135,7 +138,7 @@ export function planMma(s: Schedule, opts: MmaOptions = {}): GpuMmaPlan {
     dtype, atom: { m: 16, n: 8, k: atomK }, M, N, K,
     block: { m: BM, n: BN, k: BK }, warps: { m: WGm, n: WGn }, warpTile: { m: WM, n: WN },
     stages, threads, grid: [N / BN, M / BM, 1], elementBytes: eb, chunksA, chunksB,
-    stageBytes, sharedBytes: stageBytes * stages,
+    stageBytes, sharedBytes: stageBytes * stages, epilogue: p.epilogue ?? [],
   };
 }
 

@@ -287,7 +287,7 @@ function lowerMma(s: Schedule, opts: GpuLoweringOptions): GpuProgram {
   };
   return {
     problem: s.problem, schedule: s, strides: tensorStrides(s.problem), mapping, staging: null, split: null,
-    sharedBytes: plan.sharedBytes, registerCap: null, epilogue: null, mma: plan,
+    sharedBytes: plan.sharedBytes, registerCap: null, epilogue: plan.epilogue.length > 0 ? { ops: plan.epilogue, place: 'store' } : null, mma: plan,
   };
 }
 

@@ -16,6 +16,8 @@
  *    fragments are rounded with `cvt.rna.tf32.f32`;
  *  - math: `mma.sync.aligned.m16n8k16.row.col.f32.{bf16,f16}.{bf16,f16}.f32` (m16n8k8 .tf32), the
  *    warp's (WM/16) x (WN/8) accumulator fragments in registers for the whole k loop;
+ *  - epilogue (the problem's ops, in order, at the store): bias pairs loaded once per n fragment,
+ *    residual pairs like C, the ops as ptx.ts writes them (emitEpilogueOp);
  *  - C: each lane's accumulators start from its pairs of C (ld.global.v2.f32 before the pipeline,
  *    overlapping the prologue: beta = 1, as every looptune kernel accumulates into its output) and
  *    are stored back at the end.
@@ -25,7 +27,7 @@
 import type { GpuMmaPlan } from '../../loopnest/gpu-mma.ts';
 import { swizzleOf } from '../../loopnest/gpu-mma.ts';
 import { PtxBuilder, addr } from './ptx-builder.ts';
-import { PTX_TARGET, PTX_VERSION, type PrintedPtx } from './ptx.ts';
+import { emitEpilogueOp, PTX_TARGET, PTX_VERSION, type PrintedPtx } from './ptx.ts';
 
 export function printMmaPtx(plan: GpuMmaPlan, entry = 'looptune_mma'): PrintedPtx {
   const b = new PtxBuilder();
@@ -43,6 +45,14 @@ export function printMmaPtx(plan: GpuMmaPlan, entry = 'looptune_mma'): PrintedPt
   b.emit(`ld.param.u64 ${pA}, [A]`);
   b.emit(`ld.param.u64 ${pB}, [B]`);
   for (const r of [pC, pA, pB]) b.emit(`cvta.to.global.u64 ${r}, ${r}`);
+  // the epilogue's tensors (bias, residual) follow A and B, in the problem's order
+  const operandOps = plan.epilogue.filter((e) => e.kind === 'bias' || e.kind === 'residual');
+  const pE = operandOps.map((_, i) => {
+    const r = b.rd();
+    b.emit(`ld.param.u64 ${r}, [E${i}]`);
+    b.emit(`cvta.to.global.u64 ${r}, ${r}`);
+    return r;
+  });
   const tid = b.r(), bx = b.r(), by = b.r(), warp = b.r(), lane = b.r(), wm = b.r(), wn = b.r(), sbase = b.r();
   b.emit(`mov.u32 ${tid}, %tid.x`);
   b.emit(`mov.u32 ${bx}, %ctaid.x`);
@@ -274,11 +284,37 @@ export function printMmaPtx(plan: GpuMmaPlan, entry = 'looptune_mma'): PrintedPt
   b.emit(`@${more} bra ${loop}`);
   b.emit('cp.async.wait_group 0');
 
-  // ---- store: the accumulators (which started from C) back to C
+  // ---- epilogue operands: bias[col..col+1] per n fragment (the same for every row), residual like C
+  const opAt = operandOps.map((e, i) => {
+    const w = b.rd(), at = b.rd();
+    b.emit(`mul.wide.u32 ${w}, ${e.kind === 'bias' ? colC : offC}, 4`);
+    b.emit(`add.s64 ${at}, ${pE[i]}, ${w}`);
+    return at;
+  });
+  const biasPairs = operandOps.map((e, i) => (e.kind !== 'bias' ? [] : Array.from({ length: fragsN }, (_, j) => {
+    const pair = [b.f(), b.f()];
+    b.emit(`ld.global.v2.f32 {${pair.join(', ')}}, ${addr(opAt[i]!, j * 8 * 4)}`);
+    return pair;
+  })));
+
+  // ---- store: the accumulators (which started from C), through the epilogue, back to C
   for (let i = 0; i < fragsM; i++) {
     for (let j = 0; j < fragsN; j++) {
       const d = acc[i * fragsN + j]!;
-      for (const h of [0, 1]) b.emit(`st.global.v2.f32 ${addr(cAt, cImm(i, j, h))}, {${d[2 * h]}, ${d[2 * h + 1]}}`);
+      for (const h of [0, 1]) {
+        const pair = [d[2 * h]!, d[2 * h + 1]!];
+        let k = 0;
+        for (const e of plan.epilogue) {
+          let operand: string[] = ['', ''];
+          if (e.kind === 'bias') operand = biasPairs[k++]![j]!;
+          else if (e.kind === 'residual') {
+            operand = [b.f(), b.f()];
+            b.emit(`ld.global.v2.f32 {${operand.join(', ')}}, ${addr(opAt[k++]!, cImm(i, j, h))}`);
+          }
+          pair.forEach((x, lane) => emitEpilogueOp(b, e, x, operand[lane]!));
+        }
+        b.emit(`st.global.v2.f32 ${addr(cAt, cImm(i, j, h))}, {${pair.join(', ')}}`);
+      }
     }
   }
   b.emit('ret');
@@ -289,7 +325,7 @@ export function printMmaPtx(plan: GpuMmaPlan, entry = 'looptune_mma'): PrintedPt
     '.address_size 64',
     '.extern .shared .align 128 .b8 smem[];',
     '',
-    `.visible .entry ${entry}(.param .u64 C, .param .u64 A, .param .u64 B)`,
+    `.visible .entry ${entry}(${['C', 'A', 'B', ...pE.map((_, i) => `E${i}`)].map((x) => `.param .u64 ${x}`).join(', ')})`,
     `.reqntid ${T}, 1, 1`,
     '{',
   ];

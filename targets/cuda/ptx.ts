@@ -119,6 +119,48 @@ type StoreMode = 'plain' | 'epilogue' | 'fixup';
 const OPERAND_WINDOW = 48;
 const NEG_INF = '0fFF800000';
 
+/** One epilogue op on register x (in place); `operand` is the bias / residual value's register (also used by mma-ptx.ts). */
+export function emitEpilogueOp(b: PtxBuilder, e: EpilogueOp, x: string, operand: string): void {
+  switch (e.kind) {
+    case 'bias': case 'residual': b.emit(`add.rn.f32 ${x}, ${x}, ${operand}`); return;
+    case 'scale': b.emit(`mul.rn.f32 ${x}, ${x}, ${f32Hex(e.value)}`); return;
+    case 'relu': b.emit(`max.f32 ${x}, ${x}, ${ZERO}`); return;
+    case 'clip':
+      b.emit(`max.f32 ${x}, ${x}, ${f32Hex(e.min)}`);
+      b.emit(`min.f32 ${x}, ${x}, ${f32Hex(e.max)}`);
+      return;
+    case 'sigmoid': {
+      // 1 / (1 + 2^(-x log2 e)): 2^t overflows to +Inf (giving 0) or flushes to 0 (giving 1), the right limits
+      const t = b.f();
+      b.emit(`mul.rn.f32 ${t}, ${x}, ${f32Hex(-Math.LOG2E)}`);
+      b.emit(`ex2.approx.ftz.f32 ${t}, ${t}`);
+      b.emit(`add.rn.f32 ${t}, ${t}, ${ONE}`);
+      b.emit(`rcp.rn.f32 ${x}, ${t}`);
+      return;
+    }
+    case 'gelu': {
+      // x/2 (1 + erf(x / sqrt 2)) as h + h erf with h = x/2: one rounding where 1 + erf would cancel
+      const u = b.f();
+      const u2 = b.f();
+      const num = b.f();
+      const den = b.f();
+      b.emit(`mul.rn.f32 ${u}, ${x}, ${f32Hex(Math.SQRT1_2)}`);
+      b.emit(`max.f32 ${u}, ${u}, ${f32Hex(-4)}`);
+      b.emit(`min.f32 ${u}, ${u}, ${f32Hex(4)}`);
+      b.emit(`mul.rn.f32 ${u2}, ${u}, ${u}`);
+      b.emit(`fma.rn.f32 ${num}, ${u2}, ${f32Hex(ERF_P[0]!)}, ${f32Hex(ERF_P[1]!)}`);
+      for (const c of ERF_P.slice(2)) b.emit(`fma.rn.f32 ${num}, ${u2}, ${num}, ${f32Hex(c)}`);
+      b.emit(`mul.rn.f32 ${num}, ${num}, ${u}`);
+      b.emit(`fma.rn.f32 ${den}, ${u2}, ${f32Hex(ERF_Q[0]!)}, ${f32Hex(ERF_Q[1]!)}`);
+      for (const c of ERF_Q.slice(2)) b.emit(`fma.rn.f32 ${den}, ${u2}, ${den}, ${f32Hex(c)}`);
+      b.emit(`div.rn.f32 ${num}, ${num}, ${den}`);
+      b.emit(`mul.rn.f32 ${u}, ${x}, ${f32Hex(0.5)}`);
+      b.emit(`fma.rn.f32 ${x}, ${u}, ${num}, ${u}`);
+      return;
+    }
+  }
+}
+
 /** Prints a GpuProgram as a PTX module, with the launch it needs. */
 export function printPtx(program: GpuProgram): PrintedPtx {
   return new Printer(program).run();
@@ -940,45 +982,7 @@ class Printer {
 
   /** One epilogue op on register x (in place); `operand` is the bias / residual value's register. */
   private epilogueOp(e: EpilogueOp, x: string, operand: string): void {
-    const b = this.b;
-    switch (e.kind) {
-      case 'bias': case 'residual': b.emit(`add.rn.f32 ${x}, ${x}, ${operand}`); return;
-      case 'scale': b.emit(`mul.rn.f32 ${x}, ${x}, ${f32Hex(e.value)}`); return;
-      case 'relu': b.emit(`max.f32 ${x}, ${x}, ${ZERO}`); return;
-      case 'clip':
-        b.emit(`max.f32 ${x}, ${x}, ${f32Hex(e.min)}`);
-        b.emit(`min.f32 ${x}, ${x}, ${f32Hex(e.max)}`);
-        return;
-      case 'sigmoid': {
-        // 1 / (1 + 2^(-x log2 e)): 2^t overflows to +Inf (giving 0) or flushes to 0 (giving 1), the right limits
-        const t = b.f();
-        b.emit(`mul.rn.f32 ${t}, ${x}, ${f32Hex(-Math.LOG2E)}`);
-        b.emit(`ex2.approx.ftz.f32 ${t}, ${t}`);
-        b.emit(`add.rn.f32 ${t}, ${t}, ${ONE}`);
-        b.emit(`rcp.rn.f32 ${x}, ${t}`);
-        return;
-      }
-      case 'gelu': {
-        // x/2 (1 + erf(x / sqrt 2)) as h + h erf with h = x/2: one rounding where 1 + erf would cancel
-        const u = b.f();
-        const u2 = b.f();
-        const num = b.f();
-        const den = b.f();
-        b.emit(`mul.rn.f32 ${u}, ${x}, ${f32Hex(Math.SQRT1_2)}`);
-        b.emit(`max.f32 ${u}, ${u}, ${f32Hex(-4)}`);
-        b.emit(`min.f32 ${u}, ${u}, ${f32Hex(4)}`);
-        b.emit(`mul.rn.f32 ${u2}, ${u}, ${u}`);
-        b.emit(`fma.rn.f32 ${num}, ${u2}, ${f32Hex(ERF_P[0]!)}, ${f32Hex(ERF_P[1]!)}`);
-        for (const c of ERF_P.slice(2)) b.emit(`fma.rn.f32 ${num}, ${u2}, ${num}, ${f32Hex(c)}`);
-        b.emit(`mul.rn.f32 ${num}, ${num}, ${u}`);
-        b.emit(`fma.rn.f32 ${den}, ${u2}, ${f32Hex(ERF_Q[0]!)}, ${f32Hex(ERF_Q[1]!)}`);
-        for (const c of ERF_Q.slice(2)) b.emit(`fma.rn.f32 ${den}, ${u2}, ${den}, ${f32Hex(c)}`);
-        b.emit(`div.rn.f32 ${num}, ${num}, ${den}`);
-        b.emit(`mul.rn.f32 ${u}, ${x}, ${f32Hex(0.5)}`);
-        b.emit(`fma.rn.f32 ${x}, ${u}, ${num}, ${u}`);
-        return;
-      }
-    }
+    emitEpilogueOp(this.b, e, x, operand);
   }
 
   // ---------------------------------------------------------------- shared-memory staging

@@ -12,6 +12,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseProblem, Schedule, LoopTuneError } from '../../../ir/index.ts';
+import { elementCount } from '../../../ir/problem.ts';
 import { checkAgainstOracle, randomArray } from '../../../ir/interpret.ts';
 import { mmaScheduleText, planMma, swizzleOf } from '../../../loopnest/gpu-mma.ts';
 import { swizzledOffset } from '../../../targets/cuda/mma-ptx.ts';
@@ -31,6 +32,10 @@ const CASES: [string, [number, number, number, number, number], number][] = [
   ['matmul 128x128x128 bf16', [128, 64, 64, 2, 2], 2],
   ['matmul 64x128x64 tf32', [64, 64, 32, 2, 2], 3],
   ['matmul 32x64x96 tf32', [32, 32, 32, 1, 2], 2],
+  // fused epilogues at the store
+  ['matmul 64x64x64 bf16 +bias +gelu', [64, 64, 32, 2, 2], 2],
+  ['matmul 64x128x64 f16 +residual +relu', [64, 64, 32, 2, 2], 3],
+  ['matmul 64x64x64 tf32 +bias +sigmoid +clip0,0.75', [64, 64, 32, 2, 2], 2],
 ];
 
 function kernelOf(spec: string, t: [number, number, number, number, number], stages: number): { kernel: CudaKernel; schedule: Schedule } {
@@ -44,8 +49,8 @@ test('simulated tensor-core matmuls match the typed oracle (bf16, f16, tf32; 2-4
   for (const [spec, tile, stages] of CASES) {
     const { kernel, schedule } = kernelOf(spec, tile, stages);
     const p = schedule.problem;
-    const inputs = p.tensors.slice(1).map((t, i) => randomArray(t.shape[0]! * t.shape[1]!, 20 + i));
-    const init = randomArray(p.tensors[0]!.shape[0]! * p.tensors[0]!.shape[1]!, 7);
+    const inputs = p.tensors.slice(1).map((t, i) => randomArray(elementCount(t), 20 + i));
+    const init = randomArray(elementCount(p.tensors[0]!), 7);
     const r = await run(kernel, [init, ...inputs], { guard: false });
     assert.ok(r.ok, `${spec}: ${r.ok ? '' : r.error}`);
     if (!r.ok) continue;
@@ -133,7 +138,7 @@ test('schedules that spell no tensor-core kernel are refused with one line', () 
     }
   }
   assert.match(backend('cuda').validate!(Schedule.initial(p)) ?? '', /^no GPU kernel: cuda: a tensor-core schedule/);
-  assert.throws(() => compileCuda(Schedule.parse(parseProblem('matmul 128x128x128 bf16 +relu'), mmaScheduleText(p, { bm: 64, bn: 64, bk: 32, wgm: 2, wgn: 2 }))), /fuse no epilogue yet/);
+  assert.throws(() => compileCuda(Schedule.parse(parseProblem('bmm b2 m64 n64 k64 bf16'), 'b:2 m:64 n:64 k:64')), /tensor-core kernels cover matmul so far, not bmm/);
   assert.throws(() => kernelOf('matmul 64x64x64 bf16', [64, 64, 32, 2, 2], 9), /stages must be an integer 2\.\.8/);
 });
 
