@@ -81,7 +81,18 @@ export interface PolicyNetwork {
   dispose(): void;
 }
 
-let instances = 0;
+/**
+ * Networks made in this process, counted on globalThis: tfjs's engine (and so its variable
+ * namespace) is one per process, but this module can be loaded twice (a CommonJS require and an
+ * ESM import() of the same file, as under a require-hook test runner), and two module-level
+ * counters would hand out the same names.
+ */
+const INSTANCES = Symbol.for('looptune.policy.instances');
+function nextInstance(): number {
+  const g = globalThis as { [INSTANCES]?: number };
+  g[INSTANCES] = (g[INSTANCES] ?? 0) + 1;
+  return g[INSTANCES];
+}
 
 /** Owns a network's variables; tfjs needs globally unique variable names, logical names stay short. */
 export class ParamStore {
@@ -91,7 +102,7 @@ export class ParamStore {
 
   /** `seed` null: zero weights (they are about to be overwritten by loaded ones). */
   constructor(seed: number | null) {
-    this.#prefix = `looptune-policy-${++instances}`;
+    this.#prefix = `looptune-policy-${nextInstance()}`;
     this.#rng = seed === null ? null : new AgentRng(seed);
   }
 

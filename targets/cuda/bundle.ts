@@ -48,6 +48,7 @@ async function main(): Promise<void> {
     [join(root, 'cli', 'main.ts'), 'looptune.mjs'], [join(root, 'targets', 'runtime', 'worker.ts'), 'looptune-worker.mjs'],
     [join(root, 'bench', 'cuda.ts'), 'looptune-cuda.mjs'], [join(root, 'bench', 'scaling.ts'), 'looptune-scaling.mjs'],
     [join(root, 'bench', 'fuzz.ts'), 'looptune-fuzz.mjs'], [join(root, 'bench', 'cuda-tc.ts'), 'looptune-cuda-tc.mjs'],
+    [join(root, 'bench', 'farm.ts'), 'looptune-farm.mjs'],
   ] as const;
   for (const [entry, file] of entries) {
     await build({
@@ -104,6 +105,7 @@ async function main(): Promise<void> {
     ['scaling.sh', 'looptune-scaling.mjs', 'the CPU scaling benchmark (bench/scaling.ts)'],
     ['fuzz.sh', 'looptune-fuzz.mjs', 'the differential fuzz (bench/fuzz.ts; its host has AVX-512: the avx512 fuzz runs there)'],
     ['tc.sh', 'looptune-cuda-tc.mjs', 'the tensor-core benchmark (bench/cuda-tc.ts: bf16/f16/tf32 vs cublasGemmEx, GPU fuzz per precision)'],
+    ['farm.sh', 'looptune-farm.mjs', 'the measurement-farm benchmark (bench/farm.ts; --redis-server .device/redis/redis-server)'],
   ] as const;
   for (const [script, bundle, what] of scripts) {
     const path = join(out, script);
@@ -114,11 +116,25 @@ async function main(): Promise<void> {
       'here=$(cd "$(dirname "$0")" && pwd)',
       'node=${LOOPTUNE_NODE:-/tmp/looptune-node}',
       'if [ ! -x "$node" ]; then xz -dc "$here/../node.xz" > "$node.tmp" && chmod +x "$node.tmp" && mv "$node.tmp" "$node"; fi',
+      'export LD_LIBRARY_PATH="$here/../redis${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"',
       `exec "$node" "$here/${bundle}" "$@"`,
       '',
     ].join('\n'));
     chmodSync(path, 0o755);
   }
+  // Debian's redis-server and the two libraries it links beyond glibc, for the farm benchmark on a
+  // machine without the package (run it with LD_LIBRARY_PATH=.device/redis, which farm.sh sets)
+  const redis = '/usr/bin/redis-server';
+  if (existsSync(redis)) {
+    const dir = join(root, '.device', 'redis');
+    mkdirSync(dir, { recursive: true });
+    cpSync(redis, join(dir, 'redis-server'), { dereference: true });
+    for (const lib of ['liblzf.so.1', 'libjemalloc.so.2']) {
+      const from = ['/usr/lib/x86_64-linux-gnu', '/lib/x86_64-linux-gnu'].map((d) => join(d, lib)).find((f) => existsSync(f));
+      if (from) cpSync(from, join(dir, lib), { dereference: true });
+      else console.log(`note: ${lib} not found: the bundled redis-server may not start`);
+    }
+  } else console.log('note: no /usr/bin/redis-server (apt-get install redis-server): the farm benchmark needs one on the GPU machine');
   const total = size(out);
   if (total > LIMIT) throw new Error(`.device/looptune is ${(total / 2 ** 20).toFixed(1)} MB, over the 40 MB limit`);
   const node = join(root, '.device', 'node.xz');
