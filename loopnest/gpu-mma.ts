@@ -72,7 +72,7 @@ export function swizzleOf(r: number, chunks: number): number {
   return Math.floor(r / rowsPerLine) % Math.min(chunks, 8);
 }
 
-/** Whether a problem takes the tensor-core path: a typed matmul. */
+/** Whether a problem takes the tensor-core path: every typed problem (planMma refuses, in one line, what it cannot cover). */
 export function usesTensorCores(p: Problem): boolean {
   return p.dtype !== undefined;
 }
