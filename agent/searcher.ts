@@ -145,6 +145,8 @@ export class SearchContext {
   readonly #t0 = performance.now();
   readonly #onProgress: ((p: SearchProgress) => void) | undefined;
   #sinceCharge = 0;
+  /** evaluations awaiting their measurement (evaluateAll): charged against the budget before they land */
+  #pending = 0;
 
   constructor(searcher: string, problem: Problem, options: SearchOptions) {
     const b = options.budget ?? {};
@@ -183,7 +185,7 @@ export class SearchContext {
 
   get exhausted(): boolean {
     const b = this.budget;
-    return (b.measurements !== undefined && this.measurements >= b.measurements)
+    return (b.measurements !== undefined && this.measurements + this.#pending >= b.measurements)
       || (b.steps !== undefined && this.steps >= b.steps)
       || this.#outOfTime;
   }
@@ -211,6 +213,25 @@ export class SearchContext {
   /** GFLOPS if this search already evaluated `s` (then asking again is free), else undefined. */
   known(s: Schedule): number | undefined {
     return this.#seen.get(s.hash())?.gflops;
+  }
+
+  /**
+   * GFLOPS of each of `list`, in order: one at a time, or up to the evaluator's concurrency at once
+   * (a farm measures a generation in parallel; measurements in flight count against the budget).
+   * Throws BudgetExhausted like evaluate; what was measured before stays charged and recorded.
+   */
+  async evaluateAll(list: readonly Schedule[]): Promise<number[]> {
+    const width = Math.max(1, this.evaluator.concurrency ?? 1);
+    const out: number[] = [];
+    for (let i = 0; i < list.length; i += width) {
+      // every one in flight lands before a BudgetExhausted ends the search: none after its result
+      const settled = await Promise.allSettled(list.slice(i, i + width).map((s) => this.evaluate(s)));
+      for (const r of settled) {
+        if (r.status === 'rejected') throw r.reason;
+        out.push(r.value);
+      }
+    }
+    return out;
   }
 
   /** GFLOPS of `s`; throws BudgetExhausted when no budget is left for this request. */
@@ -244,7 +265,13 @@ export class SearchContext {
       if (++this.#sinceCharge > STALL_LIMIT) throw new BudgetExhausted('stalled');
       return e;
     }
-    const e = await this.evaluator.evaluate(s);
+    let e: Evaluation;
+    this.#pending++;
+    try {
+      e = await this.evaluator.evaluate(s);
+    } finally {
+      this.#pending--;
+    }
     this.steps++;
     this.measurements++;
     this.#sinceCharge = 0;

@@ -5,10 +5,11 @@
  *            schedules) measured locally and through the farm on a problem where a measurement takes
  *            about 10 ms (a small matmul sampled for 10 ms): measurements/s each way and the farm's
  *            overhead per job in milliseconds.
- *  scaling   (--workers 1,2,4,8) N worker processes of one thread each; 2N evolution searches with
- *            seeds 0..2N-1 share one farm evaluator for --seconds each. A search evaluates one
- *            candidate at a time (agent/search), so one search keeps one worker busy at most: the
- *            farm's throughput comes from callers with several measurements in flight. Reports
+ *  scaling   (--workers 1,2,4,8) N worker processes of one thread each; --searches S evolution
+ *            searches (default 2N; seeds 0..S-1) share one farm evaluator of concurrency max(N, S) for
+ *            --seconds each. A search asks for a generation at once where its evaluator runs several
+ *            measurements (agent/searcher.ts evaluateAll), so even one search (--searches 1) keeps up
+ *            to its batch (8) of workers busy, with a barrier at each generation's end. Reports
  *            measurements/s, the efficiency against N x the one-worker rate, and the best GFLOPS
  *            over time (the best of the searches at each moment).
  * The JSON goes to bench/results/farm.json (--out). A redis-server is started on 127.0.0.1 (a free
@@ -39,6 +40,8 @@ export interface FarmBenchOptions {
   /** the scaling mode's problem (default matmul 256x256x256) and seconds per worker count (default 30) */
   scalingProblem?: string;
   seconds?: number;
+  /** concurrent searches of the scaling mode (default 2N) */
+  searches?: number;
   /** redis-server binary to start (default: the one on PATH) */
   redisServer?: string;
   /** an existing farm Redis instead (its workers are still started here) */
@@ -66,14 +69,16 @@ export async function benchFarm(options: FarmBenchOptions = {}): Promise<unknown
     const overhead = await overheadMode(url, target, options.problem ?? 'matmul 64x64x64', options.measurements ?? (quick ? 30 : 100));
     const scaling: ScalingRow[] = [];
     for (const n of options.workers ?? []) {
-      const row = await scalingMode(url, target, n, options.scalingProblem ?? 'matmul 256x256x256', options.seconds ?? (quick ? 10 : 30), scaling[0]);
+      const row = await scalingMode(url, target, n, options.scalingProblem ?? 'matmul 256x256x256', options.seconds ?? (quick ? 10 : 30), scaling[0], options.searches);
       scaling.push(row);
       console.log(`farm: ${n} worker${n > 1 ? 's' : ''}: ${row.measurementsPerSecond.toFixed(1)} measurements/s (${(100 * row.efficiency).toFixed(0)}% of ${n} x one), best ${row.bestGflops.toFixed(1)} GFLOPS`);
     }
     const out = {
       bench: 'farm', date: new Date().toISOString(), host: hostIsa().model, cores: cpus().length, target,
       minSeconds: MIN_SECONDS, overhead, scaling,
-      note: 'scaling: 2N concurrent evolution searches (seeds 0..2N-1) on one farm evaluator; one search has one measurement in flight at a time',
+      note: options.searches === undefined
+        ? 'scaling: 2N concurrent evolution searches (seeds 0..2N-1) on one farm evaluator'
+        : `scaling: ${options.searches} evolution search(es) on one farm evaluator of concurrency max(N, ${options.searches}); each asks for a generation (8) at once`,
     };
     const file = options.out ?? 'bench/results/farm.json';
     mkdirSync(dirname(file), { recursive: true });
@@ -112,12 +117,12 @@ async function overheadMode(url: string, target: string, problem: string, measur
 }
 
 /** N workers, 2N searches at once on one farm evaluator, for `seconds`. */
-async function scalingMode(url: string, target: string, n: number, problem: string, seconds: number, one: ScalingRow | undefined): Promise<ScalingRow> {
+async function scalingMode(url: string, target: string, n: number, problem: string, seconds: number, one: ScalingRow | undefined, searchCount?: number): Promise<ScalingRow> {
   const workers: WorkerProcess[] = [];
   try {
     workers.push(...await Promise.all(Array.from({ length: n }, () => startWorker(url, ['--targets', target, '--threads', '1']))));
-    const searches = 2 * n;
-    const evaluator = await evaluatorFor(target, { minSeconds: MIN_SECONDS, farm: { url, concurrency: searches } }) as MeasuredEvaluator;
+    const searches = searchCount ?? 2 * n;
+    const evaluator = await evaluatorFor(target, { minSeconds: MIN_SECONDS, farm: { url, concurrency: Math.max(n, searches) } }) as MeasuredEvaluator;
     try {
       const t0 = performance.now();
       const results = await Promise.all(Array.from({ length: searches }, (_, seed) =>
@@ -153,13 +158,14 @@ function parseArgs(argv: readonly string[]): FarmBenchOptions {
     if (a === '--quick') o.quick = true;
     else if (a === '--workers') o.workers = workerCounts(value());
     else if (a === '--seconds') o.seconds = Number(value().replace(/s$/, ''));
+    else if (a === '--searches') o.searches = Number(value());
     else if (a === '--measurements') o.measurements = Number(value());
     else if (a === '--problem') o.problem = value();
     else if (a === '--scaling-problem') o.scalingProblem = value();
     else if (a === '--redis-server') o.redisServer = value();
     else if (a === '--redis') o.redis = value();
     else if (a === '--out') o.out = value();
-    else throw new Error(`bench farm: unknown option ${a} (expected --workers, --seconds, --measurements, --problem, --scaling-problem, --redis-server, --redis, --out, --quick)`);
+    else throw new Error(`bench farm: unknown option ${a} (expected --workers, --seconds, --searches, --measurements, --problem, --scaling-problem, --redis-server, --redis, --out, --quick)`);
   }
   return o;
 }

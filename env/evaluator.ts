@@ -44,6 +44,8 @@ export interface Evaluator {
   readonly sketches?: SketchSource;
   /** CPU threads its parallel kernels run on (absent: 1); searches then draw parallel sketches */
   readonly threads?: number;
+  /** measurements it runs at once (absent: 1); above 1 (a farm), searches ask for a generation at once */
+  readonly concurrency?: number;
   close?(): Promise<void>;
 }
 
@@ -98,6 +100,7 @@ export class CachingEvaluator implements Evaluator {
   readonly #persistFailures: boolean;
   readonly #failures = new Map<string, Measurement>();
   readonly #inFlight = new Map<string, Promise<Evaluation>>();
+  readonly concurrency: number;
 
   constructor(options: CachingEvaluatorOptions) {
     if (!(options.peakGflops > 0)) throw new RangeError(`peakGflops must be positive, got ${options.peakGflops}`);
@@ -106,7 +109,8 @@ export class CachingEvaluator implements Evaluator {
     this.records = options.records ?? RecordStore.open(null);
     this.host = options.host ?? hostKey();
     this.#measure = options.measure;
-    this.#limit = pLimit(options.concurrency ?? 1);
+    this.concurrency = options.concurrency ?? 1;
+    this.#limit = pLimit(this.concurrency);
     this.#persistFailures = options.persistFailures ?? false;
   }
 

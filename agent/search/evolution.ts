@@ -129,7 +129,8 @@ export async function evolve(ctx: SearchContext, o: EvolveSettings = {}): Promis
     if (s.loops.length > maxLoops || !ctx.feasible(s)) continue;
     add(s, ctx.known(s) ?? await ctx.evaluate(s));
   }
-  for (const s of await freshBatch(nInitial, new Set())) add(s, await ctx.evaluate(s));
+  const firstBatch = await freshBatch(nInitial, new Set());
+  (await ctx.evaluateAll(firstBatch)).forEach((v, i) => add(firstBatch[i]!, v));
   pop = pop.sort((a, b) => b.v - a.v).slice(0, popSize);
 
   const tournament = (): Member => {
@@ -183,7 +184,7 @@ export async function evolve(ctx: SearchContext, o: EvolveSettings = {}): Promis
       continue;
     }
     barren = 0;
-    for (const s of chosen) add(s, await ctx.evaluate(s));
+    (await ctx.evaluateAll(chosen)).forEach((v, i) => add(chosen[i]!, v));
     pop = pop.sort((a, b) => b.v - a.v).slice(0, popSize);
     o.onGeneration?.({ generation, drawn, kept, crossovers, measured: chosen.length, bestGflops: ctx.best.gflops });
   }
