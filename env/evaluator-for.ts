@@ -87,7 +87,7 @@ export async function evaluatorFor(target: Backend | string, options: EvaluatorF
       slowSeconds: slowSecondsFor(kernel.flops, peakGflops),
     });
     if (!r.ok) return { gflops: 0, error: r.error, codegenMicros: kernel.codegenMicros };
-    return { gflops: r.gflops, bestSeconds: r.bestSeconds, medianSeconds: r.medianSeconds, codegenMicros: kernel.codegenMicros };
+    return { gflops: r.gflops, bestSeconds: r.bestSeconds, medianSeconds: r.medianSeconds, codegenMicros: kernel.codegenMicros, ...(r.servedBy ? { servedBy: r.servedBy } : {}) };
   };
   rejectImpossible(device.host, peakGflops, device.threads);
   return new MeasuredEvaluator({

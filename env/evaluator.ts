@@ -52,6 +52,8 @@ export interface Evaluator {
 /** What a raw measurement returns (CachingEvaluator adds the source, hash and caching). */
 export interface Measurement {
   gflops: number;
+  /** the farm worker that timed it (recorded with it) */
+  servedBy?: string;
   bestSeconds?: number;
   medianSeconds?: number;
   error?: string;
@@ -202,6 +204,7 @@ export class CachingEvaluator implements Evaluator {
         ...(m.bestSeconds !== undefined ? { bestSeconds: m.bestSeconds } : {}),
         ...(m.medianSeconds !== undefined ? { medianSeconds: m.medianSeconds } : {}),
         ...(error !== undefined ? { error } : {}),
+        ...(m.servedBy !== undefined ? { servedBy: m.servedBy } : {}),
         timestamp: new Date().toISOString(), host: this.host,
       });
     }

@@ -43,6 +43,8 @@ export interface TuningRecord {
   timestamp: string;
   /** the machine the timing was taken on: targets/runtime/host.ts hostKey (gpuHostKey on cuda). */
   host: string;
+  /** a farm's timing: the worker that took it (its host name and pid); `host` is then that machine's kind */
+  servedBy?: string;
 }
 
 /** A record's fields and their ranges; problem/schedule agreement is checked after this. */
@@ -57,6 +59,7 @@ const RecordSchema = z.object({
   error: z.string().optional(),
   timestamp: z.string(),
   host: z.string(),
+  servedBy: z.string().optional(),
 }).refine((r) => r.error !== undefined || r.gflops > 0, { message: 'must be positive (or the record must carry an error)', path: ['gflops'] });
 
 /**

@@ -94,7 +94,8 @@ export interface DeviceOptions {
   timeoutSeconds?: number;
 }
 
-export type TimeOutcome = ({ ok: true } & Timing) | { ok: false; error: string };
+/** `servedBy`: the farm worker that timed it (host and pid), for a remote Device's timings. */
+export type TimeOutcome = ({ ok: true; servedBy?: string } & Timing) | { ok: false; error: string };
 
 export interface TimeRequest {
   /** this timing's threads instead of the device's (tune compares a kernel at T threads with one) */

@@ -221,7 +221,7 @@ class FarmDevice implements RemoteDevice {
     if (Math.abs(gflops - r.gflops) > 1e-6 * gflops) return { ok: false, error: `result from ${r.worker} gives ${r.gflops} GFLOPS for a best time of ${r.bestSeconds} s (${gflops.toFixed(3)} GFLOPS): not a timing` };
     const bound = await this.#bound();
     if (gflops > bound) return { ok: false, error: `result from ${r.worker} gives ${gflops.toFixed(1)} GFLOPS, above ${FIGURE_MARGIN}x the peak (${bound.toFixed(1)}): not a timing` };
-    return { ok: true, bestSeconds: r.bestSeconds, medianSeconds: r.medianSeconds, gflops, reps: r.reps, samples: r.samples };
+    return { ok: true, bestSeconds: r.bestSeconds, medianSeconds: r.medianSeconds, gflops, reps: r.reps, samples: r.samples, ...(r.worker ? { servedBy: r.worker } : {}) };
   }
 
   peak(): Promise<PeakReading> {

@@ -76,7 +76,7 @@ test('a worker killed mid-job: the search completes, each measurement recorded o
       assert.ok(retried!.ok, `the killed job succeeded elsewhere: ${retried!.error}`);
       assert.is.not(retried!.worker, `${os.hostname()} pid ${killed!.worker.pid}`);
       // exactly once: one record per measured schedule, no hash twice, no duplicate answers
-      const lines = readFileSync(records, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { hash: string; host: string });
+      const lines = readFileSync(records, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { hash: string; host: string; servedBy?: string; error?: string });
       const hashes = new Set(lines.map((l) => l.hash));
       assert.is(hashes.size, lines.length);
       assert.is(lines.length, evaluator.stats.measured - evaluator.stats.failed);
@@ -87,6 +87,8 @@ test('a worker killed mid-job: the search completes, each measurement recorded o
       assert.is(timeJobs.length, evaluator.stats.measured);
       assert.is(new Set(timeJobs.map((s) => s.id)).size, timeJobs.length);
       const servedBy = new Set(timeJobs.map((s) => s.worker));
+      // each record names the worker that timed it, one of those that answered
+      assert.ok(lines.filter((l) => !l.error).every((l) => l.servedBy !== undefined && servedBy.has(l.servedBy)), 'records name their worker');
       assert.ok(servedBy.size >= 2, `served by ${[...servedBy].join(', ')}`);
     } finally {
       await queue.close();
