@@ -8,3 +8,4 @@ export * from './interpret.ts';
 export * from './graph.ts';
 export * from './random.ts';
 export * from './parallelize.ts';
+export * from './dtype.ts';
