@@ -19,9 +19,14 @@ export function registerShow(program: Command): void {
     .option('--ptx', 'print only the PTX module of the cuda target (ready for ptxas)')
     .option('--target <name>', `target for --asm (${backendNames().join(', ')}; default: the host's best)`)
     .action(async (spec: string, opts: ShowOptions) => {
-      const s = scheduleFor(spec, opts);
+      let s = scheduleFor(spec, opts);
       // --ptx names the GPU backend's module text
       const named = opts.ptx ? backend('cuda') : opts.target !== undefined ? backend(opts.target) : undefined;
+      // no schedule given and the initial one has no kernel on the target (a tensor-core matmul): its first sketch seed
+      if (named && opts.schedule === undefined && opts.actions === undefined && named.validate?.(s) !== undefined) {
+        const seed = named.sketches?.seeds?.(s.problem, named.maxLoops)[0];
+        if (seed) s = seed;
+      }
       if (named?.processor === 'gpu') {
         // a GPU kernel is module text: show prints the plan and the module (--ptx: the module only)
         const k = named.compile(s);

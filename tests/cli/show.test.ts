@@ -1,0 +1,33 @@
+/** cli/show.ts: a tensor-core matmul shown on cuda without a schedule starts from the target's first sketch seed. */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Command } from 'commander';
+import { registerShow } from '../../cli/show.ts';
+
+async function show(args: string[]): Promise<string> {
+  const program = new Command().exitOverride();
+  registerShow(program);
+  const printed: string[] = [];
+  const log = console.log;
+  console.log = (line: string) => printed.push(line);
+  try {
+    await program.parseAsync(['node', 'looptune', 'show', ...args]);
+  } finally {
+    console.log = log;
+  }
+  return printed.join('\n');
+}
+
+test('show --ptx of a bf16 matmul without --schedule prints a tensor-core module', async () => {
+  const ptx = await show(['matmul 256x256x256 bf16', '--ptx']);
+  assert.match(ptx, /mma\.sync\.aligned\.m16n8k16\.row\.col\.f32\.bf16\.bf16\.f32/);
+  assert.match(ptx, /ldmatrix/);
+});
+
+test('show on cuda keeps the initial schedule where it has a kernel (fp32)', async () => {
+  const out = await show(['matmul 64x64x64', '--target', 'cuda']);
+  assert.match(out, /schedule: m:64 n:64 k:64/);
+  assert.not.match(out, /mma\.sync/);
+});
+
+test.run();
