@@ -19,7 +19,7 @@ import { hostTarget } from '../targets/runtime/host.ts';
 import { sha256Hex, writeTunedModel } from '../agent/tuned-model.ts';
 import { DEFAULT_MODEL_BUDGET_SECONDS, tuneModel, type TuneModelProgress, type TuneModelResult } from '../agent/tune-model.ts';
 import { echo, nonEmpty, positiveSeconds, threadCount } from './options.ts';
-import { FARM_HELP, farmUrl } from './worker.ts';
+import { checkFarmKey, FARM_HELP, FARM_KEY_HELP, farmUrl } from './worker.ts';
 
 export interface CompileOptions {
   /** seconds (default 60) */
@@ -34,6 +34,8 @@ export interface CompileOptions {
   target?: string;
   /** measure on the workers of this farm (a Redis URL: targets/farm) */
   farm?: string;
+  /** the farm's hardware key to measure on (default: this machine's) */
+  farmKey?: string;
 }
 
 /** Where the command writes: the table and the summary (stdout), the progress bar (stderr, a terminal only). */
@@ -128,7 +130,7 @@ export async function runCompile(modelPath: string, options: CompileOptions = {}
   const out = options.out ?? defaultTunedPath(modelPath);
   // a farm's device: the tasks' measurements and verifications run on its workers
   const device = options.farm
-    ? await (await import('../targets/farm/remote-device.ts')).openRemoteDevice(b, { url: options.farm, threads: options.threads ?? 1 })
+    ? await (await import('../targets/farm/remote-device.ts')).openRemoteDevice(b, { url: options.farm, threads: options.threads ?? 1, ...(options.farmKey !== undefined ? { key: options.farmKey } : {}) })
     : undefined;
   const bar = progressBar(output.progress, budget);
   let result: TuneModelResult;
@@ -161,7 +163,7 @@ export async function runCompile(modelPath: string, options: CompileOptions = {}
   return { result, out, table };
 }
 
-interface CompileCliOptions { budget: number; threads?: number; shape?: Record<string, number[]>; out?: string; records?: string | boolean; target?: string; farm?: string }
+interface CompileCliOptions { budget: number; threads?: number; shape?: Record<string, number[]>; out?: string; records?: string | boolean; target?: string; farm?: string; farmKey?: string }
 
 export function registerCompile(program: Command): void {
   program
@@ -176,7 +178,9 @@ export function registerCompile(program: Command): void {
     .option('--no-records', 'neither read nor write tuning records')
     .option('--target <name>', 'avx512 or avx2 (default: the host\'s best)')
     .option('--farm <url>', FARM_HELP, farmUrl)
+    .option('--farm-key <key>', FARM_KEY_HELP)
     .action(async (model: string, opts: CompileCliOptions) => {
+      checkFarmKey(opts);
       await runCompile(model, {
         budget: opts.budget,
         ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
@@ -185,6 +189,7 @@ export function registerCompile(program: Command): void {
         ...(opts.records === false ? { records: false } : typeof opts.records === 'string' ? { records: opts.records } : {}),
         ...(opts.target !== undefined ? { target: opts.target } : {}),
         ...(opts.farm !== undefined ? { farm: opts.farm } : {}),
+        ...(opts.farmKey !== undefined ? { farmKey: opts.farmKey } : {}),
       });
     });
 }

@@ -12,12 +12,12 @@ import { describeProgress, progressLine } from './progress.ts';
 import { describeSpeedup, formatRun, runFailed, speedupOverDefault } from './format.ts';
 import { checkCompare, nonEmpty, parseBudget, seed, threadCount } from './options.ts';
 import { threadsFor } from './threads.ts';
-import { FARM_HELP, farmUrl } from './worker.ts';
+import { checkFarmKey, FARM_HELP, FARM_KEY_HELP, farmUrl } from './worker.ts';
 import { evaluatorFor } from '../env/evaluator-for.ts';
 import type { MeasuredEvaluator } from '../env/evaluator.ts';
 import { SEARCH_MIN_SECONDS } from '../agent/search/run.ts';
 
-interface SearchOptions { searcher: string; budget: Budget; target?: string; compare?: string; records?: string; seed: number; threads?: number; json?: boolean; farm?: string }
+interface SearchOptions { searcher: string; budget: Budget; target?: string; compare?: string; records?: string; seed: number; threads?: number; json?: boolean; farm?: string; farmKey?: string }
 
 export function registerSearch(program: Command): void {
   program
@@ -33,7 +33,9 @@ export function registerSearch(program: Command): void {
     .option('--threads <n>', 'CPU threads of parallel kernels, the peak and the BLAS (default: every core)', threadCount)
     .option('--json', 'print the result as JSON (the fields of run plus schedule, speedupOverDefault, measurements, seconds)')
     .option('--farm <url>', FARM_HELP, farmUrl)
+    .option('--farm-key <key>', FARM_KEY_HELP)
     .action(async (spec: string, opts: SearchOptions) => {
+      checkFarmKey(opts);
       const problem = parseProblem(spec);
       const target = (opts.target ?? hostTarget()) as SearchTarget;
       const b = backend(target);
@@ -43,7 +45,7 @@ export function registerSearch(program: Command): void {
       // on a farm the thread count is the workers' key's (a worker runs one thread unless started with more)
       const threads = opts.farm ? (b.caps.threads ? opts.threads ?? 1 : undefined) : threadsFor(b, opts.threads);
       const farm = opts.farm ? await evaluatorFor(b, {
-        farm: { url: opts.farm }, records: opts.records ?? null, minSeconds: SEARCH_MIN_SECONDS, ...(threads !== undefined ? { threads } : {}),
+        farm: { url: opts.farm, ...(opts.farmKey !== undefined ? { key: opts.farmKey } : {}) }, records: opts.records ?? null, minSeconds: SEARCH_MIN_SECONDS, ...(threads !== undefined ? { threads } : {}),
       }) as MeasuredEvaluator : undefined;
       const line = progressLine();
       const r = await runSearch(problem, {

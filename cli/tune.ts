@@ -7,9 +7,9 @@ import { SEARCH_TUNE_SECONDS } from '../agent/tune.ts';
 import { describeProgress, progressLine } from './progress.ts';
 import { describeBaseline, describeSpeedup } from './format.ts';
 import { checkCompare, nonEmpty, positiveSeconds, seed, threadCount } from './options.ts';
-import { FARM_HELP, farmUrl } from './worker.ts';
+import { checkFarmKey, FARM_HELP, FARM_KEY_HELP, farmUrl } from './worker.ts';
 
-interface TuneOptions { target?: string; budget: number; policy?: string; compare?: string; records?: string | boolean; seed: number; threads?: number; json?: boolean; layout: string; farm?: string }
+interface TuneOptions { target?: string; budget: number; policy?: string; compare?: string; records?: string | boolean; seed: number; threads?: number; json?: boolean; layout: string; farm?: string; farmKey?: string }
 
 function layoutMode(raw: string): string {
   if (raw !== 'auto' && raw !== 'nchw') throw new InvalidArgumentError(`--layout must be nchw or auto, got "${raw.slice(0, 40)}"`);
@@ -32,14 +32,16 @@ export function registerTune(program: Command): void {
     .option('--json', 'print the result as JSON (the field names of search)')
     .option('--layout <mode>', 'nchw (as given) or auto: a conv or pool also tuned in the blocked NCHWc layout, the faster kept (its conversions timed and charged)', layoutMode, 'nchw')
     .option('--farm <url>', FARM_HELP, farmUrl)
+    .option('--farm-key <key>', FARM_KEY_HELP)
     .action(async (spec: string, opts: TuneOptions, command: Command) => {
+      checkFarmKey(opts);
       const b = backend(opts.target ?? hostTarget());
       checkCompare(opts.compare, b);
       const budgetGiven = command.getOptionValueSource('budget') !== 'default';
       const { tune } = await import('../agent/tune.ts');
       // a farm's device: every measurement and the verification run on its workers (closed when the process ends)
       const device = opts.farm
-        ? await (await import('../targets/farm/remote-device.ts')).openRemoteDevice(b, { url: opts.farm, threads: opts.threads ?? 1 })
+        ? await (await import('../targets/farm/remote-device.ts')).openRemoteDevice(b, { url: opts.farm, threads: opts.threads ?? 1, ...(opts.farmKey !== undefined ? { key: opts.farmKey } : {}) })
         : undefined;
       const line = progressLine();
       const tuneOptions = {

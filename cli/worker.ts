@@ -62,4 +62,11 @@ export function farmUrl(value: string): string {
 }
 
 /** What `--farm` says on search, tune and compile. */
+/** --farm-key: measure for another machine kind's workers (the key `looptune worker` prints). */
+export const FARM_KEY_HELP = 'with --farm: the hardware key to measure on, as `looptune worker` prints it (default: this machine\'s for the target and --threads)';
+/** One line where --farm-key comes without --farm. */
+export function checkFarmKey(opts: { farm?: string; farmKey?: string }): void {
+  if (opts.farmKey !== undefined && opts.farm === undefined) fail('--farm-key needs --farm <url> (the farm whose workers serve that key)');
+}
+
 export const FARM_HELP = 'measure on the workers of a farm (looptune worker) through its Redis, redis://:password@host:port; they must serve this machine\'s key for the target and --threads (default 1)';
