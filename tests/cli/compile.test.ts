@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { Command, CommanderError } from 'commander';
+import { runCommand } from '../helpers/run-command.ts';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { setBackendLogging } from '../../agent/backend.ts';
@@ -56,16 +57,7 @@ test('compile prints the per-task table and writes the artifact next to the mode
 
 test('--out names the artifact; options are read as the command line gives them', async () => {
   const out = path.join(tmp, 'elsewhere.json');
-  const program = new Command().exitOverride();
-  registerCompile(program);
-  const logged: string[] = [];
-  const log = console.log;
-  console.log = (l: string) => logged.push(l);
-  try {
-    await program.parseAsync(['node', 'looptune', 'compile', model, '--budget', '0.3s', '--threads', '1', '--records', records, '--out', out]);
-  } finally {
-    console.log = log;
-  }
+  const logged = await runCommand(registerCompile, ['compile', model, '--budget', '0.3s', '--threads', '1', '--records', records, '--out', out]);
   assert.ok(existsSync(out));
   assert.is((await readTunedModel(out)).threads, 1);
   assert.is(logged[logged.length - 1], `wrote ${out}`);

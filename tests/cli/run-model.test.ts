@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Command } from 'commander';
+import { runCommand } from '../helpers/run-command.ts';
 import {
   compareOutputs, formatRunModel, MODEL_TOLERANCE, readNpy, registerRunModel, runModelCommand, type RunModelReport,
 } from '../../cli/run-model.ts';
@@ -97,16 +97,7 @@ test('run-model on the tiny BERT layer: an input from .npy, latency, outputs wit
     assert.match(text, /output: max abs error .* ok/);
 
     // the registered command with --json: random input, the report as JSON on stdout
-    const program = new Command().exitOverride();
-    registerRunModel(program);
-    const printed: string[] = [];
-    const log = console.log;
-    console.log = (line: string) => printed.push(line);
-    try {
-      await program.parseAsync(['node', 'looptune', 'run-model', model, '--threads', '1', '--repeat', '2', '--input', 'hidden_states=random', '--json']);
-    } finally {
-      console.log = log;
-    }
+    const printed = await runCommand(registerRunModel, ['run-model', model, '--threads', '1', '--repeat', '2', '--input', 'hidden_states=random', '--json']);
     const json = JSON.parse(printed.join('\n')) as RunModelReport;
     assert.is(json.repeat, 2);
     assert.is(json.inputs[0]!.source, 'random');

@@ -1,21 +1,11 @@
 /** cli/show.ts: a tensor-core matmul shown on cuda without a schedule starts from the target's first sketch seed. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Command } from 'commander';
 import { registerShow } from '../../cli/show.ts';
+import { runCommand } from '../helpers/run-command.ts';
 
 async function show(args: string[]): Promise<string> {
-  const program = new Command().exitOverride();
-  registerShow(program);
-  const printed: string[] = [];
-  const log = console.log;
-  console.log = (line: string) => printed.push(line);
-  try {
-    await program.parseAsync(['node', 'looptune', 'show', ...args]);
-  } finally {
-    console.log = log;
-  }
-  return printed.join('\n');
+  return (await runCommand(registerShow, ['show', ...args])).join('\n');
 }
 
 test('show --ptx of a bf16 matmul without --schedule prints a tensor-core module', async () => {
