@@ -10,8 +10,7 @@
  */
 import { blockedVariant, conversionSchedules } from '../ir/layout.ts';
 import { flops, type Problem } from '../ir/problem.ts';
-import { Schedule } from '../ir/schedule.ts';
-import type { Backend } from '../targets/backend.ts';
+import type { Backend, Device } from '../targets/backend.ts';
 import { backend as backendNamed } from '../targets/registry.ts';
 import { hostTarget } from '../targets/runtime/host.ts';
 import { tune, type TuneOptions, type TuneResult } from './tune.ts';
@@ -45,11 +44,7 @@ export async function tuneLayouts(problem: Problem, options: TuneOptions = {}): 
     if (!twin) return { layout: 'nchw', keptLayout: 'nchw', nchw, nchwSeconds };
     const blocked = await tune(twin, shared);
     const blockedSeconds = f / (blocked.gflops * 1e9);
-    let conversionSeconds = 0;
-    for (const s of Object.values(conversionSchedules(problem, twin))) {
-      const t = await device.time(b.compile(s, { overwrite: true }), { minSeconds: 0.02, threads: 1 });
-      conversionSeconds += t.ok ? t.bestSeconds : Infinity;
-    }
+    const conversionSeconds = await timeConversions(problem, twin, b, device, 0.02);
     const name = `nchw${lanes}c`;
     return {
       layout: blockedSeconds + conversionSeconds < nchwSeconds ? name : 'nchw',
@@ -61,4 +56,13 @@ export async function tuneLayouts(problem: Problem, options: TuneOptions = {}): 
   }
 }
 
-export { conversionSchedules, type ConversionSchedules } from '../ir/layout.ts';
+
+/** Seconds per call of the conversions around `twin` (input, +residual, output), each timed on one thread as compileKernel's blocked kernels run them. */
+export async function timeConversions(problem: Problem, twin: Problem, b: Backend, device: Device, minSeconds: number): Promise<number> {
+  let total = 0;
+  for (const s of Object.values(conversionSchedules(problem, twin))) {
+    const t = await device.time(b.compile(s, { overwrite: true }), { minSeconds, threads: 1 });
+    total += t.ok ? t.bestSeconds : Infinity;
+  }
+  return total;
+}

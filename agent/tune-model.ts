@@ -34,7 +34,7 @@
  * than BLOCKED_TRY_BELOW of the peak after its round-0 tune also gets a round-0 tune of its
  * blocked NCHWc twin (ir/layout.ts blockedVariant; the register-tile seeds of agent/search/sketch.ts
  * make it quick), charged for the conversions the executor runs around it (input, +residual,
- * output; ir/layout.ts conversionSchedules, timed as they run); the faster is kept and its
+ * output; agent/tune-layout.ts timeConversions, timed as they run); the faster is kept and its
  * later slices tune that layout. Layers NCHW already runs near the peak are not charged the second
  * search. Tasks with a library alternative stay NCHW (the library compares against NCHW).
  *
@@ -52,7 +52,7 @@ import { randomArray } from '../ir/interpret.ts';
 import { importOnnx, type ImportOptions } from '../ir/model/onnx-import.ts';
 import { modelTasks, type ModelGraph } from '../ir/model/graph.ts';
 import { elementCount, flops, type Problem } from '../ir/problem.ts';
-import { blockedVariant, conversionSchedules } from '../ir/layout.ts';
+import { blockedVariant } from '../ir/layout.ts';
 import { Schedule } from '../ir/schedule.ts';
 import { defaultRecordsPath, RecordStore } from '../env/records.ts';
 import type { Backend, Device } from '../targets/backend.ts';
@@ -67,6 +67,7 @@ import { libraryKernel, whyNotGemm, type LibraryKernel } from './library-kernel.
 import type { SearchProgress } from './searcher.ts';
 import { sha256Hex, TUNED_MODEL_FORMAT, TUNED_MODEL_VERSION, type TunedModel } from './tuned-model.ts';
 import { defaultBudgetSeconds, tune, type LoadedPolicy, type TuneResult } from './tune.ts';
+import { timeConversions } from './tune-layout.ts';
 
 /** Default total budget of a model, seconds. */
 export const DEFAULT_MODEL_BUDGET_SECONDS = 60;
@@ -311,7 +312,7 @@ export async function tuneModel(model: ModelGraph | Uint8Array, options: TuneMod
         if (recordedTwin) measured++;
         else s.tuneCalls++;
         const blocked = recordedTwin ?? tuned(twin, rt!);
-        const conversions = await conversionSeconds(t.problem, twin, b, device);
+        const conversions = await timeConversions(t.problem, twin, b, device, 0.01);
         if (blocked.generatedSeconds + conversions < s.generatedSeconds) {
           s.nchwSeconds = s.generatedSeconds;
           Object.assign(s, blocked, { tuning: twin, layout: `nchw${b.caps.vectorLanes}c`, conversionSeconds: conversions });
@@ -380,16 +381,6 @@ export async function tuneModel(model: ModelGraph | Uint8Array, options: TuneMod
 /** The generated-kernel fields of a task from tune's result. */
 function tuned(problem: Problem, r: TuneResult): Pick<TaskState, 'schedule' | 'kernel' | 'generatedSeconds' | 'generatedGflops'> {
   return { schedule: r.best, kernel: r.kernel, generatedSeconds: r.bestSeconds ?? flops(problem) / (r.gflops * 1e9), generatedGflops: r.gflops };
-}
-
-/** Seconds per call of the conversions the executor runs around a blocked kernel, timed as they run (one thread). */
-async function conversionSeconds(problem: Problem, twin: Problem, b: Backend, device: Device): Promise<number> {
-  let total = 0;
-  for (const s of Object.values(conversionSchedules(problem, twin))) {
-    const t = await device.time(b.compile(s, { overwrite: true }), { minSeconds: 0.01, threads: 1 });
-    total += t.ok ? t.bestSeconds : Infinity;
-  }
-  return total;
 }
 
 /** The best recorded schedule of the task on this device, timed again and verified; undefined if there is none or it fails. */

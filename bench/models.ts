@@ -26,7 +26,7 @@ import { loadModel, type CompiledModel } from '../agent/compiled-model.ts';
 import { tuneModel, type TuneModelResult } from '../agent/tune-model.ts';
 import { writeTunedModel } from '../agent/tuned-model.ts';
 import { barPlot, esc, linePlot } from '../agent/report/svg.ts';
-import { compareOutputs } from '../cli/run-model.ts';
+import { compareOutputs, median } from '../cli/run-model.ts';
 import { fail } from '../ir/errors.ts';
 import { randomArray } from '../ir/interpret.ts';
 import { importOnnx } from '../ir/model/onnx-import.ts';
@@ -68,12 +68,6 @@ interface MemoryReading {
   readonly steadyRssBytes: number;
   /** the same child's resident set before it loaded anything (Node.js and the runtime's code) */
   readonly startRssBytes: number;
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 /** Runs `once` until ROUND_SECONDS passed (at least MIN_RUNS times); every run's seconds. */

@@ -145,7 +145,7 @@ export function compareOutputs(name: string, ours: Float32Array, theirs: ArrayLi
   return { name, maxAbsError: maxAbs, maxRelError, withinTolerance: maxRelError <= MODEL_TOLERANCE };
 }
 
-function median(xs: readonly number[]): number {
+export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;

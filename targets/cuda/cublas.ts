@@ -155,32 +155,30 @@ export class Cublas {
   }
 }
 
-/** cublasGemmEx at a typed precision on fresh buffers (random inputs, stored as the type), timed like our kernels. */
-export function timeGemmTyped(gpu: CudaRunner, blas: Cublas, type: MmaType, m: number, n: number, k: number, opts: TimeOptions = {}): Timing {
+/** Times `launch(A, B, C)` on fresh m x n x k buffers (random inputs; `stored` gives each one's device form: C, A, B in order), timed like our kernels (runner.ts). */
+function timeOnFreshBuffers(
+  gpu: CudaRunner, m: number, n: number, k: number, stored: (values: Float32Array, i: number) => Float32Array | Uint16Array,
+  launch: (a: DevicePtr, b: DevicePtr, c: DevicePtr) => void, opts: TimeOptions,
+): Timing {
   const [C, A, B] = [m * n, m * k, k * n].map((e, i) => {
-    const values = randomArray(e, 91 + i);
-    const stored = i === 0 || type === 'tf32' ? values : storageArray(type, values);
-    const p = gpu.device.alloc(Math.ceil(stored.byteLength / 4) * 4);
-    gpu.device.upload(p, stored);
+    const data = stored(randomArray(e, 91 + i), i);
+    const p = gpu.device.alloc(Math.ceil(data.byteLength / 4) * 4);
+    gpu.device.upload(p, data);
     return p;
   }) as [DevicePtr, DevicePtr, DevicePtr];
   try {
-    return gpu.timeLaunches(() => blas.gemmTyped(type, m, n, k, A, B, C), 2 * m * n * k, opts);
+    return gpu.timeLaunches(() => launch(A, B, C), 2 * m * n * k, opts);
   } finally {
     gpu.freeAll([C, A, B]);
   }
 }
 
-/** cuBLAS sgemm on fresh m x n x k buffers (random inputs), timed like our kernels (runner.ts). */
+/** cublasGemmEx at a typed precision on fresh buffers (inputs stored as the type; C and tf32 stay fp32). */
+export function timeGemmTyped(gpu: CudaRunner, blas: Cublas, type: MmaType, m: number, n: number, k: number, opts: TimeOptions = {}): Timing {
+  return timeOnFreshBuffers(gpu, m, n, k, (v, i) => (i === 0 || type === 'tf32' ? v : storageArray(type, v)), (A, B, C) => blas.gemmTyped(type, m, n, k, A, B, C), opts);
+}
+
+/** cuBLAS sgemm on fresh m x n x k buffers (random inputs). */
 export function timeSgemm(gpu: CudaRunner, blas: Cublas, m: number, n: number, k: number, opts: TimeOptions = {}): Timing {
-  const [C, A, B] = [m * n, m * k, k * n].map((e, i) => {
-    const p = gpu.device.alloc(e * 4);
-    gpu.device.upload(p, randomArray(e, 91 + i));
-    return p;
-  }) as [DevicePtr, DevicePtr, DevicePtr];
-  try {
-    return gpu.timeLaunches(() => blas.gemm(m, n, k, A, B, C), 2 * m * n * k, opts);
-  } finally {
-    gpu.freeAll([C, A, B]);
-  }
+  return timeOnFreshBuffers(gpu, m, n, k, (v) => v, (A, B, C) => blas.gemm(m, n, k, A, B, C), opts);
 }
