@@ -9,12 +9,12 @@
  * The probe runs in-process by default (its code is fixed and known-safe), or in a
  * MeasurementPool worker when one is given. Cached figures live in
  * <cache folder>/peak.json (see cache-dir.ts); pass `fresh: true` to re-measure (on an idle machine).
- * A figure measured while more threads were runnable than the machine has cores (/proc/stat's
- * procs_running, sampled around every chain count) is returned marked `disturbed` and NOT cached:
+ * A figure measured while other processes' threads were runnable on the cores the probe uses
+ * (/proc/stat's procs_running less our own runnable threads, sampled around every chain count) is returned marked `disturbed` and NOT cached:
  * one probe under a compile job once read half the peak and would have stayed the denominator of
  * every later reward.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { cacheDir } from './cache-dir.ts';
@@ -105,7 +105,7 @@ async function measurePeak(isa: HostTarget, model: string, factory: PeakKernelFa
   // best of longer sampling: the matmul figures it divides are best-of samples too
   const minSeconds = options.minSeconds ?? 0.15;
   const perChains: PeakRecord['perChains'] = [];
-  let disturbed = oversubscribed();
+  let disturbed = othersRunnable(threads);
   for (const chains of options.chains ?? DEFAULT_CHAINS) {
     let code: Uint8Array;
     try {
@@ -128,7 +128,7 @@ async function measurePeak(isa: HostTarget, model: string, factory: PeakKernelFa
       gflops = timeInProcess(kernel, { minSeconds, threads, forkPerRep: false }).gflops;
     }
     perChains.push({ chains, gflops });
-    disturbed ||= oversubscribed();
+    disturbed ||= othersRunnable(threads);
   }
   if (perChains.length === 0) throw new Error(`the peak kernel generator accepted none of the chain counts for ${isa}`);
   const best = perChains.reduce((a, b) => (b.gflops > a.gflops ? b : a));
@@ -138,11 +138,73 @@ async function measurePeak(isa: HostTarget, model: string, factory: PeakKernelFa
   };
 }
 
-/** Whether more threads are runnable now than there are cores (Linux /proc/stat; false where it cannot tell). */
-export function oversubscribed(stat = readProcStat()): boolean {
+/**
+ * Whether other processes' threads are runnable now beyond the cores the probe leaves free
+ * (Linux /proc/stat's procs_running less the runnable threads of this process and its workers;
+ * false where it cannot tell). Our own threads are not a disturbance: libgomp's workers spin for
+ * a while after each parallel region, so right after a 2-thread probe procs_running counts them.
+ */
+export function oversubscribed(stat = readProcStat(), ownRunning = ownRunnableThreads(), threads = 1): boolean {
   const running = Number(/^procs_running (\d+)$/m.exec(stat)?.[1]);
-  // the reader itself is one of the running threads
-  return Number.isFinite(running) && running > availableParallelism() + 1;
+  if (!Number.isFinite(running)) return false;
+  const others = Math.max(0, running - ownRunning);
+  // the reader itself is one of our own running threads; a probe on all cores leaves none free
+  return others > Math.max(0, availableParallelism() - threads);
+}
+
+/**
+ * oversubscribed() on three samples 2 ms apart, disturbed only if all say so: procs_running and
+ * the threads' states are read at slightly different moments, and a worker that stops spinning
+ * between the two reads looks like a stranger once; a competing job stays runnable.
+ */
+function othersRunnable(threads: number): boolean {
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (let sample = 0; sample < 3; sample++) {
+    if (!oversubscribed(undefined, undefined, threads)) return false;
+    Atomics.wait(pause, 0, 0, 2);
+  }
+  return true;
+}
+
+/**
+ * Runnable threads (state R) of this process and its children (the measurement pool's workers
+ * run the probe in a child process), from /proc/<pid>/task/<tid>/stat.
+ */
+function ownRunnableThreads(): number {
+  let n = 0;
+  for (const pid of [process.pid, ...childPids()]) {
+    let tids: string[];
+    try {
+      tids = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue; // no /proc, or the child ended
+    }
+    for (const tid of tids) {
+      if (procState(`/proc/${pid}/task/${tid}/stat`)?.state === 'R') n++;
+    }
+  }
+  return Math.max(1, n); // the reader itself
+}
+
+function childPids(): number[] {
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((name) => /^\d+$/.test(name));
+  } catch {
+    return [];
+  }
+  return pids.filter((pid) => procState(`/proc/${pid}/stat`)?.ppid === process.pid).map(Number);
+}
+
+/** The state letter and parent pid of a /proc stat line; the command name before them may contain ') '. */
+function procState(file: string): { state: string; ppid: number } | undefined {
+  try {
+    const stat = readFileSync(file, 'utf8');
+    const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { state: state ?? '', ppid: Number(ppid) };
+  } catch {
+    return undefined; // ended between the listing and the read
+  }
 }
 
 function readProcStat(): string {

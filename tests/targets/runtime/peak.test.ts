@@ -15,12 +15,16 @@ const quick = { kernel: avx2FmaChains, itersPerRep: 100, minSeconds: 0.005, cach
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 
-test('a probe is disturbed when more threads are runnable than cores (+ the reader)', () => {
+test("a probe is disturbed when other processes' threads are runnable on the cores it uses", () => {
   const n = availableParallelism();
   const stat = (running: number) => `cpu  1 2 3 4\nctxt 99\nprocs_running ${running}\nprocs_blocked 0\n`;
-  assert.is(oversubscribed(stat(n + 1)), false);
-  assert.is(oversubscribed(stat(n + 2)), true);
-  assert.is(oversubscribed(''), false, 'no /proc/stat: cannot tell, not disturbed');
+  // one thread: the other cores are free for others
+  assert.is(oversubscribed(stat(n), 1, 1), false);
+  assert.is(oversubscribed(stat(n + 1), 1, 1), true);
+  // all cores: our own spinning workers do not count, anyone else does
+  assert.is(oversubscribed(stat(n + 1), n + 1, n), false, 'our own libgomp workers spinning after the region');
+  assert.is(oversubscribed(stat(n + 2), n + 1, n), true);
+  assert.is(oversubscribed('', 1, 1), false, 'no /proc/stat: cannot tell, not disturbed');
 });
 
 test('peak keeps the best chain count, skips counts the generator rejects, and caches', async () => {
