@@ -15,10 +15,10 @@
  * measurement worker before it gets here.
  */
 import { fail } from '../ir/errors.ts';
-import { blockDepthwiseWeights, blockWeights, residualTensor } from '../ir/layout.ts';
+import { packBlockedWeights, residualTensor } from '../ir/layout.ts';
 import { copyFromStorage, copyIntoStorage, isPadded } from '../ir/padding.ts';
 import { dataShape, elementCount, type Problem, type Tensor } from '../ir/problem.ts';
-import { convAttributes, isConvOp, layoutBlock } from '../ir/spec.ts';
+import { isConvOp, layoutBlock } from '../ir/spec.ts';
 import type { InProcessKernel, KernelTensor } from '../targets/runtime/in-process-kernel.ts';
 
 /** The compiled conversions around a twin, in-process (ir/layout.ts blockedConversions). */
@@ -178,9 +178,5 @@ export class BlockedTwin {
 
 /** The JS packer of a conv's weights W[K, C/G, <window>] into the twin's; pools have no weights. */
 function packerOf(problem: Problem, B: number): (w: Float32Array) => Float32Array {
-  if (!isConvOp(problem.op)) return (w) => w;
-  const [K, Cg, ...window] = problem.tensors[2]!.shape as [number, number, ...number[]];
-  const R = window.reduce((a, b) => a * b, 1);
-  const depthwise = convAttributes(problem).groups > 1; // blockedVariant admits only dense or depthwise
-  return depthwise ? (w) => blockDepthwiseWeights(w, K, 1, R, B) : (w) => blockWeights(w, K, Cg, 1, R, B);
+  return isConvOp(problem.op) ? (w) => packBlockedWeights(problem, B, w) : (w) => w;
 }

@@ -5,7 +5,10 @@
  *   const { logits } = m.run({ input });   // named outputs; runInto(inputs, outputs) writes the caller's arrays
  *   m.dispose();
  *
- * At load: the graph is imported (ir/model/onnx-import.ts), its memory planned
+ * At load: the graph is imported (ir/model/onnx-import.ts); the tasks the artifact tuned in the
+ * blocked NCHWc layout run as their blocked twins, the layout kept between consecutive blocked
+ * layers and converted only at the edges of a blocked region (ir/model/propagate-layout.ts:
+ * `m.graph` is this graph as it runs, twins and conversion nodes included); its memory planned
  * (ir/model/memory-plan.ts: one arena, padded layers' inputs stored inside their borders and
  * written there by their producers, so no padding copy runs), and each distinct kernel problem
  * compiled once with compileKernel (agent/compile-kernel.ts), which verifies it in a measurement
@@ -19,7 +22,7 @@
  *
  * A run: the caller's inputs and outputs are bound zero-copy (a kernel reads the input array and
  * writes the output array itself wherever the plan allows), weights were bound once at load (a
- * blocked-layout kernel's weights packed once), activations live in Float32Array views of one
+ * blocked twin's packed once), activations live in Float32Array views of one
  * ArrayBuffer, and nothing is allocated by runInto beyond what compileKernel's run does per call.
  * Host ops (softmax, layer norm, transposes...) run in JavaScript (targets/runtime/host-ops.ts).
  *
@@ -34,6 +37,9 @@ import pLimit from 'p-limit';
 import { fail, LoopTuneError } from '../ir/errors.ts';
 import { fsFailure } from '../ir/fs-errors.ts';
 import { importOnnx } from '../ir/model/onnx-import.ts';
+import { AlignedBlock, alignWeights } from './aligned-memory.ts';
+import { propagateLayout } from '../ir/model/propagate-layout.ts';
+import { layoutBlock } from '../ir/spec.ts';
 import { modelTasks, type KernelNode, type ModelGraph, type ModelNode, type ModelValue } from '../ir/model/graph.ts';
 import {
   isBordered, planModelMemory, storageSummary, storageTensor, type ModelMemoryPlan, type PlannedBuffer,
@@ -66,7 +72,7 @@ export interface LoadModelOptions {
 /** How a node runs: a generated kernel, OpenBLAS (a 'library' task), JavaScript, or nothing (a reshape is its input's buffer). */
 export type NodeImplementation = 'generated' | 'library' | 'host' | 'alias';
 /** Where a kernel node's schedule came from. */
-export type ScheduleSource = 'tuned' | 'cost-model default' | 'register-blocked default' | 'initial default';
+export type ScheduleSource = 'tuned' | 'cost-model default' | 'register-blocked default' | 'initial default' | 'layout conversion';
 
 export interface NodeDescription {
   readonly name: string;
@@ -137,8 +143,12 @@ export interface CompiledModel {
   /** the outputs written into the caller's arrays (one per graph output, its element count) */
   runInto(inputs: Readonly<Record<string, Float32Array>>, outputs: Readonly<Record<string, Float32Array>>, options?: RunModelOptions): void;
   describe(): ModelDescription;
+  /** frees the kernels and the model's native memory: the arena and the weights (m.graph's weight arrays too) */
   dispose(): void;
 }
+
+/** Floats per 64 bytes: the alignment of every buffer a kernel reads in place. */
+const ALIGNED_LANES = 16;
 
 /** Seeded sketches the default schedule is picked among (besides the initial schedule and the GEMM seeds). */
 export const DEFAULT_SKETCHES = 24;
@@ -147,6 +157,12 @@ const COMPILE_CONCURRENCY = Math.max(1, Math.min(4, availableParallelism()));
 
 function product(dims: readonly number[]): number {
   return dims.reduce((a, b) => a * b, 1);
+}
+
+/** 'nchw', or 'nchw<B>c' for a blocked twin and a conversion into or out of the blocked layout. */
+function layoutName(p: Problem): string {
+  const B = layoutBlock(p) ?? /(?:to|from)layout(\d+)/.exec(p.spec)?.[1];
+  return B === null || B === undefined ? 'nchw' : `nchw${B}c`;
 }
 
 function messageOf(e: unknown): string {
@@ -166,28 +182,37 @@ export async function loadModel(pathOrBytes: string | Uint8Array, options: LoadM
   const badThreads = threadCountError(threads);
   if (badThreads) fail(`loadModel: ${badThreads}`);
   const inputShapes = resolveInputShapes(options.inputShapes, tuned, where);
-  const graph = importOnnx(bytes, { ...(inputShapes ? { inputShapes } : {}) });
+  const imported = importOnnx(bytes, { ...(inputShapes ? { inputShapes } : {}) });
   const tasks = tuned ? tasksBySpec(tuned) : new Map<string, TunedTask>();
 
-  // a task tuned in a blocked layout keeps its kernel's own tensors (it converts them itself)
-  const blocked = new Set<string>();
-  for (const n of graph.nodes) {
+  // tasks tuned in a blocked layout run as their twins, NCHWc kept between them (propagate-layout.ts)
+  const blocked = new Map<string, number>();
+  for (const n of imported.nodes) {
     if (n.kind !== 'kernel') continue;
     const layout = tasks.get(n.problem.spec)?.layout;
     if (layout !== undefined && layout !== 'nchw') {
       const B = Number(/^nchw(\d+)c$/.exec(layout)![1]);
       if (B !== b.caps.vectorLanes) fail(`${where}: task "${n.problem.spec}" is tuned in layout ${layout}, but ${b.name} runs blocks of ${b.caps.vectorLanes} (nchw${b.caps.vectorLanes}c)`);
-      blocked.add(n.name);
+      blocked.set(n.name, B);
     }
   }
+  // weights in aligned native memory (aligned-memory.ts), their JS copies dropped
+  const { graph, block: weightMemory } = alignWeights(propagateLayout(imported, blocked));
   // a library task's sgemm reads its tensors dense, as the problem has them
-  const library = new Set(graph.nodes.filter((n) => n.kind === 'kernel' && tasks.get(n.problem.spec)?.implementation === 'library').map((n) => n.name));
-  const plan = planModelMemory(graph, { rewritable: (n) => !blocked.has(n.name) && !library.has(n.name) });
-  const kernels = await compileKernels(graph, plan, { b, threads, tasks, blocked, where, tunedThreads: tuned?.threads });
+  const library = new Set(graph.nodes.filter((n) => n.kind === 'kernel' && tasks.get(n.task ?? n.problem.spec)?.implementation === 'library').map((n) => n.name));
+  const plan = planModelMemory(graph, { rewritable: (n) => !library.has(n.name) });
+  let kernels: Map<string, NodeKernel>;
   try {
-    return new ModelExecutor(graph, plan, kernels, { target: b.name, threads });
+    kernels = await compileKernels(graph, plan, { b, threads, tasks, where, tunedThreads: tuned?.threads });
+  } catch (e) {
+    weightMemory.free();
+    throw e;
+  }
+  try {
+    return new ModelExecutor(graph, plan, kernels, { target: b.name, threads }, weightMemory);
   } catch (e) {
     for (const k of new Set(kernels.values())) k.dispose();
+    weightMemory.free();
     throw e;
   }
 }
@@ -224,36 +249,38 @@ interface CompileContext {
   readonly b: Backend;
   readonly threads: number;
   readonly tasks: ReadonlyMap<string, TunedTask>;
-  readonly blocked: ReadonlySet<string>;
   readonly where: string;
   readonly tunedThreads: number | undefined;
 }
 
 /** The kernel of every kernel node, by node name: one compileKernel per distinct problem, layout and schedule. */
 async function compileKernels(g: ModelGraph, plan: ModelMemoryPlan, c: CompileContext): Promise<Map<string, NodeKernel>> {
-  interface Job { problem: Problem; layout: 'nchw' | 'blocked'; schedule?: Schedule | string; source: ScheduleSource; library: boolean }
+  interface Job { problem: Problem; schedule?: Schedule; source: ScheduleSource; library: boolean }
   const jobs = new Map<string, Job>();
   const jobOf = new Map<string, string>();
   const needDefault: Job[] = [];
   g.nodes.forEach((n, i) => {
     if (n.kind !== 'kernel') return;
     const problem = plan.nodes[i]!.problem!;
-    const task = c.tasks.get(n.problem.spec);
-    const layout = c.blocked.has(n.name) ? 'blocked' : 'nchw';
-    const key = `${problem.spec}|${layout}|${task?.schedule ?? 'default'}`;
+    const taskSpec = n.task ?? n.problem.spec;
+    const task = c.tasks.get(taskSpec);
+    const key = `${problem.spec}|${task?.schedule ?? 'default'}`;
     jobOf.set(n.name, key);
     if (jobs.has(key)) return;
-    const job: Job = { problem, layout, source: task ? 'tuned' : 'initial default', library: task?.implementation === 'library' };
+    const job: Job = { problem, source: task ? 'tuned' : 'initial default', library: task?.implementation === 'library' };
     if (task) {
       try {
-        // a blocked task's schedule is of the twin: compileKernel parses it there
-        const s = layout === 'blocked' ? task.schedule : Schedule.parse(problem, task.schedule);
+        const s = Schedule.parse(problem, task.schedule);
         // tuned on fewer threads than this run: its outer band parallel here
-        job.schedule = typeof s === 'string' || c.tunedThreads === undefined || c.tunedThreads >= c.threads ? s : bandedFor(s, c.threads);
+        job.schedule = c.tunedThreads === undefined || c.tunedThreads >= c.threads ? s : bandedFor(s, c.threads);
       } catch (e) {
-        if (e instanceof LoopTuneError) fail(`${c.where}: task "${n.problem.spec}": ${e.message}`);
+        if (e instanceof LoopTuneError) fail(`${c.where}: task "${taskSpec}": ${e.message}`);
         throw e;
       }
+    } else if (n.problem.op === 'copy') {
+      // a layout conversion (propagate-layout.ts): the nest as given, as tuning timed it
+      job.schedule = bandedFor(Schedule.initial(problem), c.threads);
+      job.source = 'layout conversion';
     } else {
       needDefault.push(job);
     }
@@ -276,7 +303,7 @@ async function compileKernels(g: ModelGraph, plan: ModelMemoryPlan, c: CompileCo
     if (job.library) {
       try {
         const kernel = libraryKernel(job.problem, { threads: c.threads });
-        const schedule = typeof job.schedule === 'string' ? job.schedule : job.schedule!.text();
+        const schedule = job.schedule!.text();
         compiled.set(key, { implementation: 'library', kernel, schedule, source: job.source, dispose: () => kernel.dispose() });
         return;
       } catch (e) {
@@ -285,7 +312,7 @@ async function compileKernels(g: ModelGraph, plan: ModelMemoryPlan, c: CompileCo
     }
     let kernel: CompiledKernel;
     try {
-      kernel = await compileKernel(job.problem, { target: c.b, threads: c.threads, layout: job.layout, schedule: job.schedule! });
+      kernel = await compileKernel(job.problem, { target: c.b, threads: c.threads, schedule: job.schedule! });
     } catch (e) {
       if (e instanceof LoopTuneError && job.source === 'tuned') fail(`${c.where}: task "${job.problem.spec}": ${e.message}`);
       throw e;
@@ -385,26 +412,42 @@ class ModelExecutor implements CompiledModel {
   readonly #outputPatches = new Map<string, Patch[]>();
   /** every buffer's array (inputs and outputs: the last run's caller arrays) */
   readonly #arrays: Float32Array[];
+  /** the arena (and bordered weights), and the weights: native, freed by dispose */
+  readonly #memory: AlignedBlock[];
   #disposed = false;
 
-  constructor(g: ModelGraph, plan: ModelMemoryPlan, kernels: Map<string, NodeKernel>, info: { target: string; threads: number }) {
+  constructor(g: ModelGraph, plan: ModelMemoryPlan, kernels: Map<string, NodeKernel>, info: { target: string; threads: number }, weightMemory: AlignedBlock) {
     this.graph = g;
     this.inputs = g.inputs;
     this.outputs = g.outputs;
     this.#plan = plan;
     this.#kernels = kernels;
-    // one ArrayBuffer for the arena; bordered slots filled with their border value once, here
-    const arena = new ArrayBuffer(plan.arenaElements * 4);
+    // aligned native memory (aligned-memory.ts): the arena, bordered slots filled with their border
+    // value once, here; the weights in a bordered layout after it, each at an aligned offset
+    const constants = plan.buffers.filter((buf) => buf.place === 'constant');
+    const constantOffsets = new Map<number, number>();
+    let end = plan.arenaElements;
+    for (const buf of constants) {
+      end = Math.ceil(end / ALIGNED_LANES) * ALIGNED_LANES;
+      constantOffsets.set(buf.id, end);
+      end += buf.elements;
+    }
+    const memory = new AlignedBlock(end);
+    this.#memory = [memory, weightMemory];
     const placeholder = new Float32Array(0);
     this.#arrays = plan.buffers.map((buf) => {
       switch (buf.place) {
         case 'arena': {
-          const view = new Float32Array(arena, buf.offset * 4, buf.elements);
+          const view = memory.view(buf.offset, buf.elements);
           if (isBordered(buf.storage)) view.fill(buf.storage.pad!.value);
           return view;
         }
         case 'weight': return this.#weight(buf.binding!);
-        case 'constant': return padded(storageTensor(buf), this.#weight(buf.binding!));
+        case 'constant': {
+          const view = memory.view(constantOffsets.get(buf.id)!, buf.elements);
+          view.set(padded(storageTensor(buf), this.#weight(buf.binding!)));
+          return view;
+        }
         default: return placeholder; // bound per run
       }
     });
@@ -463,12 +506,7 @@ class ModelExecutor implements CompiledModel {
       return () => lib.run(tensors, out[0]!);
     }
     const k = nk.kernel;
-    p.reads.forEach((buffer, operand) => {
-      const buf = this.#plan.buffers[buffer]!;
-      // a blocked kernel's weights are packed once, here
-      if (k.blockedProblem && operand === 1 && buf.place === 'weight') args[operand] = k.prepare(1, this.#arrays[buffer]!);
-      else bind(args, operand, buffer);
-    });
+    p.reads.forEach((buffer, operand) => bind(args, operand, buffer));
     return () => k.run(args, out[0]!);
   }
 
@@ -558,6 +596,7 @@ class ModelExecutor implements CompiledModel {
     if (this.#disposed) return;
     this.#disposed = true;
     for (const k of new Set(this.#kernels.values())) k.dispose();
+    for (const block of this.#memory) block.free();
   }
 
   #describe(info: { target: string; threads: number }): ModelDescription {
@@ -570,22 +609,18 @@ class ModelExecutor implements CompiledModel {
       const base = { name: n.name, kind: 'kernel' as const, spec: n.problem.spec, scheduleSource: nk.source };
       if (nk.implementation === 'library') return { ...base, implementation: 'library', schedule: nk.schedule, library: nk.kernel.library, layout: 'nchw' };
       const k = nk.kernel;
-      // what compileKernel still copies on each run of this node: a padded tensor handed over as its data, a layout conversion
-      if (k.blockedProblem) {
-        copies.push({ value: n.output, elements: product(g.values.get(n.output)!.shape), reason: `node ${n.name} runs in ${k.layout}: its input and output converted on each run` });
-      } else {
-        n.problem.tensors.forEach((t, ti) => {
-          const buf = plan.buffers[ti === 0 ? p.writes : p.reads[ti - 1]!]!;
-          const runs = p.problem!.tensors[ti]!;
-          if (isPadded(runs) && buf.elements !== product(runs.shape)) {
-            copies.push({ value: buf.value, elements: product(dataShape(runs)), reason: `node ${n.name} reads its ${t.name} padded under another shape: staged by compileKernel on each run` });
-          }
-        });
-      }
+      // what compileKernel still copies on each run of this node: a padded tensor handed over as its data
+      n.problem.tensors.forEach((t, ti) => {
+        const buf = plan.buffers[ti === 0 ? p.writes : p.reads[ti - 1]!]!;
+        const runs = p.problem!.tensors[ti]!;
+        if (isPadded(runs) && buf.elements !== product(runs.shape)) {
+          copies.push({ value: buf.value, elements: product(dataShape(runs)), reason: `node ${n.name} reads its ${t.name} padded under another shape: staged by compileKernel on each run` });
+        }
+      });
       return {
         ...base, implementation: 'generated',
         ...(p.problem && p.problem.spec !== n.problem.spec ? { runs: p.problem.spec } : {}),
-        schedule: k.schedule.text(), layout: k.layout,
+        schedule: k.schedule.text(), layout: layoutName(n.problem),
         ...(nk.libraryFallback !== undefined ? { libraryFallback: nk.libraryFallback } : {}),
       };
     });

@@ -10,6 +10,7 @@
  */
 import { blockedVariant, conversionSchedules } from '../ir/layout.ts';
 import { flops, type Problem } from '../ir/problem.ts';
+import type { Schedule } from '../ir/schedule.ts';
 import type { Backend, Device } from '../targets/backend.ts';
 import { backend as backendNamed } from '../targets/registry.ts';
 import { hostTarget } from '../targets/runtime/host.ts';
@@ -57,12 +58,24 @@ export async function tuneLayouts(problem: Problem, options: TuneOptions = {}): 
 }
 
 
-/** Seconds per call of the conversions around `twin` (input, +residual, output), each timed on one thread as compileKernel's blocked kernels run them. */
-export async function timeConversions(problem: Problem, twin: Problem, b: Backend, device: Device, minSeconds: number): Promise<number> {
-  let total = 0;
-  for (const s of Object.values(conversionSchedules(problem, twin))) {
+/** Seconds per call of each conversion around `twin` (ir/layout.ts blockedConversions), each timed on one thread as it runs. */
+export interface ConversionTimes {
+  readonly input: number;
+  readonly residual?: number;
+  readonly output: number;
+}
+
+export async function timeConversionParts(problem: Problem, twin: Problem, b: Backend, device: Device, minSeconds: number): Promise<ConversionTimes> {
+  const seconds = async (s: Schedule): Promise<number> => {
     const t = await device.time(b.compile(s, { overwrite: true }), { minSeconds, threads: 1 });
-    total += t.ok ? t.bestSeconds : Infinity;
-  }
-  return total;
+    return t.ok ? t.bestSeconds : Infinity;
+  };
+  const c = conversionSchedules(problem, twin);
+  return { input: await seconds(c.input), ...(c.residual ? { residual: await seconds(c.residual) } : {}), output: await seconds(c.output) };
+}
+
+/** Seconds per call of the conversions around `twin` (input, +residual, output) together. */
+export async function timeConversions(problem: Problem, twin: Problem, b: Backend, device: Device, minSeconds: number): Promise<number> {
+  const t = await timeConversionParts(problem, twin, b, device, minSeconds);
+  return t.input + (t.residual ?? 0) + t.output;
 }

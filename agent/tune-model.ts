@@ -33,9 +33,11 @@
  * Layouts (issue 17 item 2, issue 16's finding): a conv or pool whose NCHW kernel reaches less
  * than BLOCKED_TRY_BELOW of the peak after its round-0 tune also gets a round-0 tune of its
  * blocked NCHWc twin (ir/layout.ts blockedVariant; the register-tile seeds of agent/search/sketch.ts
- * make it quick), charged for the conversions the executor runs around it (input, +residual,
- * output; agent/tune-layout.ts timeConversions, timed as they run); the faster is kept and its
- * later slices tune that layout. Layers NCHW already runs near the peak are not charged the second
+ * make it quick) and a timing of the conversions around it (input, +residual, output;
+ * agent/tune-layout.ts timeConversionParts, timed as they run). After round 0 the layouts are
+ * chosen on the whole graph (agent/choose-layouts.ts): the executor keeps NCHWc between blocked
+ * layers, so a blocked task is charged only the conversions at the edges of its blocked region;
+ * later slices tune the layout chosen. Layers NCHW already runs near the peak are not charged the second
  * search. Tasks with a library alternative stay NCHW (the library compares against NCHW).
  *
  * The library: a matmul-shaped task (agent/library-kernel.ts: matmul, bmm, 1x1 stride-1 unpadded
@@ -67,7 +69,8 @@ import { libraryKernel, whyNotGemm, type LibraryKernel } from './library-kernel.
 import type { SearchProgress } from './searcher.ts';
 import { sha256Hex, TUNED_MODEL_FORMAT, TUNED_MODEL_VERSION, type TunedModel } from './tuned-model.ts';
 import { defaultBudgetSeconds, tune, type LoadedPolicy, type TuneResult } from './tune.ts';
-import { timeConversions } from './tune-layout.ts';
+import { timeConversionParts, type ConversionTimes } from './tune-layout.ts';
+import { chooseLayouts } from './choose-layouts.ts';
 
 /** Default total budget of a model, seconds. */
 export const DEFAULT_MODEL_BUDGET_SECONDS = 60;
@@ -290,6 +293,7 @@ export async function tuneModel(model: ModelGraph | Uint8Array, options: TuneMod
 
     // round 0: every task once, from the records where they hold it
     const states: TaskState[] = [];
+    const twins = new Map<string, { twin: Problem; tuned: ReturnType<typeof tuned>; conversions: ConversionTimes }>();
     const round0 = Math.max(ROUND0_MIN_SECONDS, (ROUND0_SHARE * budget) / found.length);
     for (const [index, t] of found.entries()) {
       const start = performance.now();
@@ -311,14 +315,7 @@ export async function tuneModel(model: ModelGraph | Uint8Array, options: TuneMod
         s.measurements += recordedTwin ? 1 : rt!.timed + rt!.recordsRemeasured;
         if (recordedTwin) measured++;
         else s.tuneCalls++;
-        const blocked = recordedTwin ?? tuned(twin, rt!);
-        const conversions = await timeConversions(t.problem, twin, b, device, 0.01);
-        if (blocked.generatedSeconds + conversions < s.generatedSeconds) {
-          s.nchwSeconds = s.generatedSeconds;
-          Object.assign(s, blocked, { tuning: twin, layout: `nchw${b.caps.vectorLanes}c`, conversionSeconds: conversions });
-          s.generatedSeconds = blocked.generatedSeconds + conversions;
-          s.generatedGflops = s.flops / s.generatedSeconds / 1e9;
-        }
+        twins.set(t.problem.spec, { twin, tuned: recordedTwin ?? tuned(twin, rt!), conversions: await timeConversionParts(t.problem, twin, b, device, 0.01) });
       }
       if (useLibrary && whyNotGemm(t.problem) === undefined) {
         const kernel = libraryKernel(t.problem, { threads });
@@ -327,6 +324,21 @@ export async function tuneModel(model: ModelGraph | Uint8Array, options: TuneMod
       }
       s.tuningSeconds = (performance.now() - start) / 1000;
       states.push(s);
+    }
+    // layouts, on the whole graph: blocked layers feed each other without conversions (choose-layouts.ts)
+    const lanes = b.caps.vectorLanes;
+    const decision = chooseLayouts(graph, new Map([...twins].map(([spec, t]) => {
+      const s = states.find((x) => x.problem.spec === spec)!;
+      return [spec, { nchwSeconds: s.generatedSeconds, blockedSeconds: t.tuned.generatedSeconds, conversions: t.conversions, block: lanes }];
+    })));
+    for (const s of states) {
+      const t = twins.get(s.problem.spec);
+      if (!t || !decision.blocked.has(s.problem.spec)) continue;
+      const conversionSeconds = decision.conversionSeconds.get(s.problem.spec) ?? 0;
+      s.nchwSeconds = s.generatedSeconds;
+      Object.assign(s, t.tuned, { tuning: t.twin, layout: `nchw${lanes}c`, conversionSeconds });
+      s.generatedSeconds = t.tuned.generatedSeconds + conversionSeconds;
+      s.generatedGflops = s.flops / s.generatedSeconds / 1e9;
     }
     const history: LatencyPoint[] = [{ seconds: elapsed(), estimatedLatency: estimatedLatency(states) }];
     const total0 = history[0]!.estimatedLatency;

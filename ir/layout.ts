@@ -2,7 +2,8 @@
  * The blocked NCHWc layout (ir/spec.ts `layout<B>`) at the edges of a network that runs blocked:
  *   - toBlocked / fromBlocked: the activation conversions as problems (a 'copy' through affine
  *     accesses), so any target compiles, tunes and verifies them like every other kernel;
- *   - blockWeights / blockDepthwiseWeights: weights pre-packed once, in JS, when a model loads;
+ *   - blockWeights / blockDepthwiseWeights (packBlockedWeights picks one): weights pre-packed
+ *     once, in JS, when a model loads;
  *   - blockActivations / unblockActivations: the JS references of the two conversions;
  *   - blockedVariant: the same conv or pool in the blocked layout (whyNotBlocked: why there is none);
  *   - blockedConversions: the conversions a blocked twin needs to run on NCHW tensors.
@@ -203,6 +204,15 @@ export function blockDepthwiseWeights(w: FloatArray, C: number, r: number, s: nu
     for (let q = 0; q < R; q++) out[(cb * R + q) * B + ci] = w[c * R + q]!;
   }
   return out;
+}
+
+/** A conv's weights W[K, C/G, <window>] as its blocked twin (block B) reads them; fails for a problem without weights. */
+export function packBlockedWeights(problem: Problem, B: number, w: FloatArray): Float32Array {
+  if (!isConvOp(problem.op)) fail(`packBlockedWeights: ${problem.op} has no weights`);
+  const [K, Cg, ...window] = problem.tensors[2]!.shape as [number, number, ...number[]];
+  const R = window.reduce((a, b) => a * b, 1);
+  // blockedVariant admits only dense or depthwise convs
+  return convAttributes(problem).groups > 1 ? blockDepthwiseWeights(w, K, 1, R, B) : blockWeights(w, K, Cg, 1, R, B);
 }
 
 /**

@@ -8,15 +8,14 @@ import { dataShape, elementCount, type Tensor } from './problem.ts';
 type FloatArray = Float32Array | Float64Array;
 
 /**
- * Calls `row(dataStart, storageStart, length)` for every innermost row of the tensor's data, in
- * order: the row's first element in the unpadded array and in the padded storage.
+ * Calls `row(dataStart, storageStart, length)` for every contiguous row of the tensor's data, in
+ * order: the row's first element in the unpadded array and in the padded storage. A row spans the
+ * innermost padded dimension and every unpadded one inside it (a blocked [N, C/B, H, W, B]
+ * tensor padded on H and W moves W*B elements per row, not B).
  */
 function forEachRow(t: Tensor, row: (data: number, storage: number, length: number) => void): void {
-  const shape = dataShape(t);
+  const { shape, before, storageStrides } = rowGeometry(t);
   const rank = shape.length;
-  const before = t.pad?.before ?? new Array<number>(rank).fill(0);
-  const storageStrides = new Array<number>(rank).fill(1);
-  for (let d = rank - 2; d >= 0; d--) storageStrides[d] = storageStrides[d + 1]! * t.shape[d + 1]!;
   const width = shape[rank - 1]!;
   const rows = elementCount({ name: t.name, shape }) / Math.max(1, width);
   const at = new Array<number>(Math.max(0, rank - 1)).fill(0);
@@ -26,6 +25,59 @@ function forEachRow(t: Tensor, row: (data: number, storage: number, length: numb
     row(r * width, storage, width);
     for (let d = rank - 2; d >= 0; d--) {
       if (++at[d]! < shape[d]!) break;
+      at[d] = 0;
+    }
+  }
+}
+
+/** The tensor seen with its unpadded innermost dimensions folded into the innermost padded one. */
+function rowGeometry(t: Tensor): { shape: number[]; storageShape: number[]; before: number[]; storageStrides: number[] } {
+  const data = dataShape(t);
+  const full = data.length;
+  const pad = (d: number) => (t.pad?.before[d] ?? 0) + (t.pad?.after[d] ?? 0);
+  let last = full - 1;
+  while (last > 0 && pad(last) === 0) last--;
+  const inner = data.slice(last + 1).reduce((a, b) => a * b, 1);
+  const rank = last + 1;
+  const shape = data.slice(0, rank);
+  const storageShape = t.shape.slice(0, rank);
+  shape[rank - 1] = shape[rank - 1]! * inner;
+  storageShape[rank - 1] = storageShape[rank - 1]! * inner;
+  const before = (t.pad?.before ?? new Array<number>(full).fill(0)).slice(0, rank);
+  before[rank - 1] = before[rank - 1]! * inner;
+  const storageStrides = new Array<number>(rank).fill(1);
+  for (let d = rank - 2; d >= 0; d--) storageStrides[d] = storageStrides[d + 1]! * storageShape[d + 1]!;
+  return { shape, storageShape, before, storageStrides };
+}
+
+/**
+ * Fills the border of `storage` (everything outside the data) with `value`, the interior left as
+ * it is: with a fill of the whole storage first, what clears an interior fast when the border
+ * holds another value (a max pool's -Infinity around a conv's zeroed output).
+ */
+export function fillBorder(t: Tensor, storage: FloatArray, value: number): void {
+  if (!isPadded(t)) return;
+  const { shape, storageShape, before, storageStrides } = rowGeometry(t);
+  const rank = shape.length;
+  const width = storageShape[rank - 1]!, lead = before[rank - 1]!, data = shape[rank - 1]!;
+  const rows = elementCount({ name: t.name, shape: storageShape }) / Math.max(1, width);
+  const at = new Array<number>(Math.max(0, rank - 1)).fill(0);
+  const fill = (from: number, to: number): void => {
+    for (let i = from; i < to; i++) storage[i] = value;
+  };
+  for (let r = 0; r < rows; r++) {
+    let base = 0, inside = true;
+    for (let d = 0; d < rank - 1; d++) {
+      base += at[d]! * storageStrides[d]!;
+      inside &&= at[d]! >= before[d]! && at[d]! < before[d]! + shape[d]!;
+    }
+    if (!inside) storage.fill(value, base, base + width);
+    else {
+      fill(base, base + lead);
+      fill(base + lead + data, base + width);
+    }
+    for (let d = rank - 2; d >= 0; d--) {
+      if (++at[d]! < storageShape[d]!) break;
       at[d] = 0;
     }
   }
@@ -44,7 +96,7 @@ export function padded(t: Tensor, data: FloatArray): Float32Array {
 }
 
 /** Rows shorter than this are copied element by element: a subarray view per row costs more than the copy. */
-const SET_ROW = 256;
+const SET_ROW = 64;
 
 function copyRow(from: FloatArray, f: number, to: FloatArray, t: number, n: number): void {
   if (n >= SET_ROW) {

@@ -39,6 +39,9 @@ export interface KernelNode {
   readonly operands: readonly string[];
   /** the ONNX nodes fused into it, in graph order */
   readonly sources: readonly string[];
+  /** the spec of the tuned task that runs it when that is not its problem's: a blocked twin's
+   *  layer (propagate-layout.ts), whose task's schedule is of the twin */
+  readonly task?: string;
 }
 
 /** Broadcasting (numpy rules, as ONNX) binary ops: out = a op b. */

@@ -20,15 +20,17 @@ const bert = zooModel('bert-layer-tiny');
 const bertRecords = path.join(tmp, 'bert-records.jsonl');
 
 /** A graph of kernel nodes only: `count` nodes per spec (tuneModel reads the tasks, never runs the graph). */
+/** A graph of the tasks' nodes, each reading the previous node's output (its weights left out: tuning does not read them). */
 function graphOf(name: string, tasks: readonly (readonly [string, number])[]): ModelGraph {
   const nodes: KernelNode[] = [];
   for (const [spec, count] of tasks) {
     for (let i = 0; i < count; i++) {
       const n = nodes.length;
-      nodes.push({ kind: 'kernel', name: `node${n}`, problem: parseProblem(spec), output: `v${n}`, operands: [], sources: [] });
+      nodes.push({ kind: 'kernel', name: `node${n}`, problem: parseProblem(spec), output: `v${n}`, operands: [n === 0 ? 'x' : `v${n - 1}`], sources: [] });
     }
   }
-  return { name, inputs: [{ name: 'x', shape: [1] }], outputs: [], values: new Map(), weights: new Map(), nodes };
+  const last = nodes.length > 0 ? [{ name: nodes[nodes.length - 1]!.output, shape: [1] }] : [];
+  return { name, inputs: [{ name: 'x', shape: [1] }], outputs: last, values: new Map(), weights: new Map(), nodes };
 }
 
 let first: TuneModelResult;
@@ -119,7 +121,7 @@ test('a task where OpenBLAS is faster runs on the library, and the artifact reco
   assert.is(Schedule.parse(parseProblem(mm!.spec), artifact.tasks[0]!.schedule).text(), mm!.schedule);
 });
 
-test('a conv below the threshold also tries NCHWc: the faster of NCHW and blocked-plus-conversions is kept, and the artifact says which', async () => {
+test('a conv below the threshold also tries NCHWc: the faster of NCHW and blocked-plus-conversions at the region\'s edges is kept, and the artifact says which', async () => {
   // a 7x7-output conv (ResNet's last stage, small): its NCHW kernel is far from the peak, its blocked twin is not
   const spec = 'conv2d n1 c32 h7 w7 k32 r3 s3 stride1 pad1 +bias +relu';
   const graph = graphOf('layout', [[spec, 2]]);
@@ -133,6 +135,7 @@ test('a conv below the threshold also tries NCHWc: the faster of NCHW and blocke
   } else {
     assert.match(t!.layout, /^nchw\d+c$/);
     const b = t!.blocked!;
+    // two nodes in a chain: the input converted before the first, the output after the last, nothing between
     assert.ok(b.kernelSeconds + b.conversionSeconds < b.nchwSeconds, 'blocked won only by beating NCHW with its conversions charged');
     assert.ok(Math.abs(b.kernelSeconds + b.conversionSeconds - t!.generatedSeconds) <= 1e-12, 'the task is charged its conversions');
     assert.ok(b.conversionSeconds > 0);
