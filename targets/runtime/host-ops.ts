@@ -10,10 +10,15 @@
  * Dimensions that move together in every tensor are merged first (a broadcasting add over
  * [1, 128, 768] + [768] is a loop of 128 rows of 768), so the inner loops run over long
  * contiguous rows wherever the shapes allow.
+ *
+ * Softmax over the last axis and layer normalization (always over contiguous trailing rows) run
+ * as native fp32 AVX-512/AVX2 row kernels where this host can run them (native-host-ops.ts);
+ * elsewhere, and with `{ native: false }`, these JS kernels do.
  */
 import { fail } from '../../ir/errors.ts';
 import { erf as erf64 } from '../../ir/problem.ts';
 import type { BinaryOp, HostOp, UnaryOp } from '../../ir/model/graph.ts';
+import { nativeLayerNormRows, nativeSoftmaxRows } from './native-host-ops.ts';
 
 /** A host op prepared for fixed shapes: writes `output` from `inputs` (data arrays, row-major). */
 export type HostKernel = (inputs: readonly Float32Array[], output: Float32Array) => void;
@@ -32,11 +37,19 @@ function shapeText(shape: readonly number[]): string {
   return `[${shape.join(', ')}]`;
 }
 
+export interface PrepareHostOpOptions {
+  /** use the native row kernels where they apply and run here (default true); false: JS only */
+  native?: boolean;
+}
+
 /**
  * Prepares `op` for inputs of `inputShapes` and an output of `outputShape` (graph.ts HostOp gives
  * the inputs per kind); fails in one line when the shapes do not fit the op.
  */
-export function prepareHostOp(op: HostOp, inputShapes: readonly (readonly number[])[], outputShape: readonly number[]): HostKernel {
+export function prepareHostOp(
+  op: HostOp, inputShapes: readonly (readonly number[])[], outputShape: readonly number[], options: PrepareHostOpOptions = {},
+): HostKernel {
+  const native = options.native ?? true;
   const arity: Record<HostOp['kind'], number | undefined> = {
     binary: 2, unary: 1, clip: 1, softmax: 1, layernorm: 3, transpose: 1, concat: undefined, reshape: 1, reducemean: 1,
   };
@@ -53,8 +66,8 @@ export function prepareHostOp(op: HostOp, inputShapes: readonly (readonly number
     case 'binary': return binaryKernel(op.op, inputShapes[0]!, inputShapes[1]!, outputShape);
     case 'unary': sameShape(); return unaryKernel(op.op);
     case 'clip': sameShape(); return clipKernel(op.min, op.max);
-    case 'softmax': sameShape(); return softmaxKernel(x, checkAxis('softmax', op.axis, x.length));
-    case 'layernorm': sameShape(); return layerNormKernel(x, checkAxis('layernorm', op.axis, x.length), inputShapes[1]!, inputShapes[2]!, op.epsilon);
+    case 'softmax': sameShape(); return softmaxKernel(x, checkAxis('softmax', op.axis, x.length), native);
+    case 'layernorm': sameShape(); return layerNormKernel(x, checkAxis('layernorm', op.axis, x.length), inputShapes[1]!, inputShapes[2]!, op.epsilon, native);
     case 'transpose': return transposeKernel(x, op.perm, outputShape);
     case 'concat': return concatKernel(inputShapes, checkAxis('concat', op.axis, outputShape.length), outputShape);
     case 'reshape':
@@ -284,8 +297,11 @@ function clipKernel(min: number, max: number): HostKernel {
 // ---------------------------------------------------------------- normalizations
 
 /** exp(x - max) / sum over `axis`: rows of `n` elements, `inner` apart, in `outer` groups. */
-function softmaxKernel(shape: readonly number[], axis: number): HostKernel {
+function softmaxKernel(shape: readonly number[], axis: number, native: boolean): HostKernel {
   const outer = product(shape.slice(0, axis)), n = shape[axis]!, inner = product(shape.slice(axis + 1));
+  // contiguous rows (nothing but 1s after the axis): the native row kernel, where one runs
+  const rows = native && inner === 1 ? nativeSoftmaxRows(outer, n) : undefined;
+  if (rows) return rows;
   return (inputs, out) => {
     const x = inputs[0]!;
     for (let o = 0; o < outer; o++) {
@@ -307,11 +323,13 @@ function softmaxKernel(shape: readonly number[], axis: number): HostKernel {
 }
 
 /** (x - mean) / sqrt(var + epsilon) * gamma + beta over the trailing dimensions axis..rank-1. */
-function layerNormKernel(shape: readonly number[], axis: number, gamma: readonly number[], beta: readonly number[], epsilon: number): HostKernel {
+function layerNormKernel(shape: readonly number[], axis: number, gamma: readonly number[], beta: readonly number[], epsilon: number, native: boolean): HostKernel {
   const cols = product(shape.slice(axis)), rows = product(shape.slice(0, axis));
   if (product(gamma) !== cols || product(beta) !== cols) {
     fail(`host op layernorm: gamma ${shapeText(gamma)} and beta ${shapeText(beta)} must have the ${cols} elements of ${shapeText(shape.slice(axis))}`);
   }
+  const nativeRows = native ? nativeLayerNormRows(rows, cols, epsilon) : undefined;
+  if (nativeRows) return nativeRows;
   return (inputs, out) => {
     const x = inputs[0]!, g = inputs[1]!, b = inputs[2]!;
     for (let r = 0; r < rows; r++) {
