@@ -7,8 +7,13 @@
  *
  * Code is emitted once per (op, ISA, row length, epsilon) and stays mapped for the life of the
  * process: a model has a handful of distinct row lengths, and kernels are prepared per model
- * load. Results are fp32 throughout (the JS kernels round float64 once per stored value): see
- * tests/targets/runtime/native-host-ops.test.ts for the measured differences.
+ * load. Results are fp32 throughout (the JS kernels round float64 once per stored value).
+ * Measured against float64 (tests/targets/runtime/native-host-ops.test.ts, both ISAs): softmax
+ * within 2.4e-7 relative for inputs in [-1, 1], the error growing with |x - max| as its fp32
+ * rounding (half an ulp: 4e-6 relative on e^-69, 1e-7 absolute at most); layer norm within
+ * 2.5e-7 of max(1, |output|), rows offset by 1e4 included. On the BERT-base layer (1 thread,
+ * AVX-512) softmax [1, 12, 128, 128] went from 3.1 ms to 0.08 ms, each layer norm
+ * [1, 128, 768] from 0.72 ms to 0.04-0.07 ms.
  */
 import { fail } from '../../ir/errors.ts';
 import { layerNormRowsCode, softmaxRowsCode, type RowCode } from '../x86/row-kernels.ts';

@@ -10,8 +10,8 @@
  * the least subnormal; AVX2: below the least normal, which this path flushes to 0), so very
  * negative inputs and -Infinity give 0, not NaN. NaN stays NaN (the clamp's NaN operand is
  * the one vmaxps returns). Only x <= 0 is needed by softmax (x - max); nothing clamps above,
- * so x > 88.7 is not handled. Measured: relative error below 1.3e-7 (AVX-512 and AVX2) over
- * [-87, 0] against float64 e^x (tests/targets/x86/row-kernels.test.ts).
+ * so x > 88.7 is not handled. Measured: max relative error 7.1e-8 (0.6 ulp) on both ISAs over
+ * 200,000 points of [-87, 0] against float64 e^x (tests/targets/x86/row-kernels.test.ts).
  */
 import { Zmm } from './registers.ts';
 import type { RowEmitter, RowVec } from './row-vector.ts';
