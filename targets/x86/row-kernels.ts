@@ -27,7 +27,7 @@
  * the exponentials (e^-inf = 0 here, see row-exp.ts), 0 for the sums.
  */
 import { fail } from '../../ir/errors.ts';
-import { r8, rcx, rdi, rdx, rsi, type Mem } from './registers.ts';
+import { r8, rcx, rdi, rdx, rsi, type Gp64, type Label, type Mem } from './registers.ts';
 import { EXP_FLOOR, emitExp } from './row-exp.ts';
 import { RowEmitter, type RowAddress, type RowIsa, type RowVec } from './row-vector.ts';
 
@@ -61,6 +61,19 @@ function reduceAccumulators(e: RowEmitter, op: 'add' | 'max', acc: readonly RowV
 }
 
 /** Softmax over each row of `length` contiguous floats (see the header for the call). */
+/** The end of a row loop: both row pointers advanced, the next row, then the return. */
+function endRows(e: RowEmitter, r: { x: Gp64; y: Gp64; rows: Gp64; row: Label; done: Label; length: number }): RowCode {
+  const a = e.a;
+  a.add(r.x, r.length * 4);
+  a.add(r.y, r.length * 4);
+  a.dec(r.rows);
+  a.jnz(r.row);
+  a.bind(r.done);
+  a.vzeroupper();
+  a.ret();
+  return e.finish();
+}
+
 export function softmaxRowsCode(isa: RowIsa, length: number): RowCode {
   checkLength('softmax', length);
   const e = new RowEmitter(isa);
@@ -121,14 +134,7 @@ export function softmaxRowsCode(isa: RowIsa, length: number): RowCode {
     a.vmulps(d, d, scale);
     e.storeTail(at(y), d);
   });
-  a.add(x, length * 4);
-  a.add(y, length * 4);
-  a.dec(rows);
-  a.jnz(row);
-  a.bind(done);
-  a.vzeroupper();
-  a.ret();
-  return e.finish();
+  return endRows(e, { x, y, rows, row, done, length });
 }
 
 /** Layer normalization over each row of `length` contiguous floats with gamma, beta of `length` (see the header). */
@@ -209,12 +215,5 @@ export function layerNormRowsCode(isa: RowIsa, length: number, epsilon: number):
     a.vfmadd213ps(d, g, b);
     e.storeTail(at(y), d);
   });
-  a.add(x, length * 4);
-  a.add(y, length * 4);
-  a.dec(rows);
-  a.jnz(row);
-  a.bind(done);
-  a.vzeroupper();
-  a.ret();
-  return e.finish();
+  return endRows(e, { x, y, rows, row, done, length });
 }
