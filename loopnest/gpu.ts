@@ -31,7 +31,8 @@
  *    output is read and written once per tile.
  * 5. Shared memory: the outermost serial reduction loop annotated `s` (shared) stages, once per
  *    iteration, the box of every input tensor that the whole block reads in that iteration into
- *    shared memory (cooperative, 128-bit loads where alignment allows, zero fill past the tensor),
+ *    shared memory (cooperative, 128-bit loads where alignment allows; past the tensor's end a load
+ *    reads its last item instead: such box positions only feed output points that are not stored),
  *    between barriers, double-buffered when it fits (one barrier per iteration, the next box
  *    prefetched into registers during the compute). The annotation is honoured when every serial
  *    loop above it runs the same iterations in all threads of a block (reduction loops, or output
@@ -56,6 +57,16 @@
  *    reductions, else by a second walk of the same thread's output points after the first
  *    ('pass'): each thread re-reads the outputs it wrote, applies the ops and stores them again.
  *    No other thread writes those elements, so no barrier or second kernel is needed.
+ * 9. Edge tiles. A block loop with a tail (its last index covers a partial tile) makes every point
+ *    of the tile a run-time question: predicated stores, bounds-checked copies, run-time trip
+ *    counts below it. When such loops lead their variable (only block loops of that variable above
+ *    them, so their ranges are constants in whole blocks), the kernel gets two bodies behind one
+ *    uniform branch at entry (GpuEdgeSplit): blocks whose indices are all below the loops' full
+ *    counts are interior, their tiles lie inside the tensors, and they run the body printed as if
+ *    those loops had no tail (the aligned code: no predicates, unchecked copies, constant trip
+ *    counts); the other blocks run the general body. The branch depends only on block indices, so
+ *    no warp diverges. Staging plans the interior body's entry states separately
+ *    (GpuStaging.interior), without the bounds check where the box cannot leave the tensor.
  */
 import { fail } from '../ir/errors.ts';
 import {
@@ -147,7 +158,7 @@ export interface CopyPlan {
   perRow: number;
   items: number;
   perThread: number;
-  /** whether the box can reach past the tensor (only through output variables with tails): zero fill */
+  /** whether the box can reach past the tensor (only through output variables with tails): loads clamped to its end */
   check: boolean;
   /** elements of the tensor, for the check */
   elements: number;
@@ -179,6 +190,17 @@ export interface GpuStaging {
   /** span of each variable the layout was made for */
   spans: number[];
   instances: StagedInstance[];
+  /** the entry states of the interior body (rule 9), when the program has one */
+  interior: StagedInstance[] | null;
+}
+
+/**
+ * Rule 9: the block loops whose tails the interior body ignores. A block is interior when every
+ * listed loop's index is below `whole` (the loop's full iterations); its tile then lies inside
+ * the tensors along those loops' variables.
+ */
+export interface GpuEdgeSplit {
+  loops: { loop: number; whole: number }[];
 }
 
 export interface GpuSplitReduction {
@@ -220,6 +242,8 @@ export interface GpuProgram {
   registerCap: number | null;
   /** the problem's epilogue and where it runs; null without one */
   epilogue: GpuEpilogue | null;
+  /** rule 9: interior and edge bodies, split on the block indices; null when every block is whole (or none is) */
+  edges: GpuEdgeSplit | null;
   /** typed problems (bf16, f16, tf32): the tensor-core plan (gpu-mma.ts) the printer follows instead of the tile walk */
   mma?: GpuMmaPlan;
 }
@@ -254,13 +278,18 @@ export function lowerGpu(input: Schedule, opts: GpuLoweringOptions = {}): GpuPro
   if (!ACCUMULATES[p.combine] && p.vars.some((_, v) => isReduction(p, v))) {
     fail(`cuda: ${p.combine} with reduction variables is not supported`);
   }
+  const edges = edgeSplit(s);
   let staging: GpuStaging | null = null;
   if (m.staged !== null) {
     const layout = stageLayout(s, m, strides, m.staged);
     if (layout.bufferBytes > MAX_STATIC_SHARED) {
       m = { ...m, staged: null, stageNote: `shared boxes need ${layout.bufferBytes} bytes, more than ${MAX_STATIC_SHARED}` };
     } else {
-      staging = { ...layout, instances: stagedInstances(s, m, strides, layout) };
+      const whole = new Set(edges?.loops.map((x) => x.loop) ?? []);
+      staging = {
+        ...layout, instances: stagedInstances(s, m, strides, layout, new Set()),
+        interior: edges ? stagedInstances(s, m, strides, layout, whole) : null,
+      };
     }
   }
   const stagingBytes = staging ? staging.bufferBytes * (staging.double ? 2 : 1) : 0;
@@ -270,8 +299,30 @@ export function lowerGpu(input: Schedule, opts: GpuLoweringOptions = {}): GpuPro
   const registerCap = opt === 'none' ? null : opt === 'auto' ? autoRegisterCap(m.threads, m.accumulators) : opt;
   return {
     problem: p, schedule: s, strides, mapping: m, staging, split, sharedBytes: Math.max(stagingBytes, splitBytes), registerCap,
-    epilogue: epiloguePlace(m),
+    epilogue: epiloguePlace(m), edges,
   };
+}
+
+/**
+ * Rule 9: the block loops with a tail that lead their variable (every loop of the variable above
+ * them is a block loop, so in an interior block each one's range is a constant: the extent, or the
+ * enclosing block loop's step) and have at least one full iteration. Null when there is none.
+ */
+export function edgeSplit(s: Schedule): GpuEdgeSplit | null {
+  const p = s.problem;
+  const loops: GpuEdgeSplit['loops'] = [];
+  p.vars.forEach((_, v) => {
+    if (isReduction(p, v)) return;
+    for (let j = 0; j < s.loops.length; j++) {
+      const l = s.loops[j]!;
+      if (l.var !== v) continue;
+      // below a loop of another kind, or one with no full iteration, the range is a run-time value
+      if (l.bind !== 'block' || (l.tail > 0 && l.size < 1)) break;
+      if (l.tail > 0) loops.push({ loop: j, whole: l.size });
+    }
+  });
+  loops.sort((a, b) => a.loop - b.loop);
+  return loops.length > 0 ? { loops } : null;
 }
 
 /**
@@ -287,7 +338,7 @@ function lowerMma(s: Schedule, opts: GpuLoweringOptions): GpuProgram {
   };
   return {
     problem: s.problem, schedule: s, strides: tensorStrides(s.problem), mapping, staging: null, split: null,
-    sharedBytes: plan.sharedBytes, registerCap: null, epilogue: plan.epilogue.length > 0 ? { ops: plan.epilogue, place: 'store' } : null, mma: plan,
+    sharedBytes: plan.sharedBytes, registerCap: null, epilogue: plan.epilogue.length > 0 ? { ops: plan.epilogue, place: 'store' } : null, edges: null, mma: plan,
   };
 }
 
@@ -563,7 +614,7 @@ function boxSpans(p: Problem, t: number, spanOf: number[]): number[] {
   return access.index.map((ix) => 1 + ix.terms.reduce((a, term) => a + term.coef * (spanOf[term.var]! - 1), 0));
 }
 
-function stageLayout(s: Schedule, m: GpuMapping, strides: number[][], staged: number): Omit<GpuStaging, 'instances'> {
+function stageLayout(s: Schedule, m: GpuMapping, strides: number[][], staged: number): Omit<GpuStaging, 'instances' | 'interior'> {
   const p = s.problem;
   const loops = s.loops;
   const lv = loops[staged]!.var;
@@ -627,7 +678,8 @@ function boxAlign(s: Schedule, strides: number[][], t: number, staged: number, s
   return a;
 }
 
-function copyPlan(s: Schedule, m: GpuMapping, strides: number[][], regions: SharedTensor[], region: number, spanOf: number[], originAlign: number): CopyPlan {
+/** `whole`: block loops whose tails the body ignores (rule 9): they cannot take the box past the tensor. */
+function copyPlan(s: Schedule, m: GpuMapping, strides: number[][], regions: SharedTensor[], region: number, spanOf: number[], originAlign: number, whole: ReadonlySet<number>): CopyPlan {
   const p = s.problem;
   const tl = regions[region]!;
   const t = tl.tensor;
@@ -640,7 +692,7 @@ function copyPlan(s: Schedule, m: GpuMapping, strides: number[][], regions: Shar
   const perRow = box[nd - 1]! / width;
   const items = box.slice(0, nd - 1).reduce((a, x) => a * x, perRow);
   const perThread = Math.ceil(items / m.threads);
-  const check = p.vars.some((_, v) => !isReduction(p, v) && strides[t]![v] !== 0 && s.loops.some((l) => l.var === v && l.tail > 0));
+  const check = p.vars.some((_, v) => !isReduction(p, v) && strides[t]![v] !== 0 && s.loops.some((l, j) => l.var === v && l.tail > 0 && !whole.has(j)));
   return {
     region, width, box, gstride, perRow, items, perThread, check, elements: elementCount(p.tensors[t]!),
     naturalInner: tl.order[nd - 1] === nd - 1, innerStride: tl.sstride[nd - 1]!, looped: perThread > MAX_COPY_ITEMS,
@@ -661,9 +713,10 @@ type WalkRange = { kind: 'const'; value: number } | { kind: 'runtime' };
  * range when its iterations overrun the range; inside the register tile output bindings leave the
  * range as it is), a serial loop with a constant range runs its full iterations (range: its step)
  * and then its tail (range: the remainder, the inputs' static offsets advanced past the full part),
- * a serial loop with a run-time range keeps it run-time.
+ * a serial loop with a run-time range keeps it run-time. In the interior body (rule 9) the loops in
+ * `whole` narrow to their step like loops without a tail.
  */
-function stagedInstances(s: Schedule, m: GpuMapping, strides: number[][], layout: Omit<GpuStaging, 'instances'>): StagedInstance[] {
+function stagedInstances(s: Schedule, m: GpuMapping, strides: number[][], layout: Omit<GpuStaging, 'instances' | 'interior'>, whole: ReadonlySet<number>): StagedInstance[] {
   const p = s.problem;
   const staged = layout.loop;
   const v = s.loops[staged]!.var;
@@ -681,7 +734,7 @@ function stagedInstances(s: Schedule, m: GpuMapping, strides: number[][], layout
     const origins = layout.tensors.map((tl) => boxAlign(s, strides, tl.tensor, staged, offs[tl.tensor]!));
     const plans = (rangeOfV: number, align: (k: number) => number) => {
       const spanOf = spans(s, staged, (x) => (x === v ? rangeOfV : constOf(x)));
-      return layout.tensors.map((_, k) => copyPlan(s, m, strides, layout.tensors, k, spanOf, align(k)));
+      return layout.tensors.map((_, k) => copyPlan(s, m, strides, layout.tensors, k, spanOf, align(k), whole));
     };
     out.set(key, {
       key,
@@ -698,8 +751,8 @@ function stagedInstances(s: Schedule, m: GpuMapping, strides: number[][], layout
     const withRange = (q: WalkRange) => range.map((y, i) => (i === x ? q : y));
     if (l.bind) {
       if (d >= m.tileFrom) return walk(d + 1, isReduction(p, x) ? withRange({ kind: 'const', value: step }) : range, offs);
-      const whole = r.kind === 'const' && loopIterations(l) <= Math.floor(r.value / step);
-      return walk(d + 1, withRange(whole ? { kind: 'const', value: step } : { kind: 'runtime' }), offs);
+      const fits = whole.has(d) || (r.kind === 'const' && loopIterations(l) <= Math.floor(r.value / step));
+      return walk(d + 1, withRange(fits ? { kind: 'const', value: step } : { kind: 'runtime' }), offs);
     }
     if (r.kind !== 'const') return walk(d + 1, range, offs);
     const full = Math.floor(r.value / step);

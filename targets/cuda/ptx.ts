@@ -15,10 +15,19 @@
  *  - the register tile keeps its accumulators in registers across its reduction loops and is fully
  *    unrolled below `unrollFrom`. Its output points are enumerated at compile time; each point's
  *    validity is a compile-time fact or a few predicates (`setp` on per-thread sums of bound-loop
- *    offsets), which guard the global loads and the final read-modify-write of the output;
+ *    offsets), which guard the global loads and the final read-modify-write of the output. They
+ *    are emitted where first needed: with staging only the store needs them, so they are made
+ *    after the reduction loops; the store skips a row of points whose tuple is invalid by a branch
+ *    and predicates the points of a row by the other variables only;
+ *  - edge tiles (GpuProgram.edges, rule 9 of loopnest/gpu.ts): one uniform branch on the block
+ *    indices at entry; interior blocks run the walk with the listed block loops taken as whole (no
+ *    predicates, unchecked copies, constant trip counts: the aligned code), the others the general
+ *    walk. Each body sets up its own pointers, so only the decoded indices live across the branch;
  *  - the staged loop copies, per iteration, each input's box into its shared region by the
  *    program's copy plan, double-buffered (when the program says so) with a register prefetch of
- *    the next box (the loop unrolled by two, one copy per buffer); looped plans copy by a loop;
+ *    the next box (the loop unrolled by two, one copy per buffer); looped plans copy by a loop.
+ *    Where a box may reach past its tensor, each item's pointer is clamped to the tensor's last
+ *    item (min.u64): no predicate, and the positions read that way only feed unstored points;
  *  - split reductions: after the tile's loops, the partial accumulators go through shared memory
  *    and the threads with reduction index 0 add them in a fixed order and write the output;
  *  - operands loaded for one point of the unrolled reductions stay in registers for the next ones
@@ -91,19 +100,28 @@ interface Ctx {
   canSkip: boolean;
 }
 
+/**
+ * One condition of an output point's validity: `make` emits the `setp` (and what it needs) the
+ * first time a predicate register is asked for; `key` names it in the tile's cache.
+ */
+interface PointCond {
+  key: string;
+  make: () => string;
+}
+
 interface Acc {
   reg: string;
-  /** per input tensor (index t - 1): predicate guarding its global loads */
-  loadPreds: (string | null)[];
   /** static offset of each variable (0 for reductions) */
   offs: number[];
-  pred: string | null;
-  /** per variable: predicate of its tuple (null: always valid) */
-  varPreds: (string | null)[];
+  /** per variable: the conditions of its tuple (none: always valid) */
+  varConds: PointCond[][];
+  /** per input tensor (index t - 1): predicate guarding its global loads, once materialized (tiles without staging) */
+  loadPreds: (string | null)[];
 }
 
 interface TileState {
   accs: Acc[];
+  /** predicate registers already emitted in this tile, by key */
   predCache: Map<string, string>;
 }
 
@@ -179,6 +197,8 @@ class Printer {
   private readonly strides: number[][];
   private readonly n: number;
   private readonly idx = new Map<number, string>();
+  /** special registers read in the current body */
+  private readonly specials = new Map<string, string>();
   private readonly stage: GpuStaging | null;
   /** per tensor: byte offset of the thread-loop contributions (u64), when staging */
   private threadOff64: string[] = [];
@@ -190,6 +210,8 @@ class Printer {
   private tile: TileState | null = null;
   /** the second walk of an epilogue 'pass': visits each output point of the thread once, computes nothing */
   private fixup = false;
+  /** while printing the interior body (GpuProgram.edges): the block loops taken as whole, with their full counts */
+  private interior: Map<number, number> | null = null;
   /** split reductions: the program's plan, and the registers of who adds the partial sums */
   private readonly split: { areaOffset: number; chunk: number; siblings: number[]; rho0: string; slot: string } | null;
 
@@ -209,19 +231,35 @@ class Printer {
   run(): PrintedPtx {
     const b = this.b;
     const entry = entryName(this.s);
-    this.prologue();
-    const ctx: Ctx = {
-      range: this.p.vars.map((v) => ({ kind: 'const', value: v.extent })),
-      srcs: this.p.tensors.map((_, t) => this.threadPointer(t)),
-      canSkip: this.m.staged === null && this.m.reductionThreads === 1,
+    this.decodeIndices();
+    // each body sets up its own pointers: only the indices are live across the branch of rule 9
+    const body = (): void => {
+      this.setup();
+      const ctx: Ctx = {
+        range: this.p.vars.map((v) => ({ kind: 'const', value: v.extent })),
+        srcs: this.p.tensors.map((_, t) => this.threadPointer(t)),
+        canSkip: this.m.staged === null && this.m.reductionThreads === 1,
+      };
+      this.walk(0, ctx);
+      if (this.program.epilogue?.place === 'pass') {
+        // the first walk's pointers were copied by every loop, so the entry ones still hold; no barrier follows
+        this.fixup = true;
+        this.walk(0, { ...ctx, canSkip: true });
+        this.fixup = false;
+      }
     };
-    this.walk(0, ctx);
-    if (this.program.epilogue?.place === 'pass') {
-      // the first walk's pointers were copied by every loop, so the entry ones still hold; no barrier follows
-      this.fixup = true;
-      this.walk(0, { ...ctx, canSkip: true });
-      this.fixup = false;
+    const edges = this.program.edges;
+    if (edges) {
+      // rule 9 (loopnest/gpu.ts): blocks inside the tensors run a body without tails; the branch is uniform per block
+      const edge = b.label('EDGE');
+      b.emit(`@!${this.interiorPredicate(edges.loops)} bra ${edge}`);
+      this.interior = new Map(edges.loops.map((x) => [x.loop, x.whole]));
+      body();
+      this.interior = null;
+      b.emit('bra $EXIT');
+      b.place(edge);
     }
+    body();
     b.place('$EXIT');
     b.emit('ret');
     const sharedBytes = this.program.sharedBytes;
@@ -252,18 +290,21 @@ class Printer {
 
   // ---------------------------------------------------------------- entry: indices and pointers
 
-  private prologue(): void {
+  /** A special register (%tid.x ...) read once per body. */
+  private special(name: string): string {
+    let r = this.specials.get(name);
+    if (!r) {
+      r = this.b.r();
+      this.b.emit(`mov.u32 ${r}, ${name}`);
+      this.specials.set(name, r);
+    }
+    return r;
+  }
+
+  /** Entry: every bound loop's index, from the special registers (the only values both bodies of rule 9 share). */
+  private decodeIndices(): void {
     const b = this.b;
-    const specials = new Map<string, string>();
-    const special = (name: string): string => {
-      let r = specials.get(name);
-      if (!r) {
-        r = b.r();
-        b.emit(`mov.u32 ${r}, ${name}`);
-        specials.set(name, r);
-      }
-      return r;
-    };
+    const special = (name: string) => this.special(name);
     for (const ix of this.m.indices) {
       let r = special(`%${ix.source}.${ix.dim}`);
       if (ix.div > 1) {
@@ -278,6 +319,17 @@ class Printer {
       }
       this.idx.set(ix.loop, r);
     }
+  }
+
+  /** A body's set-up: tensor pointers, the linear thread id, the split reduction's and the staging's shared addresses. */
+  private setup(): void {
+    const b = this.b;
+    const special = (name: string) => this.special(name);
+    this.specials.clear();
+    this.tensorBase = [];
+    this.threadOff64 = [];
+    this.sThread = [];
+    this.sAlign = [];
     const entry = entryName(this.s);
     this.p.tensors.forEach((_, t) => {
       const raw = b.rd();
@@ -340,6 +392,28 @@ class Printer {
         this.sAlign[tl.tensor] = al;
       }
     }
+  }
+
+  /** True in blocks whose index along each listed block loop is below its full count (rule 9). */
+  private interiorPredicate(loops: readonly { loop: number; whole: number }[]): string {
+    const b = this.b;
+    let acc = '';
+    for (const { loop, whole } of loops) {
+      const q = b.p();
+      b.emit(`setp.lt.u32 ${q}, ${this.idx.get(loop)!}, ${whole}`);
+      if (acc) {
+        const a = b.p();
+        b.emit(`and.pred ${a}, ${acc}, ${q}`);
+        acc = a;
+      } else acc = q;
+    }
+    return acc;
+  }
+
+  /** The largest index a bound loop takes in this body: the interior body stops before a whole loop's tail. */
+  private lastIndex(j: number): number {
+    const whole = this.interior?.get(j);
+    return whole !== undefined ? whole - 1 : loopIterations(this.loops[j]!) - 1;
   }
 
   /** The thread's global pointer for tensor t: base + every bound loop's offset. */
@@ -416,7 +490,8 @@ class Printer {
     let mayBeEmpty: boolean;
     if (r.kind === 'const') {
       const full = Math.floor(r.value / st);
-      if (c <= full) {
+      // the interior body: this block's index is below the loop's full count (checked at entry)
+      if (c <= full || this.interior?.get(d) === full) {
         cont(this.withRange(ctx, v, { kind: 'const', value: st }));
         return;
       }
@@ -541,53 +616,76 @@ class Printer {
     this.tile = tile;
     this.tileWalk(this.m.tileFrom, ctx);
     if (this.split) this.combinePartials(tile.accs);
-    this.storeTile(ctx, tile.accs, this.program.epilogue?.place === 'store' ? 'epilogue' : 'plain');
+    this.storeTile(ctx, tile, this.program.epilogue?.place === 'store' ? 'epilogue' : 'plain');
     this.tile = saved;
   }
 
   /** The epilogue pass over one tile's output points: load, apply the ops, store (predicated like the tile's store). */
   private fixupTile(ctx: Ctx): void {
     const tile = this.tileAccumulators(ctx, false);
-    if (tile) this.storeTile(ctx, tile.accs, 'fixup');
+    if (tile) this.storeTile(ctx, tile, 'fixup');
   }
 
-  /** The tile's accumulators (one per output point, with its predicates); started at the combine's identity when `init`. */
+  /**
+   * The tile's accumulators (one per output point, with its validity conditions); started at the
+   * combine's identity when `init`. Predicates are emitted where first needed: without staging the
+   * compute loads global memory under them, so the load predicates are made here; with staging
+   * every operand comes from shared memory and only the store needs them, so they are made there,
+   * after the reduction loops, and hold no registers across them.
+   */
   private tileAccumulators(ctx: Ctx, init: boolean): TileState | null {
     const b = this.b;
     const p = this.p;
     const predCache = new Map<string, string>();
     const dCache = new Map<string, string>();
-    // per output variable: its tuples (static offset + predicate)
-    const perVar: { v: number; tuples: { off: number; pred: string | null }[] }[] = [];
+    // per output variable: its tuples (static offset + conditions)
+    const perVar: { v: number; tuples: { off: number; conds: PointCond[] }[] }[] = [];
     for (let v = 0; v < p.vars.length; v++) {
       if (isReduction(p, v)) continue;
-      perVar.push({ v, tuples: this.outputTuples(v, ctx.range[v]!, predCache, dCache) });
+      perVar.push({ v, tuples: this.outputTuples(v, ctx.range[v]!, dCache) });
     }
     // accumulators: the product of the tuples, the first variable outermost
-    let combos: { offs: number[]; preds: (string | null)[] }[] = [{ offs: p.vars.map(() => 0), preds: p.vars.map(() => null) }];
+    let combos: { offs: number[]; conds: PointCond[][] }[] = [{ offs: p.vars.map(() => 0), conds: p.vars.map(() => []) }];
     for (const { v, tuples } of perVar) {
       const next: typeof combos = [];
       for (const c of combos) {
         for (const t of tuples) {
           const offs = c.offs.slice();
-          const preds = c.preds.slice();
+          const conds = c.conds.slice();
           offs[v] = t.off;
-          preds[v] = t.pred;
-          next.push({ offs, preds });
+          conds[v] = t.conds;
+          next.push({ offs, conds });
         }
       }
       combos = next;
     }
     if (combos.length === 0) return null;
     const start = p.combine === 'max' ? NEG_INF : ZERO;
-    const accs: Acc[] = combos.map((c) => {
+    const tile: TileState = { accs: [], predCache };
+    tile.accs = combos.map((c) => {
       const reg = b.f();
       if (init && ACCUMULATES[p.combine]) b.emit(`mov.f32 ${reg}, ${start}`);
-      const loadPreds = p.inputs.map((_, i) => this.andPreds(p.vars.map((__, v) => (this.strides[i + 1]![v] !== 0 ? c.preds[v]! : null)), predCache));
-      const storePreds = this.split ? [...c.preds, this.split.rho0] : c.preds;
-      return { reg, offs: c.offs, varPreds: c.preds, loadPreds, pred: this.andPreds(storePreds, predCache) };
+      return { reg, offs: c.offs, varConds: c.conds, loadPreds: [] };
     });
-    return { accs, predCache };
+    if (init && !this.stage) {
+      for (const acc of tile.accs) {
+        acc.loadPreds = p.inputs.map((_, i) => this.andPreds(p.vars.map((__, v) => (this.strides[i + 1]![v] !== 0 ? this.varPred(tile, acc, v) : null)), predCache));
+      }
+    }
+    return tile;
+  }
+
+  /** The predicate of an accumulator's tuple along variable v (null: always valid), emitted on first use. */
+  private varPred(tile: TileState, acc: Acc, v: number): string | null {
+    const regs = acc.varConds[v]!.map((c) => {
+      let r = tile.predCache.get(c.key);
+      if (!r) {
+        r = c.make();
+        tile.predCache.set(c.key, r);
+      }
+      return r;
+    });
+    return this.andPreds(regs, tile.predCache);
   }
 
   /**
@@ -642,16 +740,17 @@ class Printer {
    * [tileFrom, end), with the conditions that make a point valid (see loopnest/gpu.ts): for each loop
    * with a tail, the offset of the loops from it inwards must stay below the step of the loop of v
    * around it; and the whole offset below the range the tile starts with. Offsets of bound loops are
-   * per-thread registers; conditions that do not involve them are decided here.
+   * per-thread registers; conditions that do not involve them are decided here. A bound loop's
+   * offset reaches its last index (lastIndex: in the interior body, before a whole loop's tail).
    */
-  private outputTuples(v: number, entry: Range, predCache: Map<string, string>, dCache: Map<string, string>): { off: number; pred: string | null }[] {
+  private outputTuples(v: number, entry: Range, dCache: Map<string, string>): { off: number; conds: PointCond[] }[] {
     const b = this.b;
     const chain: number[] = [];
     for (let j = this.m.tileFrom; j < this.n; j++) if (this.loops[j]!.var === v) chain.push(j);
     const serial = chain.filter((j) => !this.loops[j]!.bind);
     const counts = serial.map((j) => loopIterations(this.loops[j]!));
     // dynamic suffix sums and their maxima
-    const dMax = (k: number) => chain.slice(k).reduce((a, j) => (this.loops[j]!.bind ? a + (loopIterations(this.loops[j]!) - 1) * this.steps[j]! : a), 0);
+    const dMax = (k: number) => chain.slice(k).reduce((a, j) => (this.loops[j]!.bind ? a + this.lastIndex(j) * this.steps[j]! : a), 0);
     const dReg = (k: number): string => {
       const key = `${v}:${k}`;
       let r = dCache.get(key);
@@ -666,15 +765,7 @@ class Printer {
       }
       return r!;
     };
-    const pred = (key: string, make: () => string): string => {
-      let r = predCache.get(key);
-      if (!r) {
-        r = make();
-        predCache.set(key, r);
-      }
-      return r;
-    };
-    const out: { off: number; pred: string | null }[] = [];
+    const out: { off: number; conds: PointCond[] }[] = [];
     const index = serial.map(() => 0);
     const total = counts.reduce((a, c) => a * c, 1);
     for (let it = 0; it < total; it++) {
@@ -690,7 +781,7 @@ class Printer {
         const sk = serial.indexOf(j);
         sSuffix[k] = sSuffix[k + 1]! + (sk >= 0 ? index[sk]! * this.steps[j]! : 0);
       }
-      const preds: string[] = [];
+      const preds: PointCond[] = [];
       let valid = true;
       // (a) the whole offset stays below the entry range
       {
@@ -700,26 +791,37 @@ class Printer {
           if (s0 >= entry.value) valid = false;
           else if (s0 + dm >= entry.value) {
             const thr = entry.value - s0;
-            preds.push(pred(`a:${v}:${thr}`, () => {
-              const q = b.p();
-              b.emit(`setp.lt.s32 ${q}, ${dReg(0)}, ${thr}`);
-              return q;
-            }));
+            preds.push({
+              key: `a:${v}:${thr}`,
+              make: () => {
+                const q = b.p();
+                b.emit(`setp.lt.s32 ${q}, ${dReg(0)}, ${thr}`);
+                return q;
+              },
+            });
           }
         } else {
           if (s0 >= entry.max) valid = false;
           else {
-            const rr = pred(`rr:${v}`, () => {
+            // what is left of the range past the bound loops' offset (one register per variable)
+            const rr = (): string => {
               if (dm === 0) return entry.reg;
-              const q = b.r();
-              b.emit(`sub.s32 ${q}, ${entry.reg}, ${dReg(0)}`);
+              let q = dCache.get(`rr:${v}`);
+              if (!q) {
+                q = b.r();
+                b.emit(`sub.s32 ${q}, ${entry.reg}, ${dReg(0)}`);
+                dCache.set(`rr:${v}`, q);
+              }
               return q;
+            };
+            preds.push({
+              key: `ad:${v}:${s0}`,
+              make: () => {
+                const q = b.p();
+                b.emit(`setp.gt.s32 ${q}, ${rr()}, ${s0}`);
+                return q;
+              },
             });
-            preds.push(pred(`ad:${v}:${s0}`, () => {
-              const q = b.p();
-              b.emit(`setp.gt.s32 ${q}, ${rr}, ${s0}`);
-              return q;
-            }));
           }
         }
       }
@@ -733,15 +835,18 @@ class Printer {
         if (sk >= bound) valid = false;
         else if (sk + dm >= bound) {
           const thr = bound - sk;
-          preds.push(pred(`b:${v}:${k}:${thr}`, () => {
-            const q = b.p();
-            b.emit(`setp.lt.s32 ${q}, ${dReg(k)}, ${thr}`);
-            return q;
-          }));
+          preds.push({
+            key: `b:${v}:${k}:${thr}`,
+            make: () => {
+              const q = b.p();
+              b.emit(`setp.lt.s32 ${q}, ${dReg(k)}, ${thr}`);
+              return q;
+            },
+          });
         }
       }
       if (!valid) continue;
-      out.push({ off: sSuffix[0]!, pred: this.andPreds(preds, predCache) });
+      out.push({ off: sSuffix[0]!, conds: preds });
     }
     return out;
   }
@@ -813,6 +918,7 @@ class Printer {
           const src = ctx.srcs[t]!;
           let off = src.off;
           for (let v = 0; v < p.vars.length; v++) off += src.strides[v]! * (isReduction(p, v) ? g[v]! : acc.offs[v]!);
+          if (src.space === 'global' && acc.loadPreds.length === 0) throw new Error('internal: a global operand in a tile without load predicates');
           const pred = src.space === 'global' ? acc.loadPreds[i]! : null;
           const key = `${t}:${off}:${pred ?? ''}`;
           if (!need.has(key) && !cache.has(key)) need.set(key, { t, off, pred });
@@ -894,18 +1000,51 @@ class Printer {
    * the epilogue applied to the value before it is stored ('epilogue'); or out = epilogue(out), the
    * accumulators unused ('fixup', the second pass).
    */
-  private storeTile(ctx: Ctx, accs: Acc[], mode: StoreMode): void {
+  private storeTile(ctx: Ctx, tile: TileState, mode: StoreMode): void {
+    const p = this.p;
+    // rows: runs of accumulators that share the outermost predicated variable's tuple. A row whose
+    // tuple may be invalid is skipped by a branch, so each store carries the other variables'
+    // predicates only (no and.pred per point, and full rows of an edge tile still store .v4)
+    const rowVar = p.vars.findIndex((_, v) => tile.accs.some((a) => a.varConds[v]!.length > 0));
+    const rows: Acc[][] = [];
+    for (const a of tile.accs) {
+      const last = rows[rows.length - 1];
+      if (last && rowVar >= 0 && last[0]!.offs[rowVar] === a.offs[rowVar]) last.push(a);
+      else if (last && rowVar < 0) last.push(a);
+      else rows.push([a]);
+    }
+    // every predicate a store uses is made before the first branch (a register made in a skipped row would be undefined)
+    const storePreds = new Map<Acc, string | null>();
+    for (const a of tile.accs) {
+      const preds = p.vars.map((_, v) => (v === rowVar ? null : this.varPred(tile, a, v)));
+      storePreds.set(a, this.andPreds(this.split ? [...preds, this.split.rho0] : preds, tile.predCache));
+    }
+    // epilogue operands already loaded in this tile (a bias is shared by the rows of a tile), outside skipped rows
+    const operands = new Map<string, string>();
+    for (const row of rows) {
+      const rowPred = rowVar >= 0 ? this.varPred(tile, row[0]!, rowVar) : null;
+      if (!rowPred) {
+        this.storeRow(ctx, row, storePreds, mode, operands);
+        continue;
+      }
+      const skip = this.b.label('ROW');
+      this.b.emit(`@!${rowPred} bra ${skip}`);
+      this.storeRow(ctx, row, storePreds, mode, new Map());
+      this.b.place(skip);
+    }
+  }
+
+  /** One row of the tile's store: four consecutive aligned points with the same predicate as one .v4 access. */
+  private storeRow(ctx: Ctx, row: Acc[], preds: Map<Acc, string | null>, mode: StoreMode, operands: Map<string, string>): void {
     const b = this.b;
     const p = this.p;
     const out = ctx.srcs[0]!;
     const accumulate = ACCUMULATES[p.combine];
     const ops = mode === 'plain' ? [] : this.program.epilogue!.ops;
-    // epilogue operands already loaded in this tile (a bias is shared by the rows of a tile)
-    const operands = new Map<string, string>();
-    const items = accs.map((a) => {
+    const items = row.map((a) => {
       let off = out.off;
       for (let v = 0; v < p.vars.length; v++) off += out.strides[v]! * a.offs[v]!;
-      return { a, off };
+      return { a, off, pred: preds.get(a)! };
     });
     const byOff = new Map<number, typeof items[number]>();
     for (const it of items) {
@@ -917,18 +1056,18 @@ class Printer {
       if (done.has(it.off)) continue;
       const o = it.off;
       let width = 1;
-      const pureSplit = this.split && it.a.pred === this.split.rho0;
-      if ((it.a.pred === null || pureSplit) && o % 4 === 0 && (out.align === 0 || out.align % 4 === 0)) {
+      const pureSplit = this.split && it.pred === this.split.rho0;
+      if ((it.pred === null || pureSplit) && o % 4 === 0 && (out.align === 0 || out.align % 4 === 0)) {
         let all = true;
         for (let k = 1; k < 4; k++) {
           const x = byOff.get(o + k);
-          if (!x || x.a.pred !== it.a.pred || done.has(o + k)) all = false;
+          if (!x || x.pred !== it.pred || done.has(o + k)) all = false;
         }
         if (all) width = 4;
       }
       const group = Array.from({ length: width }, (_, k) => byOff.get(o + k)!);
       group.forEach((g) => done.add(g.off));
-      const pred = it.a.pred;
+      const pred = it.pred;
       const at = pred ? `@${pred} ` : '';
       const a = addr(out.reg, o * 4);
       const vec = width === 1 ? '' : '.v4';
@@ -1005,7 +1144,7 @@ class Printer {
     const rem = r.value % st;
     const inputs = layout.tensors;
     const key = stagedInstanceKey(this.p.vars.flatMap((_, x) => (isReduction(this.p, x) ? [this.constRange(ctx.range[x]!)] : [])), inputs.map((tl) => ctx.srcs[tl.tensor]!.off));
-    const instance = layout.instances.find((x) => x.key === key);
+    const instance = (this.interior ? layout.interior! : layout.instances).find((x) => x.key === key);
     if (!instance) throw new Error(`internal: no copy plans for the staged loop's entry state ${key}`);
     // block origin pointers
     const origin = inputs.map((tl) => {
@@ -1153,49 +1292,51 @@ class Printer {
       const sAbs = b.r();
       b.emit(`add.u32 ${sAbs}, ${s}, ${tl.regionOffset}`);
       b.emit(`add.u32 ${sAbs}, ${sAbs}, ${smemBase}`);
-      let limit: string | null = null;
-      if (plan.check) {
-        limit = b.r();
-        // elements - goff, in elements
-        b.emit(`shr.u32 ${limit}, ${g}, 2`);
-        b.emit(`sub.s32 ${limit}, ${plan.elements}, ${limit}`);
-      }
-      items.push({ g64, sAbs, valid, limit });
+      items.push({ g64, sAbs, valid });
     }
     return { plan, tl, items };
   }
 
   /**
-   * Starts a copy: registers for the values, and the pointers it advances (without a bounds check
-   * each item keeps its own global pointer; with one, the box origin is kept to check against).
+   * Starts a copy: registers for the values, and the pointers it advances: each item keeps its own
+   * global pointer (a looped plan keeps the box origin); with a bounds check, one pointer per plan
+   * to the last item inside the tensor, where items past the end are clamped.
    */
   private copyStart(plans: CopyRegs[], origins: string[], offs: number[]): CopyState {
     const b = this.b;
     const vals = plans.map((pl) => pl.items.map(() => Array.from({ length: pl.plan.width }, () => b.f())));
     const cur: string[] = [];
     const itemPtrs: string[][] = [];
+    const ends: string[] = [];
     plans.forEach((pl, k) => {
-      if (pl.plan.check || pl.plan.looped) {
+      if (pl.plan.looped) {
         const c = b.rd();
         b.emit(`mov.b64 ${c}, ${origins[k]!}`);
         cur.push(c);
         itemPtrs.push([]);
-      } else {
-        cur.push('');
-        itemPtrs.push(pl.items.map((it) => {
-          const a = b.rd();
-          b.emit(`add.s64 ${a}, ${origins[k]!}, ${it.g64}`);
-          return a;
-        }));
+        ends.push('');
+        return;
       }
+      cur.push('');
+      itemPtrs.push(pl.items.map((it) => {
+        const a = b.rd();
+        b.emit(`add.s64 ${a}, ${origins[k]!}, ${it.g64}`);
+        return a;
+      }));
+      if (pl.plan.check) {
+        // an item at pointer a reads elements (a - base) / 4 + off ..: the last one inside starts at base + 4 (elements - width - off)
+        const e = b.rd();
+        b.emit(`add.s64 ${e}, ${this.tensorBase[pl.tl.tensor]!}, ${4 * (pl.plan.elements - pl.plan.width - offs[k]!)}`);
+        ends.push(e);
+      } else ends.push('');
     });
-    return { plans, vals, cur, itemPtrs, offs };
+    return { plans, vals, cur, itemPtrs, ends, offs };
   }
 
   private copyAdvance(c: CopyState, bytes: number[]): void {
     c.plans.forEach((pl, k) => {
       if (bytes[k] === 0) return;
-      const regs = pl.plan.check || pl.plan.looped ? [c.cur[k]!] : c.itemPtrs[k]!;
+      const regs = pl.plan.looped ? [c.cur[k]!] : c.itemPtrs[k]!;
       for (const r of regs) this.b.emit(`add.s64 ${r}, ${r}, ${bytes[k]}`);
     });
   }
@@ -1204,25 +1345,17 @@ class Printer {
     const b = this.b;
     c.plans.forEach((pl, k) => {
       if (pl.plan.looped) return;
-      const t = pl.tl.tensor;
       const off = c.offs[k]!;
-      const originElems = pl.plan.check ? this.originElements(c.cur[k]!, t, off) : null;
       pl.items.forEach((it, i) => {
         const regs = c.vals[k]![i]!;
-        let pred = it.valid;
-        let a: string;
+        const pred = it.valid;
+        let a = c.itemPtrs[k]![i]!;
         if (pl.plan.check) {
-          const q = b.p();
-          b.emit(`setp.lt.s32 ${q}, ${originElems!}, ${it.limit!}`);
-          if (pred) {
-            const x = b.p();
-            b.emit(`and.pred ${x}, ${q}, ${pred}`);
-            pred = x;
-          } else pred = q;
-          a = b.rd();
-          b.emit(`add.s64 ${a}, ${c.cur[k]!}, ${it.g64}`);
-        } else {
-          a = c.itemPtrs[k]![i]!;
+          // past the tensor's end, read its last item instead: those box positions only feed output
+          // points that are never stored (a predicate here costs registers across the whole loop)
+          const q = b.rd();
+          b.emit(`min.u64 ${q}, ${a}, ${c.ends[k]!}`);
+          a = q;
         }
         if (pred) for (const r of regs) b.emit(`mov.f32 ${r}, ${ZERO}`);
         const dst = regs.length === 1 ? regs[0]! : `{${regs.join(', ')}}`;
@@ -1336,10 +1469,12 @@ class Printer {
 interface CopyState {
   plans: CopyRegs[];
   vals: string[][][];
-  /** per plan: the box origin pointer (plans with a bounds check) */
+  /** per plan: the box origin pointer (looped plans) */
   cur: string[];
-  /** per plan, per item: the item's global pointer (plans without a check) */
+  /** per plan, per item: the item's global pointer (plans copied from registers) */
   itemPtrs: string[][];
+  /** per plan with a bounds check: the last pointer an item may start at (pointers past it are clamped to it) */
+  ends: string[];
   /** per plan: static element offset of the origin */
   offs: number[];
 }
@@ -1351,8 +1486,6 @@ interface CopyItem {
   sAbs: string;
   /** the item exists (the box does not divide among the threads evenly) */
   valid: string | null;
-  /** elements - item offset: the item lies in the tensor when the origin's element offset is below it */
-  limit: string | null;
 }
 
 /** A copy plan with the registers of its per-thread items (none for looped plans). */

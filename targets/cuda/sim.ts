@@ -569,6 +569,7 @@ function compile(text: string, slot: (r: string) => number, params: string[], sh
       if (type === 's64' || type === 'u64' || type === 'b64') {
         if (name === 'add') return mk((R) => { R[d] = a(R) + b2(R); });
         if (name === 'sub') return mk((R) => { R[d] = a(R) - b2(R); });
+        if (name === 'min' && type === 'u64') return mk((R) => { R[d] = Math.min(a(R), b2(R)); });
         throw new SimError(`unsupported 64-bit op '${text}'`);
       }
       const signed = type === 's32';
