@@ -108,20 +108,21 @@ export function tuneBudgets(weights: readonly number[], totalSeconds: number): n
 
 /**
  * Tunes each problem on the GPU (the cuda backend's own device, opened here and closed before
- * returning: call this before the model's buffers exist, since a kernel fault during tuning resets
- * the context); a problem tune fails on takes the seed path.
+ * returning). Call it before anything else is on the device: a kernel fault during tuning resets
+ * the context, and every allocation and module with it. The problems tune fails on come back with
+ * the reason (their caller takes the seed path for them).
  */
 export async function tuneKernels(
   problems: readonly { problem: Problem; count: number }[],
   policy: Extract<GpuSchedulePolicy, { kind: 'tune' }>,
-  runner: KernelRunner,
   onProgress?: (line: string) => void,
-): Promise<ChosenKernel[]> {
+): Promise<{ tuned: ChosenKernel[]; failed: { problem: Problem; why: string }[] }> {
   const { tune } = await import('./tune.ts');
   const b = cudaBackend();
   const device = await b.open({ minSeconds: 0.02 });
   const budgets = tuneBudgets(problems.map((p) => p.count * flops(p.problem)), policy.budgetSeconds);
-  const out: ChosenKernel[] = [];
+  const tuned: ChosenKernel[] = [];
+  const failed: { problem: Problem; why: string }[] = [];
   try {
     for (const [i, { problem }] of problems.entries()) {
       const budgetSeconds = budgets[i]!;
@@ -133,20 +134,19 @@ export async function tuneKernels(
         });
         if (!r.verified) fail(`tune's best kernel failed verification (${r.maxRelError.toExponential(2)})`);
         if (!isCudaKernel(r.kernel)) fail('tune returned a kernel that is not a cuda kernel');
-        out.push({
+        tuned.push({
           problem, schedule: r.best, kernel: r.kernel, source: 'tuned', verified: true,
           tuning: { budgetSeconds, seconds: (performance.now() - t0) / 1000, measurements: r.measurements, gflops: r.gflops },
         });
         onProgress?.(`tuned ${problem.spec}: ${r.gflops.toFixed(0)} GFLOPS in ${r.seconds.toFixed(1)} s (${r.measurements} schedules)`);
       } catch (e) {
         if (!(e instanceof LoopTuneError)) throw e;
-        const chosen = await firstWorking(problem, seedCandidates(problem), runner);
-        out.push({ ...chosen, note: `tune failed (${messageOf(e)}); ${chosen.note ?? 'seed path'}` });
-        onProgress?.(`tune failed on ${problem.spec}: ${messageOf(e)}; took its ${chosen.source} schedule`);
+        failed.push({ problem, why: messageOf(e) });
+        onProgress?.(`tune failed on ${problem.spec}: ${messageOf(e)}`);
       }
     }
   } finally {
     await device.close();
   }
-  return out;
+  return { tuned, failed };
 }

@@ -29,10 +29,8 @@
  * Graph inputs are uploaded before, outputs downloaded after. Errors: a node no cuda kernel can run
  * gets one line naming the node and why.
  */
-import { readFile } from 'node:fs/promises';
 import { fail, LoopTuneError } from '../ir/errors.ts';
-import { fsFailure } from '../ir/fs-errors.ts';
-import { importOnnx } from '../ir/model/onnx-import.ts';
+import { importOnnx, loadOnnxFile } from '../ir/model/onnx-import.ts';
 import { modelTasks, type KernelNode, type ModelGraph, type ModelNode, type ModelValue } from '../ir/model/graph.ts';
 import { isBordered, planModelMemory, storageSummary, storageTensor, type ModelMemoryPlan } from '../ir/model/memory-plan.ts';
 import { copyFromStorage, isPadded, padded } from '../ir/padding.ts';
@@ -130,14 +128,6 @@ function product(dims: readonly number[]): number {
   return dims.reduce((a, b) => a * b, 1);
 }
 
-async function readModelFile(path: string): Promise<Uint8Array> {
-  try {
-    return new Uint8Array(await readFile(path));
-  } catch (e) {
-    throw fsFailure(e);
-  }
-}
-
 /** The combine's identity: what an accumulating kernel's output starts from. */
 function identityOf(p: Problem): number {
   return p.combine === 'max' ? -Infinity : 0;
@@ -151,8 +141,8 @@ function clearOf(p: Problem): OutputClear {
 }
 
 export async function loadGpuModel(model: string | Uint8Array | ModelGraph, options: LoadGpuModelOptions): Promise<GpuModel> {
-  const graph = typeof model === 'object' && !(model instanceof Uint8Array) ? model
-    : importOnnx(typeof model === 'string' ? await readModelFile(model) : model, { ...(options.inputShapes ? { inputShapes: options.inputShapes } : {}) });
+  const shapes = options.inputShapes ? { inputShapes: options.inputShapes } : {};
+  const graph = typeof model === 'string' ? await loadOnnxFile(model, shapes) : model instanceof Uint8Array ? importOnnx(model, shapes) : model;
   const plan = planModelMemory(graph);
   const device = options.device;
   const policy = options.schedules ?? { kind: 'seed' };
@@ -182,15 +172,21 @@ export async function loadGpuModel(model: string | Uint8Array | ModelGraph, opti
   }
 
   const chosen = new Map<string, ChosenKernel>();
-  const tuned = policy.kind === 'tune' ? [...nodeProblems.values()].filter((e) => isTuned(e.problem)) : [];
-  if (policy.kind === 'tune' && tuned.length > 0) {
-    log(`tuning ${tuned.length} problems within ${policy.budgetSeconds} s`);
-    for (const c of await tuneKernels(tuned, policy, device.runner, log)) chosen.set(c.problem.spec, c);
+  /** why tune failed on a problem that then took the seed path */
+  const tuneFailures = new Map<string, string>();
+  const toTune = policy.kind === 'tune' ? [...nodeProblems.values()].filter((e) => isTuned(e.problem)) : [];
+  if (policy.kind === 'tune' && toTune.length > 0) {
+    log(`tuning ${toTune.length} problems within ${policy.budgetSeconds} s`);
+    const { tuned, failed } = await tuneKernels(toTune, policy, log);
+    for (const c of tuned) chosen.set(c.problem.spec, c);
+    for (const f of failed) tuneFailures.set(f.problem.spec, f.why);
   }
   for (const [spec, e] of nodeProblems) {
     if (chosen.has(spec)) continue;
     try {
-      chosen.set(spec, await firstWorking(e.problem, seedCandidates(e.problem), runner));
+      const c = await firstWorking(e.problem, seedCandidates(e.problem), runner);
+      const why = tuneFailures.get(spec);
+      chosen.set(spec, why === undefined ? c : { ...c, note: `tune failed (${why}); ${c.note ?? 'took the seed path'}` });
     } catch (err) {
       if (err instanceof LoopTuneError) fail(`node ${e.nodes[0]} (${spec}): ${err.message}`);
       throw err;
@@ -198,7 +194,7 @@ export async function loadGpuModel(model: string | Uint8Array | ModelGraph, opti
   }
   for (const [spec, p] of movers) {
     try {
-      chosen.set(spec, { ...(await firstWorking(p, [{ schedule: copySchedule(p), source: 'copy' }], runner)), source: 'copy' });
+      chosen.set(spec, await firstWorking(p, [{ schedule: copySchedule(p), source: 'copy' }], runner));
     } catch (err) {
       if (err instanceof LoopTuneError) fail(`${spec}: ${err.message}`);
       throw err;

@@ -8,6 +8,7 @@
  * It writes
  *   .device/looptune/looptune.mjs             esbuild bundle of cli/main.ts (ESM, node 20)
  *   .device/looptune/looptune-cuda.mjs        esbuild bundle of bench/cuda.ts
+ *   .device/looptune/looptune-cuda-model.mjs  esbuild bundle of bench/cuda-model.ts (a whole ONNX model on cuda)
  *   .device/looptune/node_modules/koffi       koffi's JS (kept external: it finds its native
  *   .device/looptune/node_modules/@koromix/koffi-linux-x64   module relative to itself)
  *   .device/looptune/*.wasm                   TensorFlow.js's wasm backend (the cost model)
@@ -17,6 +18,7 @@
  *   .device/looptune/bench.sh                 the same for the cuda benchmark
  *   .device/looptune/fuzz.sh                  the differential fuzz (bench/fuzz.ts), for the avx512 fuzz on its Xeon
  *   .device/looptune/tc.sh                    the tensor-core benchmark (bench/cuda-tc.ts)
+ *   .device/looptune/cuda-model.sh            the whole-model benchmark (bench/cuda-model.ts)
  * and checks that it stays under 40 MB. Pack Node itself with `bash ../shared/tools/device-node.sh`
  * (.device/node.xz, about 24 MB). On the GPU machine, from the repository root:
  *
@@ -48,7 +50,7 @@ async function main(): Promise<void> {
     [join(root, 'cli', 'main.ts'), 'looptune.mjs'], [join(root, 'targets', 'runtime', 'worker.ts'), 'looptune-worker.mjs'],
     [join(root, 'bench', 'cuda.ts'), 'looptune-cuda.mjs'], [join(root, 'bench', 'scaling.ts'), 'looptune-scaling.mjs'],
     [join(root, 'bench', 'fuzz.ts'), 'looptune-fuzz.mjs'], [join(root, 'bench', 'cuda-tc.ts'), 'looptune-cuda-tc.mjs'],
-    [join(root, 'bench', 'farm.ts'), 'looptune-farm.mjs'],
+    [join(root, 'bench', 'farm.ts'), 'looptune-farm.mjs'], [join(root, 'bench', 'cuda-model.ts'), 'looptune-cuda-model.mjs'],
   ] as const;
   for (const [entry, file] of entries) {
     await build({
@@ -106,6 +108,7 @@ async function main(): Promise<void> {
     ['fuzz.sh', 'looptune-fuzz.mjs', 'the differential fuzz (bench/fuzz.ts; its host has AVX-512: the avx512 fuzz runs there)'],
     ['tc.sh', 'looptune-cuda-tc.mjs', 'the tensor-core benchmark (bench/cuda-tc.ts: bf16/f16/tf32 vs cublasGemmEx, GPU fuzz per precision)'],
     ['farm.sh', 'looptune-farm.mjs', 'the measurement-farm benchmark (bench/farm.ts; --redis-server .device/redis/redis-server)'],
+    ['cuda-model.sh', 'looptune-cuda-model.mjs', 'the whole-model benchmark on cuda (bench/cuda-model.ts: an ONNX file at batch 1 and 8 vs the CPU reference)'],
   ] as const;
   for (const [script, bundle, what] of scripts) {
     const path = join(out, script);
@@ -143,6 +146,7 @@ async function main(): Promise<void> {
   console.log('on the GPU machine: sh .device/looptune/run.sh search "matmul 2048x2048x2048" --target cuda --budget 128m');
   console.log('                    sh .device/looptune/bench.sh bench --out $OUT/cuda.json');
   console.log('                    sh .device/looptune/tc.sh bench --fuzz 500 --out $OUT/cuda-tc.json');
+  console.log('                    sh .device/looptune/cuda-model.sh bench/models/onnx/resnet18.onnx --out $OUT/cuda-model.json');
 }
 
 await main();

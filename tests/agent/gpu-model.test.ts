@@ -199,6 +199,13 @@ test('one line for a node no kernel passes, bad inputs, and timing without a clo
     m.dispose();
   }
   throwsLine(() => m.run({}), /^run: the GPU model was disposed$/);
+  let missing: unknown;
+  try {
+    await loadGpuModel('/nonexistent/model.onnx', { device: simulatorDevice() });
+  } catch (e) {
+    missing = e;
+  }
+  assert.ok(isOneLine(missing, /nonexistent\/model\.onnx/), missing instanceof Error ? missing.message : String(missing));
 });
 
 test('tune budgets follow each problem\'s count x flops, at least MIN_TUNE_SECONDS each', () => {
