@@ -101,6 +101,8 @@ test('differential fuzz in the PTX simulator: 250 random cases, zero mismatches'
   assert.is(r.mismatches + r.crashes + r.codegenErrors, 0);
   assert.is(Object.keys(r.perOp).length, CUDA_FUZZ_OPS.length);
   assert.ok(r.staged > 10, `only ${r.staged} staged kernels`);
+  // block loops with tails: interior and boundary bodies (rule 9 of loopnest/gpu.ts)
+  assert.ok(r.edgeSplit > 15, `only ${r.edgeSplit} kernels with an edge split`);
   // the layer parts: fused epilogues and padded tensors are in the mix
   assert.ok(r.epilogueAtStore > 50 && r.padded > 5, `${r.epilogueAtStore} epilogue kernels, ${r.padded} padded problems`);
 });
