@@ -20,6 +20,11 @@
  *                                         im2col + cuBLAS, with search (tuning) time per problem;
  *                                         with --model also a second, model-screened search per
  *                                         problem (its tuning time and best)
+ *   tails [--shapes MxNxK,...] [--budget N] [--model M] [--out F]
+ *                                         fp32 shapes that are not multiples of the block tile (1000^3,
+ *                                         3000x1500x2500, 4095^3, 1023^3; 1024^3 and 4096^3 as aligned
+ *                                         references): search, best vs cuBLAS sgemm timed and checked
+ *                                         in this process -> bench/results/cuda-tails.json
  *
  * Every figure is a ratio measured side by side in this process (CUDA events, best of repeated
  * launches; medians are reported too). Searches are `looptune search --target cuda --searcher
@@ -178,29 +183,40 @@ interface MatmulRecord {
   defaultSchedule: { schedule: string; gflops: number } | null;
 }
 
-async function benchMatmul(b: Bench, size: number, budget: number, seed: number, predict?: PredictFunction): Promise<MatmulRecord> {
-  const p = parseProblem(`matmul ${size}x${size}x${size}`);
-  const A = b.upload(randomArray(size * size, 11));
-  const B = b.upload(randomArray(size * size, 12));
-  const C = b.upload(randomArray(size * size, 13));
+/** C[m, n] += A[m, k] B[k, n], as the spec "matmul MxNxK" reads it. */
+interface GemmShape {
+  m: number;
+  n: number;
+  k: number;
+}
+
+const square = (size: number): GemmShape => ({ m: size, n: size, k: size });
+
+async function benchMatmul(b: Bench, shape: GemmShape, budget: number, seed: number, predict?: PredictFunction): Promise<MatmulRecord> {
+  const { m: M, n: N, k: K } = shape;
+  const p = parseProblem(`matmul ${M}x${N}x${K}`);
+  const name = p.spec;
+  const A = b.upload(randomArray(M * K, 11));
+  const B = b.upload(randomArray(K * N, 12));
+  const C = b.upload(randomArray(M * N, 13));
   const ptrs = [C, A, B];
-  const flops = 2 * size ** 3;
+  const flops = 2 * M * N * K;
   const blas = b.cublas();
   let cublas: MatmulRecord['cublas'] = null;
   if (blas) {
-    const t = b.gpu.timeLaunches(() => blas.gemm(size, size, size, A, B, C), flops, { minSeconds: 0.3 });
+    const t = b.gpu.timeLaunches(() => blas.gemm(M, N, K, A, B, C), flops, { minSeconds: 0.3 });
     cublas = { gflops: t.gflops, bestMs: t.bestSeconds * 1e3, medianMs: t.medianSeconds * 1e3 };
-    log(`matmul ${size}: cuBLAS ${t.gflops.toFixed(0)} GFLOPS`);
+    log(`${name}: cuBLAS ${t.gflops.toFixed(0)} GFLOPS`);
   }
   // the screened search first: its tuning time must not profit from the driver's JIT cache
   let screened: MatmulRecord['screened'];
   if (predict) {
     const m = await searchOn(b, p, Math.max(8, Math.round(budget / 4)), seed, predict, true);
     screened = { ...summary(m, true), gflops: m.gflops, schedule: m.schedule, ratio: cublas ? m.gflops / cublas.gflops : null };
-    log(`matmul ${size}: model-screened search ${m.measurements} schedules in ${m.seconds.toFixed(1)} s, best ${m.gflops.toFixed(0)} GFLOPS`);
+    log(`${name}: model-screened search ${m.measurements} schedules in ${m.seconds.toFixed(1)} s, best ${m.gflops.toFixed(0)} GFLOPS`);
   }
   const sr = await searchOn(b, p, budget, seed);
-  log(`matmul ${size}: search ${sr.measurements} schedules in ${sr.seconds.toFixed(1)} s, best ${sr.gflops.toFixed(0)} GFLOPS ${sr.schedule}`);
+  log(`${name}: search ${sr.measurements} schedules in ${sr.seconds.toFixed(1)} s, best ${sr.gflops.toFixed(0)} GFLOPS ${sr.schedule}`);
   let best: Candidate | null = null;
   let check: MatmulRecord['check'] = null;
   let noCap: MatmulRecord['noRegisterCap'] = null;
@@ -212,15 +228,15 @@ async function benchMatmul(b: Bench, size: number, budget: number, seed: number,
     if (typeof nc !== 'string') noCap = { gflops: nc.gflops, registers: nc.registers };
     if (blas) {
       // correctness at full size: same inputs, C = 0, ours vs cuBLAS
-      const zero = new Float32Array(size * size);
+      const zero = new Float32Array(M * N);
       const C1 = b.upload(zero);
       const C2 = b.upload(zero);
       const k = compileCuda(s);
       b.gpu.launch(k, [C1, A, B]);
-      blas.gemm(size, size, size, A, B, C2);
+      blas.gemm(M, N, K, A, B, C2);
       b.gpu.device.synchronize();
-      const o1 = new Float32Array(size * size);
-      const o2 = new Float32Array(size * size);
+      const o1 = new Float32Array(M * N);
+      const o2 = new Float32Array(M * N);
       b.gpu.device.download(o1, C1);
       b.gpu.device.download(o2, C2);
       check = relErrors(o1, o2);
@@ -229,7 +245,7 @@ async function benchMatmul(b: Bench, size: number, budget: number, seed: number,
     }
   }
   let def: MatmulRecord['defaultSchedule'] = null;
-  if (size <= 1024) {
+  if (M * N * K <= 1024 ** 3) {
     const d = b.evaluate(Schedule.initial(p), ptrs, 0.05);
     if (typeof d !== 'string') def = { schedule: d.mapping, gflops: d.gflops };
   }
@@ -403,7 +419,7 @@ async function cmdBench(b: Bench, a: Args): Promise<void> {
   const matmul: MatmulRecord[] = [];
   for (const n of sizes) {
     await phase(`matmul ${n}`, async () => {
-      matmul.push(await benchMatmul(b, n, num(a, 'budget', 128), seed, predict));
+      matmul.push(await benchMatmul(b, square(n), num(a, 'budget', 128), seed, predict));
       result.matmul = matmul;
       save();
     });
@@ -429,6 +445,88 @@ async function cmdBench(b: Bench, a: Args): Promise<void> {
     console.log(`${r.layer.padEnd(14)} looptune ${r.looptune?.gflops.toFixed(0).padStart(6)}  im2col+cuBLAS ${r.baseline?.gflops.toFixed(0).padStart(6)}  ${(100 * (r.ratio ?? 0)).toFixed(1)}%  (gemm only ${(100 * (r.ratioVsGemmOnly ?? 0)).toFixed(1)}%)  cuDNN ${r.cudnn?.gflops.toFixed(0) ?? '-'} ${r.ratioVsCudnn ? `${(100 * r.ratioVsCudnn).toFixed(1)}%` : ''}  tuned ${r.search.seconds.toFixed(1)} s/${r.search.measurements}${r.screened ? `  screened: ${(100 * (r.screened.ratio ?? 0)).toFixed(1)}% in ${r.screened.seconds.toFixed(1)} s/${r.screened.measurements}` : ''}  err ${r.check?.maxRel.toExponential(1)}  ${r.looptune?.schedule}`);
   }
   console.log(`wrote ${out} (${(result.seconds as number).toFixed(0)} s)`);
+}
+
+/** The tail shapes of issue 18 (not multiples of any block tile), then the aligned references. */
+export const TAIL_SHAPES = ['1000x1000x1000', '3000x1500x2500', '4095x4095x4095', '1023x1023x1023', '1024x1024x1024', '4096x4096x4096'];
+
+/** What the tails report keeps per shape: the figures, then the whole matmul record. */
+interface TailRecord {
+  problem: string;
+  looptuneGflops: number | null;
+  cublasGflops: number | null;
+  /** looptune best GFLOPS / cuBLAS best GFLOPS */
+  ratio: number | null;
+  schedule: string | null;
+  searchSeconds: number;
+  measurements: number;
+  /** the best kernel's edge split (rule 9 of loopnest/gpu.ts): interior blocks run the aligned body */
+  edges: { interiorBlocks: number; blocks: number } | null;
+  /** ours vs cuBLAS on the same inputs, C = 0 + A·B */
+  check: MatmulRecord['check'];
+  record: MatmulRecord;
+}
+
+function parseShape(text: string): GemmShape {
+  const m = /^(\d+)x(\d+)x(\d+)$/.exec(text);
+  if (!m) throw new LoopTuneError(`tails: bad shape '${text}' (expected MxNxK, e.g. 3000x1500x2500)`);
+  return { m: Number(m[1]), n: Number(m[2]), k: Number(m[3]) };
+}
+
+/** Interior and total blocks of a schedule's kernel (null without an edge split). */
+function edgeBlocks(s: Schedule): TailRecord['edges'] {
+  const k = compileCuda(s);
+  const edges = k.gpu.edges;
+  if (!edges) return null;
+  const whole = new Map(edges.loops.map((x) => [x.loop, x.whole]));
+  const interior = k.mapping.blockLoops.reduce((a, j) => a * (whole.get(j) ?? k.mapping.indices.find((ix) => ix.loop === j)!.count), 1);
+  return { interiorBlocks: interior, blocks: k.mapping.blocks };
+}
+
+/**
+ * fp32 shapes that are not multiples of the block tile, against cuBLAS sgemm: per shape the
+ * evolution search (as `bench` runs it for matmul), the best re-timed beside cuBLAS in this
+ * process and checked against it. Writes bench/results/cuda-tails.json (or --out).
+ */
+async function cmdTails(b: Bench, a: Args): Promise<void> {
+  const out = str(a, 'out', 'bench/results/cuda-tails.json');
+  const shapes = str(a, 'shapes', TAIL_SHAPES.join(',')).split(',').filter((x) => x).map(parseShape);
+  const budget = num(a, 'budget', 64);
+  const seed = num(a, 'seed', 20261122);
+  const predict = await loadModel(typeof a.model === 'string' ? a.model : undefined);
+  const t0 = performance.now();
+  const result: Record<string, unknown> = {
+    generated: new Date().toISOString(), device: b.gpu.device.info(), node: process.version,
+    cublas: b.cublas() ? { path: b.cublas()!.path, version: b.cublas()!.version } : null,
+    method: 'per shape: looptune search --target cuda --searcher evolution with the given budget (measurements), the best re-timed (>= 0.3 s of CUDA-event samples, best per launch) beside cublasSgemm_v2 on the same buffers in this process, and its output (C = 0 + A·B) compared with cuBLAS\'s; GFLOPS = 2*M*N*K / best time',
+    budget, seed,
+  };
+  const tails: TailRecord[] = [];
+  const save = () => writeFileSync(out, JSON.stringify({ ...result, tails, seconds: (performance.now() - t0) / 1000 }, null, 1));
+  for (const shape of shapes) {
+    const spec = `matmul ${shape.m}x${shape.n}x${shape.k}`;
+    try {
+      const r = await benchMatmul(b, shape, budget, seed, predict);
+      const schedule = r.looptune?.schedule ?? null;
+      tails.push({
+        problem: r.problem, looptuneGflops: r.looptune?.gflops ?? null, cublasGflops: r.cublas?.gflops ?? null, ratio: r.ratio,
+        schedule, searchSeconds: r.search.seconds, measurements: r.search.measurements,
+        edges: schedule ? edgeBlocks(Schedule.parse(parseProblem(r.problem), schedule)) : null, check: r.check, record: r,
+      });
+    } catch (e) {
+      log(`${spec} failed: ${(e as Error).stack ?? (e as Error).message}`);
+      (result.errors as string[] | undefined) ?? (result.errors = []);
+      (result.errors as string[]).push(`${spec}: ${(e as Error).message}`);
+      if (e instanceof CudaError && STICKY_ERRORS.has(e.code)) b.gpu.recover();
+    }
+    save();
+  }
+  console.log(`device: ${(result.device as { name: string }).name}`);
+  for (const r of tails) {
+    const edges = r.edges ? `${r.edges.interiorBlocks}/${r.edges.blocks} blocks interior` : 'no edge split';
+    console.log(`${r.problem.padEnd(28)} looptune ${r.looptuneGflops?.toFixed(0).padStart(6)} GFLOPS  cuBLAS ${r.cublasGflops?.toFixed(0).padStart(6)}  ${(100 * (r.ratio ?? 0)).toFixed(1)}%  tuned ${r.searchSeconds.toFixed(1)} s/${r.measurements}  err ${r.check?.maxRel.toExponential(1)}  ${edges}  ${r.schedule}`);
+  }
+  console.log(`wrote ${out} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
 }
 
 async function cmdRun(b: Bench, a: Args): Promise<void> {
@@ -503,7 +601,7 @@ async function main(): Promise<void> {
   const a = parseArgs(process.argv.slice(2));
   const cmd = a._[0] ?? 'help';
   if (cmd === 'help' || a.help) {
-    console.log('usage: looptune-cuda info | run <spec> [--schedule S] | search <spec> [--budget N] [--model M] [--records F] | collect --records F [--problems N] [--budget N] | fuzz [--cases N] [--seed S] [--ops a,b] [--scale X] [--out F] | bench [--sizes 1024,2048,4096] [--budget N] [--conv-budget N] [--fuzz N] [--model M] [--records F] [--out F]');
+    console.log('usage: looptune-cuda info | run <spec> [--schedule S] | search <spec> [--budget N] [--model M] [--records F] | collect --records F [--problems N] [--budget N] | fuzz [--cases N] [--seed S] [--ops a,b] [--scale X] [--out F] | bench [--sizes 1024,2048,4096] [--budget N] [--conv-budget N] [--fuzz N] [--model M] [--records F] [--out F] | tails [--shapes 1000x1000x1000,...] [--budget N] [--seed S] [--model M] [--out F]');
     return;
   }
   const b = new Bench();
@@ -526,8 +624,9 @@ async function main(): Promise<void> {
       return;
     }
     case 'bench': return cmdBench(b, a);
+    case 'tails': return cmdTails(b, a);
   }
-  throw new LoopTuneError(`unknown command '${cmd}' (expected info, run, search, collect, fuzz, bench)`);
+  throw new LoopTuneError(`unknown command '${cmd}' (expected info, run, search, collect, fuzz, bench, tails)`);
 }
 
 main().catch((e) => {
