@@ -2,8 +2,12 @@
  * A whole ONNX model on the cuda backend (agent/gpu-model.ts), on the GPU machine: the device entry
  * point bundled by targets/cuda/bundle.ts as looptune-cuda-model.mjs (cuda-model.sh).
  *
- *   looptune-cuda-model <model.onnx> [--batches 1,8] [--budget S] [--runs N] [--check-images K|all]
+ *   looptune-cuda-model <model.onnx | zoo name> [--batches 1,8] [--budget S] [--runs N] [--check-images K|all]
  *                       [--records F] [--out F] [--simulator]
+ *
+ * The model is an .onnx file, or the name of a zoo model (ir/model/zoo: resnet18, ...), built here
+ * with bench/models/build-models.ts's default seed: the same bytes as its file, without carrying
+ * ResNet-18's 47 MB of weights to the GPU machine.
  *
  * Per batch size: the graph imported at that batch (the file's symbolic batch dimension), fused and
  * planned as on the CPU; kernels from the cuda target's first working seed (--budget 0, the
@@ -23,7 +27,7 @@
  * Writes JSON (default bench/results/cuda-model.json). --simulator runs it all without a GPU, in the
  * PTX simulator, its "times" the simulator's wall clock: a smoke test of this script on a tiny model.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Command } from 'commander';
 import { simulatorDevice, type ModelDevice } from '../agent/gpu-model-device.ts';
@@ -38,6 +42,7 @@ import { randomArray } from '../ir/interpret.ts';
 import { modelTasks, type ModelGraph } from '../ir/model/graph.ts';
 import { importOnnx } from '../ir/model/onnx-import.ts';
 import { decodeModel } from '../ir/model/onnx-proto.ts';
+import { isZooName, zooModel } from '../ir/model/zoo/index.ts';
 import { runReference } from '../ir/model/reference.ts';
 import { flops } from '../ir/problem.ts';
 
@@ -224,7 +229,7 @@ async function main(): Promise<void> {
   const program = new Command()
     .name('looptune-cuda-model')
     .description('a whole ONNX model on the cuda backend: check against the CPU reference, latency, per-task time')
-    .argument('<model>', 'the .onnx file (e.g. bench/models/onnx/resnet18.onnx from bench/models/build-models.ts)')
+    .argument('<model>', 'an .onnx file, or a zoo model name (resnet18, ...: built here, seed 1, as bench/models/build-models.ts writes it)')
     .option('--batches <list>', 'batch sizes, comma-separated', '1,8')
     .option('--budget <seconds>', 'total tuning seconds per batch size (0: the cuda seeds, no measurement)', '0')
     .option('--runs <n>', 'timed runs (graph latency and end to end)', '50')
@@ -243,10 +248,14 @@ async function main(): Promise<void> {
   const checkImages = o.checkImages === 'all' ? 'all' : positiveInteger(o.checkImages, '--check-images');
   const policy: GpuSchedulePolicy = budget === 0 ? { kind: 'seed' } : { kind: 'tune', budgetSeconds: budget, ...(o.records !== undefined ? { records: o.records } : {}) };
   let bytes: Uint8Array;
-  try {
-    bytes = new Uint8Array(readFileSync(file));
-  } catch (e) {
-    throw fsFailure(e);
+  if (!existsSync(file) && isZooName(file)) {
+    bytes = zooModel(file);
+  } else {
+    try {
+      bytes = new Uint8Array(readFileSync(file));
+    } catch (e) {
+      throw fsFailure(e);
+    }
   }
   const report = {
     benchmark: 'cuda-model', model: file, date: new Date().toISOString(), device: '', budgetSecondsPerBatch: budget,

@@ -70,6 +70,8 @@ async function main(): Promise<void> {
       },
       legalComments: 'none',
       logLevel: 'error',
+      // the model benchmark carries tune (TensorFlow.js, the farm client) too: minified it keeps the folder under LIMIT
+      ...(file === 'looptune-cuda-model.mjs' ? { minify: true, keepNames: true } : {}),
     });
   }
   // koffi, and its linux x64 native module, laid out as in node_modules
@@ -146,7 +148,7 @@ async function main(): Promise<void> {
   console.log('on the GPU machine: sh .device/looptune/run.sh search "matmul 2048x2048x2048" --target cuda --budget 128m');
   console.log('                    sh .device/looptune/bench.sh bench --out $OUT/cuda.json');
   console.log('                    sh .device/looptune/tc.sh bench --fuzz 500 --out $OUT/cuda-tc.json');
-  console.log('                    sh .device/looptune/cuda-model.sh bench/models/onnx/resnet18.onnx --out $OUT/cuda-model.json');
+  console.log('                    sh .device/looptune/cuda-model.sh resnet18 --batches 1,8 --out $OUT/cuda-model.json');
 }
 
 await main();
