@@ -121,6 +121,7 @@ export interface GpuModel {
   /** one run (after the last upload) with events between nodes: GPU seconds per node name ('copies' for the plan's initial copies) */
   profile(): Map<string, number>;
   describe(): GpuModelDescription;
+  /** frees the model's device memory; the device itself (and the kernels it loaded) stays the caller's to dispose */
   dispose(): void;
 }
 
