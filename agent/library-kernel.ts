@@ -19,7 +19,10 @@
  * OPENBLAS_NUM_THREADS set to the first kernel's threads (targets/runtime/openblas.ts
  * openblasEnvironment), the environment restored right after. A later kernel on another thread
  * count calls openblas_set_num_threads, which 0.3.21 handles poorly for a while after (see the
- * header of targets/runtime/openblas.ts): a process should use one thread count.
+ * header of targets/runtime/openblas.ts): a process should use one thread count. Its workers'
+ * busy-wait after a call is cut short (OPENBLAS_THREAD_TIMEOUT=4 unless set): in-process they
+ * share the cores with the generated kernels' libgomp team, which bounds its own spin likewise
+ * (targets/runtime/threads.ts).
  */
 import koffi from 'koffi';
 import { fail } from '../ir/errors.ts';
@@ -277,6 +280,9 @@ interface InProcessBlas {
 
 let blas: InProcessBlas | undefined;
 
+/** OPENBLAS_THREAD_TIMEOUT in this process unless the caller set one: workers sleep after 2^4 cycles of waiting. */
+const IN_PROCESS_THREAD_TIMEOUT = '4';
+
 /** OpenBLAS, loaded once per process on `threads` threads, free of this environment's kernel pin (see the header). */
 function openblasInProcess(threads: number): InProcessBlas {
   if (blas) {
@@ -286,7 +292,9 @@ function openblasInProcess(threads: number): InProcessBlas {
     }
     return blas;
   }
-  const wanted = openblasEnvironment(process.env, undefined, threads);
+  // its workers busy-wait ~2^28 cycles after each call by default: in a model the next generated
+  // kernel's threads then share their cores with them (BERT at 2 threads: 12.2 -> 20.0 ms median)
+  const wanted: NodeJS.ProcessEnv = { ...openblasEnvironment(process.env, undefined, threads), OPENBLAS_THREAD_TIMEOUT: process.env.OPENBLAS_THREAD_TIMEOUT ?? IN_PROCESS_THREAD_TIMEOUT };
   const saved = new Map<string, string | undefined>();
   for (const key of new Set([...Object.keys(process.env), ...Object.keys(wanted)])) {
     if (!key.startsWith('OPENBLAS_') && !key.startsWith('GOTO_') && key !== 'OMP_NUM_THREADS') continue;

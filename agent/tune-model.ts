@@ -44,7 +44,8 @@
  * convs) is also run by OpenBLAS sgemm plus its epilogue in JS, timed side by side with the
  * generated kernel (both in this process, same threads, alternating rounds, best of each) after
  * round 0 and again at the end if the generated kernel improved since; the faster is kept and
- * `chosenBecause` says by how much. Latencies are kernel time only (host nodes not included);
+ * `chosenBecause` says by how much; the library is charged the transposes it leaves as host ops
+ * (agent/library-layout-cost.ts: the plan folds them into a generated bmm, not into sgemm). Latencies are kernel time only (host nodes not included);
  * a task's seconds are tune's (the measurement worker) for generated kernels, the side-by-side
  * figure for the library.
  */
@@ -71,6 +72,7 @@ import { sha256Hex, TUNED_MODEL_FORMAT, TUNED_MODEL_VERSION, type TunedModel } f
 import { defaultBudgetSeconds, tune, type LoadedPolicy, type TuneResult } from './tune.ts';
 import { timeConversionParts, type ConversionTimes } from './tune-layout.ts';
 import { chooseLayouts } from './choose-layouts.ts';
+import { libraryLayoutSeconds } from './library-layout-cost.ts';
 
 /** Default total budget of a model, seconds. */
 export const DEFAULT_MODEL_BUDGET_SECONDS = 60;
@@ -162,7 +164,8 @@ export interface ModelTaskReport {
   /** the generated kernel's seconds, tune's figure (the measurement worker) */
   readonly generatedSeconds: number;
   /** where the library was timed: both kernels' seconds side by side in this process (what chose) */
-  readonly sideBySide?: { readonly library: number; readonly generated: number };
+  /** seconds per call side by side; `transposes`: what the library leaves as host ops beside its call (library-layout-cost.ts) */
+  readonly sideBySide?: { readonly library: number; readonly generated: number; readonly transposes: number };
   readonly chosenBecause: string;
   /** wall seconds spent on the task (tune calls, the records check, library timings) */
   readonly tuningSeconds: number;
@@ -234,6 +237,8 @@ interface TaskState {
 interface LibraryState {
   readonly kernel: LibraryKernel;
   seconds: number;
+  /** per call: the transposes the library leaves as host ops, which the generated kernel folds (library-layout-cost.ts) */
+  readonly layoutSeconds: number;
   /** the generated kernel's side-by-side seconds, and the schedule hash it was measured with */
   generatedSeconds: number;
   comparedHash: string;
@@ -320,7 +325,8 @@ export async function tuneModel(model: ModelGraph | Uint8Array, options: TuneMod
       if (useLibrary && whyNotGemm(t.problem) === undefined) {
         const kernel = libraryKernel(t.problem, { threads });
         const pair = sideBySide(s.kernel, kernel, threads);
-        s.library = { kernel, seconds: pair.library, generatedSeconds: pair.generated, comparedHash: s.schedule.hash() };
+        const layoutSeconds = libraryLayoutSeconds(graph, new Set(t.nodes)) / t.count;
+        s.library = { kernel, seconds: pair.library, layoutSeconds, generatedSeconds: pair.generated, comparedHash: s.schedule.hash() };
       }
       s.tuningSeconds = (performance.now() - start) / 1000;
       states.push(s);
@@ -416,12 +422,17 @@ async function fromRecords(problem: Problem, b: Backend, device: Device, store: 
 
 /** Whether the library beat the generated kernel in their last side-by-side timing. */
 function libraryChosen(s: TaskState): boolean {
-  return s.library !== undefined && s.library.seconds < s.library.generatedSeconds;
+  return s.library !== undefined && librarySeconds(s.library) < s.library.generatedSeconds;
+}
+
+/** The library's seconds per call with the transposes it leaves unfolded. */
+function librarySeconds(lib: LibraryState): number {
+  return lib.seconds + lib.layoutSeconds;
 }
 
 /** The task's seconds per call now: the library's where it won side by side, else the generated kernel's (tune's figure). */
 function currentSeconds(s: TaskState): number {
-  return libraryChosen(s) ? s.library!.seconds : s.generatedSeconds;
+  return libraryChosen(s) ? librarySeconds(s.library!) : s.generatedSeconds;
 }
 
 function estimatedLatency(states: readonly TaskState[]): number {
@@ -476,10 +487,11 @@ function report(s: TaskState, peakGflops: number, threads: number, endToEnd: num
   let chosenBecause: string;
   if (s.library) {
     const lib = s.library;
-    const pair = `${lib.kernel.library} sgemm${(s.problem.epilogue ?? []).length > 0 ? ' + JS epilogue' : ''} ${micros(lib.seconds)} vs generated ${micros(lib.generatedSeconds)}, side by side on ${on}`;
+    const transposes = lib.layoutSeconds > 0 ? ` + ${micros(lib.layoutSeconds)} of transposes it leaves as host ops` : '';
+    const pair = `${lib.kernel.library} sgemm${(s.problem.epilogue ?? []).length > 0 ? ' + JS epilogue' : ''} ${micros(lib.seconds)}${transposes} vs generated ${micros(lib.generatedSeconds)}, side by side on ${on}`;
     chosenBecause = libraryChosen(s)
-      ? `library ${(lib.generatedSeconds / lib.seconds).toFixed(2)}x faster: ${pair}`
-      : `generated ${(lib.seconds / lib.generatedSeconds).toFixed(2)}x faster: ${pair}`;
+      ? `library ${(lib.generatedSeconds / librarySeconds(lib)).toFixed(2)}x faster: ${pair}`
+      : `generated ${(librarySeconds(lib) / lib.generatedSeconds).toFixed(2)}x faster: ${pair}`;
   } else {
     const why = whyNotGemm(s.problem);
     chosenBecause = why === undefined ? 'generated: the library was not compared (library: false)' : `generated: no library alternative (${why})`;
@@ -492,7 +504,7 @@ function report(s: TaskState, peakGflops: number, threads: number, endToEnd: num
     ...(s.nchwSeconds !== undefined ? { blocked: { kernelSeconds: s.generatedSeconds - s.conversionSeconds, conversionSeconds: s.conversionSeconds, nchwSeconds: s.nchwSeconds } } : {}),
     gflops, seconds, percentOfPeak: (100 * gflops) / peakGflops,
     schedule: s.schedule.text(), generatedSeconds: s.generatedSeconds,
-    ...(s.library ? { sideBySide: { library: s.library.seconds, generated: s.library.generatedSeconds } } : {}),
+    ...(s.library ? { sideBySide: { library: s.library.seconds, generated: s.library.generatedSeconds, transposes: s.library.layoutSeconds } } : {}),
     chosenBecause, tuningSeconds: s.tuningSeconds, tuneCalls: s.tuneCalls, measurements: s.measurements, fromRecords: s.fromRecords,
   };
 }
