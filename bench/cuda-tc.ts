@@ -4,30 +4,32 @@
  * plus the GPU differential fuzz per precision. Bundled by targets/cuda/bundle.ts as
  * `.device/looptune/tc.sh`. Commands:
  *
- *   bench [--types bf16,f16,tf32] [--shapes 2048x2048x2048,...] [--stages 2,3,4] [--fuzz N]
- *         [--peers triton.json] [--out F]
- *       per problem: every tile point of the tile table (targets/cuda/mma-tiles.ts) at every
- *       pipeline depth is compiled and timed (the tuning time is the wall time of that sweep), the
- *       best is checked on the GPU against the typed oracle (sampled outputs), and cuBLAS runs on
- *       buffers of the same shapes; --peers merges the Triton peer's JSON (bench/peers/
- *       triton-matmul.py, run beside it by python3 on the GPU machine)
- *   fuzz [--cases N] [--types ...] [--seed S]
- *       random small typed matmuls x random tile points and depths, run on the GPU, checked with
- *       the typed tolerance (ir/dtype.ts typeTolerance); mismatches are listed
+ *   bench [--types bf16,f16,tf32] [--shapes 2048x2048x2048,...] [--stages 2,3,4] [--kernels wgmma,mma]
+ *         [--fuzz N] [--peers triton.json] [--out F]
+ *       per problem: every tile point of the tile tables (targets/cuda/mma-tiles.ts: sm_90a wgmma
+ *       and mma.sync, as --kernels says) at every pipeline depth is compiled and timed (the tuning
+ *       time is the wall time of that sweep); the best of each kernel family is checked on the GPU
+ *       against the typed oracle (sampled outputs) and reported against cuBLAS on buffers of the
+ *       same shapes (`kernels`), the better of them as `looptune`; --peers merges the Triton
+ *       peer's JSON (bench/peers/triton-matmul.py, run beside it by python3 on the GPU machine)
+ *   fuzz [--cases N] [--types ...] [--seed S] [--kernels wgmma,mma]
+ *       random small typed matmuls x random tile points (of both families) and depths, run on the
+ *       GPU, checked with the typed tolerance (ir/dtype.ts typeTolerance); mismatches are listed
  *
  * Every figure is the best of repeated launches timed with CUDA events (medians kept too).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { LoopTuneError } from '../ir/errors.ts';
 import { checkSampledAgainstOracle, randomArray } from '../ir/interpret.ts';
-import { elementCount } from '../ir/problem.ts';
+import { elementCount, type Problem } from '../ir/problem.ts';
 import { Rng } from '../ir/random.ts';
 import { Schedule } from '../ir/schedule.ts';
 import { parseProblem } from '../ir/spec.ts';
 import { mmaScheduleText, planMma, type MmaType } from '../loopnest/gpu-mma.ts';
+import { wgmmaScheduleText } from '../loopnest/gpu-wgmma.ts';
 import { Cublas, timeGemmTyped } from '../targets/cuda/cublas.ts';
 import { CudaError } from '../targets/cuda/driver.ts';
-import { MMA_TILES, mmaSchedules } from '../targets/cuda/mma-tiles.ts';
+import { MMA_TILES, mmaSchedules, WGMMA_TILES, wgmmaSchedules } from '../targets/cuda/mma-tiles.ts';
 import { CudaRunner, STICKY_ERRORS } from '../targets/cuda/runner.ts';
 import { compileCuda, type CudaKernel } from '../targets/cuda/target.ts';
 
@@ -61,12 +63,40 @@ const DEFAULT_SHAPES = [
 ];
 const TYPES: readonly MmaType[] = ['bf16', 'f16', 'tf32'];
 
+/** The tensor-core instruction families: sm_90a warpgroup MMA and warp-level mma.sync. */
+type KernelFamily = 'wgmma' | 'mma';
+const FAMILIES: readonly KernelFamily[] = ['wgmma', 'mma'];
+
+function familiesOf(a: Args): KernelFamily[] {
+  const out = str(a, 'kernels', FAMILIES.join(',')).split(',') as KernelFamily[];
+  for (const f of out) if (!FAMILIES.includes(f)) throw new LoopTuneError(`--kernels: unknown kernel family '${f}' (expected ${FAMILIES.join(', ')})`);
+  return out;
+}
+
+function familyOf(k: CudaKernel): KernelFamily {
+  return k.gpu.mma?.wgmma ? 'wgmma' : 'mma';
+}
+
 interface Timed {
+  kernel: KernelFamily;
   schedule: string;
   stages: number;
   gflops: number;
   bestMs: number;
   medianMs: number;
+}
+
+type Check = { ok: boolean; maxError: number; tolerance: number; checked: number };
+
+/** One family's best on a problem, checked on the GPU, against cuBLAS. */
+interface FamilyRecord {
+  candidates: number;
+  failed: number;
+  best: Timed | null;
+  /** best / cuBLAS best */
+  ratio: number | null;
+  check: Check | null;
+  note?: string;
 }
 
 interface ProblemRecord {
@@ -75,11 +105,13 @@ interface ProblemRecord {
   candidates: number;
   failed: number;
   tuningSeconds: number;
+  /** the better of the families' checked bests */
   looptune: Timed | null;
   cublas: { library: string; gflops: number; bestMs: number; medianMs: number } | null;
   /** looptune best / cuBLAS best */
   ratio: number | null;
-  check: { ok: boolean; maxError: number; tolerance: number; checked: number } | null;
+  check: Check | null;
+  kernels: Partial<Record<KernelFamily, FamilyRecord>>;
   triton?: { gflops: number; config?: string; ratioToLooptune: number | null };
   note?: string;
 }
@@ -88,11 +120,12 @@ function typedProblem(shape: string, type: MmaType) {
   return parseProblem(`matmul ${shape} ${type}`);
 }
 
-/** Every tile point x depth of a problem, compiled; the ones planMma refuses are left out. */
-function candidatesOf(spec: string, stages: readonly number[]): CudaKernel[] {
+/** Every tile point x depth of the chosen families for a problem, compiled; the ones planMma refuses are left out. */
+function candidatesOf(spec: string, stages: readonly number[], families: readonly KernelFamily[]): CudaKernel[] {
   const p = parseProblem(spec);
   const out: CudaKernel[] = [];
-  for (const s of mmaSchedules(p)) {
+  const schedules = [...(families.includes('wgmma') ? wgmmaSchedules(p) : []), ...(families.includes('mma') ? mmaSchedules(p) : [])];
+  for (const s of schedules) {
     for (const depth of stages) {
       try {
         out.push(compileCuda(s, { stages: depth }));
@@ -104,33 +137,41 @@ function candidatesOf(spec: string, stages: readonly number[]): CudaKernel[] {
   return out;
 }
 
-async function benchProblem(gpu: CudaRunner, blas: Cublas | null, shape: string, type: MmaType, stages: readonly number[]): Promise<ProblemRecord> {
+async function benchProblem(gpu: CudaRunner, blas: Cublas | null, shape: string, type: MmaType, stages: readonly number[], families: readonly KernelFamily[]): Promise<ProblemRecord> {
   const p = typedProblem(shape, type);
   const [M, N, K] = p.vars.map((v) => v.extent) as [number, number, number];
-  const record: ProblemRecord = { problem: p.spec, type, candidates: 0, failed: 0, tuningSeconds: 0, looptune: null, cublas: null, ratio: null, check: null };
+  const record: ProblemRecord = { problem: p.spec, type, candidates: 0, failed: 0, tuningSeconds: 0, looptune: null, cublas: null, ratio: null, check: null, kernels: {} };
   const t0 = performance.now();
-  const kernels = candidatesOf(p.spec, stages);
+  const kernels = candidatesOf(p.spec, stages, families);
   record.candidates = kernels.length;
   if (kernels.length === 0) {
-    record.note = 'no tile point of the table divides this shape';
+    record.note = 'no tile point of the tables divides this shape';
     return record;
   }
+  const best = new Map<KernelFamily, { kernel: CudaKernel; timed: Timed }>();
+  for (const k of kernels) {
+    const f = familyOf(k);
+    const fr = (record.kernels[f] ??= { candidates: 0, failed: 0, best: null, ratio: null, check: null });
+    fr.candidates++;
+  }
   let ptrs = gpu.randomTensors(kernels[0]!, 5);
-  let best: { kernel: CudaKernel; timed: Timed } | null = null;
   try {
     for (const k of kernels) {
+      const f = familyOf(k);
       try {
         const t = gpu.time(k, ptrs, { minSeconds: 0.02, minSamples: 3 });
         const plan = k.gpu.mma!;
-        const timed: Timed = { schedule: k.program.schedule, stages: plan.stages, gflops: t.gflops, bestMs: t.bestSeconds * 1e3, medianMs: t.medianSeconds * 1e3 };
-        if (!best || t.gflops > best.timed.gflops) best = { kernel: k, timed };
+        const timed: Timed = { kernel: f, schedule: k.program.schedule, stages: plan.stages, gflops: t.gflops, bestMs: t.bestSeconds * 1e3, medianMs: t.medianSeconds * 1e3 };
+        const b = best.get(f);
+        if (!b || t.gflops > b.timed.gflops) best.set(f, { kernel: k, timed });
       } catch (e) {
         if (!(e instanceof CudaError)) throw e;
         record.failed++;
+        record.kernels[f]!.failed++;
         log(`${p.spec}: ${k.program.schedule} x${k.gpu.mma?.stages}: ${e.message.split('\n')[0]}`);
         if (STICKY_ERRORS.has(e.code)) {
           // the context is gone with every buffer: start over, and note it
-          record.note = `kernel fault: ${k.program.schedule} x${k.gpu.mma?.stages}: ${e.message.split('\n')[0]}`;
+          record.kernels[f]!.note = record.note = `kernel fault: ${k.program.schedule} x${k.gpu.mma?.stages}: ${e.message.split('\n')[0]}`;
           gpu.recover();
           ptrs = gpu.randomTensors(kernels[0]!, 5);
           continue;
@@ -146,23 +187,34 @@ async function benchProblem(gpu: CudaRunner, blas: Cublas | null, shape: string,
     gpu.freeAll(ptrs);
   }
   record.tuningSeconds = (performance.now() - t0) / 1000;
-  if (best) {
-    record.looptune = best.timed;
-    // the winner against the typed oracle on fresh inputs (sampled outputs: 8192^3 is 550 G points)
-    const inputs = [randomArray(M * K, 41), randomArray(K * N, 42)];
-    const init = randomArray(M * N, 43);
-    const r = await gpu.run(best.kernel, [init, ...inputs], { guard: true });
-    gpu.unload(best.kernel);
-    record.check = r.ok ? checkSampledAgainstOracle(p, inputs, init, r.output, 96, 3) : { ok: false, maxError: Infinity, tolerance: 0, checked: 0 };
-    if (!r.ok) record.note = r.error;
+  // each family's winner against the typed oracle on fresh inputs (sampled outputs: 8192^3 is 550 G points)
+  const inputs = [randomArray(M * K, 41), randomArray(K * N, 42)];
+  const init = randomArray(M * N, 43);
+  for (const [f, b] of best) {
+    const fr = record.kernels[f]!;
+    fr.best = b.timed;
+    const r = await gpu.run(b.kernel, [init, ...inputs], { guard: true });
+    gpu.unload(b.kernel);
+    fr.check = r.ok ? checkSampledAgainstOracle(p, inputs, init, r.output, 96, 3) : { ok: false, maxError: Infinity, tolerance: 0, checked: 0 };
+    if (!r.ok) fr.note = r.error;
+    // the overall best is the fastest family whose winner is correct
+    if (fr.check.ok && (!record.looptune || b.timed.gflops > record.looptune.gflops)) {
+      record.looptune = b.timed;
+      record.check = fr.check;
+    }
+  }
+  if (!record.looptune && best.size > 0) {
+    record.check = { ok: false, maxError: Infinity, tolerance: 0, checked: 0 };
+    record.note = `no family's best passed the check: ${[...best.keys()].map((f) => `${f} ${record.kernels[f]!.note ?? `error ${record.kernels[f]!.check?.maxError}`}`).join('; ')}`;
   }
   if (blas) {
     const t = timeGemmTyped(gpu, blas, type, M, N, K, { minSeconds: 0.1 });
     record.cublas = { library: blas.name, gflops: t.gflops, bestMs: t.bestSeconds * 1e3, medianMs: t.medianSeconds * 1e3 };
     if (record.looptune) record.ratio = record.looptune.gflops / t.gflops;
+    for (const fr of Object.values(record.kernels)) if (fr.best) fr.ratio = fr.best.gflops / t.gflops;
   }
-  log(`${p.spec}: looptune ${record.looptune ? `${(record.looptune.gflops / 1e3).toFixed(1)} TFLOPS (${record.looptune.schedule} x${record.looptune.stages})` : '-'}, `
-    + `cuBLAS ${record.cublas ? (record.cublas.gflops / 1e3).toFixed(1) : '-'} TFLOPS, ratio ${record.ratio?.toFixed(2) ?? '-'}, check ${record.check?.ok ?? '-'}, ${record.candidates} candidates in ${record.tuningSeconds.toFixed(1)} s`);
+  const perFamily = Object.entries(record.kernels).map(([f, fr]) => `${f} ${fr.best ? `${(fr.best.gflops / 1e3).toFixed(1)} TFLOPS = ${fr.ratio?.toFixed(2) ?? '-'} (${fr.best.schedule} x${fr.best.stages}, check ${fr.check?.ok ?? '-'})` : '-'}`).join(', ');
+  log(`${p.spec}: ${perFamily}; cuBLAS ${record.cublas ? (record.cublas.gflops / 1e3).toFixed(1) : '-'} TFLOPS; best ratio ${record.ratio?.toFixed(2) ?? '-'}, ${record.candidates} candidates in ${record.tuningSeconds.toFixed(1)} s`);
   return record;
 }
 
@@ -170,22 +222,29 @@ interface FuzzReport {
   type: MmaType;
   cases: number;
   passed: number;
+  /** cases and passes per kernel family */
+  byKernel: Partial<Record<KernelFamily, { cases: number; passed: number }>>;
   mismatches: { spec: string; schedule: string; stages: number; error: string }[];
   worstError: number;
 }
 
-async function fuzzType(gpu: CudaRunner, type: MmaType, cases: number, seed: number): Promise<FuzzReport> {
+async function fuzzType(gpu: CudaRunner, type: MmaType, cases: number, seed: number, families: readonly KernelFamily[]): Promise<FuzzReport> {
   const rng = new Rng(seed);
-  const report: FuzzReport = { type, cases: 0, passed: 0, mismatches: [], worstError: 0 };
-  const tiles = MMA_TILES.filter((t) => t.bm <= 128 && t.bn <= 128);
+  const report: FuzzReport = { type, cases: 0, passed: 0, byKernel: {}, mismatches: [], worstError: 0 };
+  // wgmma takes bf16 / f16 only; tf32 fuzzes mma.sync
+  const tiles = [
+    ...(families.includes('mma') ? MMA_TILES.filter((t) => t.bm <= 128 && t.bn <= 128).map((t) => ({ t, text: (p: Problem) => mmaScheduleText(p, t) })) : []),
+    ...(families.includes('wgmma') && type !== 'tf32' ? WGMMA_TILES.map((t) => ({ t, text: (p: Problem) => wgmmaScheduleText(p, t) })) : []),
+  ];
+  if (tiles.length === 0) throw new LoopTuneError(`fuzz: no tile of --kernels ${families.join(',')} takes ${type}`);
   while (report.cases < cases) {
-    const t = tiles[rng.int(0, tiles.length - 1)]!;
+    const { t, text } = tiles[rng.int(0, tiles.length - 1)]!;
     const M = t.bm * rng.int(1, 3), N = t.bn * rng.int(1, 3), K = t.bk * rng.int(1, 12);
     const p = parseProblem(`matmul ${M}x${N}x${K} ${type}`);
     let kernel: CudaKernel;
     const stages = rng.int(2, 4);
     try {
-      const s = Schedule.parse(p, mmaScheduleText(p, t));
+      const s = Schedule.parse(p, text(p));
       planMma(s, { stages });
       kernel = compileCuda(s, { stages });
     } catch (e) {
@@ -193,14 +252,18 @@ async function fuzzType(gpu: CudaRunner, type: MmaType, cases: number, seed: num
       throw e;
     }
     report.cases++;
+    const fam = (report.byKernel[familyOf(kernel)] ??= { cases: 0, passed: 0 });
+    fam.cases++;
     const inputs = [randomArray(M * K, seed + report.cases * 3), randomArray(K * N, seed + report.cases * 3 + 1)];
     const init = randomArray(elementCount(p.tensors[0]!), seed + report.cases * 3 + 2);
     const r = await gpu.run(kernel, [init, ...inputs], { guard: true });
     gpu.unload(kernel);
     const c = r.ok ? checkSampledAgainstOracle(p, inputs, init, r.output, 128, report.cases) : null;
     if (c) report.worstError = Math.max(report.worstError, c.maxError / c.tolerance);
-    if (c?.ok) report.passed++;
-    else report.mismatches.push({ spec: p.spec, schedule: kernel.program.schedule, stages, error: r.ok ? `error ${c!.maxError} > ${c!.tolerance}` : r.error });
+    if (c?.ok) {
+      report.passed++;
+      fam.passed++;
+    } else report.mismatches.push({ spec: p.spec, schedule: kernel.program.schedule, stages, error: r.ok ? `error ${c!.maxError} > ${c!.tolerance}` : r.error });
     if (report.cases % 100 === 0) log(`fuzz ${type}: ${report.cases}/${cases}, ${report.mismatches.length} mismatches`);
   }
   return report;
@@ -219,13 +282,14 @@ async function main(): Promise<void> {
   const a = parseArgs(process.argv.slice(2));
   const cmd = a._[0] ?? 'bench';
   const types = str(a, 'types', TYPES.join(',')).split(',') as MmaType[];
+  const families = familiesOf(a);
   for (const t of types) if (!TYPES.includes(t)) throw new LoopTuneError(`--types: unknown type '${t}' (expected ${TYPES.join(', ')})`);
   const gpu = new CudaRunner(0);
   const info = gpu.device.info();
   log(`${info.name}, driver ${info.driverVersion}`);
   if (cmd === 'fuzz') {
     const reports = [];
-    for (const t of types) reports.push(await fuzzType(gpu, t, num(a, 'cases', 500), num(a, 'seed', 1)));
+    for (const t of types) reports.push(await fuzzType(gpu, t, num(a, 'cases', 500), num(a, 'seed', 1), families));
     console.log(JSON.stringify(reports, null, 2));
     return;
   }
@@ -242,7 +306,7 @@ async function main(): Promise<void> {
   const problems: ProblemRecord[] = [];
   for (const t of types) {
     for (const shape of shapes) {
-      const r = await benchProblem(gpu, blas, shape, t, stages);
+      const r = await benchProblem(gpu, blas, shape, t, stages, families);
       const peer = peers.get(r.problem);
       if (peer) r.triton = { ...peer, ratioToLooptune: r.looptune ? r.looptune.gflops / peer.gflops : null };
       problems.push(r);
@@ -250,8 +314,8 @@ async function main(): Promise<void> {
   }
   const fuzzCases = num(a, 'fuzz', 0);
   const fuzz = [];
-  for (const t of fuzzCases > 0 ? types : []) fuzz.push(await fuzzType(gpu, t, fuzzCases, 7));
-  const result = { device: info, cublas: blas?.name ?? null, date: new Date().toISOString(), problems, fuzz };
+  for (const t of fuzzCases > 0 ? types : []) fuzz.push(await fuzzType(gpu, t, fuzzCases, 7, families));
+  const result = { device: info, cublas: blas?.name ?? null, date: new Date().toISOString(), kernels: families, stages, problems, fuzz };
   const out = str(a, 'out', 'bench/results/cuda-tc.json');
   writeFileSync(out, JSON.stringify(result, null, 2));
   log(`wrote ${out}`);

@@ -26,6 +26,7 @@ import { fail } from '../ir/errors.ts';
 import { elementTypeOf, storageBytes, type ElementType } from '../ir/dtype.ts';
 import { isReduction, type EpilogueOp, type Problem } from '../ir/problem.ts';
 import { loopText, type Schedule } from '../ir/schedule.ts';
+import { isWgmmaSchedule, planWgmma, type GpuWgmmaPlan } from './gpu-wgmma.ts';
 
 /** Dynamic shared memory an H100/H200 block may opt into (227 KiB). */
 export const MAX_DYNAMIC_SHARED = 227 * 1024;
@@ -35,8 +36,8 @@ export type MmaType = Exclude<ElementType, 'f32'>;
 
 export interface GpuMmaPlan {
   dtype: MmaType;
-  /** the mma atom: m16 n8 k16 (bf16, f16) or k8 (tf32) */
-  atom: { m: 16; n: 8; k: 16 | 8 };
+  /** the mma atom: m16 n8 k16 (bf16, f16) or k8 (tf32); a wgmma plan's is m64 nNA k16 */
+  atom: { m: number; n: number; k: number };
   M: number; N: number; K: number;
   block: { m: number; n: number; k: number };
   warps: { m: number; n: number };
@@ -55,6 +56,12 @@ export interface GpuMmaPlan {
   sharedBytes: number;
   /** the problem's epilogue, applied to each finished C + A·B value at the store (bias over n, residual like C) */
   epilogue: readonly EpilogueOp[];
+  /**
+   * sm_90a warpgroup MMA (gpu-wgmma.ts), when the schedule's atom is m:64 n:NA k:16: the printer
+   * follows this plan instead. The fields above then describe it for the GPU mapping: `warps` are
+   * 4 per warpgroup along m, `warpTile` is each warp's share (a quarter of the warpgroup tile's rows).
+   */
+  wgmma?: GpuWgmmaPlan;
 }
 
 export interface MmaOptions {
@@ -79,6 +86,7 @@ export function usesTensorCores(p: Problem): boolean {
 
 /** Schedule -> GpuMmaPlan; a schedule that does not spell a tensor-core kernel fails with one `cuda:` line. */
 export function planMma(s: Schedule, opts: MmaOptions = {}): GpuMmaPlan {
+  if (isWgmmaSchedule(s)) return wgmmaAsMmaPlan(planWgmma(s, opts, { maxSharedBytes: MAX_DYNAMIC_SHARED, maxStages: MMA_MAX_STAGES }));
   const p = s.problem;
   const dtype = elementTypeOf(p);
   if (dtype === 'f32') fail('cuda: tensor cores take bf16, f16 or tf32 problems');
@@ -139,6 +147,16 @@ export function planMma(s: Schedule, opts: MmaOptions = {}): GpuMmaPlan {
     block: { m: BM, n: BN, k: BK }, warps: { m: WGm, n: WGn }, warpTile: { m: WM, n: WN },
     stages, threads, grid: [N / BN, M / BM, 1], elementBytes: eb, chunksA, chunksB,
     stageBytes, sharedBytes: stageBytes * stages, epilogue: p.epilogue ?? [],
+  };
+}
+
+/** A wgmma plan in GpuMmaPlan's terms (what loopnest/gpu.ts maps), the plan itself in `wgmma`. */
+function wgmmaAsMmaPlan(w: GpuWgmmaPlan): GpuMmaPlan {
+  return {
+    dtype: w.dtype, atom: { m: 64, n: w.atomN, k: 16 }, M: w.M, N: w.N, K: w.K, block: w.block,
+    warps: { m: 4 * w.warpgroups.m, n: w.warpgroups.n }, warpTile: { m: w.groupTile.m / 4, n: w.groupTile.n },
+    stages: w.stages, threads: w.threads, grid: w.grid, elementBytes: 2, chunksA: w.block.k / 8, chunksB: w.block.n / 8,
+    stageBytes: w.stageBytes, sharedBytes: w.sharedBytes, epilogue: w.epilogue, wgmma: w,
   };
 }
 

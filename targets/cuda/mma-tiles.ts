@@ -3,11 +3,15 @@
  * accepts for a problem, as schedules. They are the cuda sketches of a typed problem (seeds and
  * samples): the search picks the warp tile by picking among them and then moving loops, and
  * `stages` (the pipeline depth) is a compile option (CudaCompileOptions) the benchmark scans.
+ * Two instruction families: mma.sync (MMA_TILES, any sm_80+ GPU) and sm_90a wgmma (WGMMA_TILES,
+ * warpgroup tiles; their modules load on Hopper only, and ptxas takes them with -arch=sm_90a).
+ * tensorCoreSchedules gives both (the benchmark's candidates); mmaSchedules stays mma.sync only.
  */
 import { LoopTuneError } from '../../ir/errors.ts';
 import type { Problem } from '../../ir/problem.ts';
 import { Schedule } from '../../ir/schedule.ts';
 import { mmaScheduleText, planMma } from '../../loopnest/gpu-mma.ts';
+import { wgmmaScheduleText, type WgmmaTile } from '../../loopnest/gpu-wgmma.ts';
 
 export interface MmaTile {
   bm: number; bn: number; bk: number; wgm: number; wgn: number;
@@ -44,4 +48,45 @@ export function mmaSchedules(p: Problem, tiles: readonly MmaTile[] = MMA_TILES):
     }
   }
   return out;
+}
+
+/**
+ * Block x warpgroup-grid points for wgmma, CUTLASS's Hopper shapes first: two warpgroups of 64 x 256
+ * (128 accumulators a thread), of 128 x 128, of 64 x 128 (90 registers: two blocks an SM at 3
+ * stages), then single-warpgroup and small tiles for problems with few blocks.
+ */
+export const WGMMA_TILES: readonly WgmmaTile[] = [
+  { bm: 128, bn: 256, bk: 64, wgm: 2, wgn: 1 },
+  { bm: 256, bn: 128, bk: 64, wgm: 2, wgn: 1 },
+  { bm: 128, bn: 128, bk: 64, wgm: 2, wgn: 1 },
+  { bm: 128, bn: 256, bk: 64, wgm: 2, wgn: 2 },
+  { bm: 128, bn: 128, bk: 64, wgm: 1, wgn: 1 },
+  { bm: 128, bn: 128, bk: 128, wgm: 2, wgn: 1 },
+  { bm: 64, bn: 256, bk: 64, wgm: 1, wgn: 1 },
+  { bm: 64, bn: 128, bk: 64, wgm: 1, wgn: 1 },
+  { bm: 128, bn: 64, bk: 64, wgm: 2, wgn: 1 },
+  { bm: 64, bn: 64, bk: 64, wgm: 1, wgn: 1 },
+];
+
+/** The tile points of WGMMA_TILES that spell a valid wgmma kernel for p (bf16 / f16 matmuls), as schedules. */
+export function wgmmaSchedules(p: Problem, tiles: readonly WgmmaTile[] = WGMMA_TILES): Schedule[] {
+  if (p.op !== 'matmul' || (p.dtype !== 'bf16' && p.dtype !== 'f16')) return [];
+  const [M, N, K] = p.vars.map((v) => v.extent) as [number, number, number];
+  const out: Schedule[] = [];
+  for (const t of tiles) {
+    if (M % t.bm !== 0 || N % t.bn !== 0 || K % t.bk !== 0) continue;
+    try {
+      const s = Schedule.parse(p, wgmmaScheduleText(p, t));
+      planMma(s);
+      out.push(s);
+    } catch (e) {
+      if (!(e instanceof LoopTuneError)) throw e;
+    }
+  }
+  return out;
+}
+
+/** Both families' schedules of a typed matmul: wgmma first (sm_90a), then mma.sync. */
+export function tensorCoreSchedules(p: Problem): Schedule[] {
+  return [...wgmmaSchedules(p), ...mmaSchedules(p)];
 }

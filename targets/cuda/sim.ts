@@ -20,6 +20,13 @@
  * instead; the typed tolerance allows for either). `cp.async` copies land when a `wait_group`
  * of the issuing thread retires their group, not before: a kernel that reads a buffer before
  * waiting reads stale data (NaN in fresh shared memory) and fails its check.
+ * Warpgroup instructions (wgmma-ptx.ts, sm_90a) run once all 128 threads of a warpgroup reach
+ * them: `wgmma.mma_async` m64nNk16 (bf16/f16 into f32) reads A and B from shared memory through
+ * matrix descriptors (built whole by `mov.b64 d, {lo, hi}`, decoded per the PTX ISA with the
+ * 128-byte swizzle; other modes, base offsets and reserved bits are errors) and computes when a
+ * `wgmma.wait_group` retires its `commit_group`; meanwhile its accumulators read NaN and a shared
+ * write into what it reads is an error. It needs a `wgmma.fence` since the last wait, and every
+ * word it reads must have been made visible to the async proxy by its writer's `fence.proxy.async`.
  * Global tensors are Float32Array (fp32) or Uint16Array (bf16/f16 bit patterns).
  * It is an oracle for tests and a development aid, far slower than a GPU: keep problems small.
  */
@@ -53,10 +60,12 @@ interface Ins {
   text: string;
   guard: number;
   neg: boolean;
-  kind: 'op' | 'bra' | 'bar' | 'ret' | 'warp';
+  kind: 'op' | 'bra' | 'bar' | 'ret' | 'warp' | 'group';
   fn?: Fn;
   /** warp-collective: runs once for the 32 lanes' register files, lane order */
   warpFn?: (lanes: Float64Array[]) => void;
+  /** warpgroup-collective (wgmma): runs once for the 128 threads' register files; `base` is the first thread's index */
+  groupFn?: (lanes: Float64Array[], base: number) => void;
   target?: number;
   label?: string;
 }
@@ -218,6 +227,12 @@ function noteShared(word: number, write: boolean, text: string): void {
     if (m[k + 2] === epoch && m[k + 3] !== me) throw new SimError(`shared-memory race: word ${word} read by thread ${m[k + 3] === -2 ? 'several' : m[k + 3]} then written by ${me} between barriers (${text})`);
     m[k] = epoch;
     m[k + 1] = me;
+    if (trackProxy) {
+      checkNoInflightRead(word, 1, text);
+      asyncVisible[word] = 0;
+      lastWriter[word] = me;
+      unfenced[me]!.push(word);
+    }
   } else {
     if (m[k] === epoch && m[k + 1] !== me) throw new SimError(`shared-memory race: word ${word} written by thread ${m[k + 1]} and read by ${me} between barriers (${text})`);
     if (m[k + 2] === epoch) {
@@ -335,6 +350,232 @@ function compileWarp(text: string, op: string, args: string[], reg: (a: string) 
 /** linear index of lane 0 of the warp being executed (for the race checker's thread ids) */
 let lanesBase = 0;
 
+// ---- the async proxy (wgmma) -------------------------------------------------------------------
+// wgmma reads shared memory through the async proxy: a generic write (st.shared, a landed cp.async)
+// is visible to it only after its writing thread runs fence.proxy.async. Tracked per word while a
+// module has warpgroup instructions.
+let trackProxy = false;
+/** per shared word: 1 when the async proxy sees its last write */
+let asyncVisible: Uint8Array = new Uint8Array(0);
+let lastWriter: Int32Array = new Int32Array(0);
+/** per thread: the words it wrote since its last fence.proxy.async */
+let unfenced: number[][] = [];
+
+function fenceProxyAsync(thread: number): void {
+  for (const w of unfenced[thread]!) if (lastWriter[w] === thread) asyncVisible[w] = 1;
+  unfenced[thread] = [];
+}
+
+/** A decoded wgmma matrix descriptor (PTX ISA 9.7.15.5.1.2.2); the simulator models the 128-byte swizzle. */
+interface MatrixDescriptor {
+  start: number;
+  leadingBytes: number;
+  strideBytes: number;
+}
+
+function decodeDescriptor(lo: number, hi: number, text: string): MatrixDescriptor {
+  const mode = hi >>> 30;
+  if (mode !== 1) throw new SimError(`wgmma descriptor with swizzle mode ${mode}: the simulator models the 128-byte swizzle (mode 1) only (${text})`);
+  const baseOffset = (hi >>> 17) & 7;
+  if (baseOffset !== 0) throw new SimError(`wgmma descriptor with base offset ${baseOffset}: the simulator models patterns on 1024-byte boundaries only (${text})`);
+  if ((lo & 0xc000c000) !== 0 || (hi & 0x3ff1c000) !== 0) throw new SimError(`wgmma descriptor 0x${hi.toString(16)}${lo.toString(16).padStart(8, '0')} sets reserved bits (${text})`);
+  const start = (lo & 0x3fff) << 4;
+  if (((start >> 7) & 7) !== 0) throw new SimError(`wgmma descriptor start ${start} is not in the first row of a 1024-byte swizzle pattern, and its base offset is 0 (${text})`);
+  return { start, leadingBytes: ((lo >>> 16) & 0x3fff) << 4, strideBytes: (hi & 0x3fff) << 4 };
+}
+
+/**
+ * The rows x 16 operand (A: m x k, B: n x k) a descriptor points at, [row * 16 + k], per the PTX ISA's
+ * canonical 128-byte-swizzle layouts, in bytes for 16-bit elements:
+ *  K-major  ((8,m),(8,2)):((128 B, SBO),(2 B, 16 B))    row r: (r % 8) * 128 + (r / 8) * SBO, k: 2k
+ *  MN-major ((8,8,m),(8,k)):((2 B, 16 B, LBO),(128 B, SBO))   r: (r % 64) * 2 + (r / 64) * LBO, k: (k % 8) * 128 + (k / 8) * SBO
+ * then Swizzle<3,4,3> on the address: bits 4-6 ^= bits 7-9. Reads go through the race checker as
+ * the warpgroup's first thread, and must be visible to the async proxy.
+ */
+function operandBytes(d: MatrixDescriptor, mnMajor: boolean, rows: number, text: string): Int32Array {
+  const out = new Int32Array(rows * 16);
+  for (let r = 0; r < rows; r++) {
+    for (let k = 0; k < 16; k++) {
+      const off = mnMajor
+        ? (r % 64) * 2 + Math.floor(r / 64) * d.leadingBytes + (k % 8) * 128 + Math.floor(k / 8) * d.strideBytes
+        : (r % 8) * 128 + Math.floor(r / 8) * d.strideBytes + k * 2;
+      const at = d.start + off;
+      const phys = at ^ (((at >> 7) & 7) << 4);
+      if (phys + 2 > sharedBytesView.length) throw new SimError(`wgmma reads shared byte ${phys}, outside the ${sharedBytesView.length} bytes of shared memory (${text})`);
+      out[r * 16 + k] = phys;
+    }
+  }
+  return out;
+}
+
+function readOperand(bytes: Int32Array, type: string, text: string): Float64Array {
+  const dec = type === 'bf16' ? bf16FromBits : f16FromBits;
+  const out = new Float64Array(bytes.length);
+  for (let i = 0; i < bytes.length; i++) {
+    const phys = bytes[i]!, word = phys >> 2;
+    noteShared(word, false, text);
+    if (!asyncVisible[word]) throw new SimError(`wgmma reads shared byte ${phys}, written by thread ${lastWriter[word]} with no fence.proxy.async after it (${text})`);
+    out[i] = dec(sharedBytesView[phys]! | (sharedBytesView[phys + 1]! << 8));
+  }
+  return out;
+}
+
+/** per shared word: how many issued, not yet retired wgmma operations read it (a write meanwhile is a hazard) */
+let inflightReads: Int32Array = new Int32Array(0);
+
+function countReads(bytes: Int32Array, by: number): void {
+  for (let i = 0; i < bytes.length; i++) inflightReads[bytes[i]! >> 2] += by;
+}
+
+/** A shared write (a st.shared, or a cp.async at its issue) into words an in-flight wgmma still reads is an error. */
+function checkNoInflightRead(word: number, words: number, text: string): void {
+  for (let k = 0; k < words; k++) {
+    if (inflightReads[word + k]! > 0) throw new SimError(`shared word ${word + k} is written while a wgmma.mma_async still reads it (no wgmma.wait_group retired it) (${text})`);
+  }
+}
+
+interface WgmmaOp {
+  text: string;
+  type: string;
+  n: number;
+  /** accumulator registers, in fragment order d0 .. d(n/2 - 1) */
+  d: number[];
+  /** the shared bytes of A (64 x 16) and B (n x 16), [row * 16 + k] */
+  aBytes: Int32Array;
+  bBytes: Int32Array;
+  scaleD: boolean;
+  scaleA: number;
+  scaleB: number;
+}
+
+/**
+ * One warpgroup's wgmma state. An issued mma_async computes when a wait_group retires its group:
+ * it reads shared memory then (a buffer overwritten before the wait feeds wrong data), and until
+ * then its accumulator registers read NaN (a thread that touches them early computes garbage).
+ * `pending` holds, per accumulator register, the values the chain of in-flight ops leaves there.
+ */
+interface WarpgroupState {
+  fenced: boolean;
+  open: WgmmaOp[];
+  groups: WgmmaOp[][];
+  pending: Map<number, { values: Float64Array; inflight: number }>;
+}
+let warpgroupStates: WarpgroupState[] = [];
+
+function warpgroupOf(base: number): WarpgroupState {
+  const i = base / 128;
+  let st = warpgroupStates[i];
+  if (!st) {
+    st = { fenced: false, open: [], groups: [], pending: new Map() };
+    warpgroupStates[i] = st;
+  }
+  return st;
+}
+
+/** Computes a retired op: D = A·B (+ D), f32 accumulators summed in float64 and rounded once (like mma.sync's model). */
+function retireWgmma(st: WarpgroupState, op: WgmmaOp, lanes: Float64Array[], base: number): void {
+  currentThread = base;
+  countReads(op.aBytes, -1);
+  countReads(op.bBytes, -1);
+  const A = readOperand(op.aBytes, op.type, op.text);
+  const B = readOperand(op.bBytes, op.type, op.text);
+  const sab = op.scaleA * op.scaleB;
+  for (let l = 0; l < 128; l++) {
+    const w = l >> 5, g = (l & 31) >> 2, t = l & 3;
+    for (let v = 0; v < op.n / 2; v++) {
+      const row = 16 * w + g + 8 * ((v >> 1) & 1), col = 8 * (v >> 2) + 2 * t + (v & 1);
+      const entry = st.pending.get(op.d[v]!)!;
+      let sum = op.scaleD ? entry.values[l]! : 0;
+      for (let k = 0; k < 16; k++) sum += sab * A[row * 16 + k]! * B[col * 16 + k]!;
+      entry.values[l] = Math.fround(sum);
+    }
+  }
+  for (const r of op.d) {
+    const entry = st.pending.get(r)!;
+    if (--entry.inflight === 0) {
+      for (let l = 0; l < 128; l++) lanes[l]![r] = entry.values[l]!;
+      st.pending.delete(r);
+    }
+  }
+}
+
+/**
+ * Warpgroup-collective instructions: wgmma.fence / commit_group / wait_group, and
+ * wgmma.mma_async m64nNk16 f32 += bf16/f16 with A and B from shared memory (descriptors), per the
+ * PTX ISA (9.7.15): the accumulator layout is D[16w + g + 8h][8q + 2t + e] in d[4q + 2h + e] of
+ * thread 32w + 4g + t; A is K-major unless imm-trans-a, B K-major unless imm-trans-b (then N-major).
+ * A mma_async needs a wgmma.fence since the warpgroup's last wait_group (the registers it reads
+ * were written by other instructions), and its descriptors must agree across the 128 threads.
+ */
+function compileWarpgroup(text: string, op: string, args: string[], reg: (a: string) => number, slot: (r: string) => number): (lanes: Float64Array[], base: number) => void {
+  if (op === 'wgmma.fence.sync.aligned') return (_, base) => { warpgroupOf(base).fenced = true; };
+  if (op === 'wgmma.commit_group.sync.aligned') {
+    return (_, base) => {
+      const st = warpgroupOf(base);
+      st.groups.push(st.open);
+      st.open = [];
+    };
+  }
+  if (op === 'wgmma.wait_group.sync.aligned') {
+    const n = Number(args[0]);
+    if (!Number.isInteger(n) || n < 0) throw new SimError(`wgmma.wait_group takes an integer count in '${text}'`);
+    return (lanes, base) => {
+      const st = warpgroupOf(base);
+      while (st.groups.length > n) for (const o of st.groups.shift()!) retireWgmma(st, o, lanes, base);
+      st.fenced = false;
+    };
+  }
+  const mm = /^wgmma\.mma_async\.sync\.aligned\.m64n(\d+)k16\.f32\.(bf16|f16)\.(bf16|f16)$/.exec(op);
+  if (!mm || mm[2] !== mm[3]) throw new SimError(`unsupported warpgroup instruction '${text}'`);
+  const n = Number(mm[1]);
+  if (n < 8 || n > 256 || n % 8 !== 0) throw new SimError(`wgmma n must be a multiple of 8 up to 256 in '${text}'`);
+  if (args.length !== 8) throw new SimError(`wgmma.mma_async takes d, a-desc, b-desc, scale-d, imm-scale-a, imm-scale-b, imm-trans-a, imm-trans-b in '${text}'`);
+  if (!args[0]!.startsWith('{')) throw new SimError(`expected the accumulator register list in '${text}'`);
+  const d = args[0]!.slice(1, -1).split(',').map((x) => reg(x.trim()));
+  if (d.length !== n / 2) throw new SimError(`m64n${n}k16 takes ${n / 2} f32 accumulators, got ${d.length} in '${text}'`);
+  const desc = (a: string) => ({ whole: reg(a), lo: slot(`${a}.lo`), hi: slot(`${a}.hi`), name: a });
+  const da = desc(args[1]!), db = desc(args[2]!);
+  const scaleReg = /^%/.test(args[3]!) ? reg(args[3]!) : -1;
+  const scaleImm = args[3] === '1';
+  const imm = (a: string, allowed: readonly string[]) => {
+    if (!allowed.includes(a)) throw new SimError(`expected one of ${allowed.join(', ')}, got '${a}' in '${text}'`);
+    return Number(a);
+  };
+  const scaleA = imm(args[4]!, ['1', '-1']), scaleB = imm(args[5]!, ['1', '-1']);
+  const transA = imm(args[6]!, ['0', '1']) === 1, transB = imm(args[7]!, ['0', '1']) === 1;
+  /** the descriptor a register holds; it must come whole from `mov.b64 d, {lo, hi}` and agree across the warpgroup */
+  const read = (lanes: Float64Array[], r: typeof da): MatrixDescriptor => {
+    const lo = lanes[0]![r.lo]!, hi = lanes[0]![r.hi]!;
+    for (const R of lanes) {
+      if (R[r.whole] !== R[r.lo]! + R[r.hi]! * 2 ** 32) throw new SimError(`descriptor ${r.name} was not built by mov.b64 ${r.name}, {lo, hi} (${text})`);
+      if (R[r.lo] !== lo || R[r.hi] !== hi) throw new SimError(`descriptor ${r.name} differs between the threads of a warpgroup (${text})`);
+    }
+    return decodeDescriptor(lo, hi, text);
+  };
+  return (lanes, base) => {
+    const st = warpgroupOf(base);
+    if (!st.fenced) throw new SimError(`${text}: no wgmma.fence since the warpgroup's last wgmma.wait_group (or the kernel's start)`);
+    const scaleD = scaleReg < 0 ? scaleImm : lanes[0]![scaleReg] !== 0;
+    if (scaleReg >= 0 && lanes.some((R) => (R[scaleReg] !== 0) !== scaleD)) throw new SimError(`scale-d differs between the threads of a warpgroup (${text})`);
+    const o: WgmmaOp = {
+      text, type: mm[2]!, n, d, scaleD, scaleA, scaleB,
+      aBytes: operandBytes(read(lanes, da), transA, 64, text), bBytes: operandBytes(read(lanes, db), transB, n, text),
+    };
+    countReads(o.aBytes, 1);
+    countReads(o.bBytes, 1);
+    for (const r of d) {
+      let entry = st.pending.get(r);
+      if (!entry) {
+        entry = { values: Float64Array.from(lanes, (R) => R[r]!), inflight: 0 };
+        st.pending.set(r, entry);
+      }
+      entry.inflight++;
+      for (const R of lanes) R[r] = NaN;
+    }
+    st.open.push(o);
+  };
+}
+
 function compile(text: string, slot: (r: string) => number, params: string[], sharedName: string | null): Ins {
   let guard = -1;
   let neg = false;
@@ -388,6 +629,8 @@ function compile(text: string, slot: (r: string) => number, params: string[], sh
   const mk = (fn: Fn): Ins => ({ ...base, kind: 'op', fn });
 
   if (name === 'ldmatrix' || name === 'mma') return { ...base, kind: 'warp', warpFn: compileWarp(text, op, args, reg, address) };
+  if (name === 'wgmma') return { ...base, kind: 'group', groupFn: compileWarpgroup(text, op, args, reg, slot) };
+  if (op === 'fence.proxy.async' || op === 'fence.proxy.async.shared::cta') return mk(() => fenceProxyAsync(currentThread));
   if (name === 'cp') {
     if (op === 'cp.async.commit_group') {
       return mk(() => {
@@ -410,6 +653,7 @@ function compile(text: string, slot: (r: string) => number, params: string[], sh
         const at = R[dst.reg]! + dst.imm;
         sharedIndex(at, bytes / 4, text);
         if (at % bytes !== 0) throw new SimError(`misaligned ${bytes}-byte cp.async to shared byte ${at} (${text})`);
+        if (trackProxy) checkNoInflightRead(at / 4, bytes / 4, text);
         asyncOpen[currentThread]!.push([at, globalSlice(R[src.reg]! + src.imm, bytes, text)]);
       });
     }
@@ -431,6 +675,17 @@ function compile(text: string, slot: (r: string) => number, params: string[], sh
     case 'mov': {
       const d = reg(args[0]!);
       const a = args[1]!;
+      if (op === 'mov.b64' && a.startsWith('{')) {
+        // {lo, hi} -> b64: the halves kept whole beside the (inexact above 2^53) value, for wgmma descriptors
+        const [lo, hi] = vec(a);
+        if (hi === undefined || vec(a).length !== 2) throw new SimError(`mov.b64 packs two b32 registers in '${text}'`);
+        const dlo = slot(`${args[0]!}.lo`), dhi = slot(`${args[0]!}.hi`);
+        return mk((R) => {
+          R[dlo] = R[lo!]!;
+          R[dhi] = R[hi]!;
+          R[d] = R[lo!]! + R[hi]! * 2 ** 32;
+        });
+      }
       const sm = /^%(tid|ctaid|ntid|nctaid)\.([xyz])$/.exec(a);
       if (sm) {
         const k = 'xyz'.indexOf(sm[2]!);
@@ -634,11 +889,12 @@ function compile(text: string, slot: (r: string) => number, params: string[], sh
 }
 
 /**
- * Runs every warp-collective instruction whose 32 lanes all wait at it; true if any ran. Lanes of
- * a warp split between a collective and anything else (a barrier, another instruction, exit) can
- * never meet: an error.
+ * Runs every warp-collective instruction whose 32 lanes all wait at it, then every warpgroup
+ * instruction whose 128 threads all wait at it; true if any ran. Lanes of a warp split between a
+ * collective and anything else (a barrier, another instruction, exit) can never meet: an error; a
+ * warpgroup instruction that not all its threads reach is one once nothing else can run.
  */
-function warpCollectives(prog: Ins[], regs: Float64Array[], pcs: Int32Array, state: Int8Array, nThreads: number): boolean {
+function collectives(prog: Ins[], regs: Float64Array[], pcs: Int32Array, state: Int8Array, nThreads: number): boolean {
   let ran = false;
   for (let lo = 0; lo < nThreads; lo += 32) {
     const hi = Math.min(nThreads, lo + 32);
@@ -649,7 +905,7 @@ function warpCollectives(prog: Ins[], regs: Float64Array[], pcs: Int32Array, sta
       pc = pcs[t]!;
       waiting++;
     }
-    if (waiting === 0) continue;
+    if (waiting === 0 || prog[pc]!.kind === 'group') continue;
     const ins = prog[pc]!;
     if (hi - lo !== 32) throw new SimError(`${ins.text}: a warp-collective instruction needs 32 lanes, the block's last warp has ${hi - lo}`);
     if (waiting !== 32) throw new SimError(`${ins.text}: only ${waiting} of warp ${lo / 32}'s 32 lanes reach it (the others wait at a barrier or exited)`);
@@ -661,6 +917,31 @@ function warpCollectives(prog: Ins[], regs: Float64Array[], pcs: Int32Array, sta
     }
     ran = true;
   }
+  let stuck: string | null = null;
+  for (let lo = 0; lo < nThreads; lo += 128) {
+    const hi = Math.min(nThreads, lo + 128);
+    let waiting = 0, pc = -1;
+    for (let t = lo; t < hi; t++) {
+      if (state[t] !== 3 || prog[pcs[t]!]!.kind !== 'group') continue;
+      if (pc >= 0 && pcs[t] !== pc) throw new SimError(`threads of warpgroup ${lo / 128} wait at different warpgroup instructions (${prog[pc]!.text} and ${prog[pcs[t]!]!.text})`);
+      pc = pcs[t]!;
+      waiting++;
+    }
+    if (waiting === 0) continue;
+    const ins = prog[pc]!;
+    if (hi - lo !== 128) throw new SimError(`${ins.text}: a warpgroup instruction needs 128 threads, the block's last warpgroup has ${hi - lo}`);
+    if (waiting !== 128) {
+      stuck ??= `${ins.text}: only ${waiting} of warpgroup ${lo / 128}'s 128 threads reach it (the others wait elsewhere or exited)`;
+      continue;
+    }
+    ins.groupFn!(regs.slice(lo, hi), lo);
+    for (let t = lo; t < hi; t++) {
+      state[t] = 0;
+      pcs[t] = pc + 1;
+    }
+    ran = true;
+  }
+  if (!ran && stuck) throw new SimError(stuck);
   return ran;
 }
 
@@ -691,6 +972,7 @@ export function simulate(ptx: string, launch: SimLaunch, tensors: SimTensor[], o
   const stats: SimStats = { instructions: 0, blocks: 0, barriers: 0 };
   const nRegs = mod.regs.size;
   const prog = mod.prog;
+  trackProxy = prog.some((ins) => ins.kind === 'group');
   const regs = Array.from({ length: nThreads }, () => new Float64Array(nRegs));
   const threads: ThreadCtx[] = [];
   for (let z = 0; z < bz; z++) for (let y = 0; y < by; y++) for (let x = 0; x < bx; x++) {
@@ -708,6 +990,13 @@ export function simulate(ptx: string, launch: SimLaunch, tensors: SimTensor[], o
     sharedMeta = new Int32Array((sharedSize / 4) * 4).fill(-1);
     asyncGroups = Array.from({ length: nThreads }, () => []);
     asyncOpen = Array.from({ length: nThreads }, () => []);
+    if (trackProxy) {
+      asyncVisible = new Uint8Array(sharedSize / 4).fill(1);
+      lastWriter = new Int32Array(sharedSize / 4).fill(-1);
+      unfenced = Array.from({ length: nThreads }, () => []);
+      inflightReads = new Int32Array(sharedSize / 4);
+    }
+    warpgroupStates = [];
     epoch = 0;
     pcs.fill(0);
     state.fill(0);
@@ -736,7 +1025,7 @@ export function simulate(ptx: string, launch: SimLaunch, tensors: SimTensor[], o
           } else if (ins.kind === 'bra') {
             pc = ins.target!;
             if (n > maxIns) throw new SimError('instruction limit exceeded (a loop that does not end?)');
-          } else if (ins.kind === 'warp') {
+          } else if (ins.kind === 'warp' || ins.kind === 'group') {
             pcs[t] = pc;
             state[t] = 3;
             break;
@@ -754,14 +1043,19 @@ export function simulate(ptx: string, launch: SimLaunch, tensors: SimTensor[], o
         stats.instructions += n;
         if (stats.instructions > maxIns) throw new SimError(`instruction limit ${maxIns} exceeded`);
       }
-      if (warpCollectives(prog, regs, pcs, state, nThreads)) continue;
+      if (collectives(prog, regs, pcs, state, nThreads)) continue;
       let atBar = 0;
       let exited = 0;
       for (let t = 0; t < nThreads; t++) {
         if (state[t] === 1) atBar++;
         else if (state[t] === 2) exited++;
       }
-      if (exited === nThreads) break;
+      if (exited === nThreads) {
+        if (warpgroupStates.some((st) => st && (st.open.length > 0 || st.groups.length > 0))) {
+          throw new SimError('the block ended with wgmma.mma_async operations that no wgmma.wait_group retired');
+        }
+        break;
+      }
       if (atBar + exited === nThreads) {
         if (exited > 0) throw new SimError(`${exited} threads exited while ${atBar} wait at a barrier`);
         for (let t = 0; t < nThreads; t++) state[t] = 0;

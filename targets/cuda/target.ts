@@ -20,6 +20,7 @@ import type { LoopProgram } from '../../loopnest/program.ts';
 import type { Kernel, Target, TargetCaps } from '../kernel.ts';
 import { printPtx, type CudaLaunch, type PrintedPtx } from './ptx.ts';
 import { printMmaPtx } from './mma-ptx.ts';
+import { printWgmmaPtx } from './wgmma-ptx.ts';
 
 /** How a kernel's tensor sits in device memory: fp32, or 16-bit patterns (a typed problem's inputs). */
 export type CudaStorage = 'f32' | 'bf16' | 'f16';
@@ -67,7 +68,8 @@ export function lowerAndPrint(schedule: Schedule, options: CudaCompileOptions = 
   let budget = MAX_UNROLLED;
   for (;;) {
     const program = lowerGpu(schedule, { ...options, maxUnrolled: budget });
-    if (program.mma) return { program, printed: printMmaPtx(program.mma) };
+    // a tensor-core plan: sm_90a wgmma when the schedule's atom is m64 nN k16, else mma.sync
+    if (program.mma) return { program, printed: program.mma.wgmma ? printWgmmaPtx(program.mma.wgmma) : printMmaPtx(program.mma) };
     const printed = printPtx(program);
     const lines = printed.ptx.length / 28; // about 28 characters a line
     if (lines <= MAX_PTX_LINES || budget <= 1) return { program, printed };

@@ -1,0 +1,162 @@
+/**
+ * The warpgroup tensor-core plan (sm_90a `wgmma.mma_async`) of a bf16 / f16 matmul, read off the
+ * schedule's loops; targets/cuda/wgmma-ptx.ts prints it. The schedule says every tile:
+ *
+ *   m:{M/BM}b n:{N/BN}b k:{K/BK}s m:{WGm}t n:{WGn}t <warpgroup-tile loops> m:64 n:{NA} k:16
+ *
+ *  - the block loops (`b`) give the block tile BM x BN, the staged loop (`s`) the k-tile BK, which
+ *    goes through a multistage cp.async pipeline in shared memory (as in gpu-mma.ts);
+ *  - the thread loops (`t`) of m and n are WARPGROUPS here: WGm x WGn groups of 4 warps (128
+ *    threads), each owning a warpgroup tile WM x WN = BM/WGm x BN/WGn;
+ *  - the innermost three loops are the wgmma atom m64 nNA k16 (NA a multiple of 64, at most 256):
+ *    one `wgmma.mma_async` of the warpgroup; the loops between the groups and the atom walk the
+ *    warpgroup tile (their order is free: the printer issues k steps outermost).
+ *
+ * Shared layout, the canonical 128-byte-swizzle layouts of the PTX ISA (9.7.15.5.1.2), which wgmma
+ * reads through matrix descriptors:
+ *  - A (K-major): BK/64 panels of BM rows x 128 bytes (64 elements of k); panel q holds k in
+ *    [64q, 64q + 64). Row r of a panel at r * 128 bytes; its 16-byte chunk c at (c ^ (r % 8)) * 16.
+ *    Descriptor: start = the m64 tile's first row (+ 32 bytes per k16 step inside the panel),
+ *    SBO = 1024 (the next 8 rows), LBO unused (1), swizzle mode 1 (128 B).
+ *  - B (N-major, the instruction's imm-trans-b = 1, so B stays row-major [K, N] as in memory):
+ *    BN/64 panels of BK rows x 128 bytes (64 elements of n); row k of panel p at p * BK * 128 +
+ *    k * 128, chunk c at (c ^ (k % 8)) * 16. Descriptor: start = the atom's first panel at its k16
+ *    step (+ 16 * 128 bytes a step), LBO = BK * 128 (the next 64 columns), SBO = 1024 (the next 8
+ *    rows of k), swizzle mode 1.
+ * The swizzle is a function of the address (bits 4-6 ^= bits 7-9), so every stage starts on a
+ * 1024-byte boundary (base offset 0): the printer rounds the shared base up to 1024 and the plan
+ * reserves 1 KiB for it. cp.async stores 16-byte chunks straight into this layout (no TMA yet),
+ * panel by panel: a round of the block's T threads covers T / 8 rows of one panel. Every tile must
+ * divide its problem, a tile's rows a whole number of rounds, and the epilogue runs at the store
+ * (each warpgroup holds whole reductions).
+ */
+import { fail } from '../ir/errors.ts';
+import type { ElementType } from '../ir/dtype.ts';
+import { isReduction, type EpilogueOp, type Problem } from '../ir/problem.ts';
+import { loopText, type Schedule } from '../ir/schedule.ts';
+
+export type WgmmaType = Extract<ElementType, 'bf16' | 'f16'>;
+
+/** Threads of a warpgroup (4 warps): the unit every wgmma instruction runs on. */
+export const WARPGROUP_THREADS = 128;
+/** Bytes of one swizzled shared row (the 128-byte swizzle's atom is 8 such rows, 1024 bytes). */
+export const SWIZZLE_ROW_BYTES = 128;
+/** Slack for rounding the dynamic shared base up to the swizzle atom. */
+export const WGMMA_ALIGN_SLACK = 1024;
+/** fp32 accumulators a thread may hold (the warpgroup tile is WM x WN / 128 of them). */
+export const WGMMA_MAX_ACCUMULATORS = 128;
+
+export interface GpuWgmmaPlan {
+  dtype: WgmmaType;
+  M: number; N: number; K: number;
+  block: { m: number; n: number; k: number };
+  warpgroups: { m: number; n: number };
+  /** the tile one warpgroup computes (WM x WN) */
+  groupTile: { m: number; n: number };
+  /** n of the wgmma atom m64nNAk16 */
+  atomN: number;
+  stages: number;
+  /**
+   * wgmma groups an iteration leaves running past its end (wgmma.wait_group N): 1 from 3 stages on,
+   * so the tensor cores work through the next barrier; the buffer they still read is not refilled,
+   * so stages - 1 - inFlight k-tiles are prefetched.
+   */
+  inFlight: 0 | 1;
+  threads: number;
+  /** grid x over N's block tiles, y over M's */
+  grid: [number, number, number];
+  /** bytes of A's tile in a stage (BK/64 panels of BM rows), then B's (BN/64 panels of BK rows) */
+  aBytes: number;
+  bBytes: number;
+  stageBytes: number;
+  /** the pipeline's buffers plus the 1 KiB alignment slack */
+  sharedBytes: number;
+  epilogue: readonly EpilogueOp[];
+}
+
+/** Limits the caller's hardware sets (gpu-mma.ts passes its own, shared by both tensor-core paths). */
+export interface WgmmaLimits {
+  maxSharedBytes: number;
+  maxStages: number;
+}
+
+/** Whether the schedule ends with a wgmma atom (m:64 n:N k:16) rather than mma.sync's m:16 n:8 k. */
+export function isWgmmaSchedule(s: Schedule): boolean {
+  const n = s.loops.length;
+  const m = s.loops[n - 3];
+  return n >= 3 && m !== undefined && m.var === 0 && m.size === 64;
+}
+
+/** Schedule -> GpuWgmmaPlan; a schedule that does not spell a wgmma kernel fails with one `cuda:` line. */
+export function planWgmma(s: Schedule, opts: { stages?: number }, limits: WgmmaLimits): GpuWgmmaPlan {
+  const p = s.problem;
+  if (p.dtype !== 'bf16' && p.dtype !== 'f16') fail(`cuda: wgmma kernels take bf16 or f16 (got ${p.dtype ?? 'f32'}; tf32 wgmma reads B K-major only)`);
+  if (p.op !== 'matmul') fail(`cuda: tensor-core kernels cover matmul so far, not ${p.op} (${p.spec})`);
+  const [M, N, K] = p.vars.map((v) => v.extent) as [number, number, number];
+  const loops = s.loops;
+  const name = (i: number) => loopText(p, loops[i]!);
+  for (let i = 0; i < loops.length; i++) {
+    if (loops[i]!.tail > 0) fail(`cuda: tensor-core tiles must divide the problem (${name(i)} has a tail)`);
+    if (loops[i]!.parallel) fail('cuda: parallel loops (suffix p) are for CPU threads');
+  }
+  const shape = 'm:{M/BM}b n:{N/BN}b k:{K/BK}s m:{groups}t n:{groups}t <warpgroup tile> m:64 n:{NA} k:16';
+  const blockOf = (v: number) => loops.findIndex((l) => l.var === v && l.bind === 'block');
+  const threadOf = (v: number) => loops.findIndex((l) => l.var === v && l.bind === 'thread');
+  const bm = blockOf(0), bn = blockOf(1), wm = threadOf(0), wn = threadOf(1);
+  const staged = loops.findIndex((l) => l.shared);
+  if (bm < 0 || bn < 0 || wm < 0 || wn < 0 || staged < 0) fail(`cuda: a wgmma schedule reads ${shape}`);
+  if (loops.filter((l) => l.bind).length !== 4) fail(`cuda: a wgmma schedule binds one m and one n loop to blocks and one of each to warpgroups (${shape})`);
+  if (!isReduction(p, loops[staged]!.var) || loops.findIndex((l) => l.var === 2) !== staged) {
+    fail(`cuda: the staged loop of a tensor-core schedule is the outermost k loop (${shape})`);
+  }
+  if (staged > Math.min(wm, wn) || Math.max(bm, bn) > staged) fail(`cuda: tensor-core loops go blocks, staged k, warpgroups (${shape})`);
+  const n = loops.length;
+  const [am, an, ak] = [loops[n - 3]!, loops[n - 2]!, loops[n - 1]!];
+  const NA = an.size;
+  if (!(am.var === 0 && am.size === 64 && an.var === 1 && ak.var === 2 && ak.size === 16)) fail(`cuda: a wgmma schedule ends with the atom m:64 n:{NA} k:16 (${shape})`);
+  if (NA % 64 !== 0 || NA > 256) fail(`cuda: the wgmma atom's n is a multiple of 64 up to 256 (got ${NA}: B is read in 64-column panels)`);
+  const BM = s.steps[bm]!, BN = s.steps[bn]!, BK = s.steps[staged]!;
+  const WGm = loops[wm]!.size, WGn = loops[wn]!.size;
+  const WM = s.steps[wm]!, WN = s.steps[wn]!;
+  if (loops[bm]!.size * BM !== M || loops[bn]!.size * BN !== N) fail(`cuda: the block loops of a tensor-core schedule are the outermost m and n loops (${shape})`);
+  if (WGm * WM !== BM || WGn * WN !== BN) fail(`cuda: the warpgroup loops of a wgmma schedule come right below the block tile (${shape})`);
+  if (WM % 64 !== 0 || WN % NA !== 0) fail(`cuda: a warpgroup tile is a multiple of the atom 64 x ${NA} (got ${WM} x ${WN})`);
+  if (BK % 64 !== 0) fail(`cuda: the k-tile of a wgmma schedule is a multiple of 64 (a 128-byte swizzled row of A), got BK=${BK}`);
+  const accumulators = (WM * WN) / WARPGROUP_THREADS;
+  if (accumulators > WGMMA_MAX_ACCUMULATORS) fail(`cuda: a ${WM} x ${WN} warpgroup tile holds ${accumulators} fp32 accumulators a thread, more than ${WGMMA_MAX_ACCUMULATORS}`);
+  const threads = WGm * WGn * WARPGROUP_THREADS;
+  if (threads > 1024) fail(`cuda: ${WGm * WGn} warpgroups make ${threads} threads, more than 1024`);
+  for (const [what, rows, cols] of [['A', BM, BK], ['B', BK, BN]] as const) {
+    // the copies go panel-major, T / 8 rows per round: whole rounds, and rounds that end on a panel
+    const chunks = (rows * cols) / 8;
+    if (chunks % threads !== 0 || rows % (threads / 8) !== 0) {
+      fail(`cuda: ${what}'s tile (${rows} x ${cols}, ${chunks} chunks of 16 bytes) does not spread evenly over ${threads} threads (${threads / 8} rows of a 64-column panel at a time)`);
+    }
+  }
+  const aBytes = BM * BK * 2, bBytes = BK * BN * 2, stageBytes = aBytes + bBytes;
+  const fit = Math.floor((limits.maxSharedBytes - WGMMA_ALIGN_SLACK) / stageBytes);
+  const stages = opts.stages ?? Math.min(4, fit);
+  if (!Number.isInteger(stages) || stages < 2 || stages > limits.maxStages) fail(`cuda: pipeline stages must be an integer 2..${limits.maxStages}, got ${stages}`);
+  if (stages > fit) fail(`cuda: ${stages} stages of ${stageBytes} bytes exceed ${limits.maxSharedBytes} bytes of shared memory`);
+  return {
+    dtype: p.dtype, M, N, K, block: { m: BM, n: BN, k: BK }, warpgroups: { m: WGm, n: WGn }, groupTile: { m: WM, n: WN }, atomN: NA,
+    stages, inFlight: stages >= 3 ? 1 : 0, threads, grid: [N / BN, M / BM, 1], aBytes, bBytes, stageBytes,
+    sharedBytes: stageBytes * stages + WGMMA_ALIGN_SLACK, epilogue: p.epilogue ?? [],
+  };
+}
+
+/** A wgmma tile choice: block tile, k-tile, warpgroup grid, and the atom's n (default: the warpgroup tile's n, at most 256). */
+export interface WgmmaTile {
+  bm: number; bn: number; bk: number; wgm: number; wgn: number; atomN?: number;
+}
+
+/** The wgmma schedule of a tile choice, as planWgmma reads it. */
+export function wgmmaScheduleText(p: Problem, t: WgmmaTile): string {
+  const [M, N, K] = p.vars.map((v) => v.extent) as [number, number, number];
+  const WM = t.bm / t.wgm, WN = t.bn / t.wgn;
+  const NA = t.atomN ?? Math.min(WN, 256);
+  return [
+    `m:${M / t.bm}b`, `n:${N / t.bn}b`, `k:${K / t.bk}s`, `m:${t.wgm}t`, `n:${t.wgn}t`,
+    `k:${t.bk / 16}`, `m:${WM / 64}`, `n:${WN / NA}`, 'm:64', `n:${NA}`, 'k:16',
+  ].join(' ');
+}
