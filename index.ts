@@ -47,6 +47,9 @@ export {
   type ModelGraph, type ModelNode, type KernelNode, type HostNode, type ModelTask, type ModelValue, type ModelWeight,
 } from './ir/model/index.ts';
 export { loadModel, type CompiledModel, type LoadModelOptions, type ModelDescription, type NodeDescription, type RunModelOptions } from './agent/compiled-model.ts';
+export { loadGpuModel, type GpuModel, type GpuModelDescription, type LoadGpuModelOptions } from './agent/gpu-model.ts';
+export { driverDevice } from './agent/gpu-model-driver.ts';
+export { simulatorDevice, type ModelDevice } from './agent/gpu-model-device.ts';
 export { readTunedModel, writeTunedModel, parseTunedModel, type TunedModel, type TunedTask } from './agent/tuned-model.ts';
 export { planModelMemory, type ModelMemoryPlan } from './ir/model/memory-plan.ts';
 export { tuneModel, type TuneModelOptions, type TuneModelResult, type ModelTaskReport, type LatencyPoint } from './agent/tune-model.ts';
