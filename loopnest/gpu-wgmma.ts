@@ -43,6 +43,8 @@ export const WARPGROUP_THREADS = 128;
 export const SWIZZLE_ROW_BYTES = 128;
 /** Slack for rounding the dynamic shared base up to the swizzle atom. */
 export const WGMMA_ALIGN_SLACK = 1024;
+/** Block rows of the grouped block order (a wave of 132 blocks then spans about 8 x 16 tiles). */
+export const WGMMA_GROUP_ROWS = 8;
 /** fp32 accumulators a thread may hold (the warpgroup tile is WM x WN / 128 of them). */
 export const WGMMA_MAX_ACCUMULATORS = 128;
 
@@ -65,6 +67,11 @@ export interface GpuWgmmaPlan {
   threads: number;
   /** grid x over N's block tiles, y over M's */
   grid: [number, number, number];
+  /**
+   * Block order: the launch's blocks (x fastest) walk groups of `groupRows` block rows column by
+   * column, so the blocks running at once share A's and B's panels in L2 (Triton's grouped order).
+   */
+  groupRows: number;
   /** bytes of A's tile in a stage (BK/64 panels of BM rows), then B's (BN/64 panels of BK rows) */
   aBytes: number;
   bBytes: number;
@@ -140,7 +147,7 @@ export function planWgmma(s: Schedule, opts: { stages?: number }, limits: WgmmaL
   if (stages > fit) fail(`cuda: ${stages} stages of ${stageBytes} bytes exceed ${limits.maxSharedBytes} bytes of shared memory`);
   return {
     dtype: p.dtype, M, N, K, block: { m: BM, n: BN, k: BK }, warpgroups: { m: WGm, n: WGn }, groupTile: { m: WM, n: WN }, atomN: NA,
-    stages, inFlight: stages >= 3 ? 1 : 0, threads, grid: [N / BN, M / BM, 1], aBytes, bBytes, stageBytes,
+    stages, inFlight: stages >= 3 ? 1 : 0, threads, grid: [N / BN, M / BM, 1], groupRows: Math.min(WGMMA_GROUP_ROWS, M / BM), aBytes, bBytes, stageBytes,
     sharedBytes: stageBytes * stages + WGMMA_ALIGN_SLACK, epilogue: p.epilogue ?? [],
   };
 }

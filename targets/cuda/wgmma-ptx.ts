@@ -23,6 +23,7 @@
  *    matrix D", CUTLASS's CLayout_64xN): thread l of the warpgroup, w = l / 32, g = (l % 32) / 4,
  *    t = l % 4, holds for its m64 x NA atom d[4q + 2h + e] = D[16w + g + 8h][8q + 2t + e]: the
  *    mma.sync m16n8 C fragment of warp w, repeated over the NA/8 column groups q;
+ *  - blocks: the launch order is regrouped (plan.groupRows block rows at a time) for L2 reuse;
  *  - C: the accumulators start from C (beta = 1) with `ld.global.v2.f32` before the pipeline, the
  *    epilogue (bias, residual, relu, ...) runs at the store, like mma-ptx.ts (emitEpilogueOp).
  * The shared buffers are dynamic shared memory: the launch passes their size plus 1 KiB, the kernel
@@ -70,8 +71,21 @@ export function printWgmmaPtx(plan: GpuWgmmaPlan, entry = 'looptune_wgmma'): Pri
   });
   const tid = b.r(), bx = b.r(), by = b.r(), wg = b.r(), wgm = b.r(), wgn = b.r(), warp = b.r(), lane = b.r(), sbase = b.r();
   b.emit(`mov.u32 ${tid}, %tid.x`);
+  // grouped block order: block pid (launch order) -> tile (by, bx), groupRows block rows at a time
+  const [gridX, gridY] = plan.grid;
+  const G = plan.groupRows;
+  const pid = b.r(), group = b.r(), firstM = b.r(), rows = b.r(), inGroup = b.r();
   b.emit(`mov.u32 ${bx}, %ctaid.x`);
   b.emit(`mov.u32 ${by}, %ctaid.y`);
+  b.emit(`mad.lo.u32 ${pid}, ${by}, ${gridX}, ${bx}`);
+  b.emit(`div.u32 ${group}, ${pid}, ${G * gridX}`);
+  b.emit(`mul.lo.u32 ${firstM}, ${group}, ${G}`);
+  b.emit(`sub.u32 ${rows}, ${gridY}, ${firstM}`);
+  b.emit(`min.u32 ${rows}, ${rows}, ${G}`);
+  b.emit(`rem.u32 ${inGroup}, ${pid}, ${G * gridX}`);
+  b.emit(`rem.u32 ${by}, ${inGroup}, ${rows}`);
+  b.emit(`add.u32 ${by}, ${by}, ${firstM}`);
+  b.emit(`div.u32 ${bx}, ${inGroup}, ${rows}`);
   b.emit(`shr.u32 ${wg}, ${tid}, ${Math.log2(WARPGROUP_THREADS)}`);
   b.emit(`div.u32 ${wgm}, ${wg}, ${warpgroups.n}`);
   b.emit(`rem.u32 ${wgn}, ${wg}, ${warpgroups.n}`);

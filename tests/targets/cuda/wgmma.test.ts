@@ -37,6 +37,8 @@ const CASES: [string, WgmmaTile, number][] = [
   ['matmul 128x256x128 f16 +bias +gelu', { bm: 128, bn: 256, bk: 64, wgm: 1, wgn: 2, atomN: 64 }, 2],
   ['matmul 128x256x192 bf16 +residual +relu', { bm: 64, bn: 256, bk: 64, wgm: 1, wgn: 1 }, 3],
   ['matmul 128x128x128 f16 +scale0.5 +sigmoid', { bm: 64, bn: 64, bk: 64, wgm: 1, wgn: 1 }, 2],
+  // 2 x 9 blocks: a full group of 8 block rows and a group of one
+  ['matmul 576x128x64 bf16 +bias', { bm: 64, bn: 64, bk: 64, wgm: 1, wgn: 1 }, 2],
 ];
 
 function kernelOf(spec: string, t: WgmmaTile, stages: number): { kernel: CudaKernel; schedule: Schedule } {
