@@ -5,7 +5,8 @@
  *
  * Round 0: every task gets one quick `tune` (the shipped policy's proposals ranked by the cost
  * model, tune's minimum of 8 measurements), in graph order, `ROUND0_SHARE` of the budget spread
- * over the tasks (at least ROUND0_MIN_SECONDS each, at most tune's default). Round 0 always runs
+ * over its tune calls (a conv or pool counts twice: it may tune its blocked twin too; at least
+ * ROUND0_MIN_SECONDS each, at most tune's default). Round 0 always runs
  * whole: a budget smaller than it is exceeded. A task whose best recorded schedule on this host is
  * in the tuning records skips that search: the schedule is timed again once and verified (one
  * measurement instead of eight or more), which is how a second compile of a model, or another
@@ -38,7 +39,8 @@
  * chosen on the whole graph (agent/choose-layouts.ts): the executor keeps NCHWc between blocked
  * layers, so a blocked task is charged only the conversions at the edges of its blocked region;
  * later slices tune the layout chosen. Layers NCHW already runs near the peak are not charged the second
- * search. Tasks with a library alternative stay NCHW (the library compares against NCHW).
+ * search. A task with a library alternative (a 1x1 conv) brings its best NCHW implementation,
+ * generated or library, to the layout choice; if it runs blocked, the library is dropped.
  *
  * The library: a matmul-shaped task (agent/library-kernel.ts: matmul, bmm, 1x1 stride-1 unpadded
  * convs) is also run by OpenBLAS sgemm plus its epilogue in JS, timed side by side with the
@@ -299,7 +301,9 @@ export async function tuneModel(model: ModelGraph | Uint8Array, options: TuneMod
     // round 0: every task once, from the records where they hold it
     const states: TaskState[] = [];
     const twins = new Map<string, { twin: Problem; tuned: ReturnType<typeof tuned>; conversions: ConversionTimes }>();
-    const round0 = Math.max(ROUND0_MIN_SECONDS, (ROUND0_SHARE * budget) / found.length);
+    // a conv or pool may tune its blocked twin too: two calls of round 0 for it
+    const round0Calls = found.reduce((n, t) => n + (blockedVariant(t.problem, b.caps.vectorLanes) ? 2 : 1), 0);
+    const round0 = Math.max(ROUND0_MIN_SECONDS, (ROUND0_SHARE * budget) / round0Calls);
     for (const [index, t] of found.entries()) {
       const start = performance.now();
       progress(index, 'round0');
@@ -314,7 +318,7 @@ export async function tuneModel(model: ModelGraph | Uint8Array, options: TuneMod
         measurements: recorded ? 1 : r!.timed + r!.recordsRemeasured, recentGain: 0, eligible: false,
       };
       const twin = blockedVariant(t.problem, b.caps.vectorLanes);
-      if (twin && whyNotGemm(t.problem) !== undefined && s.generatedGflops < (options.tryBlockedBelow ?? BLOCKED_TRY_BELOW) * peakGflops) {
+      if (twin && s.generatedGflops < (options.tryBlockedBelow ?? BLOCKED_TRY_BELOW) * peakGflops) {
         const recordedTwin = await fromRecords(twin, b, device, store);
         const rt = recordedTwin ? undefined : await tuneOnce(index, twin, 0, Math.min(round0, defaultBudgetSeconds(twin, peakGflops)), 'round0');
         s.measurements += recordedTwin ? 1 : rt!.timed + rt!.recordsRemeasured;
@@ -335,13 +339,17 @@ export async function tuneModel(model: ModelGraph | Uint8Array, options: TuneMod
     const lanes = b.caps.vectorLanes;
     const decision = chooseLayouts(graph, new Map([...twins].map(([spec, t]) => {
       const s = states.find((x) => x.problem.spec === spec)!;
-      return [spec, { nchwSeconds: s.generatedSeconds, blockedSeconds: t.tuned.generatedSeconds, conversions: t.conversions, block: lanes }];
+      // NCHW at its best: the generated kernel, or the library where it won side by side
+      return [spec, { nchwSeconds: currentSeconds(s), blockedSeconds: t.tuned.generatedSeconds, conversions: t.conversions, block: lanes }];
     })));
     for (const s of states) {
       const t = twins.get(s.problem.spec);
       if (!t || !decision.blocked.has(s.problem.spec)) continue;
       const conversionSeconds = decision.conversionSeconds.get(s.problem.spec) ?? 0;
-      s.nchwSeconds = s.generatedSeconds;
+      s.nchwSeconds = currentSeconds(s);
+      // sgemm reads NCHW: a blocked task has no library alternative
+      s.library?.kernel.dispose();
+      delete s.library;
       Object.assign(s, t.tuned, { tuning: t.twin, layout: `nchw${lanes}c`, conversionSeconds });
       s.generatedSeconds = t.tuned.generatedSeconds + conversionSeconds;
       s.generatedGflops = s.flops / s.generatedSeconds / 1e9;
@@ -492,6 +500,8 @@ function report(s: TaskState, peakGflops: number, threads: number, endToEnd: num
     chosenBecause = libraryChosen(s)
       ? `library ${(lib.generatedSeconds / librarySeconds(lib)).toFixed(2)}x faster: ${pair}`
       : `generated ${(librarySeconds(lib) / lib.generatedSeconds).toFixed(2)}x faster: ${pair}`;
+  } else if (s.layout !== 'nchw') {
+    chosenBecause = `generated in ${s.layout}: NCHWc kept between blocked layers beat NCHW (${micros(s.nchwSeconds ?? 0)}); the library reads NCHW`;
   } else {
     const why = whyNotGemm(s.problem);
     chosenBecause = why === undefined ? 'generated: the library was not compared (library: false)' : `generated: no library alternative (${why})`;
