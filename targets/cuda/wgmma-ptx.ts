@@ -193,12 +193,15 @@ export function printWgmmaPtx(plan: GpuWgmmaPlan, entry = 'looptune_wgmma'): Pri
   const hi = b.r(), aBase = b.r(), bBase = b.r(), scaleD = b.p();
   b.emit(`mov.u32 ${hi}, ${descriptorHigh(ATOM_BYTES)}`);
   b.emit(`mad.lo.u32 ${aBase}, ${wgm}, ${WM * SWIZZLE_ROW_BYTES}, ${sbase}`);
+  // matrix-descriptor-encode(x) = (x & 0x3FFFF) >> 4; the stage and step offsets added later stay below 2^18
   b.emit(`shr.u32 ${aBase}, ${aBase}, 4`);
+  b.emit(`and.b32 ${aBase}, ${aBase}, 16383`);
   b.emit(`add.u32 ${aBase}, ${aBase}, ${1 << 16}`);
   const panelB = BK * SWIZZLE_ROW_BYTES;
   b.emit(`mad.lo.u32 ${bBase}, ${wgn}, ${(WN / 64) * panelB}, ${sbase}`);
   b.emit(`add.u32 ${bBase}, ${bBase}, ${aBytes}`);
   b.emit(`shr.u32 ${bBase}, ${bBase}, 4`);
+  b.emit(`and.b32 ${bBase}, ${bBase}, 16383`);
   b.emit(`add.u32 ${bBase}, ${bBase}, ${(panelB >> 4) * 65536}`);
   b.emit(`mov.pred ${scaleD}, 1`); // D = A·B + D: the accumulators hold C
   /** A's start for atom row i at k16 step kk: panel kk/4, 64 rows per i, 32 bytes per step inside the row */
