@@ -13,13 +13,13 @@ import type { SketchSource } from '../backend.ts';
 import { randomCudaSchedule } from './fuzz.ts';
 import { seedsFor } from './seeds.ts';
 import { fitParams, randomTemplateSchedule, templateSchedule } from './templates.ts';
-import { mmaSchedules } from './mma-tiles.ts';
+import { tensorCoreSchedules } from './mma-tiles.ts';
 
 export const cudaSketches: SketchSource = {
   share: 0.95,
   seeds(problem: Problem, maxLoops: number): Schedule[] {
-    // a typed matmul runs on tensor cores: its sketches are the tile points planMma accepts
-    if (problem.dtype !== undefined) return mmaSchedules(problem).filter((s) => s.loops.length <= maxLoops);
+    // a typed matmul runs on tensor cores: its sketches are the tile points planMma accepts (wgmma and mma.sync)
+    if (problem.dtype !== undefined) return tensorCoreSchedules(problem).filter((s) => s.loops.length <= maxLoops);
     const out: Schedule[] = [];
     for (const seed of seedsFor(problem)) {
       const params = fitParams(problem, seed);
@@ -30,7 +30,7 @@ export const cudaSketches: SketchSource = {
   },
   sample(problem: Problem, rng: Rng, maxLoops: number): Schedule | undefined {
     if (problem.dtype !== undefined) {
-      const all = mmaSchedules(problem).filter((s) => s.loops.length <= maxLoops);
+      const all = tensorCoreSchedules(problem).filter((s) => s.loops.length <= maxLoops);
       return all.length > 0 ? all[rng.int(0, all.length - 1)] : undefined;
     }
     const t = randomTemplateSchedule(problem, rng, 20) ?? randomCudaSchedule(problem, rng, 0.7).schedule;
