@@ -89,7 +89,7 @@ function summarize(rounds: readonly number[][]): Timing {
 
 /** The child measuring one runtime's memory: its JSON line, parsed. */
 function memoryOf(runtime: 'looptune' | 'onnxruntime', model: string, tuned: string, threads: number, shapes: Record<string, number[]>): MemoryReading | { error: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'models', 'rss-child.ts'), runtime, model, tuned, String(threads), JSON.stringify(shapes)], {
+  const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', join(import.meta.dirname, 'models', 'rss-child.ts'), runtime, model, tuned, String(threads), JSON.stringify(shapes)], {
     encoding: 'utf8', maxBuffer: 1 << 20,
   });
   const line = r.stdout.trim().split('\n').pop() ?? '';
