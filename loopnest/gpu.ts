@@ -75,6 +75,7 @@ import {
 import { type Loop, loopText, Schedule } from '../ir/schedule.ts';
 import { fittingSuffix, tileStart } from './lower.ts';
 import { planMma, usesTensorCores, type GpuMmaPlan } from './gpu-mma.ts';
+import { isWgmmaSchedule } from './gpu-wgmma.ts';
 
 export const MAX_THREADS = 1024;
 export const MAX_GRID_X = 2 ** 31 - 1;
@@ -551,7 +552,11 @@ export function describeMapping(m: GpuMapping): string {
     `tile from ${m.tileFrom < m.schedule.loops.length ? name(m.tileFrom) : '-'} unrolled from ${m.unrollFrom < m.schedule.loops.length ? name(m.unrollFrom) : '-'} (${m.accumulators} accumulators)`,
     m.staged !== null ? `shared staging at ${name(m.staged)}` : m.stageNote ?? 'no shared staging',
   ];
-  if (m.schedule.problem.dtype !== undefined) parts.push(`tensor cores (${m.schedule.problem.dtype}): thread loops are warps of 32 lanes`);
+  if (m.schedule.problem.dtype !== undefined) {
+    parts.push(isWgmmaSchedule(m.schedule)
+      ? `tensor cores (${m.schedule.problem.dtype}, wgmma): thread loops are warpgroups of 128 threads`
+      : `tensor cores (${m.schedule.problem.dtype}): thread loops are warps of 32 lanes`);
+  }
   // only problems with an epilogue get a part for it: existing descriptions stay as they were
   const e = epiloguePlace(m);
   if (e) parts.push(e.place === 'store' ? 'epilogue at the store' : `epilogue in a second pass (${e.note})`);
