@@ -26,6 +26,7 @@
  */
 import type { GpuMmaPlan } from '../../loopnest/gpu-mma.ts';
 import { swizzleOf } from '../../loopnest/gpu-mma.ts';
+import { CpAsyncPipeline } from './cp-async-pipeline.ts';
 import { PtxBuilder, addr } from './ptx-builder.ts';
 import { emitEpilogueOp, PTX_TARGET, PTX_VERSION, type PrintedPtx } from './ptx.ts';
 
@@ -107,27 +108,14 @@ export function printMmaPtx(plan: GpuMmaPlan, entry = 'looptune_mma'): PrintedPt
     const g = globalAt(what === 'A' ? pA : pB, goff);
     const rowsApart = T / chunks;
     const items = (chunks * rows) / T;
+    const sStep = rowsApart * rowElems * eb, gStep = rowsApart * ld * eb;
     return {
-      s: soff, g, items,
-      sStep: rowsApart * rowElems * eb, gStep: rowsApart * ld * eb,
+      s: soff, g, items, sItem: (i: number) => i * sStep, gItem: (i: number) => i * gStep,
       gTile: what === 'A' ? BK * eb : BK * N * eb,
     };
   };
   const cA = copy('A'), cB = copy('B');
-  /** cp.async of one k-tile into the stage at shared byte offset `stage` (a register or a constant) */
-  const issue = (stageReg: string | null, stageConst: number, guard: string | null, gImm: (c: typeof cA) => number) => {
-    for (const c of [cA, cB]) {
-      let s = c.s;
-      if (stageReg) {
-        s = b.r();
-        b.emit(`add.u32 ${s}, ${c.s}, ${stageReg}`);
-      }
-      for (let i = 0; i < c.items; i++) {
-        const g = guard ? `@${guard} ` : '';
-        b.emit(`${g}cp.async.cg.shared.global ${addr(s, stageConst + i * c.sStep)}, ${addr(c.g, gImm(c) + i * c.gStep)}, 16`);
-      }
-    }
-  };
+  const pipeline = new CpAsyncPipeline(b, [cA, cB], { stages, stageBytes, tiles: KT, ahead: stages - 1 });
 
   // ---- fragment addresses (per lane; the stage's offset is added per iteration)
   const l16 = b.r(), half = b.r();
@@ -214,25 +202,14 @@ export function printMmaPtx(plan: GpuMmaPlan, entry = 'looptune_mma'): PrintedPt
   }
 
   // ---- prologue: stages - 1 tiles in flight
-  for (let s = 0; s < stages - 1; s++) {
-    if (s < KT) issue(null, s * stageBytes, null, (c) => s * c.gTile);
-    b.emit('cp.async.commit_group');
-  }
-  for (const c of [cA, cB]) b.emit(`add.s64 ${c.g}, ${c.g}, ${(stages - 1) * c.gTile}`);
+  pipeline.prologue();
 
   // ---- main loop over k-tiles
-  const kt = b.r(), comp = b.r(), load = b.r(), more = b.p(), fill = b.p(), wrap = b.p();
-  b.emit(`mov.u32 ${kt}, 0`);
-  b.emit(`mov.u32 ${comp}, 0`);
-  b.emit(`mov.u32 ${load}, ${(stages - 1) * stageBytes}`);
-  const loop = b.label('KTILE');
-  b.place(loop);
+  const loop = pipeline.startLoop();
+  const comp = loop.comp;
   b.emit(`cp.async.wait_group ${stages - 2}`);
   b.emit('bar.sync 0');
-  b.emit(`setp.lt.s32 ${fill}, ${kt}, ${KT - (stages - 1)}`);
-  issue(load, 0, fill, () => 0);
-  b.emit('cp.async.commit_group');
-  for (const c of [cA, cB]) b.emit(`add.s64 ${c.g}, ${c.g}, ${c.gTile}`);
+  pipeline.issueNext(loop);
   for (let kk = 0; kk < BK / atomK; kk++) {
     const aFr: string[][] = [];
     const aAt = b.r();
@@ -274,14 +251,7 @@ export function printMmaPtx(plan: GpuMmaPlan, entry = 'looptune_mma'): PrintedPt
     }
   }
   // next buffers, cyclically
-  for (const r of [comp, load]) {
-    b.emit(`add.u32 ${r}, ${r}, ${stageBytes}`);
-    b.emit(`setp.ge.u32 ${wrap}, ${r}, ${stages * stageBytes}`);
-    b.emit(`@${wrap} mov.u32 ${r}, 0`);
-  }
-  b.emit(`add.u32 ${kt}, ${kt}, 1`);
-  b.emit(`setp.lt.u32 ${more}, ${kt}, ${KT}`);
-  b.emit(`@${more} bra ${loop}`);
+  pipeline.endLoop(loop);
   b.emit('cp.async.wait_group 0');
 
   // ---- epilogue operands: bias[col..col+1] per n fragment (the same for every row), residual like C

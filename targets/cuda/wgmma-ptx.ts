@@ -31,6 +31,7 @@
  */
 import type { GpuWgmmaPlan } from '../../loopnest/gpu-wgmma.ts';
 import { SWIZZLE_ROW_BYTES, WARPGROUP_THREADS, WGMMA_ALIGN_SLACK } from '../../loopnest/gpu-wgmma.ts';
+import { CpAsyncPipeline } from './cp-async-pipeline.ts';
 import { PtxBuilder, addr } from './ptx-builder.ts';
 import { emitEpilogueOp, PTX_VERSION, type PrintedPtx } from './ptx.ts';
 
@@ -144,20 +145,7 @@ export function printWgmmaPtx(plan: GpuWgmmaPlan, entry = 'looptune_wgmma'): Pri
     };
   };
   const cA = copy('A'), cB = copy('B');
-  /** cp.async of one k-tile into the stage at shared byte offset `stageReg` (or the constant `stageConst`) */
-  const issue = (stageReg: string | null, stageConst: number, guard: string | null, gImm: (c: typeof cA) => number) => {
-    for (const c of [cA, cB]) {
-      let s = c.s;
-      if (stageReg) {
-        s = b.r();
-        b.emit(`add.u32 ${s}, ${c.s}, ${stageReg}`);
-      }
-      for (let i = 0; i < c.items; i++) {
-        const gd = guard ? `@${guard} ` : '';
-        b.emit(`${gd}cp.async.cg.shared.global ${addr(s, stageConst + c.sItem(i))}, ${addr(c.g, gImm(c) + c.gItem(i))}, 16`);
-      }
-    }
-  };
+  const pipeline = new CpAsyncPipeline(b, [cA, cB], { stages, stageBytes, tiles: KT, ahead });
 
   // ---- accumulators start from C (beta = 1): D[16w + g + 8h][8q + 2t + e] of each m64 x NA atom
   const g = b.r(), t = b.r(), rowC = b.r(), colC = b.r(), offC = b.r();
@@ -210,19 +198,11 @@ export function printWgmmaPtx(plan: GpuWgmmaPlan, entry = 'looptune_wgmma'): Pri
   const bStep = (j: number, kk: number) => (((j * NA) / 64) * panelB + kk * 16 * SWIZZLE_ROW_BYTES) >> 4;
 
   // ---- prologue: `ahead` tiles in flight
-  for (let s = 0; s < ahead; s++) {
-    if (s < KT) issue(null, s * stageBytes, null, (c) => s * c.gTile);
-    b.emit('cp.async.commit_group');
-  }
-  for (const c of [cA, cB]) b.emit(`add.s64 ${c.g}, ${c.g}, ${ahead * c.gTile}`);
+  pipeline.prologue();
 
   // ---- main loop over k-tiles
-  const kt = b.r(), comp = b.r(), load = b.r(), more = b.p(), fill = b.p(), wrap = b.p();
-  b.emit(`mov.u32 ${kt}, 0`);
-  b.emit(`mov.u32 ${comp}, 0`);
-  b.emit(`mov.u32 ${load}, ${ahead * stageBytes}`);
-  const loop = b.label('KTILE');
-  b.place(loop);
+  const loop = pipeline.startLoop();
+  const comp = loop.comp;
   b.emit(`cp.async.wait_group ${ahead - 1}`);
   b.emit('fence.proxy.async.shared::cta');
   b.emit('bar.sync 0');
@@ -250,19 +230,9 @@ export function printWgmmaPtx(plan: GpuWgmmaPlan, entry = 'looptune_wgmma'): Pri
   b.emit('wgmma.commit_group.sync.aligned');
   // the next copy overlaps the tensor cores; its buffer is one no wgmma group still reads (the
   // barrier saw every warpgroup retire it)
-  b.emit(`setp.lt.s32 ${fill}, ${kt}, ${KT - ahead}`);
-  issue(load, 0, fill, () => 0);
-  b.emit('cp.async.commit_group');
-  for (const c of [cA, cB]) b.emit(`add.s64 ${c.g}, ${c.g}, ${c.gTile}`);
+  pipeline.issueNext(loop);
   b.emit(`wgmma.wait_group.sync.aligned ${inFlight}`);
-  for (const r of [comp, load]) {
-    b.emit(`add.u32 ${r}, ${r}, ${stageBytes}`);
-    b.emit(`setp.ge.u32 ${wrap}, ${r}, ${stages * stageBytes}`);
-    b.emit(`@${wrap} mov.u32 ${r}, 0`);
-  }
-  b.emit(`add.u32 ${kt}, ${kt}, 1`);
-  b.emit(`setp.lt.u32 ${more}, ${kt}, ${KT}`);
-  b.emit(`@${more} bra ${loop}`);
+  pipeline.endLoop(loop);
   if (inFlight > 0) b.emit('wgmma.wait_group.sync.aligned 0');
   b.emit('cp.async.wait_group 0');
 
