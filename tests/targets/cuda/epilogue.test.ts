@@ -1,7 +1,7 @@
 /**
  * Fused epilogues and padding on the cuda target, without a GPU: kernels run in the PTX simulator
  * (sim.ts, which also checks every access for bounds and alignment) and are checked against the
- * interpreter with checkAgainstOracle; ptxas -arch=sm_90 accepts them (skipped where it is not
+ * interpreter with checkAgainstOracle; ptxas -arch=sm_90 accepts them (a failure where it is not
  * installed). Covers the epilogue at the store (plain, staged, split reductions) and in the second
  * pass (a serial reduction loop above the register tile), outputs written inside a padding border
  * (the border left as it was), an input read at an offset, five-pointer kernels, the baselines'
@@ -9,22 +9,16 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { assertAssembles, oneModule } from '../../helpers/ptxas.ts';
 import {
   checkAgainstOracle, elementCount, EPILOGUE_KINDS, LoopTuneError, makeProblem, parseProblem, randomArray, Rng, Schedule, type Problem,
 } from '../../../ir/index.ts';
 import { baselineObstacle, im2colFor } from '../../../targets/cuda/baselines.ts';
 import { fuzzCuda, withRandomLayerParts } from '../../../targets/cuda/fuzz.ts';
-import { PTX_TARGET, PTX_VERSION } from '../../../targets/cuda/ptx.ts';
 import { simRunner } from '../../../targets/cuda/sim-runner.ts';
 import { simulate } from '../../../targets/cuda/sim.ts';
 import { compileCuda, cudaCaps, type CudaKernel } from '../../../targets/cuda/target.ts';
 
-const PTXAS = process.env.PTXAS ?? 'ptxas';
-const hasPtxas = spawnSync(PTXAS, ['--version'], { encoding: 'utf8' }).status === 0;
 
 /** Every kernel compiled here, for the ptxas check at the end. */
 const compiled: CudaKernel[] = [];
@@ -212,26 +206,7 @@ test('the fuzz dresses problems as layers (pads, epilogues) and they pass in the
 });
 
 test('ptxas -arch=sm_90 accepts every kernel above', () => {
-  if (!hasPtxas) {
-    console.log(`  (skipped: '${PTXAS}' not found; install the CUDA toolkit's ptxas or set PTXAS)`);
-    return;
-  }
-  const seen = new Set<string>();
-  const parts = [`.version ${PTX_VERSION}`, `.target ${PTX_TARGET}`, '.address_size 64', ''];
-  for (const k of compiled) {
-    if (seen.has(k.launch.entry)) continue;
-    seen.add(k.launch.entry);
-    parts.push(k.text!.slice(k.text!.indexOf('.visible .entry')));
-  }
-  const dir = mkdtempSync(join(tmpdir(), 'looptune-epilogue-'));
-  try {
-    const file = join(dir, 'epilogue.ptx');
-    writeFileSync(file, parts.join('\n'));
-    const r = spawnSync(PTXAS, ['-arch=sm_90', file, '-o', `${file}.cubin`], { encoding: 'utf8' });
-    assert.is(r.status, 0, r.stderr.slice(0, 2000));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  assertAssembles([oneModule(compiled).text], 'sm_90');
 });
 
 test.run();

@@ -1,6 +1,6 @@
 /**
- * The GPU peak kernel and the launch-time floor, without a GPU: the peak PTX passes ptxas (skipped
- * with a message where ptxas is missing) with CHAINS x UNROLL FMAs in its loop, and the floor
+ * The GPU peak kernel and the launch-time floor, without a GPU: the peak PTX passes ptxas (a
+ * failure where ptxas is missing) with CHAINS x UNROLL FMAs in its loop, and the floor
  * rejects a schedule that binds 4 threads to a 4096^3 matmul while a tiled one passes.
  */
 import { spawnSync } from 'node:child_process';

@@ -9,20 +9,15 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { assertAssembles, oneModule } from '../../helpers/ptxas.ts';
 import { parseProblem, Schedule } from '../../../ir/index.ts';
 import { edgeSplit, lowerGpu } from '../../../loopnest/gpu.ts';
 import { fuzzCuda } from '../../../targets/cuda/fuzz.ts';
-import { PTX_TARGET, PTX_VERSION } from '../../../targets/cuda/ptx.ts';
 import { simRunner } from '../../../targets/cuda/sim-runner.ts';
 import { templateSchedule, type ConvParams, type GemmParams } from '../../../targets/cuda/templates.ts';
 import { compileCuda, type CudaKernel } from '../../../targets/cuda/target.ts';
 import { verifyKernel } from '../../../targets/verify.ts';
 
-const PTXAS = process.env.PTXAS ?? 'ptxas';
 const compiled: CudaKernel[] = [];
 
 const gemm = (p: Partial<GemmParams>): GemmParams => ({ family: 'gemm', ty: 4, tx: 4, rmo: 1, rmi: 4, rno: 1, rni: 4, bk: 8, stage: true, ...p });
@@ -177,24 +172,9 @@ test('sim fuzz over tail shapes: template schedules with edge splits, zero misma
 });
 
 test('ptxas -arch=sm_90 accepts the edge-split modules', () => {
-  const seen = new Set<string>();
-  const parts = [`.version ${PTX_VERSION}`, `.target ${PTX_TARGET}`, '.address_size 64', ''];
-  for (const k of compiled) {
-    if (seen.has(k.launch.entry)) continue;
-    seen.add(k.launch.entry);
-    parts.push(k.text!.slice(k.text!.indexOf('.visible .entry')));
-  }
-  const dir = mkdtempSync(join(tmpdir(), 'looptune-tails-'));
-  try {
-    const f = join(dir, 'tails.ptx');
-    writeFileSync(f, parts.join('\n'));
-    const r = spawnSync(PTXAS, ['-arch=sm_90', f, '-o', `${f}.cubin`], { encoding: 'utf8' });
-    assert.is(r.error, undefined, `${PTXAS}: ${r.error?.message}`);
-    assert.is(r.status, 0, r.stderr.slice(0, 2000));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-  assert.ok(seen.size >= 12, `${seen.size} modules`);
+  const module = oneModule(compiled);
+  assertAssembles([module.text], 'sm_90');
+  assert.ok(module.entries >= 12, `${module.entries} modules`);
 });
 
 test.run();
