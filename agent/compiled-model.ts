@@ -39,6 +39,7 @@ import { fsFailure } from '../ir/fs-errors.ts';
 import { importOnnx } from '../ir/model/onnx-import.ts';
 import { AlignedBlock, alignWeights } from './aligned-memory.ts';
 import { propagateLayout } from '../ir/model/propagate-layout.ts';
+import { whyNotBlocked } from '../ir/layout.ts';
 import { layoutBlock } from '../ir/spec.ts';
 import { modelTasks, type KernelNode, type ModelGraph, type ModelNode, type ModelValue } from '../ir/model/graph.ts';
 import {
@@ -193,6 +194,8 @@ export async function loadModel(pathOrBytes: string | Uint8Array, options: LoadM
     if (layout !== undefined && layout !== 'nchw') {
       const B = Number(/^nchw(\d+)c$/.exec(layout)![1]);
       if (B !== b.caps.vectorLanes) fail(`${where}: task "${n.problem.spec}" is tuned in layout ${layout}, but ${b.name} runs blocks of ${b.caps.vectorLanes} (nchw${b.caps.vectorLanes}c)`);
+      const why = whyNotBlocked(n.problem, B);
+      if (why !== null) fail(`${where}: task "${n.problem.spec}" is tuned in layout ${layout}, but it has none: ${why}`);
       blocked.set(n.name, B);
     }
   }

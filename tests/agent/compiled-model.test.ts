@@ -186,6 +186,9 @@ test('a tuned artifact: its schedules run, a library task runs OpenBLAS, the oth
     await rejects(loadModel(bytes, { tuned: write({ ...tuned, threads: 0 }) }), (e: unknown) => isOneLine(e, /malformed tuned model: threads/));
     await rejects(loadModel(bytes, { tuned: write({ ...tuned, tasks: [{ ...tuned.tasks[0]!, schedule: 'm:3 zz:4' }] }) }), (e: unknown) => isOneLine(e, /model\.tuned\.json: task "matmul/));
     await rejects(loadModel(bytes, { tuned: path.join(dir, 'missing.json') }), (e: unknown) => isOneLine(e, /missing\.json: no such file/));
+    // a matmul claimed to be tuned in the blocked layout, which only convs and pools have
+    const lanes = hostBackend().caps.vectorLanes;
+    await rejects(loadModel(bytes, { tuned: write({ ...tuned, tasks: [{ ...tuned.tasks[0]!, layout: `nchw${lanes}c` }] }) }), (e: unknown) => isOneLine(e, /model\.tuned\.json: task "matmul .*" is tuned in layout nchw\d+c, but it has none: matmul has no blocked layout/));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
