@@ -27,8 +27,9 @@
 import type { GpuMmaPlan } from '../../loopnest/gpu-mma.ts';
 import { swizzleOf } from '../../loopnest/gpu-mma.ts';
 import { CpAsyncPipeline } from './cp-async-pipeline.ts';
+import { loadMatmulParams, epilogueOperandAddresses, storePair, tensorCoreModule } from './tensor-core-kernel.ts';
 import { PtxBuilder, addr } from './ptx-builder.ts';
-import { emitEpilogueOp, PTX_TARGET, PTX_VERSION, type PrintedPtx } from './ptx.ts';
+import { PTX_TARGET, type PrintedPtx } from './ptx.ts';
 
 export function printMmaPtx(plan: GpuMmaPlan, entry = 'looptune_mma'): PrintedPtx {
   const b = new PtxBuilder();
@@ -41,19 +42,9 @@ export function printMmaPtx(plan: GpuMmaPlan, entry = 'looptune_mma'): PrintedPt
   const aBytes = BM * BK * eb; // A's tile comes first in a stage, B's after it
 
   b.comment(`tensor cores: ${plan.dtype} ${M}x${N}x${K}, block ${BM}x${BN}x${BK}, warps ${warps.m}x${warps.n} of ${warpTile.m}x${warpTile.n}, ${stages} stages`);
-  const [pC, pA, pB] = [b.rd(), b.rd(), b.rd()];
-  b.emit(`ld.param.u64 ${pC}, [C]`);
-  b.emit(`ld.param.u64 ${pA}, [A]`);
-  b.emit(`ld.param.u64 ${pB}, [B]`);
-  for (const r of [pC, pA, pB]) b.emit(`cvta.to.global.u64 ${r}, ${r}`);
   // the epilogue's tensors (bias, residual) follow A and B, in the problem's order
-  const operandOps = plan.epilogue.filter((e) => e.kind === 'bias' || e.kind === 'residual');
-  const pE = operandOps.map((_, i) => {
-    const r = b.rd();
-    b.emit(`ld.param.u64 ${r}, [E${i}]`);
-    b.emit(`cvta.to.global.u64 ${r}, ${r}`);
-    return r;
-  });
+  const params = loadMatmulParams(b, plan.epilogue);
+  const { pC, pA, pB, operandOps } = params;
   const tid = b.r(), bx = b.r(), by = b.r(), warp = b.r(), lane = b.r(), wm = b.r(), wn = b.r(), sbase = b.r();
   b.emit(`mov.u32 ${tid}, %tid.x`);
   b.emit(`mov.u32 ${bx}, %ctaid.x`);
@@ -255,12 +246,7 @@ export function printMmaPtx(plan: GpuMmaPlan, entry = 'looptune_mma'): PrintedPt
   b.emit('cp.async.wait_group 0');
 
   // ---- epilogue operands: bias[col..col+1] per n fragment (the same for every row), residual like C
-  const opAt = operandOps.map((e, i) => {
-    const w = b.rd(), at = b.rd();
-    b.emit(`mul.wide.u32 ${w}, ${e.kind === 'bias' ? colC : offC}, 4`);
-    b.emit(`add.s64 ${at}, ${pE[i]}, ${w}`);
-    return at;
-  });
+  const opAt = epilogueOperandAddresses(b, params, colC, offC);
   const biasPairs = operandOps.map((e, i) => (e.kind !== 'bias' ? [] : Array.from({ length: fragsN }, (_, j) => {
     const pair = [b.f(), b.f()];
     b.emit(`ld.global.v2.f32 {${pair.join(', ')}}, ${addr(opAt[i]!, j * 8 * 4)}`);
@@ -272,38 +258,13 @@ export function printMmaPtx(plan: GpuMmaPlan, entry = 'looptune_mma'): PrintedPt
     for (let j = 0; j < fragsN; j++) {
       const d = acc[i * fragsN + j]!;
       for (const h of [0, 1]) {
-        const pair = [d[2 * h]!, d[2 * h + 1]!];
-        let k = 0;
-        for (const e of plan.epilogue) {
-          let operand: string[] = ['', ''];
-          if (e.kind === 'bias') operand = biasPairs[k++]![j]!;
-          else if (e.kind === 'residual') {
-            operand = [b.f(), b.f()];
-            b.emit(`ld.global.v2.f32 {${operand.join(', ')}}, ${addr(opAt[k++]!, cImm(i, j, h))}`);
-          }
-          pair.forEach((x, lane) => emitEpilogueOp(b, e, x, operand[lane]!));
-        }
-        b.emit(`st.global.v2.f32 ${addr(cAt, cImm(i, j, h))}, {${pair.join(', ')}}`);
+        storePair(b, plan.epilogue, [d[2 * h]!, d[2 * h + 1]!], addr(cAt, cImm(i, j, h)), (k) => biasPairs[k]![j]!, (k) => addr(opAt[k]!, cImm(i, j, h)));
       }
     }
   }
   b.emit('ret');
 
-  const head = [
-    `.version ${PTX_VERSION}`,
-    `.target ${PTX_TARGET}`,
-    '.address_size 64',
-    '.extern .shared .align 128 .b8 smem[];',
-    '',
-    `.visible .entry ${entry}(${['C', 'A', 'B', ...pE.map((_, i) => `E${i}`)].map((x) => `.param .u64 ${x}`).join(', ')})`,
-    `.reqntid ${T}, 1, 1`,
-    '{',
-  ];
-  const ptx = [...head, ...b.declarations(), ...b.lines, '}', ''].join('\n');
-  return {
-    ptx,
-    launch: { entry, grid: plan.grid, block: [T, 1, 1], sharedBytes: 0, maxRegisters: null, dynamicSharedBytes: plan.sharedBytes },
-  };
+  return tensorCoreModule(b, params, { entry, target: PTX_TARGET, sharedAlign: 128, threads: T, grid: plan.grid, dynamicSharedBytes: plan.sharedBytes });
 }
 
 /** The swizzled byte offset of element (row, col) in a shared tile of `rowElems` elements of `eb` bytes a row (for tests and the simulator's checks). */

@@ -32,8 +32,9 @@
 import type { GpuWgmmaPlan } from '../../loopnest/gpu-wgmma.ts';
 import { SWIZZLE_ROW_BYTES, WARPGROUP_THREADS, WGMMA_ALIGN_SLACK } from '../../loopnest/gpu-wgmma.ts';
 import { CpAsyncPipeline } from './cp-async-pipeline.ts';
+import { loadMatmulParams, epilogueOperandAddresses, storePair, tensorCoreModule } from './tensor-core-kernel.ts';
 import { PtxBuilder, addr } from './ptx-builder.ts';
-import { emitEpilogueOp, PTX_VERSION, type PrintedPtx } from './ptx.ts';
+import type { PrintedPtx } from './ptx.ts';
 
 /** wgmma and its async proxy exist on sm_90a only (the `a`: not forward-compatible). */
 export const WGMMA_PTX_TARGET = 'sm_90a';
@@ -57,19 +58,9 @@ export function printWgmmaPtx(plan: GpuWgmmaPlan, entry = 'looptune_wgmma'): Pri
   const eb = 2;
 
   b.comment(`wgmma: ${plan.dtype} ${M}x${N}x${K}, block ${BM}x${BN}x${BK}, warpgroups ${warpgroups.m}x${warpgroups.n} of ${WM}x${WN}, atom m64n${NA}k16, ${stages} stages`);
-  const [pC, pA, pB] = [b.rd(), b.rd(), b.rd()];
-  b.emit(`ld.param.u64 ${pC}, [C]`);
-  b.emit(`ld.param.u64 ${pA}, [A]`);
-  b.emit(`ld.param.u64 ${pB}, [B]`);
-  for (const r of [pC, pA, pB]) b.emit(`cvta.to.global.u64 ${r}, ${r}`);
   // the epilogue's tensors (bias, residual) follow A and B, in the problem's order
-  const operandOps = plan.epilogue.filter((e) => e.kind === 'bias' || e.kind === 'residual');
-  const pE = operandOps.map((_, i) => {
-    const r = b.rd();
-    b.emit(`ld.param.u64 ${r}, [E${i}]`);
-    b.emit(`cvta.to.global.u64 ${r}, ${r}`);
-    return r;
-  });
+  const params = loadMatmulParams(b, plan.epilogue);
+  const { pC, pA, pB, operandOps } = params;
   const tid = b.r(), bx = b.r(), by = b.r(), wg = b.r(), wgm = b.r(), wgn = b.r(), warp = b.r(), lane = b.r(), sbase = b.r();
   b.emit(`mov.u32 ${tid}, %tid.x`);
   // grouped block order: block pid (launch order) -> tile (by, bx), groupRows block rows at a time
@@ -238,12 +229,7 @@ export function printWgmmaPtx(plan: GpuWgmmaPlan, entry = 'looptune_wgmma'): Pri
 
   // ---- store: the accumulators (which started from C), through the epilogue, back to C; bias
   // pairs are loaded once per column pair, residual pairs like C
-  const opAt = operandOps.map((e, i) => {
-    const w = b.rd(), at = b.rd();
-    b.emit(`mul.wide.u32 ${w}, ${e.kind === 'bias' ? colC : offC}, 4`);
-    b.emit(`add.s64 ${at}, ${pE[i]}, ${w}`);
-    return at;
-  });
+  const opAt = epilogueOperandAddresses(b, params, colC, offC);
   for (let j = 0; j < fragsN; j++) {
     for (let q = 0; q < NA / 8; q++) {
       const bias = operandOps.map((e, k) => {
@@ -255,37 +241,12 @@ export function printWgmmaPtx(plan: GpuWgmmaPlan, entry = 'looptune_wgmma'): Pri
       for (let i = 0; i < fragsM; i++) {
         for (const h of [0, 1]) {
           const d = acc[i]![j]!;
-          const pair = [d[4 * q + 2 * h]!, d[4 * q + 2 * h + 1]!];
-          let k = 0;
-          for (const e of plan.epilogue) {
-            let operand: string[] = ['', ''];
-            if (e.kind === 'bias') operand = bias[k++]!;
-            else if (e.kind === 'residual') {
-              operand = [b.f(), b.f()];
-              b.emit(`ld.global.v2.f32 {${operand.join(', ')}}, ${addr(opAt[k++]!, cImm(i, j, q, h))}`);
-            }
-            pair.forEach((x, e2) => emitEpilogueOp(b, e, x, operand[e2]!));
-          }
-          b.emit(`st.global.v2.f32 ${addr(cAt, cImm(i, j, q, h))}, {${pair.join(', ')}}`);
+          storePair(b, plan.epilogue, [d[4 * q + 2 * h]!, d[4 * q + 2 * h + 1]!], addr(cAt, cImm(i, j, q, h)), (k) => bias[k]!, (k) => addr(opAt[k]!, cImm(i, j, q, h)));
         }
       }
     }
   }
   b.emit('ret');
 
-  const head = [
-    `.version ${PTX_VERSION}`,
-    `.target ${WGMMA_PTX_TARGET}`,
-    '.address_size 64',
-    `.extern .shared .align ${WGMMA_ALIGN_SLACK} .b8 smem[];`,
-    '',
-    `.visible .entry ${entry}(${['C', 'A', 'B', ...pE.map((_, i) => `E${i}`)].map((x) => `.param .u64 ${x}`).join(', ')})`,
-    `.reqntid ${T}, 1, 1`,
-    '{',
-  ];
-  const ptx = [...head, ...b.declarations(), ...b.lines, '}', ''].join('\n');
-  return {
-    ptx,
-    launch: { entry, grid: plan.grid, block: [T, 1, 1], sharedBytes: 0, maxRegisters: null, dynamicSharedBytes: plan.sharedBytes },
-  };
+  return tensorCoreModule(b, params, { entry, target: WGMMA_PTX_TARGET, sharedAlign: WGMMA_ALIGN_SLACK, threads: T, grid: plan.grid, dynamicSharedBytes: plan.sharedBytes });
 }
