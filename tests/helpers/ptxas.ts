@@ -12,10 +12,15 @@ import { PTX_TARGET, PTX_VERSION } from '../../targets/cuda/ptx.ts';
 
 export const PTXAS = process.env.PTXAS ?? 'ptxas';
 
-/** Assembles each module (one ptxas run each: it takes one input file) for `arch`, e.g. 'sm_90a'. */
-export function assertAssembles(modules: readonly string[], arch: string): void {
+/** Fails the test, saying how to fix it, where ptxas cannot be run. */
+export function assertPtxasFound(): void {
   const probe = spawnSync(PTXAS, ['--version'], { encoding: 'utf8' });
   assert.is(probe.status, 0, `'${PTXAS}' not found (${probe.error?.message ?? probe.stderr}): install the CUDA toolkit's ptxas or set PTXAS`);
+}
+
+/** Assembles each module (one ptxas run each: it takes one input file) for `arch`, e.g. 'sm_90a'. */
+export function assertAssembles(modules: readonly string[], arch: string): void {
+  assertPtxasFound();
   const dir = mkdtempSync(join(tmpdir(), 'looptune-ptxas-'));
   try {
     modules.forEach((text, i) => {

@@ -1,26 +1,24 @@
 /**
  * Generated PTX without a GPU: every kernel of a few hundred random problem x schedule cases (the
  * fuzz's problems, some padded, some with fused epilogues) is accepted by `ptxas -arch=sm_90`
- * (skipped, with a message, where ptxas is not installed), the text is deterministic, and the differential fuzz passes in the PTX simulator (sim.ts), which also
+ * (a failure where ptxas is not installed), the text is deterministic, and the differential fuzz passes in the PTX simulator (sim.ts), which also
  * checks every global/shared access for bounds and alignment and shared memory for races.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, spawnSync } from 'node:child_process';
+import { assertPtxasFound, oneModule, PTXAS } from '../../helpers/ptxas.ts';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseProblem, Rng, Schedule } from '../../../ir/index.ts';
 import { CUDA_FUZZ_OPS, fuzzCuda, randomCudaProblem, randomCudaSchedule } from '../../../targets/cuda/fuzz.ts';
-import { PTX_TARGET, PTX_VERSION } from '../../../targets/cuda/ptx.ts';
 import { simRunner } from '../../../targets/cuda/sim-runner.ts';
 import { SimError, simulate } from '../../../targets/cuda/sim.ts';
 import { compileCuda, type CudaKernel } from '../../../targets/cuda/target.ts';
 import { compileSchedule } from '../../../targets/registry.ts';
 import { verifyKernel } from '../../../targets/verify.ts';
 
-const PTXAS = process.env.PTXAS ?? 'ptxas';
-const hasPtxas = spawnSync(PTXAS, ['--version'], { encoding: 'utf8' }).status === 0;
 
 function randomCases(n: number, seed: number): { spec: string; kernel: CudaKernel; schedule: Schedule }[] {
   const out = [];
@@ -35,18 +33,6 @@ function randomCases(n: number, seed: number): { spec: string; kernel: CudaKerne
   return out;
 }
 
-/** Many kernels in one module: the header once, then every distinct entry. */
-function module(kernels: CudaKernel[]): string {
-  const seen = new Set<string>();
-  const parts = [`.version ${PTX_VERSION}`, `.target ${PTX_TARGET}`, '.address_size 64', ''];
-  for (const k of kernels) {
-    if (seen.has(k.launch.entry)) continue;
-    seen.add(k.launch.entry);
-    parts.push(k.text!.slice(k.text!.indexOf('.visible .entry')));
-  }
-  return parts.join('\n');
-}
-
 function ptxas(file: string): Promise<{ status: number | null; stderr: string }> {
   return new Promise((resolve) => {
     const p = spawn(PTXAS, [`-arch=sm_90`, file, '-o', `${file}.cubin`], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -57,17 +43,14 @@ function ptxas(file: string): Promise<{ status: number | null; stderr: string }>
 }
 
 test('ptxas -arch=sm_90 accepts the kernels of 300 random problem x schedule cases', async () => {
-  if (!hasPtxas) {
-    console.log(`  (skipped: '${PTXAS}' not found; install the CUDA toolkit's ptxas or set PTXAS to check the generated PTX)`);
-    return;
-  }
+  assertPtxasFound();
   const cases = randomCases(300, 9001);
   const dir = mkdtempSync(join(tmpdir(), 'looptune-ptx-'));
   try {
     const batches = 6;
     const files = Array.from({ length: batches }, (_, b) => {
       const f = join(dir, `batch${b}.ptx`);
-      writeFileSync(f, module(cases.filter((_, i) => i % batches === b).map((c) => c.kernel)));
+      writeFileSync(f, oneModule(cases.filter((_, i) => i % batches === b).map((c) => c.kernel)).text);
       return f;
     });
     // two ptxas at a time (a small machine shared with others)
