@@ -35,19 +35,7 @@ export const MMA_TILES: readonly MmaTile[] = [
 /** The tile points of MMA_TILES that spell a valid tensor-core kernel for p, as schedules. */
 export function mmaSchedules(p: Problem, tiles: readonly MmaTile[] = MMA_TILES): Schedule[] {
   if (p.op !== 'matmul' || p.dtype === undefined) return [];
-  const [M, N, K] = p.vars.map((v) => v.extent) as [number, number, number];
-  const out: Schedule[] = [];
-  for (const t of tiles) {
-    if (M % t.bm !== 0 || N % t.bn !== 0 || K % t.bk !== 0) continue;
-    try {
-      const s = Schedule.parse(p, mmaScheduleText(p, t));
-      planMma(s);
-      out.push(s);
-    } catch (e) {
-      if (!(e instanceof LoopTuneError)) throw e;
-    }
-  }
-  return out;
+  return validTiles(p, tiles, (t) => mmaScheduleText(p, t));
 }
 
 /**
@@ -71,12 +59,17 @@ export const WGMMA_TILES: readonly WgmmaTile[] = [
 /** The tile points of WGMMA_TILES that spell a valid wgmma kernel for p (bf16 / f16 matmuls), as schedules. */
 export function wgmmaSchedules(p: Problem, tiles: readonly WgmmaTile[] = WGMMA_TILES): Schedule[] {
   if (p.op !== 'matmul' || (p.dtype !== 'bf16' && p.dtype !== 'f16')) return [];
+  return validTiles(p, tiles, (t) => wgmmaScheduleText(p, t));
+}
+
+/** The tiles that divide p and spell a kernel planMma accepts, as schedules (the others left out). */
+function validTiles<T extends { bm: number; bn: number; bk: number }>(p: Problem, tiles: readonly T[], text: (t: T) => string): Schedule[] {
   const [M, N, K] = p.vars.map((v) => v.extent) as [number, number, number];
   const out: Schedule[] = [];
   for (const t of tiles) {
     if (M % t.bm !== 0 || N % t.bn !== 0 || K % t.bk !== 0) continue;
     try {
-      const s = Schedule.parse(p, wgmmaScheduleText(p, t));
+      const s = Schedule.parse(p, text(t));
       planMma(s);
       out.push(s);
     } catch (e) {
