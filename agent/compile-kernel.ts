@@ -31,8 +31,9 @@
  *   const w = k.prepare(1, weights);   // packed once; call prepare again when the weights change
  *   k.run([x, w, bias], y);            // x, bias, y in NCHW; w taken zero-copy
  *
- * `k.runBlocked(inputs, output)` takes the twin's tensors (`k.blockedProblem`) directly, zero-copy:
- * what a model executor that keeps NCHWc between layers calls. Blocked kernels do not accumulate.
+ * `k.runBlocked(inputs, output)` takes the twin's tensors (`k.blockedProblem`) directly, zero-copy,
+ * for a caller that keeps NCHWc between its layers (loadModel instead runs the twins as graph nodes:
+ * ir/model/propagate-layout.ts). Blocked kernels do not accumulate.
  *
  * Safety: generated code runs in the caller's process only after it ran correctly once in a
  * measurement worker (a child process, where a crash is an error result): `tune` verifies its
