@@ -94,7 +94,7 @@ export function propagateLayout(g: ModelGraph, blocked: ReadonlyMap<string, numb
     values.set(name, { name, shape });
   };
   const packedWeight = (n: KernelNode, twin: Problem, name: string, B: number): string => {
-    const packed = `${name}@nchw${B}c`;
+    const packed = blockedName(name, B);
     if (!weights.has(packed)) {
       const w = g.weights.get(name);
       if (w === undefined) fail(`propagateLayout: node ${n.name} reads weights '${name}', which are not a weight of ${g.name}`);
