@@ -348,7 +348,11 @@ export async function tune(spec: string | Problem, options: TuneOptions = {}): P
     const confirm = confirmRecorded(candidates, (s) => (caching ? caching.measureNow(s) : evaluator.evaluate(s)));
     const kernelOf = (c: MeasuredSchedule) => kernels.get(c.schedule.hash()) ?? b.compile(c.schedule);
     const best = await confirm.next();
-    if (!best) fail(`tune: no schedule of ${problem.spec} could be measured`);
+    if (!best) {
+      // say why where the backend refuses the problem itself (e.g. a typed problem on a CPU)
+      const why = b.validate?.(Schedule.initial(problem));
+      fail(`tune: no schedule of ${problem.spec} could be measured${why ? `: ${why}` : ''}`);
+    }
     // the default's figure is reported too (the speed-up over it): this call's own as well
     const defaultEntry = skipDefault ? undefined : measured.get(initial.hash());
     if (defaultEntry?.recorded) await confirm.remeasure(defaultEntry);

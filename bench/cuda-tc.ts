@@ -15,6 +15,7 @@
  *   fuzz [--cases N] [--types ...] [--seed S] [--kernels wgmma,mma]
  *       random small typed matmuls x random tile points (of both families) and depths, run on the
  *       GPU, checked with the typed tolerance (ir/dtype.ts typeTolerance); mismatches are listed
+ *   conv, convfuzz: tensor-core convolutions against cuDNN (bench/cuda-conv.ts says how)
  *
  * Every figure is the best of repeated launches timed with CUDA events (medians kept too).
  */
@@ -28,9 +29,11 @@ import { parseProblem } from '../ir/spec.ts';
 import { mmaScheduleText, planMma, type MmaType } from '../loopnest/gpu-mma.ts';
 import { wgmmaScheduleText } from '../loopnest/gpu-wgmma.ts';
 import { Cublas, timeGemmTyped } from '../targets/cuda/cublas.ts';
-import { CudaError } from '../targets/cuda/driver.ts';
+import { Cudnn } from '../targets/cuda/cudnn.ts';
+import { benchConv, fuzzConvs, jitConv, resnet50Convs } from './cuda-conv.ts';
 import { MMA_TILES, mmaSchedules, WGMMA_TILES, wgmmaSchedules } from '../targets/cuda/mma-tiles.ts';
-import { CudaRunner, STICKY_ERRORS } from '../targets/cuda/runner.ts';
+import { CudaRunner } from '../targets/cuda/runner.ts';
+import { sweepKernels } from './cuda-sweep.ts';
 import { compileCuda, type CudaKernel } from '../targets/cuda/target.ts';
 
 type Args = { _: string[]; [k: string]: string | boolean | string[] };
@@ -154,38 +157,19 @@ async function benchProblem(gpu: CudaRunner, blas: Cublas | null, shape: string,
     const fr = (record.kernels[f] ??= { candidates: 0, failed: 0, best: null, ratio: null, check: null });
     fr.candidates++;
   }
-  let ptrs = gpu.randomTensors(kernels[0]!, 5);
-  try {
-    for (const k of kernels) {
-      const f = familyOf(k);
-      try {
-        const t = gpu.time(k, ptrs, { minSeconds: 0.02, minSamples: 3 });
-        const plan = k.gpu.mma!;
-        const timed: Timed = { kernel: f, schedule: k.program.schedule, stages: plan.stages, gflops: t.gflops, bestMs: t.bestSeconds * 1e3, medianMs: t.medianSeconds * 1e3 };
-        const b = best.get(f);
-        if (!b || t.gflops > b.timed.gflops) best.set(f, { kernel: k, timed });
-      } catch (e) {
-        if (!(e instanceof CudaError)) throw e;
-        record.failed++;
-        record.kernels[f]!.failed++;
-        log(`${p.spec}: ${k.program.schedule} x${k.gpu.mma?.stages}: ${e.message.split('\n')[0]}`);
-        if (STICKY_ERRORS.has(e.code)) {
-          // the context is gone with every buffer: start over, and note it
-          record.kernels[f]!.note = record.note = `kernel fault: ${k.program.schedule} x${k.gpu.mma?.stages}: ${e.message.split('\n')[0]}`;
-          gpu.recover();
-          ptrs = gpu.randomTensors(kernels[0]!, 5);
-          continue;
-        }
-      }
-      try {
-        gpu.unload(k);
-      } catch {
-        // its module went with a reset context
-      }
-    }
-  } finally {
-    gpu.freeAll(ptrs);
-  }
+  sweepKernels(gpu, kernels, (k, t) => {
+    const f = familyOf(k);
+    const timed: Timed = { kernel: f, schedule: k.program.schedule, stages: k.gpu.mma!.stages, gflops: t.gflops, bestMs: t.bestSeconds * 1e3, medianMs: t.medianSeconds * 1e3 };
+    const b = best.get(f);
+    if (!b || t.gflops > b.timed.gflops) best.set(f, { kernel: k, timed });
+  }, (k, message, sticky) => {
+    const f = familyOf(k);
+    record.failed++;
+    record.kernels[f]!.failed++;
+    log(`${p.spec}: ${k.program.schedule} x${k.gpu.mma?.stages}: ${message}`);
+    // the context went with every buffer: noted
+    if (sticky) record.kernels[f]!.note = record.note = `kernel fault: ${k.program.schedule} x${k.gpu.mma?.stages}: ${message}`;
+  });
   record.tuningSeconds = (performance.now() - t0) / 1000;
   // each family's winner against the typed oracle on fresh inputs (sampled outputs: 8192^3 is 550 G points)
   const inputs = [randomArray(M * K, 41), randomArray(K * N, 42)];
@@ -293,7 +277,34 @@ async function main(): Promise<void> {
     console.log(JSON.stringify(reports, null, 2));
     return;
   }
-  if (cmd !== 'bench') throw new LoopTuneError(`unknown command '${cmd}' (expected bench or fuzz)`);
+  if (cmd === 'convfuzz') {
+    console.log(JSON.stringify(await fuzzConvs(gpu, str(a, 'type', 'bf16'), num(a, 'cases', 300), num(a, 'seed', 1)), null, 2));
+    return;
+  }
+  if (cmd === 'conv') {
+    let dnn: Cudnn | null = null;
+    try {
+      dnn = new Cudnn();
+    } catch (e) {
+      log(`cuDNN unavailable: ${(e as Error).message}`);
+    }
+    const stages = str(a, 'stages', '2,3,4').split(',').map(Number);
+    const all = resnet50Convs(num(a, 'batch', 32), str(a, 'type', 'bf16'), str(a, 'layers', 'all'));
+    // --layer I: only the I-th (e.g. one JIT-filling process per layer)
+    const specs = typeof a.layer === 'string' ? all.slice(Number(a.layer), Number(a.layer) + 1) : all;
+    if (a['jit-only']) {
+      for (const spec of specs) log(`${spec}: JIT-loaded in ${jitConv(gpu, spec, stages).toFixed(1)} s`);
+      return;
+    }
+    const layers = [];
+    for (const spec of specs) layers.push(await benchConv(gpu, dnn, spec, stages));
+    const result = { device: info, cudnn: dnn?.name ?? null, date: new Date().toISOString(), stages, layers };
+    const out = str(a, 'out', 'bench/results/cuda-tc-conv.json');
+    writeFileSync(out, JSON.stringify(result, null, 2));
+    log(`wrote ${out}`);
+    return;
+  }
+  if (cmd !== 'bench') throw new LoopTuneError(`unknown command '${cmd}' (expected bench, fuzz, conv or convfuzz)`);
   let blas: Cublas | null = null;
   try {
     blas = new Cublas();

@@ -36,6 +36,11 @@
  *   "conv2d n1 c512 h7 w7 k512 r3 s3 stride1 pad1 layout16"  variables n kb h w ki cb ci r s
  * Dense (groups1) and depthwise (groups = c = k) convs only; ir/layout.ts converts tensors.
  *
+ * Channels-last layout (NHWC, what tensor-core convolutions read: a pixel's channels are contiguous,
+ * so one 16-byte copy moves 8 bf16 channels), on dense conv2d: `nhwc` stores the input N H W C,
+ * the weights R S C K (row-major [R*S*C, K]: the implicit GEMM's B) and the output N H W K:
+ *   "conv2d n32 c64 h56 w56 k64 r3 s3 stride1 pad1 nhwc bf16"  variables n h w k r s c
+ *
  * Element types, on the multiply-accumulate ops (matmul, bmm, convs): a token `bf16`, `f16` or
  * `tf32` anywhere after the op ("matmul 4096x4096x4096 bf16"; `f32` is the default and is dropped
  * from the canonical spec, which prints the type after the sizes, before the epilogue). See
@@ -60,8 +65,8 @@ export interface ProblemObject {
   pad?: number | number[];
   /** the output stored inside a border this wide */
   outpad?: number;
-  /** the blocked NCHWc layout: channels in blocks of this many, innermost (4, 8 or 16) */
-  layout?: number;
+  /** the blocked NCHWc layout: channels in blocks of this many, innermost (4, 8 or 16); or 'nhwc' (channels last) */
+  layout?: number | 'nhwc';
   /** epilogue tokens without their '+', e.g. ['bias', 'relu'] */
   epilogue?: string[];
   /** the inputs' element type: f32 (default), bf16, f16 or tf32 */
@@ -126,6 +131,7 @@ export function isPoolOp(op: Op): op is PoolOp {
  * output dimensions), a matmul's column; null where there is none.
  */
 function biasChannel(p: Problem): BiasChannel | null {
+  if (isChannelsLast(p)) return 3;
   if (isConvOp(p.op)) {
     const B = layoutBlock(p);
     if (B === null) return 1;
@@ -147,6 +153,11 @@ export function layoutBlock(p: Problem): number | null {
   if (!isConvOp(p.op) && !isPoolOp(p.op)) return null;
   const shape = p.tensors[1]!.shape;
   return shape.length === SPATIAL[p.op].length + 3 ? shape[shape.length - 1]! : null;
+}
+
+/** Whether a conv2d is in the channels-last layout (`nhwc`): input N H W C, weights R S C K, output N H W K. */
+export function isChannelsLast(p: Problem): boolean {
+  return p.op === 'conv2d' && / nhwc(?: |$)/.test(p.spec);
 }
 
 function optionsOf(op: Op): readonly WindowOption[] {
@@ -242,6 +253,11 @@ export function parseSpecText(text: string): ProblemObject {
         obj.pad = pads[1]!.split(',').map(Number);
         continue;
       }
+      if (tok.toLowerCase() === 'nhwc') {
+        if ('layout' in obj) fail(`${op}: layout given twice`);
+        obj.layout = 'nhwc';
+        continue;
+      }
       const m = /^([a-z]+)(-?\d+)$/i.exec(tok);
       if (!m) fail(`${op}: cannot read '${clip(tok)}' (expected a name and a positive integer, e.g. ${named[0]}64)`);
       const key = m[1]!.toLowerCase();
@@ -335,6 +351,11 @@ function baseProblem(op: Op, obj: ProblemObject): Problem {
     if (isPoolOp(op) || isConvOp(op)) {
       const pad = paddingOf(op, obj.pad);
       const outpad = obj.outpad === undefined ? 0 : nonNegativeInt(op, 'outpad', obj.outpad);
+      if (obj.layout === 'nhwc') {
+        if (op !== 'conv2d') fail(`${op}: the nhwc layout is for conv2d`);
+        if (outpad > 0) fail(`${op}: nhwc convolutions write their output without a border (outpad)`);
+        return channelsLastConv(s, { stride: option('stride'), dilation: option('dilation'), pad, outpad, layout: null, groups: option('groups') });
+      }
       const layout = obj.layout === undefined ? null : layoutOf(op, obj.layout);
       const window = { stride: option('stride'), dilation: option('dilation'), pad, outpad, layout };
       return isPoolOp(op) ? pool(op, s, window) : conv(op, s, { ...window, groups: option('groups') });
@@ -395,10 +416,11 @@ export interface ConvAttributes {
 /** ONNX's pads of a conv or pool's input: begins then ends per spatial dimension (zeros without padding). */
 function onnxPads(p: Problem, op: ConvOp | PoolOp): number[] {
   const t = p.tensors[1]!;
-  // the spatial dimensions follow n and c (and precede the blocked layout's channel block)
+  // the spatial dimensions follow n and c (and precede the blocked layout's channel block); n alone in nhwc
   const rank = SPATIAL[op].length;
-  const before = t.pad?.before.slice(2, 2 + rank) ?? new Array<number>(rank).fill(0);
-  const after = t.pad?.after.slice(2, 2 + rank) ?? new Array<number>(rank).fill(0);
+  const first = isChannelsLast(p) ? 1 : 2;
+  const before = t.pad?.before.slice(first, first + rank) ?? new Array<number>(rank).fill(0);
+  const after = t.pad?.after.slice(first, first + rank) ?? new Array<number>(rank).fill(0);
   return [...before, ...after];
 }
 
@@ -630,6 +652,39 @@ function blockedConv(op: ConvOp, s: Record<string, number>, o: WindowOptions & {
 }
 
 /**
+ * A dense conv2d in the channels-last layout (`nhwc`), over the padded input I (its border zero):
+ *   O[n, oh, ow, k] += I[n, oh*stride + r*dilation, ow*stride + s*dilation, c] * W[r, s, c, k]
+ * Variables n h w k r s c: the output's order, then the reduction in the order of W's rows, so
+ * (r, s, c) is the implicit GEMM's k and c moves the input by one element.
+ */
+function channelsLastConv(s: Record<string, number>, o: WindowOptions & { groups: number }): Problem {
+  const op = 'conv2d';
+  if (o.groups !== 1) fail(`${op}: the nhwc layout takes dense convolutions (groups1), got groups${o.groups}`);
+  const outSize = slidingOutputSizes(op, s, o);
+  const sizes = [`n${s.n}`, `c${s.c}`, `h${s.h}`, `w${s.w}`, `k${s.k}`, `r${s.r}`, `s${s.s}`, ...windowSpecOptions(o), 'nhwc'];
+  const names = ['n', 'h', 'w', 'k', 'r', 's', 'c'];
+  const extents = [s.n!, outSize[0]!, outSize[1]!, s.k!, s.r!, s.s!, s.c!];
+  const v = (name: string) => names.indexOf(name);
+  const padded = [...o.pad.before, ...o.pad.after].some((x) => x > 0);
+  const input: Tensor = {
+    name: 'I', shape: [s.n!, s.h! + o.pad.before[0]! + o.pad.after[0]!, s.w! + o.pad.before[1]! + o.pad.after[1]!, s.c!],
+    ...(padded ? { pad: { before: [0, ...o.pad.before, 0], after: [0, ...o.pad.after, 0], value: 0 } } : {}),
+  };
+  const spatialIndex = (d: string, w: string): AffineIndex => ({ terms: [{ var: v(d), coef: o.stride }, { var: v(w), coef: o.dilation }] });
+  return makeProblem({
+    op, spec: `${op} ${sizes.join(' ')}`,
+    vars: names.map((name, i) => ({ name, extent: extents[i]! })),
+    tensors: [{ name: 'O', shape: [s.n!, outSize[0]!, outSize[1]!, s.k!] }, input, { name: 'W', shape: [s.r!, s.s!, s.c!, s.k!] }],
+    output: { tensor: 0, index: idx(v('n'), v('h'), v('w'), v('k')) },
+    inputs: [
+      { tensor: 1, index: [...idx(v('n')), spatialIndex('h', 'r'), spatialIndex('w', 's'), ...idx(v('c'))] },
+      { tensor: 2, index: idx(v('r'), v('s'), v('c'), v('k')) },
+    ],
+    combine: 'fma',
+  });
+}
+
+/**
  * maxpool/avgpool{1,2,3}d, NC(D)HW input, no weights, over the padded input (its border -Infinity
  * for max, zero for average):
  *   max: O[n, c, oh, ow] = max(O[n, c, oh, ow], I[n, c, oh*stride + r*dilation, ow*stride + s*dilation])
@@ -703,9 +758,10 @@ export function convAttributes(p: Problem): ConvAttributes {
   const spatial = SPATIAL[p.op], window = WINDOW[p.op];
   // a blocked depthwise conv has no g (its channel is kb*B + ki) and no input-channel variables
   const blockedDepthwise = layoutBlock(p) !== null && !p.vars.some((x) => x.name === 'cb');
+  const first = isChannelsLast(p) ? 1 : 2;
   return {
-    stride: spatial.map((d, i) => coefOf(2 + i, d)),
-    dilation: window.map((w, i) => coefOf(2 + i, w)),
+    stride: spatial.map((d, i) => coefOf(first + i, d)),
+    dilation: window.map((w, i) => coefOf(first + i, w)),
     groups: p.vars.find((x) => x.name === 'g')?.extent ?? (blockedDepthwise ? p.tensors[2]!.shape[0]! * layoutBlock(p)! : 1),
     pads: onnxPads(p, p.op),
   };

@@ -27,13 +27,19 @@
  * 1024-byte boundary (base offset 0): the printer rounds the shared base up to 1024 and the plan
  * reserves 1 KiB for it. cp.async stores 16-byte chunks straight into this layout (no TMA yet),
  * panel by panel: a round of the block's T threads covers T / 8 rows of one panel. Every tile must
- * divide its problem, a tile's rows a whole number of rounds, and the epilogue runs at the store
- * (each warpgroup holds whole reductions).
+ * divide its problem, except the block tile of m: the outermost m loop may have a tail (a last,
+ * partial block row whose missing rows read row M-1 and are not stored, so M needs no padding);
+ * a tile's rows are a whole number of rounds, and the epilogue runs at the store (each warpgroup
+ * holds whole reductions).
+ *
+ * A channels-last conv runs as its implicit GEMM (implicit-gemm.ts): the plan is the view
+ * matmul's plus the gather, which needs every k-tile inside one filter tap (BK divides C).
  */
 import { fail } from '../ir/errors.ts';
 import type { ElementType } from '../ir/dtype.ts';
 import { isReduction, type EpilogueOp, type Problem } from '../ir/problem.ts';
 import { loopText, type Schedule } from '../ir/schedule.ts';
+import type { ConvGather } from './implicit-gemm.ts';
 
 export type WgmmaType = Extract<ElementType, 'bf16' | 'f16'>;
 
@@ -51,6 +57,10 @@ export const WGMMA_MAX_ACCUMULATORS = 128;
 export interface GpuWgmmaPlan {
   dtype: WgmmaType;
   M: number; N: number; K: number;
+  /** whether M has a partial last block row (rows past M are clamped on load and not stored) */
+  mTail: boolean;
+  /** a channels-last conv's input gather: A is read from the conv's input (implicit-gemm.ts) */
+  gather?: ConvGather;
   block: { m: number; n: number; k: number };
   warpgroups: { m: number; n: number };
   /** the tile one warpgroup computes (WM x WN) */
@@ -95,15 +105,16 @@ export function isWgmmaSchedule(s: Schedule): boolean {
 }
 
 /** Schedule -> GpuWgmmaPlan; a schedule that does not spell a wgmma kernel fails with one `cuda:` line. */
-export function planWgmma(s: Schedule, opts: { stages?: number }, limits: WgmmaLimits): GpuWgmmaPlan {
+export function planWgmma(s: Schedule, opts: { stages?: number }, limits: WgmmaLimits, gather?: ConvGather): GpuWgmmaPlan {
   const p = s.problem;
   if (p.dtype !== 'bf16' && p.dtype !== 'f16') fail(`cuda: wgmma kernels take bf16 or f16 (got ${p.dtype ?? 'f32'}; tf32 wgmma reads B K-major only)`);
   if (p.op !== 'matmul') fail(`cuda: tensor-core kernels cover matmul so far, not ${p.op} (${p.spec})`);
   const [M, N, K] = p.vars.map((v) => v.extent) as [number, number, number];
   const loops = s.loops;
   const name = (i: number) => loopText(p, loops[i]!);
+  const outerM = loops.findIndex((l) => l.var === 0);
   for (let i = 0; i < loops.length; i++) {
-    if (loops[i]!.tail > 0) fail(`cuda: tensor-core tiles must divide the problem (${name(i)} has a tail)`);
+    if (loops[i]!.tail > 0 && !(i === outerM && loops[i]!.bind === 'block')) fail(`cuda: tensor-core tiles must divide the problem, except the block tile of m (${name(i)} has a tail)`);
     if (loops[i]!.parallel) fail('cuda: parallel loops (suffix p) are for CPU threads');
   }
   const shape = 'm:{M/BM}b n:{N/BN}b k:{K/BK}s m:{groups}t n:{groups}t <warpgroup tile> m:64 n:{NA} k:16';
@@ -125,7 +136,7 @@ export function planWgmma(s: Schedule, opts: { stages?: number }, limits: WgmmaL
   const BM = s.steps[bm]!, BN = s.steps[bn]!, BK = s.steps[staged]!;
   const WGm = loops[wm]!.size, WGn = loops[wn]!.size;
   const WM = s.steps[wm]!, WN = s.steps[wn]!;
-  if (loops[bm]!.size * BM !== M || loops[bn]!.size * BN !== N) fail(`cuda: the block loops of a tensor-core schedule are the outermost m and n loops (${shape})`);
+  if (loops[bm]!.size * BM + loops[bm]!.tail !== M || loops[bn]!.size * BN !== N) fail(`cuda: the block loops of a tensor-core schedule are the outermost m and n loops (${shape})`);
   if (WGm * WM !== BM || WGn * WN !== BN) fail(`cuda: the warpgroup loops of a wgmma schedule come right below the block tile (${shape})`);
   if (WM % 64 !== 0 || WN % NA !== 0) fail(`cuda: a warpgroup tile is a multiple of the atom 64 x ${NA} (got ${WM} x ${WN})`);
   if (BK % 64 !== 0) fail(`cuda: the k-tile of a wgmma schedule is a multiple of 64 (a 128-byte swizzled row of A), got BK=${BK}`);
@@ -140,14 +151,16 @@ export function planWgmma(s: Schedule, opts: { stages?: number }, limits: WgmmaL
       fail(`cuda: ${what}'s tile (${rows} x ${cols}, ${chunks} chunks of 16 bytes) does not spread evenly over ${threads} threads (${threads / 8} rows of a 64-column panel at a time)`);
     }
   }
+  if (gather && gather.C % BK !== 0) fail(`cuda: an implicit-GEMM conv's k-tile stays inside one filter tap: BK=${BK} must divide c=${gather.C}`);
+  const mTail = loops[bm]!.tail > 0;
   const aBytes = BM * BK * 2, bBytes = BK * BN * 2, stageBytes = aBytes + bBytes;
   const fit = Math.floor((limits.maxSharedBytes - WGMMA_ALIGN_SLACK) / stageBytes);
   const stages = opts.stages ?? Math.min(4, fit);
   if (!Number.isInteger(stages) || stages < 2 || stages > limits.maxStages) fail(`cuda: pipeline stages must be an integer 2..${limits.maxStages}, got ${stages}`);
   if (stages > fit) fail(`cuda: ${stages} stages of ${stageBytes} bytes exceed ${limits.maxSharedBytes} bytes of shared memory`);
   return {
-    dtype: p.dtype, M, N, K, block: { m: BM, n: BN, k: BK }, warpgroups: { m: WGm, n: WGn }, groupTile: { m: WM, n: WN }, atomN: NA,
-    stages, inFlight: stages >= 3 ? 1 : 0, threads, grid: [N / BN, M / BM, 1], groupRows: Math.min(WGMMA_GROUP_ROWS, M / BM), aBytes, bBytes, stageBytes,
+    dtype: p.dtype, M, N, K, mTail, ...(gather ? { gather } : {}), block: { m: BM, n: BN, k: BK }, warpgroups: { m: WGm, n: WGn }, groupTile: { m: WM, n: WN }, atomN: NA,
+    stages, inFlight: stages >= 3 ? 1 : 0, threads, grid: [N / BN, Math.ceil(M / BM), 1], groupRows: Math.min(WGMMA_GROUP_ROWS, Math.ceil(M / BM)), aBytes, bBytes, stageBytes,
     sharedBytes: stageBytes * stages + WGMMA_ALIGN_SLACK, epilogue: p.epilogue ?? [],
   };
 }
@@ -162,8 +175,9 @@ export function wgmmaScheduleText(p: Problem, t: WgmmaTile): string {
   const [M, N, K] = p.vars.map((v) => v.extent) as [number, number, number];
   const WM = t.bm / t.wgm, WN = t.bn / t.wgn;
   const NA = t.atomN ?? Math.min(WN, 256);
+  const tail = M % t.bm;
   return [
-    `m:${M / t.bm}b`, `n:${N / t.bn}b`, `k:${K / t.bk}s`, `m:${t.wgm}t`, `n:${t.wgn}t`,
+    `m:${Math.floor(M / t.bm)}${tail > 0 ? `r${tail}` : ''}b`, `n:${N / t.bn}b`, `k:${K / t.bk}s`, `m:${t.wgm}t`, `n:${t.wgn}t`,
     `k:${t.bk / 16}`, `m:${WM / 64}`, `n:${WN / NA}`, 'm:64', `n:${NA}`, 'k:16',
   ].join(' ');
 }

@@ -12,6 +12,21 @@
  */
 import { addr, type PtxBuilder } from './ptx-builder.ts';
 
+/**
+ * Copies whose items read from their own base registers (rows clamped at a tail, a conv's
+ * gathered pixels): item i at base(i) + gItem(i) + the k-tile's byte offset, which is an immediate
+ * for a tile the prologue names, and in the loop a register the rows keep for the tile loaded next
+ * (`start` sets it before the loop, `advance` moves it one k-tile on after each issue: counters,
+ * not divisions, which cost ptxas seconds). Their `g` is unused and never advanced.
+ */
+export interface GatheredRows {
+  readonly base: (i: number) => string;
+  readonly tileBytes: (tile: number) => number;
+  /** the byte offset register of the tile loaded next, set to k-tile `tile` */
+  start(b: PtxBuilder, tile: number): string;
+  advance(b: PtxBuilder): void;
+}
+
 /** One tensor's share of a k-tile's copies, for this thread. */
 export interface TileCopy {
   /** shared byte offset of its first chunk in stage 0 */
@@ -24,6 +39,7 @@ export interface TileCopy {
   readonly gItem: (i: number) => number;
   /** global bytes from one k-tile to the next */
   readonly gTile: number;
+  readonly gathered?: GatheredRows;
 }
 
 export interface PipelineShape {
@@ -47,6 +63,8 @@ export class CpAsyncPipeline {
   readonly #b: PtxBuilder;
   readonly #copies: readonly TileCopy[];
   readonly #shape: PipelineShape;
+  /** each gathered copy's offset register of the tile loaded next (set by startLoop) */
+  readonly #offsets = new Map<TileCopy, string>();
 
   constructor(b: PtxBuilder, copies: readonly TileCopy[], shape: PipelineShape) {
     this.#b = b;
@@ -54,8 +72,12 @@ export class CpAsyncPipeline {
     this.#shape = shape;
   }
 
-  /** cp.async of one k-tile into the stage at `stageReg` + `stageConst` bytes, under `guard` when given. */
-  issue(stageReg: string | null, stageConst: number, guard: string | null, gImm: (c: TileCopy) => number): void {
+  /**
+   * cp.async of one k-tile into the stage at `stageReg` + `stageConst` bytes, under `guard` when
+   * given: k-tile `tile` of the problem (the prologue), or (`'next'`, the loop) the one the
+   * pointers and offset registers stand at.
+   */
+  issue(stageReg: string | null, stageConst: number, guard: string | null, tile: number | 'next'): void {
     const b = this.#b;
     for (const c of this.#copies) {
       let s = c.s;
@@ -64,8 +86,19 @@ export class CpAsyncPipeline {
         b.emit(`add.u32 ${s}, ${c.s}, ${stageReg}`);
       }
       const on = guard ? `@${guard} ` : '';
+      const rows = c.gathered;
+      const tileReg = rows && typeof tile === 'string' ? this.#offsets.get(c)! : null;
       for (let i = 0; i < c.items; i++) {
-        b.emit(`${on}cp.async.cg.shared.global ${addr(s, stageConst + c.sItem(i))}, ${addr(c.g, gImm(c) + c.gItem(i))}, 16`);
+        let g = c.g, imm = typeof tile === 'number' ? tile * c.gTile : 0;
+        if (rows) {
+          g = rows.base(i);
+          if (tileReg) {
+            g = b.rd();
+            b.emit(`add.s64 ${g}, ${rows.base(i)}, ${tileReg}`);
+            imm = 0;
+          } else imm = rows.tileBytes(tile as number);
+        }
+        b.emit(`${on}cp.async.cg.shared.global ${addr(s, stageConst + c.sItem(i))}, ${addr(g, imm + c.gItem(i))}, 16`);
       }
     }
   }
@@ -74,10 +107,10 @@ export class CpAsyncPipeline {
   prologue(): void {
     const { ahead, tiles, stageBytes } = this.#shape;
     for (let s = 0; s < ahead; s++) {
-      if (s < tiles) this.issue(null, s * stageBytes, null, (c) => s * c.gTile);
+      if (s < tiles) this.issue(null, s * stageBytes, null, s);
       this.#b.emit('cp.async.commit_group');
     }
-    for (const c of this.#copies) this.#b.emit(`add.s64 ${c.g}, ${c.g}, ${ahead * c.gTile}`);
+    for (const c of this.#copies) if (!c.gathered) this.#b.emit(`add.s64 ${c.g}, ${c.g}, ${ahead * c.gTile}`);
   }
 
   /** The loop's registers, and its label placed: the body follows. */
@@ -87,6 +120,7 @@ export class CpAsyncPipeline {
     b.emit(`mov.u32 ${kt}, 0`);
     b.emit(`mov.u32 ${comp}, 0`);
     b.emit(`mov.u32 ${load}, ${this.#shape.ahead * this.#shape.stageBytes}`);
+    for (const c of this.#copies) if (c.gathered) this.#offsets.set(c, c.gathered.start(b, this.#shape.ahead));
     const label = b.label('KTILE');
     b.place(label);
     return { kt, comp, load, label };
@@ -97,9 +131,12 @@ export class CpAsyncPipeline {
     const b = this.#b;
     const fill = b.p();
     b.emit(`setp.lt.s32 ${fill}, ${l.kt}, ${this.#shape.tiles - this.#shape.ahead}`);
-    this.issue(l.load, 0, fill, () => 0);
+    this.issue(l.load, 0, fill, this.#offsets.size > 0 ? 'next' : 0);
     b.emit('cp.async.commit_group');
-    for (const c of this.#copies) b.emit(`add.s64 ${c.g}, ${c.g}, ${c.gTile}`);
+    for (const c of this.#copies) {
+      if (c.gathered) c.gathered.advance(b);
+      else b.emit(`add.s64 ${c.g}, ${c.g}, ${c.gTile}`);
+    }
   }
 
   /** Both stage offsets one buffer on (wrapping at `stages`), the next k-tile, the back branch. */

@@ -6,7 +6,15 @@
  * CUDNN_FMA_MATH, so cuDNN may not use TF32 tensor cores on fp32 data (its default on Ampere and
  * later would), and the algorithm is the fastest of cudnnFindConvolutionForwardAlgorithm's
  * measured ones: cuDNN at its best in plain fp32.
+ *
+ * Typed channels-last convs (ir/spec.ts `nhwc`, bf16 / f16): conv2dChannelsLast runs cuDNN the way a
+ * tensor-core user does: NHWC tensors and KRSC filters of the type, fp32 accumulation,
+ * CUDNN_TENSOR_OP_MATH, the input unpadded (cuDNN pads), y = x * w (beta = 0, y of the type), on
+ * buffers of its own filled with random values.
  */
+import { convAttributes } from '../../ir/spec.ts';
+import { storageArray } from '../../ir/dtype.ts';
+import { randomArray } from '../../ir/interpret.ts';
 import type { Problem } from '../../ir/problem.ts';
 import { loadNvidiaLibrary } from './cublas.ts';
 import { CudaError, type CudaDevice, type DevicePtr } from './driver.ts';
@@ -16,6 +24,10 @@ const CUDNN_TENSOR_NCHW = 0;
 const CUDNN_DATA_FLOAT = 0;
 const CUDNN_CROSS_CORRELATION = 1;
 const CUDNN_FMA_MATH = 3;
+const CUDNN_TENSOR_NHWC = 1;
+const CUDNN_DATA_HALF = 2;
+const CUDNN_DATA_BFLOAT16 = 9;
+const CUDNN_TENSOR_OP_MATH = 1;
 /** sizeof(cudnnConvolutionFwdAlgoPerf_t): algo, status, time (float), memory (size_t), determinism, mathType, reserved[3] */
 const PERF_BYTES = 48;
 
@@ -74,6 +86,66 @@ export class Cudnn {
     if (rc !== 0) throw new CudaError(`${what} failed: ${String(this.f.errorString!(rc))} (cudnnStatus ${rc})`, rc);
   }
 
+  /** The fastest working forward algorithm cudnnFindConvolutionForwardAlgorithm measures. */
+  private fastest(x: unknown, w: unknown, conv: unknown, y: unknown): { algorithm: number; workspaceBytes: number } {
+    const perf = new Uint8Array(8 * PERF_BYTES);
+    const count: [number] = [0];
+    this.check('cudnnFindConvolutionForwardAlgorithm', this.f.find!(this.handle, x, w, conv, y, 8, count, perf));
+    const view = new DataView(perf.buffer);
+    for (let i = 0; i < count[0]; i++) {
+      // results come sorted by time; the first that ran is the fastest
+      if (view.getInt32(i * PERF_BYTES + 4, true) === 0) {
+        return { algorithm: view.getInt32(i * PERF_BYTES, true), workspaceBytes: Number(view.getBigUint64(i * PERF_BYTES + 16, true)) };
+      }
+    }
+    throw new CudaError('cuDNN found no working forward algorithm');
+  }
+
+  private descriptor(create: string, set: (d: unknown) => number): unknown {
+    const d: [unknown] = [null];
+    this.check(create, this.f[create]!(d));
+    this.check(`${create} set`, set(d[0]));
+    return d[0];
+  }
+
+  /** A typed nhwc conv2d as cuDNN runs it on tensor cores, on buffers of its own (see the header). */
+  conv2dChannelsLast(p: Problem, device: CudaDevice): CudnnConv {
+    if (p.dtype !== 'bf16' && p.dtype !== 'f16') throw new CudaError(`cuDNN tensor-core baseline: bf16 or f16, not ${p.dtype ?? 'f32'}`);
+    const type = p.dtype === 'bf16' ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_HALF;
+    const [O, I, W] = p.tensors.map((t) => t.shape) as [number[], number[], number[]];
+    const { stride, dilation, pads } = convAttributes(p);
+    const [N, P, Q, K] = O as [number, number, number, number];
+    const [R, S, C] = W as [number, number, number];
+    const H = I[1]! - pads[0]! - pads[2]!, Wd = I[2]! - pads[1]! - pads[3]!;
+    if (pads[0] !== pads[2] || pads[1] !== pads[3]) throw new CudaError('cuDNN baseline: symmetric padding only');
+    const buffers = [N * H * Wd * C, K * R * S * C, N * P * Q * K].map((e, i) => {
+      const data = storageArray(p.dtype as 'bf16' | 'f16', randomArray(e, 61 + i));
+      const ptr = device.alloc(Math.ceil(data.byteLength / 4) * 4);
+      device.upload(ptr, data);
+      return ptr;
+    }) as [DevicePtr, DevicePtr, DevicePtr];
+    const x = this.descriptor('createTensor', (d) => this.f.setTensor!(d, CUDNN_TENSOR_NHWC, type, N, C, H, Wd));
+    const y = this.descriptor('createTensor', (d) => this.f.setTensor!(d, CUDNN_TENSOR_NHWC, type, N, K, P, Q));
+    const w = this.descriptor('createFilter', (d) => this.f.setFilter!(d, type, CUDNN_TENSOR_NHWC, K, C, R, S));
+    const conv = this.descriptor('createConv', (d) => this.f.setConv!(d, pads[0], pads[1], stride[0], stride[1], dilation[0], dilation[1], CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    this.check('cudnnSetConvolutionMathType', this.f.setMath!(conv, CUDNN_TENSOR_OP_MATH));
+    const { algorithm, workspaceBytes } = this.fastest(x, w, conv, y);
+    const workspace = workspaceBytes > 0 ? device.alloc(workspaceBytes) : 0n;
+    const one = new Float32Array([1]), zero = new Float32Array([0]);
+    return {
+      algorithm, workspaceBytes,
+      run: () => this.check('cudnnConvolutionForward', this.f.forward!(this.handle, one, x, buffers[0], w, buffers[1], conv, algorithm, workspace, workspaceBytes, zero, y, buffers[2])),
+      dispose: () => {
+        if (workspace) device.free(workspace);
+        for (const b of buffers) device.free(b);
+        this.f.destroyTensor!(x);
+        this.f.destroyTensor!(y);
+        this.f.destroyFilter!(w);
+        this.f.destroyConv!(conv);
+      },
+    };
+  }
+
   /**
    * A conv2d problem's forward convolution on its device buffers [output, input, weights]
    * (looptune's tensor order), with the fastest algorithm cuDNN measures for it.
@@ -95,21 +167,7 @@ export class Cudnn {
     const w = desc('createFilter', (d) => this.f.setFilter!(d, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, ...W));
     const conv = desc('createConv', (d) => this.f.setConv!(d, 0, 0, stride, stride, 1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     this.check('cudnnSetConvolutionMathType', this.f.setMath!(conv, CUDNN_FMA_MATH));
-    const perf = new Uint8Array(8 * PERF_BYTES);
-    const count: [number] = [0];
-    this.check('cudnnFindConvolutionForwardAlgorithm', this.f.find!(this.handle, x, w, conv, y, 8, count, perf));
-    const view = new DataView(perf.buffer);
-    let best = -1;
-    for (let i = 0; i < count[0]; i++) {
-      const status = view.getInt32(i * PERF_BYTES + 4, true);
-      if (status === 0) {
-        best = i;
-        break; // results come sorted by time
-      }
-    }
-    if (best < 0) throw new CudaError('cuDNN found no working forward algorithm');
-    const algorithm = view.getInt32(best * PERF_BYTES, true);
-    const workspaceBytes = Number(view.getBigUint64(best * PERF_BYTES + 16, true));
+    const { algorithm, workspaceBytes } = this.fastest(x, w, conv, y);
     const workspace = workspaceBytes > 0 ? device.alloc(workspaceBytes) : 0n;
     const one = new Float32Array([1]);
     return {

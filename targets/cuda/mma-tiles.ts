@@ -54,20 +54,25 @@ export const WGMMA_TILES: readonly WgmmaTile[] = [
   { bm: 64, bn: 128, bk: 64, wgm: 1, wgn: 1 },
   { bm: 128, bn: 64, bk: 64, wgm: 2, wgn: 1 },
   { bm: 64, bn: 64, bk: 64, wgm: 1, wgn: 1 },
+  // narrow n (a conv's 64 output channels): tall block tiles keep the tensor cores fed
+  { bm: 256, bn: 64, bk: 64, wgm: 2, wgn: 1 },
+  { bm: 128, bn: 64, bk: 64, wgm: 1, wgn: 1 },
+  { bm: 128, bn: 64, bk: 128, wgm: 2, wgn: 1 },
 ];
 
 /** The tile points of WGMMA_TILES that spell a valid wgmma kernel for p (bf16 / f16 matmuls), as schedules. */
 export function wgmmaSchedules(p: Problem, tiles: readonly WgmmaTile[] = WGMMA_TILES): Schedule[] {
   if (p.op !== 'matmul' || (p.dtype !== 'bf16' && p.dtype !== 'f16')) return [];
-  return validTiles(p, tiles, (t) => wgmmaScheduleText(p, t));
+  // wgmma kernels end m in a partial block row (gpu-wgmma.ts), so M need not divide
+  return validTiles(p, tiles, (t) => wgmmaScheduleText(p, t), true);
 }
 
-/** The tiles that divide p and spell a kernel planMma accepts, as schedules (the others left out). */
-function validTiles<T extends { bm: number; bn: number; bk: number }>(p: Problem, tiles: readonly T[], text: (t: T) => string): Schedule[] {
+/** The tiles that divide p (M may end in a partial block where `mTail`) and spell a kernel planMma accepts, as schedules. */
+function validTiles<T extends { bm: number; bn: number; bk: number }>(p: Problem, tiles: readonly T[], text: (t: T) => string, mTail = false): Schedule[] {
   const [M, N, K] = p.vars.map((v) => v.extent) as [number, number, number];
   const out: Schedule[] = [];
   for (const t of tiles) {
-    if (M % t.bm !== 0 || N % t.bn !== 0 || K % t.bk !== 0) continue;
+    if ((M % t.bm !== 0 && !(mTail && M > t.bm)) || N % t.bn !== 0 || K % t.bk !== 0) continue;
     try {
       const s = Schedule.parse(p, text(t));
       planMma(s);

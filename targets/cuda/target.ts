@@ -113,17 +113,26 @@ export function deviceArray(storage: CudaStorage, values: Float32Array): Float32
 export function compileCuda(schedule: Schedule, options: CudaCompileOptions = {}): CudaKernel {
   const t0 = performance.now();
   const { program, printed } = lowerAndPrint(schedule, options);
-  const stand = scheduleProgram(schedule, program.mapping);
+  return cudaKernelOf(schedule, program, printed, t0);
+}
+
+/**
+ * The Kernel of a printed program. `computes` is the schedule whose problem the kernel computes
+ * and whose tensors it takes: the lowered schedule itself, or for an implicit-GEMM conv
+ * (implicit-gemm-kernel.ts) a schedule of the conv, whose program is its matmul view's.
+ */
+export function cudaKernelOf(computes: Schedule, program: GpuProgram, printed: PrintedPtx, t0: number): CudaKernel {
+  const stand = scheduleProgram(computes, program.mapping);
   return {
     target: 'cuda',
     code: encoder.encode(printed.ptx),
     text: printed.ptx,
     abi: { kind: 'cuda', tensors: stand.tensors },
-    flops: flops(schedule.problem),
+    flops: flops(computes.problem),
     program: stand,
     codegenMicros: (performance.now() - t0) * 1000,
     launch: printed.launch,
-    storage: storageOf(schedule.problem),
+    storage: storageOf(computes.problem),
     mapping: program.mapping,
     gpu: program,
   };

@@ -50,19 +50,21 @@ export function epilogueOperandAddresses(b: PtxBuilder, p: MatmulParams, colC: s
  */
 export function storePair(
   b: PtxBuilder, epilogue: readonly EpilogueOp[], pair: readonly string[], cAddress: string,
-  biasPair: (k: number) => readonly string[], residualAddress: (k: number) => string,
+  biasPair: (k: number) => readonly string[], residualAddress: (k: number) => string, guard: string | null = null,
 ): void {
+  // a guarded pair (a row past M) neither reads its residual nor stores
+  const on = guard ? `@${guard} ` : '';
   let k = 0;
   for (const e of epilogue) {
     let operand: readonly string[] = ['', ''];
     if (e.kind === 'bias') operand = biasPair(k++);
     else if (e.kind === 'residual') {
       operand = [b.f(), b.f()];
-      b.emit(`ld.global.v2.f32 {${operand.join(', ')}}, ${residualAddress(k++)}`);
+      b.emit(`${on}ld.global.v2.f32 {${operand.join(', ')}}, ${residualAddress(k++)}`);
     }
     pair.forEach((x, lane) => emitEpilogueOp(b, e, x, operand[lane]!));
   }
-  b.emit(`st.global.v2.f32 ${cAddress}, {${pair.join(', ')}}`);
+  b.emit(`${on}st.global.v2.f32 ${cAddress}, {${pair.join(', ')}}`);
 }
 
 export interface TensorCoreModule {
