@@ -5,11 +5,12 @@
  * in one process; and a differential fuzz of random small convs. Run through the tc bundle
  * (bench/cuda-tc.ts dispatches here):
  *
- *   conv [--type bf16] [--batch 32] [--layers all|3x3|1x1] [--stages 2,3,4] [--out F]
+ *   conv [--type bf16] [--batch 32] [--layers all|3x3|1x1] [--stages 2,3,4] [--peers torch-conv.json] [--out F]
  *       per layer: every tile point (convTileSchedules) at every depth is compiled and timed (the
  *       tuning time is that sweep's wall time); the best is run again on fresh inputs and checked
  *       against the typed oracle (sampled outputs); cuDNN's fastest algorithm (its own measured
- *       choice) on buffers of its layout is timed the same way
+ *       choice) on buffers of its layout is timed the same way; --peers merges the PyTorch peer's
+ *       JSON (bench/peers/torch-conv.py, run beside it by python3 on the GPU machine)
  *       --jit-only: only JIT-loads every candidate (the driver caches the SASS: CUDA_CACHE_MAXSIZE),
  *       so several processes can fill the cache side by side before the timed run
  *   convfuzz [--cases N] [--type bf16] [--seed S]
@@ -51,7 +52,16 @@ export interface ConvRecord {
   cudnn: { library: string; algorithm: number; gflops: number; bestMs: number; medianMs: number } | null;
   /** looptune best / cuDNN best */
   ratio: number | null;
+  /** the PyTorch peer (cuDNN's v9 engines): its TFLOPS as GFLOPS, and looptune / it */
+  torch?: { gflops: number; ratioToLooptune: number | null };
   note?: string;
+}
+
+/** The PyTorch peer's results (bench/peers/torch-conv.py's JSON) by spec, as GFLOPS. */
+export function torchConvPeers(text: string | null): Map<string, number> {
+  if (!text) return new Map();
+  const data = JSON.parse(text) as { results?: { spec: string; tflops: number }[] };
+  return new Map((data.results ?? []).map((r) => [r.spec, r.tflops * 1e3]));
 }
 
 function candidates(conv: Problem, stages: readonly number[]): CudaKernel[] {

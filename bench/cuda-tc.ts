@@ -30,7 +30,7 @@ import { mmaScheduleText, planMma, type MmaType } from '../loopnest/gpu-mma.ts';
 import { wgmmaScheduleText } from '../loopnest/gpu-wgmma.ts';
 import { Cublas, timeGemmTyped } from '../targets/cuda/cublas.ts';
 import { Cudnn } from '../targets/cuda/cudnn.ts';
-import { benchConv, fuzzConvs, jitConv, resnet50Convs } from './cuda-conv.ts';
+import { benchConv, fuzzConvs, jitConv, resnet50Convs, torchConvPeers } from './cuda-conv.ts';
 import { MMA_TILES, mmaSchedules, WGMMA_TILES, wgmmaSchedules } from '../targets/cuda/mma-tiles.ts';
 import { CudaRunner } from '../targets/cuda/runner.ts';
 import { sweepKernels } from './cuda-sweep.ts';
@@ -296,8 +296,14 @@ async function main(): Promise<void> {
       for (const spec of specs) log(`${spec}: JIT-loaded in ${jitConv(gpu, spec, stages).toFixed(1)} s`);
       return;
     }
+    const peers = torchConvPeers(typeof a.peers === 'string' ? readFileSync(a.peers, 'utf8') : null);
     const layers = [];
-    for (const spec of specs) layers.push(await benchConv(gpu, dnn, spec, stages));
+    for (const spec of specs) {
+      const r = await benchConv(gpu, dnn, spec, stages);
+      const peer = peers.get(r.problem);
+      if (peer) r.torch = { gflops: peer, ratioToLooptune: r.looptune && r.check?.ok ? r.looptune.gflops / peer : null };
+      layers.push(r);
+    }
     const result = { device: info, cudnn: dnn?.name ?? null, date: new Date().toISOString(), stages, layers };
     const out = str(a, 'out', 'bench/results/cuda-tc-conv.json');
     writeFileSync(out, JSON.stringify(result, null, 2));

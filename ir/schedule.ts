@@ -18,6 +18,11 @@ export interface Loop {
   readonly bind?: LoopBinding;
   /** cuda: stage the inputs this loop's body reads into shared memory, once per iteration (text suffix `s`). */
   readonly shared?: boolean;
+  /**
+   * cuda tensor cores: the staged loop's pipeline depth, the shared buffers its k-tiles cycle
+   * through (text `s3`: 3 stages); absent = the lowering's choice (as many as fit, at most 4).
+   */
+  readonly stages?: number;
   /** CPU: the loop's iterations are split among threads (text suffix `p`); see parallelBandError. */
   readonly parallel?: boolean;
 }
@@ -28,6 +33,9 @@ export interface Loop {
  * target's search keeps to 10-20).
  */
 export const MAX_SCHEDULE_LOOPS = 64;
+
+/** Deepest cp.async pipeline a staged loop may ask for (the tensor-core lowering's own limit). */
+export const MAX_PIPELINE_STAGES = 8;
 
 export class Schedule {
   readonly problem: Problem;
@@ -66,14 +74,16 @@ export class Schedule {
     if (tokens.length === 0) fail('empty schedule (expected loops such as "m:64 n:4 k:256 m:4 n:64")');
     if (tokens.length > MAX_SCHEDULE_LOOPS) fail(tooManyLoops(tokens.length));
     const loops = tokens.map((tok): Loop => {
-      const m = /^([A-Za-z_]\w*):(\d+)(?:r(\d+))?([bt])?(s)?(p)?$/.exec(tok);
+      const m = /^([A-Za-z_]\w*):(\d+)(?:r(\d+))?([bt])?(s(\d+)?)?(p)?$/.exec(tok);
       if (!m) fail(`cannot read loop '${tok}' (expected var:size or var:sizerTAIL, e.g. m:6r4, with a suffix p for a parallel loop)`);
       const size = Number(m[2]);
       if (size < 1) fail(`loop '${tok}' must have a size of at least 1`);
       const bind = m[4] === 'b' ? 'block' : m[4] === 't' ? 'thread' : undefined;
+      const stages = m[6] === undefined ? undefined : Number(m[6]);
+      if (stages !== undefined && (stages < 2 || stages > MAX_PIPELINE_STAGES)) fail(`loop '${tok}': a pipeline has 2 to ${MAX_PIPELINE_STAGES} stages`);
       return {
         var: varIndex(problem, m[1]!), size, tail: m[3] === undefined ? 0 : Number(m[3]),
-        ...(bind ? { bind } : {}), ...(m[5] ? { shared: true } : {}), ...(m[6] ? { parallel: true } : {}),
+        ...(bind ? { bind } : {}), ...(m[5] ? { shared: true } : {}), ...(stages !== undefined ? { stages } : {}), ...(m[7] ? { parallel: true } : {}),
       };
     });
     return new Schedule(problem, loops, Math.min(cursor, loops.length - 1));
@@ -118,7 +128,7 @@ function tooManyLoops(count: number): string {
 export function loopText(problem: Problem, l: Loop): string {
   const name = problem.vars[l.var]!.name;
   const bind = l.bind === 'block' ? 'b' : l.bind === 'thread' ? 't' : '';
-  return `${name}:${l.size}${l.tail > 0 ? `r${l.tail}` : ''}${bind}${l.shared ? 's' : ''}${l.parallel ? 'p' : ''}`;
+  return `${name}:${l.size}${l.tail > 0 ? `r${l.tail}` : ''}${bind}${l.shared ? `s${l.stages ?? ''}` : ''}${l.parallel ? 'p' : ''}`;
 }
 
 /** Positions of the parallel loops (the band), outermost first; empty for a serial nest. */

@@ -4,7 +4,7 @@
  */
 import { fail } from './errors.ts';
 import { isReduction } from './problem.ts';
-import { MAX_SCHEDULE_LOOPS, Schedule, type Loop, type LoopBinding, loopText, parallelBandError } from './schedule.ts';
+import { MAX_PIPELINE_STAGES, MAX_SCHEDULE_LOOPS, Schedule, type Loop, type LoopBinding, loopText, parallelBandError } from './schedule.ts';
 
 export type TransformResult = { ok: true; schedule: Schedule } | { ok: false; error: string };
 
@@ -142,12 +142,57 @@ export function stageShared(s: Schedule): TransformResult {
     return illegal(`stage_shared: ${loopText(s.problem, l)} is not a reduction loop; only a reduction loop's body can be staged`);
   }
   if (l.bind) return illegal(`stage_shared: ${loopText(s.problem, l)} is bound to threads; only a serial loop can be staged`);
-  const next: Loop = l.shared ? (({ shared: _drop, ...rest }) => rest)(l) : { ...l, shared: true };
+  // unstaged, the loop drops its pipeline depth too
+  const next: Loop = l.shared ? (({ shared: _drop, stages: _depth, ...rest }) => rest)(l) : { ...l, shared: true };
   return ok(s.withLoops(s.loops.map((x, j) => (j === i ? next : x)), i));
 }
 
-/** The extra actions of the cuda target (the env offers them only there): they annotate the cursor's loop. */
-export const CUDA_ACTIONS: readonly string[] = Object.freeze(['bind_block', 'bind_thread', 'stage_shared']);
+/** Pipeline depths the stages_N actions offer (targets/cuda: 2 is double buffering; 4 rarely loses to more). */
+export const PIPELINE_DEPTHS: readonly number[] = Object.freeze([2, 3, 4]);
+
+/**
+ * cuda tensor cores: the staged loop's pipeline takes `depth` shared buffers (stages_N, wherever
+ * the cursor is: a schedule has one staged loop). Typed problems only (fp32 SIMT staging is a
+ * single buffer); whether the buffers fit in shared memory is the target's question (validate).
+ */
+export function setPipelineDepth(s: Schedule, depth: number): TransformResult {
+  const name = `stages_${depth}`;
+  if (s.problem.dtype === undefined) return illegal(`${name}: a pipeline depth is for tensor-core kernels (bf16, f16, tf32 problems), not fp32`);
+  if (!Number.isInteger(depth) || depth < 2 || depth > MAX_PIPELINE_STAGES) return illegal(`${name}: a pipeline has 2 to ${MAX_PIPELINE_STAGES} stages`);
+  const i = s.loops.findIndex((l) => l.shared);
+  if (i < 0) return illegal(`${name}: no loop is staged in shared memory (stage_shared first)`);
+  if (s.loops[i]!.stages === depth) return illegal(`${name}: the pipeline already has ${depth} stages`);
+  return ok(s.withLoops(s.loops.map((x, j) => (j === i ? { ...x, stages: depth } : x)), s.cursor));
+}
+
+/**
+ * cuda: moves a factor of 2 between the cursor's thread loop and the next inner loop of its
+ * variable, the tile each thread (on tensor cores: each warp or warpgroup) walks: warps_more gives
+ * twice the threads half the tile each, warps_fewer the reverse. Both loops keep whole ranges
+ * (no tails), the inner one stays serial, and a block keeps at most 1024 thread-loop points.
+ */
+export function moveThreadFactor(s: Schedule, more: boolean): TransformResult {
+  const name = more ? 'warps_more' : 'warps_fewer';
+  const i = s.cursor;
+  const t = s.loops[i]!;
+  if (t.bind !== 'thread') return illegal(`${name}: ${loopText(s.problem, t)} is not bound to threads (warps)`);
+  const j = s.loops.findIndex((x, k) => k > i && x.var === t.var);
+  const w = s.loops[j];
+  if (j < 0 || !w) return illegal(`${name}: ${loopText(s.problem, t)} has no inner loop of its variable to trade with`);
+  if (w.bind || w.shared || w.parallel) return illegal(`${name}: the next inner loop ${loopText(s.problem, w)} is not a plain serial loop`);
+  if (t.tail > 0 || w.tail > 0) return illegal(`${name}: ${loopText(s.problem, t.tail > 0 ? t : w)} has a tail; a factor moves between whole ranges only`);
+  const from = more ? w : t;
+  if (from.size % 2 !== 0) return illegal(`${name}: ${loopText(s.problem, from)} has no factor of 2 to give`);
+  const threads = s.loops.reduce((p, x) => (x.bind === 'thread' ? p * iterations(x) : p), 1) * (more ? 2 : 1);
+  if (threads > MAX_GPU_THREADS) return illegal(`${name}: ${threads} thread-loop points per block, more than ${MAX_GPU_THREADS}`);
+  const tSize = more ? t.size * 2 : t.size / 2, wSize = more ? w.size / 2 : w.size * 2;
+  return ok(s.withLoops(s.loops.map((x, k) => (k === i ? { ...t, size: tSize } : k === j ? { ...w, size: wSize } : x)), i));
+}
+
+/** The extra actions of the cuda target (the env offers them only there): GPU bindings, staging, pipeline depth, the warp tile. */
+export const CUDA_ACTIONS: readonly string[] = Object.freeze([
+  'bind_block', 'bind_thread', 'stage_shared', ...PIPELINE_DEPTHS.map((d) => `stages_${d}`), 'warps_more', 'warps_fewer',
+]);
 
 /**
  * CPU (targets with threads): marks the cursor's loop parallel, or serial again. Legal when the
@@ -165,7 +210,7 @@ export function toggleParallel(s: Schedule): TransformResult {
 /** The extra action of CPU targets that run kernels on several threads. */
 export const THREAD_ACTIONS: readonly string[] = Object.freeze(['parallel']);
 
-/** Action names: up, down, swap_up, swap_down, split_N (N >= 2), merge; for cuda also bind_block, bind_thread, stage_shared; for threaded CPU targets parallel. */
+/** Action names: up, down, swap_up, swap_down, split_N (N >= 2), merge; for cuda also bind_block, bind_thread, stage_shared, stages_N, warps_more, warps_fewer; for threaded CPU targets parallel. */
 export function applyAction(s: Schedule, action: string): TransformResult {
   switch (action) {
     case 'up': return up(s);
@@ -176,15 +221,19 @@ export function applyAction(s: Schedule, action: string): TransformResult {
     case 'bind_block': return bindBlock(s);
     case 'bind_thread': return bindThread(s);
     case 'stage_shared': return stageShared(s);
+    case 'warps_more': return moveThreadFactor(s, true);
+    case 'warps_fewer': return moveThreadFactor(s, false);
     case 'parallel': return toggleParallel(s);
   }
   const m = /^split_(\d+)$/.exec(action);
   if (m) return split(s, Number(m[1]));
+  const depth = /^stages_(\d+)$/.exec(action);
+  if (depth) return setPipelineDepth(s, Number(depth[1]));
   return illegal(`unknown action '${action}' (expected up, down, swap_up, swap_down, split_N or merge)`);
 }
 
 export function isKnownAction(action: string): boolean {
-  return ['up', 'down', 'swap_up', 'swap_down', 'merge', ...CUDA_ACTIONS, ...THREAD_ACTIONS].includes(action) || /^split_\d+$/.test(action);
+  return ['up', 'down', 'swap_up', 'swap_down', 'merge', ...CUDA_ACTIONS, ...THREAD_ACTIONS].includes(action) || /^(split|stages)_\d+$/.test(action);
 }
 
 /** Applies actions in order; throws a LoopTuneError naming the first illegal one. */

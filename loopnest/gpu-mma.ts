@@ -26,7 +26,7 @@ import { fail } from '../ir/errors.ts';
 import { elementTypeOf, storageBytes, type ElementType } from '../ir/dtype.ts';
 import { isReduction, type EpilogueOp, type Problem } from '../ir/problem.ts';
 import { loopText, type Schedule } from '../ir/schedule.ts';
-import { isWgmmaSchedule, planWgmma, type GpuWgmmaPlan } from './gpu-wgmma.ts';
+import { isWgmmaSchedule, planWgmma, tensorCoreOpError, type GpuWgmmaPlan } from './gpu-wgmma.ts';
 
 /** Dynamic shared memory an H100/H200 block may opt into (227 KiB). */
 export const MAX_DYNAMIC_SHARED = 227 * 1024;
@@ -65,7 +65,7 @@ export interface GpuMmaPlan {
 }
 
 export interface MmaOptions {
-  /** pipeline depth (buffers in shared memory); default: as many as fit, at most 4 */
+  /** pipeline depth (buffers in shared memory); default: the staged loop's (`s3`), else as many as fit, at most 4 */
   stages?: number;
 }
 
@@ -90,7 +90,7 @@ export function planMma(s: Schedule, opts: MmaOptions = {}): GpuMmaPlan {
   const p = s.problem;
   const dtype = elementTypeOf(p);
   if (dtype === 'f32') fail('cuda: tensor cores take bf16, f16 or tf32 problems');
-  if (p.op !== 'matmul') fail(`cuda: tensor-core kernels cover matmul so far, not ${p.op} (${p.spec})`);
+  if (p.op !== 'matmul') fail(tensorCoreOpError(p));
   const [M, N, K] = p.vars.map((v) => v.extent) as [number, number, number];
   const loops = s.loops;
   const atomK = dtype === 'tf32' ? 8 : 16;
@@ -139,7 +139,8 @@ export function planMma(s: Schedule, opts: MmaOptions = {}): GpuMmaPlan {
   }
   const stageBytes = (BM * BK + BK * BN) * eb;
   const fit = Math.floor(MAX_DYNAMIC_SHARED / stageBytes);
-  const stages = opts.stages ?? Math.min(4, fit);
+  // the compile option, else the schedule's depth (stages_N), else as many as fit, at most 4
+  const stages = opts.stages ?? loops[staged]!.stages ?? Math.min(4, fit);
   if (!Number.isInteger(stages) || stages < 2 || stages > MMA_MAX_STAGES) fail(`cuda: pipeline stages must be an integer 2..${MMA_MAX_STAGES}, got ${stages}`);
   if (stages > fit) fail(`cuda: ${stages} stages of ${stageBytes} bytes exceed ${MAX_DYNAMIC_SHARED} bytes of shared memory`);
   return {

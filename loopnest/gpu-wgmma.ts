@@ -97,6 +97,18 @@ export interface WgmmaLimits {
   maxStages: number;
 }
 
+/**
+ * Why a typed problem other than a matmul has no tensor-core schedule: a channels-last conv runs as
+ * its implicit GEMM, compiled from a tile of the view matmul (implicit-gemm.ts), not from a
+ * schedule of the conv's own loops.
+ */
+export function tensorCoreOpError(p: Problem): string {
+  if (p.op === 'conv2d') {
+    return `cuda: a typed conv runs on tensor cores as its implicit GEMM (nhwc layout, a tile of its view matmul: compileImplicitGemm, \`tc.sh conv\`); schedules of the conv's own loops have no tensor-core kernel (${p.spec})`;
+  }
+  return `cuda: tensor-core kernels cover matmul and nhwc conv2d so far, not ${p.op} (${p.spec})`;
+}
+
 /** Whether the schedule ends with a wgmma atom (m:64 n:N k:16) rather than mma.sync's m:16 n:8 k. */
 export function isWgmmaSchedule(s: Schedule): boolean {
   const n = s.loops.length;
@@ -108,7 +120,7 @@ export function isWgmmaSchedule(s: Schedule): boolean {
 export function planWgmma(s: Schedule, opts: { stages?: number }, limits: WgmmaLimits, gather?: ConvGather): GpuWgmmaPlan {
   const p = s.problem;
   if (p.dtype !== 'bf16' && p.dtype !== 'f16') fail(`cuda: wgmma kernels take bf16 or f16 (got ${p.dtype ?? 'f32'}; tf32 wgmma reads B K-major only)`);
-  if (p.op !== 'matmul') fail(`cuda: tensor-core kernels cover matmul so far, not ${p.op} (${p.spec})`);
+  if (p.op !== 'matmul') fail(tensorCoreOpError(p));
   const [M, N, K] = p.vars.map((v) => v.extent) as [number, number, number];
   const loops = s.loops;
   const name = (i: number) => loopText(p, loops[i]!);
@@ -155,7 +167,7 @@ export function planWgmma(s: Schedule, opts: { stages?: number }, limits: WgmmaL
   const mTail = loops[bm]!.tail > 0;
   const aBytes = BM * BK * 2, bBytes = BK * BN * 2, stageBytes = aBytes + bBytes;
   const fit = Math.floor((limits.maxSharedBytes - WGMMA_ALIGN_SLACK) / stageBytes);
-  const stages = opts.stages ?? Math.min(4, fit);
+  const stages = opts.stages ?? loops[staged]!.stages ?? Math.min(4, fit);
   if (!Number.isInteger(stages) || stages < 2 || stages > limits.maxStages) fail(`cuda: pipeline stages must be an integer 2..${limits.maxStages}, got ${stages}`);
   if (stages > fit) fail(`cuda: ${stages} stages of ${stageBytes} bytes exceed ${limits.maxSharedBytes} bytes of shared memory`);
   return {

@@ -269,6 +269,8 @@ export function loopIterations(l: Loop): number {
 /** Schedule -> GpuProgram. Illegal mappings fail with one line starting `cuda:` (a LoopTuneError). */
 export function lowerGpu(input: Schedule, opts: GpuLoweringOptions = {}): GpuProgram {
   if (usesTensorCores(input.problem)) return lowerMma(input, opts);
+  const deep = input.loops.find((l) => l.stages !== undefined);
+  if (deep) fail(`cuda: a pipeline depth (${loopText(input.problem, deep)}) is for tensor-core kernels; fp32 staging is one buffer`);
   let m = gpuMapping(input, { maxUnrolled: opts.maxUnrolled ?? MAX_UNROLLED });
   const s = m.schedule;
   const p = s.problem;

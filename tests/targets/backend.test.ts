@@ -34,7 +34,7 @@ test('actions: a target adds its own; others refuse them; the loop limit is the 
   assert.equal(actionsForTarget('llvm-avx2'), [...LOOPTUNE_ACTIONS, 'parallel']);
   assert.equal(actionsForTarget('neon'), LOOPTUNE_ACTIONS);
   assert.equal([...backendsWithAction('parallel')].sort(), ['avx2', 'avx512', 'llvm-avx2', 'llvm-avx512']);
-  assert.equal(actionsForTarget('cuda'), [...LOOPTUNE_ACTIONS, 'bind_block', 'bind_thread', 'stage_shared']);
+  assert.equal(actionsForTarget('cuda'), [...LOOPTUNE_ACTIONS, 'bind_block', 'bind_thread', 'stage_shared', 'stages_2', 'stages_3', 'stages_4', 'warps_more', 'warps_fewer']);
   assert.equal(actionsWith(backend('cuda').actions), actionsForTarget('cuda'));
   assert.equal(backendsWithAction('bind_block'), ['cuda']);
   assert.ok(actionAllowed('bind_block', backend('cuda').actions));
@@ -42,7 +42,7 @@ test('actions: a target adds its own; others refuse them; the loop limit is the 
   assert.is(maxLoopsForTarget('cuda'), 16);
   assert.is(maxLoopsForTarget('avx2'), 10);
   assert.is(maxLoopsForTarget('a plugin of a test'), 10);
-  assert.throws(() => checkActionsForTarget(['fly'], 'avx2'), (e: Error) => e.message === "unknown action 'fly' (expected up, down, swap_up, swap_down, split_N or merge; bind_block, bind_thread, stage_shared on cuda; parallel on avx2, avx512, llvm-avx2, llvm-avx512)");
+  assert.throws(() => checkActionsForTarget(['fly'], 'avx2'), (e: Error) => e.message === "unknown action 'fly' (expected up, down, swap_up, swap_down, split_N or merge; bind_block, bind_thread, stage_shared, stages_2, stages_3, stages_4, warps_more, warps_fewer on cuda; parallel on avx2, avx512, llvm-avx2, llvm-avx512)");
   const full = Schedule.parse(parseProblem('matmul 64x64x64'), 'm:2 m:2 m:2 m:2 m:4 n:4 n:4 n:4 k:8 k:8');
   assert.match((tryAction(full, 'split_2', 10) as { error: string }).error, /at most 10/);
   assert.ok(tryAction(full, 'split_2', 16).ok);
