@@ -28,6 +28,7 @@ import { compileImplicitGemm, convTileSchedules } from '../targets/cuda/implicit
 import type { CudaRunner } from '../targets/cuda/runner.ts';
 import { sweepKernels } from './cuda-sweep.ts';
 import type { CudaKernel } from '../targets/cuda/target.ts';
+import type { KernelRunner } from '../targets/verify.ts';
 
 const log = (...x: unknown[]) => console.error('[cuda-conv]', ...x);
 
@@ -155,8 +156,11 @@ export interface ConvFuzzReport {
   worstError: number;
 }
 
-/** Random small convs x random tiles and depths, on the GPU, against the typed oracle. */
-export async function fuzzConvs(gpu: CudaRunner, type: string, cases: number, seed: number): Promise<ConvFuzzReport> {
+/**
+ * Random small convs x random tiles and depths, run by `run` (the GPU's runner, or the PTX
+ * simulator's in the tests, with `maxSide` keeping them small), against the typed oracle.
+ */
+export async function fuzzConvs(run: KernelRunner, type: string, cases: number, seed: number, maxSide = 12): Promise<ConvFuzzReport> {
   const rng = new Rng(seed);
   const report: ConvFuzzReport = { type, cases: 0, passed: 0, mismatches: [], worstError: 0 };
   const epilogues = ['', '+bias', '+relu', '+bias +relu', '+residual', '+bias +residual +relu', '+gelu'];
@@ -164,16 +168,12 @@ export async function fuzzConvs(gpu: CudaRunner, type: string, cases: number, se
     const window = rng.int(0, 2) === 0 ? 1 : 3;
     const stride = rng.int(1, 2), dilation = window === 3 && rng.int(0, 4) === 0 ? 2 : 1;
     const pad = window === 3 ? dilation * rng.int(0, 1) : 0;
-    const c = 64 * rng.int(1, 3), k = 64 * rng.int(1, 4), n = rng.int(1, 3), h = rng.int(window * dilation, 12), w = rng.int(window * dilation, 12);
+    const c = 64 * rng.int(1, 3), k = 64 * rng.int(1, 4), n = rng.int(1, 3);
+    const h = rng.int(window * dilation, maxSide), w = rng.int(window * dilation, maxSide);
     let conv: Problem;
-    try {
-      conv = parseProblem(`conv2d n${n} c${c} h${h} w${w} k${k} r${window} s${window} stride${stride} dilation${dilation} pad${pad} nhwc ${type} ${epilogues[rng.int(0, epilogues.length - 1)]}`);
-    } catch (e) {
-      if (e instanceof LoopTuneError) continue;
-      throw e;
-    }
     let tiles;
     try {
+      conv = parseProblem(`conv2d n${n} c${c} h${h} w${w} k${k} r${window} s${window} stride${stride} dilation${dilation} pad${pad} nhwc ${type} ${epilogues[rng.int(0, epilogues.length - 1)]}`);
       tiles = convTileSchedules(conv);
     } catch (e) {
       if (e instanceof LoopTuneError) continue;
@@ -192,8 +192,7 @@ export async function fuzzConvs(gpu: CudaRunner, type: string, cases: number, se
     report.cases++;
     const inputs = conv.tensors.slice(1).map((t, i) => randomArray(elementCount(t), seed + report.cases * 5 + i));
     const init = randomArray(elementCount(conv.tensors[0]!), seed + report.cases * 5 + 4);
-    const r = await gpu.run(kernel, [init, ...inputs], { guard: true });
-    gpu.unload(kernel);
+    const r = await run(kernel, [init, ...inputs], { guard: true });
     const check = r.ok ? checkSampledAgainstOracle(conv, inputs, init, r.output, 128, report.cases) : null;
     if (check) report.worstError = Math.max(report.worstError, check.maxError / check.tolerance);
     if (check?.ok) report.passed++;

@@ -34,7 +34,8 @@ import { benchConv, fuzzConvs, jitConv, resnet50Convs, torchConvPeers } from './
 import { MMA_TILES, mmaSchedules, WGMMA_TILES, wgmmaSchedules } from '../targets/cuda/mma-tiles.ts';
 import { CudaRunner } from '../targets/cuda/runner.ts';
 import { sweepKernels } from './cuda-sweep.ts';
-import { compileCuda, type CudaKernel } from '../targets/cuda/target.ts';
+import { compileCuda, isCudaKernel, type CudaKernel } from '../targets/cuda/target.ts';
+import type { KernelRunner } from '../targets/verify.ts';
 
 type Args = { _: string[]; [k: string]: string | boolean | string[] };
 
@@ -278,7 +279,13 @@ async function main(): Promise<void> {
     return;
   }
   if (cmd === 'convfuzz') {
-    console.log(JSON.stringify(await fuzzConvs(gpu, str(a, 'type', 'bf16'), num(a, 'cases', 300), num(a, 'seed', 1)), null, 2));
+    // each case's module is unloaded after its run (thousands would fill the context)
+    const run: KernelRunner = async (k, tensors, o) => {
+      const r = await gpu.run(k, tensors, o);
+      if (isCudaKernel(k)) gpu.unload(k);
+      return r;
+    };
+    console.log(JSON.stringify(await fuzzConvs(run, str(a, 'type', 'bf16'), num(a, 'cases', 300), num(a, 'seed', 1)), null, 2));
     return;
   }
   if (cmd === 'conv') {

@@ -13,7 +13,7 @@ import { LoopTuneError } from '../../../ir/errors.ts';
 import { elementCount, type Problem } from '../../../ir/problem.ts';
 import { checkAgainstOracle, randomArray } from '../../../ir/interpret.ts';
 import { gatherPixelOffset, gatherTileOffset, implicitGemm } from '../../../loopnest/implicit-gemm.ts';
-import { resnet50Convs } from '../../../bench/cuda-conv.ts';
+import { fuzzConvs, resnet50Convs } from '../../../bench/cuda-conv.ts';
 import { compileImplicitGemm, convTileSchedules } from '../../../targets/cuda/implicit-gemm-kernel.ts';
 import { wgmmaSchedules } from '../../../targets/cuda/mma-tiles.ts';
 import { simRunner } from '../../../targets/cuda/sim-runner.ts';
@@ -83,6 +83,15 @@ test('the simulator catches a broken tap walk, pixel origin or row clamp', async
     assert.is.not(text, kernel.text!, `${what}: the mutation applies`);
     const r = await simulated({ ...kernel, text }, p, 7);
     assert.not.ok(r.ok, `${what}: the simulator should fail it`);
+  }
+});
+
+test('a differential fuzz of random small convs x tiles x depths in the simulator: no mismatch', async () => {
+  for (const [type, seed] of [['bf16', 3], ['f16', 4]] as const) {
+    const r = await fuzzConvs(simRunner(), type, 6, seed, 6);
+    assert.is(r.cases, 6);
+    assert.equal(r.mismatches, [], `${type}: ${JSON.stringify(r.mismatches[0])}`);
+    assert.is(r.passed, 6);
   }
 });
 
