@@ -18,7 +18,8 @@
  * c ^ swizzle(r), where swizzle(r) = (r / (8 / C)) mod min(C, 8) for C chunks per row (C >= 4). The
  * 8 rows one ldmatrix phase reads (8 lanes, 16 bytes each) then fall in 8 different 16-byte bank
  * groups: no bank conflicts, and cp.async's 16-byte stores stay whole. Every tile must divide its
- * problem (no tails on this path yet) and the copy items must spread evenly over the threads.
+ * problem, except the block tile of m (a partial last block row: A's rows clamped to M-1, C's rows
+ * past M neither loaded nor stored), and the copy items must spread evenly over the threads.
  * The epilogue (bias, residual, relu, clip, scale, sigmoid, gelu) runs at the store: every tile
  * holds whole reductions.
  */
@@ -39,6 +40,8 @@ export interface GpuMmaPlan {
   /** the mma atom: m16 n8 k16 (bf16, f16) or k8 (tf32); a wgmma plan's is m64 nNA k16 */
   atom: { m: number; n: number; k: number };
   M: number; N: number; K: number;
+  /** whether M has a partial last block row (rows past M are clamped on load and not stored) */
+  mTail: boolean;
   block: { m: number; n: number; k: number };
   warps: { m: number; n: number };
   warpTile: { m: number; n: number };
@@ -95,8 +98,9 @@ export function planMma(s: Schedule, opts: MmaOptions = {}): GpuMmaPlan {
   const loops = s.loops;
   const atomK = dtype === 'tf32' ? 8 : 16;
   const name = (i: number) => loopText(p, loops[i]!);
+  const outerM = loops.findIndex((l) => l.var === 0);
   for (let i = 0; i < loops.length; i++) {
-    if (loops[i]!.tail > 0) fail(`cuda: tensor-core tiles must divide the problem (${name(i)} has a tail)`);
+    if (loops[i]!.tail > 0 && !(i === outerM && loops[i]!.bind === 'block')) fail(`cuda: tensor-core tiles must divide the problem, except the block tile of m (${name(i)} has a tail)`);
     if (loops[i]!.parallel) fail('cuda: parallel loops (suffix p) are for CPU threads');
   }
   const blockOf = (v: number) => loops.findIndex((l) => l.var === v && l.bind === 'block');
@@ -118,7 +122,7 @@ export function planMma(s: Schedule, opts: MmaOptions = {}): GpuMmaPlan {
   const BM = s.steps[bm]!, BN = s.steps[bn]!, BK = s.steps[staged]!;
   const WGm = loops[wm]!.size, WGn = loops[wn]!.size;
   const WM = s.steps[wm]!, WN = s.steps[wn]!;
-  if (loops[bm]!.size * BM !== M || loops[bn]!.size * BN !== N) fail(`cuda: the block loops of a tensor-core schedule are the outermost m and n loops (${shape})`);
+  if (loops[bm]!.size * BM + loops[bm]!.tail !== M || loops[bn]!.size * BN !== N) fail(`cuda: the block loops of a tensor-core schedule are the outermost m and n loops (${shape})`);
   if (WGm * WM !== BM || WGn * WN !== BN) fail(`cuda: the warp loops of a tensor-core schedule come right below the block tile (${shape})`);
   if (WM % 16 !== 0 || WN % 16 !== 0) fail(`cuda: a warp tile is a multiple of 16 x 16 (got ${WM} x ${WN}; B fragments load 16 columns at a time)`);
   if (BK % atomK !== 0) fail(`cuda: the k-tile BK=${BK} is a multiple of the atom's k ${atomK}`);
@@ -146,7 +150,7 @@ export function planMma(s: Schedule, opts: MmaOptions = {}): GpuMmaPlan {
   return {
     dtype, atom: { m: 16, n: 8, k: atomK }, M, N, K,
     block: { m: BM, n: BN, k: BK }, warps: { m: WGm, n: WGn }, warpTile: { m: WM, n: WN },
-    stages, threads, grid: [N / BN, M / BM, 1], elementBytes: eb, chunksA, chunksB,
+    mTail: loops[bm]!.tail > 0, stages, threads, grid: [N / BN, Math.ceil(M / BM), 1], elementBytes: eb, chunksA, chunksB,
     stageBytes, sharedBytes: stageBytes * stages, epilogue: p.epilogue ?? [],
   };
 }
@@ -154,7 +158,7 @@ export function planMma(s: Schedule, opts: MmaOptions = {}): GpuMmaPlan {
 /** A wgmma plan in GpuMmaPlan's terms (what loopnest/gpu.ts maps), the plan itself in `wgmma`. */
 function wgmmaAsMmaPlan(w: GpuWgmmaPlan): GpuMmaPlan {
   return {
-    dtype: w.dtype, atom: { m: 64, n: w.atomN, k: 16 }, M: w.M, N: w.N, K: w.K, block: w.block,
+    dtype: w.dtype, atom: { m: 64, n: w.atomN, k: 16 }, M: w.M, N: w.N, K: w.K, mTail: w.mTail, block: w.block,
     warps: { m: 4 * w.warpgroups.m, n: w.warpgroups.n }, warpTile: { m: w.groupTile.m / 4, n: w.groupTile.n },
     stages: w.stages, threads: w.threads, grid: w.grid, elementBytes: 2, chunksA: w.block.k / 8, chunksB: w.block.n / 8,
     stageBytes: w.stageBytes, sharedBytes: w.sharedBytes, epilogue: w.epilogue, wgmma: w,
@@ -166,8 +170,9 @@ export function mmaScheduleText(p: Problem, t: { bm: number; bn: number; bk: num
   const [M, N, K] = p.vars.map((v) => v.extent) as [number, number, number];
   const atomK = p.dtype === 'tf32' ? 8 : 16;
   const WM = t.bm / t.wgm, WN = t.bn / t.wgn;
+  const tail = M % t.bm;
   return [
-    `m:${M / t.bm}b`, `n:${N / t.bn}b`, `k:${K / t.bk}s`, `m:${t.wgm}t`, `n:${t.wgn}t`,
+    `m:${Math.floor(M / t.bm)}${tail > 0 ? `r${tail}` : ''}b`, `n:${N / t.bn}b`, `k:${K / t.bk}s`, `m:${t.wgm}t`, `n:${t.wgn}t`,
     `k:${t.bk / atomK}`, `m:${WM / 16}`, `n:${WN / 8}`, 'm:16', 'n:8', `k:${atomK}`,
   ].join(' ');
 }

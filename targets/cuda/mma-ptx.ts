@@ -20,13 +20,16 @@
  *    residual pairs like C, the ops as ptx.ts writes them (emitEpilogueOp);
  *  - C: each lane's accumulators start from its pairs of C (ld.global.v2.f32 before the pipeline,
  *    overlapping the prologue: beta = 1, as every looptune kernel accumulates into its output) and
- *    are stored back at the end.
+ *    are stored back at the end;
+ *  - an m tail (plan.mTail): A's rows read through one clamped base register each (row-copies.ts),
+ *    C's rows past M predicated off.
  * The shared buffers are dynamic shared memory (`.extern .shared`): the launch passes their size,
  * and the runner opts the function into more than 48 KiB.
  */
 import type { GpuMmaPlan } from '../../loopnest/gpu-mma.ts';
 import { swizzleOf } from '../../loopnest/gpu-mma.ts';
 import { CpAsyncPipeline } from './cp-async-pipeline.ts';
+import { rowCopies } from './row-copies.ts';
 import { loadMatmulParams, epilogueOperandAddresses, storePair, tensorCoreModule } from './tensor-core-kernel.ts';
 import { PtxBuilder, addr } from './ptx-builder.ts';
 import { PTX_TARGET, type PrintedPtx } from './ptx.ts';
@@ -100,9 +103,14 @@ export function printMmaPtx(plan: GpuMmaPlan, entry = 'looptune_mma'): PrintedPt
     const rowsApart = T / chunks;
     const items = (chunks * rows) / T;
     const sStep = rowsApart * rowElems * eb, gStep = rowsApart * ld * eb;
+    // an m tail: A's rows one base register each, clamped to row M-1 (row-copies.ts)
+    const gathered = what === 'A' && plan.mTail
+      ? rowCopies(b, { pA, by, BM, M, K, BK, eb, firstRow: row, rowsApart, rows: items, rowOf: (i) => i, chunkElements: col, chunkWidth: perChunk })
+      : undefined;
     return {
-      s: soff, g, items, sItem: (i: number) => i * sStep, gItem: (i: number) => i * gStep,
+      s: soff, g, items, sItem: (i: number) => i * sStep, gItem: gathered ? () => 0 : (i: number) => i * gStep,
       gTile: what === 'A' ? BK * eb : BK * N * eb,
+      ...(gathered ? { gathered } : {}),
     };
   };
   const cA = copy('A'), cB = copy('B');
@@ -183,11 +191,22 @@ export function printMmaPtx(plan: GpuMmaPlan, entry = 'looptune_mma'): PrintedPt
   b.emit(`mul.wide.u32 ${wide}, ${offC}, 4`);
   b.emit(`add.s64 ${cAt}, ${pC}, ${wide}`);
   const cImm = (i: number, j: number, h: number) => ((i * 16 + h * 8) * N + j * 8) * 4;
+  // an m tail: rows past M start from 0 and are not stored
+  const rowGuards = plan.mTail ? Array.from({ length: 2 * fragsM }, (_, k) => {
+    const on = b.p();
+    b.emit(`setp.lt.u32 ${on}, ${rowC}, ${Math.max(0, M - Math.floor(k / 2) * 16 - (k % 2) * 8)}`);
+    return on;
+  }) : [];
+  const rowOn = (i: number, h: number): string | null => rowGuards[2 * i + h] ?? null;
   const acc: string[][] = [];
   for (let i = 0; i < fragsM; i++) {
     for (let j = 0; j < fragsN; j++) {
       const regs = [b.f(), b.f(), b.f(), b.f()];
-      for (const h of [0, 1]) b.emit(`ld.global.v2.f32 {${regs[2 * h]}, ${regs[2 * h + 1]}}, ${addr(cAt, cImm(i, j, h))}`);
+      for (const h of [0, 1]) {
+        const on = rowOn(i, h);
+        if (on) for (const r of [regs[2 * h], regs[2 * h + 1]]) b.emit(`mov.f32 ${r}, 0f00000000`);
+        b.emit(`${on ? `@${on} ` : ''}ld.global.v2.f32 {${regs[2 * h]}, ${regs[2 * h + 1]}}, ${addr(cAt, cImm(i, j, h))}`);
+      }
       acc.push(regs);
     }
   }
@@ -258,7 +277,7 @@ export function printMmaPtx(plan: GpuMmaPlan, entry = 'looptune_mma'): PrintedPt
     for (let j = 0; j < fragsN; j++) {
       const d = acc[i * fragsN + j]!;
       for (const h of [0, 1]) {
-        storePair(b, plan.epilogue, [d[2 * h]!, d[2 * h + 1]!], addr(cAt, cImm(i, j, h)), (k) => biasPairs[k]![j]!, (k) => addr(opAt[k]!, cImm(i, j, h)));
+        storePair(b, plan.epilogue, [d[2 * h]!, d[2 * h + 1]!], addr(cAt, cImm(i, j, h)), (k) => biasPairs[k]![j]!, (k) => addr(opAt[k]!, cImm(i, j, h)), rowOn(i, h));
       }
     }
   }

@@ -35,7 +35,7 @@ export const MMA_TILES: readonly MmaTile[] = [
 /** The tile points of MMA_TILES that spell a valid tensor-core kernel for p, as schedules. */
 export function mmaSchedules(p: Problem, tiles: readonly MmaTile[] = MMA_TILES): Schedule[] {
   if (p.op !== 'matmul' || p.dtype === undefined) return [];
-  return validTiles(p, tiles, (t) => mmaScheduleText(p, t));
+  return validTiles(p, tiles, (t) => mmaScheduleText(p, t), true);
 }
 
 /**
@@ -63,11 +63,10 @@ export const WGMMA_TILES: readonly WgmmaTile[] = [
 /** The tile points of WGMMA_TILES that spell a valid wgmma kernel for p (bf16 / f16 matmuls), as schedules. */
 export function wgmmaSchedules(p: Problem, tiles: readonly WgmmaTile[] = WGMMA_TILES): Schedule[] {
   if (p.op !== 'matmul' || (p.dtype !== 'bf16' && p.dtype !== 'f16')) return [];
-  // wgmma kernels end m in a partial block row (gpu-wgmma.ts), so M need not divide
   return validTiles(p, tiles, (t) => wgmmaScheduleText(p, t), true);
 }
 
-/** The tiles that divide p (M may end in a partial block where `mTail`) and spell a kernel planMma accepts, as schedules. */
+/** The tiles that divide p (M may end in a partial block where `mTail`: both families clamp and guard its rows) and spell a kernel planMma accepts, as schedules. */
 function validTiles<T extends { bm: number; bn: number; bk: number }>(p: Problem, tiles: readonly T[], text: (t: T) => string, mTail = false): Schedule[] {
   const [M, N, K] = p.vars.map((v) => v.extent) as [number, number, number];
   const out: Schedule[] = [];

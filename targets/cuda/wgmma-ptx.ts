@@ -35,8 +35,7 @@
  */
 import type { GpuWgmmaPlan } from '../../loopnest/gpu-wgmma.ts';
 import { SWIZZLE_ROW_BYTES, WARPGROUP_THREADS, WGMMA_ALIGN_SLACK } from '../../loopnest/gpu-wgmma.ts';
-import { gatherTileOffset, type ConvGather } from '../../loopnest/implicit-gemm.ts';
-import type { GatheredRows } from './cp-async-pipeline.ts';
+import { rowCopies } from './row-copies.ts';
 import { CpAsyncPipeline } from './cp-async-pipeline.ts';
 import { loadMatmulParams, epilogueOperandAddresses, storePair, tensorCoreModule } from './tensor-core-kernel.ts';
 import { PtxBuilder, addr } from './ptx-builder.ts';
@@ -136,7 +135,11 @@ export function printWgmmaPtx(plan: GpuWgmmaPlan, entry = 'looptune_wgmma'): Pri
       const q = (j * T) / 8;
       return ((q % rows) * ld + Math.floor(q / rows) * 64) * eb;
     };
-    const gathered = what === 'A' && (plan.gather || plan.mTail) ? gatheredRows(b, plan, { pA, by, q0, cc, T }) : undefined;
+    // rows read one by one: T / 8 rows a round of the panel, round j of item j (panel-major items)
+    const rounds = BM / (T / 8);
+    const gathered = what === 'A' && (plan.gather || plan.mTail)
+      ? rowCopies(b, { pA, by, BM, M, K, BK, eb, firstRow: q0, rowsApart: T / 8, rows: Math.min(rounds, items), rowOf: (j) => j % rounds, chunkElements: cc, chunkWidth: 8, ...(plan.gather ? { gather: plan.gather } : {}) })
+      : undefined;
     return {
       s: soff, g, items, sItem: (j: number) => j * T * 16, gItem: gathered ? (j: number) => Math.floor((j * T) / 8 / rows) * 64 * eb : gItem,
       gTile: what === 'A' ? BK * eb : BK * N * eb,
@@ -271,87 +274,4 @@ export function printWgmmaPtx(plan: GpuWgmmaPlan, entry = 'looptune_wgmma'): Pri
   b.emit('ret');
 
   return tensorCoreModule(b, params, { entry, target: WGMMA_PTX_TARGET, sharedAlign: WGMMA_ALIGN_SLACK, threads: T, grid: plan.grid, dynamicSharedBytes: plan.sharedBytes });
-}
-
-/**
- * A's copies read row by row: the rows this thread copies (q0 + j * T / 8 of the block tile, one
- * base register each, the round j of a panel), clamped to row M-1; for a matmul a row starts at
- * A + row * K, for a conv (plan.gather) at its pixel's window origin in the input. A k-tile lies at
- * tile * BK elements further (matmul) or at its tap's offset (conv, gatherTileOffset).
- */
-function gatheredRows(
-  b: PtxBuilder, plan: GpuWgmmaPlan, r: { pA: string; by: string; q0: string; cc: string; T: number },
-): GatheredRows {
-  const { M, K, block } = plan;
-  const BM = block.m, BK = block.k, eb = 2;
-  const roundRows = r.T / 8, rounds = BM / roundRows;
-  const g = plan.gather;
-  const bases: string[] = [];
-  let tap: ReturnType<typeof tapCounters> | undefined;
-  for (let j = 0; j < Math.min(rounds, (BM * BK) / 8 / r.T); j++) {
-    const row = b.r(), el = b.r(), wide = b.rd(), base = b.rd();
-    b.emit(`mad.lo.u32 ${row}, ${r.by}, ${BM}, ${r.q0}`);
-    if (j > 0) b.emit(`add.u32 ${row}, ${row}, ${j * roundRows}`);
-    b.emit(`min.u32 ${row}, ${row}, ${M - 1}`);
-    if (g) pixelOrigin(b, g, row, el);
-    else b.emit(`mul.lo.u32 ${el}, ${row}, ${K}`);
-    b.emit(`mad.lo.u32 ${el}, ${r.cc}, 8, ${el}`);
-    b.emit(`mul.wide.u32 ${wide}, ${el}, ${eb}`);
-    b.emit(`add.s64 ${base}, ${r.pA}, ${wide}`);
-    bases.push(base);
-  }
-  const tileBytes = (tile: number) => (g ? gatherTileOffset(g, BK, tile) : tile * BK) * eb;
-  let off = '';
-  return {
-    base: (i) => bases[i % rounds]!,
-    tileBytes,
-    start(bb, tile) {
-      off = bb.rd();
-      bb.emit(`mov.u64 ${off}, ${tileBytes(tile)}`);
-      if (g) tap = tapCounters(bb, g, BK, tile);
-      return off;
-    },
-    advance(bb) {
-      if (!g) {
-        bb.emit(`add.s64 ${off}, ${off}, ${BK * eb}`);
-        return;
-      }
-      // one k-tile on: BK channels; past the tap's last channels, the next tap s (dilation columns
-      // on); past the last s, the next filter row r (dilation input rows on, back to s = 0)
-      const { c, s, wrapC, wrapS } = tap!;
-      bb.emit(`add.s64 ${off}, ${off}, ${BK * eb}`);
-      bb.emit(`add.u32 ${c}, ${c}, 1`);
-      bb.emit(`setp.eq.u32 ${wrapC}, ${c}, ${g.C / BK}`);
-      bb.emit(`@${wrapC} mov.u32 ${c}, 0`);
-      bb.emit(`@${wrapC} add.u32 ${s}, ${s}, 1`);
-      bb.emit(`@${wrapC} add.s64 ${off}, ${off}, ${(g.dilation - 1) * g.C * eb}`);
-      // s reaches S only on the step that wrapped c
-      bb.emit(`setp.eq.u32 ${wrapS}, ${s}, ${g.S}`);
-      bb.emit(`@${wrapS} mov.u32 ${s}, 0`);
-      bb.emit(`@${wrapS} add.s64 ${off}, ${off}, ${(g.dilation * g.W - g.S * g.dilation) * g.C * eb}`);
-    },
-  };
-}
-
-/** The counters of the tile loaded next: its channel chunk within the tap and its tap's s, at k-tile `tile`. */
-function tapCounters(b: PtxBuilder, g: ConvGather, BK: number, tile: number): { c: string; s: string; wrapC: string; wrapS: string } {
-  const c = b.r(), s = b.r();
-  const perTap = g.C / BK;
-  b.emit(`mov.u32 ${c}, ${tile % perTap}`);
-  b.emit(`mov.u32 ${s}, ${Math.floor(tile / perTap) % g.S}`);
-  return { c, s, wrapC: b.p(), wrapS: b.p() };
-}
-
-/** el = the input element of output pixel `m`'s window origin: ((n * H + oh * stride) * W + ow * stride) * C. */
-function pixelOrigin(b: PtxBuilder, g: ConvGather, m: string, el: string): void {
-  const n = b.r(), rest = b.r(), oh = b.r(), ow = b.r();
-  b.emit(`div.u32 ${n}, ${m}, ${g.OH * g.OW}`);
-  b.emit(`rem.u32 ${rest}, ${m}, ${g.OH * g.OW}`);
-  b.emit(`div.u32 ${oh}, ${rest}, ${g.OW}`);
-  b.emit(`rem.u32 ${ow}, ${rest}, ${g.OW}`);
-  b.emit(`mul.lo.u32 ${el}, ${n}, ${g.H}`);
-  b.emit(`mad.lo.u32 ${el}, ${oh}, ${g.stride}, ${el}`);
-  b.emit(`mul.lo.u32 ${el}, ${el}, ${g.W}`);
-  b.emit(`mad.lo.u32 ${el}, ${ow}, ${g.stride}, ${el}`);
-  b.emit(`mul.lo.u32 ${el}, ${el}, ${g.C}`);
 }

@@ -33,6 +33,10 @@ const CASES: [string, [number, number, number, number, number], number][] = [
   ['matmul 64x64x64 bf16 +bias +gelu', [64, 64, 32, 2, 2], 2],
   ['matmul 64x128x64 f16 +residual +relu', [64, 64, 32, 2, 2], 3],
   ['matmul 64x64x64 tf32 +bias +sigmoid +clip0,0.75', [64, 64, 32, 2, 2], 2],
+  // m tails: a partial last block row (rows clamped on load, not stored)
+  ['matmul 80x64x64 bf16', [64, 64, 32, 2, 2], 2],
+  ['matmul 100x64x96 tf32 +bias', [64, 64, 32, 2, 2], 3],
+  ['matmul 72x64x64 f16 +residual +relu', [32, 64, 32, 1, 2], 2],
 ];
 
 function kernelOf(spec: string, t: [number, number, number, number, number], stages: number): { kernel: CudaKernel; schedule: Schedule } {
@@ -102,6 +106,23 @@ test('the simulator catches a pipeline that reads a buffer before its copies lan
   const r = await simRunner()(broken, [c, a, b], { guard: false });
   // stale (NaN-filled) shared memory flows into the products
   assert.ok(!r.ok || !checkAgainstOracle(Schedule.parse(p, schedule.text()), [a, b], c, r.output).ok);
+});
+
+test('an m tail: unclamped rows or unguarded stores fail in the simulator', async () => {
+  const { kernel, schedule } = kernelOf('matmul 80x64x64 bf16', [64, 64, 32, 2, 2], 2);
+  const p = schedule.problem;
+  const inputs = p.tensors.slice(1).map((t, i) => randomArray(elementCount(t), 40 + i));
+  const init = randomArray(elementCount(p.tensors[0]!), 49);
+  const run = simRunner();
+  const ok = await run(kernel, [init, ...inputs], { guard: false });
+  assert.ok(ok.ok && checkAgainstOracle(schedule, inputs, init, ok.output).ok);
+  const unclamped = kernel.text!.replace(/min\.u32 (%r\d+), (%r\d+), 79;/g, 'mov.u32 $1, $2;');
+  const unguarded = kernel.text!.replace(/@%p\d+ st\.global/g, 'st.global');
+  for (const [what, text] of [['unclamped rows', unclamped], ['unguarded stores', unguarded]] as const) {
+    assert.is.not(text, kernel.text!, `${what}: the mutation applies`);
+    const r = await run({ ...kernel, text }, [init, ...inputs], { guard: false });
+    assert.not.ok(r.ok, `${what}: the simulator should fail it`);
+  }
 });
 
 test('ptxas -arch=sm_90a accepts every tensor-core module of the tile table and the test cases', () => {
