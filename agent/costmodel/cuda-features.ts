@@ -40,15 +40,35 @@ export const CUDA_FEATURE_COUNT = CUDA_FEATURE_NAMES.length;
 
 const lg = (x: number) => Math.log2(Math.max(1, x));
 
-/** Counts of PTX instruction kinds in a module (static: the unrolled tile appears once). */
-function instructionMix(ptx: string): { fma: number; ldGlobal: number; ldShared: number; stGlobal: number; vector: number; loads: number; bar: number; total: number } {
-  const c = { fma: 0, ldGlobal: 0, ldShared: 0, stGlobal: 0, vector: 0, loads: 0, bar: 0, total: 0 };
+/**
+ * Multiply-adds per thread of one tensor-core instruction, so that its count is in the same unit
+ * as an fp32 SIMT kernel's fma count: mma.sync m16n8kK runs 16*8*K over a warp's 32 lanes, wgmma
+ * m64nNk16 64*N*16 over a warpgroup's 128 threads.
+ */
+function tensorCoreMacs(op: string): number {
+  const mma = /^mma\.sync\.aligned\.m(\d+)n(\d+)k(\d+)/.exec(op);
+  if (mma) return (Number(mma[1]) * Number(mma[2]) * Number(mma[3])) / 32;
+  const wgmma = /^wgmma\.mma_async\.sync\.aligned\.m(\d+)n(\d+)k(\d+)/.exec(op);
+  if (wgmma) return (Number(wgmma[1]) * Number(wgmma[2]) * Number(wgmma[3])) / 128;
+  return 0;
+}
+
+/** Counts of PTX instruction kinds in a module (static: the unrolled tile appears once); tensor-core instructions count their multiply-adds per thread as fma. */
+function instructionMix(ptx: string): { fma: number; fmaOps: number; ldGlobal: number; ldShared: number; stGlobal: number; vector: number; loads: number; bar: number; total: number } {
+  // fma: multiply-adds per thread; fmaOps: the instructions that do them
+  const c = { fma: 0, fmaOps: 0, ldGlobal: 0, ldShared: 0, stGlobal: 0, vector: 0, loads: 0, bar: 0, total: 0 };
   for (const line of ptx.split('\n')) {
     const m = /^\s+(?:@!?%\w+\s+)?([a-z][\w.]*)/.exec(line);
     if (!m) continue;
     const op = m[1]!;
     c.total++;
-    if (op.startsWith('fma.')) c.fma++;
+    if (op.startsWith('fma.')) {
+      c.fma++;
+      c.fmaOps++;
+    } else if (op.startsWith('mma.') || op.startsWith('wgmma.mma_async')) {
+      c.fma += tensorCoreMacs(op);
+      c.fmaOps++;
+    }
     else if (op.startsWith('ld.global')) c.ldGlobal++;
     else if (op.startsWith('ld.shared')) c.ldShared++;
     else if (op.startsWith('st.global')) c.stGlobal++;
@@ -67,7 +87,8 @@ export function cudaFeatures(s: Schedule, kernel: CudaKernel = compileCuda(s)): 
   const m = kernel.mapping;
   const p = s.problem;
   const threads = Math.max(1, m.threads);
-  const shared = kernel.launch.sharedBytes;
+  // static shared memory, or a tensor-core kernel's dynamic pipeline buffers (its depth shows here)
+  const shared = kernel.launch.sharedBytes + (kernel.launch.dynamicSharedBytes ?? 0);
   const estRegisters = Math.min(255, m.accumulators + 24 + (m.staged !== null ? 8 : 0));
   const byThreads = Math.floor(THREADS_PER_SM / threads);
   const byShared = shared > 0 ? Math.floor(SHARED_PER_SM / shared) : 32;
@@ -106,7 +127,7 @@ export function cudaFeatures(s: Schedule, kernel: CudaKernel = compileCuda(s)): 
   put(mix.loads ? mix.vector / mix.loads : 0);
   put(Math.min(8, mix.bar) / 8);
   put(lg(mix.total) / 16);
-  put(Math.min(8, (mix.total - mix.fma) / fma));
+  put(Math.min(8, (mix.total - mix.fmaOps) / fma));
   put(m.defaulted ? 1 : 0);
   for (let t = 0; t < TENSOR_SLOTS; t++) {
     const st = t < strides.length && xLoop ? Math.abs(strides[t]![m.schedule.loops[xLoop.loop]!.var]!) : 0;

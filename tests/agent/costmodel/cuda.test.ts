@@ -36,6 +36,22 @@ test('features: one per name, finite, and they see staging and the register tile
   assert.ok(featurizeCuda([tooMany]).every((x) => x === 0));
 });
 
+test('tensor-core features: mma / wgmma count their multiply-adds, the pipeline depth and warp grid show', () => {
+  const p = parseProblem('matmul 4096x4096x4096 bf16');
+  const at = (name: string, f: Float32Array) => f[CUDA_FEATURE_NAMES.indexOf(name)]!;
+  const wgmma = (depth: string, groups: string) => cudaFeatures(Schedule.parse(p, `m:32b n:16b k:64${depth} ${groups} k:4 m:1 n:1 m:64 n:256 k:16`));
+  const deep = wgmma('s4', 'm:2t n:1t'), shallow = wgmma('s2', 'm:2t n:1t');
+  assert.ok(at('log_shared_bytes', deep) > at('log_shared_bytes', shallow), 'a deeper pipeline holds more shared memory');
+  const mma = cudaFeatures(Schedule.parse(p, 'm:32b n:32b k:128s m:2t n:2t k:2 m:4 n:8 m:16 n:8 k:16'));
+  for (const f of [deep, shallow, mma]) {
+    assert.ok(f.every(Number.isFinite));
+    // loads per multiply-add are small and the other instructions are not negative: the tensor-core ops count as fma
+    assert.ok(at('global_loads_per_fma', f) > 0 && at('global_loads_per_fma', f) < 0.1, `${at('global_loads_per_fma', f)}`);
+    assert.ok(at('other_per_fma', f) >= 0);
+  }
+  assert.is.not(at('log_threads', mma), at('log_threads', deep));
+});
+
 test('a new cuda model uses the cuda features', async () => {
   const m = await CostModel.create({ target: 'cuda', hidden: [8] });
   assert.is(m.meta.featureSet, 'cuda');
