@@ -21,7 +21,8 @@
  *          clipped to the last bucket; the output counts 1, each input 1.
  * For the cuda target (a policy must see the GPU mapping it edits, and GPU nests are deeper: block,
  * thread and register levels) the vector form has GPU_MAX_LOOPS rows, and appends GPU_MAX_LOOPS x
- * GPU_LOOP_FEATURES more: per loop, bound to blocks, bound to threads, staged in shared memory.
+ * GPU_LOOP_FEATURES more: per loop, bound to blocks, bound to threads, staged in shared memory
+ * (depth / 4 for a tensor-core pipeline of `stages` buffers, 1 for the default).
  * CPU observations keep LoopTune's 200 features, so policies trained on them stay loadable. No
  * column of the 10 x 20 is free for the parallel flag (0..4 are always written and 5..19 are the
  * STRIDE_BUCKETS = 15 histogram buckets, all reachable: bucket 14 is any stride >= 8192 elements),
@@ -128,7 +129,8 @@ export function vectorEncoding(s: Schedule, form: boolean | VectorForm = false):
       const l = s.loops[i]!;
       v[base + i * GPU_LOOP_FEATURES] = l.bind === 'block' ? 1 : 0;
       v[base + i * GPU_LOOP_FEATURES + 1] = l.bind === 'thread' ? 1 : 0;
-      v[base + i * GPU_LOOP_FEATURES + 2] = l.shared ? 1 : 0;
+      // a staged loop's pipeline depth (stages_N) as depth / 4: 1 for the default depth (at most 4)
+      v[base + i * GPU_LOOP_FEATURES + 2] = l.shared ? (l.stages ?? 4) / 4 : 0;
     }
   }
   if (parallel) for (let i = 0; i < n; i++) v[base + i * CPU_LOOP_FEATURES] = s.loops[i]!.parallel ? 1 : 0;

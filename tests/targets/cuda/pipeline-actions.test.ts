@@ -7,6 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { applyAction, applyActions, CUDA_ACTIONS, isKnownAction, parseProblem, Schedule } from '../../../ir/index.ts';
 import { elementCount } from '../../../ir/problem.ts';
+import { GPU_LOOP_FEATURES, GPU_MAX_LOOPS, LOOP_FEATURES, vectorEncoding } from '../../../ir/graph.ts';
 import { checkAgainstOracle, randomArray } from '../../../ir/interpret.ts';
 import { planMma } from '../../../loopnest/gpu-mma.ts';
 import { backend } from '../../../targets/registry.ts';
@@ -24,6 +25,10 @@ test('stages_N sets the staged loop\'s depth (text s3), wherever the cursor is; 
   assert.is(r.schedule.text(), 'm:1b n:1b k:3s3 m:1t n:1t k:4 m:2 n:1 m:64 n:128 k:16');
   assert.is(r.schedule.cursor, 9);
   assert.is(Schedule.parse(p, r.schedule.text()).loops[2]!.stages, 3);
+  // the cuda observation sees the depth (depth / 4 in the staged loop's GPU row)
+  const staged = (x: Schedule) => vectorEncoding(x, true)[GPU_MAX_LOOPS * LOOP_FEATURES + 2 * GPU_LOOP_FEATURES + 2];
+  assert.is(staged(s), 1);
+  assert.is(staged(r.schedule), 0.75);
   assert.is.not(r.schedule.hash(), s.hash());
   // the same depth again, fp32, and a schedule with nothing staged are illegal, with a reason
   const again = applyAction(r.schedule, 'stages_3');
