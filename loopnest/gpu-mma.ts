@@ -28,6 +28,7 @@ import { elementTypeOf, storageBytes, type ElementType } from '../ir/dtype.ts';
 import { isReduction, type EpilogueOp, type Problem } from '../ir/problem.ts';
 import { loopText, type Schedule } from '../ir/schedule.ts';
 import { isWgmmaSchedule, planWgmma, tensorCoreOpError, type GpuWgmmaPlan } from './gpu-wgmma.ts';
+import type { ConvGather } from './implicit-gemm.ts';
 
 /** Dynamic shared memory an H100/H200 block may opt into (227 KiB). */
 export const MAX_DYNAMIC_SHARED = 227 * 1024;
@@ -59,6 +60,8 @@ export interface GpuMmaPlan {
   sharedBytes: number;
   /** the problem's epilogue, applied to each finished C + A·B value at the store (bias over n, residual like C) */
   epilogue: readonly EpilogueOp[];
+  /** a channels-last conv's input gather: A is read from the conv's input (implicit-gemm.ts) */
+  gather?: ConvGather;
   /**
    * sm_90a warpgroup MMA (gpu-wgmma.ts), when the schedule's atom is m:64 n:NA k:16: the printer
    * follows this plan instead. The fields above then describe it for the GPU mapping: `warps` are
@@ -88,8 +91,8 @@ export function usesTensorCores(p: Problem): boolean {
 }
 
 /** Schedule -> GpuMmaPlan; a schedule that does not spell a tensor-core kernel fails with one `cuda:` line. */
-export function planMma(s: Schedule, opts: MmaOptions = {}): GpuMmaPlan {
-  if (isWgmmaSchedule(s)) return wgmmaAsMmaPlan(planWgmma(s, opts, { maxSharedBytes: MAX_DYNAMIC_SHARED, maxStages: MMA_MAX_STAGES }));
+export function planMma(s: Schedule, opts: MmaOptions = {}, gather?: ConvGather): GpuMmaPlan {
+  if (isWgmmaSchedule(s)) return wgmmaAsMmaPlan(planWgmma(s, opts, { maxSharedBytes: MAX_DYNAMIC_SHARED, maxStages: MMA_MAX_STAGES }, gather));
   const p = s.problem;
   const dtype = elementTypeOf(p);
   if (dtype === 'f32') fail('cuda: tensor cores take bf16, f16 or tf32 problems');
@@ -132,6 +135,7 @@ export function planMma(s: Schedule, opts: MmaOptions = {}): GpuMmaPlan {
   const chunksA = (BK * eb) / 16, chunksB = (BN * eb) / 16;
   const pow2 = (x: number) => Number.isInteger(x) && (x & (x - 1)) === 0;
   if (!pow2(chunksA) || !pow2(chunksB)) fail(`cuda: shared rows of A (BK=${BK}) and B (BN=${BN}) must be a power of two of 16-byte chunks (the XOR swizzle)`);
+  if (gather && gather.C % BK !== 0) fail(`cuda: an implicit-GEMM conv's k-tile stays inside one filter tap: BK=${BK} must divide c=${gather.C}`);
   if (!Number.isInteger(chunksA) || chunksA < 4) fail(`cuda: a shared row of A is at least 64 bytes (BK=${BK} gives ${BK * eb})`);
   if (!Number.isInteger(chunksB) || chunksB < 4) fail(`cuda: a shared row of B is at least 64 bytes (BN=${BN} gives ${BN * eb})`);
   for (const [what, chunks, rows] of [['A', chunksA, BM], ['B', chunksB, BK]] as const) {
@@ -151,7 +155,7 @@ export function planMma(s: Schedule, opts: MmaOptions = {}): GpuMmaPlan {
     dtype, atom: { m: 16, n: 8, k: atomK }, M, N, K,
     block: { m: BM, n: BN, k: BK }, warps: { m: WGm, n: WGn }, warpTile: { m: WM, n: WN },
     mTail: loops[bm]!.tail > 0, stages, threads, grid: [N / BN, Math.ceil(M / BM), 1], elementBytes: eb, chunksA, chunksB,
-    stageBytes, sharedBytes: stageBytes * stages, epilogue: p.epilogue ?? [],
+    stageBytes, sharedBytes: stageBytes * stages, epilogue: p.epilogue ?? [], ...(gather ? { gather } : {}),
   };
 }
 
@@ -161,7 +165,7 @@ function wgmmaAsMmaPlan(w: GpuWgmmaPlan): GpuMmaPlan {
     dtype: w.dtype, atom: { m: 64, n: w.atomN, k: 16 }, M: w.M, N: w.N, K: w.K, mTail: w.mTail, block: w.block,
     warps: { m: 4 * w.warpgroups.m, n: w.warpgroups.n }, warpTile: { m: w.groupTile.m / 4, n: w.groupTile.n },
     stages: w.stages, threads: w.threads, grid: w.grid, elementBytes: 2, chunksA: w.block.k / 8, chunksB: w.block.n / 8,
-    stageBytes: w.stageBytes, sharedBytes: w.sharedBytes, epilogue: w.epilogue, wgmma: w,
+    stageBytes: w.stageBytes, sharedBytes: w.sharedBytes, epilogue: w.epilogue, ...(w.gather ? { gather: w.gather } : {}), wgmma: w,
   };
 }
 

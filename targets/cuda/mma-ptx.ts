@@ -22,7 +22,8 @@
  *    overlapping the prologue: beta = 1, as every looptune kernel accumulates into its output) and
  *    are stored back at the end;
  *  - an m tail (plan.mTail): A's rows read through one clamped base register each (row-copies.ts),
- *    C's rows past M predicated off.
+ *    C's rows past M predicated off; a channels-last conv (plan.gather) reads A's rows from the
+ *    input's pixels the same way (implicit-gemm.ts).
  * The shared buffers are dynamic shared memory (`.extern .shared`): the launch passes their size,
  * and the runner opts the function into more than 48 KiB.
  */
@@ -103,9 +104,9 @@ export function printMmaPtx(plan: GpuMmaPlan, entry = 'looptune_mma'): PrintedPt
     const rowsApart = T / chunks;
     const items = (chunks * rows) / T;
     const sStep = rowsApart * rowElems * eb, gStep = rowsApart * ld * eb;
-    // an m tail: A's rows one base register each, clamped to row M-1 (row-copies.ts)
-    const gathered = what === 'A' && plan.mTail
-      ? rowCopies(b, { pA, by, BM, M, K, BK, eb, firstRow: row, rowsApart, rows: items, rowOf: (i) => i, chunkElements: col, chunkWidth: perChunk })
+    // an m tail or a conv's gather: A's rows one base register each (row-copies.ts)
+    const gathered = what === 'A' && (plan.mTail || plan.gather)
+      ? rowCopies(b, { pA, by, BM, M, K, BK, eb, firstRow: row, rowsApart, rows: items, rowOf: (i) => i, chunkElements: col, chunkWidth: perChunk, ...(plan.gather ? { gather: plan.gather } : {}) })
       : undefined;
     return {
       s: soff, g, items, sItem: (i: number) => i * sStep, gItem: gathered ? () => 0 : (i: number) => i * gStep,

@@ -29,7 +29,7 @@
  *  - rows: with an m tail, each A row's base register is clamped to row M-1 (the copy stays
  *    inside A), and C's loads and stores of rows past M are predicated off; a channels-last conv
  *    (plan.gather) reads A's rows from the input's pixels (implicit-gemm.ts): one base register per
- *    row this thread copies, at the k-tile's tap offset (computed from the tile index in the loop).
+ *    row this thread copies, at the k-tile's tap offset, kept by counters the loop advances (row-copies.ts).
  * The shared buffers are dynamic shared memory: the launch passes their size plus 1 KiB, the kernel
  * rounds the base up to 1024 bytes.
  */

@@ -1,6 +1,6 @@
 /**
  * Tensor-core convolutions (loopnest/implicit-gemm.ts, targets/cuda/implicit-gemm-kernel.ts) and
- * the wgmma m tail they rely on, without a GPU: typed channels-last convs (strides, dilation,
+ * the m tail they rely on, without a GPU: typed channels-last convs (wgmma, mma.sync, tf32; strides, dilation,
  * 1x1 and 3x3, epilogues, m tails) run in the PTX simulator and match the typed oracle of the conv
  * itself; broken tap walks and row clamps fail; ptxas -arch=sm_90a takes ResNet-50's layers; what
  * has no implicit GEMM is refused with one line.
@@ -104,7 +104,7 @@ test('the gather offsets: pixel origins and taps in the padded input', () => {
   assert.is(gatherTileOffset(gather, 64, 5), (1 * 10 + 2) * 64);
 });
 
-test('ptxas -arch=sm_90a accepts ResNet-50 layers as implicit-GEMM modules', () => {
+test('ptxas -arch=sm_90a accepts ResNet-50 layers as implicit-GEMM modules (wgmma and mma.sync)', () => {
   const modules: string[] = [];
   for (const spec of resnet50Convs(32, 'bf16', 'all').filter((_, i) => i % 3 === 0)) {
     const p = parseProblem(spec);
@@ -113,6 +113,10 @@ test('ptxas -arch=sm_90a accepts ResNet-50 layers as implicit-GEMM modules', () 
     // the single-warpgroup tiles: ptxas takes seconds on some two-warpgroup modules
     const one = tiles.find((t) => t.text().includes(' m:1t n:1t ')) ?? tiles[0]!;
     modules.push(compileImplicitGemm(p, one, { stages: 3 }).text!);
+    // and an mma.sync tile (atom m:16 n:8)
+    const mma = tiles.find((t) => t.text().endsWith('m:16 n:8 k:16'));
+    assert.ok(mma, `${spec}: an mma.sync tile point`);
+    modules.push(compileImplicitGemm(p, mma, { stages: 3 }).text!);
   }
   assertAssembles(modules, 'sm_90a');
 });
@@ -138,7 +142,26 @@ test('what has no implicit GEMM is refused with one line', () => {
   const p = parseProblem('conv2d n2 c64 h8 w8 k128 r3 s3 stride1 pad1 nhwc bf16');
   // a tile of another problem, and an mma.sync tile
   assert.throws(() => compileImplicitGemm(p, Schedule.parse(parseProblem('matmul 128x128x1152 bf16'), 'm:1b n:1b k:18s m:2t n:1t k:4 m:1 n:1 m:64 n:128 k:16')), /view matmul 128x128x576 bf16, not of matmul 128x128x1152/);
-  assert.throws(() => compileImplicitGemm(p, 'm:1b n:1b k:18s m:2t n:2t k:2 m:4 n:8 m:16 n:8 k:16'), /run on wgmma tiles/);
+  // an mma.sync tile whose k-tile straddles taps
+  assert.throws(() => compileImplicitGemm(taps, 'm:1r34b n:1b k:2s m:2t n:2t k:8 m:2 n:8 m:16 n:8 k:16'), /BK=128 must divide c=64/);
+});
+
+test('mma.sync convs (tf32 too, and GPUs before Hopper) match the conv oracle', async () => {
+  const cases: [string, string][] = [
+    // BK = 32: two k-tiles per tap of 64 channels; an m tail of 8
+    ['conv2d n2 c64 h6 w6 k64 r3 s3 stride1 pad1 nhwc bf16 +bias', 'm:1r8b n:1b k:18s m:2t n:2t k:2 m:2 n:4 m:16 n:8 k:16'],
+    ['conv2d n2 c64 h9 w9 k64 r3 s3 stride2 pad1 nhwc tf32 +relu', 'm:1r18b n:1b k:18s m:2t n:2t k:4 m:1 n:4 m:16 n:8 k:8'],
+  ];
+  for (const [i, [spec, tile]] of cases.entries()) {
+    const p = parseProblem(spec);
+    const kernel = compileImplicitGemm(p, tile, { stages: 3 });
+    assert.match(kernel.text!, /mma\.sync\.aligned/);
+    const r = await simulated(kernel, p, 60 + i);
+    assert.ok(r.ok, `${spec}: ${r.why}`);
+  }
+  // tf32 convs have mma.sync tile points only
+  const tf32 = convTileSchedules(parseProblem('conv2d n2 c64 h8 w8 k64 r3 s3 stride1 pad1 nhwc tf32'));
+  assert.ok(tf32.length > 0 && tf32.every((t) => t.loops[t.loops.length - 1]!.size === 8));
 });
 
 test.run();
