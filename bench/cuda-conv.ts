@@ -32,6 +32,9 @@ import type { KernelRunner } from '../targets/verify.ts';
 
 const log = (...x: unknown[]) => console.error('[cuda-conv]', ...x);
 
+/** The types a tensor-core conv takes (bf16 / f16 on either family, tf32 on mma.sync). */
+export const TENSOR_CORE_TYPES: readonly string[] = ['bf16', 'f16', 'tf32'];
+
 /** ResNet-50 v1.5's distinct conv shapes past the stem (c=3 has no 8-channel chunks): the 3x3 convs, then the 1x1s. */
 export const RESNET50_3X3 = [
   'c64 h56 w56 k64 r3 s3 stride1 pad1', 'c128 h28 w28 k128 r3 s3 stride1 pad1', 'c256 h14 w14 k256 r3 s3 stride1 pad1', 'c512 h7 w7 k512 r3 s3 stride1 pad1',
@@ -145,6 +148,8 @@ export async function benchConv(gpu: CudaRunner, dnn: Cudnn | null, spec: string
 export function resnet50Convs(batch: number, type: string, layers: string): string[] {
   const pick = layers === '3x3' ? RESNET50_3X3 : layers === '1x1' ? RESNET50_1X1 : layers === 'all' ? [...RESNET50_3X3, ...RESNET50_1X1] : null;
   if (!pick) throw new LoopTuneError(`--layers: expected all, 3x3 or 1x1, got '${layers}'`);
+  if (!TENSOR_CORE_TYPES.includes(type)) throw new LoopTuneError(`--type must be one of ${TENSOR_CORE_TYPES.join(', ')}, got '${type}'`);
+  if (!Number.isInteger(batch) || batch < 1) throw new LoopTuneError(`--batch must be a positive integer, got ${batch}`);
   return pick.map((l) => `conv2d n${batch} ${l} nhwc ${type}`);
 }
 
@@ -161,10 +166,13 @@ export interface ConvFuzzReport {
  * simulator's in the tests, with `maxSide` keeping them small), against the typed oracle.
  */
 export async function fuzzConvs(run: KernelRunner, type: string, cases: number, seed: number, maxSide = 12): Promise<ConvFuzzReport> {
+  if (!TENSOR_CORE_TYPES.includes(type)) throw new LoopTuneError(`convfuzz: --type must be one of ${TENSOR_CORE_TYPES.join(', ')}, got '${type}'`);
   const rng = new Rng(seed);
   const report: ConvFuzzReport = { type, cases: 0, passed: 0, mismatches: [], worstError: 0 };
   const epilogues = ['', '+bias', '+relu', '+bias +relu', '+residual', '+bias +residual +relu', '+gelu'];
-  while (report.cases < cases) {
+  // most draws make a kernel; a generator that stops making them is a bug, not a long wait
+  for (let draws = 0; report.cases < cases; draws++) {
+    if (draws > 100 * cases) throw new LoopTuneError(`convfuzz: ${draws} random convs made only ${report.cases} kernels`);
     const window = rng.int(0, 2) === 0 ? 1 : 3;
     const stride = rng.int(1, 2), dilation = window === 3 && rng.int(0, 4) === 0 ? 2 : 1;
     const pad = window === 3 ? dilation * rng.int(0, 1) : 0;

@@ -47,23 +47,14 @@ export function renderTensorCoreReport(): string {
   const torchConv = read<PeerResults & { torch?: string; cudnn?: number }>('cuda-tc-conv-torch.json');
   const torch = new Map((torchConv?.results ?? []).map((r) => [r.spec, r.tflops * 1e3]));
 
-  const matmulBars: BarGroup[] = matmuls.map((p) => ({
-    label: short(p.problem),
-    values: [
-      { name: 'looptune', value: (p.looptune?.gflops ?? 0) / 1e3 },
-      { name: 'cuBLAS', value: (p.cublas?.gflops ?? 0) / 1e3 },
-      ...(triton.has(p.problem) ? [{ name: 'Triton', value: triton.get(p.problem)! / 1e3 }] : []),
-    ],
-  }));
+  /** one problem's bars in TFLOPS: the figures that exist, GFLOPS in */
+  const bars = (problem: string, figures: [string, number | null | undefined][]): BarGroup => ({
+    label: short(problem),
+    values: figures.filter((f): f is [string, number] => typeof f[1] === 'number').map(([name, gflops]) => ({ name, value: gflops / 1e3 })),
+  });
+  const matmulBars = matmuls.map((p) => bars(p.problem, [['looptune', p.looptune?.gflops ?? 0], ['cuBLAS', p.cublas?.gflops ?? 0], ['Triton', triton.get(p.problem)]]));
   const layers = conv?.layers ?? [];
-  const convBars: BarGroup[] = layers.map((l) => ({
-    label: short(l.problem),
-    values: [
-      { name: 'looptune', value: (l.looptune?.gflops ?? 0) / 1e3 },
-      { name: 'cuDNN legacy API', value: (l.cudnn?.gflops ?? 0) / 1e3 },
-      ...(torch.has(l.problem) ? [{ name: 'PyTorch (cuDNN v9)', value: torch.get(l.problem)! / 1e3 }] : []),
-    ],
-  }));
+  const convBars = layers.map((l) => bars(l.problem, [['looptune', l.looptune?.gflops ?? 0], ['cuDNN legacy API', l.cudnn?.gflops ?? 0], ['PyTorch (cuDNN v9)', torch.get(l.problem)]]));
   const matmulRows = matmuls.map((p) => `<tr><td>${esc(p.problem)}</td><td>${tf(p.looptune?.gflops)}</td><td>${tf(p.cublas?.gflops)}</td><td>${ratio(p.looptune?.gflops, p.cublas?.gflops)}</td><td>${tf(triton.get(p.problem))}</td><td>${ratio(p.looptune?.gflops, triton.get(p.problem))}</td><td>${esc(p.looptune?.kernel ?? '-')} x${p.looptune?.stages ?? '-'}</td><td>${p.tuningSeconds.toFixed(1)}</td></tr>`).join('\n');
   const convRows = layers.map((l) => `<tr><td>${esc(l.problem)}</td><td>${l.window}</td><td>${tf(l.looptune?.gflops)}</td><td>${l.check?.ok ? 'yes' : 'no'}</td><td>${tf(l.cudnn?.gflops)}</td><td>${ratio(l.looptune?.gflops, l.cudnn?.gflops)}</td><td>${tf(torch.get(l.problem))}</td><td>${ratio(l.looptune?.gflops, torch.get(l.problem))}</td><td><code>${esc(l.looptune?.schedule ?? '-')}</code> x${l.looptune?.stages ?? '-'}</td><td>${l.candidates} in ${l.tuningSeconds.toFixed(1)} s</td></tr>`).join('\n');
   return `<!doctype html>

@@ -298,7 +298,9 @@ async function main(): Promise<void> {
     const stages = str(a, 'stages', '2,3,4').split(',').map(Number);
     const all = resnet50Convs(num(a, 'batch', 32), str(a, 'type', 'bf16'), str(a, 'layers', 'all'));
     // --layer I: only the I-th (e.g. one JIT-filling process per layer)
-    const specs = typeof a.layer === 'string' ? all.slice(Number(a.layer), Number(a.layer) + 1) : all;
+    const layer = typeof a.layer === 'string' ? Number(a.layer) : null;
+    if (layer !== null && !(Number.isInteger(layer) && layer >= 0 && layer < all.length)) throw new LoopTuneError(`--layer must be 0..${all.length - 1}, got '${String(a.layer)}'`);
+    const specs = layer === null ? all : [all[layer]!];
     if (a['jit-only']) {
       for (const spec of specs) log(`${spec}: JIT-loaded in ${jitConv(gpu, spec, stages).toFixed(1)} s`);
       return;

@@ -86,13 +86,17 @@ test('the simulator catches a broken tap walk, pixel origin or row clamp', async
   }
 });
 
-test('a differential fuzz of random small convs x tiles x depths in the simulator: no mismatch', async () => {
-  for (const [type, seed] of [['bf16', 3], ['f16', 4]] as const) {
-    const r = await fuzzConvs(simRunner(), type, 6, seed, 6);
-    assert.is(r.cases, 6);
+test('a differential fuzz of random small convs x tiles x depths in the simulator (bf16, f16, tf32): no mismatch', async () => {
+  for (const [type, seed, cases] of [['bf16', 3, 6], ['f16', 4, 6], ['tf32', 9, 4]] as const) {
+    const r = await fuzzConvs(simRunner(), type, cases, seed, 6);
+    assert.is(r.cases, cases);
     assert.equal(r.mismatches, [], `${type}: ${JSON.stringify(r.mismatches[0])}`);
-    assert.is(r.passed, 6);
+    assert.is(r.passed, cases);
   }
+  // a type without tensor cores is refused up front (no endless redraws)
+  let refused = '';
+  await fuzzConvs(simRunner(), 'f32', 1, 1).catch((e: Error) => (refused = e.message));
+  assert.match(refused, /--type must be one of bf16, f16, tf32/);
 });
 
 test('the gather offsets: pixel origins and taps in the padded input', () => {
