@@ -5,7 +5,7 @@
  * in one process; and a differential fuzz of random small convs. Run through the tc bundle
  * (bench/cuda-tc.ts dispatches here):
  *
- *   conv [--type bf16] [--batch 32] [--layers all|3x3|1x1] [--stages 2,3,4] [--peers torch-conv.json] [--out F]
+ *   conv [--type bf16] [--batch 32] [--layers all|3x3|1x1] [--stages 2,3,4] [--kernels wgmma,mma] [--peers torch-conv.json] [--out F]
  *       per layer: every tile point (convTileSchedules) at every depth is compiled and timed (the
  *       tuning time is that sweep's wall time); the best is run again on fresh inputs and checked
  *       against the typed oracle (sampled outputs); cuDNN's fastest algorithm (its own measured
@@ -20,6 +20,7 @@
 import { LoopTuneError } from '../ir/errors.ts';
 import { checkSampledAgainstOracle, randomArray } from '../ir/interpret.ts';
 import { elementCount, type Problem } from '../ir/problem.ts';
+import type { Schedule } from '../ir/schedule.ts';
 import { Rng } from '../ir/random.ts';
 import { parseProblem } from '../ir/spec.ts';
 import { Cudnn } from '../targets/cuda/cudnn.ts';
@@ -68,9 +69,18 @@ export function torchConvPeers(text: string | null): Map<string, number> {
   return new Map((data.results ?? []).map((r) => [r.spec, r.tflops * 1e3]));
 }
 
-function candidates(conv: Problem, stages: readonly number[]): CudaKernel[] {
+/** Which tensor-core families a sweep takes: sm_90a wgmma, warp-level mma.sync. */
+export type ConvFamily = 'wgmma' | 'mma';
+export const CONV_FAMILIES: readonly ConvFamily[] = ['wgmma', 'mma'];
+
+/** A tile of the wgmma family ends with its atom m:64 n:{NA} k:16. */
+function familyOfTile(s: Schedule): ConvFamily {
+  return s.loops[s.loops.length - 3]!.size === 64 ? 'wgmma' : 'mma';
+}
+
+function candidates(conv: Problem, stages: readonly number[], families: readonly ConvFamily[]): CudaKernel[] {
   const out: CudaKernel[] = [];
-  for (const s of convTileSchedules(conv)) {
+  for (const s of convTileSchedules(conv).filter((t) => families.includes(familyOfTile(t)))) {
     for (const depth of stages) {
       try {
         out.push(compileImplicitGemm(conv, s, { stages: depth }));
@@ -83,21 +93,21 @@ function candidates(conv: Problem, stages: readonly number[]): CudaKernel[] {
 }
 
 /** JIT-loads every candidate of a conv (nothing timed): fills the driver's compute cache. */
-export function jitConv(gpu: CudaRunner, spec: string, stages: readonly number[]): number {
+export function jitConv(gpu: CudaRunner, spec: string, stages: readonly number[], families: readonly ConvFamily[] = CONV_FAMILIES): number {
   const t0 = performance.now();
-  for (const k of candidates(parseProblem(spec), stages)) {
+  for (const k of candidates(parseProblem(spec), stages, families)) {
     gpu.load(k);
     gpu.unload(k);
   }
   return (performance.now() - t0) / 1000;
 }
 
-export async function benchConv(gpu: CudaRunner, dnn: Cudnn | null, spec: string, stages: readonly number[]): Promise<ConvRecord> {
+export async function benchConv(gpu: CudaRunner, dnn: Cudnn | null, spec: string, stages: readonly number[], families: readonly ConvFamily[] = CONV_FAMILIES): Promise<ConvRecord> {
   const conv = parseProblem(spec);
   const window = / r1 s1 /.test(spec) ? '1x1' : '3x3';
   const record: ConvRecord = { problem: conv.spec, window, candidates: 0, failed: 0, tuningSeconds: 0, looptune: null, check: null, cudnn: null, ratio: null };
   const t0 = performance.now();
-  const kernels = candidates(conv, stages);
+  const kernels = candidates(conv, stages, families);
   record.candidates = kernels.length;
   if (kernels.length === 0) {
     record.note = 'no wgmma tile point takes this conv';

@@ -302,13 +302,13 @@ async function main(): Promise<void> {
     if (layer !== null && !(Number.isInteger(layer) && layer >= 0 && layer < all.length)) throw new LoopTuneError(`--layer must be 0..${all.length - 1}, got '${String(a.layer)}'`);
     const specs = layer === null ? all : [all[layer]!];
     if (a['jit-only']) {
-      for (const spec of specs) log(`${spec}: JIT-loaded in ${jitConv(gpu, spec, stages).toFixed(1)} s`);
+      for (const spec of specs) log(`${spec}: JIT-loaded in ${jitConv(gpu, spec, stages, families).toFixed(1)} s`);
       return;
     }
     const peers = torchConvPeers(typeof a.peers === 'string' ? readFileSync(a.peers, 'utf8') : null);
     const layers = [];
     for (const spec of specs) {
-      const r = await benchConv(gpu, dnn, spec, stages);
+      const r = await benchConv(gpu, dnn, spec, stages, families);
       const peer = peers.get(r.problem);
       if (peer) r.torch = { gflops: peer, ratioToLooptune: r.looptune && r.check?.ok ? r.looptune.gflops / peer : null };
       layers.push(r);
