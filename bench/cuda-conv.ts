@@ -5,12 +5,14 @@
  * in one process; and a differential fuzz of random small convs. Run through the tc bundle
  * (bench/cuda-tc.ts dispatches here):
  *
- *   conv [--type bf16] [--batch 32] [--layers all|3x3|1x1] [--stages 2,3,4] [--kernels wgmma,mma] [--peers torch-conv.json] [--out F]
+ *   conv [--type bf16] [--batch 32] [--layers all|3x3|1x1] [--stages 2,3,4] [--kernels wgmma,mma] [--overwrite]
+ *        [--peers torch-conv.json] [--out F]
  *       per layer: every tile point (convTileSchedules) at every depth is compiled and timed (the
  *       tuning time is that sweep's wall time); the best is run again on fresh inputs and checked
  *       against the typed oracle (sampled outputs); cuDNN's fastest algorithm (its own measured
  *       choice) on buffers of its layout is timed the same way; --peers merges the PyTorch peer's
- *       JSON (bench/peers/torch-conv.py, run beside it by python3 on the GPU machine)
+ *       JSON (bench/peers/torch-conv.py, run beside it by python3 on the GPU machine); --overwrite
+ *       compiles kernels that write O = conv without reading it (beta = 0, as the peers run)
  *       --jit-only: only JIT-loads every candidate (the driver caches the SASS: CUDA_CACHE_MAXSIZE),
  *       so several processes can fill the cache side by side before the timed run
  *   convfuzz [--cases N] [--type bf16] [--seed S]
@@ -71,19 +73,25 @@ export function torchConvPeers(text: string | null): Map<string, number> {
 
 /** Which tensor-core families a sweep takes: sm_90a wgmma, warp-level mma.sync. */
 export type ConvFamily = 'wgmma' | 'mma';
-export const CONV_FAMILIES: readonly ConvFamily[] = ['wgmma', 'mma'];
 
 /** A tile of the wgmma family ends with its atom m:64 n:{NA} k:16. */
 function familyOfTile(s: Schedule): ConvFamily {
   return s.loops[s.loops.length - 3]!.size === 64 ? 'wgmma' : 'mma';
 }
 
-function candidates(conv: Problem, stages: readonly number[], families: readonly ConvFamily[]): CudaKernel[] {
+/** What a sweep compiles: depths, families, and whether the kernels overwrite their output (O = conv, C not read: beta = 0, as cuDNN runs here). */
+export interface SweepChoice {
+  stages: readonly number[];
+  families: readonly ConvFamily[];
+  overwrite: boolean;
+}
+
+function candidates(conv: Problem, { stages, families, overwrite }: SweepChoice): CudaKernel[] {
   const out: CudaKernel[] = [];
   for (const s of convTileSchedules(conv).filter((t) => families.includes(familyOfTile(t)))) {
     for (const depth of stages) {
       try {
-        out.push(compileImplicitGemm(conv, s, { stages: depth }));
+        out.push(compileImplicitGemm(conv, s, { stages: depth, ...(overwrite ? { overwrite } : {}) }));
       } catch (e) {
         if (!(e instanceof LoopTuneError)) throw e;
       }
@@ -93,21 +101,21 @@ function candidates(conv: Problem, stages: readonly number[], families: readonly
 }
 
 /** JIT-loads every candidate of a conv (nothing timed): fills the driver's compute cache. */
-export function jitConv(gpu: CudaRunner, spec: string, stages: readonly number[], families: readonly ConvFamily[] = CONV_FAMILIES): number {
+export function jitConv(gpu: CudaRunner, spec: string, choice: SweepChoice): number {
   const t0 = performance.now();
-  for (const k of candidates(parseProblem(spec), stages, families)) {
+  for (const k of candidates(parseProblem(spec), choice)) {
     gpu.load(k);
     gpu.unload(k);
   }
   return (performance.now() - t0) / 1000;
 }
 
-export async function benchConv(gpu: CudaRunner, dnn: Cudnn | null, spec: string, stages: readonly number[], families: readonly ConvFamily[] = CONV_FAMILIES): Promise<ConvRecord> {
+export async function benchConv(gpu: CudaRunner, dnn: Cudnn | null, spec: string, choice: SweepChoice): Promise<ConvRecord> {
   const conv = parseProblem(spec);
   const window = / r1 s1 /.test(spec) ? '1x1' : '3x3';
   const record: ConvRecord = { problem: conv.spec, window, candidates: 0, failed: 0, tuningSeconds: 0, looptune: null, check: null, cudnn: null, ratio: null };
   const t0 = performance.now();
-  const kernels = candidates(conv, stages, families);
+  const kernels = candidates(conv, choice);
   record.candidates = kernels.length;
   if (kernels.length === 0) {
     record.note = 'no wgmma tile point takes this conv';
@@ -131,7 +139,9 @@ export async function benchConv(gpu: CudaRunner, dnn: Cudnn | null, spec: string
     const init = randomArray(elementCount(conv.tensors[0]!), 49);
     const r = await gpu.run(best.kernel, [init, ...inputs], { guard: true });
     gpu.unload(best.kernel);
-    record.check = r.ok ? checkSampledAgainstOracle(conv, inputs, init, r.output, 96, 3) : { ok: false, maxError: Infinity, tolerance: 0, checked: 0 };
+    // an overwriting kernel ignores what the output held: its oracle starts from zero
+    const start = choice.overwrite ? new Float32Array(init.length) : init;
+    record.check = r.ok ? checkSampledAgainstOracle(conv, inputs, start, r.output, 96, 3) : { ok: false, maxError: Infinity, tolerance: 0, checked: 0 };
     if (!r.ok) record.note = r.error;
   }
   if (dnn) {

@@ -301,19 +301,20 @@ async function main(): Promise<void> {
     const layer = typeof a.layer === 'string' ? Number(a.layer) : null;
     if (layer !== null && !(Number.isInteger(layer) && layer >= 0 && layer < all.length)) throw new LoopTuneError(`--layer must be 0..${all.length - 1}, got '${String(a.layer)}'`);
     const specs = layer === null ? all : [all[layer]!];
+    const choice = { stages, families, overwrite: a.overwrite === true };
     if (a['jit-only']) {
-      for (const spec of specs) log(`${spec}: JIT-loaded in ${jitConv(gpu, spec, stages, families).toFixed(1)} s`);
+      for (const spec of specs) log(`${spec}: JIT-loaded in ${jitConv(gpu, spec, choice).toFixed(1)} s`);
       return;
     }
     const peers = torchConvPeers(typeof a.peers === 'string' ? readFileSync(a.peers, 'utf8') : null);
     const layers = [];
     for (const spec of specs) {
-      const r = await benchConv(gpu, dnn, spec, stages, families);
+      const r = await benchConv(gpu, dnn, spec, choice);
       const peer = peers.get(r.problem);
       if (peer) r.torch = { gflops: peer, ratioToLooptune: r.looptune && r.check?.ok ? r.looptune.gflops / peer : null };
       layers.push(r);
     }
-    const result = { device: info, cudnn: dnn?.name ?? null, date: new Date().toISOString(), stages, layers };
+    const result = { device: info, cudnn: dnn?.name ?? null, date: new Date().toISOString(), stages, kernels: families, overwrite: choice.overwrite, layers };
     const out = str(a, 'out', 'bench/results/cuda-tc-conv.json');
     writeFileSync(out, JSON.stringify(result, null, 2));
     log(`wrote ${out}`);

@@ -62,6 +62,8 @@ export interface GpuMmaPlan {
   epilogue: readonly EpilogueOp[];
   /** a channels-last conv's input gather: A is read from the conv's input (implicit-gemm.ts) */
   gather?: ConvGather;
+  /** O = A·B: the accumulators start from zero, C is not read */
+  overwrite: boolean;
   /**
    * sm_90a warpgroup MMA (gpu-wgmma.ts), when the schedule's atom is m:64 n:NA k:16: the printer
    * follows this plan instead. The fields above then describe it for the GPU mapping: `warps` are
@@ -73,6 +75,8 @@ export interface GpuMmaPlan {
 export interface MmaOptions {
   /** pipeline depth (buffers in shared memory); default: the staged loop's (`s3`), else as many as fit, at most 4 */
   stages?: number;
+  /** O = A·B: the accumulators start from zero, C is not read (GpuLoweringOptions.overwrite) */
+  overwrite?: boolean;
 }
 
 /** The swizzled chunk of chunk c in row r of a shared tile with `chunks` 16-byte chunks per row. */
@@ -155,7 +159,7 @@ export function planMma(s: Schedule, opts: MmaOptions = {}, gather?: ConvGather)
     dtype, atom: { m: 16, n: 8, k: atomK }, M, N, K,
     block: { m: BM, n: BN, k: BK }, warps: { m: WGm, n: WGn }, warpTile: { m: WM, n: WN },
     mTail: loops[bm]!.tail > 0, stages, threads, grid: [N / BN, Math.ceil(M / BM), 1], elementBytes: eb, chunksA, chunksB,
-    stageBytes, sharedBytes: stageBytes * stages, epilogue: p.epilogue ?? [], ...(gather ? { gather } : {}),
+    stageBytes, sharedBytes: stageBytes * stages, epilogue: p.epilogue ?? [], ...(gather ? { gather } : {}), overwrite: opts.overwrite ?? false,
   };
 }
 
@@ -165,7 +169,7 @@ function wgmmaAsMmaPlan(w: GpuWgmmaPlan): GpuMmaPlan {
     dtype: w.dtype, atom: { m: 64, n: w.atomN, k: 16 }, M: w.M, N: w.N, K: w.K, mTail: w.mTail, block: w.block,
     warps: { m: 4 * w.warpgroups.m, n: w.warpgroups.n }, warpTile: { m: w.groupTile.m / 4, n: w.groupTile.n },
     stages: w.stages, threads: w.threads, grid: w.grid, elementBytes: 2, chunksA: w.block.k / 8, chunksB: w.block.n / 8,
-    stageBytes: w.stageBytes, sharedBytes: w.sharedBytes, epilogue: w.epilogue, ...(w.gather ? { gather: w.gather } : {}), wgmma: w,
+    stageBytes: w.stageBytes, sharedBytes: w.sharedBytes, epilogue: w.epilogue, ...(w.gather ? { gather: w.gather } : {}), overwrite: w.overwrite, wgmma: w,
   };
 }
 

@@ -61,6 +61,8 @@ export interface GpuWgmmaPlan {
   mTail: boolean;
   /** a channels-last conv's input gather: A is read from the conv's input (implicit-gemm.ts) */
   gather?: ConvGather;
+  /** O = A·B: the accumulators start from zero, C is not read */
+  overwrite: boolean;
   block: { m: number; n: number; k: number };
   warpgroups: { m: number; n: number };
   /** the tile one warpgroup computes (WM x WN) */
@@ -117,7 +119,7 @@ export function isWgmmaSchedule(s: Schedule): boolean {
 }
 
 /** Schedule -> GpuWgmmaPlan; a schedule that does not spell a wgmma kernel fails with one `cuda:` line. */
-export function planWgmma(s: Schedule, opts: { stages?: number }, limits: WgmmaLimits, gather?: ConvGather): GpuWgmmaPlan {
+export function planWgmma(s: Schedule, opts: { stages?: number; overwrite?: boolean }, limits: WgmmaLimits, gather?: ConvGather): GpuWgmmaPlan {
   const p = s.problem;
   if (p.dtype !== 'bf16' && p.dtype !== 'f16') fail(`cuda: wgmma kernels take bf16 or f16 (got ${p.dtype ?? 'f32'}; tf32 wgmma reads B K-major only)`);
   if (p.op !== 'matmul') fail(tensorCoreOpError(p));
@@ -171,7 +173,7 @@ export function planWgmma(s: Schedule, opts: { stages?: number }, limits: WgmmaL
   if (!Number.isInteger(stages) || stages < 2 || stages > limits.maxStages) fail(`cuda: pipeline stages must be an integer 2..${limits.maxStages}, got ${stages}`);
   if (stages > fit) fail(`cuda: ${stages} stages of ${stageBytes} bytes exceed ${limits.maxSharedBytes} bytes of shared memory`);
   return {
-    dtype: p.dtype, M, N, K, mTail, ...(gather ? { gather } : {}), block: { m: BM, n: BN, k: BK }, warpgroups: { m: WGm, n: WGn }, groupTile: { m: WM, n: WN }, atomN: NA,
+    dtype: p.dtype, M, N, K, mTail, ...(gather ? { gather } : {}), overwrite: opts.overwrite ?? false, block: { m: BM, n: BN, k: BK }, warpgroups: { m: WGm, n: WGn }, groupTile: { m: WM, n: WN }, atomN: NA,
     stages, inFlight: stages >= 3 ? 1 : 0, threads, grid: [N / BN, Math.ceil(M / BM), 1], groupRows: Math.min(WGMMA_GROUP_ROWS, Math.ceil(M / BM)), aBytes, bBytes, stageBytes,
     sharedBytes: stageBytes * stages + WGMMA_ALIGN_SLACK, epilogue: p.epilogue ?? [],
   };

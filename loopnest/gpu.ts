@@ -260,6 +260,12 @@ export interface GpuLoweringOptions {
   maxRegisters?: 'auto' | 'none' | number;
   /** tensor-core kernels: the cp.async pipeline's depth (gpu-mma.ts; default as many as fit, at most 4) */
   stages?: number;
+  /**
+   * tensor-core kernels: O = A·B (+ epilogue), the output's initial contents ignored, instead of
+   * O += A·B: no loads of C. For callers whose output starts at zero anyway (a model's cleared
+   * arena) and for comparisons with libraries run at beta = 0.
+   */
+  overwrite?: boolean;
 }
 
 export function loopIterations(l: Loop): number {
@@ -271,6 +277,7 @@ export function lowerGpu(input: Schedule, opts: GpuLoweringOptions = {}): GpuPro
   if (usesTensorCores(input.problem)) return lowerMma(input, opts);
   const deep = input.loops.find((l) => l.stages !== undefined);
   if (deep) fail(`cuda: a pipeline depth (${loopText(input.problem, deep)}) is for tensor-core kernels; fp32 staging is one buffer`);
+  if (opts.overwrite) fail('cuda: overwrite (O = A·B, C not read) is for tensor-core kernels; fp32 kernels accumulate into their output');
   let m = gpuMapping(input, { maxUnrolled: opts.maxUnrolled ?? MAX_UNROLLED });
   const s = m.schedule;
   const p = s.problem;
@@ -333,7 +340,7 @@ export function edgeSplit(s: Schedule): GpuEdgeSplit | null {
  * loops are warps, so the block has 32 threads per warp-loop point).
  */
 function lowerMma(s: Schedule, opts: GpuLoweringOptions): GpuProgram {
-  const plan = planMma(s, opts.stages === undefined ? {} : { stages: opts.stages });
+  const plan = planMma(s, { ...(opts.stages === undefined ? {} : { stages: opts.stages }), ...(opts.overwrite ? { overwrite: true } : {}) });
   const m = gpuMapping(s, { maxUnrolled: opts.maxUnrolled ?? MAX_UNROLLED });
   const mapping: GpuMapping = {
     ...m, grid: plan.grid, block: [plan.threads, 1, 1], blocks: plan.grid[0] * plan.grid[1] * plan.grid[2], threads: plan.threads,

@@ -25,10 +25,9 @@ export function compileImplicitGemm(conv: Problem, tile: Schedule | string, opti
   const { view, gather } = implicitGemm(conv);
   const s = typeof tile === 'string' ? Schedule.parse(view, tile) : tile;
   if (s.problem.spec !== view.spec) fail(`cuda: the tile schedule of ${conv.spec} is one of its view ${view.spec}, not of ${s.problem.spec}`);
-  const stages = options.stages === undefined ? {} : { stages: options.stages };
   const program = lowerGpu(s, { ...options });
   // the same plan as the view's, with the gather (the conv's own rule: a k-tile inside one tap)
-  const plan = planMma(s, stages, gather);
+  const plan = planMma(s, { ...(options.stages === undefined ? {} : { stages: options.stages }), ...(options.overwrite ? { overwrite: true } : {}) }, gather);
   const printed = plan.wgmma ? printWgmmaPtx(plan.wgmma, 'looptune_conv') : printMmaPtx(plan, 'looptune_conv');
   return cudaKernelOf(Schedule.initial(conv), program, printed, t0);
 }

@@ -205,8 +205,9 @@ export function printMmaPtx(plan: GpuMmaPlan, entry = 'looptune_mma'): PrintedPt
       const regs = [b.f(), b.f(), b.f(), b.f()];
       for (const h of [0, 1]) {
         const on = rowOn(i, h);
-        if (on) for (const r of [regs[2 * h], regs[2 * h + 1]]) b.emit(`mov.f32 ${r}, 0f00000000`);
-        b.emit(`${on ? `@${on} ` : ''}ld.global.v2.f32 {${regs[2 * h]}, ${regs[2 * h + 1]}}, ${addr(cAt, cImm(i, j, h))}`);
+        // overwrite: O = A·B, nothing read; a row past M starts from 0 and is not loaded either
+        if (on || plan.overwrite) for (const r of [regs[2 * h], regs[2 * h + 1]]) b.emit(`mov.f32 ${r}, 0f00000000`);
+        if (!plan.overwrite) b.emit(`${on ? `@${on} ` : ''}ld.global.v2.f32 {${regs[2 * h]}, ${regs[2 * h + 1]}}, ${addr(cAt, cImm(i, j, h))}`);
       }
       acc.push(regs);
     }

@@ -34,8 +34,8 @@ export interface CudaKernel extends Kernel {
   gpu: GpuProgram;
 }
 
-/** What a caller may choose about a kernel (the rest is the lowering's): the register cap, a tensor-core pipeline's depth. */
-export type CudaCompileOptions = Pick<GpuLoweringOptions, 'maxRegisters' | 'stages'>;
+/** What a caller may choose about a kernel (the rest is the lowering's): the register cap; a tensor-core kernel's pipeline depth, and whether it overwrites its output instead of accumulating. */
+export type CudaCompileOptions = Pick<GpuLoweringOptions, 'maxRegisters' | 'stages' | 'overwrite'>;
 
 /** Kernels longer than this are lowered again with a smaller unroll budget (ptxas time grows fast with size). */
 export const MAX_PTX_LINES = 16000;

@@ -179,12 +179,11 @@ export function printWgmmaPtx(plan: GpuWgmmaPlan, entry = 'looptune_wgmma'): Pri
       const regs = Array.from({ length: NA / 2 }, () => b.f());
       for (let q = 0; q < NA / 8; q++) {
         for (const h of [0, 1]) {
+          const pair = [regs[4 * q + 2 * h]!, regs[4 * q + 2 * h + 1]!];
           const on = rowOn(i, h);
-          if (on) {
-            b.emit(`mov.f32 ${regs[4 * q + 2 * h]}, 0f00000000`);
-            b.emit(`mov.f32 ${regs[4 * q + 2 * h + 1]}, 0f00000000`);
-          }
-          b.emit(`${on ? `@${on} ` : ''}ld.global.v2.f32 {${regs[4 * q + 2 * h]}, ${regs[4 * q + 2 * h + 1]}}, ${addr(cAt, cImm(i, j, q, h))}`);
+          // overwrite: O = A·B, nothing read; a row past M starts from 0 and is not loaded either
+          if (on || plan.overwrite) for (const r of pair) b.emit(`mov.f32 ${r}, 0f00000000`);
+          if (!plan.overwrite) b.emit(`${on ? `@${on} ` : ''}ld.global.v2.f32 {${pair.join(', ')}}, ${addr(cAt, cImm(i, j, q, h))}`);
         }
       }
       row.push(regs);

@@ -99,6 +99,28 @@ test('a differential fuzz of random small convs x tiles x depths in the simulato
   assert.match(refused, /--type must be one of bf16, f16, tf32/);
 });
 
+test('overwrite: O = A·B whatever the output held (wgmma and mma.sync, matmul and conv); fp32 refuses it', async () => {
+  const cases: [string, string, boolean][] = [
+    ['matmul 128x128x128 bf16 +gelu', 'm:1b n:1b k:2s m:2t n:1t k:4 m:1 n:1 m:64 n:128 k:16', false],
+    ['matmul 72x64x64 f16', 'm:1r8b n:1b k:2s m:2t n:2t k:2 m:2 n:4 m:16 n:8 k:16', false],
+    ['conv2d n2 c64 h6 w6 k64 r3 s3 stride1 pad1 nhwc bf16 +relu', 'm:1r8b n:1b k:9s m:1t n:1t k:4 m:1 n:1 m:64 n:64 k:16', true],
+  ];
+  for (const [i, [spec, tile, conv]] of cases.entries()) {
+    const p = parseProblem(spec);
+    const kernel = conv ? compileImplicitGemm(p, tile, { stages: 2, overwrite: true }) : compileCuda(Schedule.parse(p, tile), { stages: 2, overwrite: true });
+    assert.not.match(kernel.text!, /ld\.global\.v2\.f32/, `${spec}: C is not read`);
+    const inputs = p.tensors.slice(1).map((t, k) => randomArray(elementCount(t), 80 + 10 * i + k));
+    const garbage = randomArray(elementCount(p.tensors[0]!), 89);
+    const r = await simRunner()(kernel, [garbage, ...inputs], { guard: false });
+    assert.ok(r.ok, r.ok ? '' : r.error);
+    if (!r.ok) continue;
+    const c = checkAgainstOracle(Schedule.initial(p), inputs, new Float32Array(garbage.length), r.output);
+    assert.ok(c.ok, `${spec}: error ${c.maxError} > ${c.tolerance}`);
+  }
+  const f32 = parseProblem('matmul 128x128x192');
+  assert.throws(() => compileCuda(Schedule.parse(f32, 'm:1b n:1b k:3s m:8t n:16t k:64 m:16 n:8'), { overwrite: true }), /overwrite .* is for tensor-core kernels/);
+});
+
 test('the gather offsets: pixel origins and taps in the padded input', () => {
   const { view, gather } = implicitGemm(parseProblem('conv2d n2 c64 h8 w8 k32 r3 s3 stride2 pad1 nhwc bf16 +bias +relu'));
   assert.is(view.spec, 'matmul 32x32x576 bf16 +bias +relu');
