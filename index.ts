@@ -48,6 +48,9 @@ export {
 } from './ir/model/index.ts';
 export { loadModel, type CompiledModel, type LoadModelOptions, type ModelDescription, type NodeDescription, type RunModelOptions } from './agent/compiled-model.ts';
 export { loadGpuModel, type GpuModel, type GpuModelDescription, type LoadGpuModelOptions } from './agent/gpu-model.ts';
+// tensor-core convolutions: a typed nhwc conv2d compiled as its implicit GEMM from a tile of its view matmul
+export { implicitGemm, type ImplicitGemm, type ConvGather } from './loopnest/implicit-gemm.ts';
+export { compileImplicitGemm, convTileSchedules } from './targets/cuda/implicit-gemm-kernel.ts';
 export { driverDevice } from './agent/gpu-model-driver.ts';
 export { simulatorDevice, type ModelDevice } from './agent/gpu-model-device.ts';
 export { readTunedModel, writeTunedModel, parseTunedModel, type TunedModel, type TunedTask } from './agent/tuned-model.ts';

@@ -121,6 +121,13 @@ test('overwrite: O = A·B whatever the output held (wgmma and mma.sync, matmul a
   assert.throws(() => compileCuda(Schedule.parse(f32, 'm:1b n:1b k:3s m:8t n:16t k:64 m:16 n:8'), { overwrite: true }), /overwrite .* is for tensor-core kernels/);
 });
 
+test('the library API exports the tensor-core conv entry points', async () => {
+  const api = await import('../../../index.ts');
+  assert.is(api.compileImplicitGemm, compileImplicitGemm);
+  assert.is(api.convTileSchedules, convTileSchedules);
+  assert.is(api.implicitGemm, implicitGemm);
+});
+
 test('the gather offsets: pixel origins and taps in the padded input', () => {
   const { view, gather } = implicitGemm(parseProblem('conv2d n2 c64 h8 w8 k32 r3 s3 stride2 pad1 nhwc bf16 +bias +relu'));
   assert.is(view.spec, 'matmul 32x32x576 bf16 +bias +relu');
