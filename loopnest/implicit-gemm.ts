@@ -13,7 +13,7 @@
  * the matmul planners, tile tables and printers serve it; the printer reads A through `ConvGather`.
  */
 import { fail } from '../ir/errors.ts';
-import type { Problem } from '../ir/problem.ts';
+import { elementCount, type Problem } from '../ir/problem.ts';
 import { convAttributes, isChannelsLast, parseProblem } from '../ir/spec.ts';
 
 /** How A's rows (output pixels) and k-tiles map into the stored input. */
@@ -63,6 +63,10 @@ export function implicitGemm(conv: Problem): ImplicitGemm {
   const { stride, dilation } = convAttributes(conv);
   if (stride[0] !== stride[1] || dilation[0] !== dilation[1]) fail(`cuda: implicit-GEMM convs take the same stride and dilation on both axes (${conv.spec})`);
   if (C % 8 !== 0) fail(`cuda: an implicit-GEMM conv copies 8 channels at a time; c=${C} is not a multiple of 8`);
+  // element offsets are 32-bit registers (widened only when turned into addresses)
+  for (const t of conv.tensors) {
+    if (elementCount(t) >= 2 ** 32) fail(`cuda: tensor ${t.name} of ${conv.spec} has ${elementCount(t)} elements; implicit-GEMM kernels use 32-bit element offsets`);
+  }
   const epilogue = conv.spec.split(' ').filter((t) => t.startsWith('+'));
   const view = parseProblem([`matmul ${N * OH * OW}x${K}x${R * S * C}`, conv.dtype, ...epilogue].join(' '));
   return { view, gather: { OH, OW, H, W, C, R, S, stride: stride[0]!, dilation: dilation[0]! } };

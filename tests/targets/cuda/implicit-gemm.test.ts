@@ -159,6 +159,7 @@ test('what has no implicit GEMM is refused with one line', () => {
     ['conv2d n1 c64 h8 w8 k64 r3 s3 stride1 pad1 bf16', /channels-last layout \(add nhwc/],
     ['conv2d n1 c64 h8 w8 k64 r3 s3 stride1 pad1 nhwc', /give it a type/],
     ['conv2d n1 c12 h8 w8 k64 r3 s3 stride1 pad1 nhwc bf16', /8 channels at a time; c=12/],
+    ['conv2d n1024 c512 h130 w130 k512 r3 s3 stride1 pad1 nhwc bf16', /32-bit element offsets/],
   ];
   for (const [spec, re] of refused) {
     try {
