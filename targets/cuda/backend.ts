@@ -7,7 +7,7 @@ import { GPU_MAX_LOOPS } from '../../ir/graph.ts';
 import type { Schedule } from '../../ir/schedule.ts';
 import { CUDA_ACTIONS } from '../../ir/transforms.ts';
 import { describeMapping } from '../../loopnest/gpu.ts';
-import type { Backend } from '../backend.ts';
+import type { Backend, CompileOptions } from '../backend.ts';
 import type { Kernel } from '../kernel.ts';
 import { cudaSketches } from './sketches.ts';
 import { compileCuda, cudaTarget, type CudaKernel } from './target.ts';
@@ -30,7 +30,8 @@ export function cudaBackend(): Backend {
     sketchRegisters: { lanes: 1, registers: printer.caps.vectorRegisters },
     sketches: cudaSketches,
     processor: 'gpu',
-    compile: (schedule: Schedule) => compileCuda(schedule),
+    // overwrite (output = result) is granted to tensor-core kernels; fp32 kernels accumulate
+    compile: (schedule: Schedule, options?: CompileOptions) => compileCuda(schedule, options?.overwrite && schedule.problem.dtype !== undefined ? { overwrite: true } : {}),
     describe: (kernel: Kernel) => describeMapping((kernel as CudaKernel).mapping),
     disassemble: (kernel: Kernel) => printer.disassemble!(kernel),
     validate(s: Schedule): string | undefined {

@@ -122,12 +122,15 @@ export function compileCuda(schedule: Schedule, options: CudaCompileOptions = {}
  * (implicit-gemm-kernel.ts) a schedule of the conv, whose program is its matmul view's.
  */
 export function cudaKernelOf(computes: Schedule, program: GpuProgram, printed: PrintedPtx, t0: number): CudaKernel {
-  const stand = scheduleProgram(computes, program.mapping);
+  const overwrites = program.mma?.overwrite === true;
+  // the program says so too: a farm worker compiles the job the same way (targets/farm)
+  const stand = { ...scheduleProgram(computes, program.mapping), ...(overwrites ? { overwrites: true } : {}) };
   return {
     target: 'cuda',
     code: encoder.encode(printed.ptx),
     text: printed.ptx,
-    abi: { kind: 'cuda', tensors: stand.tensors },
+    // a tensor-core kernel asked to overwrite (O = A·B) says so, as the Backend contract asks
+    abi: { kind: 'cuda', tensors: stand.tensors, ...(overwrites ? { overwrites: true } : {}) },
     flops: flops(computes.problem),
     program: stand,
     codegenMicros: (performance.now() - t0) * 1000,

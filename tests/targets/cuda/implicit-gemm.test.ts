@@ -18,6 +18,8 @@ import { compileImplicitGemm, convTileSchedules } from '../../../targets/cuda/im
 import { wgmmaSchedules } from '../../../targets/cuda/mma-tiles.ts';
 import { simRunner } from '../../../targets/cuda/sim-runner.ts';
 import { compileCuda, type CudaKernel } from '../../../targets/cuda/target.ts';
+import { backend } from '../../../targets/registry.ts';
+import { verifyKernel } from '../../../targets/verify.ts';
 
 /** Simulates a kernel (or its mutated text) computing `p`; ok only when it runs and matches p's oracle. */
 async function simulated(kernel: CudaKernel, p: Problem, seed: number): Promise<{ ok: boolean; why: string }> {
@@ -118,7 +120,16 @@ test('overwrite: O = A·B whatever the output held (wgmma and mma.sync, matmul a
     assert.ok(c.ok, `${spec}: error ${c.maxError} > ${c.tolerance}`);
   }
   const f32 = parseProblem('matmul 128x128x192');
-  assert.throws(() => compileCuda(Schedule.parse(f32, 'm:1b n:1b k:3s m:8t n:16t k:64 m:16 n:8'), { overwrite: true }), /overwrite .* is for tensor-core kernels/);
+  const simt = Schedule.parse(f32, 'm:1b n:1b k:3s m:8t n:16t k:64 m:16 n:8');
+  assert.throws(() => compileCuda(simt, { overwrite: true }), /overwrite .* is for tensor-core kernels/);
+  // through the Backend contract: granted (abi.overwrites) to tensor-core kernels, and verifyKernel
+  // then expects O = A·B; an fp32 kernel is not granted it and accumulates
+  const typed = Schedule.parse(parseProblem('matmul 128x128x128 bf16'), cases[0]![1]);
+  const granted = backend('cuda').compile(typed, { overwrite: true });
+  assert.is(granted.abi.overwrites, true);
+  assert.is(granted.program.overwrites, true);
+  assert.ok((await verifyKernel(granted, typed, simRunner())).verified);
+  assert.is(backend('cuda').compile(simt, { overwrite: true }).abi.overwrites, undefined);
 });
 
 test('the library API exports the tensor-core conv entry points', async () => {
