@@ -81,7 +81,10 @@ test('a worker killed mid-job: the search completes, each measurement recorded o
       assert.is(hashes.size, lines.length);
       assert.is(lines.length, evaluator.stats.measured - evaluator.stats.failed);
       assert.ok(evaluator.stats.measured >= 200);
-      assert.is(device.duplicates, 0);
+      // at-least-once execution, exactly-once recording: a job whose lock lapsed on a loaded machine
+      // may run twice (BullMQ's stalled-job check; CI saw one such answer once), so device.duplicates
+      // is not asserted zero: a second answer is dropped and counted, never recorded or settled
+      // twice, which the record and settlement checks around this line assert
       assert.ok(lines.every((l) => l.host === device.host));
       const timeJobs = device.settlements.filter((s) => s.kind === 'time');
       assert.is(timeJobs.length, evaluator.stats.measured);
