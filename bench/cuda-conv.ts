@@ -22,7 +22,7 @@
 import { LoopTuneError } from '../ir/errors.ts';
 import { checkSampledAgainstOracle, randomArray } from '../ir/interpret.ts';
 import { elementCount, type Problem } from '../ir/problem.ts';
-import type { Schedule } from '../ir/schedule.ts';
+import { isWgmmaSchedule } from '../loopnest/gpu-wgmma.ts';
 import { Rng } from '../ir/random.ts';
 import { parseProblem } from '../ir/spec.ts';
 import { Cudnn } from '../targets/cuda/cudnn.ts';
@@ -74,10 +74,6 @@ export function torchConvPeers(text: string | null): Map<string, number> {
 /** Which tensor-core families a sweep takes: sm_90a wgmma, warp-level mma.sync. */
 export type ConvFamily = 'wgmma' | 'mma';
 
-/** A tile of the wgmma family ends with its atom m:64 n:{NA} k:16. */
-function familyOfTile(s: Schedule): ConvFamily {
-  return s.loops[s.loops.length - 3]!.size === 64 ? 'wgmma' : 'mma';
-}
 
 /** What a sweep compiles: depths, families, and whether the kernels overwrite their output (O = conv, C not read: beta = 0, as cuDNN runs here). */
 export interface SweepChoice {
@@ -88,7 +84,7 @@ export interface SweepChoice {
 
 function candidates(conv: Problem, { stages, families, overwrite }: SweepChoice): CudaKernel[] {
   const out: CudaKernel[] = [];
-  for (const s of convTileSchedules(conv).filter((t) => families.includes(familyOfTile(t)))) {
+  for (const s of convTileSchedules(conv).filter((t) => families.includes(isWgmmaSchedule(t) ? 'wgmma' : 'mma'))) {
     for (const depth of stages) {
       try {
         out.push(compileImplicitGemm(conv, s, { stages: depth, ...(overwrite ? { overwrite } : {}) }));

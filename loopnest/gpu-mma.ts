@@ -25,9 +25,9 @@
  */
 import { fail } from '../ir/errors.ts';
 import { elementTypeOf, storageBytes, type ElementType } from '../ir/dtype.ts';
-import { isReduction, type EpilogueOp, type Problem } from '../ir/problem.ts';
+import { isReduction, type Problem } from '../ir/problem.ts';
 import { loopText, type Schedule } from '../ir/schedule.ts';
-import { isWgmmaSchedule, planWgmma, tensorCoreOpError, type GpuWgmmaPlan } from './gpu-wgmma.ts';
+import { isWgmmaSchedule, planWgmma, tensorCoreOpError, type GpuWgmmaPlan, type TensorCorePlanBase } from './gpu-wgmma.ts';
 import type { ConvGather } from './implicit-gemm.ts';
 
 /** Dynamic shared memory an H100/H200 block may opt into (227 KiB). */
@@ -36,34 +36,17 @@ export const MMA_MAX_STAGES = 8;
 
 export type MmaType = Exclude<ElementType, 'f32'>;
 
-export interface GpuMmaPlan {
+export interface GpuMmaPlan extends TensorCorePlanBase {
   dtype: MmaType;
   /** the mma atom: m16 n8 k16 (bf16, f16) or k8 (tf32); a wgmma plan's is m64 nNA k16 */
   atom: { m: number; n: number; k: number };
-  M: number; N: number; K: number;
-  /** whether M has a partial last block row (rows past M are clamped on load and not stored) */
-  mTail: boolean;
-  block: { m: number; n: number; k: number };
   warps: { m: number; n: number };
   warpTile: { m: number; n: number };
-  stages: number;
-  threads: number;
-  /** grid x over N's block tiles, y over M's */
-  grid: [number, number, number];
   /** bytes of one input element in memory and in shared memory */
   elementBytes: number;
   /** 16-byte chunks per shared row of A (BK) and of B (BN) */
   chunksA: number;
   chunksB: number;
-  /** bytes of one stage (A tile then B tile), and of the whole pipeline */
-  stageBytes: number;
-  sharedBytes: number;
-  /** the problem's epilogue, applied to each finished C + A·B value at the store (bias over n, residual like C) */
-  epilogue: readonly EpilogueOp[];
-  /** a channels-last conv's input gather: A is read from the conv's input (implicit-gemm.ts) */
-  gather?: ConvGather;
-  /** O = A·B: the accumulators start from zero, C is not read */
-  overwrite: boolean;
   /**
    * sm_90a warpgroup MMA (gpu-wgmma.ts), when the schedule's atom is m:64 n:NA k:16: the printer
    * follows this plan instead. The fields above then describe it for the GPU mapping: `warps` are
@@ -165,11 +148,12 @@ export function planMma(s: Schedule, opts: MmaOptions = {}, gather?: ConvGather)
 
 /** A wgmma plan in GpuMmaPlan's terms (what loopnest/gpu.ts maps), the plan itself in `wgmma`. */
 function wgmmaAsMmaPlan(w: GpuWgmmaPlan): GpuMmaPlan {
+  const { M, N, K, mTail, gather, overwrite, block, stages, threads, grid, stageBytes, sharedBytes, epilogue } = w;
+  const base: TensorCorePlanBase = { M, N, K, mTail, ...(gather ? { gather } : {}), overwrite, block, stages, threads, grid, stageBytes, sharedBytes, epilogue };
   return {
-    dtype: w.dtype, atom: { m: 64, n: w.atomN, k: 16 }, M: w.M, N: w.N, K: w.K, mTail: w.mTail, block: w.block,
+    ...base, dtype: w.dtype, atom: { m: 64, n: w.atomN, k: 16 },
     warps: { m: 4 * w.warpgroups.m, n: w.warpgroups.n }, warpTile: { m: w.groupTile.m / 4, n: w.groupTile.n },
-    stages: w.stages, threads: w.threads, grid: w.grid, elementBytes: 2, chunksA: w.block.k / 8, chunksB: w.block.n / 8,
-    stageBytes: w.stageBytes, sharedBytes: w.sharedBytes, epilogue: w.epilogue, ...(w.gather ? { gather: w.gather } : {}), overwrite: w.overwrite, wgmma: w,
+    elementBytes: 2, chunksA: w.block.k / 8, chunksB: w.block.n / 8, wgmma: w,
   };
 }
 

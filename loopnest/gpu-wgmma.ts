@@ -54,8 +54,8 @@ export const WGMMA_GROUP_ROWS = 8;
 /** fp32 accumulators a thread may hold (the warpgroup tile is WM x WN / 128 of them). */
 export const WGMMA_MAX_ACCUMULATORS = 128;
 
-export interface GpuWgmmaPlan {
-  dtype: WgmmaType;
+/** What both tensor-core plans (this one, gpu-mma.ts's GpuMmaPlan) say alike of a kernel. */
+export interface TensorCorePlanBase {
   M: number; N: number; K: number;
   /** whether M has a partial last block row (rows past M are clamped on load and not stored) */
   mTail: boolean;
@@ -64,21 +64,30 @@ export interface GpuWgmmaPlan {
   /** O = A·B: the accumulators start from zero, C is not read */
   overwrite: boolean;
   block: { m: number; n: number; k: number };
+  stages: number;
+  threads: number;
+  /** grid x over N's block tiles, y over M's */
+  grid: [number, number, number];
+  /** bytes of one stage (A tile then B tile), and of the whole pipeline (wgmma: plus the 1 KiB alignment slack) */
+  stageBytes: number;
+  sharedBytes: number;
+  /** the problem's epilogue, applied to each finished C + A·B value at the store (bias over n, residual like C) */
+  epilogue: readonly EpilogueOp[];
+}
+
+export interface GpuWgmmaPlan extends TensorCorePlanBase {
+  dtype: WgmmaType;
   warpgroups: { m: number; n: number };
   /** the tile one warpgroup computes (WM x WN) */
   groupTile: { m: number; n: number };
   /** n of the wgmma atom m64nNAk16 */
   atomN: number;
-  stages: number;
   /**
    * wgmma groups an iteration leaves running past its end (wgmma.wait_group N): 1 from 3 stages on,
    * so the tensor cores work through the next barrier; the buffer they still read is not refilled,
    * so stages - 1 - inFlight k-tiles are prefetched.
    */
   inFlight: 0 | 1;
-  threads: number;
-  /** grid x over N's block tiles, y over M's */
-  grid: [number, number, number];
   /**
    * Block order: the launch's blocks (x fastest) walk groups of `groupRows` block rows column by
    * column, so the blocks running at once share A's and B's panels in L2 (Triton's grouped order).
@@ -87,10 +96,6 @@ export interface GpuWgmmaPlan {
   /** bytes of A's tile in a stage (BK/64 panels of BM rows), then B's (BN/64 panels of BK rows) */
   aBytes: number;
   bBytes: number;
-  stageBytes: number;
-  /** the pipeline's buffers plus the 1 KiB alignment slack */
-  sharedBytes: number;
-  epilogue: readonly EpilogueOp[];
 }
 
 /** Limits the caller's hardware sets (gpu-mma.ts passes its own, shared by both tensor-core paths). */

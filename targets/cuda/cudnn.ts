@@ -128,20 +128,32 @@ export class Cudnn {
     const y = this.descriptor('createTensor', (d) => this.f.setTensor!(d, CUDNN_TENSOR_NHWC, type, N, K, P, Q));
     const w = this.descriptor('createFilter', (d) => this.f.setFilter!(d, type, CUDNN_TENSOR_NHWC, K, C, R, S));
     const conv = this.descriptor('createConv', (d) => this.f.setConv!(d, pads[0], pads[1], stride[0], stride[1], dilation[0], dilation[1], CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
-    this.check('cudnnSetConvolutionMathType', this.f.setMath!(conv, CUDNN_TENSOR_OP_MATH));
-    const { algorithm, workspaceBytes } = this.fastest(x, w, conv, y);
+    return this.forward({ x, y, w, conv }, CUDNN_TENSOR_OP_MATH, device, { x: buffers[0], w: buffers[1], y: buffers[2] }, 0, buffers);
+  }
+
+  /**
+   * The forward convolution of prepared descriptors: the math type set, cuDNN's fastest algorithm
+   * and its workspace, y = x * w + beta * y per run; dispose frees the descriptors, the workspace
+   * and the buffers the convolution owns.
+   */
+  private forward(
+    d: { x: unknown; y: unknown; w: unknown; conv: unknown }, math: number, device: CudaDevice,
+    data: { x: DevicePtr; w: DevicePtr; y: DevicePtr }, beta: number, owned: readonly DevicePtr[] = [],
+  ): CudnnConv {
+    this.check('cudnnSetConvolutionMathType', this.f.setMath!(d.conv, math));
+    const { algorithm, workspaceBytes } = this.fastest(d.x, d.w, d.conv, d.y);
     const workspace = workspaceBytes > 0 ? device.alloc(workspaceBytes) : 0n;
-    const one = new Float32Array([1]), zero = new Float32Array([0]);
+    const one = new Float32Array([1]), scale = new Float32Array([beta]);
     return {
       algorithm, workspaceBytes,
-      run: () => this.check('cudnnConvolutionForward', this.f.forward!(this.handle, one, x, buffers[0], w, buffers[1], conv, algorithm, workspace, workspaceBytes, zero, y, buffers[2])),
+      run: () => this.check('cudnnConvolutionForward', this.f.forward!(this.handle, one, d.x, data.x, d.w, data.w, d.conv, algorithm, workspace, workspaceBytes, scale, d.y, data.y)),
       dispose: () => {
         if (workspace) device.free(workspace);
-        for (const b of buffers) device.free(b);
-        this.f.destroyTensor!(x);
-        this.f.destroyTensor!(y);
-        this.f.destroyFilter!(w);
-        this.f.destroyConv!(conv);
+        for (const b of owned) device.free(b);
+        this.f.destroyTensor!(d.x);
+        this.f.destroyTensor!(d.y);
+        this.f.destroyFilter!(d.w);
+        this.f.destroyConv!(d.conv);
       },
     };
   }
@@ -156,30 +168,10 @@ export class Cudnn {
     // the stride: the output row's coefficient in the input's row index (h * stride + r)
     const h = p.vars.findIndex((v) => v.name === 'h');
     const stride = p.inputs[0]!.index[2]!.terms.find((t) => t.var === h)?.coef ?? 1;
-    const desc = (create: string, set: (d: unknown) => number): unknown => {
-      const d: [unknown] = [null];
-      this.check(create, this.f[create]!(d));
-      this.check(`${create} set`, set(d[0]));
-      return d[0];
-    };
-    const x = desc('createTensor', (d) => this.f.setTensor!(d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, ...I));
-    const y = desc('createTensor', (d) => this.f.setTensor!(d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, ...O));
-    const w = desc('createFilter', (d) => this.f.setFilter!(d, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, ...W));
-    const conv = desc('createConv', (d) => this.f.setConv!(d, 0, 0, stride, stride, 1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
-    this.check('cudnnSetConvolutionMathType', this.f.setMath!(conv, CUDNN_FMA_MATH));
-    const { algorithm, workspaceBytes } = this.fastest(x, w, conv, y);
-    const workspace = workspaceBytes > 0 ? device.alloc(workspaceBytes) : 0n;
-    const one = new Float32Array([1]);
-    return {
-      algorithm, workspaceBytes,
-      run: () => this.check('cudnnConvolutionForward', this.f.forward!(this.handle, one, x, ptrs[1]!, w, ptrs[2]!, conv, algorithm, workspace, workspaceBytes, one, y, ptrs[0]!)),
-      dispose: () => {
-        if (workspace) device.free(workspace);
-        this.f.destroyTensor!(x);
-        this.f.destroyTensor!(y);
-        this.f.destroyFilter!(w);
-        this.f.destroyConv!(conv);
-      },
-    };
+    const x = this.descriptor('createTensor', (d) => this.f.setTensor!(d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, ...I));
+    const y = this.descriptor('createTensor', (d) => this.f.setTensor!(d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, ...O));
+    const w = this.descriptor('createFilter', (d) => this.f.setFilter!(d, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, ...W));
+    const conv = this.descriptor('createConv', (d) => this.f.setConv!(d, 0, 0, stride, stride, 1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    return this.forward({ x, y, w, conv }, CUDNN_FMA_MATH, device, { y: ptrs[0]!, x: ptrs[1]!, w: ptrs[2]! }, 1);
   }
 }

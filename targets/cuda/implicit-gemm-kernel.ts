@@ -7,14 +7,13 @@
  * (output, padded input, R S C K weights, epilogue operands) and computes the conv, so the same
  * runners, oracle checks and baselines apply. convTileSchedules lists the candidates.
  */
-import { LoopTuneError, fail } from '../../ir/errors.ts';
+import { fail } from '../../ir/errors.ts';
 import type { Problem } from '../../ir/problem.ts';
 import { Schedule } from '../../ir/schedule.ts';
 import { lowerGpu } from '../../loopnest/gpu.ts';
-import { mmaScheduleText, planMma } from '../../loopnest/gpu-mma.ts';
-import { wgmmaScheduleText } from '../../loopnest/gpu-wgmma.ts';
+import { planMma } from '../../loopnest/gpu-mma.ts';
 import { implicitGemm } from '../../loopnest/implicit-gemm.ts';
-import { MMA_TILES, WGMMA_TILES } from './mma-tiles.ts';
+import { tensorCoreSchedules } from './mma-tiles.ts';
 import { printMmaPtx } from './mma-ptx.ts';
 import { cudaKernelOf, type CudaCompileOptions, type CudaKernel } from './target.ts';
 import { printWgmmaPtx } from './wgmma-ptx.ts';
@@ -34,23 +33,7 @@ export function compileImplicitGemm(conv: Problem, tile: Schedule | string, opti
 
 /** The tile points of both families (wgmma first; mma.sync, the only one for tf32) that make a kernel for the conv, as schedules of its view. */
 export function convTileSchedules(conv: Problem): Schedule[] {
-  const { view } = implicitGemm(conv);
-  const [M, N, K] = view.vars.map((v) => v.extent) as [number, number, number];
-  const out: Schedule[] = [];
-  const wgmma = view.dtype === 'bf16' || view.dtype === 'f16';
-  const texts = [
-    ...(wgmma ? WGMMA_TILES.map((t) => ({ t, text: () => wgmmaScheduleText(view, t) })) : []),
-    ...MMA_TILES.map((t) => ({ t, text: () => mmaScheduleText(view, t) })),
-  ];
-  for (const { t, text } of texts) {
-    if (M < t.bm || N % t.bn !== 0 || K % t.bk !== 0) continue;
-    try {
-      const s = Schedule.parse(view, text());
-      compileImplicitGemm(conv, s);
-      out.push(s);
-    } catch (e) {
-      if (!(e instanceof LoopTuneError)) throw e;
-    }
-  }
-  return out;
+  const { view, gather } = implicitGemm(conv);
+  // the view's tile points that the gather accepts too (a k-tile inside one tap)
+  return tensorCoreSchedules(view, (s) => planMma(s, {}, gather));
 }

@@ -31,7 +31,7 @@ import type { GpuMmaPlan } from '../../loopnest/gpu-mma.ts';
 import { swizzleOf } from '../../loopnest/gpu-mma.ts';
 import { CpAsyncPipeline } from './cp-async-pipeline.ts';
 import { rowCopies } from './row-copies.ts';
-import { loadMatmulParams, epilogueOperandAddresses, storePair, tensorCoreModule } from './tensor-core-kernel.ts';
+import { loadAccumulatorPair, loadMatmulParams, epilogueOperandAddresses, storePair, tailRowGuards, tensorCoreModule } from './tensor-core-kernel.ts';
 import { PtxBuilder, addr } from './ptx-builder.ts';
 import { PTX_TARGET, type PrintedPtx } from './ptx.ts';
 
@@ -193,22 +193,12 @@ export function printMmaPtx(plan: GpuMmaPlan, entry = 'looptune_mma'): PrintedPt
   b.emit(`add.s64 ${cAt}, ${pC}, ${wide}`);
   const cImm = (i: number, j: number, h: number) => ((i * 16 + h * 8) * N + j * 8) * 4;
   // an m tail: rows past M start from 0 and are not stored
-  const rowGuards = plan.mTail ? Array.from({ length: 2 * fragsM }, (_, k) => {
-    const on = b.p();
-    b.emit(`setp.lt.u32 ${on}, ${rowC}, ${Math.max(0, M - Math.floor(k / 2) * 16 - (k % 2) * 8)}`);
-    return on;
-  }) : [];
-  const rowOn = (i: number, h: number): string | null => rowGuards[2 * i + h] ?? null;
+  const rowOn = tailRowGuards(b, plan.mTail, rowC, M, fragsM, 16);
   const acc: string[][] = [];
   for (let i = 0; i < fragsM; i++) {
     for (let j = 0; j < fragsN; j++) {
       const regs = [b.f(), b.f(), b.f(), b.f()];
-      for (const h of [0, 1]) {
-        const on = rowOn(i, h);
-        // overwrite: O = A·B, nothing read; a row past M starts from 0 and is not loaded either
-        if (on || plan.overwrite) for (const r of [regs[2 * h], regs[2 * h + 1]]) b.emit(`mov.f32 ${r}, 0f00000000`);
-        if (!plan.overwrite) b.emit(`${on ? `@${on} ` : ''}ld.global.v2.f32 {${regs[2 * h]}, ${regs[2 * h + 1]}}, ${addr(cAt, cImm(i, j, h))}`);
-      }
+      for (const h of [0, 1]) loadAccumulatorPair(b, [regs[2 * h]!, regs[2 * h + 1]!], addr(cAt, cImm(i, j, h)), rowOn(i, h), plan.overwrite);
       acc.push(regs);
     }
   }

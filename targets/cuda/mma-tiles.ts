@@ -32,10 +32,14 @@ export const MMA_TILES: readonly MmaTile[] = [
   { bm: 32, bn: 64, bk: 32, wgm: 1, wgn: 2 },
 ];
 
+/** Refuses (a one-line LoopTuneError) a tile schedule that spells no kernel: planMma by default. */
+export type TileCheck = (s: Schedule) => void;
+const planCheck: TileCheck = (s) => planMma(s);
+
 /** The tile points of MMA_TILES that spell a valid tensor-core kernel for p, as schedules. */
-export function mmaSchedules(p: Problem, tiles: readonly MmaTile[] = MMA_TILES): Schedule[] {
+export function mmaSchedules(p: Problem, tiles: readonly MmaTile[] = MMA_TILES, check: TileCheck = planCheck): Schedule[] {
   if (p.op !== 'matmul' || p.dtype === undefined) return [];
-  return validTiles(p, tiles, (t) => mmaScheduleText(p, t), true);
+  return validTiles(p, tiles, (t) => mmaScheduleText(p, t), check);
 }
 
 /**
@@ -61,20 +65,23 @@ export const WGMMA_TILES: readonly WgmmaTile[] = [
 ];
 
 /** The tile points of WGMMA_TILES that spell a valid wgmma kernel for p (bf16 / f16 matmuls), as schedules. */
-export function wgmmaSchedules(p: Problem, tiles: readonly WgmmaTile[] = WGMMA_TILES): Schedule[] {
+export function wgmmaSchedules(p: Problem, tiles: readonly WgmmaTile[] = WGMMA_TILES, check: TileCheck = planCheck): Schedule[] {
   if (p.op !== 'matmul' || (p.dtype !== 'bf16' && p.dtype !== 'f16')) return [];
-  return validTiles(p, tiles, (t) => wgmmaScheduleText(p, t), true);
+  return validTiles(p, tiles, (t) => wgmmaScheduleText(p, t), check);
 }
 
-/** The tiles that divide p (M may end in a partial block where `mTail`: both families clamp and guard its rows) and spell a kernel planMma accepts, as schedules. */
-function validTiles<T extends { bm: number; bn: number; bk: number }>(p: Problem, tiles: readonly T[], text: (t: T) => string, mTail = false): Schedule[] {
+/**
+ * The tiles that divide p's n and k (m may end in a partial block: both families clamp and guard
+ * its rows, so only M >= BM is asked) and that `check` accepts, as schedules.
+ */
+function validTiles<T extends { bm: number; bn: number; bk: number }>(p: Problem, tiles: readonly T[], text: (t: T) => string, check: TileCheck): Schedule[] {
   const [M, N, K] = p.vars.map((v) => v.extent) as [number, number, number];
   const out: Schedule[] = [];
   for (const t of tiles) {
-    if ((M % t.bm !== 0 && !(mTail && M > t.bm)) || N % t.bn !== 0 || K % t.bk !== 0) continue;
+    if (M < t.bm || N % t.bn !== 0 || K % t.bk !== 0) continue;
     try {
       const s = Schedule.parse(p, text(t));
-      planMma(s);
+      check(s);
       out.push(s);
     } catch (e) {
       if (!(e instanceof LoopTuneError)) throw e;
@@ -83,7 +90,7 @@ function validTiles<T extends { bm: number; bn: number; bk: number }>(p: Problem
   return out;
 }
 
-/** Both families' schedules of a typed matmul: wgmma first (sm_90a), then mma.sync. */
-export function tensorCoreSchedules(p: Problem): Schedule[] {
-  return [...wgmmaSchedules(p), ...mmaSchedules(p)];
+/** Both families' schedules of a typed matmul: wgmma first (sm_90a; bf16 and f16), then mma.sync. */
+export function tensorCoreSchedules(p: Problem, check: TileCheck = planCheck): Schedule[] {
+  return [...wgmmaSchedules(p, WGMMA_TILES, check), ...mmaSchedules(p, MMA_TILES, check)];
 }

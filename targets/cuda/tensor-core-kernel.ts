@@ -34,6 +34,30 @@ export function loadMatmulParams(b: PtxBuilder, epilogue: readonly EpilogueOp[])
   return { pC, pA, pB, operandOps, pE };
 }
 
+/**
+ * The row guards of an m tail: `fragments` accumulator fragments of `fragmentRows` rows a thread
+ * holds rows rowC + i * fragmentRows (+ 8) of; guard(i, h) is true where that row is inside M
+ * (null where there is no tail: nothing is guarded).
+ */
+export function tailRowGuards(b: PtxBuilder, tail: boolean, rowC: string, M: number, fragments: number, fragmentRows: number): (i: number, h: number) => string | null {
+  if (!tail) return () => null;
+  const guards = Array.from({ length: 2 * fragments }, (_, k) => {
+    const on = b.p();
+    b.emit(`setp.lt.u32 ${on}, ${rowC}, ${Math.max(0, M - Math.floor(k / 2) * fragmentRows - (k % 2) * 8)}`);
+    return on;
+  });
+  return (i, h) => guards[2 * i + h]!;
+}
+
+/**
+ * A pair of accumulators starts from its pair of C (beta = 1), or from zero where the kernel
+ * overwrites its output (nothing read) or the row is past M (its guard off: not loaded either).
+ */
+export function loadAccumulatorPair(b: PtxBuilder, pair: readonly string[], cAddress: string, guard: string | null, overwrite: boolean): void {
+  if (guard || overwrite) for (const r of pair) b.emit(`mov.f32 ${r}, 0f00000000`);
+  if (!overwrite) b.emit(`${guard ? `@${guard} ` : ''}ld.global.v2.f32 {${pair.join(', ')}}, ${cAddress}`);
+}
+
 /** Each epilogue tensor's address at this thread's first output: a bias at its column `colC`, a residual at its element `offC`. */
 export function epilogueOperandAddresses(b: PtxBuilder, p: MatmulParams, colC: string, offC: string): string[] {
   return p.operandOps.map((e, i) => {

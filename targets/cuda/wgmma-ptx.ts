@@ -37,7 +37,7 @@ import type { GpuWgmmaPlan } from '../../loopnest/gpu-wgmma.ts';
 import { SWIZZLE_ROW_BYTES, WARPGROUP_THREADS, WGMMA_ALIGN_SLACK } from '../../loopnest/gpu-wgmma.ts';
 import { rowCopies } from './row-copies.ts';
 import { CpAsyncPipeline } from './cp-async-pipeline.ts';
-import { loadMatmulParams, epilogueOperandAddresses, storePair, tensorCoreModule } from './tensor-core-kernel.ts';
+import { loadAccumulatorPair, loadMatmulParams, epilogueOperandAddresses, storePair, tailRowGuards, tensorCoreModule } from './tensor-core-kernel.ts';
 import { PtxBuilder, addr } from './ptx-builder.ts';
 import type { PrintedPtx } from './ptx.ts';
 
@@ -166,25 +166,14 @@ export function printWgmmaPtx(plan: GpuWgmmaPlan, entry = 'looptune_wgmma'): Pri
   /** byte offset from cAt of atom (i, j)'s pair (q, h) */
   const cImm = (i: number, j: number, q: number, h: number) => ((i * 64 + h * 8) * N + j * NA + q * 8) * 4;
   // rows past M (an m tail): not loaded (the accumulators start from 0) and not stored
-  const rowOn = (i: number, h: number): string | null => rowGuards[2 * i + h] ?? null;
-  const rowGuards = plan.mTail ? Array.from({ length: 2 * fragsM }, (_, k) => {
-    const on = b.p();
-    b.emit(`setp.lt.u32 ${on}, ${rowC}, ${Math.max(0, M - Math.floor(k / 2) * 64 - (k % 2) * 8)}`);
-    return on;
-  }) : [];
+  const rowOn = tailRowGuards(b, plan.mTail, rowC, M, fragsM, 64);
   const acc: string[][][] = []; // [i][j] -> the atom's NA/2 registers
   for (let i = 0; i < fragsM; i++) {
     const row: string[][] = [];
     for (let j = 0; j < fragsN; j++) {
       const regs = Array.from({ length: NA / 2 }, () => b.f());
       for (let q = 0; q < NA / 8; q++) {
-        for (const h of [0, 1]) {
-          const pair = [regs[4 * q + 2 * h]!, regs[4 * q + 2 * h + 1]!];
-          const on = rowOn(i, h);
-          // overwrite: O = A·B, nothing read; a row past M starts from 0 and is not loaded either
-          if (on || plan.overwrite) for (const r of pair) b.emit(`mov.f32 ${r}, 0f00000000`);
-          if (!plan.overwrite) b.emit(`${on ? `@${on} ` : ''}ld.global.v2.f32 {${pair.join(', ')}}, ${addr(cAt, cImm(i, j, q, h))}`);
-        }
+        for (const h of [0, 1]) loadAccumulatorPair(b, [regs[4 * q + 2 * h]!, regs[4 * q + 2 * h + 1]!], addr(cAt, cImm(i, j, q, h)), rowOn(i, h), plan.overwrite);
       }
       row.push(regs);
     }
