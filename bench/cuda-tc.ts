@@ -5,15 +5,23 @@
  * `.device/looptune/tc.sh`. Commands:
  *
  *   bench [--types bf16,f16,tf32] [--shapes 2048x2048x2048,...] [--stages 2,3,4] [--kernels wgmma,mma]
- *         [--fuzz N] [--peers triton.json] [--out F]
+ *         [--fuzz N] [--peers triton.json] [--records F.jsonl] [--model M --screen K] [--out F]
  *       per problem: every tile point of the tile tables (targets/cuda/mma-tiles.ts: sm_90a wgmma
  *       and mma.sync, as --kernels says) at every pipeline depth is compiled and timed (the tuning
  *       time is the wall time of that sweep); the best of each kernel family is checked on the GPU
  *       against the typed oracle (sampled outputs) and reported against cuBLAS on buffers of the
  *       same shapes (`kernels`), the better of them as `looptune`; --peers merges the Triton
- *       peer's JSON (bench/peers/triton-matmul.py, run beside it by python3 on the GPU machine)
+ *       peer's JSON (bench/peers/triton-matmul.py, run beside it by python3 on the GPU machine).
+ *       Tiles include split-k twins where a tile's grid is too small for the GPU (mma-tiles.ts).
+ *       --records appends every timing (and failure) as a tuning record (env/records.ts; the
+ *       depth is in the schedule text, `k:32s3`): what the cuda cost model is trained on.
+ *       --jit-only: only JIT-loads every candidate (fills the driver's cache, as conv's does).
+ *       --model M --screen K: the cost model M ranks the candidates (compiled, never loaded) and
+ *       only its top K are JIT-loaded and timed; the full sweep runs after it in the same process,
+ *       so `screen` reports both bests and both tuning times
  *   fuzz [--cases N] [--types ...] [--seed S] [--kernels wgmma,mma]
- *       random small typed matmuls x random tile points (of both families) and depths, run on the
+ *       random small typed matmuls x random tile points (of both families; wgmma ones split over k
+ *       in a third of the draws) and depths, run on the
  *       GPU, checked with the typed tolerance (ir/dtype.ts typeTolerance); mismatches are listed
  *   conv, convfuzz: tensor-core convolutions against cuDNN (bench/cuda-conv.ts says how)
  *
@@ -27,6 +35,10 @@ import { Rng } from '../ir/random.ts';
 import { Schedule } from '../ir/schedule.ts';
 import { parseProblem } from '../ir/spec.ts';
 import { mmaScheduleText, planMma, type MmaType } from '../loopnest/gpu-mma.ts';
+import { setPipelineDepth } from '../ir/transforms.ts';
+import { RecordStore } from '../env/records.ts';
+import { CostModel } from '../agent/costmodel/model.ts';
+import { gpuHostKey } from '../targets/runtime/host.ts';
 import { wgmmaScheduleText } from '../loopnest/gpu-wgmma.ts';
 import { Cublas, timeGemmTyped } from '../targets/cuda/cublas.ts';
 import { Cudnn } from '../targets/cuda/cudnn.ts';
@@ -117,6 +129,7 @@ interface ProblemRecord {
   check: Check | null;
   kernels: Partial<Record<KernelFamily, FamilyRecord>>;
   triton?: { gflops: number; config?: string; ratioToLooptune: number | null };
+  screen?: ScreenRecord;
   note?: string;
 }
 
@@ -124,15 +137,18 @@ function typedProblem(shape: string, type: MmaType) {
   return parseProblem(`matmul ${shape} ${type}`);
 }
 
-/** Every tile point x depth of the chosen families for a problem, compiled; the ones planMma refuses are left out. */
-function candidatesOf(spec: string, stages: readonly number[], families: readonly KernelFamily[]): CudaKernel[] {
+/** Every tile point x depth of the chosen families for a problem (the depth in the schedule: `k:32s3`); the ones planMma refuses are left out. */
+function candidateSchedules(spec: string, stages: readonly number[], families: readonly KernelFamily[]): Schedule[] {
   const p = parseProblem(spec);
-  const out: CudaKernel[] = [];
+  const out: Schedule[] = [];
   const schedules = [...(families.includes('wgmma') ? wgmmaSchedules(p) : []), ...(families.includes('mma') ? mmaSchedules(p) : [])];
   for (const s of schedules) {
     for (const depth of stages) {
+      const d = setPipelineDepth(s, depth);
+      const staged = d.ok ? d.schedule : s;
       try {
-        out.push(compileCuda(s, { stages: depth }));
+        planMma(staged);
+        out.push(staged);
       } catch (e) {
         if (!(e instanceof LoopTuneError)) throw e;
       }
@@ -141,12 +157,67 @@ function candidatesOf(spec: string, stages: readonly number[], families: readonl
   return out;
 }
 
-async function benchProblem(gpu: CudaRunner, blas: Cublas | null, shape: string, type: MmaType, stages: readonly number[], families: readonly KernelFamily[]): Promise<ProblemRecord> {
+/** The cost model's top `keep` of the candidates (all of them without a model). */
+function screened(model: CostModel | null, schedules: readonly Schedule[], keep: number): Schedule[] {
+  if (!model || schedules.length <= keep) return [...schedules];
+  const { score } = model.predict(schedules);
+  return schedules.map((s, i) => ({ s, v: Number.isFinite(score[i]!) ? score[i]! : -Infinity })).sort((x, y) => y.v - x.v).slice(0, keep).map((x) => x.s);
+}
+
+/** Appends a sweep's timings (and failures) as tuning records of the cuda target. */
+function recordSweep(records: RecordStore | null, host: string, k: CudaKernel, t: { gflops: number; bestSeconds: number; medianSeconds: number } | { error: string }): void {
+  if (!records) return;
+  const s = Schedule.parse(k.program.problem, k.program.schedule);
+  records.add({
+    problem: k.program.problem.spec, target: 'cuda', schedule: s.text(), hash: s.hash(), timestamp: new Date().toISOString(), host,
+    ...('error' in t ? { gflops: 0, error: t.error } : { gflops: t.gflops, bestSeconds: t.bestSeconds, medianSeconds: t.medianSeconds }),
+  });
+}
+
+/** The sweep's options: where timings go, and the cost-model screen. */
+interface SweepOptions {
+  records: RecordStore | null;
+  host: string;
+  model: CostModel | null;
+  screen: number;
+}
+
+/** The cost model's screen of one problem: its top K timed, beside the full sweep's best. */
+interface ScreenRecord {
+  keep: number;
+  of: number;
+  /** featurize + predict + compile and time the K */
+  seconds: number;
+  best: Timed | null;
+  /** screened best / full sweep's best */
+  ratioToFull: number | null;
+  /** the full sweep's best candidate's place in the model's ranking (1 = first) */
+  fullBestRank: number | null;
+}
+
+/** The screened sweep: the model's top K of the candidates, compiled, loaded and timed. */
+function screenSweep(gpu: CudaRunner, candidates: readonly Schedule[], o: SweepOptions): { record: ScreenRecord; ranking: string[] } {
+  const t0 = performance.now();
+  const top = screened(o.model, candidates, o.screen);
+  let best: Timed | null = null;
+  const kernels = top.map((s) => compileCuda(s));
+  sweepKernels(gpu, kernels, (k, t) => {
+    if (!best || t.gflops > best.gflops) best = { kernel: familyOf(k), schedule: k.program.schedule, stages: k.gpu.mma!.stages, gflops: t.gflops, bestMs: t.bestSeconds * 1e3, medianMs: t.medianSeconds * 1e3 };
+  }, () => undefined);
+  const { score } = o.model!.predict(candidates);
+  const ranking = candidates.map((s, i) => ({ s: s.text(), v: score[i]! })).sort((x, y) => y.v - x.v).map((x) => x.s);
+  return { record: { keep: top.length, of: candidates.length, seconds: (performance.now() - t0) / 1000, best, ratioToFull: null, fullBestRank: null }, ranking };
+}
+
+async function benchProblem(gpu: CudaRunner, blas: Cublas | null, shape: string, type: MmaType, stages: readonly number[], families: readonly KernelFamily[], o: SweepOptions): Promise<ProblemRecord> {
   const p = typedProblem(shape, type);
   const [M, N, K] = p.vars.map((v) => v.extent) as [number, number, number];
   const record: ProblemRecord = { problem: p.spec, type, candidates: 0, failed: 0, tuningSeconds: 0, looptune: null, cublas: null, ratio: null, check: null, kernels: {} };
+  const candidates = candidateSchedules(p.spec, stages, families);
+  // the screen first, so that its JIT times are not served from the full sweep's cache
+  const screen = o.model && o.screen > 0 ? screenSweep(gpu, candidates, o) : null;
   const t0 = performance.now();
-  const kernels = candidatesOf(p.spec, stages, families);
+  const kernels = candidates.map((s) => compileCuda(s));
   record.candidates = kernels.length;
   if (kernels.length === 0) {
     record.note = 'no tile point of the tables divides this shape';
@@ -163,8 +234,10 @@ async function benchProblem(gpu: CudaRunner, blas: Cublas | null, shape: string,
     const timed: Timed = { kernel: f, schedule: k.program.schedule, stages: k.gpu.mma!.stages, gflops: t.gflops, bestMs: t.bestSeconds * 1e3, medianMs: t.medianSeconds * 1e3 };
     const b = best.get(f);
     if (!b || t.gflops > b.timed.gflops) best.set(f, { kernel: k, timed });
+    recordSweep(o.records, o.host, k, t);
   }, (k, message, sticky) => {
     const f = familyOf(k);
+    recordSweep(o.records, o.host, k, { error: message });
     record.failed++;
     record.kernels[f]!.failed++;
     log(`${p.spec}: ${k.program.schedule} x${k.gpu.mma?.stages}: ${message}`);
@@ -172,6 +245,14 @@ async function benchProblem(gpu: CudaRunner, blas: Cublas | null, shape: string,
     if (sticky) record.kernels[f]!.note = record.note = `kernel fault: ${k.program.schedule} x${k.gpu.mma?.stages}: ${message}`;
   });
   record.tuningSeconds = (performance.now() - t0) / 1000;
+  if (screen) {
+    const full = [...best.values()].reduce<Timed | null>((a, b) => (!a || b.timed.gflops > a.gflops ? b.timed : a), null);
+    const sb = screen.record.best as Timed | null;
+    screen.record.ratioToFull = full && sb ? sb.gflops / full.gflops : null;
+    screen.record.fullBestRank = full ? screen.ranking.indexOf(Schedule.parse(p, full.schedule).text()) + 1 : null;
+    record.screen = screen.record;
+    log(`${p.spec}: screen top ${screen.record.keep} of ${screen.record.of} in ${screen.record.seconds.toFixed(1)} s: ${sb ? (sb.gflops / 1e3).toFixed(1) : '-'} TFLOPS = ${screen.record.ratioToFull?.toFixed(3) ?? '-'} of the full sweep's best (ranked ${screen.record.fullBestRank})`);
+  }
   // each family's winner against the typed oracle on fresh inputs (sampled outputs: 8192^3 is 550 G points)
   const inputs = [randomArray(M * K, 41), randomArray(K * N, 42)];
   const init = randomArray(M * N, 43);
@@ -219,12 +300,14 @@ async function fuzzType(gpu: CudaRunner, type: MmaType, cases: number, seed: num
   // wgmma takes bf16 / f16 only; tf32 fuzzes mma.sync
   const tiles = [
     ...(families.includes('mma') ? MMA_TILES.filter((t) => t.bm <= 128 && t.bn <= 128).map((t) => ({ t, text: (p: Problem) => mmaScheduleText(p, t) })) : []),
-    ...(families.includes('wgmma') && type !== 'tf32' ? WGMMA_TILES.map((t) => ({ t, text: (p: Problem) => wgmmaScheduleText(p, t) })) : []),
+    // wgmma tiles also split k over blocks (split-k), one draw in three
+    ...(families.includes('wgmma') && type !== 'tf32' ? WGMMA_TILES.flatMap((t) => [1, 1, 2, 3, 4].map((splitK) => ({ t: { ...t, splitK }, text: (p: Problem) => wgmmaScheduleText(p, { ...t, splitK }) }))) : []),
   ];
   if (tiles.length === 0) throw new LoopTuneError(`fuzz: no tile of --kernels ${families.join(',')} takes ${type}`);
   while (report.cases < cases) {
     const { t, text } = tiles[rng.int(0, tiles.length - 1)]!;
-    const M = t.bm * rng.int(1, 3), N = t.bn * rng.int(1, 3), K = t.bk * rng.int(1, 12);
+    const split = 'splitK' in t && typeof t.splitK === 'number' ? t.splitK : 1;
+    const M = t.bm * rng.int(1, 3), N = t.bn * rng.int(1, 3), K = t.bk * split * rng.int(1, split > 1 ? 4 : 12);
     const p = parseProblem(`matmul ${M}x${N}x${K} ${type}`);
     let kernel: CudaKernel;
     const stages = rng.int(2, 4);
@@ -331,9 +414,31 @@ async function main(): Promise<void> {
   const stages = str(a, 'stages', '2,3,4').split(',').map(Number);
   const peers = tritonPeers(typeof a.peers === 'string' ? a.peers : undefined);
   const problems: ProblemRecord[] = [];
+  const screen = num(a, 'screen', 0);
+  if (screen > 0 && typeof a.model !== 'string') throw new LoopTuneError('--screen K needs --model M (a cuda cost model directory)');
+  const sweep: SweepOptions = {
+    records: typeof a.records === 'string' ? RecordStore.open(a.records) : null, host: gpuHostKey(info),
+    model: typeof a.model === 'string' ? await CostModel.load(a.model) : null, screen,
+  };
+  if (a['jit-only']) {
+    // fills the driver's compute cache (CUDA_CACHE_MAXSIZE) for a later timed run, nothing timed
+    for (const t of types) {
+      for (const shape of shapes) {
+        const t0 = performance.now();
+        const all = candidateSchedules(typedProblem(shape, t).spec, stages, families);
+        for (const s of all) {
+          const k = compileCuda(s);
+          gpu.load(k);
+          gpu.unload(k);
+        }
+        log(`matmul ${shape} ${t}: ${all.length} candidates JIT-loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      }
+    }
+    return;
+  }
   for (const t of types) {
     for (const shape of shapes) {
-      const r = await benchProblem(gpu, blas, shape, t, stages, families);
+      const r = await benchProblem(gpu, blas, shape, t, stages, families, sweep);
       const peer = peers.get(r.problem);
       if (peer) r.triton = { ...peer, ratioToLooptune: r.looptune ? r.looptune.gflops / peer.gflops : null };
       problems.push(r);

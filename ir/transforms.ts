@@ -97,13 +97,30 @@ function iterations(l: Loop): number {
   return l.size + (l.tail > 0 ? 1 : 0);
 }
 
+/**
+ * Why reduction loop `i` cannot be bound to blocks (loopnest/gpu.ts rule 10), as the rest of a
+ * sentence that starts with the loop: blocks add their shares with atomic adds, so only the
+ * summing combines (fma, sum) qualify; an epilogue would see one share instead of the sum; and
+ * every block's share must be the same whole range, so neither it nor a loop of its variable
+ * above it may have a tail (loops below it may: their ranges are then the same in every block).
+ */
+export function gridReductionObstacle(s: Schedule, i: number): string | undefined {
+  const p = s.problem;
+  if (p.combine !== 'fma' && p.combine !== 'sum') return `is a reduction loop: blocks can split a reduction only when their shares are added (this one combines with ${p.combine})`;
+  if ((p.epilogue ?? []).length > 0) return 'is a reduction loop: with an epilogue the blocks cannot split the reduction (each would apply it to its share)';
+  const tail = s.loops.slice(0, i + 1).find((x) => x.var === s.loops[i]!.var && x.tail > 0);
+  if (tail) return `is a reduction loop bound to blocks, so every block's share must be whole, and ${loopText(p, tail)} has a tail`;
+  return undefined;
+}
+
 function toggleBinding(s: Schedule, bind: LoopBinding, name: string): TransformResult {
   const i = s.cursor;
   const l = s.loops[i]!;
   const text = loopText(s.problem, l);
   if (isReduction(s.problem, l.var)) {
-    if (bind === 'block') return illegal(`${name}: ${text} is a reduction loop; a reduction stays inside one block`);
-    const tailAbove = s.loops.slice(0, i + 1).find((x) => x.var === l.var && x.tail > 0);
+    const why = bind === 'block' ? gridReductionObstacle(s, i) : undefined;
+    if (why) return illegal(`${name}: ${text} ${why}`);
+    const tailAbove = bind === 'block' ? undefined : s.loops.slice(0, i + 1).find((x) => x.var === l.var && x.tail > 0);
     if (tailAbove) return illegal(`${name}: a reduction loop bound to threads needs whole ranges, and ${loopText(s.problem, tailAbove)} has a tail`);
   }
   if (l.shared) return illegal(`${name}: ${text} is staged in shared memory; only serial loops can be`);
@@ -120,7 +137,7 @@ function toggleBinding(s: Schedule, bind: LoopBinding, name: string): TransformR
   return ok(s.withLoops(s.loops.map((x, j) => (j === i ? { ...l, bind } : x)), i));
 }
 
-/** cuda: binds the cursor's loop to grid blocks (or unbinds it if it already is). Output loops only. */
+/** cuda: binds the cursor's loop to grid blocks (or unbinds it if it already is); a reduction loop of a sum (fma, sum) without an epilogue splits over blocks. */
 export function bindBlock(s: Schedule): TransformResult {
   return toggleBinding(s, 'block', 'bind_block');
 }

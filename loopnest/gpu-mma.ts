@@ -99,6 +99,7 @@ export function planMma(s: Schedule, opts: MmaOptions = {}, gather?: ConvGather)
   const bm = blockOf(0), bn = blockOf(1), wm = threadOf(0), wn = threadOf(1);
   const staged = loops.findIndex((l) => l.shared);
   if (bm < 0 || bn < 0 || wm < 0 || wn < 0 || staged < 0) fail(`cuda: a tensor-core schedule reads ${shape}`);
+  if (loops[0]!.var === 2 && loops[0]!.bind === 'block') fail(`cuda: split-k (${name(0)}) is a wgmma kernel's so far (bf16 / f16 on sm_90a), not mma.sync's`);
   if (loops.filter((l) => l.bind).length !== 4) fail(`cuda: a tensor-core schedule binds one m and one n loop to blocks and one of each to warps (${shape})`);
   if (!isReduction(p, loops[staged]!.var) || loops.findIndex((l) => l.var === 2) !== staged) {
     fail(`cuda: the staged loop of a tensor-core schedule is the outermost k loop (${shape})`);
@@ -142,14 +143,14 @@ export function planMma(s: Schedule, opts: MmaOptions = {}, gather?: ConvGather)
     dtype, atom: { m: 16, n: 8, k: atomK }, M, N, K,
     block: { m: BM, n: BN, k: BK }, warps: { m: WGm, n: WGn }, warpTile: { m: WM, n: WN },
     mTail: loops[bm]!.tail > 0, stages, threads, grid: [N / BN, Math.ceil(M / BM), 1], elementBytes: eb, chunksA, chunksB,
-    stageBytes, sharedBytes: stageBytes * stages, epilogue: p.epilogue ?? [], ...(gather ? { gather } : {}), overwrite: opts.overwrite ?? false,
+    stageBytes, sharedBytes: stageBytes * stages, epilogue: p.epilogue ?? [], ...(gather ? { gather } : {}), overwrite: opts.overwrite ?? false, splitK: 1,
   };
 }
 
 /** A wgmma plan in GpuMmaPlan's terms (what loopnest/gpu.ts maps), the plan itself in `wgmma`. */
 function wgmmaAsMmaPlan(w: GpuWgmmaPlan): GpuMmaPlan {
-  const { M, N, K, mTail, gather, overwrite, block, stages, threads, grid, stageBytes, sharedBytes, epilogue } = w;
-  const base: TensorCorePlanBase = { M, N, K, mTail, ...(gather ? { gather } : {}), overwrite, block, stages, threads, grid, stageBytes, sharedBytes, epilogue };
+  const { M, N, K, mTail, gather, overwrite, splitK, block, stages, threads, grid, stageBytes, sharedBytes, epilogue } = w;
+  const base: TensorCorePlanBase = { M, N, K, mTail, ...(gather ? { gather } : {}), overwrite, splitK, block, stages, threads, grid, stageBytes, sharedBytes, epilogue };
   return {
     ...base, dtype: w.dtype, atom: { m: 64, n: w.atomN, k: 16 },
     warps: { m: 4 * w.warpgroups.m, n: w.warpgroups.n }, warpTile: { m: w.groupTile.m / 4, n: w.groupTile.n },

@@ -10,7 +10,11 @@
  *    threads), each owning a warpgroup tile WM x WN = BM/WGm x BN/WGn;
  *  - the innermost three loops are the wgmma atom m64 nNA k16 (NA a multiple of 64, at most 256):
  *    one `wgmma.mma_async` of the warpgroup; the loops between the groups and the atom walk the
- *    warpgroup tile (their order is free: the printer issues k steps outermost).
+ *    warpgroup tile (their order is free: the printer issues k steps outermost);
+ *  - optionally first, `k:{G}b` splits k over G blocks (split-k, gpu.ts rule 10: grid z), for
+ *    problems whose output tiles are too few to fill the GPU (BERT's 128-token products): each
+ *    block runs the pipeline over its share K / G from zero accumulators and adds them into C
+ *    with `red.global.add.v2.f32`; not with an epilogue, an overwrite or a conv's gather.
  *
  * Shared layout, the canonical 128-byte-swizzle layouts of the PTX ISA (9.7.15.5.1.2), which wgmma
  * reads through matrix descriptors:
@@ -39,6 +43,7 @@ import { fail } from '../ir/errors.ts';
 import type { ElementType } from '../ir/dtype.ts';
 import { isReduction, type EpilogueOp, type Problem } from '../ir/problem.ts';
 import { loopText, type Schedule } from '../ir/schedule.ts';
+import { gridReductionObstacle } from '../ir/transforms.ts';
 import type { ConvGather } from './implicit-gemm.ts';
 
 export type WgmmaType = Extract<ElementType, 'bf16' | 'f16'>;
@@ -63,10 +68,15 @@ export interface TensorCorePlanBase {
   gather?: ConvGather;
   /** O = A·B: the accumulators start from zero, C is not read */
   overwrite: boolean;
+  /**
+   * Split-k (gpu.ts rule 10): grid z splits k into this many whole shares of K / splitK; each
+   * block's accumulators start from zero and are added into C with vector atomics (1: no split)
+   */
+  splitK: number;
   block: { m: number; n: number; k: number };
   stages: number;
   threads: number;
-  /** grid x over N's block tiles, y over M's */
+  /** grid x over N's block tiles, y over M's, z over the shares of a split k */
   grid: [number, number, number];
   /** bytes of one stage (A tile then B tile), and of the whole pipeline (wgmma: plus the 1 KiB alignment slack) */
   stageBytes: number;
@@ -136,15 +146,24 @@ export function planWgmma(s: Schedule, opts: { stages?: number; overwrite?: bool
     if (loops[i]!.tail > 0 && !(i === outerM && loops[i]!.bind === 'block')) fail(`cuda: tensor-core tiles must divide the problem, except the block tile of m (${name(i)} has a tail)`);
     if (loops[i]!.parallel) fail('cuda: parallel loops (suffix p) are for CPU threads');
   }
-  const shape = 'm:{M/BM}b n:{N/BN}b k:{K/BK}s m:{groups}t n:{groups}t <warpgroup tile> m:64 n:{NA} k:16';
+  const shape = '[k:{splits}b] m:{M/BM}b n:{N/BN}b k:{K/BK}s m:{groups}t n:{groups}t <warpgroup tile> m:64 n:{NA} k:16';
   const blockOf = (v: number) => loops.findIndex((l) => l.var === v && l.bind === 'block');
   const threadOf = (v: number) => loops.findIndex((l) => l.var === v && l.bind === 'thread');
   const bm = blockOf(0), bn = blockOf(1), wm = threadOf(0), wn = threadOf(1);
   const staged = loops.findIndex((l) => l.shared);
   if (bm < 0 || bn < 0 || wm < 0 || wn < 0 || staged < 0) fail(`cuda: a wgmma schedule reads ${shape}`);
-  if (loops.filter((l) => l.bind).length !== 4) fail(`cuda: a wgmma schedule binds one m and one n loop to blocks and one of each to warpgroups (${shape})`);
-  if (!isReduction(p, loops[staged]!.var) || loops.findIndex((l) => l.var === 2) !== staged) {
-    fail(`cuda: the staged loop of a tensor-core schedule is the outermost k loop (${shape})`);
+  // split-k: the outermost loop may be a k loop bound to blocks (each block one whole share)
+  const split = loops[0]!.var === 2 && loops[0]!.bind === 'block' ? 0 : -1;
+  if (loops.filter((l) => l.bind).length !== 4 + (split === 0 ? 1 : 0)) fail(`cuda: a wgmma schedule binds one m and one n loop to blocks and one of each to warpgroups, and may split k over blocks first (${shape})`);
+  if (!isReduction(p, loops[staged]!.var) || loops.findIndex((l, i) => l.var === 2 && i !== split) !== staged) {
+    fail(`cuda: the staged loop of a tensor-core schedule is the outermost k loop below a split (${shape})`);
+  }
+  const splitK = split === 0 ? loops[0]!.size : 1;
+  if (splitK > 1) {
+    const why = gridReductionObstacle(s, 0);
+    if (why) fail(`cuda: ${loopText(p, loops[0]!)} ${why}`);
+    if (gather) fail('cuda: an implicit-GEMM conv does not split k over blocks (its k-tiles walk filter taps in order)');
+    if (opts.overwrite) fail('cuda: a split k adds every share into C, so it cannot overwrite C');
   }
   if (staged > Math.min(wm, wn) || Math.max(bm, bn) > staged) fail(`cuda: tensor-core loops go blocks, staged k, warpgroups (${shape})`);
   const n = loops.length;
@@ -152,7 +171,7 @@ export function planWgmma(s: Schedule, opts: { stages?: number; overwrite?: bool
   const NA = an.size;
   if (!(am.var === 0 && am.size === 64 && an.var === 1 && ak.var === 2 && ak.size === 16)) fail(`cuda: a wgmma schedule ends with the atom m:64 n:{NA} k:16 (${shape})`);
   if (NA % 64 !== 0 || NA > 256) fail(`cuda: the wgmma atom's n is a multiple of 64 up to 256 (got ${NA}: B is read in 64-column panels)`);
-  const BM = s.steps[bm]!, BN = s.steps[bn]!, BK = s.steps[staged]!;
+  const BM = s.steps[bm]!, BN = s.steps[bn]!, BK = s.steps[staged]!, share = K / splitK;
   const WGm = loops[wm]!.size, WGn = loops[wn]!.size;
   const WM = s.steps[wm]!, WN = s.steps[wn]!;
   if (loops[bm]!.size * BM + loops[bm]!.tail !== M || loops[bn]!.size * BN !== N) fail(`cuda: the block loops of a tensor-core schedule are the outermost m and n loops (${shape})`);
@@ -178,15 +197,18 @@ export function planWgmma(s: Schedule, opts: { stages?: number; overwrite?: bool
   if (!Number.isInteger(stages) || stages < 2 || stages > limits.maxStages) fail(`cuda: pipeline stages must be an integer 2..${limits.maxStages}, got ${stages}`);
   if (stages > fit) fail(`cuda: ${stages} stages of ${stageBytes} bytes exceed ${limits.maxSharedBytes} bytes of shared memory`);
   return {
-    dtype: p.dtype, M, N, K, mTail, ...(gather ? { gather } : {}), overwrite: opts.overwrite ?? false, block: { m: BM, n: BN, k: BK }, warpgroups: { m: WGm, n: WGn }, groupTile: { m: WM, n: WN }, atomN: NA,
-    stages, inFlight: stages >= 3 ? 1 : 0, threads, grid: [N / BN, Math.ceil(M / BM), 1], groupRows: Math.min(WGMMA_GROUP_ROWS, Math.ceil(M / BM)), aBytes, bBytes, stageBytes,
+    dtype: p.dtype, M, N, K, mTail, ...(gather ? { gather } : {}), overwrite: opts.overwrite ?? false, splitK, block: { m: BM, n: BN, k: BK }, warpgroups: { m: WGm, n: WGn }, groupTile: { m: WM, n: WN }, atomN: NA,
+    stages, inFlight: stages >= 3 ? 1 : 0, threads, grid: [N / BN, Math.ceil(M / BM), splitK], groupRows: Math.min(WGMMA_GROUP_ROWS, Math.ceil(M / BM)), aBytes, bBytes, stageBytes,
     sharedBytes: stageBytes * stages + WGMMA_ALIGN_SLACK, epilogue: p.epilogue ?? [],
   };
 }
 
-/** A wgmma tile choice: block tile, k-tile, warpgroup grid, and the atom's n (default: the warpgroup tile's n, at most 256). */
+/**
+ * A wgmma tile choice: block tile, k-tile, warpgroup grid, the atom's n (default: the warpgroup
+ * tile's n, at most 256), and the blocks k is split over (split-k; default 1).
+ */
 export interface WgmmaTile {
-  bm: number; bn: number; bk: number; wgm: number; wgn: number; atomN?: number;
+  bm: number; bn: number; bk: number; wgm: number; wgn: number; atomN?: number; splitK?: number;
 }
 
 /** The wgmma schedule of a tile choice, as planWgmma reads it. */
@@ -195,8 +217,10 @@ export function wgmmaScheduleText(p: Problem, t: WgmmaTile): string {
   const WM = t.bm / t.wgm, WN = t.bn / t.wgn;
   const NA = t.atomN ?? Math.min(WN, 256);
   const tail = M % t.bm;
+  const G = t.splitK ?? 1;
   return [
-    `m:${Math.floor(M / t.bm)}${tail > 0 ? `r${tail}` : ''}b`, `n:${N / t.bn}b`, `k:${K / t.bk}s`, `m:${t.wgm}t`, `n:${t.wgn}t`,
+    ...(G > 1 ? [`k:${G}b`] : []),
+    `m:${Math.floor(M / t.bm)}${tail > 0 ? `r${tail}` : ''}b`, `n:${N / t.bn}b`, `k:${K / G / t.bk}s`, `m:${t.wgm}t`, `n:${t.wgn}t`,
     `k:${t.bk / 16}`, `m:${WM / 64}`, `n:${WN / NA}`, 'm:64', `n:${NA}`, 'k:16',
   ].join(' ');
 }

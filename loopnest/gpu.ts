@@ -5,11 +5,12 @@
  * 1. Bound loops. A loop annotated `b` (bind: 'block') is spread over grid blocks, `t` (bind:
  *    'thread') over the threads of a block: its index comes from the block / thread index instead
  *    of a loop counter. A bound loop of size S with a tail runs S + 1 indices; the last covers the
- *    tail. Output-variable loops can be bound to blocks or threads. A reduction loop can be bound to
- *    threads only (a split reduction inside a block, never atomics): each thread sums its share,
- *    then the partial accumulators meet in shared memory and are added in a fixed order (so results
- *    are deterministic) by the threads whose reduction indices are all 0, which write the output;
- *    no loop of that variable at or above it may have a tail. Bound loops are parallel, so their
+ *    tail. Output-variable loops can be bound to blocks or threads. A reduction loop bound to
+ *    threads is a split reduction inside a block: each thread sums its share, then the partial
+ *    accumulators meet in shared memory and are added in a fixed order (so results are
+ *    deterministic) by the threads whose reduction indices are all 0, which write the output; no
+ *    loop of that variable at or above it may have a tail. A reduction loop bound to blocks is a
+ *    grid reduction (split-k, rule 10). Bound loops are parallel, so their
  *    position in the nest only matters for tails: as everywhere in looptune, a loop's range is what
  *    the enclosing loops of the same variable leave it.
  * 2. Dimensions. Block loops, innermost first, take grid x, y, z; thread loops, innermost first,
@@ -49,9 +50,9 @@
  * 8. Epilogue (problem.epilogue) and offsets. Every access starts at its `Access.offset` (an output
  *    written inside its padding border; padded inputs are only bigger storage). The epilogue's
  *    tensors (bias, residual) follow the inputs; they are read once per output element, straight
- *    from global memory, never staged. A reduction never spans blocks (rule 1), and the threads of
- *    a split reduction meet before the store, so each output's value is complete at its tile's
- *    final store unless a serial reduction loop runs above the register tile (an output loop
+ *    from global memory, never staged. The threads of a split reduction meet before the store, and
+ *    with no grid reduction (rule 10) a reduction never spans blocks, so each output's value is
+ *    complete at its tile's final store unless a serial reduction loop runs above the register tile (an output loop
  *    between them keeps it out of the tile): then each visit of the tile adds one part of the
  *    reduction. The epilogue is applied at the store ('store') when the tile holds whole
  *    reductions, else by a second walk of the same thread's output points after the first
@@ -67,12 +68,23 @@
  *    counts); the other blocks run the general body. The branch depends only on block indices, so
  *    no warp diverges. Staging plans the interior body's entry states separately
  *    (GpuStaging.interior), without the bounds check where the box cannot leave the tensor.
+ * 10. Grid reductions (split-k). A reduction loop bound to blocks gives each block one share of
+ *    the reduction; the block adds its partial sums into the output with `red.global.add.f32`
+ *    instead of a load, add and store. Kernels compute out += sum, so the shares need no second
+ *    kernel and no workspace, only atomics: the sum is exact up to the order of the additions,
+ *    which varies from run to run (a split reduction inside a block stays deterministic). It is
+ *    what fills the multiprocessors when the output alone has fewer tiles than the GPU has slots
+ *    (1000^3 with 128 x 128 tiles: 64 blocks for 132 multiprocessors). Only summing combines
+ *    (fma, sum) qualify, and not with an epilogue: an epilogue needs the whole sum. Every block's
+ *    share is the same whole range (no tail on the loop or above it), so the loops below it run
+ *    the constant trip counts of an unsplit reduction, tails included.
  */
 import { fail } from '../ir/errors.ts';
 import {
   ACCUMULATES, elementCount, isReduction, problemAccesses, tensorStrides, type EpilogueOp, type Problem,
 } from '../ir/problem.ts';
 import { type Loop, loopText, Schedule } from '../ir/schedule.ts';
+import { gridReductionObstacle } from '../ir/transforms.ts';
 import { fittingSuffix, tileStart } from './lower.ts';
 import { planMma, usesTensorCores, type GpuMmaPlan } from './gpu-mma.ts';
 import { isWgmmaSchedule } from './gpu-wgmma.ts';
@@ -112,6 +124,8 @@ export interface GpuMapping {
   /** all thread loops, the reduction loops bound to threads (split reductions) among them */
   threadLoops: number[];
   reductionThreadLoops: number[];
+  /** the reduction loops bound to blocks (rule 10: the output is accumulated with atomics) */
+  gridReductionLoops: number[];
   /** threads that share each output point: the product of the reduction thread loops */
   reductionThreads: number;
   serialLoops: number[];
@@ -451,11 +465,12 @@ export function gpuMapping(input: Schedule, opts: { maxUnrolled?: number } = {})
   const threadLoops: number[] = [];
   const serialLoops: number[] = [];
   const reductionThreadLoops: number[] = [];
+  const gridReductionLoops: number[] = [];
   loops.forEach((l, i) => {
     if (l.bind && isReduction(p, l.var)) {
-      const why = reductionThreadObstacle(s, i);
-      if (why) fail(`cuda: ${why}`);
-      reductionThreadLoops.push(i);
+      const why = l.bind === 'block' ? gridReductionObstacle(s, i) : reductionThreadObstacle(s, i);
+      if (why) fail(`cuda: ${loopText(p, l)} ${why}`);
+      (l.bind === 'block' ? gridReductionLoops : reductionThreadLoops).push(i);
     }
     if (l.bind === 'block') blockLoops.push(i);
     else if (l.bind === 'thread') threadLoops.push(i);
@@ -500,7 +515,7 @@ export function gpuMapping(input: Schedule, opts: { maxUnrolled?: number } = {})
 
   return {
     schedule: s, defaulted, blockLoops, threadLoops, serialLoops,
-    grid: b.dims, block: t.dims, blocks, threads, reductionThreadLoops, reductionThreads,
+    grid: b.dims, block: t.dims, blocks, threads, reductionThreadLoops, gridReductionLoops, reductionThreads,
     indices: [...b.idx, ...t.idx].sort((x, y) => x.loop - y.loop),
     unrollFrom, tileFrom, accumulators: tile.size.accumulators, unrolledOps: tile.size.ops,
     staged, ...(stageNote ? { stageNote } : {}),
@@ -508,19 +523,17 @@ export function gpuMapping(input: Schedule, opts: { maxUnrolled?: number } = {})
 }
 
 /**
- * Why reduction loop `i` cannot be bound to threads: only to threads (a block's threads combine
- * their partial sums in shared memory), and every range reaching it must be whole, so no loop of
- * its variable at or above it may have a tail.
+ * Why reduction loop `i` cannot be bound to threads, as the rest of a sentence that starts with
+ * the loop: every range reaching it must be whole (the threads' partial sums meet in shared
+ * memory), so no loop of its variable at or above it may have a tail.
  */
 export function reductionThreadObstacle(s: Schedule, i: number): string | undefined {
   const p = s.problem;
   const l = s.loops[i]!;
-  const text = loopText(p, l);
-  if (l.bind === 'block') return `${text} is a reduction loop and cannot be bound to blocks (a reduction stays inside one block)`;
-  if (l.shared) return `${text} is staged in shared memory and cannot also be bound to threads`;
+  if (l.shared) return 'is staged in shared memory and cannot also be bound to threads';
   for (let j = 0; j <= i; j++) {
     const x = s.loops[j]!;
-    if (x.var === l.var && x.tail > 0) return `the reduction loop ${text} is bound to threads, so no loop of ${p.vars[l.var]!.name} at or above it may have a tail (${loopText(p, x)} has one)`;
+    if (x.var === l.var && x.tail > 0) return `is a reduction loop bound to threads, so no loop of ${p.vars[l.var]!.name} at or above it may have a tail (${loopText(p, x)} has one)`;
   }
   return undefined;
 }

@@ -71,7 +71,8 @@ function instructionMix(ptx: string): { fma: number; fmaOps: number; ldGlobal: n
     }
     else if (op.startsWith('ld.global')) c.ldGlobal++;
     else if (op.startsWith('ld.shared')) c.ldShared++;
-    else if (op.startsWith('st.global')) c.stGlobal++;
+    // a split-k share's atomic adds into the output count as its stores
+    else if (op.startsWith('st.global') || op.startsWith('red.global')) c.stGlobal++;
     else if (op.startsWith('bar.')) c.bar++;
     if (op.startsWith('ld.global') || op.startsWith('ld.shared')) {
       c.loads++;

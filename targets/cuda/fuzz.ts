@@ -106,6 +106,8 @@ export interface CudaFuzzReport extends FuzzReport {
   staged: number;
   /** kernels with a reduction split across threads */
   split: number;
+  /** kernels with a reduction split across blocks (split-k: atomic adds into the output) */
+  gridSplit: number;
   /** kernels with interior and boundary bodies (GpuProgram.edges: block loops with tails) */
   edgeSplit: number;
   /** kernels with an epilogue applied at the store, and in a second pass */
@@ -124,7 +126,7 @@ export async function fuzzCuda(opts: CudaFuzzOptions): Promise<CudaFuzzReport> {
   const t0 = performance.now();
   const report: CudaFuzzReport = {
     target: 'cuda', seed, cases: 0, mismatches: 0, crashes: 0, codegenErrors: 0, failures: [], perOp: {}, seconds: 0, perKind: {}, staged: 0,
-    split: 0, edgeSplit: 0, epilogueAtStore: 0, epiloguePass: 0, padded: 0, rejected: 0, rejectedSample: [],
+    split: 0, gridSplit: 0, edgeSplit: 0, epilogueAtStore: 0, epiloguePass: 0, padded: 0, rejected: 0, rejectedSample: [],
   };
   const note = (f: FuzzFailure) => {
     if (report.failures.length < 20) report.failures.push(f);
@@ -155,6 +157,7 @@ export async function fuzzCuda(opts: CudaFuzzOptions): Promise<CudaFuzzReport> {
     }
     if (kernel.mapping.staged !== null) report.staged++;
     if (kernel.mapping.reductionThreads > 1) report.split++;
+    if (kernel.mapping.gridReductionLoops.length > 0) report.gridSplit++;
     if (kernel.gpu.edges) report.edgeSplit++;
     if (kernel.gpu.epilogue?.place === 'store') report.epilogueAtStore++;
     if (kernel.gpu.epilogue?.place === 'pass') report.epiloguePass++;

@@ -1072,6 +1072,13 @@ class Printer {
       const a = addr(out.reg, o * 4);
       const vec = width === 1 ? '' : '.v4';
       const list = (regs: string[]) => (regs.length === 1 ? regs[0]! : `{${regs.join(', ')}}`);
+      if (this.m.gridReductionLoops.length > 0) {
+        // rule 10: this block's share of the reduction, added where other blocks add theirs (one
+        // scalar red per point: the vector form needs sm_90, and fp32 kernels target sm_80)
+        if (mode !== 'plain') throw new Error('internal: a grid reduction has no epilogue');
+        group.forEach((g, k) => b.emit(`${at}red.global.add.f32 ${addr(out.reg, (o + k) * 4)}, ${g.a.reg}`));
+        continue;
+      }
       let vals: string[];
       if (mode === 'fixup' || accumulate) {
         vals = group.map(() => b.f());

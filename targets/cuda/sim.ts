@@ -763,6 +763,18 @@ function compile(text: string, slot: (r: string) => number, params: string[], sh
       }
       throw new SimError(`unsupported state space in '${text}'`);
     }
+    case 'red': {
+      // a grid reduction's share (loopnest/gpu.ts rule 10): blocks run one after another here, so the add is plain
+      const width = op === 'red.global.add.f32' ? 1 : op === 'red.global.add.v2.f32' ? 2 : op === 'red.global.add.v4.f32' ? 4 : 0;
+      if (width === 0) throw new SimError(`unsupported reduction '${text}'`);
+      const { reg: ar, imm } = address(args[0]!);
+      const src = vec(args[1]!);
+      if (src.length !== width) throw new SimError(`vector width mismatch in '${text}'`);
+      return mk((R) => {
+        const [buf, i] = globalIndex(R[ar]! + imm, width, text);
+        for (let k = 0; k < width; k++) buf[i + k] = buf[i + k]! + R[src[k]!]!;
+      });
+    }
     case 'cvta': {
       const d = reg(args[0]!);
       const a = reg(args[1]!);

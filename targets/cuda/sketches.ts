@@ -1,7 +1,8 @@
 /**
  * GPU sketches, Ansor's GPU sketch: multi-level tiling with block, thread and register levels and a
  * staged reduction, as templates.ts writes it. Seeds are the known-good template points of the
- * problem's family (shrunk to fit it; none for other ops); a sample is a random template point, or
+ * problem's family (shrunk to fit it; none for other ops), with a split-k twin where the seed's
+ * grid is too small to fill the GPU; a sample is a random template point, or
  * a random annotated schedule where the op has no family. Nearly every fresh schedule is a sketch:
  * a random walk from the default mapping is usually thousands of times slower and costs its full
  * run time to measure.
@@ -12,8 +13,25 @@ import type { Schedule } from '../../ir/schedule.ts';
 import type { SketchSource } from '../backend.ts';
 import { randomCudaSchedule } from './fuzz.ts';
 import { seedsFor } from './seeds.ts';
-import { fitParams, randomTemplateSchedule, templateSchedule } from './templates.ts';
+import { fitParams, GEMM_CHOICES, randomTemplateSchedule, templateSchedule, type GemmParams } from './templates.ts';
 import { tensorCoreSchedules } from './mma-tiles.ts';
+import { blockCount, SPLIT_K_TARGET_BLOCKS } from './split-k.ts';
+
+/**
+ * The seed split over blocks along k (loopnest/gpu.ts rule 10) when its output tiles alone leave
+ * the GPU short of SPLIT_K_TARGET_BLOCKS: the fewest splits that reach it (or the most that fit).
+ */
+function splitK(p: Problem, params: GemmParams, blocks: number): Schedule | null {
+  if (blocks >= SPLIT_K_TARGET_BLOCKS || (params.gk ?? 1) > 1) return null;
+  let best: Schedule | null = null;
+  for (const gk of GEMM_CHOICES.gk) {
+    const s = templateSchedule(p, { ...params, gk });
+    if (!s) continue;
+    best = s;
+    if (blocks * gk >= SPLIT_K_TARGET_BLOCKS) break;
+  }
+  return best;
+}
 
 export const cudaSketches: SketchSource = {
   share: 0.95,
@@ -21,10 +39,14 @@ export const cudaSketches: SketchSource = {
     // a typed matmul runs on tensor cores: its sketches are the tile points planMma accepts (wgmma and mma.sync)
     if (problem.dtype !== undefined) return tensorCoreSchedules(problem).filter((s) => s.loops.length <= maxLoops);
     const out: Schedule[] = [];
+    const add = (s: Schedule | null) => {
+      if (s && s.loops.length <= maxLoops && !out.some((x) => x.hash() === s.hash())) out.push(s);
+    };
     for (const seed of seedsFor(problem)) {
       const params = fitParams(problem, seed);
       const s = params && templateSchedule(problem, params);
-      if (s && s.loops.length <= maxLoops && !out.some((x) => x.hash() === s.hash())) out.push(s);
+      add(s);
+      if (s && params.family === 'gemm') add(splitK(problem, params, blockCount(s)));
     }
     return out;
   },

@@ -5,6 +5,8 @@
  *
  *     m:8b n:8b k:128s m:2 n:2 m:16t n:16t k:8 m:4 n:4
  *
+ * and, split over 4 blocks along k (split-k), `k:4b m:8b n:8b k:32s ...`.
+ *
  * Every schedule is a point the RL actions can also reach (split, swap, bind_block, bind_thread,
  * stage_shared); the families only give searches a compact, well-formed space to sample and mutate:
  * `params -> schedule text`, `random params`, `mutate params`.
@@ -27,6 +29,8 @@ export interface GemmParams {
   bk: number;
   /** threads splitting each staged slice of k (1 = no split reduction) */
   sk?: number;
+  /** blocks splitting k (split-k, loopnest/gpu.ts rule 10: each adds its share with atomics; 1 = none) */
+  gk?: number;
   stage: boolean;
 }
 
@@ -50,7 +54,7 @@ export interface ConvParams {
 export type TemplateParams = GemmParams | ConvParams;
 
 export const GEMM_CHOICES = {
-  ty: [2, 4, 8, 16, 32], tx: [4, 8, 16, 32, 64], rmo: [1, 2], rmi: [1, 2, 4, 8], rno: [1, 2], rni: [1, 2, 4, 8], bk: [4, 8, 16, 32], sk: [1, 2, 4, 8],
+  ty: [2, 4, 8, 16, 32], tx: [4, 8, 16, 32, 64], rmo: [1, 2], rmi: [1, 2, 4, 8], rno: [1, 2], rni: [1, 2, 4, 8], bk: [4, 8, 16, 32], sk: [1, 2, 4, 8], gk: [2, 3, 4, 5, 6, 8, 16],
 } as const;
 export const CONV_CHOICES = {
   tk: [1, 2, 4, 8, 16, 32, 64], th: [1, 2, 4, 8], tw: [1, 2, 4, 8, 16, 32], rk: [1, 2, 4, 8], rh: [1, 2, 4], rw: [1, 2, 4, 8], bc: [1, 2, 4, 8, 16, 32], sc: [1, 2, 4, 8],
@@ -77,8 +81,12 @@ export function templateSchedule(p: Problem, params: TemplateParams): Schedule |
     if (p.op !== 'matmul' && p.op !== 'bmm') return null;
     const { ty, tx, rmo, rmi, rno, rni, bk } = params;
     const sk = params.sk ?? 1;
+    const gk = params.gk ?? 1;
     if (ty * tx * sk > 1024) return null;
-    const M = ext('m'), N = ext('n'), K = ext('k');
+    const M = ext('m'), N = ext('n');
+    // split-k: every block's share of k is whole, and it sums into the output, so no epilogue
+    if (gk > 1 && (ext('k') % gk !== 0 || (p.epilogue ?? []).length > 0)) return null;
+    const K = ext('k') / gk;
     const mb = tiled('m', M, [rmo, ty, rmi], 'b');
     const nb = tiled('n', N, [rno, tx, rni], 'b');
     const kk = Math.min(bk, K);
@@ -87,6 +95,7 @@ export function templateSchedule(p: Problem, params: TemplateParams): Schedule |
     // a split reduction needs whole ranges: k divisible by the slice, the slice by the split
     if (sk > 1 && (K % kk !== 0 || kk % sk !== 0)) return null;
     const parts = [
+      ...(gk > 1 ? [`k:${gk}b`] : []),
       ...(p.op === 'bmm' ? [`b:${ext('b')}b`] : []),
       ...mb, ...nb, ...ko, ...(sk > 1 ? [`k:${sk}t`] : []),
       `m:${rmo}`, `n:${rno}`, `m:${ty}t`, `n:${tx}t`, `k:${kk / sk}`, `m:${rmi}`, `n:${rni}`,
@@ -125,7 +134,7 @@ export function templateSchedule(p: Problem, params: TemplateParams): Schedule |
 /**
  * The nearest parameters whose tiles fit the problem: each block dimension that exceeds its extent
  * is shrunk (outer registers first, then inner registers, then threads, halving), a split
- * reduction that no longer divides is dropped. Seeds tuned for large shapes then still seed small ones.
+ * reduction (of threads or blocks) that no longer divides is dropped. Seeds tuned for large shapes then still seed small ones.
  */
 export function fitParams(p: Problem, params: TemplateParams): TemplateParams | null {
   const ext = (n: string) => p.vars.find((v) => v.name === n)?.extent ?? 1;
@@ -151,7 +160,7 @@ export function fitParams(p: Problem, params: TemplateParams): TemplateParams | 
   }
   const fitted = q as unknown as TemplateParams;
   if (templateSchedule(p, fitted)) return fitted;
-  const plain = { ...fitted, ...(fitted.family === 'gemm' ? { sk: 1 } : { sc: 1 }) } as TemplateParams;
+  const plain = { ...fitted, ...(fitted.family === 'gemm' ? { sk: 1, gk: 1 } : { sc: 1 }) } as TemplateParams;
   return templateSchedule(p, plain) ? plain : null;
 }
 
@@ -159,7 +168,7 @@ export function randomParams(p: Problem, rng: Rng): TemplateParams | null {
   const fam = familyOf(p);
   const pick = <T>(xs: readonly T[]) => rng.pick(xs);
   if (fam === 'gemm') {
-    return { family: 'gemm', ty: pick(GEMM_CHOICES.ty), tx: pick(GEMM_CHOICES.tx), rmo: pick(GEMM_CHOICES.rmo), rmi: pick(GEMM_CHOICES.rmi), rno: pick(GEMM_CHOICES.rno), rni: pick(GEMM_CHOICES.rni), bk: pick(GEMM_CHOICES.bk), sk: rng.next() < 0.6 ? 1 : pick(GEMM_CHOICES.sk), stage: rng.next() < 0.8 };
+    return { family: 'gemm', ty: pick(GEMM_CHOICES.ty), tx: pick(GEMM_CHOICES.tx), rmo: pick(GEMM_CHOICES.rmo), rmi: pick(GEMM_CHOICES.rmi), rno: pick(GEMM_CHOICES.rno), rni: pick(GEMM_CHOICES.rni), bk: pick(GEMM_CHOICES.bk), sk: rng.next() < 0.6 ? 1 : pick(GEMM_CHOICES.sk), gk: rng.next() < 0.75 ? 1 : pick(GEMM_CHOICES.gk), stage: rng.next() < 0.8 };
   }
   if (fam === 'conv') {
     return { family: 'conv', tk: pick(CONV_CHOICES.tk), th: pick(CONV_CHOICES.th), tw: pick(CONV_CHOICES.tw), rk: pick(CONV_CHOICES.rk), rh: pick(CONV_CHOICES.rh), rw: pick(CONV_CHOICES.rw), bc: pick(CONV_CHOICES.bc), sc: rng.next() < 0.5 ? 1 : pick(CONV_CHOICES.sc), stage: rng.next() < 0.8 };

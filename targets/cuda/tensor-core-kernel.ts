@@ -91,6 +91,16 @@ export function storePair(
   b.emit(`${on}st.global.v2.f32 ${cAddress}, {${pair.join(', ')}}`);
 }
 
+/** A pair of partial sums added into C by one vector atomic (split-k: other blocks add their shares). */
+export function reducePair(b: PtxBuilder, pair: readonly string[], cAddress: string, guard: string | null = null): void {
+  b.emit(`${guard ? `@${guard} ` : ''}red.global.add.v2.f32 ${cAddress}, {${pair.join(', ')}}`);
+}
+
+/** PTX ISA version of a module: vector atomics (`red` .v2.f32) need 8.1, the rest 8.0 (ptx.ts). */
+export function tensorCorePtxVersion(vectorAtomics: boolean): string {
+  return vectorAtomics ? '8.1' : PTX_VERSION;
+}
+
 export interface TensorCoreModule {
   readonly entry: string;
   readonly target: string;
@@ -99,12 +109,14 @@ export interface TensorCoreModule {
   readonly threads: number;
   readonly grid: [number, number, number];
   readonly dynamicSharedBytes: number;
+  /** the module's PTX ISA version (default PTX_VERSION) */
+  readonly version?: string;
 }
 
 /** The module text around the builder's body, and its launch. */
 export function tensorCoreModule(b: PtxBuilder, p: MatmulParams, m: TensorCoreModule): PrintedPtx {
   const head = [
-    `.version ${PTX_VERSION}`,
+    `.version ${m.version ?? PTX_VERSION}`,
     `.target ${m.target}`,
     '.address_size 64',
     `.extern .shared .align ${m.sharedAlign} .b8 smem[];`,

@@ -37,7 +37,7 @@ import type { GpuWgmmaPlan } from '../../loopnest/gpu-wgmma.ts';
 import { SWIZZLE_ROW_BYTES, WARPGROUP_THREADS, WGMMA_ALIGN_SLACK } from '../../loopnest/gpu-wgmma.ts';
 import { rowCopies } from './row-copies.ts';
 import { CpAsyncPipeline } from './cp-async-pipeline.ts';
-import { loadAccumulatorPair, loadMatmulParams, epilogueOperandAddresses, storePair, tailRowGuards, tensorCoreModule } from './tensor-core-kernel.ts';
+import { loadAccumulatorPair, loadMatmulParams, epilogueOperandAddresses, reducePair, storePair, tailRowGuards, tensorCoreModule, tensorCorePtxVersion } from './tensor-core-kernel.ts';
 import { PtxBuilder, addr } from './ptx-builder.ts';
 import type { PrintedPtx } from './ptx.ts';
 
@@ -58,28 +58,40 @@ export function printWgmmaPtx(plan: GpuWgmmaPlan, entry = 'looptune_wgmma'): Pri
   const { M, N, K, block, warpgroups, groupTile, atomN: NA, stages, inFlight, threads: T, aBytes, stageBytes } = plan;
   const ahead = stages - 1 - inFlight; // k-tiles prefetched
   const BM = block.m, BN = block.n, BK = block.k, WM = groupTile.m, WN = groupTile.n;
-  const KT = K / BK;
+  const G = plan.splitK;
+  const KT = K / G / BK; // k-tiles of this block's share
   const fragsM = WM / 64, fragsN = WN / NA;
   const eb = 2;
 
   b.comment(`wgmma: ${plan.dtype} ${M}x${N}x${K}, block ${BM}x${BN}x${BK}, warpgroups ${warpgroups.m}x${warpgroups.n} of ${WM}x${WN}, atom m64n${NA}k16, ${stages} stages`);
   // the epilogue's tensors (bias, residual) follow A and B, in the problem's order
   const params = loadMatmulParams(b, plan.epilogue);
-  const { pC, pA, pB, operandOps } = params;
+  const { pC, operandOps } = params;
+  let { pA, pB } = params;
+  if (G > 1) {
+    // split-k: this block's share starts K / G columns of A and K / G rows of B further per ctaid.z
+    const kz = b.r(), wa = b.rd(), wb = b.rd(), sa = b.rd(), sb = b.rd();
+    b.emit(`mov.u32 ${kz}, %ctaid.z`);
+    b.emit(`mul.wide.u32 ${wa}, ${kz}, ${(K / G) * eb}`);
+    b.emit(`mul.wide.u32 ${wb}, ${kz}, ${(K / G) * N * eb}`);
+    b.emit(`add.s64 ${sa}, ${pA}, ${wa}`);
+    b.emit(`add.s64 ${sb}, ${pB}, ${wb}`);
+    [pA, pB] = [sa, sb];
+  }
   const tid = b.r(), bx = b.r(), by = b.r(), wg = b.r(), wgm = b.r(), wgn = b.r(), warp = b.r(), lane = b.r(), sbase = b.r();
   b.emit(`mov.u32 ${tid}, %tid.x`);
   // grouped block order: block pid (launch order) -> tile (by, bx), groupRows block rows at a time
   const [gridX, gridY] = plan.grid;
-  const G = plan.groupRows;
+  const GR = plan.groupRows;
   const pid = b.r(), group = b.r(), firstM = b.r(), rows = b.r(), inGroup = b.r();
   b.emit(`mov.u32 ${bx}, %ctaid.x`);
   b.emit(`mov.u32 ${by}, %ctaid.y`);
   b.emit(`mad.lo.u32 ${pid}, ${by}, ${gridX}, ${bx}`);
-  b.emit(`div.u32 ${group}, ${pid}, ${G * gridX}`);
-  b.emit(`mul.lo.u32 ${firstM}, ${group}, ${G}`);
+  b.emit(`div.u32 ${group}, ${pid}, ${GR * gridX}`);
+  b.emit(`mul.lo.u32 ${firstM}, ${group}, ${GR}`);
   b.emit(`sub.u32 ${rows}, ${gridY}, ${firstM}`);
-  b.emit(`min.u32 ${rows}, ${rows}, ${G}`);
-  b.emit(`rem.u32 ${inGroup}, ${pid}, ${G * gridX}`);
+  b.emit(`min.u32 ${rows}, ${rows}, ${GR}`);
+  b.emit(`rem.u32 ${inGroup}, ${pid}, ${GR * gridX}`);
   b.emit(`rem.u32 ${by}, ${inGroup}, ${rows}`);
   b.emit(`add.u32 ${by}, ${by}, ${firstM}`);
   b.emit(`div.u32 ${bx}, ${inGroup}, ${rows}`);
@@ -173,7 +185,8 @@ export function printWgmmaPtx(plan: GpuWgmmaPlan, entry = 'looptune_wgmma'): Pri
     for (let j = 0; j < fragsN; j++) {
       const regs = Array.from({ length: NA / 2 }, () => b.f());
       for (let q = 0; q < NA / 8; q++) {
-        for (const h of [0, 1]) loadAccumulatorPair(b, [regs[4 * q + 2 * h]!, regs[4 * q + 2 * h + 1]!], addr(cAt, cImm(i, j, q, h)), rowOn(i, h), plan.overwrite);
+        // a share of a split k starts from zero: C is added to by the atomics at the end
+        for (const h of [0, 1]) loadAccumulatorPair(b, [regs[4 * q + 2 * h]!, regs[4 * q + 2 * h + 1]!], addr(cAt, cImm(i, j, q, h)), rowOn(i, h), plan.overwrite || G > 1);
       }
       row.push(regs);
     }
@@ -254,12 +267,17 @@ export function printWgmmaPtx(plan: GpuWgmmaPlan, entry = 'looptune_wgmma'): Pri
       for (let i = 0; i < fragsM; i++) {
         for (const h of [0, 1]) {
           const d = acc[i]![j]!;
-          storePair(b, plan.epilogue, [d[4 * q + 2 * h]!, d[4 * q + 2 * h + 1]!], addr(cAt, cImm(i, j, q, h)), (k) => bias[k]!, (k) => addr(opAt[k]!, cImm(i, j, q, h)), rowOn(i, h));
+          const pair = [d[4 * q + 2 * h]!, d[4 * q + 2 * h + 1]!];
+          if (G > 1) reducePair(b, pair, addr(cAt, cImm(i, j, q, h)), rowOn(i, h));
+          else storePair(b, plan.epilogue, pair, addr(cAt, cImm(i, j, q, h)), (k) => bias[k]!, (k) => addr(opAt[k]!, cImm(i, j, q, h)), rowOn(i, h));
         }
       }
     }
   }
   b.emit('ret');
 
-  return tensorCoreModule(b, params, { entry, target: WGMMA_PTX_TARGET, sharedAlign: WGMMA_ALIGN_SLACK, threads: T, grid: plan.grid, dynamicSharedBytes: plan.sharedBytes });
+  return tensorCoreModule(b, params, {
+    entry, target: WGMMA_PTX_TARGET, sharedAlign: WGMMA_ALIGN_SLACK, threads: T, grid: plan.grid, dynamicSharedBytes: plan.sharedBytes,
+    version: tensorCorePtxVersion(G > 1),
+  });
 }

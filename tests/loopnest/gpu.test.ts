@@ -148,7 +148,8 @@ test('rule 8 (offsets): the staged entry states start from each input\'s Access.
 
 test('illegal mappings fail with one line naming the loop', () => {
   const fails = (spec: string, text: string, re: RegExp) => assert.throws(() => gpu(spec, text), (e: unknown) => e instanceof LoopTuneError && re.test((e as Error).message) && !(e as Error).message.includes('\n'));
-  fails('matmul 8x8x8', 'm:8 n:8 k:8b', /^cuda: k:8b is a reduction loop and cannot be bound to blocks/);
+  fails('matmul 8x8x8 +relu', 'm:8 n:8 k:8b', /^cuda: k:8b is a reduction loop: with an epilogue the blocks cannot split the reduction/);
+  fails('matmul 8x8x20', 'm:8 n:8 k:3r2b k:6', /^cuda: k:3r2b is a reduction loop bound to blocks, so every block's share must be whole/);
   fails('matmul 8x8x20', 'm:8 n:8 k:3r2t k:6', /may have a tail \(k:3r2t has one\)/);
   fails('matmul 64x64x8', 'm:64t n:64t k:8', /4096 threads per block, more than 1024/);
   fails('matmul 401x8x8', 'm:2r1t m:200 n:8t k:2t k:4', /the serial loop m:200 above the register tile must run the same range in every thread/);

@@ -55,21 +55,29 @@ test('more than three loops of a kind are linearized into x, innermost fastest',
 });
 
 test('illegal mappings fail with one line', () => {
-  assert.throws(() => map('matmul 8x8x8', 'm:8 n:8 k:8b'), (e: unknown) => e instanceof LoopTuneError && /reduction loop/.test((e as Error).message));
+  assert.throws(() => map('maxpool2d n1 c1 h4 w4 r2 s2', 'n:1 c:1 h:3 w:3 r:2b s:2'), (e: unknown) => e instanceof LoopTuneError && /r:2b is a reduction loop: .*combines with max/.test((e as Error).message));
   assert.throws(() => map('matmul 8x8x20', 'm:8 n:8 k:3r2t k:6'), (e: unknown) => e instanceof LoopTuneError && /may have a tail/.test((e as Error).message));
   assert.throws(() => map('matmul 401x8x8', 'm:2r1t m:200 n:8t k:2t k:4'), (e: unknown) => e instanceof LoopTuneError && /same range in every thread/.test((e as Error).message));
   assert.throws(() => map('matmul 64x64x8', 'm:64t n:64t k:8'), (e: unknown) => e instanceof LoopTuneError && /4096 threads/.test((e as Error).message));
   assert.throws(() => map('add 70000x70000', 'i:70000b j:70000b'), (e: unknown) => e instanceof LoopTuneError && /exceed/.test((e as Error).message));
 });
 
-test('cuda actions: bind_block / bind_thread toggle, reductions to threads only, 1024 threads enforced', () => {
+test('cuda actions: bind_block / bind_thread toggle, reductions to blocks only as sums without an epilogue, 1024 threads enforced', () => {
   assert.ok(CUDA_ACTIONS.every(isKnownAction));
   let s = applyActions(Schedule.initial(mm), ['bind_block', 'down', 'bind_thread']);
   assert.is(s.text(), 'm:100b n:60t k:70');
   s = applyActions(s, ['bind_thread']);
   assert.is(s.text(), 'm:100b n:60 k:70');
+  // split-k (loopnest/gpu.ts rule 10): a sum's reduction loop may go to blocks; not a max, not with an epilogue, not with a tail
   const redBlock = applyAction(s.withCursor(2), 'bind_block');
-  assert.ok(!redBlock.ok && /reduction loop/.test(redBlock.error));
+  assert.ok(redBlock.ok && redBlock.schedule.text() === 'm:100b n:60 k:70b');
+  const withRelu = applyAction(Schedule.parse(parseProblem('matmul 100x60x70 +relu'), 'm:100b n:60 k:70', 2), 'bind_block');
+  assert.ok(!withRelu.ok && /with an epilogue the blocks cannot split the reduction/.test(withRelu.error));
+  const pool = parseProblem('maxpool2d n1 c3 h8 w8 r3 s3 stride2 pad1');
+  const poolRed = applyAction(Schedule.initial(pool).withCursor(pool.vars.findIndex((v) => v.name === 'r')), 'bind_block');
+  assert.ok(!poolRed.ok && /combines with max/.test(poolRed.error));
+  const tailedBlock = applyAction(Schedule.parse(mm, 'm:100b n:60 k:6r4 k:11', 2), 'bind_block');
+  assert.ok(!tailedBlock.ok && /every block's share must be whole, and k:6r4 has a tail/.test(tailedBlock.error));
   const redThread = applyAction(s.withCursor(2), 'bind_thread');
   assert.ok(redThread.ok && redThread.schedule.text() === 'm:100b n:60 k:70t');
   const tailed = applyAction(Schedule.parse(mm, 'm:100 n:60 k:6r4 k:11', 3), 'bind_thread');
