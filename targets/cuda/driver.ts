@@ -288,9 +288,17 @@ export class CudaDevice {
 
   /** Launches with one 64-bit parameter per pointer (the kernel ABI); asynchronous. */
   launch(func: bigint, grid: readonly number[], block: readonly number[], sharedBytes: number, pointers: readonly DevicePtr[]): void {
+    this.launcher(func, grid, block, sharedBytes, pointers)();
+  }
+
+  /** The same launch, its parameter array built once, for launching again and again (timing loops). */
+  launcher(func: bigint, grid: readonly number[], block: readonly number[], sharedBytes: number, pointers: readonly DevicePtr[]): () => void {
     const values = pointers.map((p) => new BigUint64Array([p]));
     const params = values.map((v) => koffi.as(v, 'void *'));
-    check('cuLaunchKernel', bind().cuLaunchKernel(func, grid[0], grid[1], grid[2], block[0], block[1], block[2], sharedBytes, null, params, null));
+    const a = bind();
+    const [gx, gy, gz] = grid as [number, number, number];
+    const [bx, by, bz] = block as [number, number, number];
+    return () => check('cuLaunchKernel', a.cuLaunchKernel(func, gx, gy, gz, bx, by, bz, sharedBytes, null, params, null));
   }
 
   synchronize(): void {

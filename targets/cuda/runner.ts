@@ -44,13 +44,24 @@ function fnv(text: string): string {
 export class CudaRunner {
   readonly device: CudaDevice;
   private readonly modules = new Map<string, LoadedModule>();
+  /**
+   * Module keys by kernel object: hashing a module's text (100 KB and more) on every launch cost
+   * about 15 µs of host time, longer than a small kernel runs, so timings of small problems
+   * measured the host, not the GPU
+   */
+  private readonly keys = new WeakMap<CudaKernel, string>();
 
   constructor(ordinal = 0) {
     this.device = new CudaDevice(ordinal);
   }
 
   private key(k: CudaKernel): string {
-    return `${k.launch.entry}:${k.text!.length}:${fnv(k.text!)}`;
+    let key = this.keys.get(k);
+    if (key === undefined) {
+      key = `${k.launch.entry}:${k.text!.length}:${fnv(k.text!)}`;
+      this.keys.set(k, key);
+    }
+    return key;
   }
 
   /** JIT-compiles (or finds) the kernel's module. */
@@ -169,8 +180,10 @@ export class CudaRunner {
 
   /** Times launches of the kernel on the given buffers. */
   time(kernel: CudaKernel, pointers: readonly DevicePtr[], opts: TimeOptions = {}): Timing {
-    this.load(kernel);
-    return this.timeLaunches(() => this.launch(kernel, pointers), kernel.flops, opts);
+    const m = this.load(kernel);
+    // parameters built once: the loop then costs one driver call per launch, as cuBLAS's does
+    const launch = this.device.launcher(m.func, kernel.launch.grid, kernel.launch.block, kernel.launch.dynamicSharedBytes ?? 0, pointers);
+    return this.timeLaunches(launch, kernel.flops, opts);
   }
 
   /** The timing loop for any launch sequence (also used for cuBLAS). */
