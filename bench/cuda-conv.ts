@@ -6,13 +6,14 @@
  * (bench/cuda-tc.ts dispatches here):
  *
  *   conv [--type bf16] [--batch 32] [--layers all|3x3|1x1] [--stages 2,3,4] [--kernels wgmma,mma] [--overwrite]
- *        [--peers torch-conv.json] [--out F]
+ *        [--peers torch-conv.json] [--model M --screen K] [--out F]
  *       per layer: every tile point (convTileSchedules) at every depth is compiled and timed (the
  *       tuning time is that sweep's wall time); the best is run again on fresh inputs and checked
  *       against the typed oracle (sampled outputs); cuDNN's fastest algorithm (its own measured
  *       choice) on buffers of its layout is timed the same way; --peers merges the PyTorch peer's
  *       JSON (bench/peers/torch-conv.py, run beside it by python3 on the GPU machine); --overwrite
- *       compiles kernels that write O = conv without reading it (beta = 0, as the peers run)
+ *       compiles kernels that write O = conv without reading it (beta = 0, as the peers run);
+ *       --model M --screen K times the cost model's top K first (`screen` in the record, beside the full sweep)
  *       --jit-only: only JIT-loads every candidate (the driver caches the SASS: CUDA_CACHE_MAXSIZE),
  *       so several processes can fill the cache side by side before the timed run
  *   convfuzz [--cases N] [--type bf16] [--seed S]
@@ -32,6 +33,9 @@ import type { CudaRunner } from '../targets/cuda/runner.ts';
 import { sweepKernels } from './cuda-sweep.ts';
 import type { CudaKernel } from '../targets/cuda/target.ts';
 import type { KernelRunner } from '../targets/verify.ts';
+import type { CostModel } from '../agent/costmodel/model.ts';
+import { Schedule } from '../ir/schedule.ts';
+import { setPipelineDepth } from '../ir/transforms.ts';
 
 const log = (...x: unknown[]) => console.error('[cuda-conv]', ...x);
 
@@ -61,6 +65,8 @@ export interface ConvRecord {
   ratio: number | null;
   /** the PyTorch peer (cuDNN's v9 engines): its TFLOPS as GFLOPS, and looptune / it */
   torch?: { gflops: number; ratioToLooptune: number | null };
+  /** the cost model's screen: its top `keep` of `of` candidates timed, its best over the full sweep's */
+  screen?: { keep: number; of: number; seconds: number; best: { schedule: string; gflops: number } | null; ratioToFull: number | null };
   note?: string;
 }
 
@@ -80,20 +86,37 @@ export interface SweepChoice {
   stages: readonly number[];
   families: readonly ConvFamily[];
   overwrite: boolean;
+  /** a cuda cost model that ranks the candidates (their view matmul's features), and how many of its top it times */
+  model?: CostModel | null;
+  screen?: number;
 }
 
-function candidates(conv: Problem, { stages, families, overwrite }: SweepChoice): CudaKernel[] {
-  const out: CudaKernel[] = [];
+/** Every tile x depth of the chosen families, as schedules of the conv's view (the depth in the text, `k:36s3`). */
+function candidateTiles(conv: Problem, { stages, families }: SweepChoice): Schedule[] {
+  const out: Schedule[] = [];
   for (const s of convTileSchedules(conv).filter((t) => families.includes(isWgmmaSchedule(t) ? 'wgmma' : 'mma'))) {
     for (const depth of stages) {
-      try {
-        out.push(compileImplicitGemm(conv, s, { stages: depth, ...(overwrite ? { overwrite } : {}) }));
-      } catch (e) {
-        if (!(e instanceof LoopTuneError)) throw e;
-      }
+      const d = setPipelineDepth(s, depth);
+      if (d.ok) out.push(d.schedule);
     }
   }
   return out;
+}
+
+function compileTiles(conv: Problem, tiles: readonly Schedule[], overwrite: boolean): CudaKernel[] {
+  const out: CudaKernel[] = [];
+  for (const s of tiles) {
+    try {
+      out.push(compileImplicitGemm(conv, s, overwrite ? { overwrite } : {}));
+    } catch (e) {
+      if (!(e instanceof LoopTuneError)) throw e;
+    }
+  }
+  return out;
+}
+
+function candidates(conv: Problem, choice: SweepChoice): CudaKernel[] {
+  return compileTiles(conv, candidateTiles(conv, choice), choice.overwrite);
 }
 
 /** JIT-loads every candidate of a conv (nothing timed): fills the driver's compute cache. */
@@ -106,10 +129,28 @@ export function jitConv(gpu: CudaRunner, spec: string, choice: SweepChoice): num
   return (performance.now() - t0) / 1000;
 }
 
+/**
+ * The screened sweep: the cost model ranks the view schedules (it was trained on matmuls: the
+ * gather's address arithmetic is not in the features), its top K are compiled and timed.
+ */
+function screenConv(gpu: CudaRunner, conv: Problem, choice: SweepChoice): { seconds: number; keep: number; of: number; best: { schedule: string; gflops: number } | null } {
+  const t0 = performance.now();
+  const tiles = candidateTiles(conv, choice);
+  const { score } = choice.model!.predict(tiles);
+  const top = tiles.map((s, i) => ({ s, v: Number.isFinite(score[i]!) ? score[i]! : -Infinity })).sort((x, y) => y.v - x.v).slice(0, choice.screen).map((x) => x.s);
+  let best: { schedule: string; gflops: number } | null = null;
+  sweepKernels(gpu, compileTiles(conv, top, choice.overwrite), (k, tm) => {
+    if (!best || tm.gflops > best.gflops) best = { schedule: k.gpu.schedule.text(), gflops: tm.gflops };
+  }, () => undefined);
+  return { seconds: (performance.now() - t0) / 1000, keep: top.length, of: tiles.length, best };
+}
+
 export async function benchConv(gpu: CudaRunner, dnn: Cudnn | null, spec: string, choice: SweepChoice): Promise<ConvRecord> {
   const conv = parseProblem(spec);
   const window = / r1 s1 /.test(spec) ? '1x1' : '3x3';
   const record: ConvRecord = { problem: conv.spec, window, candidates: 0, failed: 0, tuningSeconds: 0, looptune: null, check: null, cudnn: null, ratio: null };
+  // the screen first: its JIT times are its own, not served by the full sweep's
+  const screen = choice.model && (choice.screen ?? 0) > 0 ? screenConv(gpu, conv, choice) : null;
   const t0 = performance.now();
   const kernels = candidates(conv, choice);
   record.candidates = kernels.length;
@@ -128,6 +169,11 @@ export async function benchConv(gpu: CudaRunner, dnn: Cudnn | null, spec: string
   });
   record.tuningSeconds = (performance.now() - t0) / 1000;
   const best = found.best;
+  if (screen) {
+    const sb = screen.best as { schedule: string; gflops: number } | null;
+    record.screen = { keep: screen.keep, of: screen.of, seconds: screen.seconds, best: sb, ratioToFull: sb && best ? sb.gflops / best.gflops : null };
+    log(`${conv.spec}: screen top ${screen.keep} of ${screen.of} in ${screen.seconds.toFixed(1)} s: ${record.screen.ratioToFull?.toFixed(3) ?? '-'} of the full sweep's best`);
+  }
   if (best) {
     const plan = best.kernel.gpu.mma!;
     record.looptune = { schedule: best.kernel.gpu.schedule.text(), stages: plan.stages, gflops: best.gflops, bestMs: best.bestMs, medianMs: best.medianMs };

@@ -384,7 +384,10 @@ async function main(): Promise<void> {
     const layer = typeof a.layer === 'string' ? Number(a.layer) : null;
     if (layer !== null && !(Number.isInteger(layer) && layer >= 0 && layer < all.length)) throw new LoopTuneError(`--layer must be 0..${all.length - 1}, got '${String(a.layer)}'`);
     const specs = layer === null ? all : [all[layer]!];
-    const choice = { stages, families, overwrite: a.overwrite === true };
+    const choice = {
+      stages, families, overwrite: a.overwrite === true,
+      model: typeof a.model === 'string' ? await CostModel.load(a.model) : null, screen: num(a, 'screen', 0),
+    };
     if (a['jit-only']) {
       for (const spec of specs) log(`${spec}: JIT-loaded in ${jitConv(gpu, spec, choice).toFixed(1)} s`);
       return;

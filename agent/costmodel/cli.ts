@@ -99,6 +99,9 @@ export interface EvalCostModelResult {
   pairwiseAccuracy5: number;
   /** fraction of problems whose measured-best schedule is in the predicted top 10. */
   top10Recall: number;
+  /** mean and worst over problems of the best measured among the predicted top 10 over the measured best (a screen of 10) */
+  top10BestRatio: number;
+  top10WorstRatio: number;
   /** schedules evaluated (those of problems with >= 2 schedules). */
   records: number;
   problems: number;
@@ -149,6 +152,7 @@ function evaluateModel(model: CostModel, groups: ReturnType<typeof groupRecords>
   return {
     model: modelPath, target: model.target, recordFile,
     spearman: m.spearman, pairwiseAccuracy: m.pairwiseAccuracy, pairwiseAccuracy5: m.pairwiseAccuracy5, top10Recall: m.top10Recall,
+    top10BestRatio: m.top10BestRatio, top10WorstRatio: m.top10WorstRatio,
     records: m.records, problems: m.problems,
     gflopsMedianRelativeError: rel.length ? rel[rel.length >> 1]! : Number.NaN,
     gflopsMeanAbsoluteError: rel.length ? absSum / rel.length : Number.NaN,

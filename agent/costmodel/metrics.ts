@@ -83,6 +83,18 @@ export function topKHit(predicted: ArrayLike<number>, measured: ArrayLike<number
   return 0;
 }
 
+/** The best measured value among the k highest predictions, over the best measured value (1: the screen keeps the best). */
+export function topKBestRatio(predicted: ArrayLike<number>, measured: ArrayLike<number>, k: number): number {
+  const n = predicted.length;
+  if (n === 0) return Number.NaN;
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => predicted[b]! - predicted[a]!);
+  let best = -Infinity;
+  let kept = -Infinity;
+  for (let i = 0; i < n; i++) best = Math.max(best, measured[i]!);
+  for (const i of order.slice(0, k)) kept = Math.max(kept, measured[i]!);
+  return best > 0 ? kept / best : Number.NaN;
+}
+
 export interface ProblemMetrics {
   problem: string;
   schedules: number;
@@ -91,6 +103,8 @@ export interface ProblemMetrics {
   /** pairwise accuracy over pairs more than 5% apart. */
   pairwiseAccuracy5: number;
   top10: number;
+  /** the best measured among the k highest predictions over the measured best: what a screen of k keeps */
+  top10BestRatio: number;
 }
 
 export interface RankingMetrics {
@@ -102,6 +116,9 @@ export interface RankingMetrics {
   pairwiseAccuracy5: number;
   /** fraction of problems whose measured-best schedule is in the predicted top 10. */
   top10Recall: number;
+  /** mean and worst over problems of the best among the predicted top 10 over the measured best */
+  top10BestRatio: number;
+  top10WorstRatio: number;
   /** problems ranked (those with at least 2 schedules). */
   problems: number;
   /** schedules over those problems. */
@@ -121,6 +138,7 @@ export function rankingMetrics(groups: readonly { problem: string; predicted: Ar
       pairwiseAccuracy: pairwiseAccuracy(g.predicted, g.measured),
       pairwiseAccuracy5: pairwiseAccuracy(g.predicted, g.measured, 0.05),
       top10: topKHit(g.predicted, g.measured, k),
+      top10BestRatio: topKBestRatio(g.predicted, g.measured, k),
     });
   }
   const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN);
@@ -129,6 +147,8 @@ export function rankingMetrics(groups: readonly { problem: string; predicted: Ar
     pairwiseAccuracy: mean(per.map((p) => p.pairwiseAccuracy).filter((x) => !Number.isNaN(x))),
     pairwiseAccuracy5: mean(per.map((p) => p.pairwiseAccuracy5).filter((x) => !Number.isNaN(x))),
     top10Recall: mean(per.map((p) => p.top10)),
+    top10BestRatio: mean(per.map((p) => p.top10BestRatio)),
+    top10WorstRatio: per.length ? Math.min(...per.map((p) => p.top10BestRatio)) : Number.NaN,
     problems: per.length,
     records: per.reduce((a, p) => a + p.schedules, 0),
     perProblem: per,

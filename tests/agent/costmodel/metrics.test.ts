@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { pairwiseAccuracy, rankingMetrics, ranks, spearman, topKHit } from '../../../agent/costmodel/metrics.ts';
+import { pairwiseAccuracy, rankingMetrics, ranks, spearman, topKBestRatio, topKHit } from '../../../agent/costmodel/metrics.ts';
 
 const close = (a: number, b: number, msg?: string) => assert.ok(Math.abs(a - b) < 1e-9, `${msg ?? ''} ${a} != ${b}`);
 
@@ -20,6 +20,10 @@ test('perfect and reversed rankings', () => {
   // the measured best (12) is predicted worst: not in the top 10 of 12
   assert.is(topKHit(reversed, measured, 10), 0);
   assert.is(topKHit(reversed, measured, 12), 1);
+  // a screen of the predicted top k keeps the best of those: all of it, or 10/12 of the best when reversed
+  close(topKBestRatio(perfect, measured, 1), 1);
+  close(topKBestRatio(reversed, measured, 10), 10 / 12);
+  close(topKBestRatio(reversed, measured, 1), 1 / 12);
 });
 
 test('a hand-computed example', () => {
