@@ -1,8 +1,8 @@
 /**
  * The tensor-core results as a page (issue #18): `npx tsx bench/cuda-tc-report.ts [out.html]`
  * (default bench/results/cuda-tc-report.html). It reads what the GPU machine wrote, nothing runs:
- *   bench/results/cuda-tc-wgmma.json       typed matmuls vs cublasGemmEx (tc.sh bench)
- *   bench/results/cuda-tc-triton.json      the Triton peer (bench/peers/triton-matmul.py)
+ *   bench/results/cuda-tc.json             typed matmuls vs cublasGemmEx, the Triton peer merged (tc.sh bench --peers)
+ *   bench/results/cuda-tc-wgmma.json       an earlier run (H200) and its Triton peer, cuda-tc-triton.json, where cuda-tc.json has no problems
  *   bench/results/cuda-tc-conv.json        ResNet-50 convs vs cuDNN's legacy API (tc.sh conv)
  *   bench/results/cuda-tc-conv-torch.json  the PyTorch/cuDNN peer (bench/peers/torch-conv.py)
  * Bars of TFLOPS per problem and the tables of ratios behind them.
@@ -15,6 +15,8 @@ interface MatmulProblem {
   looptune: { kernel: string; schedule: string; stages: number; gflops: number } | null;
   cublas: { gflops: number } | null;
   tuningSeconds: number;
+  /** the Triton peer merged by tc.sh bench --peers */
+  triton?: { gflops: number };
 }
 interface MatmulRun { problems: MatmulProblem[] }
 interface ConvLayer {
@@ -40,9 +42,14 @@ const ratio = (a: number | undefined | null, b: number | undefined | null) => (a
 const short = (spec: string) => spec.replace(/^matmul /, '').replace(/^conv2d n\d+ /, '').replace(/ stride1/, '').replace(/ nhwc/, '');
 
 export function renderTensorCoreReport(): string {
+  const latest = read<MatmulRun & { device?: { name: string } }>('cuda-tc.json');
   const wg = read<{ square?: MatmulRun; bert?: MatmulRun; date?: string }>('cuda-tc-wgmma.json');
-  const triton = new Map((read<PeerResults>('cuda-tc-triton.json')?.results ?? []).map((r) => [r.spec, r.tflops * 1e3]));
-  const matmuls = [...(wg?.square?.problems ?? []), ...(wg?.bert?.problems ?? [])];
+  const useLatest = (latest?.problems ?? []).length > 0;
+  const matmuls = useLatest ? latest!.problems : [...(wg?.square?.problems ?? []), ...(wg?.bert?.problems ?? [])];
+  const triton = useLatest
+    ? new Map(matmuls.filter((p) => p.triton).map((p) => [p.problem, p.triton!.gflops]))
+    : new Map((read<PeerResults>('cuda-tc-triton.json')?.results ?? []).map((r) => [r.spec, r.tflops * 1e3]));
+  const matmulDevice = useLatest ? latest!.device?.name ?? 'GPU' : 'NVIDIA H200';
   const conv = read<{ cudnn: string | null; date: string; layers: ConvLayer[] }>('cuda-tc-conv.json');
   const torchConv = read<PeerResults & { torch?: string; cudnn?: number }>('cuda-tc-conv-torch.json');
   const torch = new Map((torchConv?.results ?? []).map((r) => [r.spec, r.tflops * 1e3]));
@@ -60,12 +67,12 @@ export function renderTensorCoreReport(): string {
   return `<!doctype html>
 <html><head><meta charset="utf-8"><title>looptune tensor cores</title>
 <style>body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left;font-size:13px}code{font-size:11px}</style></head>
-<body><h1>looptune on tensor cores (H200)</h1>
-<h2>Typed matmuls</h2><p>Best tile point x pipeline depth of the wgmma and mma.sync tables, checked on the GPU, against cublasGemmEx at the same precision in the same process, and Triton's autotuned kernel (a separate run).</p>
+<body><h1>looptune on tensor cores</h1>
+<h2>Typed matmuls (${esc(matmulDevice)})</h2><p>Best tile point x pipeline depth of the wgmma and mma.sync tables (split-k twins for small grids), checked on the GPU, against cublasGemmEx at the same precision in the same process, and Triton's autotuned kernel (a separate run on the same GPU).</p>
 ${barPlot(matmulBars, { title: 'matmul TFLOPS', yLabel: 'TFLOPS', height: 320 })}
 <table><tr><th>problem</th><th>looptune TFLOPS</th><th>cuBLAS</th><th>ratio</th><th>Triton</th><th>ratio to Triton</th><th>kernel</th><th>sweep s</th></tr>
 ${matmulRows}</table>
-<h2>ResNet-50 convolutions, bf16, batch 32, channels last</h2><p>looptune's implicit-GEMM wgmma kernels (fp32 output, accumulating) against cuDNN ${esc(conv?.cudnn ?? '')} through its legacy API (cudnnFindConvolutionForwardAlgorithm's fastest, tensor-op math, bf16 output) in the same process, and PyTorch ${esc(torchConv?.torch ?? '')} F.conv2d (cuDNN ${torchConv?.cudnn ?? ''} engines, cudnn.benchmark) in a separate run on the same GPU. Sweep times are with the driver's JIT cache filled beforehand.</p>
+<h2>ResNet-50 convolutions, bf16, batch 32, channels last (NVIDIA H200)</h2><p>looptune's implicit-GEMM wgmma kernels (fp32 output, accumulating) against cuDNN ${esc(conv?.cudnn ?? '')} through its legacy API (cudnnFindConvolutionForwardAlgorithm's fastest, tensor-op math, bf16 output) in the same process, and PyTorch ${esc(torchConv?.torch ?? '')} F.conv2d (cuDNN ${torchConv?.cudnn ?? ''} engines, cudnn.benchmark) in a separate run on the same GPU. Sweep times are with the driver's JIT cache filled beforehand.</p>
 ${barPlot(convBars, { title: 'conv TFLOPS', yLabel: 'TFLOPS', height: 320 })}
 <table><tr><th>layer</th><th>window</th><th>looptune TFLOPS</th><th>checked</th><th>cuDNN legacy</th><th>ratio</th><th>PyTorch</th><th>ratio to PyTorch</th><th>tile</th><th>sweep</th></tr>
 ${convRows}</table>
