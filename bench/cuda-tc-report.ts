@@ -1,8 +1,8 @@
 /**
  * The tensor-core results as a page (issue #18): `npx tsx bench/cuda-tc-report.ts [out.html]`
  * (default bench/results/cuda-tc-report.html). It reads what the GPU machine wrote, nothing runs:
- *   bench/results/cuda-tc.json             typed matmuls vs cublasGemmEx, the Triton peer merged (tc.sh bench --peers)
- *   bench/results/cuda-tc-wgmma.json       an earlier run (H200) and its Triton peer, cuda-tc-triton.json, where cuda-tc.json has no problems
+ *   bench/results/cuda-tc-h100-before-launch-fix.json  typed matmuls vs cublasGemmEx, Triton merged (tc.sh bench --peers; H100, small shapes host-bound)
+ *   bench/results/cuda-tc-wgmma.json       an earlier run (H200) and its Triton peer, cuda-tc-triton.json, where that file is missing
  *   bench/results/cuda-tc-conv.json        ResNet-50 convs vs cuDNN's legacy API (tc.sh conv)
  *   bench/results/cuda-tc-conv-torch.json  the PyTorch/cuDNN peer (bench/peers/torch-conv.py)
  * Bars of TFLOPS per problem and the tables of ratios behind them.
@@ -42,7 +42,7 @@ const ratio = (a: number | undefined | null, b: number | undefined | null) => (a
 const short = (spec: string) => spec.replace(/^matmul /, '').replace(/^conv2d n\d+ /, '').replace(/ stride1/, '').replace(/ nhwc/, '');
 
 export function renderTensorCoreReport(): string {
-  const latest = read<MatmulRun & { device?: { name: string } }>('cuda-tc.json');
+  const latest = read<MatmulRun & { device?: { name: string } }>('cuda-tc-h100-before-launch-fix.json');
   const wg = read<{ square?: MatmulRun; bert?: MatmulRun; date?: string }>('cuda-tc-wgmma.json');
   const useLatest = (latest?.problems ?? []).length > 0;
   const matmuls = useLatest ? latest!.problems : [...(wg?.square?.problems ?? []), ...(wg?.bert?.problems ?? [])];
@@ -68,7 +68,7 @@ export function renderTensorCoreReport(): string {
 <html><head><meta charset="utf-8"><title>looptune tensor cores</title>
 <style>body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left;font-size:13px}code{font-size:11px}</style></head>
 <body><h1>looptune on tensor cores</h1>
-<h2>Typed matmuls (${esc(matmulDevice)})</h2><p>Best tile point x pipeline depth of the wgmma and mma.sync tables (split-k twins for small grids), checked on the GPU, against cublasGemmEx at the same precision in the same process, and Triton's autotuned kernel (a separate run on the same GPU).</p>
+<h2>Typed matmuls (${esc(matmulDevice)})</h2><p>Best tile point x pipeline depth of the wgmma and mma.sync tables (split-k twins for small grids), checked on the GPU, against cublasGemmEx at the same precision in the same process, and Triton's autotuned kernel (a separate run on the same GPU). Timed before the launch fix: the small (BERT) shapes read the host's ~18 us per launch, not their kernels.</p>
 ${barPlot(matmulBars, { title: 'matmul TFLOPS', yLabel: 'TFLOPS', height: 320 })}
 <table><tr><th>problem</th><th>looptune TFLOPS</th><th>cuBLAS</th><th>ratio</th><th>Triton</th><th>ratio to Triton</th><th>kernel</th><th>sweep s</th></tr>
 ${matmulRows}</table>
