@@ -30,7 +30,7 @@ import { Cudnn } from '../targets/cuda/cudnn.ts';
 import { CudaError } from '../targets/cuda/driver.ts';
 import { compileImplicitGemm, convTileSchedules } from '../targets/cuda/implicit-gemm-kernel.ts';
 import type { CudaRunner } from '../targets/cuda/runner.ts';
-import { sweepKernels } from './cuda-sweep.ts';
+import { modelRanking, sweepKernels } from './cuda-sweep.ts';
 import type { CudaKernel } from '../targets/cuda/target.ts';
 import type { KernelRunner } from '../targets/verify.ts';
 import type { CostModel } from '../agent/costmodel/model.ts';
@@ -136,8 +136,7 @@ export function jitConv(gpu: CudaRunner, spec: string, choice: SweepChoice): num
 function screenConv(gpu: CudaRunner, conv: Problem, choice: SweepChoice): { seconds: number; keep: number; of: number; best: { schedule: string; gflops: number } | null } {
   const t0 = performance.now();
   const tiles = candidateTiles(conv, choice);
-  const { score } = choice.model!.predict(tiles);
-  const top = tiles.map((s, i) => ({ s, v: Number.isFinite(score[i]!) ? score[i]! : -Infinity })).sort((x, y) => y.v - x.v).slice(0, choice.screen).map((x) => x.s);
+  const top = modelRanking(choice.model!, tiles).slice(0, choice.screen);
   let best: { schedule: string; gflops: number } | null = null;
   sweepKernels(gpu, compileTiles(conv, top, choice.overwrite), (k, tm) => {
     if (!best || tm.gflops > best.gflops) best = { schedule: k.gpu.schedule.text(), gflops: tm.gflops };

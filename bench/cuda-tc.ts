@@ -45,7 +45,7 @@ import { Cudnn } from '../targets/cuda/cudnn.ts';
 import { benchConv, fuzzConvs, jitConv, resnet50Convs, torchConvPeers } from './cuda-conv.ts';
 import { MMA_TILES, mmaSchedules, WGMMA_TILES, wgmmaSchedules } from '../targets/cuda/mma-tiles.ts';
 import { CudaRunner } from '../targets/cuda/runner.ts';
-import { sweepKernels } from './cuda-sweep.ts';
+import { modelRanking, sweepKernels } from './cuda-sweep.ts';
 import { compileCuda, isCudaKernel, type CudaKernel } from '../targets/cuda/target.ts';
 import type { KernelRunner } from '../targets/verify.ts';
 
@@ -157,13 +157,6 @@ function candidateSchedules(spec: string, stages: readonly number[], families: r
   return out;
 }
 
-/** The cost model's top `keep` of the candidates (all of them without a model). */
-function screened(model: CostModel | null, schedules: readonly Schedule[], keep: number): Schedule[] {
-  if (!model || schedules.length <= keep) return [...schedules];
-  const { score } = model.predict(schedules);
-  return schedules.map((s, i) => ({ s, v: Number.isFinite(score[i]!) ? score[i]! : -Infinity })).sort((x, y) => y.v - x.v).slice(0, keep).map((x) => x.s);
-}
-
 /** Appends a sweep's timings (and failures) as tuning records of the cuda target. */
 function recordSweep(records: RecordStore | null, host: string, k: CudaKernel, t: { gflops: number; bestSeconds: number; medianSeconds: number } | { error: string }): void {
   if (!records) return;
@@ -198,15 +191,14 @@ interface ScreenRecord {
 /** The screened sweep: the model's top K of the candidates, compiled, loaded and timed. */
 function screenSweep(gpu: CudaRunner, candidates: readonly Schedule[], o: SweepOptions): { record: ScreenRecord; ranking: string[] } {
   const t0 = performance.now();
-  const top = screened(o.model, candidates, o.screen);
+  const ranked = modelRanking(o.model!, candidates);
+  const top = ranked.slice(0, o.screen);
   let best: Timed | null = null;
   const kernels = top.map((s) => compileCuda(s));
   sweepKernels(gpu, kernels, (k, t) => {
     if (!best || t.gflops > best.gflops) best = { kernel: familyOf(k), schedule: k.program.schedule, stages: k.gpu.mma!.stages, gflops: t.gflops, bestMs: t.bestSeconds * 1e3, medianMs: t.medianSeconds * 1e3 };
   }, () => undefined);
-  const { score } = o.model!.predict(candidates);
-  const ranking = candidates.map((s, i) => ({ s: s.text(), v: score[i]! })).sort((x, y) => y.v - x.v).map((x) => x.s);
-  return { record: { keep: top.length, of: candidates.length, seconds: (performance.now() - t0) / 1000, best, ratioToFull: null, fullBestRank: null }, ranking };
+  return { record: { keep: top.length, of: candidates.length, seconds: (performance.now() - t0) / 1000, best, ratioToFull: null, fullBestRank: null }, ranking: ranked.map((s) => s.text()) };
 }
 
 async function benchProblem(gpu: CudaRunner, blas: Cublas | null, shape: string, type: MmaType, stages: readonly number[], families: readonly KernelFamily[], o: SweepOptions): Promise<ProblemRecord> {
@@ -299,14 +291,13 @@ async function fuzzType(gpu: CudaRunner, type: MmaType, cases: number, seed: num
   const report: FuzzReport = { type, cases: 0, passed: 0, byKernel: {}, mismatches: [], worstError: 0 };
   // wgmma takes bf16 / f16 only; tf32 fuzzes mma.sync
   const tiles = [
-    ...(families.includes('mma') ? MMA_TILES.filter((t) => t.bm <= 128 && t.bn <= 128).map((t) => ({ t, text: (p: Problem) => mmaScheduleText(p, t) })) : []),
+    ...(families.includes('mma') ? MMA_TILES.filter((t) => t.bm <= 128 && t.bn <= 128).map((t) => ({ t, split: 1, text: (p: Problem) => mmaScheduleText(p, t) })) : []),
     // wgmma tiles also split k over blocks (split-k), one draw in three
-    ...(families.includes('wgmma') && type !== 'tf32' ? WGMMA_TILES.flatMap((t) => [1, 1, 2, 3, 4].map((splitK) => ({ t: { ...t, splitK }, text: (p: Problem) => wgmmaScheduleText(p, { ...t, splitK }) }))) : []),
+    ...(families.includes('wgmma') && type !== 'tf32' ? WGMMA_TILES.flatMap((t) => [1, 1, 2, 3, 4].map((split) => ({ t, split, text: (p: Problem) => wgmmaScheduleText(p, { ...t, splitK: split }) }))) : []),
   ];
   if (tiles.length === 0) throw new LoopTuneError(`fuzz: no tile of --kernels ${families.join(',')} takes ${type}`);
   while (report.cases < cases) {
-    const { t, text } = tiles[rng.int(0, tiles.length - 1)]!;
-    const split = 'splitK' in t && typeof t.splitK === 'number' ? t.splitK : 1;
+    const { t, split, text } = tiles[rng.int(0, tiles.length - 1)]!;
     const M = t.bm * rng.int(1, 3), N = t.bn * rng.int(1, 3), K = t.bk * split * rng.int(1, split > 1 ? 4 : 12);
     const p = parseProblem(`matmul ${M}x${N}x${K} ${type}`);
     let kernel: CudaKernel;

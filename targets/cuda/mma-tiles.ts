@@ -12,7 +12,7 @@ import type { Problem } from '../../ir/problem.ts';
 import { Schedule } from '../../ir/schedule.ts';
 import { mmaScheduleText, planMma } from '../../loopnest/gpu-mma.ts';
 import { wgmmaScheduleText, type WgmmaTile } from '../../loopnest/gpu-wgmma.ts';
-import { SPLIT_K_TARGET_BLOCKS } from './split-k.ts';
+import { splitKChoice } from './split-k.ts';
 
 export interface MmaTile {
   bm: number; bn: number; bk: number; wgm: number; wgn: number;
@@ -71,7 +71,7 @@ export const SPLIT_K_CHOICES = [2, 3, 4, 6, 8, 12, 16] as const;
 /**
  * The tile points of WGMMA_TILES that spell a valid wgmma kernel for p (bf16 / f16 matmuls), as
  * schedules; a tile whose grid leaves the GPU short of SPLIT_K_TARGET_BLOCKS also comes split over
- * k (the fewest splits that reach the target, and half as many), unless p has an epilogue.
+ * k (split-k.ts splitKChoice, and half as many), unless p has an epilogue.
  */
 export function wgmmaSchedules(p: Problem, tiles: readonly WgmmaTile[] = WGMMA_TILES, check: TileCheck = planCheck): Schedule[] {
   if (p.op !== 'matmul' || (p.dtype !== 'bf16' && p.dtype !== 'f16')) return [];
@@ -80,10 +80,9 @@ export function wgmmaSchedules(p: Problem, tiles: readonly WgmmaTile[] = WGMMA_T
 
 function splitKTiles(p: Problem, t: WgmmaTile): WgmmaTile[] {
   const [M, N, K] = p.vars.map((v) => v.extent) as [number, number, number];
-  const blocks = Math.ceil(M / t.bm) * Math.ceil(N / t.bn);
-  if ((p.epilogue ?? []).length > 0 || blocks >= SPLIT_K_TARGET_BLOCKS || (t.splitK ?? 1) > 1) return [];
+  if ((p.epilogue ?? []).length > 0 || (t.splitK ?? 1) > 1) return [];
   const fits = SPLIT_K_CHOICES.filter((g) => K % (g * t.bk) === 0);
-  const reach = fits.find((g) => blocks * g >= SPLIT_K_TARGET_BLOCKS) ?? fits[fits.length - 1];
+  const reach = splitKChoice(Math.ceil(M / t.bm) * Math.ceil(N / t.bn), fits);
   if (reach === undefined) return [];
   const half = fits.filter((g) => g <= reach / 2).pop();
   return [reach, ...(half !== undefined ? [half] : [])].map((splitK) => ({ ...t, splitK }));

@@ -15,22 +15,14 @@ import { randomCudaSchedule } from './fuzz.ts';
 import { seedsFor } from './seeds.ts';
 import { fitParams, GEMM_CHOICES, randomTemplateSchedule, templateSchedule, type GemmParams } from './templates.ts';
 import { tensorCoreSchedules } from './mma-tiles.ts';
-import { blockCount, SPLIT_K_TARGET_BLOCKS } from './split-k.ts';
+import { blockCount, splitKChoice } from './split-k.ts';
 
-/**
- * The seed split over blocks along k (loopnest/gpu.ts rule 10) when its output tiles alone leave
- * the GPU short of SPLIT_K_TARGET_BLOCKS: the fewest splits that reach it (or the most that fit).
- */
+/** The seed split over blocks along k (loopnest/gpu.ts rule 10) where its grid is too small (splitKChoice). */
 function splitK(p: Problem, params: GemmParams, blocks: number): Schedule | null {
-  if (blocks >= SPLIT_K_TARGET_BLOCKS || (params.gk ?? 1) > 1) return null;
-  let best: Schedule | null = null;
-  for (const gk of GEMM_CHOICES.gk) {
-    const s = templateSchedule(p, { ...params, gk });
-    if (!s) continue;
-    best = s;
-    if (blocks * gk >= SPLIT_K_TARGET_BLOCKS) break;
-  }
-  return best;
+  if ((params.gk ?? 1) > 1) return null;
+  const valid = GEMM_CHOICES.gk.filter((gk) => templateSchedule(p, { ...params, gk }) !== null);
+  const gk = splitKChoice(blocks, valid);
+  return gk === undefined ? null : templateSchedule(p, { ...params, gk });
 }
 
 export const cudaSketches: SketchSource = {

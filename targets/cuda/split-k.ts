@@ -16,3 +16,13 @@ export function blockCount(s: Schedule): number {
   return s.loops.reduce((a, l) => (l.bind === 'block' ? a * (l.size + (l.tail > 0 ? 1 : 0)) : a), 1);
 }
 
+
+/**
+ * The split a grid of `blocks` output tiles takes, from the splits that are valid for it
+ * (ascending): none when the tiles alone reach SPLIT_K_TARGET_BLOCKS, else the fewest splits that
+ * reach it, or the most there are.
+ */
+export function splitKChoice(blocks: number, valid: readonly number[]): number | undefined {
+  if (blocks >= SPLIT_K_TARGET_BLOCKS || valid.length === 0) return undefined;
+  return valid.find((g) => blocks * g >= SPLIT_K_TARGET_BLOCKS) ?? valid[valid.length - 1];
+}
